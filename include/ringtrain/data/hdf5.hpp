@@ -1,0 +1,75 @@
+// Thin RAII over the HDF5 C API: every hid_t is owned by exactly one H5Id and closed with the right
+// H5?close. Failures become Error messages that name the file and the object.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ringtrain/tensor/tensor.hpp"
+
+namespace ringtrain::h5 {
+
+class H5Id {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Id() = default;
+  H5Id(hid_t id, Closer close) : id_(id), close_(close) {}
+  H5Id(H5Id&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
+  H5Id& operator=(H5Id&& o) noexcept;
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  ~H5Id();
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer close_ = nullptr;
+};
+
+enum class ElemType { u8, i64, f32, other };
+
+struct DatasetInfo {
+  Shape dims;
+  ElemType type = ElemType::other;
+  std::string type_name;  // for error messages: "uint8", "int32", "float64", ...
+};
+
+// The serial HDF5 library is not thread-safe: a whole file operation (the loader's reader thread, a model
+// save) holds this lock. It also turns off HDF5's own error-stack printing; our errors say it in one line.
+std::unique_lock<std::recursive_mutex> lock_library();
+
+H5Id open_file(const std::string& path);                 // read-only; "no such file" / "not an HDF5 file"
+H5Id create_file(const std::string& path);               // truncates
+void flush(hid_t file);
+bool has_dataset(hid_t file, const std::string& name);
+// Reads a float32 dataset that must have exactly `dims`.
+void read_f32_exact(hid_t file, const std::string& path, const std::string& name, const Shape& dims, float* out);
+DatasetInfo dataset_info(hid_t file, const std::string& path, const std::string& name);
+
+// Whole-dataset reads into a buffer of the dataset's exact element type.
+void read_u8(hid_t file, const std::string& name, std::vector<uint8_t>& out);
+void read_i64(hid_t file, const std::string& name, std::vector<int64_t>& out);
+void read_f32(hid_t file, const std::string& name, std::vector<float>& out);
+
+// Creates groups along a '/'-separated path as needed.
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const uint8_t* data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const int64_t* data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data);
+
+bool has_attr(hid_t obj, const std::string& name);
+void write_attr(hid_t obj, const std::string& name, int64_t value);
+void write_attr(hid_t obj, const std::string& name, const std::vector<float>& values);
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values);
+void write_attr(hid_t obj, const std::string& name, const std::string& value);
+void write_attr(hid_t obj, const std::string& name, const std::vector<std::string>& values);
+int64_t read_attr_i64(hid_t obj, const std::string& name);
+std::vector<float> read_attr_f32(hid_t obj, const std::string& name);
+std::vector<int64_t> read_attr_i64s(hid_t obj, const std::string& name);
+std::string read_attr_str(hid_t obj, const std::string& name);
+std::vector<std::string> read_attr_strs(hid_t obj, const std::string& name);
+
+}  // namespace ringtrain::h5

@@ -1,0 +1,78 @@
+// Batches for one rank, assembled on a background thread so HDF5 reads and normalisation overlap compute.
+//
+// The sample order is defined for the whole job, not per rank: each epoch permutes the shards, groups them
+// into windows of `window_shards` (the shuffle buffer; 0 = all shards), and permutes the samples inside each
+// window. Global batch k is positions [k*B, (k+1)*B) of that order with B = batch * world, and rank r takes
+// the contiguous slice [k*B + r*batch, k*B + (r+1)*batch). So N ranks with batch b see exactly the samples
+// one rank with batch N*b sees, and a rank reads only the shards its slices touch.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/tensor/targets.hpp"
+
+namespace ringtrain {
+
+struct Batch {
+  Tensor x;       // [n, sample_shape...], normalised
+  Targets y;
+  int64_t size() const { return x.rank() ? x.dim(0) : 0; }
+};
+
+struct LoaderConfig {
+  int64_t batch = 64;         // per rank
+  bool shuffle = true;
+  bool drop_last = true;      // training: every rank gets the same number of full batches
+  uint64_t seed = 0;
+  int rank = 0, world = 1;
+  int64_t window_shards = 0;  // shuffle window in shards; 0 = all shards
+  int prefetch = 4;           // batches ready ahead of the training thread
+};
+
+// The job-wide sample order for an epoch: indices into the shards' concatenation.
+std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool shuffle, uint64_t seed, int64_t epoch,
+                                 int64_t window_shards);
+
+class BatchLoader {
+ public:
+  BatchLoader(const ShardSet& data, LoaderConfig config);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  int64_t batches_per_epoch() const;  // this rank's
+  // Starts producing the given epoch (stopping any epoch still in progress).
+  void start_epoch(int64_t epoch);
+  // Moves the next batch into `batch` (its old buffers are recycled); false at the end of the epoch.
+  // Rethrows any error the reader thread hit, naming the file.
+  bool next(Batch& batch);
+
+ private:
+  void produce(int64_t epoch);
+  void stop();
+  const ShardData& shard(size_t index);
+  void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out);
+
+  const ShardSet& data_;
+  LoaderConfig config_;
+  std::vector<int64_t> offsets_;  // first global index of each shard, plus the total
+  std::map<size_t, ShardData> cache_;
+  std::deque<size_t> cache_order_;
+
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Batch> ready_, spare_;
+  bool finished_ = false, stopping_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace ringtrain

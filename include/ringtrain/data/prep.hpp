@@ -1,0 +1,30 @@
+// `ringtrain prep`: converts IDX (MNIST, Fashion-MNIST; .gz or plain) and CSV files into HDF5 shards
+// <out>/train-NNNNN.h5, val-NNNNN.h5 and test-NNNNN.h5.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace ringtrain {
+
+struct PrepConfig {
+  std::string format = "idx";   // idx | csv
+  std::string input;            // idx: directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; csv: file
+  std::string out_dir;
+  int64_t shards = 4;           // training shards (val and test get one each)
+  double val_fraction = 0.1;    // of the training samples, held out for validation
+  double test_fraction = 0.2;   // csv, or idx without t10k files: of all samples, held out for testing
+  std::string target;           // csv: target column
+  std::string task = "auto";    // csv: auto | classification | regression
+  uint64_t seed = 0;
+};
+
+struct PrepReport {
+  int64_t train = 0, val = 0, test = 0, features = 0, outputs = 0;
+  bool classification = false;
+};
+
+PrepReport prep_idx(const PrepConfig& config);
+PrepReport prep_csv(const PrepConfig& config);
+PrepReport prep(const PrepConfig& config);  // dispatches on config.format
+
+}  // namespace ringtrain

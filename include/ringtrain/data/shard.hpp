@@ -1,0 +1,52 @@
+// The HDF5 shard format (docs/data-format.md): datasets `x` [N, ...] (uint8 or float32) and `y` ([N] int64
+// class labels, or [N] / [N, T] float32 targets), with root attributes `format`, `num_classes` (0 for
+// regression), `x_scale`/`x_shift` (value = raw * scale + shift, one entry or one per feature) and optional
+// `feature_names`, `target_names`, `class_names`.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ringtrain/tensor/tensor.hpp"
+
+namespace ringtrain {
+
+inline constexpr const char* kShardFormat = "ringtrain-shard-1";
+
+enum class PixelType { u8, f32 };
+
+// What a reader needs to know about a shard without holding its samples; every field is checked.
+struct ShardMeta {
+  std::string path;
+  int64_t samples = 0;
+  Shape sample_shape;        // x's shape without N
+  PixelType x_type = PixelType::u8;
+  int64_t num_classes = 0;   // > 0: classification with int64 labels in [0, num_classes)
+  int64_t target_dim = 0;    // regression: values per sample
+  std::vector<float> x_scale, x_shift;
+  std::vector<std::string> feature_names, target_names, class_names;
+
+  bool classification() const { return num_classes > 0; }
+  int64_t features() const { return shape_numel(sample_shape); }
+  int64_t outputs() const { return classification() ? num_classes : target_dim; }
+};
+
+// A shard's samples, as stored (normalisation is applied when batches are assembled).
+struct ShardData {
+  std::vector<uint8_t> x_u8;  // x_type u8
+  std::vector<float> x_f32;   // x_type f32
+  std::vector<int64_t> labels;
+  std::vector<float> targets;
+};
+
+// Opens the shard and checks format, dtypes, shapes and label range; throws Error naming file and problem.
+ShardMeta read_shard_meta(const std::string& path);
+ShardData read_shard_data(const ShardMeta& meta);
+
+// Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
+void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data);
+
+// Throws unless two shards of one dataset agree on everything but their sample count.
+void check_compatible(const ShardMeta& first, const ShardMeta& other);
+
+}  // namespace ringtrain

@@ -1,0 +1,27 @@
+// One split of a dataset (train, val or test): the shards that hold it, each checked, all agreeing.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ringtrain/data/shard.hpp"
+
+namespace ringtrain {
+
+class ShardSet {
+ public:
+  // source: one shard file, a directory (every *.h5 in it) or a glob pattern; shards sorted by path.
+  static ShardSet open(const std::string& source);
+  // "<dir>/<split>-*.h5", the layout `ringtrain prep` writes; empty when the directory has no such shards.
+  static std::string split_pattern(const std::string& dir, const std::string& split);
+  static bool exists(const std::string& pattern);
+
+  const std::vector<ShardMeta>& shards() const { return shards_; }
+  const ShardMeta& meta() const { return shards_.front(); }
+  int64_t samples() const { return samples_; }
+
+ private:
+  std::vector<ShardMeta> shards_;
+  int64_t samples_ = 0;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,24 @@
+// Element-wise activations: ReLU, Tanh, Sigmoid. Backward uses the saved output (all three derivatives
+// are functions of y), so the input need not outlive forward.
+#pragma once
+#include "ringtrain/nn/layer.hpp"
+
+namespace ringtrain {
+
+enum class ActivationKind { relu, tanh, sigmoid };
+
+class Activation : public Layer {
+ public:
+  explicit Activation(ActivationKind kind) : act_(kind) {}
+  std::string kind() const override;
+  std::string spec() const override { return kind(); }
+  Shape build(const Shape& sample_in, Rng&) override { return sample_in; }
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  ActivationKind act_;
+  Tensor y_, dx_;
+};
+
+}  // namespace ringtrain

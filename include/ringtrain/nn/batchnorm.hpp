@@ -1,0 +1,30 @@
+// Batch normalisation over the batch (and spatial positions for [C, H, W] inputs), per feature/channel.
+// Statistics are this rank's batch only ("per rank", like PyTorch's BatchNorm under DDP).
+#pragma once
+#include <vector>
+
+#include "ringtrain/nn/layer.hpp"
+
+namespace ringtrain {
+
+class BatchNorm : public Layer {
+ public:
+  BatchNorm(float momentum, float eps) : momentum_(momentum), eps_(eps) {}
+  std::string kind() const override { return "batchnorm"; }
+  std::string spec() const override;
+  Shape build(const Shape& sample_in, Rng& rng) override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override { return {&gamma_, &beta_}; }
+  std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
+
+ private:
+  float momentum_, eps_;
+  int64_t channels_ = 0, spatial_ = 1;
+  Param gamma_{"weight", {}, {}}, beta_{"bias", {}, {}};
+  Tensor running_mean_, running_var_;
+  Tensor y_, dx_, xhat_;
+  std::vector<float> inv_std_;
+};
+
+}  // namespace ringtrain

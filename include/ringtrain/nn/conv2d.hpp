@@ -1,0 +1,49 @@
+// 2-D convolution over [batch, C, H, W] by im2col + GEMM, one sample at a time so the column buffer stays
+// in cache; samples are spread over the OpenMP threads, each with its own column buffer.
+#pragma once
+#include "ringtrain/nn/layer.hpp"
+
+namespace ringtrain {
+
+struct ConvGeometry {
+  int64_t in_c, in_h, in_w, out_c, kernel, stride, pad, out_h, out_w;
+  int64_t col_rows() const { return in_c * kernel * kernel; }
+  int64_t col_cols() const { return out_h * out_w; }
+  int64_t padded_h() const { return in_h + 2 * pad; }
+  int64_t padded_w() const { return in_w + 2 * pad; }
+};
+
+// col[c*k*k + ki*k + kj][oh*out_w + ow] = x[c][oh*stride - pad + ki][ow*stride - pad + kj] (0 outside).
+// `padded` is scratch of in_c * padded_h * padded_w floats.
+void im2col(const ConvGeometry& g, const float* x, float* padded, float* col);
+// The adjoint of im2col: dx = the sum of col's entries at the input positions they were copied from.
+void col2im(const ConvGeometry& g, const float* col, float* padded, float* dx);
+
+class Conv2d : public Layer {
+ public:
+  Conv2d(int64_t out_channels, int64_t kernel, int64_t stride, int64_t pad, bool bias)
+      : out_c_(out_channels), kernel_(kernel), stride_(stride), pad_(pad), has_bias_(bias) {}
+  std::string kind() const override { return "conv"; }
+  std::string spec() const override;
+  Shape build(const Shape& sample_in, Rng& rng) override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override;
+  double flops_per_sample() const override;
+
+ private:
+  int64_t scratch_per_thread() const;
+  float* thread_col(int thread);
+  float* thread_padded(int thread);
+
+  int64_t out_c_, kernel_, stride_, pad_;
+  bool has_bias_;
+  ConvGeometry g_{};
+  Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_;
+  Tensor scratch_;       // per thread: a column buffer and a padded copy of one sample
+  Tensor weight_grads_;  // per-thread weight-gradient partials, summed in thread order (deterministic)
+};
+
+}  // namespace ringtrain

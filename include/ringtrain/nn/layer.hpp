@@ -1,0 +1,58 @@
+// The layer contract. A layer owns its parameters, their gradients, its output and its input-gradient
+// buffers (explicit memory, llm.c-style): forward returns a reference to its own output, backward to its
+// own input gradient. A layer knows nothing of ranks, files or flags.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ringtrain/tensor/rng.hpp"
+#include "ringtrain/tensor/tensor.hpp"
+
+namespace ringtrain {
+
+enum class Mode { train, eval };
+
+struct Param {
+  std::string name;  // "weight", "bias", ...
+  Tensor value;
+  Tensor grad;  // accumulated by backward, cleared by Model::zero_grad (micro-batches add up)
+};
+
+struct NamedTensor {
+  std::string name;
+  Tensor* tensor;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  // Spec keyword ("linear", "conv", ...) and the canonical spec text that rebuilds this layer.
+  virtual std::string kind() const = 0;
+  virtual std::string spec() const = 0;
+
+  // Called once with the per-sample input shape (no batch dimension): checks it, allocates and
+  // initialises parameters from `rng`, and returns the per-sample output shape.
+  virtual Shape build(const Shape& sample_in, Rng& rng) = 0;
+
+  // x: [batch, sample_in...]. The layer may keep a pointer to x until its backward.
+  virtual const Tensor& forward(const Tensor& x, Mode mode) = 0;
+  // dy: gradient of the loss w.r.t. the last forward output. Adds parameter gradients into Param::grad
+  // and returns the gradient w.r.t. the input (empty when input gradients are switched off).
+  virtual const Tensor& backward(const Tensor& dy) = 0;
+
+  virtual std::vector<Param*> params() { return {}; }
+  // Non-trained state saved with the model (BatchNorm running statistics).
+  virtual std::vector<NamedTensor> buffers() { return {}; }
+  // Forward and backward multiply-adds per sample, for throughput reports and pipeline balancing.
+  virtual double flops_per_sample() const { return 0.0; }
+
+  // The first layer's input gradient is never used; skipping it saves a GEMM per step.
+  void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+
+ protected:
+  bool input_grad_needed_ = true;
+};
+
+}  // namespace ringtrain

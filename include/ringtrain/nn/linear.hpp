@@ -1,0 +1,27 @@
+// Fully connected layer y = x W^T + b, W stored [out, in] as in PyTorch. Inputs of any rank are read as
+// [batch, features].
+#pragma once
+#include "ringtrain/nn/layer.hpp"
+
+namespace ringtrain {
+
+class Linear : public Layer {
+ public:
+  Linear(int64_t out_features, bool bias) : out_(out_features), has_bias_(bias) {}
+  std::string kind() const override { return "linear"; }
+  std::string spec() const override;
+  Shape build(const Shape& sample_in, Rng& rng) override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override;
+  double flops_per_sample() const override { return 6.0 * static_cast<double>(in_ * out_); }
+
+ private:
+  int64_t in_ = 0, out_;
+  bool has_bias_;
+  Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,24 @@
+// Learning rate as a function of the global step: constant, step decay or cosine, each optionally
+// preceded by a linear warm-up that ramps to base_lr over warmup_steps (Goyal et al.).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace ringtrain {
+
+struct LrSchedule {
+  std::string kind = "constant";  // constant | step | cosine
+  float base_lr = 0.05f;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;   // cosine: decays to min_lr at this step
+  int64_t decay_every = 1;   // step: multiply by gamma every this many steps
+  float gamma = 0.1f;        // step
+  float min_lr = 0.0f;       // cosine
+
+  float at(int64_t step) const;  // step counts from 0
+};
+
+// Throws on an unknown kind or inconsistent values.
+void validate(const LrSchedule& schedule);
+
+}  // namespace ringtrain

@@ -1,0 +1,31 @@
+// Max and average pooling over [batch, C, H, W], kernel k and stride s (default k), no padding,
+// output size floor((H - k) / s) + 1 as in PyTorch.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "ringtrain/nn/layer.hpp"
+
+namespace ringtrain {
+
+enum class PoolKind { max, avg };
+
+class Pool2d : public Layer {
+ public:
+  Pool2d(PoolKind kind, int64_t kernel, int64_t stride) : pool_(kind), kernel_(kernel), stride_(stride) {}
+  std::string kind() const override { return pool_ == PoolKind::max ? "maxpool" : "avgpool"; }
+  std::string spec() const override;
+  Shape build(const Shape& sample_in, Rng& rng) override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  PoolKind pool_;
+  int64_t kernel_, stride_;
+  int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_;
+  std::vector<int32_t> argmax_;  // max pooling: input offset within the sample's channel plane
+};
+
+}  // namespace ringtrain

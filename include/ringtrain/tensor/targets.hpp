@@ -1,0 +1,16 @@
+// What a batch is scored against: class labels for classification or target values for regression.
+// Lives beside Tensor so that data readers can fill it and losses can read it without knowing each other.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "ringtrain/tensor/tensor.hpp"
+
+namespace ringtrain {
+
+struct Targets {
+  std::vector<int32_t> labels;  // [batch] when classifying
+  Tensor values;                // [batch, outputs] when regressing
+};
+
+}  // namespace ringtrain

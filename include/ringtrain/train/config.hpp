@@ -1,0 +1,50 @@
+// Plain configuration handed down from the CLI; nothing below cli parses flags.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "ringtrain/nn/optimizer.hpp"
+
+namespace ringtrain {
+
+struct DataSources {
+  std::string dir;    // a `ringtrain prep` output directory: <dir>/{train,val,test}-*.h5
+  std::string train;  // explicit file, directory or glob; overrides dir for that split
+  std::string val;
+  std::string test;
+  int64_t window_shards = 0;  // shuffle window (0 = all shards)
+  int prefetch = 4;
+
+  // The source for a split: the explicit one, else the dir layout when it has such shards, else "".
+  std::string source(const std::string& split) const;
+};
+
+struct TrainConfig {
+  std::string model = "mlp";  // preset or layer spec
+  DataSources data;
+  int64_t batch = 64;         // per rank
+  int64_t epochs = 5;
+  int64_t max_steps = 0;      // > 0: stop after this many steps (tests, quick studies)
+  OptimizerConfig optimizer;
+  float lr = 0.05f;
+  std::string lr_schedule = "constant";  // constant | step | cosine
+  double warmup_epochs = 0.0;
+  double lr_step_epochs = 1.0;           // step schedule: decay interval
+  float lr_gamma = 0.1f;
+  float lr_min = 0.0f;
+  int threads = 1;
+  uint64_t seed = 0;
+  std::string metrics_csv;   // "" = none
+  std::string save_model;    // "" = none
+  int64_t log_every = 0;     // > 0: also print every this many steps
+};
+
+struct EvalConfig {
+  std::string model_file;
+  DataSources data;
+  std::string split = "test";
+  int64_t batch = 256;
+  int threads = 1;
+};
+
+}  // namespace ringtrain

@@ -1,0 +1,24 @@
+// Saved models: one HDF5 file, readable by h5py, with one float32 dataset per parameter named
+// "<layer>/<param>" (e.g. "conv1/weight", "linear2/bias"), BatchNorm statistics likewise, and root
+// attributes that rebuild the model: format, model_spec, input_shape, outputs, task.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "ringtrain/nn/model.hpp"
+
+namespace ringtrain {
+
+inline constexpr const char* kModelFormat = "ringtrain-model-1";
+
+// Writes atomically: a temporary file beside `path`, flushed and fsynced, then renamed over it, so an
+// interrupted save never destroys the previous file.
+void save_model(const std::string& path, Model& model, bool classification);
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  bool classification = true;
+};
+LoadedModel load_model(const std::string& path);
+
+}  // namespace ringtrain

@@ -1,0 +1,80 @@
+// ringtrain: prep | train | eval. Parses flags into config structs, starts MPI for the commands that run
+// on ranks, and turns every failure into one line on stderr and a non-zero exit.
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+#include "ringtrain/comm/mpi_session.hpp"
+#include "ringtrain/data/prep.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/train/eval.hpp"
+#include "ringtrain/train/trainer.hpp"
+
+namespace {
+
+constexpr int kExitError = 1, kExitUsage = 2;
+
+const char* kUsage =
+    "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"
+    "  prep   convert IDX (MNIST, Fashion-MNIST) or CSV files into HDF5 shards\n"
+    "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
+    "  eval   score a saved model on a dataset split\n";
+
+int run_prep(const std::vector<std::string>& args) {
+  const auto config = ringtrain::cli::parse_prep(args);
+  if (!config) return 0;
+  const ringtrain::PrepReport r = ringtrain::prep(*config);
+  std::cout << "wrote " << config->out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
+            << " test samples; " << r.features << " features, " << r.outputs
+            << (r.classification ? " classes" : " targets") << std::endl;
+  return 0;
+}
+
+// Train and eval run on MPI ranks; rank 0 alone prints progress.
+int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
+  std::optional<ringtrain::TrainConfig> train;
+  std::optional<ringtrain::EvalConfig> eval;
+  if (command == "train" && !(train = ringtrain::cli::parse_train(args))) return 0;
+  if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
+  ringtrain::MpiSession mpi(argc, argv);
+  try {
+    if (mpi.size() > 1)
+      throw ringtrain::Error("this build trains on one rank; got " + std::to_string(mpi.size()) +
+                             " ranks (data-parallel training comes with the communicator)");
+    std::ostringstream quiet;
+    std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
+    if (train) ringtrain::Trainer(*train).run(log);
+    else ringtrain::evaluate_saved_model(*eval, log);
+  } catch (const std::exception& e) {
+    std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    if (mpi.size() > 1) mpi.abort(kExitError);
+    return kExitError;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? kExitUsage : 0;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (command == "prep") return run_prep(args);
+    if (command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
+    std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train or eval)\n";
+    return kExitUsage;
+  } catch (const ringtrain::cli::UsageError& e) {
+    std::cerr << "ringtrain: error: " << e.what() << " (see ringtrain " << command << " --help)" << std::endl;
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    return kExitError;
+  }
+}

@@ -1,0 +1,122 @@
+#include "options.hpp"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace ringtrain::cli {
+
+namespace {
+
+// Parses flags, then the --config INI file (keys are the long option names); flags win over the file.
+// Returns false when --help was asked for (and printed).
+bool parse(const std::string& command, const std::vector<std::string>& args, po::options_description& options,
+           po::variables_map& vm) {
+  std::string config_file;
+  options.add_options()("help,h", "show this help")("config", po::value(&config_file),
+                                                     "INI file of option = value lines (flags override it)");
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: ringtrain " << command << " [options]\n\n" << options << std::endl;
+      return false;
+    }
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw UsageError("cannot read config file '" + path + "'");
+      po::store(po::parse_config_file(in, options), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
+void add_data_options(po::options_description& o, DataSources& d) {
+  o.add_options()
+      ("data", po::value(&d.dir), "dataset directory written by `ringtrain prep` ({train,val,test}-*.h5)")
+      ("train", po::value(&d.train), "training shards: file, directory or glob (overrides --data)")
+      ("val", po::value(&d.val), "validation shards (overrides --data)")
+      ("test", po::value(&d.test), "test shards (overrides --data)")
+      ("shuffle-window", po::value(&d.window_shards)->default_value(0), "shards per shuffle window (0 = all)")
+      ("prefetch", po::value(&d.prefetch)->default_value(4), "batches prepared ahead of training");
+}
+
+}  // namespace
+
+std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
+  PrepConfig c;
+  po::options_description o("prep options");
+  o.add_options()
+      ("format", po::value(&c.format)->default_value("idx"), "idx (MNIST-style, .gz ok) or csv")
+      ("input", po::value(&c.input)->required(), "idx: directory with {train,t10k}-*-ubyte[.gz]; csv: the file")
+      ("out", po::value(&c.out_dir)->required(), "output directory for {train,val,test}-NNNNN.h5")
+      ("shards", po::value(&c.shards)->default_value(4), "number of training shards")
+      ("val-fraction", po::value(&c.val_fraction)->default_value(0.1), "share of training samples held out for validation")
+      ("test-fraction", po::value(&c.test_fraction)->default_value(0.2), "share held out for testing (csv; idx without t10k files)")
+      ("target", po::value(&c.target), "csv: target column")
+      ("task", po::value(&c.task)->default_value("auto"), "csv: auto, classification or regression")
+      ("seed", po::value(&c.seed)->default_value(0), "seed for the held-out splits");
+  po::variables_map vm;
+  if (!parse("prep", args, o, vm)) return std::nullopt;
+  return c;
+}
+
+std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
+  TrainConfig c;
+  OptimizerConfig& opt = c.optimizer;
+  po::options_description o("train options");
+  o.add_options()
+      ("model", po::value(&c.model)->default_value("mlp"), "preset (linreg, mlp, cnn) or layer spec, e.g. "
+       "\"flatten,linear(128),relu,linear(out)\"");
+  add_data_options(o, c.data);
+  o.add_options()
+      ("batch", po::value(&c.batch)->default_value(64), "samples per step (per rank)")
+      ("epochs", po::value(&c.epochs)->default_value(5), "passes over the training split")
+      ("steps", po::value(&c.max_steps)->default_value(0), "stop after this many steps (0 = run all epochs)")
+      ("optimizer", po::value(&opt.kind)->default_value("sgd"), "sgd, adam or rmsprop")
+      ("lr", po::value(&c.lr)->default_value(0.05f), "base learning rate")
+      ("momentum", po::value(&opt.momentum)->default_value(0.9f), "sgd/rmsprop momentum")
+      ("nesterov", po::bool_switch(&opt.nesterov), "sgd: Nesterov momentum")
+      ("weight-decay", po::value(&opt.weight_decay)->default_value(0.0f), "L2 penalty")
+      ("beta1", po::value(&opt.beta1)->default_value(0.9f), "adam")
+      ("beta2", po::value(&opt.beta2)->default_value(0.999f), "adam")
+      ("eps", po::value(&opt.eps)->default_value(1e-8f), "adam/rmsprop")
+      ("alpha", po::value(&opt.alpha)->default_value(0.99f), "rmsprop smoothing")
+      ("lr-schedule", po::value(&c.lr_schedule)->default_value("constant"), "constant, step or cosine")
+      ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(0.0), "linear warm-up length (may be fractional)")
+      ("lr-step-epochs", po::value(&c.lr_step_epochs)->default_value(1.0), "step schedule: epochs between decays")
+      ("lr-gamma", po::value(&c.lr_gamma)->default_value(0.1f), "step schedule: decay factor")
+      ("lr-min", po::value(&c.lr_min)->default_value(0.0f), "cosine schedule: final learning rate")
+      ("threads", po::value(&c.threads)->default_value(1), "compute threads (BLAS and our loops)")
+      ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and dropout")
+      ("metrics", po::value(&c.metrics_csv), "write per-epoch metrics to this CSV file")
+      ("save", po::value(&c.save_model), "save the trained model to this HDF5 file")
+      ("log-every", po::value(&c.log_every)->default_value(0), "also print the running loss every N steps");
+  po::variables_map vm;
+  if (!parse("train", args, o, vm)) return std::nullopt;
+  return c;
+}
+
+std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
+  EvalConfig c;
+  po::options_description o("eval options");
+  o.add_options()("model-file", po::value(&c.model_file)->required(), "model saved by `ringtrain train --save`");
+  add_data_options(o, c.data);
+  o.add_options()
+      ("split", po::value(&c.split)->default_value("test"), "split of --data to score: train, val or test")
+      ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass")
+      ("threads", po::value(&c.threads)->default_value(1), "compute threads");
+  po::variables_map vm;
+  if (!parse("eval", args, o, vm)) return std::nullopt;
+  if (c.split != "train" && c.split != "val" && c.split != "test")
+    throw UsageError("--split must be train, val or test, got '" + c.split + "'");
+  return c;
+}
+
+}  // namespace ringtrain::cli

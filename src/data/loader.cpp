@@ -1,0 +1,180 @@
+#include "ringtrain/data/loader.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/rng.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+void shuffle(std::vector<int64_t>& v, size_t begin, size_t end, Rng& rng) {  // Fisher-Yates
+  for (size_t i = end - begin; i > 1; --i) std::swap(v[begin + i - 1], v[begin + rng.below(i)]);
+}
+
+// x = raw * scale + shift, with one (scale, shift) for all features or one per feature.
+template <typename Raw>
+void normalise(const Raw* __restrict raw, const ShardMeta& meta, int64_t features, float* __restrict x) {
+  if (meta.x_scale.size() == 1 && meta.x_shift.size() == 1) {
+    const float scale = meta.x_scale[0], shift = meta.x_shift[0];
+    for (int64_t f = 0; f < features; ++f) x[f] = static_cast<float>(raw[f]) * scale + shift;
+    return;
+  }
+  const bool per_scale = meta.x_scale.size() > 1, per_shift = meta.x_shift.size() > 1;
+  for (int64_t f = 0; f < features; ++f)
+    x[f] = static_cast<float>(raw[f]) * meta.x_scale[per_scale ? static_cast<size_t>(f) : 0] +
+           meta.x_shift[per_shift ? static_cast<size_t>(f) : 0];
+}
+
+}  // namespace
+
+std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool shuffle_samples, uint64_t seed,
+                                 int64_t epoch, int64_t window_shards) {
+  std::vector<int64_t> offsets(shard_sizes.size() + 1, 0);
+  std::partial_sum(shard_sizes.begin(), shard_sizes.end(), offsets.begin() + 1);
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(offsets.back()));
+  if (!shuffle_samples) {
+    for (int64_t i = 0; i < offsets.back(); ++i) order.push_back(i);
+    return order;
+  }
+  Rng rng(derive_seed(seed, 1000 + static_cast<uint64_t>(epoch)));
+  std::vector<int64_t> shards(shard_sizes.size());
+  std::iota(shards.begin(), shards.end(), 0);
+  shuffle(shards, 0, shards.size(), rng);
+  const size_t window = window_shards > 0 ? static_cast<size_t>(window_shards) : shards.size();
+  for (size_t w = 0; w < shards.size(); w += window) {
+    const size_t begin = order.size();
+    for (size_t s = w; s < std::min(w + window, shards.size()); ++s)
+      for (int64_t i = offsets[static_cast<size_t>(shards[s])]; i < offsets[static_cast<size_t>(shards[s]) + 1]; ++i)
+        order.push_back(i);
+    shuffle(order, begin, order.size(), rng);
+  }
+  return order;
+}
+
+BatchLoader::BatchLoader(const ShardSet& data, LoaderConfig config) : data_(data), config_(config) {
+  if (config_.batch < 1) throw Error("batch size must be at least 1");
+  offsets_.push_back(0);
+  for (const ShardMeta& s : data_.shards()) offsets_.push_back(offsets_.back() + s.samples);
+}
+
+BatchLoader::~BatchLoader() { stop(); }
+
+int64_t BatchLoader::batches_per_epoch() const {
+  const int64_t global = config_.batch * config_.world, total = offsets_.back();
+  if (config_.drop_last) return total / global;
+  // Partial last global batch: this rank has a batch there only if its slice starts inside it.
+  const int64_t full = total / global, rest = total % global;
+  return full + (rest > config_.rank * config_.batch ? 1 : 0);
+}
+
+void BatchLoader::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void BatchLoader::start_epoch(int64_t epoch) {
+  stop();
+  std::lock_guard lock(mu_);
+  while (!ready_.empty()) spare_.push_back(std::move(ready_.front())), ready_.pop_front();
+  finished_ = stopping_ = false;
+  error_ = nullptr;
+  worker_ = std::thread([this, epoch] { produce(epoch); });
+}
+
+bool BatchLoader::next(Batch& batch) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !ready_.empty() || finished_; });
+  if (ready_.empty()) {
+    if (error_) std::rethrow_exception(error_);
+    return false;
+  }
+  std::swap(batch, ready_.front());
+  spare_.push_back(std::move(ready_.front()));
+  ready_.pop_front();
+  cv_.notify_all();
+  return true;
+}
+
+void BatchLoader::produce(int64_t epoch) {
+  try {
+    std::vector<int64_t> sizes;
+    for (const ShardMeta& s : data_.shards()) sizes.push_back(s.samples);
+    const std::vector<int64_t> order = epoch_order(sizes, config_.shuffle, config_.seed, epoch, config_.window_shards);
+    const int64_t global = config_.batch * config_.world, total = static_cast<int64_t>(order.size());
+    for (int64_t k = 0; k < batches_per_epoch(); ++k) {
+      const int64_t begin = k * global + config_.rank * config_.batch;
+      const int64_t end = std::min(begin + config_.batch, total);
+      Batch batch;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < config_.prefetch; });
+        if (stopping_) return;
+        if (!spare_.empty()) batch = std::move(spare_.front()), spare_.pop_front();
+      }
+      assemble(order, begin, end, batch);
+      {
+        std::lock_guard lock(mu_);
+        ready_.push_back(std::move(batch));
+      }
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    error_ = std::current_exception();
+  }
+  {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+const ShardData& BatchLoader::shard(size_t index) {
+  auto it = cache_.find(index);
+  if (it != cache_.end()) return it->second;
+  // Keep one shuffle window resident: a rank's positions only move forward through the windows, so the
+  // oldest shard loaded is never needed again once the window is full.
+  const size_t capacity = config_.window_shards > 0 ? static_cast<size_t>(config_.window_shards) : data_.shards().size();
+  if (cache_.size() >= capacity && !cache_order_.empty()) {
+    cache_.erase(cache_order_.front());
+    cache_order_.pop_front();
+  }
+  cache_order_.push_back(index);
+  return cache_.emplace(index, read_shard_data(data_.shards()[index])).first->second;
+}
+
+void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out) {
+  const ShardMeta& meta = data_.meta();
+  const int64_t n = end - begin, features = meta.features();
+  Shape xs = {n};
+  xs.insert(xs.end(), meta.sample_shape.begin(), meta.sample_shape.end());
+  out.x.resize(xs);
+  if (meta.classification()) out.y.labels.resize(static_cast<size_t>(n));
+  else out.y.values.resize({n, meta.target_dim});
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t g = order[static_cast<size_t>(begin + r)];
+    const size_t s = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), g) - offsets_.begin() - 1);
+    const int64_t i = g - offsets_[s];
+    const ShardData& d = shard(s);
+    float* x = out.x.data() + r * features;
+    const size_t first = static_cast<size_t>(i * features);
+    if (meta.x_type == PixelType::u8) normalise(d.x_u8.data() + first, meta, features, x);
+    else normalise(d.x_f32.data() + first, meta, features, x);
+    if (meta.classification()) {
+      out.y.labels[static_cast<size_t>(r)] = static_cast<int32_t>(d.labels[static_cast<size_t>(i)]);
+    } else {
+      for (int64_t t = 0; t < meta.target_dim; ++t)
+        out.y.values[r * meta.target_dim + t] = d.targets[static_cast<size_t>(i * meta.target_dim + t)];
+    }
+  }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,82 @@
+#include "prep_common.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/rng.hpp"
+
+namespace ringtrain::prep_detail {
+
+Table take_rows(const Table& t, const std::vector<int64_t>& rows) {
+  Table out;
+  out.meta = t.meta;
+  out.meta.samples = static_cast<int64_t>(rows.size());
+  const size_t f = static_cast<size_t>(t.meta.features()), k = static_cast<size_t>(t.meta.target_dim);
+  for (int64_t r : rows) {
+    const size_t i = static_cast<size_t>(r);
+    if (t.meta.x_type == PixelType::u8)
+      out.data.x_u8.insert(out.data.x_u8.end(), t.data.x_u8.begin() + i * f, t.data.x_u8.begin() + (i + 1) * f);
+    else
+      out.data.x_f32.insert(out.data.x_f32.end(), t.data.x_f32.begin() + i * f, t.data.x_f32.begin() + (i + 1) * f);
+    if (t.meta.classification()) out.data.labels.push_back(t.data.labels[i]);
+    else out.data.targets.insert(out.data.targets.end(), t.data.targets.begin() + i * k, t.data.targets.begin() + (i + 1) * k);
+  }
+  return out;
+}
+
+void split_off(const Table& all, double fraction, uint64_t seed, Table& kept, Table& held_out) {
+  const int64_t n = all.meta.samples;
+  int64_t held = fraction > 0.0 ? std::max<int64_t>(1, std::llround(fraction * static_cast<double>(n))) : 0;
+  if (held >= n) throw Error("cannot hold out " + std::to_string(held) + " of " + std::to_string(n) + " samples");
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  Rng rng(seed);
+  for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng.below(i)]);
+  std::vector<int64_t> out_rows(rows.begin(), rows.begin() + held), in_rows(rows.begin() + held, rows.end());
+  std::sort(out_rows.begin(), out_rows.end());
+  std::sort(in_rows.begin(), in_rows.end());
+  held_out = take_rows(all, out_rows);
+  kept = take_rows(all, in_rows);
+}
+
+int64_t write_split(const std::string& dir, const std::string& split, const Table& t, int64_t shards) {
+  const int64_t n = t.meta.samples;
+  if (n == 0) return 0;
+  shards = std::min(shards, n);
+  for (int64_t s = 0; s < shards; ++s) {
+    std::vector<int64_t> rows;
+    for (int64_t r = s * n / shards; r < (s + 1) * n / shards; ++r) rows.push_back(r);
+    const Table part = take_rows(t, rows);
+    char name[64];
+    std::snprintf(name, sizeof name, "%s-%05lld.h5", split.c_str(), static_cast<long long>(s));
+    write_shard((std::filesystem::path(dir) / name).string(), part.meta, part.data);
+  }
+  return n;
+}
+
+void check_config(const PrepConfig& c) {
+  if (c.input.empty()) throw Error("prep needs --input");
+  if (c.out_dir.empty()) throw Error("prep needs --out");
+  if (c.shards < 1) throw Error("--shards must be at least 1");
+  if (!(c.val_fraction >= 0.0 && c.val_fraction < 1.0)) throw Error("--val-fraction must be in [0, 1)");
+  if (!(c.test_fraction >= 0.0 && c.test_fraction < 1.0)) throw Error("--test-fraction must be in [0, 1)");
+  std::error_code ec;
+  std::filesystem::create_directories(c.out_dir, ec);
+  if (ec) throw Error("cannot create output directory '" + c.out_dir + "': " + ec.message());
+}
+
+void clear_old_shards(const std::string& dir) {
+  // Old shards from an earlier run would silently join the new dataset.
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() == ".h5" &&
+        (name.rfind("train-", 0) == 0 || name.rfind("val-", 0) == 0 || name.rfind("test-", 0) == 0))
+      std::filesystem::remove(entry.path());
+  }
+}
+
+}  // namespace ringtrain::prep_detail

@@ -1,0 +1,125 @@
+// IDX files (yann.lecun.com/exdb/mnist format): big-endian magic 0x0000 0x08 <ndims>, ndims big-endian
+// uint32 sizes, then uint8 data. zlib's gzread reads .gz and plain files alike.
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+
+#include "prep_common.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+struct IdxArray {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> bytes;
+};
+
+IdxArray read_idx(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot open IDX file '" + path + "'");
+  struct Closer {
+    gzFile f;
+    ~Closer() { gzclose(f); }
+  } closer{f};
+  std::array<uint8_t, 4> magic{};
+  if (gzread(f, magic.data(), 4) != 4 || magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] == 0 ||
+      magic[3] > 4)
+    throw Error("'" + path + "' is not an IDX file of unsigned bytes (bad magic number)");
+  IdxArray a;
+  int64_t total = 1;
+  for (int d = 0; d < magic[3]; ++d) {
+    std::array<uint8_t, 4> b{};
+    if (gzread(f, b.data(), 4) != 4) throw Error("'" + path + "' ends inside its IDX header");
+    a.dims.push_back((int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+    total *= a.dims.back();
+  }
+  a.bytes.resize(static_cast<size_t>(total));
+  if (total > 0 && gzread(f, a.bytes.data(), static_cast<unsigned>(total)) != static_cast<int>(total))
+    throw Error("'" + path + "' is truncated: its header promises " + std::to_string(total) + " bytes");
+  return a;
+}
+
+std::string find_idx(const std::string& dir, const std::string& stem) {
+  for (const std::string& name : {stem, stem + ".gz"}) {
+    const auto p = std::filesystem::path(dir) / name;
+    if (std::filesystem::exists(p)) return p.string();
+  }
+  return "";
+}
+
+prep_detail::Table load_pair(const std::string& images_path, const std::string& labels_path) {
+  const IdxArray images = read_idx(images_path), labels = read_idx(labels_path);
+  if (images.dims.size() < 2) throw Error("'" + images_path + "' holds no images (needs [N, rows, cols])");
+  if (labels.dims.size() != 1) throw Error("'" + labels_path + "' is not a label vector");
+  if (images.dims[0] != labels.dims[0])
+    throw Error("'" + images_path + "' has " + std::to_string(images.dims[0]) + " images but '" + labels_path +
+                "' has " + std::to_string(labels.dims[0]) + " labels");
+  prep_detail::Table t;
+  t.meta.samples = images.dims[0];
+  t.meta.sample_shape = {1};  // one channel, so conv layers apply directly
+  t.meta.sample_shape.insert(t.meta.sample_shape.end(), images.dims.begin() + 1, images.dims.end());
+  t.meta.x_type = PixelType::u8;
+  t.data.x_u8 = images.bytes;
+  int64_t max_label = 0;
+  for (uint8_t l : labels.bytes) {
+    t.data.labels.push_back(l);
+    max_label = std::max<int64_t>(max_label, l);
+  }
+  t.meta.num_classes = max_label + 1;
+  return t;
+}
+
+}  // namespace
+
+PrepReport prep_idx(const PrepConfig& c) {
+  prep_detail::check_config(c);
+  const std::string train_images = find_idx(c.input, "train-images-idx3-ubyte");
+  const std::string train_labels = find_idx(c.input, "train-labels-idx1-ubyte");
+  if (train_images.empty() || train_labels.empty())
+    throw Error("no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in '" + c.input + "'");
+  prep_detail::Table all = load_pair(train_images, train_labels), train, val, test;
+  const std::string test_images = find_idx(c.input, "t10k-images-idx3-ubyte");
+  const std::string test_labels = find_idx(c.input, "t10k-labels-idx1-ubyte");
+  if (!test_images.empty() && !test_labels.empty()) {
+    test = load_pair(test_images, test_labels);
+    test.meta.num_classes = all.meta.num_classes = std::max(all.meta.num_classes, test.meta.num_classes);
+  } else {
+    prep_detail::Table rest;
+    prep_detail::split_off(all, c.test_fraction, c.seed + 1, rest, test);
+    all = std::move(rest);
+  }
+  prep_detail::split_off(all, c.val_fraction, c.seed, train, val);
+  // Standardise pixels with the training split's mean and deviation (as torchvision's Normalize does for
+  // MNIST-like data): the stored bytes stay raw, the shard attributes carry the affine map.
+  double sum = 0.0, sq = 0.0;
+  for (uint8_t v : train.data.x_u8) sum += v, sq += static_cast<double>(v) * v;
+  const double n = static_cast<double>(train.data.x_u8.size()), mean = sum / n;
+  const double sd = std::max(1e-6, std::sqrt(std::max(0.0, sq / n - mean * mean)));
+  for (prep_detail::Table* t : {&train, &val, &test}) {
+    t->meta.num_classes = all.meta.num_classes;
+    t->meta.x_scale = {static_cast<float>(1.0 / sd)};
+    t->meta.x_shift = {static_cast<float>(-mean / sd)};
+  }
+  prep_detail::clear_old_shards(c.out_dir);
+  PrepReport r;
+  r.train = prep_detail::write_split(c.out_dir, "train", train, c.shards);
+  r.val = prep_detail::write_split(c.out_dir, "val", val, 1);
+  r.test = prep_detail::write_split(c.out_dir, "test", test, 1);
+  r.features = train.meta.features();
+  r.outputs = train.meta.num_classes;
+  r.classification = true;
+  return r;
+}
+
+PrepReport prep(const PrepConfig& c) {
+  if (c.format == "idx") return prep_idx(c);
+  if (c.format == "csv") return prep_csv(c);
+  throw Error("unknown prep format '" + c.format + "' (expected idx or csv)");
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,115 @@
+#include "ringtrain/data/shard.hpp"
+
+#include "ringtrain/data/hdf5.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+std::string in(const std::string& path) { return " in shard '" + path + "'"; }
+
+std::vector<std::string> optional_strs(hid_t file, const std::string& name) {
+  return h5::has_attr(file, name) ? h5::read_attr_strs(file, name) : std::vector<std::string>{};
+}
+
+}  // namespace
+
+ShardMeta read_shard_meta(const std::string& path) {
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::open_file(path);
+  ShardMeta m;
+  m.path = path;
+  const h5::DatasetInfo x = h5::dataset_info(file.get(), path, "x");
+  const h5::DatasetInfo y = h5::dataset_info(file.get(), path, "y");
+  if (x.dims.empty()) throw Error("dataset 'x' is a scalar" + in(path) + "; expected [samples, ...]");
+  if (x.type == h5::ElemType::u8) m.x_type = PixelType::u8;
+  else if (x.type == h5::ElemType::f32) m.x_type = PixelType::f32;
+  else throw Error("dataset 'x' has type " + x.type_name + in(path) + "; expected uint8 or float32");
+  m.samples = x.dims[0];
+  if (m.samples == 0) throw Error("shard '" + path + "' is empty (x has 0 samples)");
+  m.sample_shape.assign(x.dims.begin() + 1, x.dims.end());
+  if (m.sample_shape.empty()) m.sample_shape = {1};
+  if (y.dims.empty() || y.dims[0] != m.samples)
+    throw Error("x has " + std::to_string(m.samples) + " samples but y has " +
+                (y.dims.empty() ? std::string("none") : std::to_string(y.dims[0])) + in(path));
+
+  m.num_classes = h5::has_attr(file.get(), "num_classes") ? h5::read_attr_i64(file.get(), "num_classes") : 0;
+  if (m.num_classes < 0) throw Error("attribute num_classes is negative" + in(path));
+  if (m.classification()) {
+    if (y.type != h5::ElemType::i64 || y.dims.size() != 1)
+      throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +
+                  "; classification shards need int64 labels [samples]");
+    std::vector<int64_t> labels;
+    h5::read_i64(file.get(), "y", labels);
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] < 0 || labels[i] >= m.num_classes)
+        throw Error("label " + std::to_string(labels[i]) + " at sample " + std::to_string(i) + " is out of range [0, " +
+                    std::to_string(m.num_classes) + ")" + in(path));
+  } else {
+    if (y.type != h5::ElemType::f32 || y.dims.size() > 2)
+      throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +
+                  "; regression shards need float32 targets [samples] or [samples, targets] (or set num_classes)");
+    m.target_dim = y.dims.size() == 2 ? y.dims[1] : 1;
+  }
+
+  const int64_t features = m.features();
+  for (auto* attr : {&m.x_scale, &m.x_shift}) {
+    const char* name = attr == &m.x_scale ? "x_scale" : "x_shift";
+    *attr = h5::has_attr(file.get(), name) ? h5::read_attr_f32(file.get(), name)
+                                           : std::vector<float>{attr == &m.x_scale ? 1.0f : 0.0f};
+    if (attr->size() != 1 && static_cast<int64_t>(attr->size()) != features)
+      throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
+                  " entries but samples have " + std::to_string(features) + " features" + in(path));
+  }
+  m.feature_names = optional_strs(file.get(), "feature_names");
+  m.target_names = optional_strs(file.get(), "target_names");
+  m.class_names = optional_strs(file.get(), "class_names");
+  return m;
+}
+
+ShardData read_shard_data(const ShardMeta& meta) {
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::open_file(meta.path);
+  ShardData d;
+  if (meta.x_type == PixelType::u8) h5::read_u8(file.get(), "x", d.x_u8);
+  else h5::read_f32(file.get(), "x", d.x_f32);
+  if (meta.classification()) h5::read_i64(file.get(), "y", d.labels);
+  else h5::read_f32(file.get(), "y", d.targets);
+  return d;
+}
+
+void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data) {
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::create_file(path);
+  Shape xdims = {meta.samples};
+  xdims.insert(xdims.end(), meta.sample_shape.begin(), meta.sample_shape.end());
+  if (meta.x_type == PixelType::u8) h5::write_dataset(file.get(), "x", xdims, data.x_u8.data());
+  else h5::write_dataset(file.get(), "x", xdims, data.x_f32.data());
+  if (meta.classification()) {
+    h5::write_dataset(file.get(), "y", {meta.samples}, data.labels.data());
+  } else {
+    Shape ydims = meta.target_dim == 1 ? Shape{meta.samples} : Shape{meta.samples, meta.target_dim};
+    h5::write_dataset(file.get(), "y", ydims, data.targets.data());
+  }
+  h5::write_attr(file.get(), "format", std::string(kShardFormat));
+  h5::write_attr(file.get(), "num_classes", meta.num_classes);
+  h5::write_attr(file.get(), "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
+  h5::write_attr(file.get(), "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
+  if (!meta.feature_names.empty()) h5::write_attr(file.get(), "feature_names", meta.feature_names);
+  if (!meta.target_names.empty()) h5::write_attr(file.get(), "target_names", meta.target_names);
+  if (!meta.class_names.empty()) h5::write_attr(file.get(), "class_names", meta.class_names);
+}
+
+void check_compatible(const ShardMeta& a, const ShardMeta& b) {
+  auto fail = [&](const std::string& what) {
+    throw Error("shard '" + b.path + "' does not match '" + a.path + "': different " + what);
+  };
+  if (a.sample_shape != b.sample_shape) fail("sample shape " + shape_str(b.sample_shape) + " vs " + shape_str(a.sample_shape));
+  if (a.x_type != b.x_type) fail("x dtype");
+  if (a.num_classes != b.num_classes) fail("num_classes");
+  if (a.target_dim != b.target_dim) fail("target count");
+  if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) fail("normalisation (x_scale/x_shift)");
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,61 @@
+#include "ringtrain/nn/dropout.hpp"
+
+#include <cstring>
+
+namespace ringtrain {
+
+std::string Dropout::spec() const {
+  std::string p = std::to_string(p_);
+  p.erase(p.find_last_not_of('0') + 1);  // "0.500000" -> "0.5"
+  return "dropout(" + p + ")";
+}
+
+Shape Dropout::build(const Shape& sample_in, Rng& rng) {
+  rng_ = Rng(rng.next_u64());
+  return sample_in;
+}
+
+const Tensor& Dropout::forward(const Tensor& x, Mode mode) {
+  last_mode_ = mode;
+  y_.resize(x.shape());
+  const int64_t n = x.numel();
+  if (mode == Mode::eval || p_ == 0.0f) {
+    std::memcpy(y_.data(), x.data(), sizeof(float) * static_cast<size_t>(n));
+    return y_;
+  }
+  mask_.resize(x.shape());
+  const float keep_scale = 1.0f / (1.0f - p_);
+  for (int64_t i = 0; i < n; ++i) mask_[i] = rng_.uniform() < p_ ? 0.0f : keep_scale;
+  for (int64_t i = 0; i < n; ++i) y_[i] = x[i] * mask_[i];
+  return y_;
+}
+
+const Tensor& Dropout::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(dy.shape());
+  const int64_t n = dy.numel();
+  if (last_mode_ == Mode::eval || p_ == 0.0f) {
+    std::memcpy(dx_.data(), dy.data(), sizeof(float) * static_cast<size_t>(n));
+    return dx_;
+  }
+  for (int64_t i = 0; i < n; ++i) dx_[i] = dy[i] * mask_[i];
+  return dx_;
+}
+
+// Flatten copies rather than aliasing: layers own their outputs, and the copy is small next to the
+// GEMMs around it.
+const Tensor& Flatten::forward(const Tensor& x, Mode) {
+  in_shape_ = x.shape();
+  y_.resize({x.dim(0), x.numel() / x.dim(0)});
+  std::memcpy(y_.data(), x.data(), sizeof(float) * static_cast<size_t>(x.numel()));
+  return y_;
+}
+
+const Tensor& Flatten::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(in_shape_);
+  std::memcpy(dx_.data(), dy.data(), sizeof(float) * static_cast<size_t>(dy.numel()));
+  return dx_;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,82 @@
+#include "ringtrain/nn/loss.hpp"
+
+#include <cmath>
+
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+Score SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
+  const int64_t n = logits.dim(0), classes = logits.numel() / n;
+  if (static_cast<int64_t>(targets.labels.size()) != n)
+    throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(n) + " outputs");
+  labels_ = &targets.labels;
+  probs_.resize({n, classes});
+  Score score;
+  score.samples = n;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* z = logits.data() + r * classes;
+    float* p = probs_.data() + r * classes;
+    const int32_t label = targets.labels[static_cast<size_t>(r)];
+    if (label < 0 || label >= classes)
+      throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
+                  " outputs");
+    int64_t best = 0;
+    float zmax = z[0];
+    for (int64_t j = 1; j < classes; ++j)
+      if (z[j] > zmax) zmax = z[j], best = j;
+    double sum = 0.0;
+    for (int64_t j = 0; j < classes; ++j) sum += (p[j] = std::exp(z[j] - zmax));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < classes; ++j) p[j] *= inv;
+    score.loss_sum += std::log(sum) - static_cast<double>(z[label] - zmax);
+    score.metric_sum += best == label ? 1.0 : 0.0;
+  }
+  return score;
+}
+
+const Tensor& SoftmaxCrossEntropy::backward(float scale) {
+  const int64_t n = probs_.dim(0), classes = probs_.dim(1);
+  grad_.resize(probs_.shape());
+  const float k = scale / static_cast<float>(n);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < classes; ++j)
+      grad_[r * classes + j] = k * (probs_[r * classes + j] - (j == (*labels_)[static_cast<size_t>(r)] ? 1.0f : 0.0f));
+  return grad_;
+}
+
+Score MeanSquaredError::forward(const Tensor& out, const Targets& targets) {
+  const int64_t n = out.dim(0), outputs = out.numel() / n;
+  if (targets.values.numel() != out.numel())
+    throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
+                shape_str(out.shape()));
+  diff_.resize({n, outputs});
+  Score score;
+  score.samples = n;
+  for (int64_t r = 0; r < n; ++r) {
+    double sq = 0.0, abs = 0.0;
+    for (int64_t j = 0; j < outputs; ++j) {
+      const float d = out[r * outputs + j] - targets.values[r * outputs + j];
+      diff_[r * outputs + j] = d;
+      sq += static_cast<double>(d) * d;
+      abs += std::fabs(d);
+    }
+    score.loss_sum += sq / static_cast<double>(outputs);
+    score.metric_sum += abs / static_cast<double>(outputs);
+  }
+  return score;
+}
+
+const Tensor& MeanSquaredError::backward(float scale) {
+  grad_.resize(diff_.shape());
+  const float k = 2.0f * scale / static_cast<float>(diff_.numel());
+  for (int64_t i = 0; i < diff_.numel(); ++i) grad_[i] = k * diff_[i];
+  return grad_;
+}
+
+std::unique_ptr<Loss> make_loss(bool classification) {
+  if (classification) return std::make_unique<SoftmaxCrossEntropy>();
+  return std::make_unique<MeanSquaredError>();
+}
+
+}  // namespace ringtrain

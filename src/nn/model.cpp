@@ -1,0 +1,95 @@
+#include "ringtrain/nn/model.hpp"
+
+#include <map>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/model_spec.hpp"
+
+namespace ringtrain {
+
+Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, uint64_t seed)
+    : input_shape_(sample_in) {
+  const std::string expanded = expand_preset(spec);
+  try {
+    Rng init(seed);
+    Shape shape = sample_in;
+    for (const LayerSpec& ls : parse_model_spec(expanded)) {
+      layers_.push_back(make_layer(ls, outputs));
+      shape = layers_.back()->build(shape, init);
+    }
+    output_shape_ = shape;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.rfind("bad model spec", 0) == 0) throw;
+    throw Error("bad model spec '" + expanded + "': " + what);
+  }
+  if (outputs > 0 && shape_numel(output_shape_) != outputs)
+    throw Error("bad model spec '" + expanded + "': the model produces " + std::to_string(shape_numel(output_shape_)) +
+                " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
+  layers_.front()->set_input_grad_needed(false);
+}
+
+const Tensor& Model::forward(const Tensor& x, Mode mode) {
+  const Tensor* h = &x;
+  for (auto& layer : layers_) h = &layer->forward(*h, mode);
+  return *h;
+}
+
+void Model::backward(const Tensor& dout) {
+  const Tensor* g = &dout;
+  for (size_t i = layers_.size(); i-- > 0;) g = &layers_[i]->backward(*g);
+}
+
+void Model::zero_grad() {
+  for (Param* p : params()) p->grad.fill(0.0f);
+}
+
+std::vector<Param*> Model::params() {
+  std::vector<Param*> out;
+  for (auto& layer : layers_)
+    for (Param* p : layer->params()) out.push_back(p);
+  return out;
+}
+
+std::vector<std::string> Model::layer_names() const {
+  std::map<std::string, int> seen;
+  std::vector<std::string> names;
+  for (const auto& layer : layers_) names.push_back(layer->kind() + std::to_string(++seen[layer->kind()]));
+  return names;
+}
+
+std::vector<NamedParam> Model::named_params() {
+  std::vector<NamedParam> out;
+  const auto names = layer_names();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (Param* p : layers_[i]->params()) out.push_back({names[i] + "/" + p->name, p});
+  return out;
+}
+
+std::vector<NamedTensor> Model::named_buffers() {
+  std::vector<NamedTensor> out;
+  const auto names = layer_names();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (const NamedTensor& b : layers_[i]->buffers()) out.push_back({names[i] + "/" + b.name, b.tensor});
+  return out;
+}
+
+int64_t Model::parameter_count() {
+  int64_t n = 0;
+  for (Param* p : params()) n += p->value.numel();
+  return n;
+}
+
+std::string Model::spec() const {
+  std::string s;
+  for (const auto& layer : layers_) s += (s.empty() ? "" : ",") + layer->spec();
+  return s;
+}
+
+double Model::flops_per_sample() const {
+  double f = 0.0;
+  for (const auto& layer : layers_) f += layer->flops_per_sample();
+  return f;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,24 @@
+#include "ringtrain/train/metrics_log.hpp"
+
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+MetricsLog::MetricsLog(const std::string& path, const std::string& metric) {
+  if (path.empty()) return;
+  out_.open(path);
+  if (!out_) throw Error("cannot write metrics file '" + path + "' (is the directory there and writable?)");
+  out_ << "epoch,step,lr,train_loss,train_" << metric << ",val_loss,val_" << metric << ",images_per_s,seconds\n";
+  out_.flush();
+}
+
+void MetricsLog::write(const EpochRecord& r) {
+  if (!out_.is_open()) return;
+  out_ << r.epoch << ',' << r.step << ',' << r.lr << ',' << r.train.loss() << ',' << r.train.metric() << ',';
+  if (r.val.samples) out_ << r.val.loss() << ',' << r.val.metric();
+  else out_ << ',';
+  out_ << ',' << r.images_per_s << ',' << r.seconds << '\n';
+  out_.flush();
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Acceptance: train MODEL on Fashion-MNIST for EPOCHS and require test accuracy >= MIN; check that the
+# saved model opens in h5py with one dataset per parameter.
+# usage: fashion_mnist.sh RINGTRAIN_BIN MODEL EPOCHS MIN_ACCURACY [extra train flags...]
+set -euo pipefail
+bin=$1 model=$2 epochs=$3 min=$4
+shift 4
+src=/usr/share/datasets/fashion-mnist
+[[ -f $src/train-images-idx3-ubyte.gz ]] || { echo "Fashion-MNIST missing: install dataset-fashion-mnist (.ci/setup does)"; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$bin" prep --input "$src" --out "$work/data" --shards 4
+"$bin" train --data "$work/data" --model "$model" --epochs "$epochs" --save "$work/model.h5" "$@" | tee "$work/log"
+acc=$(sed -n 's/.*test_accuracy \([0-9.]*\).*/\1/p' "$work/log")
+echo "test accuracy $acc (need >= $min)"
+awk -v a="$acc" -v m="$min" 'BEGIN { exit !(a >= m) }'
+/usr/bin/python3 - "$work/model.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    names = []
+    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    assert f.attrs["format"] == "ringtrain-model-1", f.attrs["format"]
+    assert "linear1/weight" in names and all(f[n].dtype == "float32" for n in names), names
+    print("h5py reads", len(names), "parameter datasets:", ", ".join(sorted(names)))
+PY

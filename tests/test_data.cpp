@@ -1,0 +1,243 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "ringtrain/data/hdf5.hpp"
+#include "ringtrain/data/loader.hpp"
+#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/error.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+using test::TempDir;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Writes a shard with raw datasets, bypassing write_shard's checks, for the bad-input cases.
+void write_raw(const std::string& path, const std::function<void(hid_t)>& fill) {
+  auto lock = h5::lock_library();
+  h5::H5Id f = h5::create_file(path);
+  fill(f.get());
+}
+
+TEST(Shard, RoundTripKeepsSamplesAndAttributes) {
+  TempDir dir;
+  ShardMeta meta;
+  meta.samples = 3;
+  meta.sample_shape = {1, 2, 2};
+  meta.x_type = PixelType::u8;
+  meta.num_classes = 4;
+  meta.x_scale = {0.5f};
+  meta.x_shift = {-1.0f};
+  meta.class_names = {"a", "b", "c", "d"};
+  ShardData data;
+  for (uint8_t i = 0; i < 12; ++i) data.x_u8.push_back(i);
+  data.labels = {3, 0, 2};
+  write_shard(dir.path("s.h5"), meta, data);
+  const ShardMeta back = read_shard_meta(dir.path("s.h5"));
+  EXPECT_EQ(back.samples, 3);
+  EXPECT_EQ(back.sample_shape, meta.sample_shape);
+  EXPECT_EQ(back.num_classes, 4);
+  EXPECT_EQ(back.x_scale, meta.x_scale);
+  EXPECT_EQ(back.class_names, meta.class_names);
+  const ShardData d = read_shard_data(back);
+  EXPECT_EQ(d.x_u8, data.x_u8);
+  EXPECT_EQ(d.labels, data.labels);
+}
+
+TEST(Shard, RegressionTargetsRoundTrip) {
+  TempDir dir;
+  ShardMeta meta;
+  meta.samples = 2;
+  meta.sample_shape = {3};
+  meta.x_type = PixelType::f32;
+  meta.target_dim = 2;
+  meta.feature_names = {"a", "b", "c"};
+  ShardData data;
+  data.x_f32 = {1, 2, 3, 4, 5, 6};
+  data.targets = {0.5f, 1.5f, 2.5f, 3.5f};
+  write_shard(dir.path("r.h5"), meta, data);
+  const ShardMeta back = read_shard_meta(dir.path("r.h5"));
+  EXPECT_FALSE(back.classification());
+  EXPECT_EQ(back.target_dim, 2);
+  EXPECT_EQ(back.feature_names, meta.feature_names);
+  EXPECT_EQ(read_shard_data(back).targets, data.targets);
+}
+
+TEST(Shard, BadInputsAreOneLineErrorsNamingTheProblem) {
+  TempDir dir;
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("missing.h5")); }).find("no such file"), std::string::npos);
+  std::ofstream(dir.path("text.h5")) << "not hdf5 at all\n";
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("text.h5")); }).find("is not an HDF5 file"), std::string::npos);
+
+  write_raw(dir.path("noy.h5"), [](hid_t f) {
+    std::vector<uint8_t> x(8);
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("noy.h5")); }).find("has no dataset 'y'"), std::string::npos);
+
+  write_raw(dir.path("len.h5"), [](hid_t f) {
+    std::vector<uint8_t> x(8);
+    std::vector<int64_t> y(3);
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {3}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{2});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("len.h5")); }).find("x has 2 samples but y has 3"),
+            std::string::npos);
+
+  write_raw(dir.path("dtype.h5"), [](hid_t f) {
+    std::vector<int64_t> x(8), y(2);
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {2}, y.data());
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("dtype.h5")); }).find("'x' has type int64"), std::string::npos);
+
+  write_raw(dir.path("label.h5"), [](hid_t f) {
+    std::vector<float> x(8);
+    std::vector<int64_t> y = {1, 7};
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {2}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{5});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("label.h5")); }).find("label 7 at sample 1 is out of range"),
+            std::string::npos);
+
+  write_raw(dir.path("empty.h5"), [](hid_t f) {
+    h5::write_dataset(f, "x", {0, 4}, static_cast<const float*>(nullptr));
+    h5::write_dataset(f, "y", {0}, static_cast<const int64_t*>(nullptr));
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("empty.h5")); }).find("is empty"), std::string::npos);
+}
+
+TEST(ShardSet, OpensDirectoriesAndGlobsAndRejectsMismatchedShards) {
+  TempDir dir;
+  test::write_classification_shard(dir.path("train-00000.h5"), 5, {3}, 2, 1);
+  test::write_classification_shard(dir.path("train-00001.h5"), 4, {3}, 2, 2);
+  EXPECT_EQ(ShardSet::open(ShardSet::split_pattern(dir.path(), "train")).samples(), 9);
+  EXPECT_EQ(ShardSet::open(dir.path()).shards().size(), 2u);
+  EXPECT_NE(error_of([&] { ShardSet::open(dir.path("val-*.h5")); }).find("no shards match"), std::string::npos);
+  test::write_classification_shard(dir.path("train-00002.h5"), 4, {4}, 2, 3);
+  EXPECT_NE(error_of([&] { ShardSet::open(dir.path()); }).find("different sample shape"), std::string::npos);
+}
+
+TEST(EpochOrder, IsAPermutationThatChangesPerEpochAndRespectsWindows) {
+  const std::vector<int64_t> sizes = {5, 7, 3, 6};
+  const auto a = epoch_order(sizes, true, 1, 0, 0), b = epoch_order(sizes, true, 1, 1, 0);
+  std::vector<int64_t> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 21; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, epoch_order(sizes, true, 1, 0, 0));
+  // With a window of one shard, each shard's samples stay together.
+  const auto w = epoch_order(sizes, true, 1, 0, 1);
+  auto shard_of = [](int64_t g) { return g < 5 ? 0 : g < 12 ? 1 : g < 15 ? 2 : 3; };
+  int changes = 0;
+  for (size_t i = 1; i < w.size(); ++i) changes += shard_of(w[i]) != shard_of(w[i - 1]);
+  EXPECT_EQ(changes, 3);
+  EXPECT_EQ(epoch_order(sizes, false, 1, 0, 0), sorted);
+}
+
+std::vector<int32_t> labels_seen(const ShardSet& set, LoaderConfig c, int64_t epoch) {
+  BatchLoader loader(set, c);
+  loader.start_epoch(epoch);
+  Batch b;
+  std::vector<int32_t> out;
+  while (loader.next(b)) out.insert(out.end(), b.y.labels.begin(), b.y.labels.end());
+  return out;
+}
+
+TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
+  TempDir dir;
+  // Labels are the global sample index, so batches can be compared by label.
+  test::write_classification_shard(dir.path("a.h5"), 13, {2}, 1000, 1, 0);
+  test::write_classification_shard(dir.path("b.h5"), 11, {2}, 1000, 2, 13);
+  const ShardSet set = ShardSet::open(dir.path());
+  LoaderConfig one;
+  one.batch = 6;
+  one.seed = 9;
+  one.prefetch = 2;
+  const auto whole = labels_seen(set, one, 3);
+  ASSERT_EQ(whole.size(), 24u);  // 4 global batches of 6
+  LoaderConfig r = one;
+  r.batch = 2;
+  r.world = 3;
+  std::vector<std::vector<int32_t>> per_rank;
+  for (r.rank = 0; r.rank < 3; ++r.rank) per_rank.push_back(labels_seen(set, r, 3));
+  for (size_t k = 0; k < 4; ++k)
+    for (size_t rank = 0; rank < 3; ++rank)
+      for (size_t i = 0; i < 2; ++i) EXPECT_EQ(per_rank[rank][k * 2 + i], whole[k * 6 + rank * 2 + i]);
+}
+
+TEST(BatchLoader, DropLastAndEvaluationCoverage) {
+  TempDir dir;
+  test::write_classification_shard(dir.path("a.h5"), 10, {2}, 100, 1, 0);
+  const ShardSet set = ShardSet::open(dir.path());
+  LoaderConfig c;
+  c.batch = 4;
+  EXPECT_EQ(BatchLoader(set, c).batches_per_epoch(), 2);
+  c.drop_last = false;
+  c.shuffle = false;
+  EXPECT_EQ(labels_seen(set, c, 0).size(), 10u);
+  // Two ranks without drop_last: every sample exactly once over both.
+  c.world = 2;
+  std::multiset<int32_t> seen;
+  for (c.rank = 0; c.rank < 2; ++c.rank)
+    for (int32_t l : labels_seen(set, c, 0)) seen.insert(l);
+  EXPECT_EQ(seen.size(), 10u);
+  EXPECT_EQ(std::set<int32_t>(seen.begin(), seen.end()).size(), 10u);
+}
+
+TEST(BatchLoader, NormalisesAndShufflesWindowByWindow) {
+  TempDir dir;
+  ShardMeta meta;
+  meta.samples = 4;
+  meta.sample_shape = {2};
+  meta.x_type = PixelType::u8;
+  meta.num_classes = 4;
+  meta.x_scale = {0.5f, 2.0f};
+  meta.x_shift = {1.0f};
+  ShardData data;
+  data.x_u8 = {0, 1, 2, 3, 4, 5, 6, 7};
+  data.labels = {0, 1, 2, 3};
+  write_shard(dir.path("a.h5"), meta, data);
+  const ShardSet set = ShardSet::open(dir.path());
+  LoaderConfig c;
+  c.batch = 4;
+  c.shuffle = false;
+  BatchLoader loader(set, c);
+  loader.start_epoch(0);
+  Batch b;
+  ASSERT_TRUE(loader.next(b));
+  EXPECT_EQ(b.x.shape(), (Shape{4, 2}));
+  EXPECT_FLOAT_EQ(b.x[2], 2 * 0.5f + 1.0f);
+  EXPECT_FLOAT_EQ(b.x[3], 3 * 2.0f + 1.0f);
+  EXPECT_FALSE(loader.next(b));
+}
+
+TEST(BatchLoader, ReaderErrorsReachTheTrainingThread) {
+  TempDir dir;
+  test::write_classification_shard(dir.path("a.h5"), 8, {2}, 2, 1);
+  const ShardSet set = ShardSet::open(dir.path());
+  std::filesystem::remove(dir.path("a.h5"));  // vanishes after it was checked
+  LoaderConfig c;
+  c.batch = 4;
+  BatchLoader loader(set, c);
+  loader.start_epoch(0);
+  Batch b;
+  EXPECT_THROW(loader.next(b), Error);
+}
+
+}  // namespace
+}  // namespace ringtrain

@@ -1,0 +1,201 @@
+// Numeric gradient checks for every layer: input gradients and parameter gradients against central
+// differences of L = sum(w .* layer(x)).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/batchnorm.hpp"
+#include "ringtrain/nn/conv2d.hpp"
+#include "ringtrain/nn/dropout.hpp"
+#include "ringtrain/nn/linear.hpp"
+#include "ringtrain/nn/pool2d.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+using test::gradient_error;
+using test::random_tensor;
+
+constexpr double kTol = 2e-3;
+
+Shape batched(int64_t n, const Shape& sample) {
+  Shape s = {n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
+
+void check_all_gradients(Layer& layer, const Shape& sample_in, int64_t batch = 3) {
+  Rng init(7);
+  layer.build(sample_in, init);
+  Tensor x = test::spaced_tensor(batched(batch, sample_in), 11);
+  const float eps = std::min(1e-2f, 0.8f / static_cast<float>(x.numel()));  // under half the spacing
+  EXPECT_LT(gradient_error(layer, x, nullptr, Mode::train, eps), kTol) << layer.spec() << " input gradient";
+  for (Param* p : layer.params()) EXPECT_LT(gradient_error(layer, x, p), kTol) << layer.spec() << " " << p->name;
+}
+
+TEST(LayerGradients, Linear) {
+  Linear layer(5, true);
+  check_all_gradients(layer, {7});
+}
+
+TEST(LayerGradients, LinearWithoutBiasOnImageInput) {
+  Linear layer(4, false);
+  check_all_gradients(layer, {2, 3, 3});
+  EXPECT_EQ(layer.params().size(), 1u);
+}
+
+TEST(LayerGradients, Conv2dPadded) {
+  Conv2d layer(4, 3, 1, 1, true);
+  check_all_gradients(layer, {2, 6, 5});
+}
+
+TEST(LayerGradients, Conv2dStridedUnpadded) {
+  Conv2d layer(3, 3, 2, 0, true);
+  check_all_gradients(layer, {2, 7, 8});
+}
+
+TEST(LayerGradients, Conv2dWideKernelStridePad) {
+  Conv2d layer(2, 5, 2, 2, false);
+  check_all_gradients(layer, {3, 9, 9});
+}
+
+TEST(LayerGradients, MaxPool2x2) {
+  Pool2d layer(PoolKind::max, 2, 2);
+  check_all_gradients(layer, {2, 4, 34}, 1);  // 17 outputs per row: a full AVX-512 block and a masked tail
+}
+
+TEST(LayerGradients, MaxPoolOddSizesAndOverlap) {
+  Pool2d a(PoolKind::max, 2, 2);
+  check_all_gradients(a, {2, 7, 5});
+  Pool2d b(PoolKind::max, 3, 2);
+  check_all_gradients(b, {2, 7, 7});
+}
+
+TEST(LayerGradients, AvgPool) {
+  Pool2d a(PoolKind::avg, 2, 2);
+  check_all_gradients(a, {2, 6, 6});
+  Pool2d b(PoolKind::avg, 3, 1);
+  check_all_gradients(b, {1, 5, 6});
+}
+
+TEST(LayerGradients, Activations) {
+  for (ActivationKind k : {ActivationKind::relu, ActivationKind::tanh, ActivationKind::sigmoid}) {
+    Activation layer(k);
+    check_all_gradients(layer, {4, 5});
+  }
+}
+
+TEST(LayerGradients, BatchNormFeatures) {
+  BatchNorm layer(0.1f, 1e-5f);
+  check_all_gradients(layer, {6}, 5);
+}
+
+TEST(LayerGradients, BatchNormChannels) {
+  BatchNorm layer(0.1f, 1e-5f);
+  check_all_gradients(layer, {3, 4, 4}, 2);
+}
+
+TEST(LayerGradients, Flatten) {
+  Flatten layer;
+  check_all_gradients(layer, {2, 3, 4});
+}
+
+TEST(Dropout, BackwardUsesTheForwardMaskAndScalesKeptValues) {
+  Dropout layer(0.25f);
+  Rng init(3);
+  layer.build({1000}, init);
+  Tensor x = random_tensor({4, 1000}, 5);
+  const Tensor y = layer.forward(x, Mode::train);
+  Tensor dy = random_tensor({4, 1000}, 6);
+  const Tensor dx = layer.backward(dy);
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    if (y[i] == 0.0f) {
+      ++dropped;
+      EXPECT_EQ(dx[i], 0.0f);
+    } else {
+      EXPECT_FLOAT_EQ(y[i], x[i] / 0.75f);
+      EXPECT_FLOAT_EQ(dx[i], dy[i] / 0.75f);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(dropped) / static_cast<double>(x.numel()), 0.25, 0.03);
+}
+
+TEST(Dropout, IsIdentityInEvaluation) {
+  Dropout layer(0.5f);
+  Rng init(3);
+  layer.build({10}, init);
+  Tensor x = random_tensor({2, 10}, 5);
+  const Tensor& y = layer.forward(x, Mode::eval);
+  for (int64_t i = 0; i < x.numel(); ++i) EXPECT_EQ(y[i], x[i]);
+}
+
+TEST(BatchNorm, EvaluationUsesRunningStatistics) {
+  BatchNorm layer(1.0f, 1e-5f);  // momentum 1: running stats become the last batch's
+  Rng init(3);
+  layer.build({2}, init);
+  Tensor x({4, 2});
+  for (int64_t i = 0; i < 4; ++i) x[i * 2] = static_cast<float>(i), x[i * 2 + 1] = 10.0f;
+  layer.forward(x, Mode::train);
+  const Tensor& y = layer.forward(x, Mode::eval);
+  // Feature 0: mean 1.5, unbiased variance 5/3.
+  EXPECT_NEAR(y[0], (0.0f - 1.5f) / std::sqrt(5.0f / 3.0f + 1e-5f), 1e-5);
+  EXPECT_NEAR(y[1], 0.0f, 1e-5);
+}
+
+TEST(Im2col, Col2imIsItsAdjoint) {
+  // <im2col(x), c> == <x, col2im(c)> for any x, c: the backward of the gather is the scatter.
+  ConvGeometry g{2, 5, 6, 1, 3, 2, 1, 0, 0};
+  g.out_h = (g.in_h + 2 * g.pad - g.kernel) / g.stride + 1;
+  g.out_w = (g.in_w + 2 * g.pad - g.kernel) / g.stride + 1;
+  Tensor x = random_tensor({g.in_c, g.in_h, g.in_w}, 1), c = random_tensor({g.col_rows(), g.col_cols()}, 2);
+  Tensor col({g.col_rows(), g.col_cols()}), dx({g.in_c, g.in_h, g.in_w}), pad({g.in_c, g.padded_h(), g.padded_w()});
+  im2col(g, x.data(), pad.data(), col.data());
+  col2im(g, c.data(), pad.data(), dx.data());
+  double lhs = 0, rhs = 0;
+  for (int64_t i = 0; i < col.numel(); ++i) lhs += col[i] * c[i];
+  for (int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * dx[i];
+  EXPECT_NEAR(lhs, rhs, 1e-4);
+}
+
+TEST(Conv2d, MatchesDirectConvolution) {
+  Conv2d layer(2, 3, 2, 1, true);
+  Rng init(1);
+  layer.build({2, 5, 5}, init);
+  Tensor x = random_tensor({2, 2, 5, 5}, 4);
+  const Tensor& y = layer.forward(x, Mode::eval);
+  const Tensor& w = layer.params()[0]->value;
+  const Tensor& b = layer.params()[1]->value;
+  ASSERT_EQ(y.shape(), (Shape{2, 2, 3, 3}));
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t o = 0; o < 2; ++o)
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < 3; ++j) {
+          double s = b[o];
+          for (int64_t c = 0; c < 2; ++c)
+            for (int64_t ki = 0; ki < 3; ++ki)
+              for (int64_t kj = 0; kj < 3; ++kj) {
+                const int64_t ih = i * 2 - 1 + ki, iw = j * 2 - 1 + kj;
+                if (ih < 0 || ih >= 5 || iw < 0 || iw >= 5) continue;
+                s += w[((o * 2 + c) * 3 + ki) * 3 + kj] * x[((n * 2 + c) * 5 + ih) * 5 + iw];
+              }
+          EXPECT_NEAR(y[((n * 2 + o) * 3 + i) * 3 + j], s, 1e-5);
+        }
+}
+
+TEST(Layer, GradientsAccumulateAcrossBackwardCalls) {
+  Linear layer(3, true);
+  Rng init(1);
+  layer.build({4}, init);
+  Tensor x = random_tensor({2, 4}, 2), dy = random_tensor({2, 3}, 3);
+  layer.forward(x, Mode::train);
+  layer.backward(dy);
+  const Tensor once = layer.params()[0]->grad;
+  layer.backward(dy);
+  for (int64_t i = 0; i < once.numel(); ++i) EXPECT_FLOAT_EQ(layer.params()[0]->grad[i], 2.0f * once[i]);
+}
+
+}  // namespace
+}  // namespace ringtrain

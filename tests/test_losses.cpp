@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/loss.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+// Central differences of scale * mean loss w.r.t. each output.
+double loss_gradient_error(Loss& loss, Tensor out, const Targets& t) {
+  loss.forward(out, t);
+  const Tensor analytic = loss.backward(0.5f);
+  double worst = 0.0;
+  const float eps = 1e-2f;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const float saved = out[i];
+    out[i] = saved + eps;
+    const double up = loss.forward(out, t).loss();
+    out[i] = saved - eps;
+    const double down = loss.forward(out, t).loss();
+    out[i] = saved;
+    const double numeric = 0.5 * (up - down) / (2.0 * eps);
+    worst = std::max(worst, std::fabs(numeric - analytic[i]));
+  }
+  return worst;
+}
+
+TEST(Loss, CrossEntropyGradient) {
+  SoftmaxCrossEntropy loss;
+  Targets t;
+  t.labels = {0, 3, 2};
+  EXPECT_LT(loss_gradient_error(loss, test::random_tensor({3, 4}, 1, -3.0f, 3.0f), t), 1e-4);
+}
+
+TEST(Loss, CrossEntropyValueAndAccuracy) {
+  SoftmaxCrossEntropy loss;
+  Tensor logits({2, 3});
+  logits[0] = 2.0f, logits[1] = 0.0f, logits[2] = 0.0f;     // predicts 0
+  logits[3] = 0.0f, logits[4] = 0.0f, logits[5] = 1000.0f;  // predicts 2, stays finite
+  Targets t;
+  t.labels = {0, 1};
+  const Score s = loss.forward(logits, t);
+  const double l0 = -std::log(std::exp(2.0) / (std::exp(2.0) + 2.0));
+  EXPECT_NEAR(s.loss_sum, l0 + 1000.0, 1e-3);
+  EXPECT_EQ(s.metric_sum, 1.0);
+  EXPECT_EQ(s.samples, 2);
+}
+
+TEST(Loss, CrossEntropyRejectsLabelOutOfRange) {
+  SoftmaxCrossEntropy loss;
+  Targets t;
+  t.labels = {5};
+  EXPECT_THROW(loss.forward(Tensor({1, 3}), t), Error);
+}
+
+TEST(Loss, MseGradientAndMae) {
+  MeanSquaredError loss;
+  Targets t;
+  t.values = test::random_tensor({3, 2}, 2);
+  EXPECT_LT(loss_gradient_error(loss, test::random_tensor({3, 2}, 1), t), 1e-4);
+  Tensor out({2, 1});
+  out[0] = 1.0f, out[1] = -2.0f;
+  t.values = Tensor({2, 1});  // zeros
+  const Score s = loss.forward(out, t);
+  EXPECT_DOUBLE_EQ(s.loss(), 2.5);    // (1 + 4) / 2
+  EXPECT_DOUBLE_EQ(s.metric(), 1.5);  // (1 + 2) / 2
+}
+
+TEST(Loss, MseRejectsMismatchedTargets) {
+  MeanSquaredError loss;
+  Targets t;
+  t.values = Tensor({2, 3});
+  EXPECT_THROW(loss.forward(Tensor({2, 1}), t), Error);
+}
+
+}  // namespace
+}  // namespace ringtrain

@@ -1,0 +1,94 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/loss.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/nn/model_spec.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+std::string error_of(const std::string& spec, const Shape& in = {1, 28, 28}, int64_t outputs = 10) {
+  try {
+    Model m(spec, in, outputs, 0);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelSpec, PresetsBuildThePeerArchitectures) {
+  Model cnn("cnn", {1, 28, 28}, 10, 0);
+  EXPECT_EQ(cnn.spec(),
+            "conv(32,5,stride=1,pad=2),relu,maxpool(2),conv(64,5,stride=1,pad=2),relu,maxpool(2),flatten,"
+            "linear(1024),relu,linear(10)");
+  EXPECT_EQ(cnn.parameter_count(), 32 * 25 + 32 + 64 * 800 + 64 + 3136 * 1024 + 1024 + 10240 + 10);
+  Model mlp("mlp", {1, 28, 28}, 10, 0);
+  EXPECT_EQ(mlp.parameter_count(), 784 * 256 + 256 + 256 * 128 + 128 + 128 * 100 + 100 + 100 * 10 + 10);
+  Model linreg("linreg", {5}, 1, 0);
+  EXPECT_EQ(linreg.output_shape(), (Shape{1}));
+}
+
+TEST(ModelSpec, CanonicalSpecRebuildsTheSameModel) {
+  Model a("conv(3,3,stride=2,pad=1,bias=0),batchnorm,tanh,avgpool(2),flatten,dropout(0.25),linear(out)", {2, 9, 9}, 4, 1);
+  Model b(a.spec(), {2, 9, 9}, 4, 1);
+  EXPECT_EQ(a.spec(), b.spec());
+  ASSERT_EQ(a.named_params().size(), b.named_params().size());
+  EXPECT_EQ(a.named_params()[0].name, "conv1/weight");
+  EXPECT_EQ(a.named_buffers()[0].name, "batchnorm1/running_mean");
+}
+
+TEST(ModelSpec, BadSpecsNameTheProblem) {
+  EXPECT_NE(error_of("conv(32,5").find("missing ')'"), std::string::npos);
+  EXPECT_NE(error_of("flatten,linear(10)),relu").find("unbalanced"), std::string::npos);
+  EXPECT_NE(error_of("flatten,lineer(10)").find("unknown layer 'lineer'"), std::string::npos);
+  EXPECT_NE(error_of("flatten,linear(-3)").find("integer >= 1"), std::string::npos);
+  EXPECT_NE(error_of("flatten,linear(10,size=3)").find("no argument 'size'"), std::string::npos);
+  EXPECT_NE(error_of("flatten,linear(7)").find("produces 7 outputs per sample but the data needs 10"),
+            std::string::npos);
+  EXPECT_NE(error_of("flatten,conv(4,3),linear(out)").find("conv needs [channels, height, width]"), std::string::npos);
+  EXPECT_NE(error_of("maxpool(64),flatten,linear(out)").find("larger than its input"), std::string::npos);
+  EXPECT_NE(error_of("dropout(1.5),flatten,linear(out)").find("'p' must be a number"), std::string::npos);
+  EXPECT_NE(error_of("flatten,,linear(out)").find("empty layer"), std::string::npos);
+  EXPECT_NE(error_of("").find("empty"), std::string::npos);
+  EXPECT_EQ(error_of("flatten,linear(out)"), "");
+}
+
+TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
+  Model a("mlp", {1, 28, 28}, 10, 5), b("mlp", {1, 28, 28}, 10, 5), c("mlp", {1, 28, 28}, 10, 6);
+  const Tensor& wa = a.params()[0]->value;
+  const Tensor& wb = b.params()[0]->value;
+  const Tensor& wc = c.params()[0]->value;
+  EXPECT_EQ(0, std::memcmp(wa.data(), wb.data(), sizeof(float) * static_cast<size_t>(wa.numel())));
+  EXPECT_NE(0, std::memcmp(wa.data(), wc.data(), sizeof(float) * static_cast<size_t>(wa.numel())));
+}
+
+TEST(Model, WholeModelGradientMatchesNumeric) {
+  // The chain through every layer kind at once: d loss / d first weight by central differences.
+  // Smooth layers only (kinked ones are checked alone, on inputs kept away from their kinks).
+  Model m("conv(2,3,pad=1),sigmoid,avgpool(2),batchnorm,flatten,linear(5),tanh,linear(out)", {1, 6, 6}, 3, 2);
+  SoftmaxCrossEntropy loss;
+  Tensor x = test::random_tensor({4, 1, 6, 6}, 3);
+  Targets t;
+  t.labels = {0, 1, 2, 1};
+  m.zero_grad();
+  loss.forward(m.forward(x, Mode::train), t);
+  m.backward(loss.backward(1.0f));
+  Param* w = m.params()[0];
+  const float eps = 1e-2f;
+  for (int64_t i = 0; i < w->value.numel(); ++i) {
+    const float saved = w->value[i];
+    w->value[i] = saved + eps;
+    const double up = loss.forward(m.forward(x, Mode::train), t).loss();
+    w->value[i] = saved - eps;
+    const double down = loss.forward(m.forward(x, Mode::train), t).loss();
+    w->value[i] = saved;
+    EXPECT_NEAR((up - down) / (2 * eps), w->grad[i], 2e-3) << "weight " << i;
+  }
+}
+
+}  // namespace
+}  // namespace ringtrain

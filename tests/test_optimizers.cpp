@@ -1,0 +1,126 @@
+// Each optimizer against steps computed by hand from PyTorch's documented update rules.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/lr_schedule.hpp"
+#include "ringtrain/nn/optimizer.hpp"
+
+namespace ringtrain {
+namespace {
+
+Param scalar_param(float w) {
+  Param p{"w", Tensor({1}), Tensor({1})};
+  p.value[0] = w;
+  return p;
+}
+
+// Runs the optimizer on one scalar with the given gradient each step; returns the weights after each.
+std::vector<float> run(OptimizerConfig c, float w0, std::vector<float> grads, float lr) {
+  auto opt = make_optimizer(c);
+  Param p = scalar_param(w0);
+  std::vector<float> out;
+  for (float g : grads) {
+    p.grad[0] = g;
+    opt->step({&p}, lr);
+    out.push_back(p.value[0]);
+  }
+  return out;
+}
+
+TEST(Optimizer, PlainSgd) {
+  OptimizerConfig c;
+  c.momentum = 0.0f;
+  auto w = run(c, 1.0f, {0.5f, -1.0f}, 0.1f);
+  EXPECT_FLOAT_EQ(w[0], 0.95f);
+  EXPECT_FLOAT_EQ(w[1], 1.05f);
+}
+
+TEST(Optimizer, SgdMomentumAndWeightDecay) {
+  OptimizerConfig c;
+  c.momentum = 0.9f;
+  c.weight_decay = 0.1f;
+  // step 1: d = 0.5 + 0.1*1 = 0.6, v = 0.6, w = 1 - 0.1*0.6 = 0.94
+  // step 2: d = 0.5 + 0.094 = 0.594, v = 0.9*0.6 + 0.594 = 1.134, w = 0.94 - 0.1134 = 0.8266
+  auto w = run(c, 1.0f, {0.5f, 0.5f}, 0.1f);
+  EXPECT_NEAR(w[0], 0.94f, 1e-6);
+  EXPECT_NEAR(w[1], 0.8266f, 1e-6);
+}
+
+TEST(Optimizer, SgdNesterov) {
+  OptimizerConfig c;
+  c.momentum = 0.5f;
+  c.nesterov = true;
+  // step 1: v = 1, update = 1 + 0.5*1 = 1.5, w = 2 - 0.15 = 1.85
+  // step 2: v = 0.5 + 1 = 1.5, update = 1 + 0.75 = 1.75, w = 1.85 - 0.175 = 1.675
+  auto w = run(c, 2.0f, {1.0f, 1.0f}, 0.1f);
+  EXPECT_NEAR(w[0], 1.85f, 1e-6);
+  EXPECT_NEAR(w[1], 1.675f, 1e-6);
+}
+
+TEST(Optimizer, Adam) {
+  OptimizerConfig c;
+  c.kind = "adam";
+  // step 1: m = 0.1*g, v = 0.001*g^2, mhat = g, vhat = g^2 -> w -= lr * g / (|g| + eps) = lr * sign(g)
+  // step 2 (g2 = 0.5 after g1 = 2): m = 0.9*0.2 + 0.05 = 0.23, v = 0.999*0.004 + 0.001*0.25 = 0.004246
+  //   mhat = 0.23/0.19, vhat = 0.004246/0.001999, w -= 0.01 * mhat / (sqrt(vhat) + 1e-8)
+  auto w = run(c, 1.0f, {2.0f, 0.5f}, 0.01f);
+  EXPECT_NEAR(w[0], 0.99f, 1e-6);
+  const double mhat = 0.23 / 0.19, vhat = 0.004246 / (1.0 - 0.999 * 0.999);
+  EXPECT_NEAR(w[1], 0.99 - 0.01 * mhat / std::sqrt(vhat), 1e-6);
+}
+
+TEST(Optimizer, RmsProp) {
+  OptimizerConfig c;
+  c.kind = "rmsprop";
+  c.momentum = 0.0f;
+  // s = 0.01 * 4 = 0.04, w = 1 - 0.1 * 2 / (0.2 + 1e-8)
+  auto w = run(c, 1.0f, {2.0f}, 0.1f);
+  EXPECT_NEAR(w[0], 1.0f - 0.1f * 2.0f / 0.2f, 1e-5);
+  c.momentum = 0.5f;
+  // step 2 with g = 2: s = 0.99*0.04 + 0.04 = 0.0796, u = 2/sqrt(0.0796), b = 0.5*10 + u
+  w = run(c, 1.0f, {2.0f, 2.0f}, 0.1f);
+  const double u2 = 2.0 / std::sqrt(0.0796);
+  EXPECT_NEAR(w[1], 1.0 - 0.1 * 10.0 - 0.1 * (0.5 * 10.0 + u2), 1e-4);
+}
+
+TEST(Optimizer, UnknownKindIsAnError) {
+  OptimizerConfig c;
+  c.kind = "lion";
+  EXPECT_THROW(make_optimizer(c), Error);
+}
+
+TEST(LrSchedule, WarmupThenStepAndCosine) {
+  LrSchedule s;
+  s.base_lr = 1.0f;
+  s.warmup_steps = 4;
+  EXPECT_FLOAT_EQ(s.at(0), 0.25f);
+  EXPECT_FLOAT_EQ(s.at(3), 1.0f);
+  EXPECT_FLOAT_EQ(s.at(100), 1.0f);
+  s.kind = "step";
+  s.decay_every = 10;
+  s.gamma = 0.5f;
+  EXPECT_FLOAT_EQ(s.at(4 + 9), 1.0f);
+  EXPECT_FLOAT_EQ(s.at(4 + 10), 0.5f);
+  EXPECT_FLOAT_EQ(s.at(4 + 25), 0.25f);
+  s.kind = "cosine";
+  s.total_steps = 14;
+  s.min_lr = 0.1f;
+  EXPECT_FLOAT_EQ(s.at(4), 1.0f);
+  EXPECT_NEAR(s.at(9), 0.55f, 1e-6);
+  EXPECT_NEAR(s.at(14), 0.1f, 1e-6);
+  EXPECT_NEAR(s.at(50), 0.1f, 1e-6);
+}
+
+TEST(LrSchedule, ValidationNamesTheProblem) {
+  LrSchedule s;
+  s.kind = "exponential";
+  EXPECT_THROW(validate(s), Error);
+  s.kind = "constant";
+  s.base_lr = 0.0f;
+  EXPECT_THROW(validate(s), Error);
+}
+
+}  // namespace
+}  // namespace ringtrain

@@ -1,0 +1,209 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "ringtrain/data/prep.hpp"
+#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/train/eval.hpp"
+#include "ringtrain/train/model_file.hpp"
+#include "ringtrain/train/trainer.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+using test::TempDir;
+
+// A separable 3-class problem: the label is the argmax of the first three features.
+void write_blobs(const std::string& dir) {
+  for (const char* split : {"train", "val", "test"}) {
+    ShardMeta meta;
+    meta.samples = split[1] == 'r' ? 600 : 120;
+    meta.sample_shape = {4};
+    meta.x_type = PixelType::f32;
+    meta.num_classes = 3;
+    ShardData data;
+    Rng rng(split[0]);
+    for (int64_t i = 0; i < meta.samples; ++i) {
+      float best = -1;
+      int64_t label = 0;
+      for (int64_t f = 0; f < 4; ++f) {
+        const float v = rng.uniform(-1.0f, 1.0f);
+        data.x_f32.push_back(v);
+        if (f < 3 && v > best) best = v, label = f;
+      }
+      data.labels.push_back(label);
+    }
+    write_shard(dir + "/" + split + "-00000.h5", meta, data);
+  }
+}
+
+TrainConfig blob_config(const std::string& dir) {
+  TrainConfig c;
+  c.model = "flatten,linear(32),relu,linear(out)";
+  c.data.dir = dir;
+  c.batch = 16;
+  c.epochs = 8;
+  c.lr = 0.05f;
+  return c;
+}
+
+TEST(Trainer, LearnsASeparableProblemAndWritesMetrics) {
+  TempDir dir;
+  write_blobs(dir.path());
+  TrainConfig c = blob_config(dir.path());
+  c.metrics_csv = dir.path("metrics.csv");
+  std::ostringstream log;
+  const TrainResult r = Trainer(c).run(log);
+  ASSERT_EQ(r.epochs.size(), 8u);
+  EXPECT_LT(r.epochs.back().train.loss(), r.epochs.front().train.loss());
+  EXPECT_GT(r.epochs.back().val.metric(), 0.9);
+  EXPECT_GT(r.test.metric(), 0.9);
+  EXPECT_EQ(r.steps, 8 * (600 / 16));
+  std::ifstream csv(c.metrics_csv);
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,images_per_s,seconds");
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 8);
+  EXPECT_NE(log.str().find("epoch 8/8"), std::string::npos);
+}
+
+TEST(Trainer, SameSeedGivesABitwiseIdenticalRun) {
+  TempDir dir;
+  write_blobs(dir.path());
+  TrainConfig c = blob_config(dir.path());
+  c.model = "flatten,linear(16),batchnorm,tanh,dropout(0.2),linear(out)";
+  c.epochs = 2;
+  c.optimizer.kind = "adam";
+  c.lr = 0.01f;
+  std::ostringstream log;
+  Trainer a(c), b(c);
+  a.run(log);
+  b.run(log);
+  const auto pa = a.model().params(), pb = b.model().params();
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_EQ(0, std::memcmp(pa[i]->value.data(), pb[i]->value.data(), sizeof(float) * pa[i]->value.numel()));
+  c.seed = 1;
+  Trainer other(c);
+  other.run(log);
+  EXPECT_NE(0, std::memcmp(pa[0]->value.data(), other.model().params()[0]->value.data(),
+                           sizeof(float) * pa[0]->value.numel()));
+}
+
+TEST(Trainer, SavedModelRoundTripsAndEvalScoresIt) {
+  TempDir dir;
+  write_blobs(dir.path());
+  TrainConfig c = blob_config(dir.path());
+  c.model = "flatten,linear(8),batchnorm,relu,linear(out)";
+  c.save_model = dir.path("model.h5");
+  std::ostringstream log;
+  Trainer trainer(c);
+  const TrainResult r = trainer.run(log);
+  const LoadedModel loaded = load_model(c.save_model);
+  EXPECT_EQ(loaded.model->spec(), trainer.model().spec());
+  EXPECT_TRUE(loaded.classification);
+  EvalConfig e;
+  e.model_file = c.save_model;
+  e.data.dir = dir.path();
+  const Score s = evaluate_saved_model(e, log);
+  EXPECT_EQ(s.samples, 120);
+  EXPECT_DOUBLE_EQ(s.metric(), r.test.metric());
+  EXPECT_NEAR(s.loss(), r.test.loss(), 1e-9);
+}
+
+TEST(Trainer, BadSetupsFailBeforeTraining) {
+  TempDir dir;
+  write_blobs(dir.path());
+  auto error_of = [&](TrainConfig c) {
+    try {
+      std::ostringstream log;
+      Trainer(c).run(log);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  TrainConfig c = blob_config(dir.path());
+  c.model = "flatten,linear(5)";
+  EXPECT_NE(error_of(c).find("produces 5 outputs per sample but the data needs 3"), std::string::npos);
+  c = blob_config(dir.path());
+  c.batch = 1000;
+  EXPECT_NE(error_of(c).find("fewer than one batch of 1000"), std::string::npos);
+  c = blob_config(dir.path("nowhere"));
+  EXPECT_NE(error_of(c).find("no training shards"), std::string::npos);
+  c = blob_config(dir.path());
+  c.lr_schedule = "zigzag";
+  EXPECT_NE(error_of(c).find("unknown learning-rate schedule"), std::string::npos);
+  c = blob_config(dir.path());
+  c.save_model = dir.path("no/such/dir/model.h5");
+  EXPECT_NE(error_of(c).find("cannot write the model"), std::string::npos);
+}
+
+TEST(Trainer, LinearRegressionMatchesLeastSquares) {
+  // y = 3 a - 2 b + 0.5 c + 1 + noise, from CSV through prep and the linreg preset.
+  TempDir dir;
+  {
+    std::ofstream csv(dir.path("lin.csv"));
+    csv << "a,b,c,y\n";
+    Rng rng(4);
+    for (int i = 0; i < 400; ++i) {
+      const double a = rng.uniform(-2, 2), b = rng.uniform(0, 5), cc = rng.uniform(-1, 1);
+      csv << a << "," << b << "," << cc << "," << 3 * a - 2 * b + 0.5 * cc + 1 + 0.1 * rng.uniform(-1, 1) << "\n";
+    }
+  }
+  PrepConfig p;
+  p.format = "csv";
+  p.input = dir.path("lin.csv");
+  p.out_dir = dir.path("data");
+  p.target = "y";
+  p.shards = 2;
+  prep(p);
+  TrainConfig c;
+  c.model = "linreg";
+  c.data.dir = p.out_dir;
+  c.batch = 16;
+  c.epochs = 60;
+  c.lr = 0.05f;
+  c.lr_schedule = "cosine";
+  std::ostringstream log;
+  Trainer trainer(c);
+  const TrainResult r = trainer.run(log);
+  EXPECT_NE(log.str().find("mae"), std::string::npos);
+
+  // Least squares on the same normalised training features, by the normal equations (4x4, doubles).
+  const ShardSet train = ShardSet::open(ShardSet::split_pattern(p.out_dir, "train"));
+  double ata[4][4] = {}, aty[4] = {};
+  for (const ShardMeta& m : train.shards()) {
+    const ShardData d = read_shard_data(m);
+    for (int64_t i = 0; i < m.samples; ++i) {
+      double row[4] = {0, 0, 0, 1};
+      for (int f = 0; f < 3; ++f)
+        row[f] = d.x_f32[static_cast<size_t>(i * 3 + f)] * m.x_scale[static_cast<size_t>(f)] + m.x_shift[static_cast<size_t>(f)];
+      for (int j = 0; j < 4; ++j) {
+        aty[j] += row[j] * d.targets[static_cast<size_t>(i)];
+        for (int k = 0; k < 4; ++k) ata[j][k] += row[j] * row[k];
+      }
+    }
+  }
+  for (int col = 0; col < 4; ++col)  // Gauss-Jordan; the normal matrix is positive definite
+    for (int row = 0; row < 4; ++row) {
+      if (row == col) continue;
+      const double f = ata[row][col] / ata[col][col];
+      for (int k = 0; k < 4; ++k) ata[row][k] -= f * ata[col][k];
+      aty[row] -= f * aty[col];
+    }
+  const auto params = trainer.model().params();
+  for (int f = 0; f < 3; ++f) EXPECT_NEAR(params[0]->value[f], aty[f] / ata[f][f], 1e-3) << "coefficient " << f;
+  EXPECT_NEAR(params[1]->value[0], aty[3] / ata[3][3], 1e-3) << "intercept";
+  EXPECT_LT(r.test.metric(), 0.1);  // MAE near the noise level
+}
+
+}  // namespace
+}  // namespace ringtrain

@@ -1,0 +1,108 @@
+#include "test_util.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace ringtrain::test {
+
+TempDir::TempDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "ringtrain";
+  static int counter = 0;
+  dir_ = std::filesystem::temp_directory_path() /
+         ("ringtrain-test-" + std::to_string(::getpid()) + "-" + name + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+Tensor spaced_tensor(const Shape& shape, uint64_t seed) {
+  Tensor t(shape);
+  std::vector<int64_t> order(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  Rng rng(seed);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+  const float step = 2.0f / static_cast<float>(t.numel());
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t[i] = -1.0f + step * (static_cast<float>(order[static_cast<size_t>(i)]) + 0.5f);
+  return t;
+}
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
+  Tensor t(shape);
+  Rng rng(seed);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.uniform(lo, hi);
+  return t;
+}
+
+void write_classification_shard(const std::string& path, int64_t samples, const Shape& sample_shape,
+                                int64_t classes, uint64_t seed, int64_t first_label) {
+  ShardMeta meta;
+  meta.samples = samples;
+  meta.sample_shape = sample_shape;
+  meta.x_type = PixelType::f32;
+  meta.num_classes = classes;
+  ShardData data;
+  Rng rng(seed);
+  for (int64_t i = 0; i < samples * shape_numel(sample_shape); ++i) data.x_f32.push_back(rng.uniform(-1.0f, 1.0f));
+  for (int64_t i = 0; i < samples; ++i) data.labels.push_back((first_label + i) % classes);
+  write_shard(path, meta, data);
+}
+
+double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode, float eps) {
+  const Tensor& y0 = layer.forward(x, mode);
+  const Tensor w = random_tensor(y0.shape(), 99);
+  auto objective = [&]() {
+    const Tensor& y = layer.forward(x, mode);
+    double s = 0.0;
+    for (int64_t i = 0; i < y.numel(); ++i) s += static_cast<double>(w[i]) * y[i];
+    return s;
+  };
+  objective();
+  if (param) param->grad.fill(0.0f);
+  const Tensor dx = layer.backward(w);
+  Tensor analytic = param ? param->grad : dx;
+  Tensor& target = param ? param->value : x;
+  double worst = 0.0;
+  for (int64_t i = 0; i < target.numel(); ++i) {
+    const float saved = target[i];
+    target[i] = saved + eps;
+    const double up = objective();
+    target[i] = saved - eps;
+    const double down = objective();
+    target[i] = saved;
+    const double numeric = (up - down) / (2.0 * eps);
+    const double err = std::fabs(numeric - analytic[i]) / std::max(1.0, std::fabs(numeric) + std::fabs(analytic[i]));
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+
+int run_cli(const std::string& args, std::string* out, std::string* err) {
+  const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(std::rand());
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string out_path = (dir / ("rt-out-" + tag)).string(), err_path = (dir / ("rt-err-" + tag)).string();
+  const std::string cmd = std::string(RINGTRAIN_BIN) + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  if (out) *out = slurp(out_path);
+  if (err) *err = slurp(err_path);
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace ringtrain::test

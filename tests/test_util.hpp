@@ -1,0 +1,44 @@
+// Helpers shared by the unit tests: temporary directories, random tensors, tiny shard writers and a
+// central-difference gradient check.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "ringtrain/data/shard.hpp"
+#include "ringtrain/nn/layer.hpp"
+#include "ringtrain/tensor/rng.hpp"
+
+namespace ringtrain::test {
+
+// A fresh directory under the build tree's temp area, removed when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  std::string path(const std::string& name = "") const { return (dir_ / name).string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
+// Distinct values evenly spaced over (-1, 1), shuffled and none at 0: for layers with kinks (ReLU, max
+// pooling), so that a finite-difference step of less than half the spacing never crosses a kink.
+Tensor spaced_tensor(const Shape& shape, uint64_t seed);
+
+// A classification shard of `samples` float samples of shape `sample_shape` with labels i % classes.
+void write_classification_shard(const std::string& path, int64_t samples, const Shape& sample_shape,
+                                int64_t classes, uint64_t seed, int64_t first_label = 0);
+
+// Max relative error between the analytic gradient of L = sum(w .* f(x)) w.r.t. `wrt` and central
+// differences, where f = the layer's forward and w is fixed random. Param gradients are compared when
+// `param` is non-null, else the input gradient.
+double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode = Mode::train, float eps = 1e-2f);
+
+// Runs the ringtrain binary with arguments; returns the exit code and fills stdout/stderr text.
+int run_cli(const std::string& args, std::string* out, std::string* err);
+
+}  // namespace ringtrain::test
