@@ -25,7 +25,7 @@ peer() {  # model threads epochs -> img/s after its 5 warm-up steps
 }
 
 printf "%-5s %6s %7s %14s %14s %7s\n" model batch threads ringtrain_img/s pytorch_img/s ratio
-for model in mlp cnn; do
+for model in ${MODELS:-mlp cnn}; do
   # About the same number of steps for both: mlp a full epoch, cnn ~250 steps.
   if [[ $model == mlp ]]; then steps=843 epochs=1; else steps=250 epochs=0.27; fi
   for threads in 1 2; do

@@ -151,11 +151,12 @@ TEST(Im2col, Col2imIsItsAdjoint) {
   g.out_h = (g.in_h + 2 * g.pad - g.kernel) / g.stride + 1;
   g.out_w = (g.in_w + 2 * g.pad - g.kernel) / g.stride + 1;
   Tensor x = random_tensor({g.in_c, g.in_h, g.in_w}, 1), c = random_tensor({g.col_rows(), g.col_cols()}, 2);
-  Tensor col({g.col_rows(), g.col_cols()}), dx({g.in_c, g.in_h, g.in_w}), pad({g.in_c, g.padded_h(), g.padded_w()});
+  Tensor col({g.col_rows() * g.col_cols() + kIm2colSlack}), dx({g.in_c, g.in_h, g.in_w});
+  Tensor pad({g.in_c * g.padded_h() * g.padded_w() + kIm2colSlack});
   im2col(g, x.data(), pad.data(), col.data());
   col2im(g, c.data(), pad.data(), dx.data());
   double lhs = 0, rhs = 0;
-  for (int64_t i = 0; i < col.numel(); ++i) lhs += col[i] * c[i];
+  for (int64_t i = 0; i < c.numel(); ++i) lhs += col[i] * c[i];
   for (int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * dx[i];
   EXPECT_NEAR(lhs, rhs, 1e-4);
 }

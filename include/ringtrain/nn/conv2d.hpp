@@ -14,7 +14,9 @@ struct ConvGeometry {
 };
 
 // col[c*k*k + ki*k + kj][oh*out_w + ow] = x[c][oh*stride - pad + ki][ow*stride - pad + kj] (0 outside).
-// `padded` is scratch of in_c * padded_h * padded_w floats.
+// `padded` is scratch of in_c * padded_h * padded_w floats; both it and `col` need kIm2colSlack floats of
+// writable slack after them.
+inline constexpr int64_t kIm2colSlack = 16;
 void im2col(const ConvGeometry& g, const float* x, float* padded, float* col);
 // The adjoint of im2col: dx = the sum of col's entries at the input positions they were copied from.
 void col2im(const ConvGeometry& g, const float* col, float* padded, float* dx);
