@@ -10,6 +10,7 @@
 
 #include "ringtrain/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
+#include "ringtrain/tensor/strided_gemm.hpp"
 
 namespace ringtrain {
 
@@ -40,12 +41,17 @@ inline void copy_row_spill(float* dst, const float* src, int64_t n) {
 #endif
 }
 
+// dst[0, n) += src[0, n). The tail is a masked load of src (zeros past n) added to a full load of dst and
+// stored back whole: the lanes past n store what they held, avoiding slow masked stores; dst needs up to
+// 15 floats of slack, and no other thread may write there meanwhile.
 inline void add_row(float* dst, const float* src, int64_t n) {
 #ifdef __AVX512F__
   for (; n >= 16; n -= 16, dst += 16, src += 16)
     _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_loadu_ps(src)));
-  const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
-  _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), _mm512_maskz_loadu_ps(m, src)));
+  if (n > 0) {
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
+    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_maskz_loadu_ps(m, src)));
+  }
 #else
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 #endif
@@ -123,15 +129,25 @@ double Conv2d::flops_per_sample() const {
   return 6.0 * static_cast<double>(out_c_ * g_.col_rows() * g_.col_cols());
 }
 
-// Per thread: [column matrix][slack][padded sample][slack], the slack taking im2col's spills.
+// Per thread: [column matrix][slack][padded sample][slack][dy^T], the slack taking im2col's spills.
 int64_t Conv2d::scratch_per_thread() const {
-  return g_.col_rows() * g_.col_cols() + g_.in_c * g_.padded_h() * g_.padded_w() + 2 * kIm2colSlack;
+  return g_.col_rows() * g_.col_cols() + g_.in_c * g_.padded_h() * g_.padded_w() + 2 * kIm2colSlack +
+         out_c_ * g_.col_cols();
 }
 
 float* Conv2d::thread_col(int thread) { return scratch_.data() + thread * scratch_per_thread(); }
 
 float* Conv2d::thread_padded(int thread) { return thread_col(thread) + g_.col_rows() * g_.col_cols() + kIm2colSlack; }
 
+float* Conv2d::thread_dy_t(int thread) {
+  return thread_padded(thread) + g_.in_c * g_.padded_h() * g_.padded_w() + kIm2colSlack;
+}
+
+// The three products go through strided_gemm, which reads the weights and the column matrix in place:
+//   forward        y[Cout, P]      = W[Cout, K] . col[K, P]
+//   weight grad    dW^T[K, Cout]  += col[K, P] . dy^T[P, Cout]     (dy^T: this sample's dy, transposed)
+//   input grad     dcol[K, P]      = W^T[K, Cout] . dy[Cout, P],  then dx = col2im(dcol)
+// with K = in_c * kernel^2 and P = out_h * out_w.
 const Tensor& Conv2d::forward(const Tensor& x, Mode) {
   x_ = &x;
   const int64_t n = x.dim(0), in_size = g_.in_c * g_.in_h * g_.in_w, out_size = out_c_ * g_.col_cols();
@@ -144,11 +160,8 @@ const Tensor& Conv2d::forward(const Tensor& x, Mode) {
     float* col = thread_col(t);
     float* y = y_.data() + s * out_size;
     im2col(g_, x.data() + s * in_size, thread_padded(t), col);
-    if (has_bias_)
-      for (int64_t c = 0; c < out_c_; ++c)
-        for (int64_t p = 0; p < cols; ++p) y[c * cols + p] = bias_.value[c];
-    gemm(Trans::no, Trans::no, out_c_, cols, kk, 1.0f, weight_.value.data(), kk, col, cols, has_bias_ ? 1.0f : 0.0f,
-         y, cols);
+    strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols,
+                 has_bias_ ? bias_.value.data() : nullptr);
   }
   return y_;
 }
@@ -158,30 +171,35 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
   const int64_t kk = g_.col_rows(), cols = g_.col_cols(), wsize = weight_.value.numel();
   const int threads = compute_threads();
   if (input_grad_needed_) dx_.resize(x_->shape());
-  // Thread 0 accumulates straight into the gradient; the others into partials added afterwards in order.
-  weight_grads_.resize({std::max(threads - 1, 1), wsize});
+  // One transposed weight-gradient partial per thread, added into the gradient in thread order afterwards
+  // (deterministic for a given thread count).
+  weight_grads_.resize({threads, wsize});
   weight_grads_.fill(0.0f);
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
     float* col = thread_col(t);
     float* padded = thread_padded(t);
-    float* dw = t == 0 ? weight_.grad.data() : weight_grads_.data() + (t - 1) * wsize;
+    float* dy_t = thread_dy_t(t);
+    float* dw_t = weight_grads_.data() + t * wsize;
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < n; ++s) {
       const float* dys = dy.data() + s * out_size;
+      for (int64_t c = 0; c < out_c_; ++c)
+        for (int64_t p = 0; p < cols; ++p) dy_t[p * out_c_ + c] = dys[c * cols + p];
       im2col(g_, x_->data() + s * in_size, padded, col);
-      gemm(Trans::no, Trans::yes, out_c_, kk, cols, 1.0f, dys, cols, col, cols, 1.0f, dw, kk);
+      strided_gemm(kk, out_c_, cols, col, cols, 1, dy_t, out_c_, 1.0f, dw_t, out_c_);
       if (input_grad_needed_) {
-        gemm(Trans::yes, Trans::no, kk, cols, out_c_, 1.0f, weight_.value.data(), kk, dys, cols, 0.0f, col, cols);
+        strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, dys, cols, 0.0f, col, cols);
         col2im(g_, col, padded, dx_.data() + s * in_size);
       }
     }
   }
-  for (int t = 1; t < threads; ++t) {
-    const float* part = weight_grads_.data() + (t - 1) * wsize;
-    float* dw = weight_.grad.data();
-    for (int64_t i = 0; i < wsize; ++i) dw[i] += part[i];
+  float* dw = weight_.grad.data();
+  for (int t = 0; t < threads; ++t) {
+    const float* part = weight_grads_.data() + t * wsize;
+    for (int64_t c = 0; c < out_c_; ++c)
+      for (int64_t k = 0; k < kk; ++k) dw[c * kk + k] += part[k * out_c_ + c];
   }
   if (has_bias_) {
     float* db = bias_.grad.data();

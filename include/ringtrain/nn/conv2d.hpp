@@ -1,5 +1,5 @@
-// 2-D convolution over [batch, C, H, W] by im2col + GEMM, one sample at a time so the column buffer stays
-// in cache; samples are spread over the OpenMP threads, each with its own column buffer.
+// 2-D convolution over [batch, C, H, W] by im2col + strided_gemm, one sample at a time so the column
+// buffer stays in cache; samples are spread over the OpenMP threads, each with its own buffers.
 #pragma once
 #include "ringtrain/nn/layer.hpp"
 
@@ -37,6 +37,7 @@ class Conv2d : public Layer {
   int64_t scratch_per_thread() const;
   float* thread_col(int thread);
   float* thread_padded(int thread);
+  float* thread_dy_t(int thread);
 
   int64_t out_c_, kernel_, stride_, pad_;
   bool has_bias_;
@@ -44,8 +45,8 @@ class Conv2d : public Layer {
   Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
   const Tensor* x_ = nullptr;
   Tensor y_, dx_;
-  Tensor scratch_;       // per thread: a column buffer and a padded copy of one sample
-  Tensor weight_grads_;  // per-thread weight-gradient partials, summed in thread order (deterministic)
+  Tensor scratch_;       // per thread: column matrix, padded sample, transposed output gradient
+  Tensor weight_grads_;  // per thread: transposed weight-gradient partial, summed in thread order
 };
 
 }  // namespace ringtrain

@@ -1,0 +1,112 @@
+#include "ringtrain/tensor/strided_gemm.hpp"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/blas.hpp"
+
+namespace ringtrain {
+
+#ifdef __AVX512F__
+namespace {
+
+constexpr int64_t kNr = 32;   // columns per tile: two zmm registers
+constexpr int64_t kMr = 8;    // rows per tile: 8 x 2 accumulators, 8 broadcasts and 2 loads per k
+constexpr int64_t kKc = 512;  // k per pass, so a tile's A rows stay in L1
+
+__mmask16 mask_of(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+
+// One MR x (16 * NV) tile of C, n_valid of its columns real, over k in [0, kc). NV = 1 serves the last
+// narrow column panel (196 = 6 * 32 + 4 columns would otherwise waste an eighth of the FMAs).
+template <int MR, int NV>
+void tile(int64_t kc, const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c,
+          int64_t ldc, int64_t n_valid, bool accumulate, const float* row_bias) {
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) mask[v] = mask_of(std::max<int64_t>(0, n_valid - 16 * v));
+  // Every loop is unrolled so the accumulators live in registers (GCC spills arrays otherwise).
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = row_bias ? _mm512_set1_ps(row_bias[i]) : _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + p * ldb + 16 * v);
+    const float* ap = a + p * a_col;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(ap[i * a_row]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  const bool full = n_valid == 16 * NV;  // full tiles take plain stores (masked stores are slow on some CPUs)
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* ci = c + i * ldc + 16 * v;
+      if (full) {
+        if (accumulate) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(ci));
+        _mm512_storeu_ps(ci, acc[i][v]);
+      } else {
+        if (accumulate) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_maskz_loadu_ps(mask[v], ci));
+        _mm512_mask_storeu_ps(ci, mask[v], acc[i][v]);
+      }
+    }
+}
+
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool,
+                        const float*);
+// [rows in the tile][vectors per row - 1]
+constexpr TileFn kTiles[kMr + 1][2] = {{nullptr, nullptr},     {tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>},
+                                       {tile<3, 1>, tile<3, 2>}, {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>},
+                                       {tile<6, 1>, tile<6, 2>}, {tile<7, 1>, tile<7, 2>}, {tile<8, 1>, tile<8, 2>}};
+
+}  // namespace
+
+void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta * c[i * ldc + j] + (row_bias ? row_bias[i] : 0.0f);
+    return;
+  }
+  // Row blocks outermost: a block's A rows (MR x kc) stay in L1 while B's column panels stream by.
+  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+    const int64_t kc = std::min(kKc, k - p0);
+    const bool accumulate = p0 > 0 || beta != 0.0f;
+    const float* bias = p0 == 0 ? row_bias : nullptr;
+    for (int64_t i0 = 0; i0 < m; i0 += kMr) {
+      const int64_t mr = std::min(kMr, m - i0);
+      for (int64_t j0 = 0; j0 < n; j0 += kNr) {
+        const int64_t nv = std::min(kNr, n - j0);
+        kTiles[mr][nv > 16 ? 1 : 0](kc, a + i0 * a_row + p0 * a_col, a_row, a_col, b + p0 * ldb + j0, ldb,
+                                    c + i0 * ldc + j0, ldc, nv, accumulate, bias ? bias + i0 : nullptr);
+      }
+    }
+  }
+}
+
+#else
+
+void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
+  if (row_bias) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta * c[i * ldc + j] + row_bias[i];
+    beta = 1.0f;
+  }
+  if (a_col == 1) gemm(Trans::no, Trans::no, m, n, k, 1.0f, a, a_row, b, ldb, beta, c, ldc);
+  else if (a_row == 1) gemm(Trans::yes, Trans::no, m, n, k, 1.0f, a, a_col, b, ldb, beta, c, ldc);
+  else throw Error("strided_gemm: without AVX-512 one of A's strides must be 1");
+}
+
+#endif
+
+}  // namespace ringtrain
