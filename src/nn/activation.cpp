@@ -17,6 +17,7 @@ std::string Activation::kind() const {
 }
 
 const Tensor& Activation::forward(const Tensor& x, Mode) {
+  if (folded_) return x;
   y_.resize(x.shape());
   const int64_t n = x.numel();
   const float* __restrict in = x.data();
@@ -36,6 +37,7 @@ const Tensor& Activation::forward(const Tensor& x, Mode) {
 }
 
 const Tensor& Activation::backward(const Tensor& dy) {
+  if (folded_) return dy;
   if (!input_grad_needed_) return dx_;
   dx_.resize(dy.shape());
   const int64_t n = dy.numel();

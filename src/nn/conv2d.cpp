@@ -57,6 +57,16 @@ inline void add_row(float* dst, const float* src, int64_t n) {
 #endif
 }
 
+// dst[cols, rows] = src[rows, cols]^T in 16 x 16 blocks, so reads and writes both stay within a few
+// cache lines.
+void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
+  constexpr int64_t kB = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kB)
+    for (int64_t c0 = 0; c0 < cols; c0 += kB)
+      for (int64_t r = r0; r < std::min(r0 + kB, rows); ++r)
+        for (int64_t c = c0; c < std::min(c0 + kB, cols); ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
 }  // namespace
 
 // Both work on a zero-padded copy of the sample, so no loop checks borders: row (c, ki, kj) of the
@@ -129,10 +139,11 @@ double Conv2d::flops_per_sample() const {
   return 6.0 * static_cast<double>(out_c_ * g_.col_rows() * g_.col_cols());
 }
 
-// Per thread: [column matrix][slack][padded sample][slack][dy^T], the slack taking im2col's spills.
+// Per thread: [column matrix][slack][padded sample][slack][dy^T][dy masked by the folded ReLU], the
+// slack taking im2col's spills.
 int64_t Conv2d::scratch_per_thread() const {
   return g_.col_rows() * g_.col_cols() + g_.in_c * g_.padded_h() * g_.padded_w() + 2 * kIm2colSlack +
-         out_c_ * g_.col_cols();
+         2 * out_c_ * g_.col_cols();
 }
 
 float* Conv2d::thread_col(int thread) { return scratch_.data() + thread * scratch_per_thread(); }
@@ -142,6 +153,8 @@ float* Conv2d::thread_padded(int thread) { return thread_col(thread) + g_.col_ro
 float* Conv2d::thread_dy_t(int thread) {
   return thread_padded(thread) + g_.in_c * g_.padded_h() * g_.padded_w() + kIm2colSlack;
 }
+
+float* Conv2d::thread_dy_relu(int thread) { return thread_dy_t(thread) + out_c_ * g_.col_cols(); }
 
 // The three products go through strided_gemm, which reads the weights and the column matrix in place:
 //   forward        y[Cout, P]      = W[Cout, K] . col[K, P]
@@ -162,6 +175,8 @@ const Tensor& Conv2d::forward(const Tensor& x, Mode) {
     im2col(g_, x.data() + s * in_size, thread_padded(t), col);
     strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols,
                  has_bias_ ? bias_.value.data() : nullptr);
+    if (relu_)
+      for (int64_t i = 0; i < out_size; ++i) y[i] = std::max(y[i], 0.0f);
   }
   return y_;
 }
@@ -171,26 +186,39 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
   const int64_t kk = g_.col_rows(), cols = g_.col_cols(), wsize = weight_.value.numel();
   const int threads = compute_threads();
   if (input_grad_needed_) dx_.resize(x_->shape());
-  // One transposed weight-gradient partial per thread, added into the gradient in thread order afterwards
-  // (deterministic for a given thread count).
+  // Partials summed afterwards in a fixed order, so a run is deterministic for a given thread count:
+  // one transposed weight gradient per thread, one bias gradient per sample.
   weight_grads_.resize({threads, wsize});
   weight_grads_.fill(0.0f);
+  bias_grads_.resize({n, out_c_});
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
     float* col = thread_col(t);
     float* padded = thread_padded(t);
     float* dy_t = thread_dy_t(t);
+    float* dy_relu = thread_dy_relu(t);
     float* dw_t = weight_grads_.data() + t * wsize;
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < n; ++s) {
-      const float* dys = dy.data() + s * out_size;
-      for (int64_t c = 0; c < out_c_; ++c)
-        for (int64_t p = 0; p < cols; ++p) dy_t[p * out_c_ + c] = dys[c * cols + p];
+      const float* g = dy.data() + s * out_size;
+      if (relu_) {
+        const float* y = y_.data() + s * out_size;
+        for (int64_t i = 0; i < out_size; ++i) dy_relu[i] = y[i] > 0.0f ? g[i] : 0.0f;
+        g = dy_relu;
+      }
+      for (int64_t c = 0; c < out_c_; ++c) {
+        float sum = 0.0f;
+        // simd reduction: one accumulator is a chain of dependent adds, ~4x slower (same result every run)
+#pragma omp simd reduction(+ : sum)
+        for (int64_t p = 0; p < cols; ++p) sum += g[c * cols + p];
+        bias_grads_[s * out_c_ + c] = sum;
+      }
+      transpose(g, out_c_, cols, dy_t);
       im2col(g_, x_->data() + s * in_size, padded, col);
       strided_gemm(kk, out_c_, cols, col, cols, 1, dy_t, out_c_, 1.0f, dw_t, out_c_);
       if (input_grad_needed_) {
-        strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, dys, cols, 0.0f, col, cols);
+        strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, g, cols, 0.0f, col, cols);
         col2im(g_, col, padded, dx_.data() + s * in_size);
       }
     }
@@ -201,18 +229,9 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
     for (int64_t c = 0; c < out_c_; ++c)
       for (int64_t k = 0; k < kk; ++k) dw[c * kk + k] += part[k * out_c_ + c];
   }
-  if (has_bias_) {
-    float* db = bias_.grad.data();
+  if (has_bias_)
     for (int64_t s = 0; s < n; ++s)
-      for (int64_t c = 0; c < out_c_; ++c) {
-        const float* d = dy.data() + s * out_size + c * cols;
-        float sum = 0.0f;
-        // simd reduction: one accumulator is a chain of dependent adds, ~4x slower (same result every run)
-#pragma omp simd reduction(+ : sum)
-        for (int64_t p = 0; p < cols; ++p) sum += d[p];
-        db[c] += sum;
-      }
-  }
+      for (int64_t c = 0; c < out_c_; ++c) bias_.grad[c] += bias_grads_[s * out_c_ + c];
   return dx_;
 }
 

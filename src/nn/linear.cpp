@@ -1,5 +1,6 @@
 #include "ringtrain/nn/linear.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ringtrain/tensor/blas.hpp"
@@ -37,11 +38,18 @@ const Tensor& Linear::forward(const Tensor& x, Mode) {
   }
   gemm(Trans::no, Trans::yes, n, out_, in_, 1.0f, x.data(), in_, weight_.value.data(), in_,
        has_bias_ ? 1.0f : 0.0f, y, out_);
+  if (relu_)
+    for (int64_t i = 0; i < n * out_; ++i) y[i] = std::max(y[i], 0.0f);
   return y_;
 }
 
-const Tensor& Linear::backward(const Tensor& dy) {
-  const int64_t n = dy.dim(0);
+const Tensor& Linear::backward(const Tensor& incoming) {
+  const int64_t n = incoming.dim(0);
+  if (relu_) {
+    dy_relu_.resize(incoming.shape());
+    for (int64_t i = 0; i < n * out_; ++i) dy_relu_[i] = y_[i] > 0.0f ? incoming[i] : 0.0f;
+  }
+  const Tensor& dy = relu_ ? dy_relu_ : incoming;
   gemm(Trans::yes, Trans::no, out_, in_, n, 1.0f, dy.data(), out_, x_->data(), in_, 1.0f, weight_.grad.data(),
        in_);
   if (has_bias_) {

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/model_spec.hpp"
 
 namespace ringtrain {
@@ -27,6 +28,9 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
     throw Error("bad model spec '" + expanded + "': the model produces " + std::to_string(shape_numel(output_shape_)) +
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
   layers_.front()->set_input_grad_needed(false);
+  for (size_t i = 0; i + 1 < layers_.size(); ++i)
+    if (auto* act = dynamic_cast<Activation*>(layers_[i + 1].get()); act && act->kind() == "relu" && layers_[i]->fold_relu())
+      act->set_folded();
 }
 
 const Tensor& Model::forward(const Tensor& x, Mode mode) {

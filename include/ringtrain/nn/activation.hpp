@@ -15,9 +15,12 @@ class Activation : public Layer {
   Shape build(const Shape& sample_in, Rng&) override { return sample_in; }
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  // The previous layer applies this ReLU itself (Layer::fold_relu); this layer passes values through.
+  void set_folded() { folded_ = true; }
 
  private:
   ActivationKind act_;
+  bool folded_ = false;
   Tensor y_, dx_;
 };
 

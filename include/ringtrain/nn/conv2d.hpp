@@ -32,21 +32,24 @@ class Conv2d : public Layer {
   const Tensor& backward(const Tensor& dy) override;
   std::vector<Param*> params() override;
   double flops_per_sample() const override;
+  bool fold_relu() override { return relu_ = true; }
 
  private:
   int64_t scratch_per_thread() const;
   float* thread_col(int thread);
   float* thread_padded(int thread);
   float* thread_dy_t(int thread);
+  float* thread_dy_relu(int thread);
 
   int64_t out_c_, kernel_, stride_, pad_;
-  bool has_bias_;
+  bool has_bias_, relu_ = false;
   ConvGeometry g_{};
   Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
   const Tensor* x_ = nullptr;
   Tensor y_, dx_;
-  Tensor scratch_;       // per thread: column matrix, padded sample, transposed output gradient
+  Tensor scratch_;       // per thread: column matrix, padded sample, output gradient transposed and masked
   Tensor weight_grads_;  // per thread: transposed weight-gradient partial, summed in thread order
+  Tensor bias_grads_;    // per sample: bias-gradient partial, summed in sample order
 };
 
 }  // namespace ringtrain

@@ -48,6 +48,12 @@ class Layer {
   // Forward and backward multiply-adds per sample, for throughput reports and pipeline balancing.
   virtual double flops_per_sample() const { return 0.0; }
 
+  // Takes over an element-wise ReLU that directly follows this layer, as a fused epilogue (oneDNN calls
+  // them post-ops): forward clamps the output at 0 and backward zeroes the incoming gradient where the
+  // output is 0, while the ReLU layer passes values through. Saves the activation's two passes over
+  // memory; results are bitwise the same. Returns false where the layer has no such epilogue.
+  virtual bool fold_relu() { return false; }
+
   // The first layer's input gradient is never used; skipping it saves a GEMM per step.
   void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
 

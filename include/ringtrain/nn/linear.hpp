@@ -15,13 +15,14 @@ class Linear : public Layer {
   const Tensor& backward(const Tensor& dy) override;
   std::vector<Param*> params() override;
   double flops_per_sample() const override { return 6.0 * static_cast<double>(in_ * out_); }
+  bool fold_relu() override { return relu_ = true; }
 
  private:
   int64_t in_ = 0, out_;
-  bool has_bias_;
+  bool has_bias_, relu_ = false;
   Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
   const Tensor* x_ = nullptr;
-  Tensor y_, dx_;
+  Tensor y_, dx_, dy_relu_;  // dy_relu_: the incoming gradient masked by a folded ReLU
 };
 
 }  // namespace ringtrain
