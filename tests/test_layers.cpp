@@ -61,6 +61,12 @@ TEST(LayerGradients, Conv2dWideKernelStridePad) {
   check_all_gradients(layer, {3, 9, 9});
 }
 
+TEST(LayerGradients, Conv2dManyChannelsFewTaps) {
+  // K = in_c * kernel^2 = 8 <= 2 * Cout: the forward takes the im2col path, the others read in place.
+  Conv2d layer(6, 2, 1, 1, true);
+  check_all_gradients(layer, {2, 5, 4});
+}
+
 TEST(LayerGradients, MaxPool2x2) {
   Pool2d layer(PoolKind::max, 2, 2);
   check_all_gradients(layer, {2, 4, 34}, 1);  // 17 outputs per row: a full AVX-512 block and a masked tail

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/tensor/strided_gemm.hpp"
 #include "test_util.hpp"
 
@@ -32,6 +33,24 @@ TEST(StridedGemm, MatchesReferenceOnRaggedShapes) {
                     << m << "x" << n << "x" << k << " transposed " << transposed_a << " beta " << beta;
               }
           }
+}
+
+TEST(IndexedGemm, ReadsTheColumnMatrixStraightFromThePaddedImage) {
+  // indexed_gemm over column_offsets must equal strided_gemm over the materialised im2col matrix.
+  for (ConvGeometry g : {ConvGeometry{3, 7, 6, 0, 3, 1, 1, 0, 0}, ConvGeometry{2, 9, 9, 0, 5, 2, 2, 0, 0}}) {
+    g.out_h = (g.in_h + 2 * g.pad - g.kernel) / g.stride + 1;
+    g.out_w = (g.in_w + 2 * g.pad - g.kernel) / g.stride + 1;
+    const int64_t rows = g.col_rows(), cols = g.col_cols(), n = 5;
+    const Tensor x = test::random_tensor({g.in_c * g.in_h * g.in_w}, 1), b = test::random_tensor({cols * n}, 2);
+    Tensor padded({g.in_c * g.padded_h() * g.padded_w() + kIm2colSlack}), col({rows * cols + kIm2colSlack});
+    im2col(g, x.data(), padded.data(), col.data());
+    std::vector<int64_t> row_off, col_off;
+    column_offsets(g, row_off, col_off);
+    Tensor want({rows * n}), got({rows * n});
+    strided_gemm(rows, n, cols, col.data(), cols, 1, b.data(), n, 0.0f, want.data(), n);
+    indexed_gemm(rows, n, cols, padded.data(), row_off.data(), col_off.data(), b.data(), n, 0.0f, got.data(), n);
+    for (int64_t i = 0; i < want.numel(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << i;
+  }
 }
 
 }  // namespace

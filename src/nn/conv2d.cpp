@@ -71,12 +71,17 @@ void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
 
 // Both work on a zero-padded copy of the sample, so no loop checks borders: row (c, ki, kj) of the
 // column matrix, output row oh, starts at padded[c][oh * stride + ki][kj].
-void im2col(const ConvGeometry& g, const float* x, float* padded, float* col) {
-  const int64_t k = g.kernel, cols = g.col_cols(), ph = g.padded_h(), pw = g.padded_w();
+void pad_sample(const ConvGeometry& g, const float* x, float* padded) {
+  const int64_t ph = g.padded_h(), pw = g.padded_w();
   std::fill_n(padded, g.in_c * ph * pw, 0.0f);
   for (int64_t c = 0; c < g.in_c; ++c)
     for (int64_t h = 0; h < g.in_h; ++h)
       copy_row(padded + (c * ph + h + g.pad) * pw + g.pad, x + (c * g.in_h + h) * g.in_w, g.in_w);
+}
+
+void im2col(const ConvGeometry& g, const float* x, float* padded, float* col) {
+  const int64_t k = g.kernel, cols = g.col_cols(), ph = g.padded_h(), pw = g.padded_w();
+  pad_sample(g, x, padded);
   for (int64_t c = 0; c < g.in_c; ++c)
     for (int64_t ki = 0; ki < k; ++ki)
       for (int64_t kj = 0; kj < k; ++kj) {
@@ -88,6 +93,17 @@ void im2col(const ConvGeometry& g, const float* x, float* padded, float* col) {
           else for (int64_t ow = 0; ow < g.out_w; ++ow) dst[ow] = src[ow * g.stride];
         }
       }
+}
+
+void column_offsets(const ConvGeometry& g, std::vector<int64_t>& rows, std::vector<int64_t>& cols) {
+  const int64_t k = g.kernel, ph = g.padded_h(), pw = g.padded_w();
+  rows.clear();
+  cols.clear();
+  for (int64_t c = 0; c < g.in_c; ++c)
+    for (int64_t ki = 0; ki < k; ++ki)
+      for (int64_t kj = 0; kj < k; ++kj) rows.push_back((c * ph + ki) * pw + kj);
+  for (int64_t oh = 0; oh < g.out_h; ++oh)
+    for (int64_t ow = 0; ow < g.out_w; ++ow) cols.push_back(oh * g.stride * pw + ow * g.stride);
 }
 
 void col2im(const ConvGeometry& g, const float* col, float* padded, float* dx) {
@@ -132,6 +148,7 @@ Shape Conv2d::build(const Shape& in, Rng& rng) {
     bias_.grad = Tensor({out_c_});
     for (int64_t i = 0; i < out_c_; ++i) bias_.value[i] = rng.uniform(-bound, bound);
   }
+  column_offsets(g_, col_rows_, col_cols_);
   return {out_c_, g_.out_h, g_.out_w};
 }
 
@@ -156,27 +173,51 @@ float* Conv2d::thread_dy_t(int thread) {
 
 float* Conv2d::thread_dy_relu(int thread) { return thread_dy_t(thread) + out_c_ * g_.col_cols(); }
 
-// The three products go through strided_gemm, which reads the weights and the column matrix in place:
-//   forward        y[Cout, P]      = W[Cout, K] . col[K, P]
-//   weight grad    dW^T[K, Cout]  += col[K, P] . dy^T[P, Cout]     (dy^T: this sample's dy, transposed)
+// The three products read the column matrix col[K, P] (K = in_c * kernel^2, P = out_h * out_w) in place
+// from the padded sample where they can (indexed_gemm), and the weights by strides (strided_gemm):
+//   forward        y^T[P, Cout]    = col^T[P, K] . W^T[K, Cout],  then y = (y^T)^T + bias   (K > 2 Cout)
+//                  y[Cout, P]      = W[Cout, K] . col[K, P] + bias, col by im2col             (otherwise)
+//   weight grad    dW^T[K, Cout]  += col[K, P] . dy^T[P, Cout]     (dy^T: this sample's dy, transposed;
+//                                                                   col read in place by indexed_gemm)
 //   input grad     dcol[K, P]      = W^T[K, Cout] . dy[Cout, P],  then dx = col2im(dcol)
-// with K = in_c * kernel^2 and P = out_h * out_w.
 const Tensor& Conv2d::forward(const Tensor& x, Mode) {
   x_ = &x;
   const int64_t n = x.dim(0), in_size = g_.in_c * g_.in_h * g_.in_w, out_size = out_c_ * g_.col_cols();
   const int64_t kk = g_.col_rows(), cols = g_.col_cols();
   y_.resize({n, out_c_, g_.out_h, g_.out_w});
   scratch_.resize({compute_threads(), scratch_per_thread()});
+  // Reading the column matrix in place saves im2col's K * P copies but costs two [P, Cout] transposes
+  // (the product comes out as y^T): worth it when K > 2 * Cout (conv 2 of the cnn preset, not conv 1).
+  const bool indexed_forward = kk > 2 * out_c_;
+  if (indexed_forward) {
+    weight_t_.resize({kk, out_c_});
+    transpose(weight_.value.data(), out_c_, kk, weight_t_.data());
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < n; ++s) {
     const int t = omp_get_thread_num();
-    float* col = thread_col(t);
+    float* padded = thread_padded(t);
     float* y = y_.data() + s * out_size;
-    im2col(g_, x.data() + s * in_size, thread_padded(t), col);
-    strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols,
-                 has_bias_ ? bias_.value.data() : nullptr);
-    if (relu_)
-      for (int64_t i = 0; i < out_size; ++i) y[i] = std::max(y[i], 0.0f);
+    if (indexed_forward) {
+      float* y_t = thread_dy_t(t);  // [P, Cout], the product's layout before the epilogue
+      pad_sample(g_, x.data() + s * in_size, padded);
+      indexed_gemm(cols, out_c_, kk, padded, col_cols_.data(), col_rows_.data(), weight_t_.data(), out_c_, 0.0f,
+                   y_t, out_c_);
+      transpose(y_t, cols, out_c_, y);
+    } else {
+      float* col = thread_col(t);
+      im2col(g_, x.data() + s * in_size, padded, col);
+      strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols);
+    }
+    // Epilogue while the sample is in cache: bias, clamped by a folded ReLU.
+    for (int64_t c = 0; c < out_c_; ++c) {
+      const float b = has_bias_ ? bias_.value[c] : 0.0f;
+      float* yc = y + c * cols;
+      if (relu_)
+        for (int64_t p = 0; p < cols; ++p) yc[p] = std::max(yc[p] + b, 0.0f);
+      else
+        for (int64_t p = 0; p < cols; ++p) yc[p] += b;
+    }
   }
   return y_;
 }
@@ -215,8 +256,9 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
         bias_grads_[s * out_c_ + c] = sum;
       }
       transpose(g, out_c_, cols, dy_t);
-      im2col(g_, x_->data() + s * in_size, padded, col);
-      strided_gemm(kk, out_c_, cols, col, cols, 1, dy_t, out_c_, 1.0f, dw_t, out_c_);
+      // The weight gradient reads the column matrix straight from the padded sample (no im2col copy).
+      pad_sample(g_, x_->data() + s * in_size, padded);
+      indexed_gemm(kk, out_c_, cols, padded, col_rows_.data(), col_cols_.data(), dy_t, out_c_, 1.0f, dw_t, out_c_);
       if (input_grad_needed_) {
         strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, g, cols, 0.0f, col, cols);
         col2im(g_, col, padded, dx_.data() + s * in_size);

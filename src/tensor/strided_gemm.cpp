@@ -5,6 +5,7 @@
 #endif
 
 #include <algorithm>
+#include <vector>
 
 #include "ringtrain/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
@@ -20,15 +21,36 @@ constexpr int64_t kKc = 512;  // k per pass, so a tile's A rows stay in L1
 
 __mmask16 mask_of(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
+// How the kernel finds A(i, p): a[row_offset(i) + column(p)], by strides or by offset tables.
+struct StridedA {
+  const float* a;
+  int64_t row, col;
+  int64_t row_offset(int64_t i) const { return i * row; }
+  const float* column(int64_t p) const { return a + p * col; }
+  StridedA shifted(int64_t i0, int64_t p0) const { return {a + i0 * row + p0 * col, row, col}; }
+};
+
+struct IndexedA {
+  const float* a;
+  const int64_t* rows;
+  const int64_t* cols;
+  int64_t row_offset(int64_t i) const { return rows[i]; }
+  const float* column(int64_t p) const { return a + cols[p]; }
+  IndexedA shifted(int64_t i0, int64_t p0) const { return {a, rows + i0, cols + p0}; }
+};
+
 // One MR x (16 * NV) tile of C, n_valid of its columns real, over k in [0, kc). NV = 1 serves the last
 // narrow column panel (196 = 6 * 32 + 4 columns would otherwise waste an eighth of the FMAs).
-template <int MR, int NV>
-void tile(int64_t kc, const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c,
-          int64_t ldc, int64_t n_valid, bool accumulate, const float* row_bias) {
+template <int MR, int NV, typename A>
+void tile(int64_t kc, const A& a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t n_valid,
+          bool accumulate, const float* row_bias) {
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) mask[v] = mask_of(std::max<int64_t>(0, n_valid - 16 * v));
   // Every loop is unrolled so the accumulators live in registers (GCC spills arrays otherwise).
   __m512 acc[MR][NV];
+  int64_t row[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) row[i] = a.row_offset(i);
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
@@ -37,10 +59,10 @@ void tile(int64_t kc, const float* a, int64_t a_row, int64_t a_col, const float*
     __m512 bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + p * ldb + 16 * v);
-    const float* ap = a + p * a_col;
+    const float* ap = a.column(p);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(ap[i * a_row]);
+      const __m512 ai = _mm512_set1_ps(ap[row[i]]);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
@@ -61,36 +83,51 @@ void tile(int64_t kc, const float* a, int64_t a_row, int64_t a_col, const float*
     }
 }
 
-using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool,
-                        const float*);
+template <typename A>
+using TileFn = void (*)(int64_t, const A&, const float*, int64_t, float*, int64_t, int64_t, bool, const float*);
+
 // [rows in the tile][vectors per row - 1]
-constexpr TileFn kTiles[kMr + 1][2] = {{nullptr, nullptr},     {tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>},
-                                       {tile<3, 1>, tile<3, 2>}, {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>},
-                                       {tile<6, 1>, tile<6, 2>}, {tile<7, 1>, tile<7, 2>}, {tile<8, 1>, tile<8, 2>}};
+template <typename A>
+constexpr TileFn<A> kTiles[kMr + 1][2] = {
+    {nullptr, nullptr},           {tile<1, 1, A>, tile<1, 2, A>}, {tile<2, 1, A>, tile<2, 2, A>},
+    {tile<3, 1, A>, tile<3, 2, A>}, {tile<4, 1, A>, tile<4, 2, A>}, {tile<5, 1, A>, tile<5, 2, A>},
+    {tile<6, 1, A>, tile<6, 2, A>}, {tile<7, 1, A>, tile<7, 2, A>}, {tile<8, 1, A>, tile<8, 2, A>}};
 
-}  // namespace
-
-void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
-                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
+template <typename A>
+void blocked_gemm(int64_t m, int64_t n, int64_t k, const A& a, const float* b, int64_t ldb, float beta, float* c,
+                  int64_t ldc, const float* row_bias) {
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta * c[i * ldc + j] + (row_bias ? row_bias[i] : 0.0f);
     return;
   }
-  // Row blocks outermost: a block's A rows (MR x kc) stay in L1 while B's column panels stream by.
+  // Row blocks outside column panels: a block's A rows (MR x kc) stay in L1 while B's panels stream by.
   for (int64_t p0 = 0; p0 < k; p0 += kKc) {
     const int64_t kc = std::min(kKc, k - p0);
     const bool accumulate = p0 > 0 || beta != 0.0f;
     const float* bias = p0 == 0 ? row_bias : nullptr;
     for (int64_t i0 = 0; i0 < m; i0 += kMr) {
       const int64_t mr = std::min(kMr, m - i0);
+      const A block = a.shifted(i0, p0);
       for (int64_t j0 = 0; j0 < n; j0 += kNr) {
         const int64_t nv = std::min(kNr, n - j0);
-        kTiles[mr][nv > 16 ? 1 : 0](kc, a + i0 * a_row + p0 * a_col, a_row, a_col, b + p0 * ldb + j0, ldb,
-                                    c + i0 * ldc + j0, ldc, nv, accumulate, bias ? bias + i0 : nullptr);
+        kTiles<A>[mr][nv > 16 ? 1 : 0](kc, block, b + p0 * ldb + j0, ldb, c + i0 * ldc + j0, ldc, nv, accumulate,
+                                       bias ? bias + i0 : nullptr);
       }
     }
   }
+}
+
+}  // namespace
+
+void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
+  blocked_gemm(m, n, k, StridedA{a, a_row, a_col}, b, ldb, beta, c, ldc, row_bias);
+}
+
+void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
+                  const int64_t* col_offsets, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  blocked_gemm(m, n, k, IndexedA{a, row_offsets, col_offsets}, b, ldb, beta, c, ldc, nullptr);
 }
 
 #else
@@ -105,6 +142,15 @@ void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row
   if (a_col == 1) gemm(Trans::no, Trans::no, m, n, k, 1.0f, a, a_row, b, ldb, beta, c, ldc);
   else if (a_row == 1) gemm(Trans::yes, Trans::no, m, n, k, 1.0f, a, a_col, b, ldb, beta, c, ldc);
   else throw Error("strided_gemm: without AVX-512 one of A's strides must be 1");
+}
+
+void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
+                  const int64_t* col_offsets, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  thread_local std::vector<float> gathered;  // A materialised row-major for BLAS
+  gathered.resize(static_cast<size_t>(m * k));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) gathered[static_cast<size_t>(i * k + p)] = a[row_offsets[i] + col_offsets[p]];
+  gemm(Trans::no, Trans::no, m, n, k, 1.0f, gathered.data(), k, b, ldb, beta, c, ldc);
 }
 
 #endif

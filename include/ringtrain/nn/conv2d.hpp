@@ -1,6 +1,8 @@
 // 2-D convolution over [batch, C, H, W] by im2col + strided_gemm, one sample at a time so the column
 // buffer stays in cache; samples are spread over the OpenMP threads, each with its own buffers.
 #pragma once
+#include <vector>
+
 #include "ringtrain/nn/layer.hpp"
 
 namespace ringtrain {
@@ -18,6 +20,10 @@ struct ConvGeometry {
 // writable slack after them.
 inline constexpr int64_t kIm2colSlack = 16;
 void im2col(const ConvGeometry& g, const float* x, float* padded, float* col);
+// The first half of im2col: the sample with its zero border, [in_c, padded_h, padded_w].
+void pad_sample(const ConvGeometry& g, const float* x, float* padded);
+// Offsets into the padded sample such that col[r][p] = padded[rows[r] + cols[p]] (for indexed_gemm).
+void column_offsets(const ConvGeometry& g, std::vector<int64_t>& rows, std::vector<int64_t>& cols);
 // The adjoint of im2col: dx = the sum of col's entries at the input positions they were copied from.
 void col2im(const ConvGeometry& g, const float* col, float* padded, float* dx);
 
@@ -50,6 +56,8 @@ class Conv2d : public Layer {
   Tensor scratch_;       // per thread: column matrix, padded sample, output gradient transposed and masked
   Tensor weight_grads_;  // per thread: transposed weight-gradient partial, summed in thread order
   Tensor bias_grads_;    // per sample: bias-gradient partial, summed in sample order
+  Tensor weight_t_;      // W^T [K, Cout], refreshed each forward
+  std::vector<int64_t> col_rows_, col_cols_;  // column_offsets of this geometry
 };
 
 }  // namespace ringtrain

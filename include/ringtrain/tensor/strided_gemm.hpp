@@ -15,4 +15,9 @@ namespace ringtrain {
 void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
                   int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias = nullptr);
 
+// The same with A(m, k) = a[row_offsets[m] + col_offsets[k]]: a convolution's column matrix read straight
+// from the zero-padded image (row = channel and kernel offset, column = output position), no im2col copy.
+void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
+                  const int64_t* col_offsets, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 }  // namespace ringtrain
