@@ -10,7 +10,7 @@ namespace ringtrain {
 namespace {
 
 // Against a double-precision reference, over shapes with every kind of edge: partial row blocks, partial
-// column panels, k longer than one pass, both A layouts, beta 0 and 1.
+// column panels, k longer than one pass, both A layouts, beta 0 and 1, with and without a row bias.
 TEST(StridedGemm, MatchesReferenceOnRaggedShapes) {
   for (int64_t m : {1, 7, 8, 13, 64})
     for (int64_t n : {1, 5, 16, 31, 32, 33, 196})
@@ -18,21 +18,21 @@ TEST(StridedGemm, MatchesReferenceOnRaggedShapes) {
         for (bool transposed_a : {false, true})
           for (float beta : {0.0f, 1.0f})
             for (bool with_bias : {false, true}) {
-            const Tensor a = test::random_tensor({m * k}, 1), b = test::random_tensor({k * n}, 2);
-            const Tensor bias = test::random_tensor({m}, 4);
-            Tensor c = test::random_tensor({m * n}, 3);
-            const Tensor c0 = c;
-            const int64_t a_row = transposed_a ? 1 : k, a_col = transposed_a ? m : 1;
-            strided_gemm(m, n, k, a.data(), a_row, a_col, b.data(), n, beta, c.data(), n,
-                         with_bias ? bias.data() : nullptr);
-            for (int64_t i = 0; i < m; ++i)
-              for (int64_t j = 0; j < n; ++j) {
-                double want = beta * c0[i * n + j] + (with_bias ? bias[i] : 0.0f);
-                for (int64_t p = 0; p < k; ++p) want += static_cast<double>(a[i * a_row + p * a_col]) * b[p * n + j];
-                ASSERT_NEAR(c[i * n + j], want, 1e-4 * (1.0 + std::sqrt(static_cast<double>(k))))
-                    << m << "x" << n << "x" << k << " transposed " << transposed_a << " beta " << beta;
-              }
-          }
+              const Tensor a = test::random_tensor({m * k}, 1), b = test::random_tensor({k * n}, 2);
+              const Tensor bias = test::random_tensor({m}, 4);
+              Tensor c = test::random_tensor({m * n}, 3);
+              const Tensor c0 = c;
+              const int64_t a_row = transposed_a ? 1 : k, a_col = transposed_a ? m : 1;
+              strided_gemm(m, n, k, a.data(), a_row, a_col, b.data(), n, beta, c.data(), n,
+                           with_bias ? bias.data() : nullptr);
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                  double want = beta * c0[i * n + j] + (with_bias ? bias[i] : 0.0f);
+                  for (int64_t p = 0; p < k; ++p) want += static_cast<double>(a[i * a_row + p * a_col]) * b[p * n + j];
+                  ASSERT_NEAR(c[i * n + j], want, 1e-4 * (1.0 + std::sqrt(static_cast<double>(k))))
+                      << m << "x" << n << "x" << k << " transposed " << transposed_a << " beta " << beta;
+                }
+            }
 }
 
 TEST(IndexedGemm, ReadsTheColumnMatrixStraightFromThePaddedImage) {
