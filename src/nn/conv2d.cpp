@@ -149,6 +149,13 @@ Shape Conv2d::build(const Shape& in, Rng& rng) {
     for (int64_t i = 0; i < out_c_; ++i) bias_.value[i] = rng.uniform(-bound, bound);
   }
   column_offsets(g_, col_rows_, col_cols_);
+  // With stride 1 the input gradient is itself a convolution: of dy, padded by kernel - 1 - pad, with the
+  // weights flipped and their channel axes swapped. It then reads dy in place like the forward reads x.
+  direct_input_grad_ = stride_ == 1 && pad_ <= kernel_ - 1;
+  if (direct_input_grad_) {
+    back_ = {out_c_, g_.out_h, g_.out_w, g_.in_c, kernel_, 1, kernel_ - 1 - pad_, g_.in_h, g_.in_w};
+    column_offsets(back_, back_rows_, back_cols_);
+  }
   return {out_c_, g_.out_h, g_.out_w};
 }
 
@@ -179,7 +186,9 @@ float* Conv2d::thread_dy_relu(int thread) { return thread_dy_t(thread) + out_c_ 
 //                  y[Cout, P]      = W[Cout, K] . col[K, P] + bias, col by im2col             (otherwise)
 //   weight grad    dW^T[K, Cout]  += col[K, P] . dy^T[P, Cout]     (dy^T: this sample's dy, transposed;
 //                                                                   col read in place by indexed_gemm)
-//   input grad     dcol[K, P]      = W^T[K, Cout] . dy[Cout, P],  then dx = col2im(dcol)
+//   input grad     dx^T[P_in, Cin] = dycol^T . W_flip              (stride 1: a convolution of dy, read
+//                                                                   in place by indexed_gemm)
+//                  dcol[K, P]      = W^T[K, Cout] . dy[Cout, P],  then dx = col2im(dcol)   (stride > 1)
 const Tensor& Conv2d::forward(const Tensor& x, Mode) {
   x_ = &x;
   const int64_t n = x.dim(0), in_size = g_.in_c * g_.in_h * g_.in_w, out_size = out_c_ * g_.col_cols();
@@ -232,6 +241,20 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
   weight_grads_.resize({threads, wsize});
   weight_grads_.fill(0.0f);
   bias_grads_.resize({n, out_c_});
+  const int64_t dx_scratch_per_thread =
+      back_.in_c * back_.padded_h() * back_.padded_w() + kIm2colSlack + g_.in_c * g_.in_h * g_.in_w;
+  if (input_grad_needed_ && direct_input_grad_) {
+    // weight_flip_[(co, ki, kj)][ci] = W[co][ci][k-1-ki][k-1-kj]: B of the input-gradient convolution.
+    const int64_t k = kernel_, ci_n = g_.in_c;
+    weight_flip_.resize({out_c_ * k * k, ci_n});
+    for (int64_t co = 0; co < out_c_; ++co)
+      for (int64_t ci = 0; ci < ci_n; ++ci)
+        for (int64_t ki = 0; ki < k; ++ki)
+          for (int64_t kj = 0; kj < k; ++kj)
+            weight_flip_[((co * k + ki) * k + kj) * ci_n + ci] =
+                weight_.value[((co * ci_n + ci) * k + (k - 1 - ki)) * k + (k - 1 - kj)];
+    dx_scratch_.resize({threads, dx_scratch_per_thread});
+  }
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
@@ -259,7 +282,14 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
       // The weight gradient reads the column matrix straight from the padded sample (no im2col copy).
       pad_sample(g_, x_->data() + s * in_size, padded);
       indexed_gemm(kk, out_c_, cols, padded, col_rows_.data(), col_cols_.data(), dy_t, out_c_, 1.0f, dw_t, out_c_);
-      if (input_grad_needed_) {
+      if (input_grad_needed_ && direct_input_grad_) {
+        float* dy_padded = dx_scratch_.data() + t * dx_scratch_per_thread;
+        float* dx_t = dy_padded + back_.in_c * back_.padded_h() * back_.padded_w() + kIm2colSlack;
+        pad_sample(back_, g, dy_padded);
+        indexed_gemm(in_size / g_.in_c, g_.in_c, back_.col_rows(), dy_padded, back_cols_.data(), back_rows_.data(),
+                     weight_flip_.data(), g_.in_c, 0.0f, dx_t, g_.in_c);
+        transpose(dx_t, in_size / g_.in_c, g_.in_c, dx_.data() + s * in_size);
+      } else if (input_grad_needed_) {
         strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, g, cols, 0.0f, col, cols);
         col2im(g_, col, padded, dx_.data() + s * in_size);
       }

@@ -57,6 +57,12 @@ class Conv2d : public Layer {
   Tensor weight_grads_;  // per thread: transposed weight-gradient partial, summed in thread order
   Tensor bias_grads_;    // per sample: bias-gradient partial, summed in sample order
   Tensor weight_t_;      // W^T [K, Cout], refreshed each forward
+  // Stride-1 input gradient as a convolution of dy (geometry back_) with flipped weights.
+  bool direct_input_grad_ = false;
+  ConvGeometry back_{};
+  std::vector<int64_t> back_rows_, back_cols_;
+  Tensor weight_flip_;   // [Cout * k * k, Cin], refreshed each backward
+  Tensor dx_scratch_;    // per thread: padded dy, then dx^T
   std::vector<int64_t> col_rows_, col_cols_;  // column_offsets of this geometry
 };
 
