@@ -67,6 +67,12 @@ TEST(LayerGradients, Conv2dManyChannelsFewTaps) {
   check_all_gradients(layer, {2, 5, 4});
 }
 
+TEST(LayerGradients, Conv2dUnpaddedStrideOne) {
+  // The stride-1 input gradient as a convolution of dy padded by kernel - 1 - pad: here the widest padding.
+  Conv2d layer(3, 3, 1, 0, true);
+  check_all_gradients(layer, {2, 6, 5});
+}
+
 TEST(LayerGradients, MaxPool2x2) {
   Pool2d layer(PoolKind::max, 2, 2);
   check_all_gradients(layer, {2, 4, 34}, 1);  // 17 outputs per row: a full AVX-512 block and a masked tail

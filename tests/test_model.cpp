@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/model_spec.hpp"
@@ -64,6 +66,29 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
   const Tensor& wc = c.params()[0]->value;
   EXPECT_EQ(0, std::memcmp(wa.data(), wb.data(), sizeof(float) * static_cast<size_t>(wa.numel())));
   EXPECT_NE(0, std::memcmp(wa.data(), wc.data(), sizeof(float) * static_cast<size_t>(wa.numel())));
+}
+
+TEST(Model, FoldedReluGivesBitwiseTheSameOutputsAndGradients) {
+  // The model folds the ReLU into the conv's epilogue; the same two layers run unfolded must agree exactly.
+  Model m("conv(3,3,pad=1),relu", {2, 5, 5}, 0, 4);
+  Conv2d conv(3, 3, 1, 1, true);
+  Activation relu(ActivationKind::relu);
+  Rng init(4);
+  relu.build(conv.build({2, 5, 5}, init), init);
+  conv.set_input_grad_needed(false);
+  const Tensor x = test::random_tensor({2, 2, 5, 5}, 5), dy = test::random_tensor({2, 3, 5, 5}, 6);
+  const Tensor folded = m.forward(x, Mode::train);
+  const Tensor unfolded = relu.forward(conv.forward(x, Mode::train), Mode::train);
+  ASSERT_EQ(folded.numel(), unfolded.numel());
+  EXPECT_EQ(0, std::memcmp(folded.data(), unfolded.data(), sizeof(float) * static_cast<size_t>(folded.numel())));
+  m.zero_grad();
+  m.backward(dy);
+  conv.backward(relu.backward(dy));
+  for (size_t i = 0; i < 2; ++i) {
+    const Tensor& a = m.params()[i]->grad;
+    const Tensor& b = conv.params()[i]->grad;
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<size_t>(a.numel()))) << i;
+  }
 }
 
 TEST(Model, WholeModelGradientMatchesNumeric) {
