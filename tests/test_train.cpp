@@ -59,7 +59,7 @@ TEST(Trainer, LearnsASeparableProblemAndWritesMetrics) {
   TrainConfig c = blob_config(dir.path());
   c.metrics_csv = dir.path("metrics.csv");
   std::ostringstream log;
-  const TrainResult r = Trainer(c).run(log);
+  const TrainResult r = Trainer(c, test::world()).run(log);
   ASSERT_EQ(r.epochs.size(), 8u);
   EXPECT_LT(r.epochs.back().train.loss(), r.epochs.front().train.loss());
   EXPECT_GT(r.epochs.back().val.metric(), 0.9);
@@ -84,14 +84,14 @@ TEST(Trainer, SameSeedGivesABitwiseIdenticalRun) {
   c.optimizer.kind = "adam";
   c.lr = 0.01f;
   std::ostringstream log;
-  Trainer a(c), b(c);
+  Trainer a(c, test::world()), b(c, test::world());
   a.run(log);
   b.run(log);
   const auto pa = a.model().params(), pb = b.model().params();
   for (size_t i = 0; i < pa.size(); ++i)
     EXPECT_EQ(0, std::memcmp(pa[i]->value.data(), pb[i]->value.data(), sizeof(float) * pa[i]->value.numel()));
   c.seed = 1;
-  Trainer other(c);
+  Trainer other(c, test::world());
   other.run(log);
   EXPECT_NE(0, std::memcmp(pa[0]->value.data(), other.model().params()[0]->value.data(),
                            sizeof(float) * pa[0]->value.numel()));
@@ -104,7 +104,7 @@ TEST(Trainer, SavedModelRoundTripsAndEvalScoresIt) {
   c.model = "flatten,linear(8),batchnorm,relu,linear(out)";
   c.save_model = dir.path("model.h5");
   std::ostringstream log;
-  Trainer trainer(c);
+  Trainer trainer(c, test::world());
   const TrainResult r = trainer.run(log);
   const LoadedModel loaded = load_model(c.save_model);
   EXPECT_EQ(loaded.model->spec(), trainer.model().spec());
@@ -112,7 +112,7 @@ TEST(Trainer, SavedModelRoundTripsAndEvalScoresIt) {
   EvalConfig e;
   e.model_file = c.save_model;
   e.data.dir = dir.path();
-  const Score s = evaluate_saved_model(e, log);
+  const Score s = evaluate_saved_model(e, test::world(), log);
   EXPECT_EQ(s.samples, 120);
   EXPECT_DOUBLE_EQ(s.metric(), r.test.metric());
   EXPECT_NEAR(s.loss(), r.test.loss(), 1e-9);
@@ -124,7 +124,7 @@ TEST(Trainer, BadSetupsFailBeforeTraining) {
   auto error_of = [&](TrainConfig c) {
     try {
       std::ostringstream log;
-      Trainer(c).run(log);
+      Trainer(c, test::world()).run(log);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -173,7 +173,7 @@ TEST(Trainer, LinearRegressionMatchesLeastSquares) {
   c.lr = 0.05f;
   c.lr_schedule = "cosine";
   std::ostringstream log;
-  Trainer trainer(c);
+  Trainer trainer(c, test::world());
   const TrainResult r = trainer.run(log);
   EXPECT_NE(log.str().find("mae"), std::string::npos);
 

@@ -105,4 +105,15 @@ int run_cli(const std::string& args, std::string* out, std::string* err) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+namespace {
+std::unique_ptr<MpiCommunicator> the_world;
+}
+
+MpiCommunicator& world() {
+  if (!the_world) the_world = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+  return *the_world;
+}
+
+void release_world() { the_world.reset(); }
+
 }  // namespace ringtrain::test

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard.hpp"
 #include "ringtrain/nn/layer.hpp"
 #include "ringtrain/tensor/rng.hpp"
@@ -37,6 +38,10 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
 // differences, where f = the layer's forward and w is fixed random. Param gradients are compared when
 // `param` is non-null, else the input gradient.
 double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode = Mode::train, float eps = 1e-2f);
+
+// Every rank of the test program (MPI_COMM_WORLD, ring allreduce); release_world() before MPI_Finalize.
+MpiCommunicator& world();
+void release_world();
 
 // Runs the ringtrain binary with arguments; returns the exit code and fills stdout/stderr text.
 int run_cli(const std::string& args, std::string* out, std::string* err);

@@ -10,4 +10,12 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// An error every rank of the job raises at the same point with the same message (ranks disagree on the
+// configuration, a tensor differs in size across ranks...): rank 0 reports it and every rank exits normally,
+// with no MPI_Abort. Any other Error may be one rank's alone, and that rank takes the job down.
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace ringtrain

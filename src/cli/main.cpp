@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/comm/mpi_session.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/error.hpp"
@@ -41,15 +42,21 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
   ringtrain::MpiSession mpi(argc, argv);
   try {
-    if (mpi.size() > 1)
-      throw ringtrain::Error("this build trains on one rank; got " + std::to_string(mpi.size()) +
-                             " ranks (data-parallel training comes with the communicator)");
+    ringtrain::MpiCommunicatorConfig comm;
+    comm.allreduce = ringtrain::parse_allreduce_algorithm(train ? train->allreduce : eval->allreduce);
+    ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
-    if (train) ringtrain::Trainer(*train).run(log);
-    else ringtrain::evaluate_saved_model(*eval, log);
+    if (train) ringtrain::Trainer(*train, world).run(log);
+    else ringtrain::evaluate_saved_model(*eval, world, log);
+  } catch (const ringtrain::CollectiveError& e) {
+    // Every rank raised it: one line from rank 0, and every rank exits on its own.
+    if (mpi.rank() == 0) std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    return kExitError;
   } catch (const std::exception& e) {
-    std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    // This rank's alone: the others may be waiting for it in a collective, so it takes the job down.
+    std::cerr << "ringtrain: error: " << (mpi.size() > 1 ? "rank " + std::to_string(mpi.rank()) + ": " : "")
+              << e.what() << std::endl;
     if (mpi.size() > 1) mpi.abort(kExitError);
     return kExitError;
   }

@@ -47,6 +47,16 @@ void add_data_options(po::options_description& o, DataSources& d) {
       ("prefetch", po::value(&d.prefetch)->default_value(4), "batches prepared ahead of training");
 }
 
+void add_rank_options(po::options_description& o, std::string& allreduce) {
+  o.add_options()("allreduce", po::value(&allreduce)->default_value("ring"),
+                  "ring (ringtrain's segmented ring over MPI point-to-point) or mpi (MPI_Allreduce)");
+}
+
+void check_allreduce(const std::string& allreduce) {
+  if (allreduce != "ring" && allreduce != "mpi")
+    throw UsageError("--allreduce must be ring or mpi, got '" + allreduce + "'");
+}
+
 }  // namespace
 
 std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
@@ -93,13 +103,30 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("lr-step-epochs", po::value(&c.lr_step_epochs)->default_value(1.0), "step schedule: epochs between decays")
       ("lr-gamma", po::value(&c.lr_gamma)->default_value(0.1f), "step schedule: decay factor")
       ("lr-min", po::value(&c.lr_min)->default_value(0.0f), "cosine schedule: final learning rate")
-      ("threads", po::value(&c.threads)->default_value(1), "compute threads (BLAS and our loops)")
+      ("lr-scaling", po::value(&c.lr_scaling)->default_value("none"), "none, or linear: lr x ranks, reached by the "
+       "--warmup-epochs ramp from lr (Goyal et al.)")
+      ("threads", po::value(&c.threads)->default_value(1), "compute threads per rank (BLAS and our loops)")
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and dropout")
       ("metrics", po::value(&c.metrics_csv), "write per-epoch metrics to this CSV file")
       ("save", po::value(&c.save_model), "save the trained model to this HDF5 file")
       ("log-every", po::value(&c.log_every)->default_value(0), "also print the running loss every N steps");
+  add_rank_options(o, c.allreduce);
+  double fusion_mb = 64.0;
+  EngineConfig& engine = c.parallel.engine;
+  o.add_options()
+      ("mode", po::value(&c.parallel.mode)->default_value("sync"), "sync: data parallel, gradients averaged every step")
+      ("fusion-mb", po::value(&fusion_mb)->default_value(64.0), "fusion buffer: ready gradients reduced together up to this size")
+      ("cycle-ms", po::value(&engine.cycle_ms)->default_value(1.0), "how often ranks agree on which gradients are ready")
+      ("stall-warn-s", po::value(&engine.stall_warn_s)->default_value(60.0), "warn when a gradient waits this long for "
+       "other ranks (0 = never)")
+      ("timeline", po::value(&c.timeline), "write a Chrome/Perfetto trace (JSON) of every rank to this file");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
+  if (!(fusion_mb > 0.0)) throw UsageError("--fusion-mb must be positive");
+  if (!(engine.cycle_ms > 0.0)) throw UsageError("--cycle-ms must be positive");
+  if (engine.stall_warn_s < 0.0) throw UsageError("--stall-warn-s must not be negative");
+  engine.fusion_bytes = static_cast<size_t>(fusion_mb * (1 << 20));
+  check_allreduce(c.allreduce);
   return c;
 }
 
@@ -112,8 +139,10 @@ std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
       ("split", po::value(&c.split)->default_value("test"), "split of --data to score: train, val or test")
       ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass")
       ("threads", po::value(&c.threads)->default_value(1), "compute threads");
+  add_rank_options(o, c.allreduce);
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return std::nullopt;
+  check_allreduce(c.allreduce);
   if (c.split != "train" && c.split != "val" && c.split != "test")
     throw UsageError("--split must be train, val or test, got '" + c.split + "'");
   return c;

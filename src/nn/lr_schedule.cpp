@@ -9,7 +9,8 @@
 namespace ringtrain {
 
 float LrSchedule::at(int64_t step) const {
-  if (step < warmup_steps) return base_lr * static_cast<float>(step + 1) / static_cast<float>(warmup_steps);
+  if (step < warmup_steps)
+    return warmup_from + (base_lr - warmup_from) * static_cast<float>(step + 1) / static_cast<float>(warmup_steps);
   const int64_t after = step - warmup_steps;
   if (kind == "step") return base_lr * std::pow(gamma, static_cast<float>(after / decay_every));
   if (kind == "cosine") {

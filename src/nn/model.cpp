@@ -35,13 +35,25 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
 
 const Tensor& Model::forward(const Tensor& x, Mode mode) {
   const Tensor* h = &x;
-  for (auto& layer : layers_) h = &layer->forward(*h, mode);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (LayerObserver* o : observers_) o->forward_begin(i);
+    h = &layers_[i]->forward(*h, mode);
+    for (LayerObserver* o : observers_) o->forward_end(i);
+  }
   return *h;
 }
 
 void Model::backward(const Tensor& dout) {
   const Tensor* g = &dout;
-  for (size_t i = layers_.size(); i-- > 0;) g = &layers_[i]->backward(*g);
+  for (size_t i = layers_.size(); i-- > 0;) {
+    for (LayerObserver* o : observers_) o->backward_begin(i);
+    g = &layers_[i]->backward(*g);
+    for (LayerObserver* o : observers_) o->backward_end(i);
+  }
+}
+
+void Model::remove_observer(LayerObserver* observer) {
+  std::erase(observers_, observer);
 }
 
 void Model::zero_grad() {
@@ -67,6 +79,13 @@ std::vector<NamedParam> Model::named_params() {
   const auto names = layer_names();
   for (size_t i = 0; i < layers_.size(); ++i)
     for (Param* p : layers_[i]->params()) out.push_back({names[i] + "/" + p->name, p});
+  return out;
+}
+
+std::vector<NamedParam> Model::named_params(size_t layer) {
+  std::vector<NamedParam> out;
+  const std::string name = layer_name(layer);
+  for (Param* p : layers_[layer]->params()) out.push_back({name + "/" + p->name, p});
   return out;
 }
 

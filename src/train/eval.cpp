@@ -4,13 +4,14 @@
 #include <ostream>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/trainer.hpp"
 
 namespace ringtrain {
 
-Score evaluate_saved_model(const EvalConfig& config, std::ostream& log) {
+Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::ostream& log) {
   if (config.batch < 1) throw Error("--batch must be at least 1");
   if (config.threads < 1) throw Error("--threads must be at least 1");
   set_compute_threads(config.threads);
@@ -33,8 +34,10 @@ Score evaluate_saved_model(const EvalConfig& config, std::ostream& log) {
   lc.drop_last = false;
   lc.window_shards = config.data.window_shards;
   lc.prefetch = config.data.prefetch;
+  lc.rank = world.rank();
+  lc.world = world.size();
   BatchLoader loader(data, lc);
-  const Score score = evaluate(*loaded.model, *loss, loader);
+  const Score score = sum_scores(world, evaluate(*loaded.model, *loss, loader));
   char line[160];
   std::snprintf(line, sizeof line, "%s: loss %.4f  %s %.4f  (%lld samples)", config.split.c_str(), score.loss(),
                 loss->metric_name().c_str(), score.metric(), static_cast<long long>(score.samples));

@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <cmath>
 #include <cstdio>
-#include <ostream>
+#include <iostream>
 
+#include "ringtrain/comm/agreement.hpp"
+#include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/tensor/blas.hpp"
@@ -27,6 +29,29 @@ std::string format_score(const std::string& prefix, const Score& s, const std::s
                 s.metric());
   return buf;
 }
+
+// Per-layer forward and backward spans on the training row of the timeline.
+class LayerSpans final : public LayerObserver {
+ public:
+  LayerSpans(Model& model, Timeline* timeline) : model_(model), timeline_(timeline) {
+    if (!timeline_) return;
+    for (size_t i = 0; i < model.size(); ++i) names_.push_back(model.layer_name(i));
+    model_.add_observer(this);
+  }
+  ~LayerSpans() override {
+    if (timeline_) model_.remove_observer(this);
+  }
+  void forward_begin(size_t) override { begin_ = Clock::now(); }
+  void forward_end(size_t i) override { timeline_->span(Timeline::training, "forward " + names_[i], begin_, Clock::now()); }
+  void backward_begin(size_t) override { begin_ = Clock::now(); }
+  void backward_end(size_t i) override { timeline_->span(Timeline::training, "backward " + names_[i], begin_, Clock::now()); }
+
+ private:
+  Model& model_;
+  Timeline* timeline_;
+  std::vector<std::string> names_;
+  Clock::time_point begin_;
+};
 
 ShardSet open_train_set(const DataSources& data) {
   const std::string source = data.source("train");
@@ -64,23 +89,82 @@ Score evaluate(Model& model, Loss& loss, BatchLoader& loader) {
   return total;
 }
 
-Trainer::Trainer(const TrainConfig& config) : config_(config), train_set_(open_train_set(config.data)) {
+Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(config), world_(world) {
+  std::string failure;
+  try {
+    open();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  raise_if_any_failed(world_, failure);
+  check_same_on_all_ranks(world_, settings());
+}
+
+void Trainer::open() {
+  train_set_ = std::make_unique<ShardSet>(open_train_set(config_.data));
   if (config_.batch < 1) throw Error("--batch must be at least 1");
   if (config_.epochs < 1) throw Error("--epochs must be at least 1");
   if (config_.threads < 1) throw Error("--threads must be at least 1");
-  if (!config_.save_model.empty()) check_writable(config_.save_model, "the model");
-  val_set_ = open_optional(config_.data, "val", train_set_.meta());
-  test_set_ = open_optional(config_.data, "test", train_set_.meta());
-  const ShardMeta& meta = train_set_.meta();
+  if (config_.lr_scaling != "none" && config_.lr_scaling != "linear")
+    throw Error("unknown --lr-scaling '" + config_.lr_scaling + "' (expected none or linear)");
+  if (world_.rank() == 0) {
+    if (!config_.save_model.empty()) check_writable(config_.save_model, "the model");
+    if (!config_.timeline.empty()) check_writable(config_.timeline, "the timeline");
+  }
+  val_set_ = open_optional(config_.data, "val", train_set_->meta());
+  test_set_ = open_optional(config_.data, "test", train_set_->meta());
+  const ShardMeta& meta = train_set_->meta();
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
   loss_ = make_loss(meta.classification());
   optimizer_ = make_optimizer(config_.optimizer);
+}
+
+// What every rank must agree on: a rank with another model, batch or learning rate would train something
+// else, and one with another fusion size or allreduce would hang in mismatched collectives.
+std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
+  const OptimizerConfig& o = config_.optimizer;
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", v);  // float precision: 0.05, not 0.0500000007
+    return std::string(buf);
+  };
+  const ShardMeta& meta = train_set_->meta();
+  return {{"--model", model_->spec()},
+          {"the training data", std::to_string(train_set_->samples()) + " samples of " + shape_str(meta.sample_shape) +
+                                    " in " + std::to_string(train_set_->shards().size()) + " shards"},
+          {"--batch", std::to_string(config_.batch)},
+          {"--epochs", std::to_string(config_.epochs)},
+          {"--steps", std::to_string(config_.max_steps)},
+          {"--optimizer", o.kind},
+          {"--lr", num(config_.lr)},
+          {"--momentum", num(o.momentum)},
+          {"--nesterov", o.nesterov ? "true" : "false"},
+          {"--weight-decay", num(o.weight_decay)},
+          {"--beta1", num(o.beta1)},
+          {"--beta2", num(o.beta2)},
+          {"--eps", num(o.eps)},
+          {"--alpha", num(o.alpha)},
+          {"--lr-schedule", config_.lr_schedule},
+          {"--warmup-epochs", num(config_.warmup_epochs)},
+          {"--lr-step-epochs", num(config_.lr_step_epochs)},
+          {"--lr-gamma", num(config_.lr_gamma)},
+          {"--lr-min", num(config_.lr_min)},
+          {"--lr-scaling", config_.lr_scaling},
+          {"--seed", std::to_string(config_.seed)},
+          {"--shuffle-window", std::to_string(config_.data.window_shards)},
+          {"--mode", config_.parallel.mode},
+          {"--allreduce", world_.backend()},
+          {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
 }
 
 LrSchedule Trainer::schedule(int64_t steps_per_epoch) const {
   LrSchedule s;
   s.kind = config_.lr_schedule;
   s.base_lr = config_.lr;
+  if (config_.lr_scaling == "linear") {  // Goyal et al.: k ranks, k times the rate, reached by warm-up
+    s.base_lr = config_.lr * static_cast<float>(world_.size());
+    s.warmup_from = config_.lr;
+  }
   s.warmup_steps = std::llround(config_.warmup_epochs * static_cast<double>(steps_per_epoch));
   s.total_steps = config_.epochs * steps_per_epoch;
   s.decay_every = std::max<int64_t>(1, std::llround(config_.lr_step_epochs * static_cast<double>(steps_per_epoch)));
@@ -95,6 +179,8 @@ std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split) const {
   c.batch = std::max<int64_t>(config_.batch, 256);
   c.shuffle = false;
   c.drop_last = false;
+  c.rank = world_.rank();
+  c.world = world_.size();
   c.window_shards = config_.data.window_shards;
   c.prefetch = config_.data.prefetch;
   return std::make_unique<BatchLoader>(split, c);
@@ -102,28 +188,43 @@ std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split) const {
 
 TrainResult Trainer::run(std::ostream& log) {
   set_compute_threads(config_.threads);
+  const int ranks = world_.size();
   LoaderConfig lc;
   lc.batch = config_.batch;
   lc.seed = config_.seed;
+  lc.rank = world_.rank();
+  lc.world = ranks;
   lc.window_shards = config_.data.window_shards;
   lc.prefetch = config_.data.prefetch;
-  BatchLoader train_loader(train_set_, lc);
-  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+  BatchLoader train_loader(*train_set_, lc);
+  const int64_t steps_per_epoch = train_loader.batches_per_epoch();  // the same on every rank (drop_last)
   if (steps_per_epoch == 0)
-    throw Error("the training split has " + std::to_string(train_set_.samples()) +
-                " samples, fewer than one batch of " + std::to_string(config_.batch));
+    throw CollectiveError("the training split has " + std::to_string(train_set_->samples()) +
+                          " samples, fewer than one batch of " + std::to_string(config_.batch * ranks) +
+                          (ranks > 1 ? " (" + std::to_string(ranks) + " ranks x --batch " +
+                                           std::to_string(config_.batch) + ")"
+                                     : std::string()));
   const LrSchedule lr = schedule(steps_per_epoch);
   auto val_loader = val_set_ ? eval_loader(*val_set_) : nullptr;
   const std::string metric = loss_->metric_name();
-  MetricsLog metrics(config_.metrics_csv, metric);
+  MetricsLog metrics(world_.rank() == 0 ? config_.metrics_csv : "", metric);
+
+  std::unique_ptr<Timeline> timeline;
+  if (!config_.timeline.empty()) {
+    world_.barrier();  // one time origin for every rank
+    timeline = std::make_unique<Timeline>();
+  }
+  LayerSpans layer_spans(*model_, timeline.get());
+  const std::unique_ptr<ParallelMode> mode =
+      make_parallel_mode(config_.parallel, world_, *model_, *loss_, *optimizer_, timeline.get(), std::cerr);
 
   log << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
-      << model_->parameter_count() << " parameters; " << train_set_.samples() << " training samples in "
-      << train_set_.shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
-      << ", " << config_.threads << " threads" << std::endl;
+      << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
+      << train_set_->shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
+      << (ranks > 1 ? " x " + std::to_string(ranks) + " ranks (" + world_.backend() + " allreduce)" : std::string()) << ", "
+      << config_.threads << " threads" << std::endl;
 
   TrainResult result;
-  const std::vector<Param*> params = model_->params();
   Batch batch;
   int64_t step = 0;
   const Clock::time_point start = Clock::now();
@@ -132,21 +233,20 @@ TrainResult Trainer::run(std::ostream& log) {
     rec.epoch = epoch + 1;
     const Clock::time_point epoch_start = Clock::now();
     train_loader.start_epoch(epoch);
+    Score mine;
     while (train_loader.next(batch)) {
       rec.lr = lr.at(step);
-      model_->zero_grad();
-      const Tensor& out = model_->forward(batch.x, Mode::train);
-      rec.train += loss_->forward(out, batch.y);
-      model_->backward(loss_->backward(1.0f));
-      optimizer_->step(params, static_cast<float>(rec.lr));
+      mine += mode->train_step(batch, static_cast<float>(rec.lr));
       ++step;
       if (config_.log_every > 0 && step % config_.log_every == 0)
-        log << "  step " << step << "  " << format_score("", rec.train, metric) << std::endl;
+        log << "  step " << step << "  " << format_score("", mode->sum_over_ranks(mine), metric) << std::endl;
       if (config_.max_steps > 0 && step >= config_.max_steps) break;
     }
+    rec.train = mode->sum_over_ranks(mine);
     const double train_seconds = seconds_since(epoch_start);
     rec.images_per_s = static_cast<double>(rec.train.samples) / train_seconds;
-    if (val_loader) rec.val = evaluate(*model_, *loss_, *val_loader);
+    mode->sync_buffers();
+    if (val_loader) rec.val = mode->sum_over_ranks(evaluate(*model_, *loss_, *val_loader));
     rec.step = step;
     rec.seconds = seconds_since(start);
     metrics.write(rec);
@@ -160,13 +260,17 @@ TrainResult Trainer::run(std::ostream& log) {
   result.steps = step;
   if (test_set_) {
     auto test_loader = eval_loader(*test_set_);
-    result.test = evaluate(*model_, *loss_, *test_loader);
+    result.test = mode->sum_over_ranks(evaluate(*model_, *loss_, *test_loader));
     log << "test  " << format_score("test_", result.test, metric) << "  (" << result.test.samples << " samples)"
         << std::endl;
   }
-  if (!config_.save_model.empty()) {
-    save_model(config_.save_model, *model_, train_set_.meta().classification());
+  if (!config_.save_model.empty() && world_.rank() == 0) {
+    save_model(config_.save_model, *model_, train_set_->meta().classification());
     log << "saved model to " << config_.save_model << std::endl;
+  }
+  if (timeline) {
+    timeline->write(world_, config_.timeline);
+    log << "wrote timeline to " << config_.timeline << std::endl;
   }
   return result;
 }

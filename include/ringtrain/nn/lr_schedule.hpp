@@ -1,5 +1,6 @@
 // Learning rate as a function of the global step: constant, step decay or cosine, each optionally
-// preceded by a linear warm-up that ramps to base_lr over warmup_steps (Goyal et al.).
+// preceded by a linear warm-up from warmup_from to base_lr over warmup_steps (Goyal et al. ramp from the
+// one-worker rate to the linearly scaled one).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -10,6 +11,7 @@ struct LrSchedule {
   std::string kind = "constant";  // constant | step | cosine
   float base_lr = 0.05f;
   int64_t warmup_steps = 0;
+  float warmup_from = 0.0f;  // rate before the first warm-up step
   int64_t total_steps = 1;   // cosine: decays to min_lr at this step
   int64_t decay_every = 1;   // step: multiply by gamma every this many steps
   float gamma = 0.1f;        // step

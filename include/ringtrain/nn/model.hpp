@@ -13,6 +13,17 @@ struct NamedParam {
   Param* param;
 };
 
+// Told when each layer starts and ends a pass. Data parallel hands a layer's gradients to the communicator
+// the moment its backward ends (overlapping the backward of the layers before it); the timeline records spans.
+class LayerObserver {
+ public:
+  virtual ~LayerObserver() = default;
+  virtual void forward_begin(size_t /*layer*/) {}
+  virtual void forward_end(size_t /*layer*/) {}
+  virtual void backward_begin(size_t /*layer*/) {}
+  virtual void backward_end(size_t /*layer*/) {}  // the layer's Param::grad are final for this batch
+};
+
 class Model {
  public:
   // spec: a preset name or a layer list (see model_spec.hpp). outputs: the data's classes or targets, which
@@ -26,6 +37,7 @@ class Model {
 
   std::vector<Param*> params();
   std::vector<NamedParam> named_params();
+  std::vector<NamedParam> named_params(size_t layer);  // one layer's
   std::vector<NamedTensor> named_buffers();  // "<layer>/running_mean", ...
   int64_t parameter_count();
 
@@ -35,11 +47,17 @@ class Model {
   double flops_per_sample() const;
   size_t size() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_[i]; }
+  std::string layer_name(size_t i) const { return layer_names()[i]; }  // "conv2"
+
+  // Observers are not owned and must outlive their registration.
+  void add_observer(LayerObserver* observer) { observers_.push_back(observer); }
+  void remove_observer(LayerObserver* observer);
 
  private:
   std::vector<std::string> layer_names() const;
 
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<LayerObserver*> observers_;
   Shape input_shape_, output_shape_;
 };
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/parallel/parallel_mode.hpp"
 
 namespace ringtrain {
 
@@ -22,7 +23,7 @@ struct DataSources {
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec
   DataSources data;
-  int64_t batch = 64;         // per rank
+  int64_t batch = 64;         // per rank: the global batch is batch x ranks
   int64_t epochs = 5;
   int64_t max_steps = 0;      // > 0: stop after this many steps (tests, quick studies)
   OptimizerConfig optimizer;
@@ -32,11 +33,15 @@ struct TrainConfig {
   double lr_step_epochs = 1.0;           // step schedule: decay interval
   float lr_gamma = 0.1f;
   float lr_min = 0.0f;
+  std::string lr_scaling = "none";       // none | linear: lr x ranks, warm-up ramps from lr (Goyal et al.)
+  ParallelConfig parallel;
   int threads = 1;
   uint64_t seed = 0;
   std::string metrics_csv;   // "" = none
   std::string save_model;    // "" = none
   int64_t log_every = 0;     // > 0: also print every this many steps
+  std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
+  std::string allreduce = "ring";  // the world communicator's: ring | mpi (the CLI builds it)
 };
 
 struct EvalConfig {
@@ -45,6 +50,7 @@ struct EvalConfig {
   std::string split = "test";
   int64_t batch = 256;
   int threads = 1;
+  std::string allreduce = "ring";
 };
 
 }  // namespace ringtrain

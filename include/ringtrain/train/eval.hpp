@@ -2,11 +2,13 @@
 #pragma once
 #include <iosfwd>
 
+#include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/train/config.hpp"
 
 namespace ringtrain {
 
-Score evaluate_saved_model(const EvalConfig& config, std::ostream& log);
+// Collective: each rank scores its share of the split and the scores are summed.
+Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::ostream& log);
 
 }  // namespace ringtrain

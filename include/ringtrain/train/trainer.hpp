@@ -1,9 +1,11 @@
-// The training loop. One batch travels: loader -> model.forward -> loss -> model.backward -> optimizer.
+// The training loop. One batch travels: loader -> model.forward -> loss -> model.backward -> (gradients to
+// the communicator, layer by layer) -> optimizer; the parallel mode owns everything after the loader.
 #pragma once
 #include <iosfwd>
 #include <memory>
 #include <vector>
 
+#include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/data/loader.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
@@ -19,22 +21,28 @@ struct TrainResult {
   int64_t steps = 0;
 };
 
-// Scores every batch of a split in evaluation mode.
+// Scores every batch this rank's loader gives, in evaluation mode.
 Score evaluate(Model& model, Loss& loss, BatchLoader& loader);
 
 class Trainer {
  public:
-  // Opens and checks the data and builds the model; throws Error on any bad input before training starts.
-  explicit Trainer(const TrainConfig& config);
+  // Collective over `world` (every rank of the job): opens and checks the data and builds the model, then
+  // checks that every rank did so and was given the same settings. Any bad input on any rank throws the same
+  // CollectiveError on every rank before training starts.
+  Trainer(const TrainConfig& config, Communicator& world);
+  // Collective. Progress goes to `log` (give rank 0 the real stream), stall warnings to std::cerr.
   TrainResult run(std::ostream& log);
   Model& model() { return *model_; }
 
  private:
+  void open();  // this rank's part of the constructor
+  std::vector<std::pair<std::string, std::string>> settings() const;
   std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split) const;
   LrSchedule schedule(int64_t steps_per_epoch) const;
 
   TrainConfig config_;
-  ShardSet train_set_;
+  Communicator& world_;
+  std::unique_ptr<ShardSet> train_set_;
   std::unique_ptr<ShardSet> val_set_, test_set_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Loss> loss_;

@@ -1,0 +1,40 @@
+// What the rest of ringtrain may ask of the other ranks. The communicator moves buffers; it knows nothing of
+// layers or models. Backends: MPI (CPU buffers, ring or MPI_Allreduce) now, NCCL (GPU buffers) next.
+// Every call is blocking and collective calls must be made by all ranks of the communicator in the same order;
+// the only thread rule is one caller at a time per communicator (give each thread its own, see split_off()).
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ringtrain {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "mpi-ring", "mpi", "nccl" ...
+
+  // Element-wise sum over all ranks, in place. Any count, 0 included.
+  virtual void allreduce_sum(float* data, size_t count) = 0;
+  virtual void allreduce_sum(double* data, size_t count) = 0;
+  // Copies root's `bytes` into every rank's `data`.
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  // Concatenates every rank's `bytes` in rank order into `out` (size() * bytes).
+  virtual void allgather(const void* in, void* out, size_t bytes) = 0;
+  virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
+  virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
+  virtual void barrier() = 0;
+
+  // A new communicator over the same ranks whose messages never mix with this one's: one per thread, or per
+  // engine, so a background thread and the training thread can both talk at once.
+  virtual std::unique_ptr<Communicator> split_off() const = 0;
+};
+
+// Every rank's string, in rank order (lengths may differ).
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine);
+
+}  // namespace ringtrain

@@ -1,0 +1,33 @@
+// Synchronous data parallel (Horovod, PyTorch DDP): every rank holds the whole model, starts from rank 0's
+// parameters, runs forward and backward on its slice of the global batch, and every gradient is averaged
+// over the ranks before the identical optimizer step. A layer's gradients go to the allreduce engine as
+// soon as its backward ends, so communication overlaps the backward of the layers below it.
+#pragma once
+#include "ringtrain/parallel/parallel_mode.hpp"
+
+namespace ringtrain {
+
+class DataParallel final : public ParallelMode, private LayerObserver {
+ public:
+  // Collective: broadcasts rank 0's parameters and buffers.
+  DataParallel(Communicator& world, Model& model, Loss& loss, Optimizer& optimizer, const EngineConfig& engine,
+               Timeline* timeline, std::ostream& warnings);
+  ~DataParallel() override;
+
+  Score train_step(const Batch& batch, float lr) override;
+  Score sum_over_ranks(const Score& mine) override;
+  void sync_buffers() override;
+
+ private:
+  void backward_end(size_t layer) override;
+
+  Communicator& world_;
+  Model& model_;
+  Loss& loss_;
+  Optimizer& optimizer_;
+  std::vector<std::vector<NamedParam>> layer_params_;
+  std::vector<Param*> params_;
+  std::unique_ptr<AllreduceEngine> engine_;  // none on a one-rank world
+};
+
+}  // namespace ringtrain

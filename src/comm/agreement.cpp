@@ -1,0 +1,42 @@
+#include "ringtrain/comm/agreement.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+void raise_if_any_failed(Communicator& comm, const std::string& failure) {
+  // One byte first: the messages travel only when some rank failed.
+  const char failed = failure.empty() ? 0 : 1;
+  std::vector<char> all(comm.size());
+  comm.allgather(&failed, all.data(), 1);
+  if (std::count(all.begin(), all.end(), 1) == 0) return;
+  const std::vector<std::string> messages = allgather_strings(comm, failure);
+  const auto first = std::find(all.begin(), all.end(), 1) - all.begin();
+  const bool everywhere_alike =
+      std::all_of(messages.begin(), messages.end(), [&](const std::string& m) { return m == messages[first]; });
+  if (everywhere_alike || comm.size() == 1) throw CollectiveError(messages[first]);
+  throw CollectiveError("rank " + std::to_string(first) + ": " + messages[first]);
+}
+
+void check_same_on_all_ranks(Communicator& comm, const std::vector<std::pair<std::string, std::string>>& settings) {
+  std::ostringstream mine;
+  for (const auto& [name, value] : settings) mine << name << '=' << value << '\n';
+  const std::vector<std::string> all = allgather_strings(comm, mine.str());
+  for (int r = 1; r < comm.size(); ++r) {
+    if (all[r] == all[0]) continue;
+    std::istringstream a(all[0]), b(all[r]);
+    std::string line_a, line_b;
+    while (std::getline(a, line_a) && std::getline(b, line_b) && line_a == line_b) {
+    }
+    const std::string name = line_a.substr(0, line_a.find('='));
+    auto value = [](const std::string& line) { return line.substr(line.find('=') + 1); };
+    throw CollectiveError("ranks disagree on " + name + ": rank 0 has '" + value(line_a) + "', rank " +
+                          std::to_string(r) + " has '" + value(line_b) +
+                          "' (every rank must be given the same model, data and hyper-parameters)");
+  }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,23 @@
+#include "ringtrain/comm/communicator.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace ringtrain {
+
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
+  const int n = comm.size();
+  std::vector<uint64_t> lengths(n);
+  const uint64_t my_length = mine.size();
+  comm.allgather(&my_length, lengths.data(), sizeof my_length);
+  const size_t width = *std::max_element(lengths.begin(), lengths.end());
+  std::string padded = mine;
+  padded.resize(width);
+  std::string all(width * n, '\0');
+  comm.allgather(padded.data(), all.data(), width);
+  std::vector<std::string> out(n);
+  for (int r = 0; r < n; ++r) out[r] = all.substr(r * width, lengths[r]);
+  return out;
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The CLI on 2 ranks: a short data-parallel run (one progress report, a valid timeline with both ranks),
+# then ranks given different flags (one error line from rank 0, every rank exits non-zero, no hang).
+# usage: cli.sh RINGTRAIN MPIRUN
+set -uo pipefail
+bin=$1 mpirun=$2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the test shards"
+import sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+for name, n in (("train-00000.h5", 200), ("train-00001.h5", 200), ("test-00000.h5", 100)):
+    y = rng.integers(0, 3, n)
+    x = (rng.normal(size=(n, 1, 4, 4)) + y[:, None, None, None]).astype(np.float32)
+    with h5py.File(f"{sys.argv[1]}/{name}", "w") as f:
+        f["x"] = x; f["y"] = y.astype(np.int64)
+        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
+PY
+
+common=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --epochs 2 --batch 8)
+out=$(timeout 120 "$mpirun" --oversubscribe -np 2 "$bin" "${common[@]}" --timeline "$dir/trace.json" 2>"$dir/err")
+rc=$?
+[[ $rc == 0 ]] || fail "2-rank run exited $rc: $(cat "$dir/err")"
+[[ $(grep -c '^epoch 2/2' <<<"$out") == 1 ]] || fail "expected one progress report (rank 0's): $out"
+grep -q 'batch 8 x 2 ranks' <<<"$out" || fail "the run does not say it is on 2 ranks: $out"
+/usr/bin/python3 - "$dir/trace.json" <<'PY' || fail "bad timeline"
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+spans = [e for e in events if e.get("ph") == "X"]
+for rank in (0, 1):
+    names = {e["name"].split(" ")[0] for e in spans if e["pid"] == rank}
+    for want in ("forward", "backward", "NEGOTIATE_ALLREDUCE", "ALLREDUCE"):
+        assert want in names, f"rank {rank} has no {want} span: {sorted(names)}"
+PY
+
+# MPMD launch: the second rank gets another learning rate.
+timeout 120 "$mpirun" --oversubscribe -np 1 "$bin" "${common[@]}" --lr 0.05 : -np 1 "$bin" "${common[@]}" --lr 0.1 \
+  >"$dir/out" 2>"$dir/err"
+rc=$?
+[[ $rc != 0 && $rc != 124 ]] || fail "mismatched ranks: exit code $rc (124 = hang)"
+errors=$(grep -c '^ringtrain: error:' "$dir/err")
+[[ $errors == 1 ]] || fail "expected one error line, got $errors: $(cat "$dir/err")"
+grep -q "^ringtrain: error: ranks disagree on --lr: rank 0 has '0.05', rank 1 has '0.1'" "$dir/err" ||
+  fail "unexpected error: $(cat "$dir/err")"
+
+# Only one rank finds its data missing: it is named, and the job ends on every rank.
+timeout 120 "$mpirun" --oversubscribe -np 1 "$bin" "${common[@]}" : -np 1 "$bin" train --data "$dir/none" \
+  --model "flatten,linear(8),relu,linear(out)" --epochs 2 --batch 8 >"$dir/out" 2>"$dir/err"
+rc=$?
+[[ $rc != 0 && $rc != 124 ]] || fail "one rank without data: exit code $rc (124 = hang)"
+grep -q "^ringtrain: error: rank 1: no training shards" "$dir/err" || fail "unexpected error: $(cat "$dir/err")"
+echo "PASS"

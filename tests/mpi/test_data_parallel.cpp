@@ -1,0 +1,116 @@
+// Synchronous data parallel under mpirun: N ranks with batch b end with the weights one rank reaches with
+// batch N*b (the acceptance check: 1e-5 after 20 steps), from any initial parameters on the other ranks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "ringtrain/comm/mpi_communicator.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/parallel/data_parallel.hpp"
+#include "ringtrain/train/trainer.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+// A dataset every rank can read: rank 0 writes it, the path is broadcast, rank 0 removes it at the end.
+class SharedDataset {
+ public:
+  explicit SharedDataset(const Shape& sample_shape) {
+    Communicator& world = test::world();
+    char path[512] = {};
+    if (world.rank() == 0) {
+      dir_ = std::make_unique<test::TempDir>();
+      test::write_classification_shard(dir_->path("train-00000.h5"), 150, sample_shape, 3, 1);
+      test::write_classification_shard(dir_->path("train-00001.h5"), 170, sample_shape, 3, 2);
+      test::write_classification_shard(dir_->path("test-00000.h5"), 50, sample_shape, 3, 3);
+      std::snprintf(path, sizeof path, "%s", dir_->path().c_str());
+    }
+    world.broadcast(path, sizeof path, 0);
+    path_ = path;
+  }
+  ~SharedDataset() { test::world().barrier(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::unique_ptr<test::TempDir> dir_;
+  std::string path_;
+};
+
+std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm) {
+  std::ostringstream quiet;
+  Trainer trainer(config, comm);
+  trainer.run(quiet);
+  std::vector<float> out;
+  for (Param* p : trainer.model().params()) out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
+  return out;
+}
+
+void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, const std::string& optimizer) {
+  Communicator& world = test::world();
+  SharedDataset data(sample_shape);
+  TrainConfig c;
+  c.model = model;
+  c.data.dir = data.path();
+  c.batch = 4;
+  c.epochs = 2;
+  c.max_steps = 20;
+  c.lr = 0.05f;
+  c.optimizer.kind = optimizer;
+  c.optimizer.momentum = 0.9f;
+  c.optimizer.weight_decay = 1e-4f;
+  const std::vector<float> parallel = trained_weights(c, world);
+
+  TrainConfig one = c;
+  one.batch = c.batch * world.size();
+  MpiCommunicator self(MPI_COMM_SELF);
+  const std::vector<float> reference = trained_weights(one, self);
+
+  ASSERT_EQ(parallel.size(), reference.size());
+  double worst = 0.0;
+  for (size_t i = 0; i < parallel.size(); ++i) worst = std::max(worst, std::fabs(double(parallel[i]) - reference[i]));
+  EXPECT_LT(worst, 1e-5) << model << " with " << optimizer << " on " << world.size() << " ranks";
+}
+
+TEST(DataParallel, MlpOnNRanksEqualsOneRankWithNTimesTheBatch) {
+  expect_n_ranks_equal_one("flatten,linear(16),relu,linear(out)", {2, 4, 4}, "sgd");
+}
+
+TEST(DataParallel, ConvNetWithAdamOnNRanksEqualsOneRank) {
+  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, "adam");
+}
+
+TEST(DataParallel, RankZerosParametersAreBroadcast) {
+  Communicator& world = test::world();
+  // Each rank initialises differently; after construction all hold rank 0's parameters.
+  Model model("flatten,linear(8),relu,linear(3)", {1, 4, 4}, 3, 100 + world.rank());
+  auto loss = make_loss(true);
+  auto opt = make_optimizer({});
+  std::ostringstream warnings;
+  DataParallel dp(world, model, *loss, *opt, {}, nullptr, warnings);
+  Model rank0("flatten,linear(8),relu,linear(3)", {1, 4, 4}, 3, 100);
+  const auto mine = model.params(), expect = rank0.params();
+  for (size_t p = 0; p < mine.size(); ++p)
+    for (int64_t i = 0; i < mine[p]->value.numel(); ++i) ASSERT_EQ(mine[p]->value.data()[i], expect[p]->value.data()[i]);
+}
+
+TEST(DataParallel, DifferentHyperParametersAreOneCollectiveError) {
+  Communicator& world = test::world();
+  SharedDataset data({1, 4, 4});
+  TrainConfig c;
+  c.model = "flatten,linear(out)";
+  c.data.dir = data.path();
+  c.lr = world.rank() == 0 ? 0.05f : 0.1f;
+  try {
+    Trainer trainer(c, world);
+    FAIL() << "no error";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("ranks disagree on --lr: rank 0 has '0.05', rank 1 has '0.1'"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ringtrain

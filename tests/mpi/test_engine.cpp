@@ -1,0 +1,100 @@
+// The background allreduce engine under mpirun: many small tensors, submitted in a different order on each
+// rank, come back averaged and fused; mismatched sizes are a CollectiveError on every rank; a late rank is
+// named by the stall warning.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "ringtrain/comm/allreduce_engine.hpp"
+#include "ringtrain/error.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+std::unique_ptr<AllreduceEngine> make_engine(EngineConfig config, std::ostream& warnings) {
+  Communicator& world = test::world();
+  return std::make_unique<AllreduceEngine>(world.split_off(), world.split_off(), config, nullptr, warnings);
+}
+
+TEST(Engine, ManySmallTensorsAreAveragedAndFused) {
+  Communicator& world = test::world();
+  const int n = world.size(), rank = world.rank();
+  std::ostringstream warnings;
+  auto engine = make_engine({}, warnings);
+  constexpr int kTensors = 60;
+  std::vector<std::vector<float>> tensors(kTensors);
+  for (int step = 0; step < 3; ++step) {
+    for (int t = 0; t < kTensors; ++t) {
+      tensors[t].assign(t % 7 == 0 ? 0 : 1 + (t * 37) % 300, 0.0f);  // sizes 0..300, some empty
+      for (size_t i = 0; i < tensors[t].size(); ++i) tensors[t][i] = static_cast<float>((rank + 1) * (i % 5 + step));
+    }
+    // Odd ranks submit in reverse: ranks agree on readiness by name, not order.
+    for (int k = 0; k < kTensors; ++k) {
+      const int t = rank % 2 ? kTensors - 1 - k : k;
+      engine->submit("t" + std::to_string(t), tensors[t].data(), tensors[t].size());
+    }
+    engine->wait();
+    for (int t = 0; t < kTensors; ++t)
+      for (size_t i = 0; i < tensors[t].size(); ++i)
+        ASSERT_FLOAT_EQ(tensors[t][i], (n + 1) / 2.0f * static_cast<float>(i % 5 + step)) << "t" << t << "[" << i << "]";
+  }
+  const EngineStats stats = engine->stats();
+  EXPECT_EQ(stats.tensors, 3 * kTensors);
+  EXPECT_LT(stats.allreduces, stats.tensors / 4) << "tensors ready together should share a fusion buffer";
+}
+
+TEST(Engine, TensorsLargerThanTheFusionBufferGoAlone) {
+  Communicator& world = test::world();
+  std::ostringstream warnings;
+  EngineConfig config;
+  config.fusion_bytes = 1000;
+  auto engine = make_engine(config, warnings);
+  std::vector<float> big(10000, static_cast<float>(world.rank())), small(10, 1.0f);
+  engine->submit("big", big.data(), big.size());
+  engine->submit("small", small.data(), small.size());
+  engine->wait();
+  EXPECT_FLOAT_EQ(big[9999], (world.size() - 1) / 2.0f);
+  EXPECT_FLOAT_EQ(small[0], 1.0f);
+}
+
+TEST(Engine, MismatchedSizesAreACollectiveError) {
+  Communicator& world = test::world();
+  std::ostringstream warnings;
+  auto engine = make_engine({}, warnings);
+  std::vector<float> w(world.rank() == 0 ? 10 : 11);
+  engine->submit("linear1/weight", w.data(), w.size());
+  try {
+    engine->wait();
+    FAIL() << "no error";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'linear1/weight' with different sizes: rank 0 has 10 elements"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Engine, StallWarningNamesTheLateRanksAndTensors) {
+  Communicator& world = test::world();
+  std::ostringstream warnings;
+  EngineConfig config;
+  config.stall_warn_s = 0.2;
+  auto engine = make_engine(config, warnings);
+  std::vector<float> g(4, 1.0f);
+  if (world.rank() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  engine->submit("conv2/weight", g.data(), g.size());
+  engine->wait();
+  if (world.rank() == 0) {
+    std::string missing;
+    for (int r = 1; r < world.size(); ++r) missing += (r > 1 ? "," : "") + std::to_string(r);
+    EXPECT_NE(warnings.str().find("for rank(s) " + missing + " to submit conv2/weight"), std::string::npos)
+        << warnings.str();
+  } else {
+    EXPECT_EQ(warnings.str(), "");
+  }
+}
+
+}  // namespace
+}  // namespace ringtrain
