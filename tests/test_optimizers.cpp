@@ -113,6 +113,17 @@ TEST(LrSchedule, WarmupThenStepAndCosine) {
   EXPECT_NEAR(s.at(50), 0.1f, 1e-6);
 }
 
+TEST(LrSchedule, GoyalWarmupRampsFromTheOneRankRate) {
+  LrSchedule s;  // --lr 0.1 --lr-scaling linear on 4 ranks: 0.1 -> 0.4 over 3 steps
+  s.base_lr = 0.4f;
+  s.warmup_from = 0.1f;
+  s.warmup_steps = 3;
+  EXPECT_FLOAT_EQ(s.at(0), 0.2f);
+  EXPECT_FLOAT_EQ(s.at(1), 0.3f);
+  EXPECT_FLOAT_EQ(s.at(2), 0.4f);
+  EXPECT_FLOAT_EQ(s.at(10), 0.4f);
+}
+
 TEST(LrSchedule, ValidationNamesTheProblem) {
   LrSchedule s;
   s.kind = "exponential";

@@ -263,9 +263,9 @@ void AllreduceEngine::State::check_stalls(const std::vector<std::vector<uint64_t
     if (names.size() > 8) list += ", ... (" + std::to_string(names.size()) + " tensors)";
     char waited[32];
     std::snprintf(waited, sizeof waited, "%.0f", config.stall_warn_s);
-    warnings << "ringtrain: warning: stall: rank " << rank << " and others have waited more than " << waited
-             << " s for rank(s) " << join_ranks(missing) << " to submit " << list
-             << " (one rank slower, stuck, or out of data?)" << std::endl;
+    warnings << "ringtrain: warning: stall: rank(s) " << join_ranks(missing) << " have not submitted " << list
+             << " for more than " << waited << " s while the other ranks wait (one rank slower, stuck, or out of data?)"
+             << std::endl;
   }
 }
 

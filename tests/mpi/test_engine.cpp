@@ -89,7 +89,7 @@ TEST(Engine, StallWarningNamesTheLateRanksAndTensors) {
   if (world.rank() == 0) {
     std::string missing;
     for (int r = 1; r < world.size(); ++r) missing += (r > 1 ? "," : "") + std::to_string(r);
-    EXPECT_NE(warnings.str().find("for rank(s) " + missing + " to submit conv2/weight"), std::string::npos)
+    EXPECT_NE(warnings.str().find("stall: rank(s) " + missing + " have not submitted conv2/weight"), std::string::npos)
         << warnings.str();
   } else {
     EXPECT_EQ(warnings.str(), "");
