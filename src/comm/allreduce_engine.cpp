@@ -65,7 +65,7 @@ struct AllreduceEngine::State {
   mutable std::mutex mu;
   std::condition_variable wake, done;
   std::vector<Submitted> queue;  // submitted since the last cycle
-  size_t outstanding = 0;        // submitted and not yet averaged
+  size_t outstanding = 0;        // submitted and not yet reduced
   bool flush = false, stopping = false, finished = false;
   std::exception_ptr error;
   EngineStats stats;
@@ -133,7 +133,7 @@ bool AllreduceEngine::State::cycle() {
   {
     std::lock_guard lock(mu);
     for (Submitted& s : queue) {
-      if (local.count(s.name)) throw Error("tensor '" + s.name + "' submitted again before it was averaged");
+      if (local.count(s.name)) throw Error("tensor '" + s.name + "' submitted again before it was reduced");
       auto cached = cache_ids.find(s.name);
       if (cached != cache_ids.end() && cache[cached->second].count != s.count)
         throw Error("tensor '" + s.name + "' changed size from " + std::to_string(cache[cached->second].count) +
@@ -270,11 +270,18 @@ void AllreduceEngine::State::check_stalls(const std::vector<std::vector<uint64_t
 }
 
 void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
+  // Fusion saves per-collective latency; a tensor of kAloneBytes or more already amortises it, and copying
+  // it in and out of the buffer would cost more memory traffic than the allreduce itself saves.
+  constexpr size_t kAloneBytes = 1 << 20;
   const size_t limit = std::max<size_t>(1, config.fusion_bytes / sizeof(float));
   std::vector<Submitted*> group;
   size_t elements = 0;
   for (const std::string& name : ready) {
     Submitted* s = &local.at(name);
+    if (s->count * sizeof(float) >= kAloneBytes || s->count >= limit) {
+      reduce_group({s}, s->count);
+      continue;
+    }
     if (!group.empty() && elements + s->count > limit) {
       reduce_group(group, elements);
       group.clear(), elements = 0;
@@ -286,16 +293,10 @@ void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
 }
 
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {
-  const float scale = 1.0f / static_cast<float>(size);
-  const std::string what = std::to_string(group.size()) + (group.size() == 1 ? " tensor, " : " tensors, ") +
-                           std::to_string(elements * sizeof(float)) + " bytes";
-  if (group.size() == 1) {  // alone (or bigger than the fusion buffer): reduced in place, no copies
+  if (group.size() == 1) {  // alone: reduced in place, no copies
     Submitted& s = *group.front();
-    {
-      Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + s.name);
-      data->allreduce_sum(s.data, s.count);
-    }
-    for (size_t i = 0; i < s.count; ++i) s.data[i] *= scale;
+    Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + s.name);
+    data->allreduce_sum(s.data, s.count);
   } else {
     if (fusion.size() < elements) fusion.resize(elements);
     {
@@ -304,15 +305,14 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
       for (const Submitted* s : group) std::memcpy(fusion.data() + at, s->data, s->count * sizeof(float)), at += s->count;
     }
     {
-      Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + what);
+      Timeline::Scope span(timeline, Timeline::communication,
+                           "ALLREDUCE " + std::to_string(group.size()) + " tensors, " +
+                               std::to_string(elements * sizeof(float)) + " bytes");
       data->allreduce_sum(fusion.data(), elements);
     }
     Timeline::Scope span(timeline, Timeline::communication, "MEMCPY_OUT_FUSION_BUFFER");
     size_t at = 0;
-    for (Submitted* s : group) {
-      for (size_t i = 0; i < s->count; ++i) s->data[i] = fusion[at + i] * scale;
-      at += s->count;
-    }
+    for (Submitted* s : group) std::memcpy(s->data, fusion.data() + at, s->count * sizeof(float)), at += s->count;
   }
   {
     std::lock_guard lock(mu);
@@ -320,9 +320,7 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
     stats.tensors += static_cast<int64_t>(group.size());
     stats.bytes += static_cast<int64_t>(elements * sizeof(float));
   }
-  std::vector<std::string> names;
-  for (const Submitted* s : group) names.push_back(s->name);
-  for (const std::string& name : names) local.erase(name);
+  for (const Submitted* s : std::vector<Submitted*>(group)) local.erase(s->name);
   finish(group.size());
 }
 

@@ -22,8 +22,10 @@ void DataParallel::backward_end(size_t layer) {
 Score DataParallel::train_step(const Batch& batch, float lr) {
   model_.zero_grad();
   const Score score = loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
-  model_.backward(loss_.backward(1.0f));  // hands each layer's gradients to the engine as it goes
-  if (engine_) engine_->wait();           // every gradient now holds the average over the ranks
+  // Each rank's gradient is of its loss / ranks, so the engine's sum is the average over the global batch
+  // with no pass to divide. Backward hands each layer's gradients to the engine as it goes.
+  model_.backward(loss_.backward(1.0f / static_cast<float>(world_.size())));
+  if (engine_) engine_->wait();  // every gradient now holds the average over the ranks
   optimizer_.step(params_, lr);
   return score;
 }

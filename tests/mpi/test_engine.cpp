@@ -1,5 +1,5 @@
 // The background allreduce engine under mpirun: many small tensors, submitted in a different order on each
-// rank, come back averaged and fused; mismatched sizes are a CollectiveError on every rank; a late rank is
+// rank, come back summed and fused; mismatched sizes are a CollectiveError on every rank; a late rank is
 // named by the stall warning.
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@ std::unique_ptr<AllreduceEngine> make_engine(EngineConfig config, std::ostream& 
   return std::make_unique<AllreduceEngine>(world.split_off(), world.split_off(), config, nullptr, warnings);
 }
 
-TEST(Engine, ManySmallTensorsAreAveragedAndFused) {
+TEST(Engine, ManySmallTensorsAreSummedAndFused) {
   Communicator& world = test::world();
   const int n = world.size(), rank = world.rank();
   std::ostringstream warnings;
@@ -39,7 +39,7 @@ TEST(Engine, ManySmallTensorsAreAveragedAndFused) {
     engine->wait();
     for (int t = 0; t < kTensors; ++t)
       for (size_t i = 0; i < tensors[t].size(); ++i)
-        ASSERT_FLOAT_EQ(tensors[t][i], (n + 1) / 2.0f * static_cast<float>(i % 5 + step)) << "t" << t << "[" << i << "]";
+        ASSERT_FLOAT_EQ(tensors[t][i], n * (n + 1) / 2.0f * static_cast<float>(i % 5 + step)) << "t" << t << "[" << i << "]";
   }
   const EngineStats stats = engine->stats();
   EXPECT_EQ(stats.tensors, 3 * kTensors);
@@ -52,12 +52,16 @@ TEST(Engine, TensorsLargerThanTheFusionBufferGoAlone) {
   EngineConfig config;
   config.fusion_bytes = 1000;
   auto engine = make_engine(config, warnings);
-  std::vector<float> big(10000, static_cast<float>(world.rank())), small(10, 1.0f);
+  std::vector<float> big(10000, static_cast<float>(world.rank())), small(10, 1.0f), huge(300000, 2.0f);
+  engine->submit("huge", huge.data(), huge.size());  // > 1 MiB: never fused, whatever --fusion-mb says
   engine->submit("big", big.data(), big.size());
   engine->submit("small", small.data(), small.size());
   engine->wait();
-  EXPECT_FLOAT_EQ(big[9999], (world.size() - 1) / 2.0f);
-  EXPECT_FLOAT_EQ(small[0], 1.0f);
+  const int n = world.size();
+  EXPECT_FLOAT_EQ(big[9999], n * (n - 1) / 2.0f);
+  EXPECT_FLOAT_EQ(small[0], static_cast<float>(n));
+  EXPECT_FLOAT_EQ(huge[299999], 2.0f * n);
+  EXPECT_EQ(engine->stats().allreduces, 3);
 }
 
 TEST(Engine, MismatchedSizesAreACollectiveError) {

@@ -1,7 +1,9 @@
 // The gradient-averaging engine, after Horovod's core: the training thread hands over named buffers as
 // backward produces them; one background thread per rank, every cycle, agrees with the other ranks on which
 // buffers are ready everywhere, packs those into a fusion buffer, allreduces it once and unpacks the
-// averages, while backward of earlier layers goes on.
+// sums, while backward of earlier layers goes on. The engine sums; a caller that wants the average scales
+// before submitting (data parallel scales the loss gradient by 1/ranks: no extra pass over the gradients,
+// Horovod's prescale).
 //
 // Negotiation without a coordinator: each cycle every rank allgathers its state (a bit per tensor seen
 // before, the names and sizes of new ones), so every rank computes the same responses in the same order and
@@ -33,7 +35,7 @@ struct EngineConfig {
 struct EngineStats {
   int64_t cycles = 0;      // negotiation rounds
   int64_t allreduces = 0;  // collective calls on the data communicator
-  int64_t tensors = 0;     // tensors averaged
+  int64_t tensors = 0;     // tensors reduced
   int64_t bytes = 0;       // bytes allreduced
 };
 
@@ -49,10 +51,10 @@ class AllreduceEngine {
   AllreduceEngine(const AllreduceEngine&) = delete;
   AllreduceEngine& operator=(const AllreduceEngine&) = delete;
 
-  // Training thread: average `count` floats at `data` over all ranks, in place. Every rank must submit the
+  // Training thread: sum `count` floats at `data` over all ranks, in place. Every rank must submit the
   // same names with the same sizes (in any order); the buffer must not be touched until wait() returns.
   void submit(const std::string& name, float* data, size_t count);
-  // Blocks until everything submitted is averaged. Rethrows the engine's error (CollectiveError when ranks
+  // Blocks until everything submitted is summed. Rethrows the engine's error (CollectiveError when ranks
   // submitted mismatched tensors).
   void wait();
   EngineStats stats() const;
