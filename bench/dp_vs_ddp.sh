@@ -34,7 +34,7 @@ best() { local b=0; for v in "$@"; do ((v > b)) && b=$v; done; echo "$b"; }
 
 printf "%-5s %6s | %10s %10s %6s | %10s %10s %6s | %8s\n" model batch ours_1r ours_2r eff ddp_1r ddp_2r eff 2r_ratio
 for model in ${MODELS:-mlp cnn}; do
-  if [[ $model == mlp ]]; then steps=400; else steps=120; fi
+  if [[ $model == mlp ]]; then steps=400; else steps=250; fi
   o1=() o2=() p1=() p2=()
   for ((r = 0; r < repeat; ++r)); do
     o1+=("$(ours "$model" 1 "$steps")"); p1+=("$(peer "$model" 1 "$steps")")

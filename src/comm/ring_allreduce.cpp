@@ -10,7 +10,10 @@ namespace ringtrain {
 namespace {
 
 constexpr int kInflight = 4;  // receives posted ahead of the one being reduced
-constexpr std::chrono::microseconds kSpin(500);  // longer spins steal the core from a peer still computing
+// Transfers start only once every rank has agreed to run them, so a late segment is usually microseconds
+// away: spinning beats napping (a nap costs 20-70 us). The engine's thread runs at nice 19, so where it
+// shares a core with compute its spinning takes only what compute leaves.
+constexpr std::chrono::microseconds kSpin(1000);
 
 // Chunk c of n: as even as possible, the first count % n chunks one element longer.
 size_t chunk_begin(size_t count, int n, int c) {

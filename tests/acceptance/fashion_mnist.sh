@@ -2,15 +2,18 @@
 # Acceptance: train MODEL on Fashion-MNIST for EPOCHS and require test accuracy >= MIN; check that the
 # saved model opens in h5py with one dataset per parameter.
 # usage: fashion_mnist.sh RINGTRAIN_BIN MODEL EPOCHS MIN_ACCURACY [extra train flags...]
+# RANKS=N in the environment trains data parallel on N ranks under mpirun (MPIRUN, default mpirun).
 set -euo pipefail
 bin=$1 model=$2 epochs=$3 min=$4
 shift 4
+launch=()
+if ((${RANKS:-1} > 1)); then launch=("${MPIRUN:-mpirun}" --oversubscribe -np "$RANKS"); fi
 src=/usr/share/datasets/fashion-mnist
 [[ -f $src/train-images-idx3-ubyte.gz ]] || { echo "Fashion-MNIST missing: install dataset-fashion-mnist (.ci/setup does)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bin" prep --input "$src" --out "$work/data" --shards 4
-"$bin" train --data "$work/data" --model "$model" --epochs "$epochs" --save "$work/model.h5" "$@" | tee "$work/log"
+"${launch[@]}" "$bin" train --data "$work/data" --model "$model" --epochs "$epochs" --save "$work/model.h5" "$@" | tee "$work/log"
 acc=$(sed -n 's/.*test_accuracy \([0-9.]*\).*/\1/p' "$work/log")
 echo "test accuracy $acc (need >= $min)"
 awk -v a="$acc" -v m="$min" 'BEGIN { exit !(a >= m) }'
