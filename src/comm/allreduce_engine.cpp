@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/tensor/host_allocator.hpp"
 
 namespace ringtrain {
 
@@ -80,7 +81,7 @@ struct AllreduceEngine::State {
   std::map<std::string, Request> requests;           // replicated
   std::vector<Clock::time_point> partial_since;      // replicated, per cached id: first seen on some ranks
   std::vector<char> partial_warned;
-  std::vector<float> fusion;
+  std::vector<float, HostAllocator<float>> fusion;
 
   State(std::unique_ptr<Communicator> c, std::unique_ptr<Communicator> d, EngineConfig cfg, Timeline* t,
         std::ostream& w)

@@ -32,7 +32,7 @@ void add_into(float* __restrict dst, const float* __restrict src, size_t n) {
 
 }  // namespace
 
-void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_elems, std::vector<float>& scratch) {
+void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_elems, RingScratch& scratch) {
   int rank = 0, n = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &n);
@@ -72,20 +72,24 @@ void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_ele
     issued[index] = 1;
   };
   // An allgather receive lands in place, over the region this rank sent at reduce-scatter step
-  // g.step + 1 - n; it may be posted only once that send is issued, and must wait for it to complete.
+  // g.step + 1 - n; it may be posted only once that send is complete. Ahead of need it is posted only if
+  // the send already is (MPI_Test); the receive about to be waited for waits for its send.
   auto overwritten_send = [&](const Segment& g) {
     return outgoing_offset[g.step + 1 - n] + segment_index(g, received_chunk(g.step));
   };
   size_t posted = 0;
-  // Receives are posted in order, up to kInflight ahead of the one being reduced.
-  auto post_receives = [&](size_t limit) {
+  // Receives are posted in order, up to kInflight ahead of the one being reduced; `needed` must be posted.
+  auto post_receives = [&](size_t limit, size_t needed) {
     for (limit = std::min(limit, incoming.size()); posted < limit; ++posted) {
       const Segment& g = incoming[posted];
       float* target = scratch.data() + (posted % kInflight) * segment_elems;
       if (g.step >= n - 1) {
         const size_t send = overwritten_send(g);
         if (!issued[send]) return;
-        check_mpi(MPI_Wait(&sends[send], MPI_STATUS_IGNORE), "MPI_Wait");
+        int complete = 0;
+        check_mpi(MPI_Test(&sends[send], &complete, MPI_STATUS_IGNORE), "MPI_Test");
+        if (!complete && posted > needed) return;
+        if (!complete) wait_requests(&sends[send], 1, kSpin);
         target = data + g.begin;
       }
       check_mpi(MPI_Irecv(target, static_cast<int>(g.len), MPI_FLOAT, left, g.step, comm, &recvs[posted % kInflight]),
@@ -95,7 +99,7 @@ void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_ele
 
   for (size_t i = outgoing_offset[0]; i < outgoing_offset[1]; ++i) isend(i);
   for (size_t i = 0; i < incoming.size(); ++i) {
-    post_receives(i + kInflight);
+    post_receives(i + kInflight, i);
     const Segment& g = incoming[i];
     wait_requests(&recvs[i % kInflight], 1, kSpin);
     if (g.step < n - 1) add_into(data + g.begin, scratch.data() + (i % kInflight) * segment_elems, g.len);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ringtrain/comm/communicator.hpp"
+#include "ringtrain/comm/ring_allreduce.hpp"
 
 namespace ringtrain {
 
@@ -51,7 +52,7 @@ class MpiCommunicator final : public Communicator {
   MpiComm comm_;
   MpiCommunicatorConfig config_;
   int rank_ = 0, size_ = 1;
-  std::vector<float> ring_scratch_;
+  RingScratch ring_scratch_;
 };
 
 // Throws Error("<what> failed: <MPI's message>") unless rc is MPI_SUCCESS.

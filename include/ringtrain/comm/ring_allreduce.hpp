@@ -10,9 +10,14 @@
 #include <cstddef>
 #include <vector>
 
+#include "ringtrain/tensor/host_allocator.hpp"
+
 namespace ringtrain {
 
+// Receive buffers (huge pages when big: the kernel pins them page by page on every transfer).
+using RingScratch = std::vector<float, HostAllocator<float>>;
+
 // scratch: resized as needed (kInflight segments). Works for any count, 0 and count < ranks included.
-void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_elems, std::vector<float>& scratch);
+void ring_allreduce(MPI_Comm comm, float* data, size_t count, size_t segment_elems, RingScratch& scratch);
 
 }  // namespace ringtrain

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ringtrain/tensor/device.hpp"
+#include "ringtrain/tensor/host_allocator.hpp"
 
 namespace ringtrain {
 
@@ -40,7 +41,7 @@ class Tensor {
  private:
   Shape shape_;
   int64_t numel_ = 0;
-  std::vector<float> data_;
+  std::vector<float, HostAllocator<float>> data_;
 };
 
 }  // namespace ringtrain
