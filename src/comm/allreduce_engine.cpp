@@ -119,7 +119,7 @@ void AllreduceEngine::State::loop() {
             wake.wait_for(lock, cycle_time, [&] { return stopping || flush; });
         } else {
           // A rank whose backward is done (flush) negotiates at once, and again until its tensors are
-          // averaged: each round waits in the allgather for the ranks still in backward.
+          // reduced: each round waits in the allgather for the ranks still in backward.
           wake.wait_until(lock, last + cycle_time, [&] { return stopping || flush; });
         }
       }
