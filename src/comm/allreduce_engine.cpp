@@ -306,7 +306,9 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
     Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + s.name);
     data->allreduce_sum(s.data, s.count);
   } else {
-    if (fusion.size() < elements) fusion.resize(elements);
+    // At least one huge page (see HostAllocator): an mlp's 1 MB of gradients then crosses ranks from huge
+    // pages too.
+    if (fusion.size() < elements) fusion.resize(std::max<size_t>(elements, (size_t{2} << 20) / sizeof(float)));
     {
       Timeline::Scope span(timeline, Timeline::communication, "MEMCPY_IN_FUSION_BUFFER");
       size_t at = 0;
