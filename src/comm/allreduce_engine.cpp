@@ -1,9 +1,6 @@
 #include "ringtrain/comm/allreduce_engine.hpp"
 
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -100,10 +97,6 @@ struct AllreduceEngine::State {
 void AllreduceEngine::State::loop() {
   // Naps in the communicator's waits should be short: the default 50 us timer slack would triple them.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-  // Lower priority than compute: where a core is shared, its work fits into the training thread's waits
-  // instead of time-slicing a backward pass (and the peers wait less for a descheduled ring step); where
-  // cores are spare it changes nothing. Raising one's own nice value needs no privilege.
-  if (config.thread_nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), config.thread_nice);
   const auto cycle_time = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(config.cycle_ms));
   // With nothing submitted here the thread sleeps until the training thread submits, then gives that first
   // cycle its time to gather more. It still joins a negotiation every kIdleCycle, since other ranks may be

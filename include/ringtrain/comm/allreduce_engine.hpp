@@ -30,9 +30,6 @@ struct EngineConfig {
   size_t fusion_bytes = 64 << 20;  // ready tensors are reduced together up to this size
   double cycle_ms = 1.0;           // how often ranks negotiate while tensors trickle in
   double stall_warn_s = 60.0;      // warn when a tensor waits this long for some ranks (0 = never)
-  // Nice value of the background thread. CPU ranks: 19, so its memcpy-bound work yields to compute on a
-  // shared core (the cnn on 2 ranks x 1 core: +3-5% img/s over 0). 0 keeps the caller's priority.
-  int thread_nice = 19;
 };
 
 struct EngineStats {
