@@ -8,6 +8,7 @@
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/parallel/data_parallel.hpp"
+#include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -93,6 +94,34 @@ TEST(DataParallel, RankZerosParametersAreBroadcast) {
   const auto mine = model.params(), expect = rank0.params();
   for (size_t p = 0; p < mine.size(); ++p)
     for (int64_t i = 0; i < mine[p]->value.numel(); ++i) ASSERT_EQ(mine[p]->value.data()[i], expect[p]->value.data()[i]);
+}
+
+TEST(DataParallel, RankZeroSavesAndEvalOverNRanksScoresLikeOneRank) {
+  Communicator& world = test::world();
+  SharedDataset data({1, 4, 4});
+  TrainConfig c;
+  c.model = "flatten,linear(8),relu,linear(out)";
+  c.data.dir = data.path();
+  c.batch = 4;
+  c.epochs = 1;
+  c.save_model = data.path() + "/model.h5";
+  c.metrics_csv = data.path() + "/metrics.csv";
+  std::ostringstream quiet;
+  const TrainResult trained = Trainer(c, world).run(quiet);
+  EXPECT_EQ(trained.test.samples, 50) << "the test split is spread over the ranks and summed";
+  world.barrier();
+
+  EvalConfig e;
+  e.model_file = c.save_model;
+  e.data.dir = data.path();
+  e.batch = 7;  // 50 samples: ranks get unequal shares, some a partial batch
+  const Score spread = evaluate_saved_model(e, world, quiet);
+  MpiCommunicator self(MPI_COMM_SELF);
+  const Score alone = evaluate_saved_model(e, self, quiet);
+  EXPECT_EQ(spread.samples, 50);
+  EXPECT_EQ(spread.metric_sum, alone.metric_sum);
+  EXPECT_NEAR(spread.loss_sum, alone.loss_sum, 1e-9 * std::fabs(alone.loss_sum));
+  EXPECT_NEAR(spread.loss_sum, trained.test.loss_sum, 1e-9 * std::fabs(alone.loss_sum));
 }
 
 TEST(DataParallel, DifferentHyperParametersAreOneCollectiveError) {
