@@ -323,7 +323,10 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
     stats.tensors += static_cast<int64_t>(group.size());
     stats.bytes += static_cast<int64_t>(elements * sizeof(float));
   }
-  for (const Submitted* s : std::vector<Submitted*>(group)) local.erase(s->name);
+  for (const Submitted* s : group) {
+    const std::string name = s->name;  // erasing destroys *s, whose name the key argument would alias
+    local.erase(name);
+  }
   finish(group.size());
 }
 
