@@ -18,9 +18,9 @@ double loss_gradient_error(Loss& loss, Tensor out, const Targets& t) {
   for (int64_t i = 0; i < out.numel(); ++i) {
     const float saved = out[i];
     out[i] = saved + eps;
-    const double up = loss.forward(out, t).loss();
+    const double up = test::score_of(loss, out, t).loss();
     out[i] = saved - eps;
-    const double down = loss.forward(out, t).loss();
+    const double down = test::score_of(loss, out, t).loss();
     out[i] = saved;
     const double numeric = 0.5 * (up - down) / (2.0 * eps);
     worst = std::max(worst, std::fabs(numeric - analytic[i]));
@@ -42,7 +42,7 @@ TEST(Loss, CrossEntropyValueAndAccuracy) {
   logits[3] = 0.0f, logits[4] = 0.0f, logits[5] = 1000.0f;  // predicts 2, stays finite
   Targets t;
   t.labels = {0, 1};
-  const Score s = loss.forward(logits, t);
+  const Score s = test::score_of(loss, logits, t);
   const double l0 = -std::log(std::exp(2.0) / (std::exp(2.0) + 2.0));
   EXPECT_NEAR(s.loss_sum, l0 + 1000.0, 1e-3);
   EXPECT_EQ(s.metric_sum, 1.0);
@@ -64,7 +64,7 @@ TEST(Loss, MseGradientAndMae) {
   Tensor out({2, 1});
   out[0] = 1.0f, out[1] = -2.0f;
   t.values = Tensor({2, 1});  // zeros
-  const Score s = loss.forward(out, t);
+  const Score s = test::score_of(loss, out, t);
   EXPECT_DOUBLE_EQ(s.loss(), 2.5);    // (1 + 4) / 2
   EXPECT_DOUBLE_EQ(s.metric(), 1.5);  // (1 + 2) / 2
 }

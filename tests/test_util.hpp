@@ -10,6 +10,7 @@
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard.hpp"
 #include "ringtrain/nn/layer.hpp"
+#include "ringtrain/nn/loss.hpp"
 #include "ringtrain/tensor/rng.hpp"
 
 namespace ringtrain::test {
@@ -24,6 +25,13 @@ class TempDir {
  private:
   std::filesystem::path dir_;
 };
+
+// The score of one forward of `loss` alone (anything still in its running score is dropped first).
+inline Score score_of(Loss& loss, const Tensor& out, const Targets& targets) {
+  loss.take_score();
+  loss.forward(out, targets);
+  return loss.take_score();
+}
 
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
 // Distinct values evenly spaced over (-1, 1), shuffled and none at 0: for layers with kinks (ReLU, max

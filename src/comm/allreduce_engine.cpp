@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "ringtrain/error.hpp"
-#include "ringtrain/tensor/host_allocator.hpp"
+#include "ringtrain/tensor/tensor.hpp"
 
 namespace ringtrain {
 
@@ -78,7 +78,7 @@ struct AllreduceEngine::State {
   std::map<std::string, Request> requests;           // replicated
   std::vector<Clock::time_point> partial_since;      // replicated, per cached id: first seen on some ranks
   std::vector<char> partial_warned;
-  std::vector<float, HostAllocator<float>> fusion;
+  Tensor fusion;  // in the data communicator's memory (host or GPU)
 
   State(std::unique_ptr<Communicator> c, std::unique_ptr<Communicator> d, EngineConfig cfg, Timeline* t,
         std::ostream& w)
@@ -91,6 +91,7 @@ struct AllreduceEngine::State {
   void check_stalls(const std::vector<std::vector<uint64_t>>& bits, size_t cached_before);
   void reduce(const std::vector<std::string>& ready);
   void reduce_group(const std::vector<Submitted*>& group, size_t elements);
+  void grow_fusion(size_t elements);
   void finish(size_t tensors);
 };
 
@@ -293,19 +294,27 @@ void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
   if (!group.empty()) reduce_group(group, elements);
 }
 
+void AllreduceEngine::State::grow_fusion(size_t elements) {
+  // At least one huge page (see HostAllocator): an mlp's 1 MB of gradients then crosses ranks from huge
+  // pages too.
+  fusion = Tensor({0}, data->device());
+  fusion.resize({static_cast<int64_t>(std::max<size_t>(elements, (size_t{2} << 20) / sizeof(float)))});
+  // A GPU block from the caching allocator may have been freed by compute-stream work still queued; the
+  // communication stream must not write it before that has run. Rare: the buffer only grows.
+  synchronize_device();
+}
+
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {
   if (group.size() == 1) {  // alone: reduced in place, no copies
     Submitted& s = *group.front();
     Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + s.name);
     data->allreduce_sum(s.data, s.count);
   } else {
-    // At least one huge page (see HostAllocator): an mlp's 1 MB of gradients then crosses ranks from huge
-    // pages too.
-    if (fusion.size() < elements) fusion.resize(std::max<size_t>(elements, (size_t{2} << 20) / sizeof(float)));
+    if (static_cast<size_t>(fusion.numel()) < elements) grow_fusion(elements);
     {
       Timeline::Scope span(timeline, Timeline::communication, "MEMCPY_IN_FUSION_BUFFER");
       size_t at = 0;
-      for (const Submitted* s : group) std::memcpy(fusion.data() + at, s->data, s->count * sizeof(float)), at += s->count;
+      for (const Submitted* s : group) data->copy(fusion.data() + at, s->data, s->count * sizeof(float)), at += s->count;
     }
     {
       Timeline::Scope span(timeline, Timeline::communication,
@@ -315,7 +324,7 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
     }
     Timeline::Scope span(timeline, Timeline::communication, "MEMCPY_OUT_FUSION_BUFFER");
     size_t at = 0;
-    for (Submitted* s : group) std::memcpy(s->data, fusion.data() + at, s->count * sizeof(float)), at += s->count;
+    for (Submitted* s : group) data->copy(s->data, fusion.data() + at, s->count * sizeof(float)), at += s->count;
   }
   {
     std::lock_guard lock(mu);

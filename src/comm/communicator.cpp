@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace ringtrain {
+
+void Communicator::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
 
 std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
   const int n = comm.size();

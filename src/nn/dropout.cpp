@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "ringtrain/tensor/counter_rng.hpp"
+
 namespace ringtrain {
 
 std::string Dropout::spec() const {
@@ -11,8 +13,15 @@ std::string Dropout::spec() const {
 }
 
 Shape Dropout::build(const Shape& sample_in, Rng& rng) {
-  rng_ = Rng(rng.next_u64());
+  seed_ = rng.next_u64();
   return sample_in;
+}
+
+void Dropout::mask(const Tensor& in, Tensor& out, uint64_t call) const {
+  const float keep_scale = 1.0f / (1.0f - p_);
+  const int64_t n = in.numel();
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = counter_uniform(seed_, call, static_cast<uint64_t>(i)) < p_ ? 0.0f : in[i] * keep_scale;
 }
 
 const Tensor& Dropout::forward(const Tensor& x, Mode mode) {
@@ -23,10 +32,7 @@ const Tensor& Dropout::forward(const Tensor& x, Mode mode) {
     std::memcpy(y_.data(), x.data(), sizeof(float) * static_cast<size_t>(n));
     return y_;
   }
-  mask_.resize(x.shape());
-  const float keep_scale = 1.0f / (1.0f - p_);
-  for (int64_t i = 0; i < n; ++i) mask_[i] = rng_.uniform() < p_ ? 0.0f : keep_scale;
-  for (int64_t i = 0; i < n; ++i) y_[i] = x[i] * mask_[i];
+  mask(x, y_, calls_++);
   return y_;
 }
 
@@ -38,7 +44,7 @@ const Tensor& Dropout::backward(const Tensor& dy) {
     std::memcpy(dx_.data(), dy.data(), sizeof(float) * static_cast<size_t>(n));
     return dx_;
   }
-  for (int64_t i = 0; i < n; ++i) dx_[i] = dy[i] * mask_[i];
+  mask(dy, dx_, calls_ - 1);  // the mask of the last forward
   return dx_;
 }
 

@@ -2,11 +2,12 @@
 
 #include <cmath>
 
+#include "cuda_factories.hpp"
 #include "ringtrain/error.hpp"
 
 namespace ringtrain {
 
-Score SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
+void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
   const int64_t n = logits.dim(0), classes = logits.numel() / n;
   if (static_cast<int64_t>(targets.labels.size()) != n)
     throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(n) + " outputs");
@@ -32,7 +33,7 @@ Score SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets)
     score.loss_sum += std::log(sum) - static_cast<double>(z[label] - zmax);
     score.metric_sum += best == label ? 1.0 : 0.0;
   }
-  return score;
+  score_ += score;
 }
 
 const Tensor& SoftmaxCrossEntropy::backward(float scale) {
@@ -45,7 +46,7 @@ const Tensor& SoftmaxCrossEntropy::backward(float scale) {
   return grad_;
 }
 
-Score MeanSquaredError::forward(const Tensor& out, const Targets& targets) {
+void MeanSquaredError::forward(const Tensor& out, const Targets& targets) {
   const int64_t n = out.dim(0), outputs = out.numel() / n;
   if (targets.values.numel() != out.numel())
     throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
@@ -64,7 +65,7 @@ Score MeanSquaredError::forward(const Tensor& out, const Targets& targets) {
     score.loss_sum += sq / static_cast<double>(outputs);
     score.metric_sum += abs / static_cast<double>(outputs);
   }
-  return score;
+  score_ += score;
 }
 
 const Tensor& MeanSquaredError::backward(float scale) {
@@ -74,7 +75,8 @@ const Tensor& MeanSquaredError::backward(float scale) {
   return grad_;
 }
 
-std::unique_ptr<Loss> make_loss(bool classification) {
+std::unique_ptr<Loss> make_loss(bool classification, Device device) {
+  if (device == Device::cuda) return cuda::make_cuda_loss(classification);
   if (classification) return std::make_unique<SoftmaxCrossEntropy>();
   return std::make_unique<MeanSquaredError>();
 }

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "cuda_factories.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/model_spec.hpp"
@@ -33,7 +34,16 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
       act->set_folded();
 }
 
+void Model::to(Device device) {
+  if (device == device_) return;
+  if (device == Device::cpu) throw Error("a model on the GPU is read back with Tensor::to, not moved back");
+  for (auto& layer : layers_) layer = cuda::make_cuda_layer(*layer);
+  device_ = device;
+}
+
 const Tensor& Model::forward(const Tensor& x, Mode mode) {
+  if (x.device() != device_)
+    throw Error("the model runs on " + device_name(device_) + " but its input is on " + device_name(x.device()));
   const Tensor* h = &x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (LayerObserver* o : observers_) o->forward_begin(i);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cuda_factories.hpp"
 #include "ringtrain/error.hpp"
 
 namespace ringtrain {
@@ -129,13 +130,19 @@ class RmsProp : public Optimizer {
   std::vector<Tensor> square_avg_, buf_;
 };
 
+void check_optimizer_kind(const std::string& kind) {
+  if (kind != "sgd" && kind != "adam" && kind != "rmsprop")
+    throw Error("unknown optimizer '" + kind + "' (expected sgd, adam or rmsprop)");
+}
+
 }  // namespace
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, Device device) {
+  check_optimizer_kind(c.kind);
+  if (device == Device::cuda) return cuda::make_cuda_optimizer(c);
   if (c.kind == "sgd") return std::make_unique<Sgd>(c);
   if (c.kind == "adam") return std::make_unique<Adam>(c);
-  if (c.kind == "rmsprop") return std::make_unique<RmsProp>(c);
-  throw Error("unknown optimizer '" + c.kind + "' (expected sgd, adam or rmsprop)");
+  return std::make_unique<RmsProp>(c);
 }
 
 }  // namespace ringtrain

@@ -12,6 +12,32 @@ Score sum_scores(Communicator& comm, const Score& mine) {
   return {sums[0], sums[1], static_cast<int64_t>(sums[2])};
 }
 
+namespace {
+// `tensor` itself when comm can read its memory, else a host copy.
+Tensor* reachable(const Communicator& comm, Tensor& tensor, Tensor& staging) {
+  if (tensor.device() == comm.device()) return &tensor;
+  staging = tensor.to(comm.device());
+  return &staging;
+}
+}  // namespace
+
+void broadcast_tensor(Communicator& comm, Tensor& tensor, int root) {
+  Tensor staging;
+  Tensor* t = reachable(comm, tensor, staging);
+  comm.broadcast(t->data(), sizeof(float) * static_cast<size_t>(t->numel()), root);
+  if (t != &tensor) tensor.copy_from(*t);
+}
+
+void average_tensor(Communicator& comm, Tensor& tensor) {
+  Tensor staging;
+  Tensor* t = reachable(comm, tensor, staging);
+  comm.allreduce_sum(t->data(), static_cast<size_t>(t->numel()));
+  Tensor host = t->to(Device::cpu);  // small: BatchNorm statistics
+  const float scale = 1.0f / static_cast<float>(comm.size());
+  for (int64_t i = 0; i < host.numel(); ++i) host[i] *= scale;
+  tensor.copy_from(host);
+}
+
 std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world, Model& model,
                                                  Loss& loss, Optimizer& optimizer, Timeline* timeline,
                                                  std::ostream& warnings) {

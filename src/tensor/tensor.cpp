@@ -1,6 +1,7 @@
 #include "ringtrain/tensor/tensor.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "ringtrain/error.hpp"
 
@@ -18,14 +19,24 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
-Tensor::Tensor(Shape shape) : shape_(std::move(shape)), numel_(shape_numel(shape_)) {
-  data_.assign(static_cast<size_t>(numel_), 0.0f);
+Tensor::Tensor(Shape shape, Device device) : shape_(std::move(shape)), numel_(shape_numel(shape_)), device_(device) {
+  if (device_ == Device::cpu) {
+    host_.assign(static_cast<size_t>(numel_), 0.0f);
+  } else {
+    device_buffer_ = DeviceBuffer(sizeof(float) * static_cast<size_t>(numel_));
+    fill(0.0f);
+  }
 }
 
 void Tensor::resize(const Shape& shape) {
   shape_ = shape;
   numel_ = shape_numel(shape);
-  if (static_cast<size_t>(numel_) > data_.size()) data_.resize(static_cast<size_t>(numel_));
+  const size_t n = static_cast<size_t>(numel_);
+  if (device_ == Device::cpu) {
+    if (n > host_.size()) host_.resize(n);
+  } else if (sizeof(float) * n > device_buffer_.bytes()) {
+    device_buffer_ = DeviceBuffer(sizeof(float) * n);
+  }
 }
 
 void Tensor::reshape(const Shape& shape) {
@@ -34,6 +45,41 @@ void Tensor::reshape(const Shape& shape) {
   shape_ = shape;
 }
 
-void Tensor::fill(float value) { std::fill_n(data_.begin(), numel_, value); }
+void Tensor::fill(float value) {
+  if (device_ == Device::cpu)
+    std::fill_n(host_.begin(), numel_, value);
+  else
+    fill_device(data(), numel_, value);
+}
+
+Tensor Tensor::to(Device device) const {
+  Tensor out;
+  out.device_ = device;
+  out.copy_from(*this);
+  return out;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  resize(src.shape());
+  copy_bytes(data(), device_, src.data(), src.device(), sizeof(float) * static_cast<size_t>(numel_));
+}
+
+std::string device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "tf32") return Precision::tf32;
+  if (name == "bf16") return Precision::bf16;
+  throw Error("unknown --precision '" + name + "' (expected fp32, tf32 or bf16)");
+}
 
 }  // namespace ringtrain

@@ -35,10 +35,13 @@ void save_model(const std::string& path, Model& model, bool classification) {
       h5::write_attr(file.get(), "input_shape", model.input_shape());
       h5::write_attr(file.get(), "outputs", shape_numel(model.output_shape()));
       h5::write_attr(file.get(), "task", std::string(classification ? "classification" : "regression"));
-      for (const NamedParam& p : model.named_params())
-        h5::write_dataset(file.get(), p.name, p.param->value.shape(), p.param->value.data());
-      for (const NamedTensor& b : model.named_buffers())
-        h5::write_dataset(file.get(), b.name, b.tensor->shape(), b.tensor->data());
+      auto write = [&](const std::string& name, const Tensor& t) {
+        if (t.device() == Device::cpu) return h5::write_dataset(file.get(), name, t.shape(), t.data());
+        const Tensor host = t.to(Device::cpu);
+        h5::write_dataset(file.get(), name, host.shape(), host.data());
+      };
+      for (const NamedParam& p : model.named_params()) write(p.name, p.param->value);
+      for (const NamedTensor& b : model.named_buffers()) write(b.name, *b.tensor);
       h5::flush(file.get());
     }
     fsync_path(tmp);

@@ -13,6 +13,8 @@
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/tensor/blas.hpp"
+#include "ringtrain/data/device_batches.hpp"
+#include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
 
 namespace ringtrain {
@@ -82,11 +84,10 @@ void check_writable(const std::string& path, const std::string& what) {
 }  // namespace
 
 Score evaluate(Model& model, Loss& loss, BatchLoader& loader) {
-  Score total;
-  Batch batch;
-  loader.start_epoch(0);
-  while (loader.next(batch)) total += loss.forward(model.forward(batch.x, Mode::eval), batch.y);
-  return total;
+  DeviceBatches batches(loader, model.device());
+  batches.start_epoch(0);
+  while (const Batch* batch = batches.next()) loss.forward(model.forward(batch->x, Mode::eval), batch->y);
+  return loss.take_score();
 }
 
 Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(config), world_(world) {
@@ -114,9 +115,12 @@ void Trainer::open() {
   val_set_ = open_optional(config_.data, "val", train_set_->meta());
   test_set_ = open_optional(config_.data, "test", train_set_->meta());
   const ShardMeta& meta = train_set_->meta();
+  // Built on the CPU from the seed, then moved: every device starts from the same weights.
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
-  loss_ = make_loss(meta.classification());
-  optimizer_ = make_optimizer(config_.optimizer);
+  device_ = start_device(config_.device);
+  model_->to(device_);
+  loss_ = make_loss(meta.classification(), device_);
+  optimizer_ = make_optimizer(config_.optimizer, device_);
 }
 
 // What every rank must agree on: a rank with another model, batch or learning rate would train something
@@ -153,8 +157,17 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--seed", std::to_string(config_.seed)},
           {"--shuffle-window", std::to_string(config_.data.window_shards)},
           {"--mode", config_.parallel.mode},
-          {"--allreduce", world_.backend()},
+          {"--device", device_name(device_)},
+          {"--precision", precision_name(config_.device.precision)},
+          {"--allreduce", gradient_backend()},
           {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
+}
+
+std::string Trainer::gradient_backend() const { return device_ == Device::cuda ? "nccl" : world_.backend(); }
+
+std::string Trainer::device_description() const {
+  if (device_ == Device::cpu) return std::to_string(config_.threads) + " threads";
+  return "GPU " + std::to_string(cuda_gpu()) + " (" + precision_name(config_.device.precision) + ")";
 }
 
 LrSchedule Trainer::schedule(int64_t steps_per_epoch) const {
@@ -197,6 +210,7 @@ TrainResult Trainer::run(std::ostream& log) {
   lc.window_shards = config_.data.window_shards;
   lc.prefetch = config_.data.prefetch;
   BatchLoader train_loader(*train_set_, lc);
+  DeviceBatches train_batches(train_loader, device_);
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();  // the same on every rank (drop_last)
   if (steps_per_epoch == 0)
     throw CollectiveError("the training split has " + std::to_string(train_set_->samples()) +
@@ -221,27 +235,29 @@ TrainResult Trainer::run(std::ostream& log) {
   log << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
       << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
       << train_set_->shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
-      << (ranks > 1 ? " x " + std::to_string(ranks) + " ranks (" + world_.backend() + " allreduce)" : std::string()) << ", "
-      << config_.threads << " threads" << std::endl;
+      << (ranks > 1 ? " x " + std::to_string(ranks) + " ranks (" + gradient_backend() + " allreduce)" : std::string())
+      << ", " << device_description() << std::endl;
 
   TrainResult result;
-  Batch batch;
   int64_t step = 0;
   const Clock::time_point start = Clock::now();
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch + 1;
     const Clock::time_point epoch_start = Clock::now();
-    train_loader.start_epoch(epoch);
+    train_batches.start_epoch(epoch);
     Score mine;
-    while (train_loader.next(batch)) {
+    while (const Batch* batch = train_batches.next()) {
       rec.lr = lr.at(step);
-      mine += mode->train_step(batch, static_cast<float>(rec.lr));
+      mode->train_step(*batch, static_cast<float>(rec.lr));
       ++step;
-      if (config_.log_every > 0 && step % config_.log_every == 0)
+      if (config_.log_every > 0 && step % config_.log_every == 0) {
+        mine += loss_->take_score();  // on a GPU: waits for the step
         log << "  step " << step << "  " << format_score("", mode->sum_over_ranks(mine), metric) << std::endl;
+      }
       if (config_.max_steps > 0 && step >= config_.max_steps) break;
     }
+    mine += loss_->take_score();
     rec.train = mode->sum_over_ranks(mine);
     const double train_seconds = seconds_since(epoch_start);
     rec.images_per_s = static_cast<double>(rec.train.samples) / train_seconds;

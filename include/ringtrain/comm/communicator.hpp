@@ -1,12 +1,18 @@
 // What the rest of ringtrain may ask of the other ranks. The communicator moves buffers; it knows nothing of
-// layers or models. Backends: MPI (CPU buffers, ring or MPI_Allreduce) now, NCCL (GPU buffers) next.
-// Every call is blocking and collective calls must be made by all ranks of the communicator in the same order;
-// the only thread rule is one caller at a time per communicator (give each thread its own, see split_off()).
+// layers or models. Backends: MPI (host buffers, our ring or MPI_Allreduce) and NCCL (GPU buffers).
+// Collective calls must be made by all ranks of the communicator in the same order; the only thread rule is
+// one caller at a time per communicator (give each thread its own, see split_off()).
+//
+// Completion follows the buffers: a host backend has finished a call when it returns; a device backend (NCCL)
+// has queued it on the GPU's communication stream, and device work is ordered around it by stream events
+// (device.hpp: comm_stream_waits_for_compute, compute_stream_waits_for_comm), never by the host.
 #pragma once
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "ringtrain/tensor/device.hpp"
 
 namespace ringtrain {
 
@@ -17,6 +23,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "mpi-ring", "mpi", "nccl" ...
+  // Where the buffers passed to this communicator live.
+  virtual Device device() const { return Device::cpu; }
 
   // Element-wise sum over all ranks, in place. Any count, 0 included.
   virtual void allreduce_sum(float* data, size_t count) = 0;
@@ -28,6 +36,9 @@ class Communicator {
   virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
   virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
   virtual void barrier() = 0;
+  // Copies between two of this rank's buffers, in order with this communicator's calls (the allreduce engine
+  // packs its fusion buffer with it).
+  virtual void copy(void* dst, const void* src, size_t bytes);
 
   // A new communicator over the same ranks whose messages never mix with this one's: one per thread, or per
   // engine, so a background thread and the training thread can both talk at once.

@@ -17,6 +17,8 @@ class Activation : public Layer {
   const Tensor& backward(const Tensor& dy) override;
   // The previous layer applies this ReLU itself (Layer::fold_relu); this layer passes values through.
   void set_folded() { folded_ = true; }
+  bool folded() const { return folded_; }
+  ActivationKind activation() const { return act_; }
 
  private:
   ActivationKind act_;

@@ -18,6 +18,9 @@ class BatchNorm : public Layer {
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
 
+  float momentum() const { return momentum_; }
+  float eps() const { return eps_; }
+
  private:
   float momentum_, eps_;
   int64_t channels_ = 0, spatial_ = 1;

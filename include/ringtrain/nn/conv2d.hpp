@@ -40,6 +40,10 @@ class Conv2d : public Layer {
   double flops_per_sample() const override;
   bool fold_relu() override { return relu_ = true; }
 
+  const ConvGeometry& geometry() const { return g_; }
+  bool has_bias() const { return has_bias_; }
+  bool relu_folded() const { return relu_; }
+
  private:
   int64_t scratch_per_thread() const;
   float* thread_col(int thread);

@@ -1,5 +1,6 @@
 // Inverted dropout: in training, zero each element with probability p and scale the rest by 1/(1-p);
-// identity in evaluation. The mask comes from the layer's own seeded generator.
+// identity in evaluation. Element i of the c-th training forward is dropped when
+// counter_uniform(seed, c, i) < p: the mask is a function, never stored, and the CUDA engine draws the same one.
 #pragma once
 #include <vector>
 
@@ -15,12 +16,18 @@ class Dropout : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  Rng& rng() { return rng_; }
+  float p() const { return p_; }
+  uint64_t seed() const { return seed_; }
+  // Training forwards so far: the stream of the next mask (checkpoints save it to resume the same masks).
+  uint64_t calls() const { return calls_; }
+  void set_calls(uint64_t calls) { calls_ = calls; }
 
  private:
+  void mask(const Tensor& in, Tensor& out, uint64_t call) const;
+
   float p_;
-  Rng rng_;
-  Tensor y_, dx_, mask_;  // mask_ holds 0 or 1/(1-p)
+  uint64_t seed_ = 0, calls_ = 0;
+  Tensor y_, dx_;
   Mode last_mode_ = Mode::eval;
 };
 

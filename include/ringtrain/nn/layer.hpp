@@ -56,6 +56,7 @@ class Layer {
 
   // The first layer's input gradient is never used; skipping it saves a GEMM per step.
   void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+  bool input_grad_needed() const { return input_grad_needed_; }
 
  protected:
   bool input_grad_needed_ = true;

@@ -17,6 +17,11 @@ class Linear : public Layer {
   double flops_per_sample() const override { return 6.0 * static_cast<double>(in_ * out_); }
   bool fold_relu() override { return relu_ = true; }
 
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  bool has_bias() const { return has_bias_; }
+  bool relu_folded() const { return relu_; }
+
  private:
   int64_t in_ = 0, out_;
   bool has_bias_, relu_ = false;

@@ -1,8 +1,11 @@
 // Losses with their metric. Softmax cross-entropy scores class labels (metric: accuracy); MSE scores target
-// values (metric: mean absolute error). Scores are returned as sums so ranks and batches can add them up.
+// values (metric: mean absolute error). Scores are sums so ranks and batches can add them up. A loss keeps a
+// running score that take_score() hands over: on the GPU the sums stay on the device, so a training step
+// never waits for it, and only reading the score does.
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "ringtrain/tensor/targets.hpp"
 
@@ -26,20 +29,24 @@ class Loss {
   virtual ~Loss() = default;
   virtual std::string name() const = 0;
   virtual std::string metric_name() const = 0;  // "accuracy" or "mae"
-  // Scores the batch and keeps what backward needs.
-  virtual Score forward(const Tensor& out, const Targets& targets) = 0;
+  // Scores the batch into the running score and keeps what backward needs.
+  virtual void forward(const Tensor& out, const Targets& targets) = 0;
   // Gradient of scale * (mean loss over the last forward's batch) w.r.t. the outputs.
   virtual const Tensor& backward(float scale) = 0;
+  // The score of every forward since the last call, which starts a new one.
+  virtual Score take_score() = 0;
 };
 
 class SoftmaxCrossEntropy : public Loss {
  public:
   std::string name() const override { return "cross_entropy"; }
   std::string metric_name() const override { return "accuracy"; }
-  Score forward(const Tensor& logits, const Targets& targets) override;
+  void forward(const Tensor& logits, const Targets& targets) override;
   const Tensor& backward(float scale) override;
+  Score take_score() override { return std::exchange(score_, {}); }
 
  private:
+  Score score_;
   Tensor probs_, grad_;
   const std::vector<int32_t>* labels_ = nullptr;
 };
@@ -48,13 +55,16 @@ class MeanSquaredError : public Loss {
  public:
   std::string name() const override { return "mse"; }
   std::string metric_name() const override { return "mae"; }
-  Score forward(const Tensor& out, const Targets& targets) override;
+  void forward(const Tensor& out, const Targets& targets) override;
   const Tensor& backward(float scale) override;
+  Score take_score() override { return std::exchange(score_, {}); }
 
  private:
+  Score score_;
   Tensor diff_, grad_;
 };
 
-std::unique_ptr<Loss> make_loss(bool classification);
+// The loss for the data (classification: cross-entropy, else MSE) on the model's device.
+std::unique_ptr<Loss> make_loss(bool classification, Device device = Device::cpu);
 
 }  // namespace ringtrain

@@ -30,6 +30,12 @@ class Model {
   // the last layer must produce. Throws Error("bad model spec ...") for anything that does not fit.
   Model(const std::string& spec, const Shape& sample_in, int64_t outputs, uint64_t seed);
 
+  // Moves the model to `device`: on CUDA every layer is replaced by its CUDA twin, which takes over its
+  // parameters and buffers. Parameter and buffer pointers taken before are invalid afterwards.
+  void to(Device device);
+  Device device() const { return device_; }
+
+  // x must be on the model's device.
   const Tensor& forward(const Tensor& x, Mode mode);
   // dout: gradient of the loss w.r.t. the model's output; adds into every parameter's gradient.
   void backward(const Tensor& dout);
@@ -59,6 +65,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<LayerObserver*> observers_;
   Shape input_shape_, output_shape_;
+  Device device_ = Device::cpu;
 };
 
 }  // namespace ringtrain

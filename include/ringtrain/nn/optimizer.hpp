@@ -29,6 +29,8 @@ class Optimizer {
   virtual std::vector<NamedTensor> state() = 0;
 };
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config);
+// The optimizer for parameters on `device` (on the GPU: fused kernels/, one launch per step). Throws Error
+// for an unknown kind.
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, Device device = Device::cpu);
 
 }  // namespace ringtrain

@@ -19,6 +19,10 @@ class Pool2d : public Layer {
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
 
+  PoolKind pool_kind() const { return pool_; }
+  int64_t kernel() const { return kernel_; }
+  int64_t stride() const { return stride_; }
+
  private:
   PoolKind pool_;
   int64_t kernel_, stride_;

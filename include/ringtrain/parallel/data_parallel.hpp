@@ -1,7 +1,9 @@
 // Synchronous data parallel (Horovod, PyTorch DDP): every rank holds the whole model, starts from rank 0's
 // parameters, runs forward and backward on its slice of the global batch, and every gradient is averaged
 // over the ranks before the identical optimizer step. A layer's gradients go to the allreduce engine as
-// soon as its backward ends, so communication overlaps the backward of the layers below it.
+// soon as its backward ends, so communication overlaps the backward of the layers below it. On the GPU the
+// engine's data communicator is NCCL: gradients are reduced on the communication stream, which waits for
+// each layer's backward by an event, and the optimizer's kernels wait for the reductions the same way.
 #pragma once
 #include "ringtrain/parallel/parallel_mode.hpp"
 
@@ -14,7 +16,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
                Timeline* timeline, std::ostream& warnings);
   ~DataParallel() override;
 
-  Score train_step(const Batch& batch, float lr) override;
+  void train_step(const Batch& batch, float lr) override;
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
 

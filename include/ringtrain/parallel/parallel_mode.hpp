@@ -24,8 +24,9 @@ struct ParallelConfig {
 class ParallelMode {
  public:
   virtual ~ParallelMode() = default;
-  // One optimisation step on this rank's share of the global batch; returns this rank's score of it.
-  virtual Score train_step(const Batch& batch, float lr) = 0;
+  // One optimisation step on this rank's share of the global batch (on the model's device). The score goes
+  // to the loss's running score (Loss::take_score).
+  virtual void train_step(const Batch& batch, float lr) = 0;
   // Collective: the sum of every rank's score.
   virtual Score sum_over_ranks(const Score& mine) = 0;
   // Collective, before evaluating or saving: makes non-trained state (BatchNorm statistics) agree.
@@ -34,6 +35,10 @@ class ParallelMode {
 
 // Collective: the sum of every rank's score.
 Score sum_scores(Communicator& comm, const Score& mine);
+// Collective: root's tensor into every rank's / every rank's tensor replaced by the mean over the ranks.
+// A GPU tensor travels through host memory when `comm` moves host buffers (setup and evaluation only).
+void broadcast_tensor(Communicator& comm, Tensor& tensor, int root);
+void average_tensor(Communicator& comm, Tensor& tensor);
 
 // world: every rank of the job; the mode takes communicators of its own from it. Stall warnings go to
 // `warnings`. Throws Error for an unknown mode.

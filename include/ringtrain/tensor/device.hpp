@@ -1,11 +1,25 @@
-// Where a computation runs. The CPU engine (OpenBLAS) is complete; the CUDA engine is built from kernels/
-// whenever nvcc is present, so the build always compiles it even on machines without a GPU.
+// Where a computation runs: the CPU engine (OpenBLAS) or the CUDA engine (cuBLAS, cuDNN and kernels/).
+// The CUDA engine is compiled wherever nvcc exists, GPU or not; this header needs no CUDA headers, so the
+// rest of ringtrain can name devices and move tensors without knowing how the GPU is driven.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ringtrain {
 
 enum class Device { cpu, cuda };
+
+std::string device_name(Device device);  // "cpu", "cuda"
+
+// How the CUDA engine multiplies. fp32: IEEE fp32 throughout (results agree with the CPU engine to ~1e-5).
+// tf32: GEMMs and convolutions on tensor cores with 10-bit mantissas (PyTorch's allow_tf32). bf16: GEMMs and
+// convolutions read bf16 copies of weights and activations and accumulate in fp32; weights, gradients and
+// optimizer state stay fp32 (mixed precision with fp32 master weights). The CPU engine is always fp32.
+enum class Precision { fp32, tf32, bf16 };
+
+std::string precision_name(Precision precision);
+Precision parse_precision(const std::string& name);  // throws Error for anything but fp32, tf32, bf16
 
 struct CudaProbe {
   int device_count = 0;
@@ -14,5 +28,54 @@ struct CudaProbe {
 
 // Never throws: a machine without a driver or GPU reports device_count 0 and the CUDA runtime's reason.
 CudaProbe probe_cuda();
+
+// Makes GPU `gpu` this process's device and creates its streams, cuBLAS and cuDNN handles (once per
+// process; a second call must name the same GPU). Throws Error naming the reason when there is no such GPU
+// or the build has no CUDA.
+void use_cuda_device(int gpu, Precision precision);
+bool cuda_device_in_use();
+int cuda_gpu();  // the GPU in use, -1 when none
+
+// Device memory, from a caching allocator over cudaMalloc: freed blocks are kept and handed out again for
+// requests of the same rounded size, so a training step allocates nothing after the first. Blocks are reused
+// in the order of the compute stream; a buffer used on another stream must outlive that use.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes);  // uninitialised
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer& other);  // copies the contents on the device
+  DeviceBuffer& operator=(const DeviceBuffer& other);
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void release();
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct DeviceMemoryStats {
+  size_t in_use_bytes = 0;  // held by live buffers
+  size_t cached_bytes = 0;  // freed, kept for reuse
+  size_t peak_bytes = 0;    // most ever in use
+  int64_t cuda_mallocs = 0;
+};
+DeviceMemoryStats device_memory_stats();
+
+// Copies bytes between any two devices. Copies into host memory wait for the device (the caller reads the
+// result next); copies onto the device are queued on the compute stream.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+void fill_device(float* data, int64_t count, float value);  // queued on the compute stream
+// Blocks until everything queued on this process's GPU streams has run (a no-op without a device in use).
+void synchronize_device();
+// Order the GPU's compute and communication streams by an event, without blocking the host: work queued on
+// the waiting stream from now on runs after everything queued so far on the other. No-ops without a device
+// in use. Data parallel hands gradients to NCCL after the first and applies the optimizer after the second.
+void comm_stream_waits_for_compute();
+void compute_stream_waits_for_comm();
 
 }  // namespace ringtrain

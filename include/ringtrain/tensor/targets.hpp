@@ -10,7 +10,9 @@ namespace ringtrain {
 
 struct Targets {
   std::vector<int32_t> labels;  // [batch] when classifying
-  Tensor values;                // [batch, outputs] when regressing
+  Tensor values;                // [batch, outputs] when regressing, on the device the model runs on
+  // The labels again, in GPU memory, when the batch was uploaded for the CUDA engine (int32 [batch]).
+  DeviceBuffer device_labels;
 };
 
 }  // namespace ringtrain

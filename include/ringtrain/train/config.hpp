@@ -20,6 +20,12 @@ struct DataSources {
   std::string source(const std::string& split) const;
 };
 
+struct DeviceConfig {
+  std::string kind = "cpu";  // cpu | cuda | auto (cuda where a GPU is present)
+  int gpu = -1;              // -1: the node-local rank's GPU (SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, ...)
+  Precision precision = Precision::fp32;
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec
   DataSources data;
@@ -42,6 +48,7 @@ struct TrainConfig {
   int64_t log_every = 0;     // > 0: also print every this many steps
   std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
   std::string allreduce = "ring";  // the world communicator's: ring | mpi (the CLI builds it)
+  DeviceConfig device;
 };
 
 struct EvalConfig {

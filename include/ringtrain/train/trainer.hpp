@@ -21,7 +21,8 @@ struct TrainResult {
   int64_t steps = 0;
 };
 
-// Scores every batch this rank's loader gives, in evaluation mode.
+// Scores every batch this rank's loader gives, in evaluation mode, on the model's device. The loss's running
+// score must be empty (take_score) when called.
 Score evaluate(Model& model, Loss& loss, BatchLoader& loader);
 
 class Trainer {
@@ -38,12 +39,15 @@ class Trainer {
   void open();  // this rank's part of the constructor
   std::vector<std::pair<std::string, std::string>> settings() const;
   std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split) const;
+  std::string gradient_backend() const;    // "mpi-ring", "mpi", "nccl"
+  std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
   LrSchedule schedule(int64_t steps_per_epoch) const;
 
   TrainConfig config_;
   Communicator& world_;
   std::unique_ptr<ShardSet> train_set_;
   std::unique_ptr<ShardSet> val_set_, test_set_;
+  Device device_ = Device::cpu;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Loss> loss_;
   std::unique_ptr<Optimizer> optimizer_;

@@ -1,0 +1,20 @@
+// Which device a rank trains on. One process drives one GPU: by default the one whose index is the rank's
+// place on its node (SLURM_LOCALID under srun, OMPI_COMM_WORLD_LOCAL_RANK under mpirun), as Horovod and
+// DDP scripts do with local_rank.
+#pragma once
+#include "ringtrain/train/config.hpp"
+
+namespace ringtrain {
+
+// The rank's index among the ranks of its node from the launcher's environment, or -1 when none says.
+int local_rank_from_environment();
+
+// The GPU for this rank: `requested` when >= 0, else `local_rank` (0 without a launcher). Throws Error when
+// that GPU does not exist.
+int choose_gpu(int requested, int local_rank, int device_count);
+
+// Resolves config.kind (auto -> cuda when a GPU is present) and, for cuda, starts the CUDA engine on the
+// chosen GPU. Throws Error naming why there is no usable GPU.
+Device start_device(const DeviceConfig& config);
+
+}  // namespace ringtrain

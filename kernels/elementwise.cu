@@ -1,0 +1,123 @@
+// Element-wise kernels for the layers: fill, bf16 conversion, bias and ReLU epilogues, activations, dropout.
+#include "kernels/kernels.hpp"
+#include "kernels/launch.cuh"
+#include "ringtrain/tensor/counter_rng.hpp"
+
+namespace ringtrain::kernels {
+
+using cuda::blocks_for;
+using cuda::kThreads;
+
+namespace {
+
+__global__ void fill_kernel(float* data, int64_t n, float value) {
+  RINGTRAIN_GRID_STRIDE(i, n) data[i] = value;
+}
+
+__global__ void to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) dst[i] = __float2bfloat16(src[i]);
+}
+
+__global__ void bias_relu_kernel(float* y, const float* bias, int64_t n, int64_t channels, int64_t inner, bool relu) {
+  RINGTRAIN_GRID_STRIDE(i, n) {
+    float v = y[i];
+    if (bias) v += bias[(i / inner) % channels];
+    y[i] = relu ? fmaxf(v, 0.0f) : v;
+  }
+}
+
+__global__ void relu_mask_kernel(const float* dy, const float* y, float* out, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// One block per channel; each thread sums a strided share, then a shared-memory tree: a fixed order.
+__global__ void bias_grad_kernel(const float* dy, float* grad, int64_t outer, int64_t channels, int64_t inner) {
+  __shared__ float partial[kThreads];
+  const int64_t c = blockIdx.x, count = outer * inner;
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+    const int64_t o = j / inner, i = j % inner;
+    sum += dy[(o * channels + c) * inner + i];
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) grad[c] += partial[0];
+}
+
+__global__ void activation_forward_kernel(Activation kind, const float* x, float* y, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) {
+    const float v = x[i];
+    y[i] = kind == Activation::relu ? fmaxf(v, 0.0f) : kind == Activation::tanh ? tanhf(v) : 1.0f / (1.0f + expf(-v));
+  }
+}
+
+__global__ void activation_backward_kernel(Activation kind, const float* y, const float* dy, float* dx, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) {
+    const float out = y[i];
+    const float d = kind == Activation::relu ? (out > 0.0f ? 1.0f : 0.0f)
+                    : kind == Activation::tanh ? 1.0f - out * out
+                                               : out * (1.0f - out);
+    dx[i] = dy[i] * d;
+  }
+}
+
+__global__ void dropout_kernel(const float* x, float* y, int64_t n, float p, float keep_scale, uint64_t seed,
+                               uint64_t call) {
+  RINGTRAIN_GRID_STRIDE(i, n) y[i] = counter_uniform(seed, call, static_cast<uint64_t>(i)) < p ? 0.0f : x[i] * keep_scale;
+}
+
+}  // namespace
+
+void fill(float* data, int64_t n, float value, cudaStream_t stream) {
+  fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(data, n, value);
+  check_launch("fill");
+}
+
+void to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  to_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(src, dst, n);
+  check_launch("to_bf16");
+}
+
+void bias_relu(float* y, const float* bias, int64_t n, int64_t channels, int64_t inner, bool relu,
+               cudaStream_t stream) {
+  if (n == 0 || (!bias && !relu)) return;
+  bias_relu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, bias, n, channels, inner, relu);
+  check_launch("bias_relu");
+}
+
+void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  relu_mask_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dy, y, out, n);
+  check_launch("relu_mask");
+}
+
+void bias_grad(const float* dy, float* grad, int64_t outer, int64_t channels, int64_t inner, cudaStream_t stream) {
+  if (channels == 0) return;
+  bias_grad_kernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(dy, grad, outer, channels, inner);
+  check_launch("bias_grad");
+}
+
+void activation_forward(Activation kind, const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, y, n);
+  check_launch("activation_forward");
+}
+
+void activation_backward(Activation kind, const float* y, const float* dy, float* dx, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, y, dy, dx, n);
+  check_launch("activation_backward");
+}
+
+void dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t call, cudaStream_t stream) {
+  if (n == 0) return;
+  dropout_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, p, 1.0f / (1.0f - p), seed, call);
+  check_launch("dropout");
+}
+
+}  // namespace ringtrain::kernels

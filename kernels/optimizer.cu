@@ -1,0 +1,76 @@
+// Fused optimizer updates: one kernel reads each weight, gradient and state element once and writes the new
+// values, for every parameter tensor at once (a block per ParamChunk), instead of a launch per tensor and per
+// arithmetic step. The update rules are PyTorch's, as on the CPU (src/nn/optimizer.cpp).
+#include "kernels/kernels.hpp"
+#include "kernels/launch.cuh"
+
+namespace ringtrain::kernels {
+
+using cuda::kThreads;
+
+namespace {
+
+__global__ void sgd_kernel(const ParamChunk* chunks, SgdArgs a) {
+  const ParamChunk c = chunks[blockIdx.x];
+  for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
+    const float d = c.g[j] + a.weight_decay * c.w[j];
+    if (a.momentum == 0.0f) {
+      c.w[j] -= a.lr * d;
+      continue;
+    }
+    const float v = a.momentum * c.s1[j] + d;
+    c.s1[j] = v;
+    c.w[j] -= a.lr * (a.nesterov ? d + a.momentum * v : v);
+  }
+}
+
+__global__ void adam_kernel(const ParamChunk* chunks, AdamArgs a) {
+  const ParamChunk c = chunks[blockIdx.x];
+  for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
+    const float d = c.g[j] + a.weight_decay * c.w[j];
+    const float m = a.beta1 * c.s1[j] + (1.0f - a.beta1) * d;
+    const float v = a.beta2 * c.s2[j] + (1.0f - a.beta2) * d * d;
+    c.s1[j] = m;
+    c.s2[j] = v;
+    c.w[j] -= a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
+  }
+}
+
+__global__ void rmsprop_kernel(const ParamChunk* chunks, RmspropArgs a) {
+  const ParamChunk c = chunks[blockIdx.x];
+  for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
+    const float d = c.g[j] + a.weight_decay * c.w[j];
+    const float s = a.alpha * c.s1[j] + (1.0f - a.alpha) * d * d;
+    c.s1[j] = s;
+    const float update = d / (sqrtf(s) + a.eps);
+    if (a.momentum > 0.0f) {
+      const float b = a.momentum * c.s2[j] + update;
+      c.s2[j] = b;
+      c.w[j] -= a.lr * b;
+    } else {
+      c.w[j] -= a.lr * update;
+    }
+  }
+}
+
+}  // namespace
+
+void sgd_step(const ParamChunk* chunks, int count, SgdArgs args, cudaStream_t stream) {
+  if (count == 0) return;
+  sgd_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(chunks, args);
+  check_launch("sgd_step");
+}
+
+void adam_step(const ParamChunk* chunks, int count, AdamArgs args, cudaStream_t stream) {
+  if (count == 0) return;
+  adam_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(chunks, args);
+  check_launch("adam_step");
+}
+
+void rmsprop_step(const ParamChunk* chunks, int count, RmspropArgs args, cudaStream_t stream) {
+  if (count == 0) return;
+  rmsprop_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(chunks, args);
+  check_launch("rmsprop_step");
+}
+
+}  // namespace ringtrain::kernels

@@ -1,0 +1,11 @@
+// make_cuda_batch_upload for builds configured with -DRINGTRAIN_CUDA=OFF.
+#include "ringtrain/data/device_batches.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+std::unique_ptr<BatchUpload> make_cuda_batch_upload() {
+  throw Error("no CUDA device: ringtrain was built with RINGTRAIN_CUDA=OFF");
+}
+
+}  // namespace ringtrain

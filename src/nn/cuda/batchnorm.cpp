@@ -1,0 +1,60 @@
+#include "cuda_layers.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain::cuda {
+
+CudaBatchNorm::CudaBatchNorm(BatchNorm& source)
+    : CudaLayer(source), momentum_(source.momentum()), eps_(source.eps()) {
+  const std::vector<Param*> p = source.params();
+  gamma_ = to_device(*p[0]);
+  beta_ = to_device(*p[1]);
+  const std::vector<NamedTensor> b = source.buffers();
+  running_mean_ = b[0].tensor->to(Device::cuda);
+  running_var_ = b[1].tensor->to(Device::cuda);
+  channels_ = gamma_.value.numel();
+  saved_mean_ = Tensor({channels_}, Device::cuda);
+  saved_inv_std_ = Tensor({channels_}, Device::cuda);
+}
+
+// [N, C] and [N, C, H, W] are both normalised per C over everything else: cuDNN's spatial mode over
+// [N, C, spatial, 1].
+const Tensor& CudaBatchNorm::forward(const Tensor& x, Mode mode) {
+  const int64_t n = x.dim(0);
+  spatial_ = x.numel() / (n * channels_);
+  if (mode == Mode::train && n * spatial_ < 2)
+    throw Error("batchnorm needs more than one value per channel in training (batch of 1 without spatial dims)");
+  if (n != batch_) {
+    describe(x_desc_, n, channels_, spatial_, 1);
+    check(cudnnDeriveBNTensorDescriptor(param_desc_, x_desc_, CUDNN_BATCHNORM_SPATIAL), "cudnnDeriveBNTensorDescriptor");
+    batch_ = n;
+  }
+  x_ = &x;
+  y_.resize(x.shape());
+  const float one = 1.0f, zero = 0.0f;
+  if (mode == Mode::train)
+    check(cudnnBatchNormalizationForwardTraining(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc_,
+                                                 x.data(), x_desc_, y_.data(), param_desc_, gamma_.value.data(),
+                                                 beta_.value.data(), momentum_, running_mean_.data(),
+                                                 running_var_.data(), eps_, saved_mean_.data(), saved_inv_std_.data()),
+          "cudnnBatchNormalizationForwardTraining");
+  else
+    check(cudnnBatchNormalizationForwardInference(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc_,
+                                                  x.data(), x_desc_, y_.data(), param_desc_, gamma_.value.data(),
+                                                  beta_.value.data(), running_mean_.data(), running_var_.data(), eps_),
+          "cudnnBatchNormalizationForwardInference");
+  return y_;
+}
+
+const Tensor& CudaBatchNorm::backward(const Tensor& dy) {
+  dx_.resize(dy.shape());  // cuDNN computes the input gradient whether or not it is needed
+  const float one = 1.0f, zero = 0.0f;
+  // Parameter gradients accumulate (beta 1), as Param::grad requires.
+  check(cudnnBatchNormalizationBackward(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one, x_desc_,
+                                        x_->data(), x_desc_, dy.data(), x_desc_, dx_.data(), param_desc_,
+                                        gamma_.value.data(), gamma_.grad.data(), beta_.grad.data(), eps_,
+                                        saved_mean_.data(), saved_inv_std_.data()),
+        "cudnnBatchNormalizationBackward");
+  return dx_;
+}
+
+}  // namespace ringtrain::cuda

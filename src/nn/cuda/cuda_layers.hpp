@@ -1,0 +1,135 @@
+// Every CUDA layer, one per CPU layer kind (see cuda_layer.hpp for how they are made).
+#pragma once
+#include "cuda_layer.hpp"
+#include "kernels/kernels.hpp"
+#include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/batchnorm.hpp"
+#include "ringtrain/nn/conv2d.hpp"
+#include "ringtrain/nn/dropout.hpp"
+#include "ringtrain/nn/linear.hpp"
+#include "ringtrain/nn/pool2d.hpp"
+
+namespace ringtrain::cuda {
+
+// cuBLAS GEMMs; bias and a folded ReLU in one epilogue kernel. Under bf16 the GEMMs read bf16 copies of
+// x, W and dy (made each step from the fp32 values) and write fp32.
+class CudaLinear final : public CudaLayer {
+ public:
+  explicit CudaLinear(Linear& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override;
+
+ private:
+  int64_t in_, out_;
+  bool has_bias_, relu_;
+  Param weight_, bias_;
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_, dy_relu_, ones_;
+  DeviceBuffer x16_, w16_, dy16_;
+};
+
+// cuDNN convolution; algorithms found by cudnnFind* (measured, like torch.backends.cudnn.benchmark) once
+// per batch size. fp32 keeps FMA-only kernels; tf32 and bf16 let cuDNN use TF32 tensor cores.
+class CudaConv2d final : public CudaLayer {
+ public:
+  explicit CudaConv2d(Conv2d& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override;
+
+ private:
+  void prepare(int64_t batch);
+
+  ConvGeometry g_;
+  bool has_bias_, relu_;
+  Param weight_, bias_;
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_, dy_relu_;
+  TensorDescriptor x_desc_, y_desc_, bias_desc_;
+  FilterDescriptor w_desc_;
+  ConvolutionDescriptor conv_desc_;
+  int64_t batch_ = -1;  // the batch size the descriptors and algorithms are for
+  cudnnConvolutionFwdAlgo_t forward_algo_{};
+  cudnnConvolutionBwdDataAlgo_t data_algo_{};
+  cudnnConvolutionBwdFilterAlgo_t filter_algo_{};
+  size_t workspace_bytes_ = 0;
+};
+
+class CudaPool2d final : public CudaLayer {
+ public:
+  explicit CudaPool2d(Pool2d& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  int64_t kernel_, stride_;
+  int64_t c_, h_, w_, oh_, ow_;  // of the last input
+  PoolingDescriptor pool_desc_;
+  TensorDescriptor x_desc_, y_desc_;
+  int64_t batch_ = -1;
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_;
+};
+
+class CudaActivation final : public CudaLayer {
+ public:
+  explicit CudaActivation(Activation& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  kernels::Activation kind_;
+  bool folded_;  // the layer before applies this ReLU: pass through
+  Tensor y_, dx_;
+};
+
+class CudaDropout final : public CudaLayer {
+ public:
+  explicit CudaDropout(Dropout& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  float p_;
+  uint64_t seed_, calls_;
+  Mode last_mode_ = Mode::eval;
+  Tensor y_, dx_;
+};
+
+class CudaFlatten final : public CudaLayer {
+ public:
+  explicit CudaFlatten(Flatten& source) : CudaLayer(source) {}
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+
+ private:
+  Shape in_shape_;
+  Tensor y_, dx_;
+};
+
+// cuDNN spatial batch normalisation: the same statistics as the CPU layer (biased variance to normalise,
+// unbiased in the running estimate, PyTorch's momentum).
+class CudaBatchNorm final : public CudaLayer {
+ public:
+  explicit CudaBatchNorm(BatchNorm& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::vector<Param*> params() override { return {&gamma_, &beta_}; }
+  std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
+
+ private:
+  float momentum_, eps_;
+  int64_t channels_, spatial_ = 1;
+  Param gamma_, beta_;
+  Tensor running_mean_, running_var_, saved_mean_, saved_inv_std_;
+  TensorDescriptor x_desc_, param_desc_;
+  int64_t batch_ = -1;
+  const Tensor* x_ = nullptr;
+  Tensor y_, dx_;
+};
+
+// Grows `buffer` to at least `bytes` and returns its address.
+void* ensure_bytes(DeviceBuffer& buffer, size_t bytes);
+
+}  // namespace ringtrain::cuda

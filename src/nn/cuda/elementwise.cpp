@@ -1,0 +1,80 @@
+// The CUDA activation, dropout and flatten layers: one kernel (or one copy) each way.
+#include "cuda_layers.hpp"
+
+namespace ringtrain::cuda {
+
+namespace {
+
+kernels::Activation kernel_kind(ActivationKind kind) {
+  switch (kind) {
+    case ActivationKind::relu: return kernels::Activation::relu;
+    case ActivationKind::tanh: return kernels::Activation::tanh;
+    case ActivationKind::sigmoid: return kernels::Activation::sigmoid;
+  }
+  return kernels::Activation::relu;
+}
+
+void copy_on_device(const Tensor& src, Tensor& dst) {
+  check(cudaMemcpyAsync(dst.data(), src.data(), sizeof(float) * static_cast<size_t>(src.numel()),
+                        cudaMemcpyDeviceToDevice, context().compute()),
+        "cudaMemcpyAsync");
+}
+
+}  // namespace
+
+CudaActivation::CudaActivation(Activation& source)
+    : CudaLayer(source), kind_(kernel_kind(source.activation())), folded_(source.folded()) {}
+
+const Tensor& CudaActivation::forward(const Tensor& x, Mode) {
+  if (folded_) return x;
+  y_.resize(x.shape());
+  kernels::activation_forward(kind_, x.data(), y_.data(), x.numel(), stream());
+  return y_;
+}
+
+const Tensor& CudaActivation::backward(const Tensor& dy) {
+  if (folded_) return dy;
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(dy.shape());
+  kernels::activation_backward(kind_, y_.data(), dy.data(), dx_.data(), dy.numel(), stream());
+  return dx_;
+}
+
+CudaDropout::CudaDropout(Dropout& source)
+    : CudaLayer(source), p_(source.p()), seed_(source.seed()), calls_(source.calls()) {}
+
+const Tensor& CudaDropout::forward(const Tensor& x, Mode mode) {
+  last_mode_ = mode;
+  y_.resize(x.shape());
+  if (mode == Mode::eval || p_ == 0.0f)
+    copy_on_device(x, y_);
+  else
+    kernels::dropout(x.data(), y_.data(), x.numel(), p_, seed_, calls_++, stream());
+  return y_;
+}
+
+const Tensor& CudaDropout::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(dy.shape());
+  if (last_mode_ == Mode::eval || p_ == 0.0f)
+    copy_on_device(dy, dx_);
+  else
+    kernels::dropout(dy.data(), dx_.data(), dy.numel(), p_, seed_, calls_ - 1, stream());  // the forward's mask
+  return dx_;
+}
+
+const Tensor& CudaFlatten::forward(const Tensor& x, Mode) {
+  in_shape_ = x.shape();
+  y_.resize({x.dim(0), x.numel() / x.dim(0)});
+  copy_on_device(x, y_);
+  return y_;
+}
+
+const Tensor& CudaFlatten::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(in_shape_);
+  copy_on_device(dy, dx_);
+  return dx_;
+}
+
+}  // namespace ringtrain::cuda

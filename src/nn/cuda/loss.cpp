@@ -1,0 +1,131 @@
+// The CUDA losses. Scores are summed on the device (kernels::accumulate_sums) and read only by take_score.
+#include <utility>
+
+#include "nn/cuda_factories.hpp"
+
+#include "kernels/kernels.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/cuda_context.hpp"
+
+namespace ringtrain::cuda {
+
+namespace {
+
+// Per-row results and the running sums on the device, and the sample count on the host.
+class DeviceScore {
+ public:
+  DeviceScore() : sums_(2 * sizeof(double)) { clear_sums(); }
+  void ensure_rows(int64_t rows) {
+    if (rows <= rows_) return;
+    row_a_ = DeviceBuffer(sizeof(double) * static_cast<size_t>(rows));
+    row_b_ = DeviceBuffer(sizeof(double) * static_cast<size_t>(rows));
+    rows_ = rows;
+  }
+  double* row_a() { return static_cast<double*>(row_a_.get()); }
+  double* row_b() { return static_cast<double*>(row_b_.get()); }
+  void add_rows(int64_t rows) {
+    kernels::accumulate_sums(row_a(), row_b(), rows, static_cast<double*>(sums_.get()), context().compute());
+    samples_ += rows;
+  }
+  Score take() {
+    double host[2];
+    copy_bytes(host, Device::cpu, sums_.get(), Device::cuda, sizeof host);  // waits for the step
+    clear_sums();
+    return {host[0], host[1], std::exchange(samples_, 0)};
+  }
+
+ private:
+  void clear_sums() { check(cudaMemsetAsync(sums_.get(), 0, sums_.bytes(), context().compute()), "cudaMemsetAsync"); }
+
+  DeviceBuffer sums_, row_a_, row_b_;
+  int64_t rows_ = 0, samples_ = 0;
+};
+
+class CudaSoftmaxCrossEntropy final : public Loss {
+ public:
+  std::string name() const override { return "cross_entropy"; }
+  std::string metric_name() const override { return "accuracy"; }
+
+  void forward(const Tensor& logits, const Targets& targets) override {
+    const int64_t n = logits.dim(0), classes = logits.numel() / n;
+    if (static_cast<int64_t>(targets.labels.size()) != n)
+      throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(n) +
+                  " outputs");
+    for (int32_t label : targets.labels)  // the kernel indexes by label: check on the host first
+      if (label < 0 || label >= classes)
+        throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
+                    " outputs");
+    labels_ = static_cast<const int32_t*>(targets.device_labels.get());
+    if (!labels_ || targets.device_labels.bytes() < sizeof(int32_t) * static_cast<size_t>(n)) {
+      uploaded_labels_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(n));
+      copy_bytes(uploaded_labels_.get(), Device::cuda, targets.labels.data(), Device::cpu, uploaded_labels_.bytes());
+      labels_ = static_cast<const int32_t*>(uploaded_labels_.get());
+    }
+    probs_.resize({n, classes});
+    score_.ensure_rows(n);
+    kernels::softmax_cross_entropy(logits.data(), labels_, probs_.data(), score_.row_a(), score_.row_b(), n, classes,
+                                   context().compute());
+    score_.add_rows(n);
+  }
+
+  const Tensor& backward(float scale) override {
+    const int64_t n = probs_.dim(0), classes = probs_.dim(1);
+    grad_.resize(probs_.shape());
+    kernels::softmax_cross_entropy_grad(probs_.data(), labels_, grad_.data(), n, classes, scale / static_cast<float>(n),
+                                        context().compute());
+    return grad_;
+  }
+
+  Score take_score() override { return score_.take(); }
+
+ private:
+  Tensor probs_{{0}, Device::cuda}, grad_{{0}, Device::cuda};
+  const int32_t* labels_ = nullptr;
+  DeviceBuffer uploaded_labels_;
+  DeviceScore score_;
+};
+
+class CudaMeanSquaredError final : public Loss {
+ public:
+  std::string name() const override { return "mse"; }
+  std::string metric_name() const override { return "mae"; }
+
+  void forward(const Tensor& out, const Targets& targets) override {
+    const int64_t n = out.dim(0), outputs = out.numel() / n;
+    if (targets.values.numel() != out.numel())
+      throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
+                  shape_str(out.shape()));
+    const Tensor* target = &targets.values;
+    if (target->device() != Device::cuda) {
+      uploaded_targets_.copy_from(targets.values);
+      target = &uploaded_targets_;
+    }
+    diff_.resize({n, outputs});
+    score_.ensure_rows(n);
+    kernels::squared_error(out.data(), target->data(), diff_.data(), score_.row_a(), score_.row_b(), n, outputs,
+                           context().compute());
+    score_.add_rows(n);
+  }
+
+  const Tensor& backward(float scale) override {
+    grad_.resize(diff_.shape());
+    kernels::scale(diff_.data(), grad_.data(), diff_.numel(), 2.0f * scale / static_cast<float>(diff_.numel()),
+                   context().compute());
+    return grad_;
+  }
+
+  Score take_score() override { return score_.take(); }
+
+ private:
+  Tensor diff_{{0}, Device::cuda}, grad_{{0}, Device::cuda}, uploaded_targets_{{0}, Device::cuda};
+  DeviceScore score_;
+};
+
+}  // namespace
+
+std::unique_ptr<Loss> make_cuda_loss(bool classification) {
+  if (classification) return std::make_unique<CudaSoftmaxCrossEntropy>();
+  return std::make_unique<CudaMeanSquaredError>();
+}
+
+}  // namespace ringtrain::cuda

@@ -1,0 +1,88 @@
+// The CUDA optimizers: the CPU's update rules in one fused kernel launch per step (kernels/optimizer.cu).
+#include <cmath>
+
+#include "nn/cuda_factories.hpp"
+#include "kernels/kernels.hpp"
+#include "ringtrain/tensor/cuda_context.hpp"
+
+namespace ringtrain::cuda {
+
+namespace {
+
+// Elements per block: big enough to amortise a block, small enough that a few large tensors still spread
+// over every SM.
+constexpr int64_t kChunk = 1 << 16;
+
+class CudaOptimizer final : public Optimizer {
+ public:
+  explicit CudaOptimizer(const OptimizerConfig& c) : c_(c) {}
+
+  void step(const std::vector<Param*>& params, float lr) override {
+    if (params != params_) prepare(params);
+    cudaStream_t stream = context().compute();
+    const auto* chunks = static_cast<const kernels::ParamChunk*>(chunks_.get());
+    if (c_.kind == "sgd") {
+      kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov}, stream);
+    } else if (c_.kind == "adam") {
+      ++t_;
+      const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(t_));
+      const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(t_));
+      kernels::adam_step(chunks, chunk_count_,
+                         {lr / bc1, 1.0f / std::sqrt(bc2), c_.beta1, c_.beta2, c_.eps, c_.weight_decay}, stream);
+    } else {
+      kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum}, stream);
+    }
+  }
+
+  // The CPU optimizers' names, so checkpoints read the same on either device.
+  std::vector<NamedTensor> state() override {
+    std::vector<NamedTensor> out;
+    const bool sgd = c_.kind == "sgd", adam = c_.kind == "adam";
+    const std::string first = sgd ? "momentum" : adam ? "exp_avg" : "square_avg";
+    const std::string second = adam ? "exp_avg_sq" : "momentum";
+    for (size_t i = 0; i < first_.size(); ++i) out.push_back({first + std::to_string(i), &first_[i]});
+    for (size_t i = 0; i < second_.size(); ++i) out.push_back({second + std::to_string(i), &second_[i]});
+    return out;
+  }
+
+ private:
+  // Creates zeroed state for the parameters and the chunk table the kernel walks; parameters keep their
+  // buffers for the life of a model, so this runs once.
+  void prepare(const std::vector<Param*>& params) {
+    const bool sgd = c_.kind == "sgd", adam = c_.kind == "adam";
+    const bool uses_first = !sgd || c_.momentum > 0.0f;
+    const bool uses_second = adam || (c_.kind == "rmsprop" && c_.momentum > 0.0f);
+    first_.clear();
+    second_.clear();
+    std::vector<kernels::ParamChunk> chunks;
+    for (Param* p : params) {
+      if (uses_first) first_.emplace_back(p->value.shape(), Device::cuda);
+      if (uses_second) second_.emplace_back(p->value.shape(), Device::cuda);
+      float* s1 = uses_first ? first_.back().data() : nullptr;
+      float* s2 = uses_second ? second_.back().data() : nullptr;
+      for (int64_t begin = 0; begin < p->value.numel(); begin += kChunk)
+        chunks.push_back({p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel())});
+    }
+    chunk_count_ = static_cast<int>(chunks.size());
+    chunks_ = DeviceBuffer(sizeof(kernels::ParamChunk) * chunks.size());
+    copy_bytes(chunks_.get(), Device::cuda, chunks.data(), Device::cpu, chunks_.bytes());
+    synchronize_device();  // the table is read from a host vector that goes away now
+    params_ = params;
+    t_ = 0;
+  }
+
+  OptimizerConfig c_;
+  std::vector<Param*> params_;
+  std::vector<Tensor> first_, second_;  // per parameter: momentum / exp_avg / square_avg, then exp_avg_sq / momentum
+  DeviceBuffer chunks_;
+  int chunk_count_ = 0;
+  int64_t t_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_cuda_optimizer(const OptimizerConfig& config) {
+  return std::make_unique<CudaOptimizer>(config);
+}
+
+}  // namespace ringtrain::cuda

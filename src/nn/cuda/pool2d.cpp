@@ -1,0 +1,48 @@
+#include "cuda_layers.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain::cuda {
+
+CudaPool2d::CudaPool2d(Pool2d& source) : CudaLayer(source) {
+  // The CPU layer was built on [c, h, w]; its output shape gives the rest.
+  const int k = static_cast<int>(source.kernel()), s = static_cast<int>(source.stride());
+  check(cudnnSetPooling2dDescriptor(pool_desc_,
+                                    source.pool_kind() == PoolKind::max ? CUDNN_POOLING_MAX_DETERMINISTIC
+                                                                        : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING,
+                                    CUDNN_NOT_PROPAGATE_NAN, k, k, 0, 0, s, s),
+        "cudnnSetPooling2dDescriptor");
+  c_ = h_ = w_ = oh_ = ow_ = 0;
+  kernel_ = source.kernel();
+  stride_ = source.stride();
+}
+
+const Tensor& CudaPool2d::forward(const Tensor& x, Mode) {
+  if (x.rank() != 4) throw Error(kind() + " expects [batch, channels, height, width] input, got " + shape_str(x.shape()));
+  const int64_t n = x.dim(0);
+  if (n != batch_ || x.dim(1) != c_ || x.dim(2) != h_ || x.dim(3) != w_) {
+    c_ = x.dim(1), h_ = x.dim(2), w_ = x.dim(3);
+    oh_ = (h_ - kernel_) / stride_ + 1;
+    ow_ = (w_ - kernel_) / stride_ + 1;
+    describe(x_desc_, n, c_, h_, w_);
+    describe(y_desc_, n, c_, oh_, ow_);
+    batch_ = n;
+  }
+  x_ = &x;
+  y_.resize({n, c_, oh_, ow_});
+  const float one = 1.0f, zero = 0.0f;
+  check(cudnnPoolingForward(context().cudnn(), pool_desc_, &one, x_desc_, x.data(), &zero, y_desc_, y_.data()),
+        "cudnnPoolingForward");
+  return y_;
+}
+
+const Tensor& CudaPool2d::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  dx_.resize(x_->shape());
+  const float one = 1.0f, zero = 0.0f;
+  check(cudnnPoolingBackward(context().cudnn(), pool_desc_, &one, y_desc_, y_.data(), y_desc_, dy.data(), x_desc_,
+                             x_->data(), &zero, x_desc_, dx_.data()),
+        "cudnnPoolingBackward");
+  return dx_;
+}
+
+}  // namespace ringtrain::cuda

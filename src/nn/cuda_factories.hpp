@@ -1,0 +1,16 @@
+// The CUDA engine's entry points for the device-neutral nn code (Model::to, make_loss, make_optimizer).
+// Built from src/nn/cuda with CUDA, from cuda_disabled.cpp without; no CUDA headers here.
+#pragma once
+#include <memory>
+
+#include "ringtrain/nn/layer.hpp"
+#include "ringtrain/nn/loss.hpp"
+#include "ringtrain/nn/optimizer.hpp"
+
+namespace ringtrain::cuda {
+
+std::unique_ptr<Layer> make_cuda_layer(Layer& source);
+std::unique_ptr<Loss> make_cuda_loss(bool classification);
+std::unique_ptr<Optimizer> make_cuda_optimizer(const OptimizerConfig& config);
+
+}  // namespace ringtrain::cuda

@@ -1,0 +1,57 @@
+#include "ringtrain/train/device_choice.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+int local_rank_from_environment() {
+  // srun, Open MPI's mpirun, MPICH/Intel MPI, MVAPICH.
+  for (const char* name : {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK"})
+    if (const char* v = std::getenv(name); v && *v) {
+      char* end = nullptr;
+      const long r = std::strtol(v, &end, 10);
+      if (*end == '\0' && r >= 0) return static_cast<int>(r);
+    }
+  return -1;
+}
+
+int choose_gpu(int requested, int local_rank, int device_count) {
+  const int gpu = requested >= 0 ? requested : std::max(local_rank, 0);
+  if (gpu < device_count) return gpu;
+  if (requested >= 0)
+    throw Error("--gpu " + std::to_string(requested) + ": this node has " + std::to_string(device_count) +
+                " CUDA device(s)");
+  throw Error("this rank is number " + std::to_string(local_rank) + " on its node, which has " +
+              std::to_string(device_count) + " CUDA device(s): start one rank per GPU, or choose one with --gpu");
+}
+
+namespace {
+
+Device resolve(const DeviceConfig& config) {
+  if (config.kind == "cpu") return Device::cpu;
+  if (config.kind != "cuda" && config.kind != "auto")
+    throw Error("unknown --device '" + config.kind + "' (expected cpu, cuda or auto)");
+  const CudaProbe probe = probe_cuda();
+  if (probe.device_count == 0) {
+    if (config.kind == "auto") return Device::cpu;
+    throw Error("--device cuda: " + probe.reason);
+  }
+  use_cuda_device(choose_gpu(config.gpu, local_rank_from_environment(), probe.device_count), config.precision);
+  return Device::cuda;
+}
+
+}  // namespace
+
+Device start_device(const DeviceConfig& config) {
+  const Device device = resolve(config);
+  if (device == Device::cpu && config.precision != Precision::fp32)
+    throw Error("--precision " + precision_name(config.precision) +
+                " is for the CUDA engine; the CPU engine computes in fp32");
+  return device;
+}
+
+}  // namespace ringtrain
