@@ -1,8 +1,18 @@
-// The CUDA engine is compiled on every build; its tests run where a GPU is present and skip, saying why,
-// everywhere else.
+// The CUDA engine against the CPU engine. The CUDA build is compiled everywhere; these tests run where a GPU
+// is present and skip, saying why, everywhere else. Every layer, loss and optimizer must agree with its CPU
+// twin to 1e-4 relative (the scale being the largest CPU value), forward and backward.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "ringtrain/data/device_batches.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/loss.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/tensor/device.hpp"
+#include "ringtrain/train/device_choice.hpp"
+#include "test_util.hpp"
 
 namespace ringtrain {
 namespace {
@@ -11,10 +21,294 @@ TEST(Cuda, ProbeReportsDevicesOrWhyNot) {
   const CudaProbe probe = probe_cuda();
   if (probe.device_count == 0) {
     EXPECT_EQ(probe.reason.rfind("no CUDA device", 0), 0u) << probe.reason;
+    EXPECT_TRUE(probe.devices.empty());
     GTEST_SKIP() << probe.reason;
   }
-  EXPECT_GT(probe.device_count, 0);
   EXPECT_TRUE(probe.reason.empty());
+  EXPECT_EQ(static_cast<int>(probe.devices.size()), probe.device_count);
+}
+
+// Runs on every machine: what a rank does without a GPU, and how it picks one.
+TEST(DeviceChoice, GpuFollowsTheLocalRankUnlessChosen) {
+  EXPECT_EQ(choose_gpu(-1, -1, 4), 0);  // no launcher
+  EXPECT_EQ(choose_gpu(-1, 3, 4), 3);
+  EXPECT_EQ(choose_gpu(1, 3, 4), 1);
+  try {
+    choose_gpu(-1, 2, 2);
+    ADD_FAILURE() << "a third rank on a two-GPU node must not share a GPU silently";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("start one rank per GPU"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(choose_gpu(5, 0, 2), Error);
+}
+
+TEST(DeviceChoice, LocalRankComesFromTheLauncher) {
+  setenv("SLURM_LOCALID", "2", 1);
+  EXPECT_EQ(local_rank_from_environment(), 2);
+  unsetenv("SLURM_LOCALID");
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);
+  EXPECT_EQ(local_rank_from_environment(), 1);
+  unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
+}
+
+TEST(DeviceChoice, CpuNeedsNoGpuAndAutoFallsBack) {
+  EXPECT_EQ(start_device({"cpu", -1, Precision::fp32}), Device::cpu);
+  if (probe_cuda().device_count > 0) GTEST_SKIP() << "a GPU is present: auto picks it";
+  EXPECT_EQ(start_device({"auto", -1, Precision::fp32}), Device::cpu);
+  try {
+    start_device({"cuda", -1, Precision::fp32});
+    ADD_FAILURE() << "--device cuda without a GPU must fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--device cuda: no CUDA device", 0), 0u) << e.what();
+  }
+  EXPECT_THROW(start_device({"cpu", -1, Precision::bf16}), Error);  // the CPU engine has no bf16
+}
+
+class CudaEngine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const CudaProbe probe = probe_cuda();
+    if (probe.device_count == 0) GTEST_SKIP() << probe.reason;
+    use_cuda_device(0, Precision::fp32);
+  }
+  void TearDown() override {
+    if (cuda_device_in_use()) use_cuda_device(0, Precision::fp32);
+  }
+};
+
+// max |gpu - cpu| / max |cpu|: errors relative to the tensor's scale.
+double relative_error(const Tensor& gpu, const Tensor& cpu) {
+  EXPECT_EQ(gpu.device(), Device::cuda);
+  const Tensor g = gpu.to(Device::cpu);
+  EXPECT_EQ(g.shape(), cpu.shape());
+  if (g.numel() != cpu.numel()) return INFINITY;
+  double worst = 0.0, scale = 1e-30;
+  for (int64_t i = 0; i < cpu.numel(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(g[i]) - cpu[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(cpu[i])));
+  }
+  return worst / scale;
+}
+
+Shape batch_of(int64_t batch, const Shape& sample) {
+  Shape s{batch};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
+
+// The same spec built twice from one seed, once moved to the GPU; both run a training forward and backward
+// through every layer (input gradients included) on the same input and output gradient, then an evaluation
+// forward, and must agree on outputs, input gradients, parameter gradients and buffers.
+void expect_devices_agree(const std::string& spec, const Shape& sample, int64_t batch = 6, double tol = 1e-4,
+                          int64_t outputs = 0) {
+  SCOPED_TRACE(spec);
+  Model cpu(spec, sample, outputs, 7), gpu(spec, sample, outputs, 7);
+  for (size_t i = 0; i < cpu.size(); ++i) cpu.layer(i).set_input_grad_needed(true), gpu.layer(i).set_input_grad_needed(true);
+  gpu.to(Device::cuda);
+  const Tensor x = test::spaced_tensor(batch_of(batch, sample), 11);  // distinct values: no ties at kinks
+  const Tensor x_gpu = x.to(Device::cuda);
+  auto forward = [&](Mode mode) {
+    const Tensor *hc = &x, *hg = &x_gpu;
+    for (size_t i = 0; i < cpu.size(); ++i) hc = &cpu.layer(i).forward(*hc, mode), hg = &gpu.layer(i).forward(*hg, mode);
+    EXPECT_LT(relative_error(*hg, *hc), tol) << (mode == Mode::train ? "train" : "eval") << " forward";
+    return hc->shape();
+  };
+  cpu.zero_grad(), gpu.zero_grad();
+  const Tensor dy = test::random_tensor(forward(Mode::train), 13);
+  const Tensor dy_gpu = dy.to(Device::cuda);
+  const Tensor *gc = &dy, *gg = &dy_gpu;
+  for (size_t i = cpu.size(); i-- > 0;) gc = &cpu.layer(i).backward(*gc), gg = &gpu.layer(i).backward(*gg);
+  EXPECT_LT(relative_error(*gg, *gc), tol) << "input gradient";
+  const auto pc = cpu.named_params(), pg = gpu.named_params();
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) {
+    EXPECT_EQ(pg[i].name, pc[i].name);
+    EXPECT_LT(relative_error(pg[i].param->grad, pc[i].param->grad), tol) << pc[i].name << " gradient";
+  }
+  const auto bc = cpu.named_buffers(), bg = gpu.named_buffers();
+  ASSERT_EQ(bc.size(), bg.size());
+  for (size_t i = 0; i < bc.size(); ++i) EXPECT_LT(relative_error(*bg[i].tensor, *bc[i].tensor), tol) << bc[i].name;
+  forward(Mode::eval);  // BatchNorm on its running statistics, dropout as identity
+}
+
+TEST_F(CudaEngine, TensorsRoundTripAndTheAllocatorReusesBlocks) {
+  const Tensor host = test::random_tensor({3, 5, 7}, 1);
+  Tensor dev = host.to(Device::cuda);
+  EXPECT_EQ(relative_error(dev, host), 0.0);
+  dev.fill(2.5f);
+  const Tensor back = dev.to(Device::cpu);
+  for (int64_t i = 0; i < back.numel(); ++i) ASSERT_EQ(back[i], 2.5f);
+  const int64_t mallocs = [] {
+    Tensor a({1 << 20}, Device::cuda);  // freed at once: its block goes to the cache
+    return device_memory_stats().cuda_mallocs;
+  }();
+  Tensor b({1 << 20}, Device::cuda);  // the same size again: served from the cache
+  EXPECT_EQ(device_memory_stats().cuda_mallocs, mallocs);
+  EXPECT_GE(device_memory_stats().in_use_bytes, size_t{4} << 20);
+}
+
+TEST_F(CudaEngine, LinearAgrees) {
+  expect_devices_agree("linear(7)", {5});
+  expect_devices_agree("linear(9,bias=0)", {2, 3, 4}, 4);
+  expect_devices_agree("linear(7),relu", {5});  // the ReLU folded into the GEMM's epilogue
+}
+
+TEST_F(CudaEngine, ConvAgrees) {
+  expect_devices_agree("conv(4,3,pad=1)", {3, 8, 8});
+  expect_devices_agree("conv(5,3,stride=2),relu", {2, 9, 9});
+  expect_devices_agree("conv(6,5,pad=2,bias=0)", {1, 7, 7});
+}
+
+TEST_F(CudaEngine, PoolingAgrees) {
+  expect_devices_agree("maxpool(2)", {3, 8, 8});
+  expect_devices_agree("avgpool(2)", {3, 8, 8});
+  expect_devices_agree("maxpool(3,stride=2)", {2, 9, 9});
+}
+
+TEST_F(CudaEngine, ActivationsDropoutFlattenAgree) {
+  expect_devices_agree("tanh", {10});
+  expect_devices_agree("sigmoid", {10});
+  expect_devices_agree("relu", {3, 4, 4});
+  expect_devices_agree("dropout(0.3)", {50});  // counter-based masks: the same elements dropped on both
+  expect_devices_agree("flatten", {2, 3, 4});
+}
+
+TEST_F(CudaEngine, BatchNormAgrees) {
+  expect_devices_agree("batchnorm", {6}, 8);
+  expect_devices_agree("batchnorm", {3, 4, 4}, 5);
+}
+
+TEST_F(CudaEngine, PresetModelsAgree) {
+  expect_devices_agree("mlp", {1, 28, 28}, 16, 1e-4, 10);
+  expect_devices_agree("cnn", {1, 28, 28}, 4, 1e-4, 10);
+}
+
+TEST_F(CudaEngine, LossesAgree) {
+  for (bool classification : {true, false}) {
+    auto cpu = make_loss(classification), gpu = make_loss(classification, Device::cuda);
+    const Tensor out = test::random_tensor({9, 10}, 3, -4.0f, 4.0f);
+    Targets t, t_gpu;
+    if (classification) {
+      for (int i = 0; i < 9; ++i) t.labels.push_back((i * 7) % 10);
+      t_gpu.labels = t.labels;  // uploaded by the loss itself (no device_labels)
+    } else {
+      t.values = test::random_tensor({9, 10}, 4);
+      t_gpu.values = t.values.to(Device::cuda);
+    }
+    for (int step = 0; step < 2; ++step) {  // the running score adds batches until taken
+      cpu->forward(out, t);
+      gpu->forward(out.to(Device::cuda), t_gpu);
+    }
+    const Score sc = cpu->take_score(), sg = gpu->take_score();
+    EXPECT_EQ(sg.samples, 18);
+    EXPECT_NEAR(sg.loss_sum, sc.loss_sum, 1e-4 * std::fabs(sc.loss_sum));
+    EXPECT_NEAR(sg.metric_sum, sc.metric_sum, 1e-4 * std::max(1.0, std::fabs(sc.metric_sum)));
+    EXPECT_LT(relative_error(gpu->backward(0.5f), cpu->backward(0.5f)), 1e-5) << cpu->name();
+    EXPECT_EQ(gpu->take_score().samples, 0);  // taking starts a new score
+  }
+}
+
+TEST_F(CudaEngine, CrossEntropyRejectsLabelsOutOfRangeOnTheHost) {
+  auto loss = make_loss(true, Device::cuda);
+  Targets t;
+  t.labels = {0, 3};
+  EXPECT_THROW(loss->forward(Tensor({2, 3}, Device::cuda), t), Error);
+}
+
+TEST_F(CudaEngine, FusedOptimizersAgree) {
+  OptimizerConfig sgd, nesterov, adam, rmsprop;
+  sgd.weight_decay = 0.01f;
+  nesterov.nesterov = true;
+  adam.kind = "adam";
+  adam.weight_decay = 0.01f;
+  rmsprop.kind = "rmsprop";
+  for (const OptimizerConfig& c : {sgd, nesterov, adam, rmsprop}) {
+    SCOPED_TRACE(c.kind + (c.nesterov ? " nesterov" : ""));
+    // Two tensors, one spanning several of the kernel's chunks.
+    std::vector<Param> cpu, gpu;
+    for (int64_t n : {int64_t{37}, int64_t{200003}}) {
+      cpu.push_back({"w", test::random_tensor({n}, n), Tensor({n})});
+      gpu.push_back({"w", cpu.back().value.to(Device::cuda), Tensor({n}, Device::cuda)});
+    }
+    std::vector<Param*> pc{&cpu[0], &cpu[1]}, pg{&gpu[0], &gpu[1]};
+    auto oc = make_optimizer(c), og = make_optimizer(c, Device::cuda);
+    for (int step = 0; step < 3; ++step) {
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        cpu[i].grad = test::random_tensor(cpu[i].value.shape(), 100 + step * 10 + i);
+        gpu[i].grad.copy_from(cpu[i].grad);
+      }
+      oc->step(pc, 0.01f);
+      og->step(pg, 0.01f);
+    }
+    for (size_t i = 0; i < cpu.size(); ++i) EXPECT_LT(relative_error(gpu[i].value, cpu[i].value), 1e-5);
+    const auto sc = oc->state(), sg = og->state();
+    ASSERT_EQ(sc.size(), sg.size());
+    for (size_t i = 0; i < sc.size(); ++i) {
+      EXPECT_EQ(sg[i].name, sc[i].name);
+      EXPECT_LT(relative_error(*sg[i].tensor, *sc[i].tensor), 1e-5) << sc[i].name;
+    }
+  }
+}
+
+// Five SGD steps of the cnn preset: forward, backward and update on each device from the same start.
+TEST_F(CudaEngine, TrainingStepsAgree) {
+  const Shape sample{1, 28, 28};
+  Model cpu("cnn", sample, 10, 3), gpu("cnn", sample, 10, 3);
+  gpu.to(Device::cuda);
+  auto lc = make_loss(true), lg = make_loss(true, Device::cuda);
+  OptimizerConfig c;
+  auto oc = make_optimizer(c), og = make_optimizer(c, Device::cuda);
+  for (int step = 0; step < 5; ++step) {
+    const Tensor x = test::random_tensor(batch_of(8, sample), 50 + step);
+    Targets t;
+    for (int i = 0; i < 8; ++i) t.labels.push_back((i + step) % 10);
+    cpu.zero_grad(), gpu.zero_grad();
+    lc->forward(cpu.forward(x, Mode::train), t);
+    lg->forward(gpu.forward(x.to(Device::cuda), Mode::train), t);
+    cpu.backward(lc->backward(1.0f));
+    gpu.backward(lg->backward(1.0f));
+    oc->step(cpu.params(), 0.05f);
+    og->step(gpu.params(), 0.05f);
+  }
+  const auto pc = cpu.named_params(), pg = gpu.named_params();
+  for (size_t i = 0; i < pc.size(); ++i) EXPECT_LT(relative_error(pg[i].param->value, pc[i].param->value), 1e-4) << pc[i].name;
+  EXPECT_NEAR(lg->take_score().loss_sum, lc->take_score().loss_sum, 1e-3);
+}
+
+TEST_F(CudaEngine, Tf32AndBf16StayCloseToFp32) {
+  for (Precision p : {Precision::tf32, Precision::bf16}) {
+    use_cuda_device(0, p);  // layers made from now on compute in p
+    SCOPED_TRACE(precision_name(p));
+    expect_devices_agree("linear(64),relu,linear(10)", {256}, 32, 2e-2);
+    expect_devices_agree("conv(8,3,pad=1),relu", {4, 12, 12}, 4, 2e-2);
+  }
+}
+
+TEST_F(CudaEngine, BatchesArriveOnTheDeviceIntact) {
+  test::TempDir dir;
+  const std::string path = dir.path("train-00000.h5");
+  test::write_classification_shard(path, 50, {2, 3}, 4, 9);
+  const ShardSet set = ShardSet::open(path);
+  LoaderConfig c;
+  c.batch = 8;
+  c.shuffle = false;
+  c.drop_last = false;
+  BatchLoader host_loader(set, c), device_loader(set, c);
+  DeviceBatches host(host_loader, Device::cpu), device(device_loader, Device::cuda);
+  host.start_epoch(0), device.start_epoch(0);
+  int batches = 0;
+  while (const Batch* h = host.next()) {
+    const Batch* d = device.next();
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(relative_error(d->x, h->x), 0.0);
+    EXPECT_EQ(d->y.labels, h->y.labels);
+    std::vector<int32_t> labels(h->y.labels.size());
+    copy_bytes(labels.data(), Device::cpu, d->y.device_labels.get(), Device::cuda, labels.size() * sizeof(int32_t));
+    EXPECT_EQ(labels, h->y.labels);
+    ++batches;
+  }
+  EXPECT_EQ(device.next(), nullptr);
+  EXPECT_EQ(batches, 7);  // 6 of 8 and the last 2
 }
 
 }  // namespace

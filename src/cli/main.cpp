@@ -1,4 +1,4 @@
-// ringtrain: prep | train | eval. Parses flags into config structs, starts MPI for the commands that run
+// ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <iostream>
 #include <optional>
@@ -11,6 +11,7 @@
 #include "ringtrain/comm/mpi_session.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/error.hpp"
+#include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/trainer.hpp"
 
@@ -22,7 +23,20 @@ const char* kUsage =
     "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"
     "  prep   convert IDX (MNIST, Fashion-MNIST) or CSV files into HDF5 shards\n"
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
-    "  eval   score a saved model on a dataset split\n";
+    "  eval   score a saved model on a dataset split\n"
+    "  devices  list the CUDA devices this process can use (or why there are none)\n";
+
+// One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
+int run_devices() {
+  const ringtrain::CudaProbe probe = ringtrain::probe_cuda();
+  if (probe.device_count == 0) {
+    std::cout << "cuda: none (" << probe.reason << ")" << std::endl;
+    return 0;
+  }
+  std::cout << "cuda: " << probe.device_count << " device(s)" << std::endl;
+  for (size_t i = 0; i < probe.devices.size(); ++i) std::cout << "  gpu " << i << ": " << probe.devices[i] << std::endl;
+  return 0;
+}
 
 int run_prep(const std::vector<std::string>& args) {
   const auto config = ringtrain::cli::parse_prep(args);
@@ -74,8 +88,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "prep") return run_prep(args);
+    if (command == "devices") return run_devices();
     if (command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
-    std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train or eval)\n";
+    std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train, eval or devices)\n";
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     std::cerr << "ringtrain: error: " << e.what() << " (see ringtrain " << command << " --help)" << std::endl;

@@ -49,7 +49,25 @@ void add_data_options(po::options_description& o, DataSources& d) {
 
 void add_rank_options(po::options_description& o, std::string& allreduce) {
   o.add_options()("allreduce", po::value(&allreduce)->default_value("ring"),
-                  "ring (ringtrain's segmented ring over MPI point-to-point) or mpi (MPI_Allreduce)");
+                  "CPU gradients: ring (ringtrain's segmented ring over MPI point-to-point) or mpi (MPI_Allreduce); "
+                  "GPU gradients always go over NCCL");
+}
+
+void add_device_options(po::options_description& o, DeviceConfig& d, std::string& precision) {
+  o.add_options()
+      ("device", po::value(&d.kind)->default_value("cpu"), "cpu, cuda, or auto (cuda where a GPU is present)")
+      ("gpu", po::value(&d.gpu)->default_value(-1), "GPU index on this node (default: the rank's local rank, from "
+       "SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK)")
+      ("precision", po::value(&precision)->default_value("fp32"), "CUDA math: fp32, tf32 (tensor cores), or bf16 "
+       "(bf16 GEMMs, fp32 master weights)");
+}
+
+void check_device(DeviceConfig& d, const std::string& precision) {
+  if (d.kind != "cpu" && d.kind != "cuda" && d.kind != "auto")
+    throw UsageError("--device must be cpu, cuda or auto, got '" + d.kind + "'");
+  if (precision != "fp32" && precision != "tf32" && precision != "bf16")
+    throw UsageError("--precision must be fp32, tf32 or bf16, got '" + precision + "'");
+  d.precision = parse_precision(precision);
 }
 
 void check_allreduce(const std::string& allreduce) {
@@ -110,6 +128,8 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("metrics", po::value(&c.metrics_csv), "write per-epoch metrics to this CSV file")
       ("save", po::value(&c.save_model), "save the trained model to this HDF5 file")
       ("log-every", po::value(&c.log_every)->default_value(0), "also print the running loss every N steps");
+  std::string precision;
+  add_device_options(o, c.device, precision);
   add_rank_options(o, c.allreduce);
   double fusion_mb = 64.0;
   EngineConfig& engine = c.parallel.engine;
@@ -127,6 +147,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   if (engine.stall_warn_s < 0.0) throw UsageError("--stall-warn-s must not be negative");
   engine.fusion_bytes = static_cast<size_t>(fusion_mb * (1 << 20));
   check_allreduce(c.allreduce);
+  check_device(c.device, precision);
   return c;
 }
 
@@ -139,10 +160,13 @@ std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
       ("split", po::value(&c.split)->default_value("test"), "split of --data to score: train, val or test")
       ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass")
       ("threads", po::value(&c.threads)->default_value(1), "compute threads");
+  std::string precision;
+  add_device_options(o, c.device, precision);
   add_rank_options(o, c.allreduce);
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return std::nullopt;
   check_allreduce(c.allreduce);
+  check_device(c.device, precision);
   if (c.split != "train" && c.split != "val" && c.split != "test")
     throw UsageError("--split must be train, val or test, got '" + c.split + "'");
   return c;

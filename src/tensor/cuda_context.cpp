@@ -1,6 +1,7 @@
 // The CUDA context and the caching allocator behind DeviceBuffer.
 #include "ringtrain/tensor/cuda_context.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -37,10 +38,7 @@ Context::Context(int gpu, Precision precision) : gpu_(gpu), precision_(precision
   check(cudaStreamCreateWithFlags(&upload_, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cublasCreate(&cublas_), "cublasCreate");
   check(cublasSetStream(cublas_, compute_), "cublasSetStream");
-  // fp32 keeps IEEE products (CUBLAS_DEFAULT_MATH never uses TF32); tf32 opts in to tensor cores. bf16 GEMMs
-  // pick tensor cores by their data type.
-  check(cublasSetMathMode(cublas_, precision == Precision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
-        "cublasSetMathMode");
+  set_precision(precision);
   check(cudnnCreate(&cudnn_), "cudnnCreate");
   check(cudnnSetStream(cudnn_, compute_), "cudnnSetStream");
 }
@@ -52,6 +50,14 @@ Context::~Context() {
   if (cublas_) cublasDestroy(cublas_);
   for (cudaStream_t s : {compute_, comm_, upload_})
     if (s) cudaStreamDestroy(s);
+}
+
+void Context::set_precision(Precision precision) {
+  // fp32 keeps IEEE products (CUBLAS_DEFAULT_MATH never uses TF32); tf32 opts in to tensor cores. bf16 GEMMs
+  // pick tensor cores by their data type.
+  check(cublasSetMathMode(cublas_, precision == Precision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+        "cublasSetMathMode");
+  precision_ = precision;
 }
 
 void* Context::workspace(size_t bytes) {
@@ -99,15 +105,27 @@ CudaProbe probe_cuda() {
   }
   if (count == 0) probe.reason = "no CUDA device: the driver reports zero GPUs";
   probe.device_count = count;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+      cudaGetLastError();
+      probe.devices.push_back("(properties unavailable)");
+      continue;
+    }
+    char line[320];
+    std::snprintf(line, sizeof line, "%s, %.1f GiB, sm_%d%d", p.name, static_cast<double>(p.totalGlobalMem) / (1 << 30),
+                  p.major, p.minor);
+    probe.devices.push_back(line);
+  }
   return probe;
 }
 
 void use_cuda_device(int gpu, Precision precision) {
   std::unique_ptr<cuda::Context>& slot = cuda::context_slot();
   if (slot) {
-    if (slot->gpu() != gpu || slot->precision() != precision)
-      throw Error("the CUDA engine already runs on GPU " + std::to_string(slot->gpu()) + " in " +
-                  precision_name(slot->precision()) + "; one process drives one GPU");
+    if (slot->gpu() != gpu)
+      throw Error("the CUDA engine already runs on GPU " + std::to_string(slot->gpu()) + "; one process drives one GPU");
+    cuda::context().set_precision(precision);  // layers made from now on compute in it
     return;
   }
   const CudaProbe probe = probe_cuda();

@@ -11,7 +11,7 @@ namespace {
 constexpr const char* kNoCuda = "no CUDA device: ringtrain was built with RINGTRAIN_CUDA=OFF";
 }
 
-CudaProbe probe_cuda() { return {0, kNoCuda}; }
+CudaProbe probe_cuda() { return {0, kNoCuda, {}}; }
 void use_cuda_device(int, Precision) { throw Error(std::string("--device cuda: ") + kNoCuda); }
 bool cuda_device_in_use() { return false; }
 int cuda_gpu() { return -1; }

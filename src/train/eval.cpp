@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/model_file.hpp"
@@ -27,7 +28,9 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
     throw Error("the data has " + std::to_string(meta.outputs()) + (meta.classification() ? " classes" : " targets") +
                 " but the model was trained for " + std::to_string(shape_numel(loaded.model->output_shape())) +
                 (loaded.classification ? " classes" : " targets"));
-  auto loss = make_loss(loaded.classification);
+  const Device device = start_device(config.device);
+  loaded.model->to(device);
+  auto loss = make_loss(loaded.classification, device);
   LoaderConfig lc;
   lc.batch = config.batch;
   lc.shuffle = false;

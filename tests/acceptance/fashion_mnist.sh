@@ -3,9 +3,15 @@
 # saved model opens in h5py with one dataset per parameter.
 # usage: fashion_mnist.sh RINGTRAIN_BIN MODEL EPOCHS MIN_ACCURACY [extra train flags...]
 # RANKS=N in the environment trains data parallel on N ranks under mpirun (MPIRUN, default mpirun).
+# DEVICE=cuda trains on the GPU, and exits 77 (CTest's skip) saying why where there is none.
 set -euo pipefail
 bin=$1 model=$2 epochs=$3 min=$4
 shift 4
+if [[ ${DEVICE:-cpu} == cuda ]]; then
+  devices=$("$bin" devices | head -1)
+  if [[ $devices == "cuda: none"* ]]; then echo "SKIP: ${devices#cuda: none }"; exit 77; fi
+  set -- "$@" --device cuda
+fi
 launch=()
 if ((${RANKS:-1} > 1)); then launch=("${MPIRUN:-mpirun}" --oversubscribe -np "$RANKS"); fi
 src=/usr/share/datasets/fashion-mnist

@@ -30,6 +30,7 @@ class Context {
 
   int gpu() const { return gpu_; }
   Precision precision() const { return precision_; }
+  void set_precision(Precision precision);
   cudaStream_t compute() const { return compute_; }
   cudaStream_t comm() const { return comm_; }
   cudaStream_t upload() const { return upload_; }

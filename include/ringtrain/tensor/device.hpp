@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ringtrain {
 
@@ -23,15 +24,16 @@ Precision parse_precision(const std::string& name);  // throws Error for anythin
 
 struct CudaProbe {
   int device_count = 0;
-  std::string reason;  // why no device is usable, when device_count == 0
+  std::string reason;                // why no device is usable, when device_count == 0
+  std::vector<std::string> devices;  // "NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90", by index
 };
 
 // Never throws: a machine without a driver or GPU reports device_count 0 and the CUDA runtime's reason.
 CudaProbe probe_cuda();
 
 // Makes GPU `gpu` this process's device and creates its streams, cuBLAS and cuDNN handles (once per
-// process; a second call must name the same GPU). Throws Error naming the reason when there is no such GPU
-// or the build has no CUDA.
+// process; a later call must name the same GPU and may change the precision). Throws Error naming the
+// reason when there is no such GPU or the build has no CUDA.
 void use_cuda_device(int gpu, Precision precision);
 bool cuda_device_in_use();
 int cuda_gpu();  // the GPU in use, -1 when none

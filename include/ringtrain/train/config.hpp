@@ -58,6 +58,7 @@ struct EvalConfig {
   int64_t batch = 256;
   int threads = 1;
   std::string allreduce = "ring";
+  DeviceConfig device;
 };
 
 }  // namespace ringtrain

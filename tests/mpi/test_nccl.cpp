@@ -1,0 +1,120 @@
+// The NCCL backend under mpirun, one GPU per rank: allreduce equals the exact sum, broadcast and send/recv
+// move device buffers, and the allreduce engine sums and fuses device gradients over NCCL as it does host
+// ones over MPI. Skipped, saying why, unless every rank has a GPU of its own.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "ringtrain/comm/allreduce_engine.hpp"
+#include "ringtrain/comm/nccl_communicator.hpp"
+#include "ringtrain/tensor/tensor.hpp"
+#include "ringtrain/train/device_choice.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+class Nccl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Communicator& world = test::world();
+    const CudaProbe probe = probe_cuda();
+    const int local = std::max(local_rank_from_environment(), 0);
+    double missing = probe.device_count > local ? 0.0 : 1.0;  // NCCL refuses two ranks on one GPU
+    world.allreduce_sum(&missing, 1);
+    if (missing > 0) {
+      GTEST_SKIP() << (probe.device_count == 0 ? probe.reason
+                                               : "NCCL needs one GPU per rank: " + std::to_string(world.size()) +
+                                                     " ranks, " + std::to_string(probe.device_count) + " GPU(s)");
+    }
+    use_cuda_device(choose_gpu(-1, local, probe.device_count), Precision::fp32);
+    nccl_ = make_nccl_communicator(world);
+  }
+  std::unique_ptr<Communicator> nccl_;
+};
+
+// Integer values: sums are exact in any order.
+Tensor rank_values(int rank, int64_t count) {
+  Tensor t({count});
+  for (int64_t i = 0; i < count; ++i) t[i] = static_cast<float>((rank + 1) * (i % 13) - 6);
+  return t;
+}
+
+// Host copy of a device tensor the communicator wrote: compute-stream work (the copy) waits for it first.
+Tensor read_back(const Tensor& device) {
+  compute_stream_waits_for_comm();
+  return device.to(Device::cpu);
+}
+
+TEST_F(Nccl, AllreduceEqualsTheExactSum) {
+  const int n = nccl_->size();
+  EXPECT_EQ(nccl_->backend(), "nccl");
+  EXPECT_EQ(nccl_->device(), Device::cuda);
+  for (int64_t count : {int64_t{1}, int64_t{7}, int64_t{1001}, int64_t{1000003}}) {
+    Tensor data = rank_values(nccl_->rank(), count).to(Device::cuda);
+    comm_stream_waits_for_compute();  // the upload ran on the compute stream
+    nccl_->allreduce_sum(data.data(), static_cast<size_t>(count));
+    const Tensor sum = read_back(data);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      float expect = 0.0f;
+      for (int r = 0; r < n; ++r) expect += static_cast<float>((r + 1) * (i % 13) - 6);
+      wrong += sum[i] != expect;
+    }
+    EXPECT_EQ(wrong, 0) << count << " elements";
+  }
+}
+
+TEST_F(Nccl, BroadcastAndSendRecvMoveDeviceBuffers) {
+  const int n = nccl_->size(), rank = nccl_->rank();
+  Tensor b = rank_values(rank, 100).to(Device::cuda);
+  comm_stream_waits_for_compute();
+  nccl_->broadcast(b.data(), 100 * sizeof(float), n - 1);
+  const Tensor got = read_back(b), want = rank_values(n - 1, 100);
+  for (int64_t i = 0; i < 100; ++i) ASSERT_EQ(got[i], want[i]);
+
+  Tensor out = rank_values(rank, 50).to(Device::cuda), in({50}, Device::cuda);
+  comm_stream_waits_for_compute();
+  // Even ranks send first: NCCL point-to-point calls block the stream until their peer's call arrives.
+  const int next = (rank + 1) % n, prev = (rank + n - 1) % n;
+  if (rank % 2 == 0) {
+    nccl_->send(out.data(), 50 * sizeof(float), next, 0);
+    nccl_->recv(in.data(), 50 * sizeof(float), prev, 0);
+  } else {
+    nccl_->recv(in.data(), 50 * sizeof(float), prev, 0);
+    nccl_->send(out.data(), 50 * sizeof(float), next, 0);
+  }
+  const Tensor received = read_back(in), sent = rank_values(prev, 50);
+  for (int64_t i = 0; i < 50; ++i) ASSERT_EQ(received[i], sent[i]);
+}
+
+TEST_F(Nccl, EngineSumsAndFusesDeviceGradients) {
+  Communicator& world = test::world();
+  const int n = world.size(), rank = world.rank();
+  std::ostringstream warnings;
+  AllreduceEngine engine(world.split_off(), std::move(nccl_), {}, nullptr, warnings);
+  constexpr int kTensors = 40;
+  std::vector<Tensor> tensors;
+  for (int t = 0; t < kTensors; ++t) {
+    const int64_t count = t == 5 ? (1 << 19) : 1 + (t * 37) % 300;  // one of 2 MiB goes alone
+    tensors.push_back(rank_values(rank, count).to(Device::cuda));
+  }
+  comm_stream_waits_for_compute();
+  for (int k = 0; k < kTensors; ++k) {
+    const int t = rank % 2 ? kTensors - 1 - k : k;
+    engine.submit("t" + std::to_string(t), tensors[t].data(), static_cast<size_t>(tensors[t].numel()));
+  }
+  engine.wait();
+  for (int t = 0; t < kTensors; ++t) {
+    const Tensor sum = read_back(tensors[t]);
+    for (int64_t i = 0; i < sum.numel(); ++i) {
+      float expect = 0.0f;
+      for (int r = 0; r < n; ++r) expect += static_cast<float>((r + 1) * (i % 13) - 6);
+      ASSERT_EQ(sum[i], expect) << "t" << t << "[" << i << "]";
+    }
+  }
+  EXPECT_LT(engine.stats().allreduces, kTensors / 4) << "ready tensors should share the fusion buffer";
+}
+
+}  // namespace
+}  // namespace ringtrain
