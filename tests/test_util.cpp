@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include "ringtrain/train/device_choice.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,5 +117,18 @@ MpiCommunicator& world() {
 }
 
 void release_world() { the_world.reset(); }
+
+std::string start_gpu_per_rank(Communicator& world) {
+  const CudaProbe probe = probe_cuda();
+  const int local = std::max(local_rank_from_environment(), 0);
+  double missing = probe.device_count > local ? 0.0 : 1.0;
+  world.allreduce_sum(&missing, 1);
+  if (missing > 0)
+    return probe.device_count == 0 ? probe.reason
+                                   : "NCCL needs one GPU per rank: " + std::to_string(world.size()) + " ranks, " +
+                                         std::to_string(probe.device_count) + " GPU(s) on this node";
+  use_cuda_device(choose_gpu(-1, local, probe.device_count), Precision::fp32);
+  return "";
+}
 
 }  // namespace ringtrain::test

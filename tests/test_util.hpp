@@ -47,6 +47,10 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
 // `param` is non-null, else the input gradient.
 double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode = Mode::train, float eps = 1e-2f);
 
+// Collective over `world`: starts the CUDA engine on every rank's own GPU (its local rank's) and returns "",
+// or returns why not (no GPU, or fewer GPUs than ranks on a node: NCCL refuses two ranks on one GPU).
+std::string start_gpu_per_rank(Communicator& world);
+
 // Every rank of the test program (MPI_COMM_WORLD, ring allreduce); release_world() before MPI_Finalize.
 MpiCommunicator& world();
 void release_world();

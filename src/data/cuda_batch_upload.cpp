@@ -56,6 +56,15 @@ struct Slot {
 
 class CudaBatchUpload final : public BatchUpload {
  public:
+  CudaBatchUpload() = default;
+  // The slots' memory must outlive the copies into it and the steps reading it.
+  ~CudaBatchUpload() override {
+    cudaStreamSynchronize(cuda::context().upload());
+    cudaStreamSynchronize(cuda::context().compute());
+  }
+  CudaBatchUpload(const CudaBatchUpload&) = delete;
+  CudaBatchUpload& operator=(const CudaBatchUpload&) = delete;
+
   const Batch& upload(const Batch& host) override {
     cuda::Context& ctx = cuda::context();
     const int previous = 1 - next_;

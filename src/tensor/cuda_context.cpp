@@ -2,6 +2,7 @@
 #include "ringtrain/tensor/cuda_context.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -134,6 +135,9 @@ void use_cuda_device(int gpu, Precision precision) {
     throw Error("--device cuda: GPU " + std::to_string(gpu) + " does not exist (this node has " +
                 std::to_string(probe.device_count) + ")");
   slot = std::make_unique<cuda::Context>(gpu, precision);
+  // Handles must go before the CUDA runtime unloads at exit; it registered its own teardown when the probe
+  // first called it, and exit handlers run in reverse order of registration.
+  std::atexit([] { cuda::context_slot().reset(); });
 }
 
 bool cuda_device_in_use() { return cuda::context_slot() != nullptr; }

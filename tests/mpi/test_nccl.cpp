@@ -8,7 +8,6 @@
 #include "ringtrain/comm/allreduce_engine.hpp"
 #include "ringtrain/comm/nccl_communicator.hpp"
 #include "ringtrain/tensor/tensor.hpp"
-#include "ringtrain/train/device_choice.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
@@ -18,16 +17,7 @@ class Nccl : public ::testing::Test {
  protected:
   void SetUp() override {
     Communicator& world = test::world();
-    const CudaProbe probe = probe_cuda();
-    const int local = std::max(local_rank_from_environment(), 0);
-    double missing = probe.device_count > local ? 0.0 : 1.0;  // NCCL refuses two ranks on one GPU
-    world.allreduce_sum(&missing, 1);
-    if (missing > 0) {
-      GTEST_SKIP() << (probe.device_count == 0 ? probe.reason
-                                               : "NCCL needs one GPU per rank: " + std::to_string(world.size()) +
-                                                     " ranks, " + std::to_string(probe.device_count) + " GPU(s)");
-    }
-    use_cuda_device(choose_gpu(-1, local, probe.device_count), Precision::fp32);
+    if (const std::string why = test::start_gpu_per_rank(world); !why.empty()) GTEST_SKIP() << why;
     nccl_ = make_nccl_communicator(world);
   }
   std::unique_ptr<Communicator> nccl_;

@@ -64,7 +64,7 @@ class CudaPool2d final : public CudaLayer {
 
  private:
   int64_t kernel_, stride_;
-  int64_t c_, h_, w_, oh_, ow_;  // of the last input
+  int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;  // of the last input
   PoolingDescriptor pool_desc_;
   TensorDescriptor x_desc_, y_desc_;
   int64_t batch_ = -1;

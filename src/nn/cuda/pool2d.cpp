@@ -3,17 +3,13 @@
 
 namespace ringtrain::cuda {
 
-CudaPool2d::CudaPool2d(Pool2d& source) : CudaLayer(source) {
-  // The CPU layer was built on [c, h, w]; its output shape gives the rest.
+CudaPool2d::CudaPool2d(Pool2d& source) : CudaLayer(source), kernel_(source.kernel()), stride_(source.stride()) {
   const int k = static_cast<int>(source.kernel()), s = static_cast<int>(source.stride());
   check(cudnnSetPooling2dDescriptor(pool_desc_,
                                     source.pool_kind() == PoolKind::max ? CUDNN_POOLING_MAX_DETERMINISTIC
                                                                         : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING,
                                     CUDNN_NOT_PROPAGATE_NAN, k, k, 0, 0, s, s),
         "cudnnSetPooling2dDescriptor");
-  c_ = h_ = w_ = oh_ = ow_ = 0;
-  kernel_ = source.kernel();
-  stride_ = source.stride();
 }
 
 const Tensor& CudaPool2d::forward(const Tensor& x, Mode) {
