@@ -13,6 +13,13 @@
 
 namespace ringtrain::cuda {
 
+// A tensor on the GPU from its construction, so that resizing it (as layers do on the first batch)
+// allocates device memory. Layers' outputs and scratch are these.
+class DeviceTensor : public Tensor {
+ public:
+  DeviceTensor() : Tensor({0}, Device::cuda) {}
+};
+
 class CudaLayer : public Layer {
  public:
   explicit CudaLayer(const Layer& source);

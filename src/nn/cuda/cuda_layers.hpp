@@ -25,7 +25,7 @@ class CudaLinear final : public CudaLayer {
   bool has_bias_, relu_;
   Param weight_, bias_;
   const Tensor* x_ = nullptr;
-  Tensor y_, dx_, dy_relu_, ones_;
+  DeviceTensor y_, dx_, dy_relu_, ones_;
   DeviceBuffer x16_, w16_, dy16_;
 };
 
@@ -45,7 +45,7 @@ class CudaConv2d final : public CudaLayer {
   bool has_bias_, relu_;
   Param weight_, bias_;
   const Tensor* x_ = nullptr;
-  Tensor y_, dx_, dy_relu_;
+  DeviceTensor y_, dx_, dy_relu_;
   TensorDescriptor x_desc_, y_desc_, bias_desc_;
   FilterDescriptor w_desc_;
   ConvolutionDescriptor conv_desc_;
@@ -69,7 +69,7 @@ class CudaPool2d final : public CudaLayer {
   TensorDescriptor x_desc_, y_desc_;
   int64_t batch_ = -1;
   const Tensor* x_ = nullptr;
-  Tensor y_, dx_;
+  DeviceTensor y_, dx_;
 };
 
 class CudaActivation final : public CudaLayer {
@@ -81,7 +81,7 @@ class CudaActivation final : public CudaLayer {
  private:
   kernels::Activation kind_;
   bool folded_;  // the layer before applies this ReLU: pass through
-  Tensor y_, dx_;
+  DeviceTensor y_, dx_;
 };
 
 class CudaDropout final : public CudaLayer {
@@ -94,7 +94,7 @@ class CudaDropout final : public CudaLayer {
   float p_;
   uint64_t seed_, calls_;
   Mode last_mode_ = Mode::eval;
-  Tensor y_, dx_;
+  DeviceTensor y_, dx_;
 };
 
 class CudaFlatten final : public CudaLayer {
@@ -105,7 +105,7 @@ class CudaFlatten final : public CudaLayer {
 
  private:
   Shape in_shape_;
-  Tensor y_, dx_;
+  DeviceTensor y_, dx_;
 };
 
 // cuDNN spatial batch normalisation: the same statistics as the CPU layer (biased variance to normalise,
@@ -126,7 +126,7 @@ class CudaBatchNorm final : public CudaLayer {
   TensorDescriptor x_desc_, param_desc_;
   int64_t batch_ = -1;
   const Tensor* x_ = nullptr;
-  Tensor y_, dx_;
+  DeviceTensor y_, dx_;
 };
 
 // Grows `buffer` to at least `bytes` and returns its address.

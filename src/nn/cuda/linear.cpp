@@ -66,7 +66,7 @@ const Tensor& CudaLinear::backward(const Tensor& dy) {
   if (has_bias_) {
     // db += dy^T 1: a GEMV reads dy in rows, where a per-column reduction would stride through it.
     if (ones_.numel() < n) {
-      ones_ = Tensor({n}, Device::cuda);
+      ones_.resize({n});
       ones_.fill(1.0f);
     }
     const float one = 1.0f;
