@@ -20,7 +20,8 @@ int local_rank_from_environment() {
 }
 
 int choose_gpu(int requested, int local_rank, int device_count) {
-  const int gpu = requested >= 0 ? requested : std::max(local_rank, 0);
+  // One visible GPU is this rank's own (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task).
+  const int gpu = requested >= 0 ? requested : device_count == 1 ? 0 : std::max(local_rank, 0);
   if (gpu < device_count) return gpu;
   if (requested >= 0)
     throw Error("--gpu " + std::to_string(requested) + ": this node has " + std::to_string(device_count) +
