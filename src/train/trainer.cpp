@@ -10,10 +10,10 @@
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/timeline.hpp"
+#include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/tensor/blas.hpp"
-#include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
 
