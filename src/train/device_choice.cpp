@@ -20,8 +20,7 @@ int local_rank_from_environment() {
 }
 
 int choose_gpu(int requested, int local_rank, int device_count) {
-  // One visible GPU is this rank's own (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task).
-  const int gpu = requested >= 0 ? requested : device_count == 1 ? 0 : std::max(local_rank, 0);
+  const int gpu = requested >= 0 ? requested : std::max(local_rank, 0);
   if (gpu < device_count) return gpu;
   if (requested >= 0)
     throw Error("--gpu " + std::to_string(requested) + ": this node has " + std::to_string(device_count) +
@@ -41,7 +40,11 @@ Device resolve(const DeviceConfig& config) {
     if (config.kind == "auto") return Device::cpu;
     throw Error("--device cuda: " + probe.reason);
   }
-  use_cuda_device(choose_gpu(config.gpu, local_rank_from_environment(), probe.device_count), config.precision);
+  // A launcher that gives each task its own GPU (srun --gpus-per-task=1) sets CUDA_VISIBLE_DEVICES per task:
+  // the one GPU a rank then sees is its own, whatever its local rank.
+  const bool own_gpu = probe.device_count == 1 && std::getenv("CUDA_VISIBLE_DEVICES");
+  use_cuda_device(choose_gpu(config.gpu, own_gpu ? 0 : local_rank_from_environment(), probe.device_count),
+                  config.precision);
   return Device::cuda;
 }
 

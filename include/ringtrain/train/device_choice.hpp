@@ -9,13 +9,13 @@ namespace ringtrain {
 // The rank's index among the ranks of its node from the launcher's environment, or -1 when none says.
 int local_rank_from_environment();
 
-// The GPU for this rank: `requested` when >= 0; else the only one when the rank sees one (the launcher gave
-// each task its own, e.g. srun --gpus-per-task=1); else `local_rank` (0 without a launcher). Throws Error
-// when that GPU does not exist.
+// The GPU for this rank: `requested` when >= 0, else `local_rank` (0 without a launcher). Throws Error when
+// that GPU does not exist.
 int choose_gpu(int requested, int local_rank, int device_count);
 
 // Resolves config.kind (auto -> cuda when a GPU is present) and, for cuda, starts the CUDA engine on the
-// chosen GPU. Throws Error naming why there is no usable GPU.
+// chosen GPU: --gpu, else GPU 0 when the launcher left the rank one GPU of its own (CUDA_VISIBLE_DEVICES
+// naming one), else the local rank's. Throws Error naming why there is no usable GPU.
 Device start_device(const DeviceConfig& config);
 
 }  // namespace ringtrain
