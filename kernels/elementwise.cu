@@ -30,24 +30,6 @@ __global__ void relu_mask_kernel(const float* dy, const float* y, float* out, in
   RINGTRAIN_GRID_STRIDE(i, n) out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-// One block per channel; each thread sums a strided share, then a shared-memory tree: a fixed order.
-__global__ void bias_grad_kernel(const float* dy, float* grad, int64_t outer, int64_t channels, int64_t inner) {
-  __shared__ float partial[kThreads];
-  const int64_t c = blockIdx.x, count = outer * inner;
-  float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
-    const int64_t o = j / inner, i = j % inner;
-    sum += dy[(o * channels + c) * inner + i];
-  }
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) grad[c] += partial[0];
-}
-
 __global__ void activation_forward_kernel(Activation kind, const float* x, float* y, int64_t n) {
   RINGTRAIN_GRID_STRIDE(i, n) {
     const float v = x[i];
@@ -94,12 +76,6 @@ void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStrea
   if (n == 0) return;
   relu_mask_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dy, y, out, n);
   check_launch("relu_mask");
-}
-
-void bias_grad(const float* dy, float* grad, int64_t outer, int64_t channels, int64_t inner, cudaStream_t stream) {
-  if (channels == 0) return;
-  bias_grad_kernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(dy, grad, outer, channels, inner);
-  check_launch("bias_grad");
 }
 
 void activation_forward(Activation kind, const float* x, float* y, int64_t n, cudaStream_t stream) {

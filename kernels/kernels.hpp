@@ -19,8 +19,6 @@ void bias_relu(float* y, const float* bias, int64_t n, int64_t channels, int64_t
                cudaStream_t stream);
 // out[i] = y[i] > 0 ? dy[i] : 0: the gradient through a ReLU folded into the layer before it.
 void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStream_t stream);
-// grad[c] += sum over (outer, inner) of dy[(o * channels + c) * inner + i], one block per channel.
-void bias_grad(const float* dy, float* grad, int64_t outer, int64_t channels, int64_t inner, cudaStream_t stream);
 
 enum class Activation { relu, tanh, sigmoid };
 void activation_forward(Activation kind, const float* x, float* y, int64_t n, cudaStream_t stream);
