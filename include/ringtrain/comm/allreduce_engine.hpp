@@ -54,7 +54,8 @@ class AllreduceEngine {
   // Training thread: sum `count` floats at `data` over all ranks, in place. Every rank must submit the
   // same names with the same sizes (in any order); the buffer must not be touched until wait() returns.
   void submit(const std::string& name, float* data, size_t count);
-  // Blocks until everything submitted is summed. Rethrows the engine's error (CollectiveError when ranks
+  // Blocks until everything submitted is summed (with a device data communicator: queued on its stream; GPU
+  // work that reads the sums must wait for that stream, compute_stream_waits_for_comm). Rethrows the engine's error (CollectiveError when ranks
   // submitted mismatched tensors).
   void wait();
   EngineStats stats() const;
