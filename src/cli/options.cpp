@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "ringtrain/error.hpp"
+
 namespace po = boost::program_options;
 
 namespace ringtrain::cli {
@@ -65,9 +67,11 @@ void add_device_options(po::options_description& o, DeviceConfig& d, std::string
 void check_device(DeviceConfig& d, const std::string& precision) {
   if (d.kind != "cpu" && d.kind != "cuda" && d.kind != "auto")
     throw UsageError("--device must be cpu, cuda or auto, got '" + d.kind + "'");
-  if (precision != "fp32" && precision != "tf32" && precision != "bf16")
-    throw UsageError("--precision must be fp32, tf32 or bf16, got '" + precision + "'");
-  d.precision = parse_precision(precision);
+  try {
+    d.precision = parse_precision(precision);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
 }
 
 void check_allreduce(const std::string& allreduce) {

@@ -7,10 +7,25 @@
 
 namespace ringtrain {
 
+void check_labels(const Targets& targets, int64_t rows, int64_t classes) {
+  if (static_cast<int64_t>(targets.labels.size()) != rows)
+    throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(rows) +
+                " outputs");
+  for (int32_t label : targets.labels)
+    if (label < 0 || label >= classes)
+      throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
+                  " outputs");
+}
+
+void check_target_values(const Targets& targets, const Tensor& out) {
+  if (targets.values.numel() != out.numel())
+    throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
+                shape_str(out.shape()));
+}
+
 void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
   const int64_t n = logits.dim(0), classes = logits.numel() / n;
-  if (static_cast<int64_t>(targets.labels.size()) != n)
-    throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(n) + " outputs");
+  check_labels(targets, n, classes);
   labels_ = &targets.labels;
   probs_.resize({n, classes});
   Score score;
@@ -19,9 +34,6 @@ void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) 
     const float* z = logits.data() + r * classes;
     float* p = probs_.data() + r * classes;
     const int32_t label = targets.labels[static_cast<size_t>(r)];
-    if (label < 0 || label >= classes)
-      throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
-                  " outputs");
     int64_t best = 0;
     float zmax = z[0];
     for (int64_t j = 1; j < classes; ++j)
@@ -48,9 +60,7 @@ const Tensor& SoftmaxCrossEntropy::backward(float scale) {
 
 void MeanSquaredError::forward(const Tensor& out, const Targets& targets) {
   const int64_t n = out.dim(0), outputs = out.numel() / n;
-  if (targets.values.numel() != out.numel())
-    throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
-                shape_str(out.shape()));
+  check_target_values(targets, out);
   diff_.resize({n, outputs});
   Score score;
   score.samples = n;

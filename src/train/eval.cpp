@@ -4,9 +4,9 @@
 #include <ostream>
 
 #include "ringtrain/error.hpp"
-#include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/blas.hpp"
+#include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/trainer.hpp"
 

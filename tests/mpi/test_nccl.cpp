@@ -24,10 +24,18 @@ class Nccl : public ::testing::Test {
 };
 
 // Integer values: sums are exact in any order.
+float rank_value(int rank, int64_t i) { return static_cast<float>((rank + 1) * (i % 13) - 6); }
+
 Tensor rank_values(int rank, int64_t count) {
   Tensor t({count});
-  for (int64_t i = 0; i < count; ++i) t[i] = static_cast<float>((rank + 1) * (i % 13) - 6);
+  for (int64_t i = 0; i < count; ++i) t[i] = rank_value(rank, i);
   return t;
+}
+
+float expected_sum(int ranks, int64_t i) {
+  float sum = 0.0f;
+  for (int r = 0; r < ranks; ++r) sum += rank_value(r, i);
+  return sum;
 }
 
 // Host copy of a device tensor the communicator wrote: compute-stream work (the copy) waits for it first.
@@ -46,11 +54,7 @@ TEST_F(Nccl, AllreduceEqualsTheExactSum) {
     nccl_->allreduce_sum(data.data(), static_cast<size_t>(count));
     const Tensor sum = read_back(data);
     int64_t wrong = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      float expect = 0.0f;
-      for (int r = 0; r < n; ++r) expect += static_cast<float>((r + 1) * (i % 13) - 6);
-      wrong += sum[i] != expect;
-    }
+    for (int64_t i = 0; i < count; ++i) wrong += sum[i] != expected_sum(n, i);
     EXPECT_EQ(wrong, 0) << count << " elements";
   }
 }
@@ -97,11 +101,7 @@ TEST_F(Nccl, EngineSumsAndFusesDeviceGradients) {
   engine.wait();
   for (int t = 0; t < kTensors; ++t) {
     const Tensor sum = read_back(tensors[t]);
-    for (int64_t i = 0; i < sum.numel(); ++i) {
-      float expect = 0.0f;
-      for (int r = 0; r < n; ++r) expect += static_cast<float>((r + 1) * (i % 13) - 6);
-      ASSERT_EQ(sum[i], expect) << "t" << t << "[" << i << "]";
-    }
+    for (int64_t i = 0; i < sum.numel(); ++i) ASSERT_EQ(sum[i], expected_sum(n, i)) << "t" << t << "[" << i << "]";
   }
   EXPECT_LT(engine.stats().allreduces, kTensors / 4) << "ready tensors should share the fusion buffer";
 }

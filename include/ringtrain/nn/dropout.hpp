@@ -18,9 +18,8 @@ class Dropout : public Layer {
   const Tensor& backward(const Tensor& dy) override;
   float p() const { return p_; }
   uint64_t seed() const { return seed_; }
-  // Training forwards so far: the stream of the next mask (checkpoints save it to resume the same masks).
+  // Training forwards so far: the stream of the next mask.
   uint64_t calls() const { return calls_; }
-  void set_calls(uint64_t calls) { calls_ = calls; }
 
  private:
   void mask(const Tensor& in, Tensor& out, uint64_t call) const;

@@ -64,6 +64,11 @@ class MeanSquaredError : public Loss {
   Tensor diff_, grad_;
 };
 
+// What every loss checks of a batch before scoring it, on either device (the CUDA kernels index by label,
+// so these run on the host first). Throw Error naming the mismatch.
+void check_labels(const Targets& targets, int64_t rows, int64_t classes);
+void check_target_values(const Targets& targets, const Tensor& out);
+
 // The loss for the data (classification: cross-entropy, else MSE) on the model's device.
 std::unique_ptr<Loss> make_loss(bool classification, Device device = Device::cpu);
 

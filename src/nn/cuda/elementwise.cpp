@@ -14,12 +14,6 @@ kernels::Activation kernel_kind(ActivationKind kind) {
   return kernels::Activation::relu;
 }
 
-void copy_on_device(const Tensor& src, Tensor& dst) {
-  check(cudaMemcpyAsync(dst.data(), src.data(), sizeof(float) * static_cast<size_t>(src.numel()),
-                        cudaMemcpyDeviceToDevice, context().compute()),
-        "cudaMemcpyAsync");
-}
-
 }  // namespace
 
 CudaActivation::CudaActivation(Activation& source)
@@ -47,7 +41,7 @@ const Tensor& CudaDropout::forward(const Tensor& x, Mode mode) {
   last_mode_ = mode;
   y_.resize(x.shape());
   if (mode == Mode::eval || p_ == 0.0f)
-    copy_on_device(x, y_);
+    y_.copy_from(x);
   else
     kernels::dropout(x.data(), y_.data(), x.numel(), p_, seed_, calls_++, stream());
   return y_;
@@ -57,7 +51,7 @@ const Tensor& CudaDropout::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
   dx_.resize(dy.shape());
   if (last_mode_ == Mode::eval || p_ == 0.0f)
-    copy_on_device(dy, dx_);
+    dx_.copy_from(dy);
   else
     kernels::dropout(dy.data(), dx_.data(), dy.numel(), p_, seed_, calls_ - 1, stream());  // the forward's mask
   return dx_;
@@ -65,15 +59,15 @@ const Tensor& CudaDropout::backward(const Tensor& dy) {
 
 const Tensor& CudaFlatten::forward(const Tensor& x, Mode) {
   in_shape_ = x.shape();
-  y_.resize({x.dim(0), x.numel() / x.dim(0)});
-  copy_on_device(x, y_);
+  y_.copy_from(x);
+  y_.reshape({x.dim(0), x.numel() / x.dim(0)});
   return y_;
 }
 
 const Tensor& CudaFlatten::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
-  dx_.resize(in_shape_);
-  copy_on_device(dy, dx_);
+  dx_.copy_from(dy);
+  dx_.reshape(in_shape_);
   return dx_;
 }
 

@@ -48,13 +48,7 @@ class CudaSoftmaxCrossEntropy final : public Loss {
 
   void forward(const Tensor& logits, const Targets& targets) override {
     const int64_t n = logits.dim(0), classes = logits.numel() / n;
-    if (static_cast<int64_t>(targets.labels.size()) != n)
-      throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(n) +
-                  " outputs");
-    for (int32_t label : targets.labels)  // the kernel indexes by label: check on the host first
-      if (label < 0 || label >= classes)
-        throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
-                    " outputs");
+    check_labels(targets, n, classes);
     labels_ = static_cast<const int32_t*>(targets.device_labels.get());
     if (!labels_ || targets.device_labels.bytes() < sizeof(int32_t) * static_cast<size_t>(n)) {
       uploaded_labels_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(n));
@@ -92,9 +86,7 @@ class CudaMeanSquaredError final : public Loss {
 
   void forward(const Tensor& out, const Targets& targets) override {
     const int64_t n = out.dim(0), outputs = out.numel() / n;
-    if (targets.values.numel() != out.numel())
-      throw Error("batch targets " + shape_str(targets.values.shape()) + " do not match model outputs " +
-                  shape_str(out.shape()));
+    check_target_values(targets, out);
     const Tensor* target = &targets.values;
     if (target->device() != Device::cuda) {
       uploaded_targets_.copy_from(targets.values);
