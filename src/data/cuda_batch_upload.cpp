@@ -94,8 +94,7 @@ class CudaBatchUpload final : public BatchUpload {
     void* y_dst;
     if (labelled) {
       dev.y.labels = host.y.labels;  // the loss checks label ranges on the host
-      if (dev.y.device_labels.bytes() < y_bytes) dev.y.device_labels = DeviceBuffer(y_bytes);
-      y_dst = dev.y.device_labels.get();
+      y_dst = dev.y.device_labels.reserve(y_bytes);
     } else {
       if (dev.y.values.device() != Device::cuda) dev.y.values = Tensor({0}, Device::cuda);
       dev.y.values.resize(host.y.values.shape());

@@ -61,10 +61,7 @@ void Context::set_precision(Precision precision) {
   precision_ = precision;
 }
 
-void* Context::workspace(size_t bytes) {
-  if (bytes > workspace_.bytes()) workspace_ = DeviceBuffer(bytes);
-  return workspace_.get();
-}
+void* Context::workspace(size_t bytes) { return workspace_.reserve(bytes); }
 
 namespace {
 std::unique_ptr<Context>& context_slot() {

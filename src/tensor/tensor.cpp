@@ -34,8 +34,8 @@ void Tensor::resize(const Shape& shape) {
   const size_t n = static_cast<size_t>(numel_);
   if (device_ == Device::cpu) {
     if (n > host_.size()) host_.resize(n);
-  } else if (sizeof(float) * n > device_buffer_.bytes()) {
-    device_buffer_ = DeviceBuffer(sizeof(float) * n);
+  } else {
+    device_buffer_.reserve(sizeof(float) * n);
   }
 }
 

@@ -53,6 +53,11 @@ class DeviceBuffer {
 
   void* get() const { return ptr_; }
   size_t bytes() const { return bytes_; }
+  // Grows to at least `bytes` (the contents are lost when it grows) and returns the address.
+  void* reserve(size_t bytes) {
+    if (bytes > bytes_) *this = DeviceBuffer(bytes);
+    return ptr_;
+  }
 
  private:
   void release();

@@ -129,7 +129,4 @@ class CudaBatchNorm final : public CudaLayer {
   DeviceTensor y_, dx_;
 };
 
-// Grows `buffer` to at least `bytes` and returns its address.
-void* ensure_bytes(DeviceBuffer& buffer, size_t bytes);
-
 }  // namespace ringtrain::cuda

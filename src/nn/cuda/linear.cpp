@@ -3,14 +3,9 @@
 
 namespace ringtrain::cuda {
 
-void* ensure_bytes(DeviceBuffer& buffer, size_t bytes) {
-  if (buffer.bytes() < bytes) buffer = DeviceBuffer(bytes);
-  return buffer.get();
-}
-
 namespace {
 __nv_bfloat16* bf16_copy(const float* src, int64_t n, DeviceBuffer& buffer) {
-  auto* dst = static_cast<__nv_bfloat16*>(ensure_bytes(buffer, sizeof(__nv_bfloat16) * static_cast<size_t>(n)));
+  auto* dst = static_cast<__nv_bfloat16*>(buffer.reserve(sizeof(__nv_bfloat16) * static_cast<size_t>(n)));
   kernels::to_bf16(src, dst, n, context().compute());
   return dst;
 }

@@ -16,10 +16,8 @@ class DeviceScore {
  public:
   DeviceScore() : sums_(2 * sizeof(double)) { clear_sums(); }
   void ensure_rows(int64_t rows) {
-    if (rows <= rows_) return;
-    row_a_ = DeviceBuffer(sizeof(double) * static_cast<size_t>(rows));
-    row_b_ = DeviceBuffer(sizeof(double) * static_cast<size_t>(rows));
-    rows_ = rows;
+    row_a_.reserve(sizeof(double) * static_cast<size_t>(rows));
+    row_b_.reserve(sizeof(double) * static_cast<size_t>(rows));
   }
   double* row_a() { return static_cast<double*>(row_a_.get()); }
   double* row_b() { return static_cast<double*>(row_b_.get()); }
@@ -38,7 +36,7 @@ class DeviceScore {
   void clear_sums() { check(cudaMemsetAsync(sums_.get(), 0, sums_.bytes(), context().compute()), "cudaMemsetAsync"); }
 
   DeviceBuffer sums_, row_a_, row_b_;
-  int64_t rows_ = 0, samples_ = 0;
+  int64_t samples_ = 0;
 };
 
 class CudaSoftmaxCrossEntropy final : public Loss {
@@ -50,9 +48,9 @@ class CudaSoftmaxCrossEntropy final : public Loss {
     const int64_t n = logits.dim(0), classes = logits.numel() / n;
     check_labels(targets, n, classes);
     labels_ = static_cast<const int32_t*>(targets.device_labels.get());
-    if (!labels_ || targets.device_labels.bytes() < sizeof(int32_t) * static_cast<size_t>(n)) {
-      uploaded_labels_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(n));
-      copy_bytes(uploaded_labels_.get(), Device::cuda, targets.labels.data(), Device::cpu, uploaded_labels_.bytes());
+    const size_t label_bytes = sizeof(int32_t) * static_cast<size_t>(n);
+    if (!labels_ || targets.device_labels.bytes() < label_bytes) {  // not uploaded with the batch: do it here
+      copy_bytes(uploaded_labels_.reserve(label_bytes), Device::cuda, targets.labels.data(), Device::cpu, label_bytes);
       labels_ = static_cast<const int32_t*>(uploaded_labels_.get());
     }
     probs_.resize({n, classes});
