@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -130,5 +131,21 @@ std::string start_gpu_per_rank(Communicator& world) {
   use_cuda_device(choose_gpu(-1, local, probe.device_count), Precision::fp32);
   return "";
 }
+
+SharedDataset::SharedDataset(const Shape& sample_shape) {
+  Communicator& comm = world();
+  char path[512] = {};
+  if (comm.rank() == 0) {
+    dir_ = std::make_unique<TempDir>();
+    write_classification_shard(dir_->path("train-00000.h5"), 150, sample_shape, 3, 1);
+    write_classification_shard(dir_->path("train-00001.h5"), 170, sample_shape, 3, 2);
+    write_classification_shard(dir_->path("test-00000.h5"), 50, sample_shape, 3, 3);
+    std::snprintf(path, sizeof path, "%s", dir_->path().c_str());
+  }
+  comm.broadcast(path, sizeof path, 0);
+  path_ = path;
+}
+
+SharedDataset::~SharedDataset() { world().barrier(); }
 
 }  // namespace ringtrain::test

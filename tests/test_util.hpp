@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
@@ -54,6 +55,19 @@ std::string start_gpu_per_rank(Communicator& world);
 // Every rank of the test program (MPI_COMM_WORLD, ring allreduce); release_world() before MPI_Finalize.
 MpiCommunicator& world();
 void release_world();
+
+// A dataset every rank can read (3 classes; train 320 samples in two shards, test 50): rank 0 writes it,
+// the path is broadcast, rank 0 removes it at the end. Collective.
+class SharedDataset {
+ public:
+  explicit SharedDataset(const Shape& sample_shape);
+  ~SharedDataset();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  std::string path_;
+};
 
 // Runs the ringtrain binary with arguments; returns the exit code and fills stdout/stderr text.
 int run_cli(const std::string& args, std::string* out, std::string* err);

@@ -74,6 +74,29 @@ void check_device(DeviceConfig& d, const std::string& precision) {
   }
 }
 
+// "3,7" -> {3, 7}; the trainer checks them against the model.
+std::vector<int> parse_split(const std::string& text) {
+  std::vector<int> out;
+  if (text.empty()) return out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t used = 0;
+    int value = -1;
+    try {
+      value = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || value < 0)
+      throw UsageError("--split must be layer indices separated by commas, e.g. 3,7; got '" + text + "'");
+    out.push_back(value);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 void check_allreduce(const std::string& allreduce) {
   if (allreduce != "ring" && allreduce != "mpi")
     throw UsageError("--allreduce must be ring or mpi, got '" + allreduce + "'");
@@ -144,8 +167,24 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("stall-warn-s", po::value(&engine.stall_warn_s)->default_value(60.0), "warn when a gradient waits this long for "
        "other ranks (0 = never)")
       ("timeline", po::value(&c.timeline), "write a Chrome/Perfetto trace (JSON) of every rank to this file");
+  PipelineConfig& pipe = c.parallel.pipeline;
+  std::string split;
+  o.add_options()
+      ("pipeline-stages", po::value(&pipe.stages)->default_value(1), "split the model by layers over this many ranks; "
+       "the world holds ranks / stages data-parallel replicas")
+      ("micro-batches", po::value(&pipe.micro_batches)->default_value(1), "split each rank's batch into this many "
+       "micro-batches that stream through the stages")
+      ("schedule", po::value(&pipe.schedule)->default_value("1f1b"), "gpipe or 1f1b (at most stages micro-batches "
+       "of activations held)")
+      ("split", po::value(&split), "first layer of stages 1.., e.g. 3,7 (default: balance estimated cost)");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
+  if (pipe.stages < 1) throw UsageError("--pipeline-stages must be at least 1, got " + std::to_string(pipe.stages));
+  if (pipe.micro_batches < 1)
+    throw UsageError("--micro-batches must be at least 1, got " + std::to_string(pipe.micro_batches));
+  if (pipe.schedule != "gpipe" && pipe.schedule != "1f1b")
+    throw UsageError("--schedule must be gpipe or 1f1b, got '" + pipe.schedule + "'");
+  pipe.split = parse_split(split);
   if (!(fusion_mb > 0.0)) throw UsageError("--fusion-mb must be positive");
   if (!(engine.cycle_ms > 0.0)) throw UsageError("--cycle-ms must be positive");
   if (engine.stall_warn_s < 0.0) throw UsageError("--stall-warn-s must not be negative");

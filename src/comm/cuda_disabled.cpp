@@ -4,7 +4,7 @@
 
 namespace ringtrain {
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator&) {
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, NcclStream) {
   throw Error("no CUDA device: ringtrain was built with RINGTRAIN_CUDA=OFF, so there is no NCCL backend");
 }
 

@@ -19,6 +19,29 @@ int as_int(size_t n, const char* what) {
   return static_cast<int>(n);
 }
 
+// An MPI_Isend/MPI_Irecv in flight.
+class MpiTransfer final : public Transfer {
+ public:
+  MpiTransfer(MPI_Request request, bool receive) : request_(request), receive_(receive) {}
+  ~MpiTransfer() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (receive_) MPI_Cancel(&request_);  // a receive that will never be read: withdraw it
+    MPI_Request_free(&request_);          // a send completes on its own
+  }
+  MpiTransfer(const MpiTransfer&) = delete;
+  MpiTransfer& operator=(const MpiTransfer&) = delete;
+  void wait() override {
+    if (request_ != MPI_REQUEST_NULL) wait_requests(&request_, 1);  // completion sets it to MPI_REQUEST_NULL
+  }
+
+ private:
+  MPI_Request request_;
+  bool receive_;
+};
+
 }  // namespace
 
 AllreduceAlgorithm parse_allreduce_algorithm(const std::string& name) {
@@ -52,6 +75,12 @@ void wait_requests(MPI_Request* requests, int count, std::chrono::microseconds s
 }
 
 MpiComm::MpiComm(MPI_Comm parent) { check_mpi(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup"); }
+
+MpiComm MpiComm::adopt(MPI_Comm comm) {
+  MpiComm owned;
+  owned.comm_ = comm;
+  return owned;
+}
 
 MpiComm::~MpiComm() {
   int finalized = 0;
@@ -110,6 +139,18 @@ void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
   wait_requests(&request, 1);
 }
 
+std::unique_ptr<Transfer> MpiCommunicator::isend(const void* data, size_t bytes, int peer, int tag) {
+  MPI_Request request;
+  check_mpi(MPI_Isend(data, as_int(bytes, "MPI_Isend"), MPI_BYTE, peer, tag, comm_.get(), &request), "MPI_Isend");
+  return std::make_unique<MpiTransfer>(request, false);
+}
+
+std::unique_ptr<Transfer> MpiCommunicator::irecv(void* data, size_t bytes, int peer, int tag) {
+  MPI_Request request;
+  check_mpi(MPI_Irecv(data, as_int(bytes, "MPI_Irecv"), MPI_BYTE, peer, tag, comm_.get(), &request), "MPI_Irecv");
+  return std::make_unique<MpiTransfer>(request, true);
+}
+
 void MpiCommunicator::barrier() {
   MPI_Request request;
   check_mpi(MPI_Ibarrier(comm_.get(), &request), "MPI_Barrier");
@@ -118,6 +159,13 @@ void MpiCommunicator::barrier() {
 
 std::unique_ptr<Communicator> MpiCommunicator::split_off() const {
   return std::make_unique<MpiCommunicator>(comm_.get(), config_);
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) const {
+  MPI_Comm part = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(comm_.get(), color, key, &part), "MPI_Comm_split");
+  const MpiComm owned = MpiComm::adopt(part);  // the new communicator duplicates it; this frees it
+  return std::make_unique<MpiCommunicator>(owned.get(), config_);
 }
 
 }  // namespace ringtrain

@@ -33,7 +33,7 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
     throw Error("batchnorm needs more than one value per channel in training (batch of 1 without spatial dims)");
   y_.resize(x.shape());
   xhat_.resize(x.shape());
-  inv_std_.resize(static_cast<size_t>(channels_));
+  inv_std_.resize({channels_});
 #pragma omp parallel for schedule(static) if (x.numel() > (1 << 16))
   for (int64_t c = 0; c < channels_; ++c) {
     float mean, var;
@@ -54,7 +54,7 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
       var = running_var_[c];
     }
     const float inv_std = 1.0f / std::sqrt(var + eps_);
-    inv_std_[static_cast<size_t>(c)] = inv_std;
+    inv_std_[c] = inv_std;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * channels_ + c) * spatial_;
       for (int64_t s = 0; s < spatial_; ++s) {
@@ -81,7 +81,7 @@ const Tensor& BatchNorm::backward(const Tensor& dy) {
     gamma_.grad[c] += sum_dy_xhat;
     beta_.grad[c] += sum_dy;
     if (!input_grad_needed_) continue;
-    const float scale = gamma_.value[c] * inv_std_[static_cast<size_t>(c)] / count;
+    const float scale = gamma_.value[c] * inv_std_[c] / count;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * channels_ + c) * spatial_;
       for (int64_t s = 0; s < spatial_; ++s)

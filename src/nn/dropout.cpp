@@ -32,7 +32,8 @@ const Tensor& Dropout::forward(const Tensor& x, Mode mode) {
     std::memcpy(y_.data(), x.data(), sizeof(float) * static_cast<size_t>(n));
     return y_;
   }
-  mask(x, y_, calls_++);
+  forward_call_ = calls_++;
+  mask(x, y_, forward_call_);
   return y_;
 }
 
@@ -44,7 +45,7 @@ const Tensor& Dropout::backward(const Tensor& dy) {
     std::memcpy(dx_.data(), dy.data(), sizeof(float) * static_cast<size_t>(n));
     return dx_;
   }
-  mask(dy, dx_, calls_ - 1);  // the mask of the last forward
+  mask(dy, dx_, forward_call_);
   return dx_;
 }
 

@@ -17,8 +17,10 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
     Shape shape = sample_in;
     for (const LayerSpec& ls : parse_model_spec(expanded)) {
       layers_.push_back(make_layer(ls, outputs));
+      layer_shapes_.push_back(shape);
       shape = layers_.back()->build(shape, init);
     }
+    layer_shapes_.push_back(shape);
     output_shape_ = shape;
   } catch (const Error& e) {
     const std::string what = e.what();
@@ -34,18 +36,22 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
       act->set_folded();
 }
 
-void Model::to(Device device) {
+void Model::to(Device device) { to(device, all_layers()); }
+
+void Model::to(Device device, LayerRange layers) {
   if (device == device_) return;
   if (device == Device::cpu) throw Error("a model on the GPU is read back with Tensor::to, not moved back");
-  for (auto& layer : layers_) layer = cuda::make_cuda_layer(*layer);
+  for (size_t i = layers.begin; i < layers.end; ++i) layers_[i] = cuda::make_cuda_layer(*layers_[i]);
   device_ = device;
 }
 
-const Tensor& Model::forward(const Tensor& x, Mode mode) {
+const Tensor& Model::forward(const Tensor& x, Mode mode) { return forward(x, mode, all_layers()); }
+
+const Tensor& Model::forward(const Tensor& x, Mode mode, LayerRange layers) {
   if (x.device() != device_)
     throw Error("the model runs on " + device_name(device_) + " but its input is on " + device_name(x.device()));
   const Tensor* h = &x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  for (size_t i = layers.begin; i < layers.end; ++i) {
     for (LayerObserver* o : observers_) o->forward_begin(i);
     h = &layers_[i]->forward(*h, mode);
     for (LayerObserver* o : observers_) o->forward_end(i);
@@ -53,27 +59,57 @@ const Tensor& Model::forward(const Tensor& x, Mode mode) {
   return *h;
 }
 
-void Model::backward(const Tensor& dout) {
+void Model::backward(const Tensor& dout) { backward(dout, all_layers()); }
+
+const Tensor& Model::backward(const Tensor& dout, LayerRange layers) {
   const Tensor* g = &dout;
-  for (size_t i = layers_.size(); i-- > 0;) {
+  for (size_t i = layers.end; i-- > layers.begin;) {
     for (LayerObserver* o : observers_) o->backward_begin(i);
     g = &layers_[i]->backward(*g);
     for (LayerObserver* o : observers_) o->backward_end(i);
   }
+  return *g;
 }
 
 void Model::remove_observer(LayerObserver* observer) {
   std::erase(observers_, observer);
 }
 
-void Model::zero_grad() {
-  for (Param* p : params()) p->grad.fill(0.0f);
+void ForwardState::append(const ForwardState& other) {
+  tensors.insert(tensors.end(), other.tensors.begin(), other.tensors.end());
+  indices.insert(indices.end(), other.indices.begin(), other.indices.end());
+  counters.insert(counters.end(), other.counters.begin(), other.counters.end());
 }
 
-std::vector<Param*> Model::params() {
+ForwardStash::ForwardStash(const ForwardState& state)
+    : indices(state.indices.size()), counters(state.counters.size()) {
+  for (const Tensor* t : state.tensors) tensors.emplace_back(Shape{0}, t->device());
+}
+
+void trade(const ForwardState& state, ForwardStash& stash) {
+  for (size_t i = 0; i < state.tensors.size(); ++i) std::swap(*state.tensors[i], stash.tensors[i]);
+  for (size_t i = 0; i < state.indices.size(); ++i) std::swap(*state.indices[i], stash.indices[i]);
+  for (size_t i = 0; i < state.counters.size(); ++i) std::swap(*state.counters[i], stash.counters[i]);
+}
+
+ForwardState Model::forward_state(LayerRange layers) {
+  ForwardState state;
+  for (size_t i = layers.begin; i < layers.end; ++i) state.append(layers_[i]->forward_state());
+  return state;
+}
+
+void Model::zero_grad() { zero_grad(all_layers()); }
+
+void Model::zero_grad(LayerRange layers) {
+  for (Param* p : params(layers)) p->grad.fill(0.0f);
+}
+
+std::vector<Param*> Model::params() { return params(all_layers()); }
+
+std::vector<Param*> Model::params(LayerRange layers) {
   std::vector<Param*> out;
-  for (auto& layer : layers_)
-    for (Param* p : layer->params()) out.push_back(p);
+  for (size_t i = layers.begin; i < layers.end; ++i)
+    for (Param* p : layers_[i]->params()) out.push_back(p);
   return out;
 }
 
@@ -96,6 +132,13 @@ std::vector<NamedParam> Model::named_params(size_t layer) {
   std::vector<NamedParam> out;
   const std::string name = layer_name(layer);
   for (Param* p : layers_[layer]->params()) out.push_back({name + "/" + p->name, p});
+  return out;
+}
+
+std::vector<NamedTensor> Model::named_buffers(size_t layer) {
+  std::vector<NamedTensor> out;
+  const std::string name = layer_name(layer);
+  for (const NamedTensor& b : layers_[layer]->buffers()) out.push_back({name + "/" + b.name, b.tensor});
   return out;
 }
 

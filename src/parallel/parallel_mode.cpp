@@ -1,9 +1,18 @@
 #include "ringtrain/parallel/parallel_mode.hpp"
 
+#include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/parallel/data_parallel.hpp"
+#include "ringtrain/parallel/pipeline_parallel.hpp"
 
 namespace ringtrain {
+
+Score score_batches(Model& model, Loss& loss, BatchLoader& loader) {
+  DeviceBatches batches(loader, model.device());
+  batches.start_epoch(0);
+  while (const Batch* batch = batches.next()) loss.forward(model.forward(batch->x, Mode::eval), batch->y);
+  return loss.take_score();
+}
 
 Score sum_scores(Communicator& comm, const Score& mine) {
   if (comm.size() == 1) return mine;
@@ -39,11 +48,14 @@ void average_tensor(Communicator& comm, Tensor& tensor) {
 }
 
 std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world, Model& model,
-                                                 Loss& loss, Optimizer& optimizer, Timeline* timeline,
-                                                 std::ostream& warnings) {
-  if (config.mode == "sync")
-    return std::make_unique<DataParallel>(world, model, loss, optimizer, config.engine, timeline, warnings);
-  throw Error("unknown parallel mode '" + config.mode + "' (expected sync)");
+                                                 Device device, Loss& loss, Optimizer& optimizer,
+                                                 Timeline* timeline, std::ostream& warnings) {
+  if (config.mode != "sync") throw Error("unknown parallel mode '" + config.mode + "' (expected sync)");
+  if (config.pipeline.stages > 1 || config.pipeline.micro_batches > 1)
+    return std::make_unique<PipelineParallel>(config.pipeline, config.engine, world, model, device, loss, optimizer,
+                                              timeline, warnings);
+  model.to(device);
+  return std::make_unique<DataParallel>(world, model, loss, optimizer, config.engine, timeline, warnings);
 }
 
 }  // namespace ringtrain

@@ -40,7 +40,7 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
   lc.rank = world.rank();
   lc.world = world.size();
   BatchLoader loader(data, lc);
-  const Score score = sum_scores(world, evaluate(*loaded.model, *loss, loader));
+  const Score score = sum_scores(world, score_batches(*loaded.model, *loss, loader));
   char line[160];
   std::snprintf(line, sizeof line, "%s: loss %.4f  %s %.4f  (%lld samples)", config.split.c_str(), score.loss(),
                 loss->metric_name().c_str(), score.metric(), static_cast<long long>(score.samples));

@@ -13,6 +13,7 @@
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
+#include "ringtrain/parallel/pipeline_parallel.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
@@ -55,6 +56,18 @@ class LayerSpans final : public LayerObserver {
   Clock::time_point begin_;
 };
 
+// "  pipeline: 2 stages x 4 micro-batches (1f1b); stage 0 conv1..relu2, stage 1 linear1..linear2"
+std::string pipeline_description(const PipelineParallel& pipeline, const PipelineConfig& config, const Model& model) {
+  std::string s = "  pipeline: " + std::to_string(config.stages) + " stages x " +
+                  std::to_string(config.micro_batches) + " micro-batches (" + config.schedule + ");";
+  for (size_t k = 0; k < pipeline.stage_layers().size(); ++k) {
+    const LayerRange r = pipeline.stage_layers()[k];
+    s += (k ? ", stage " : " stage ") + std::to_string(k) + " " + model.layer_name(r.begin) +
+         (r.size() > 1 ? ".." + model.layer_name(r.end - 1) : "");
+  }
+  return s + "\n";
+}
+
 ShardSet open_train_set(const DataSources& data) {
   const std::string source = data.source("train");
   if (source.empty())
@@ -83,13 +96,6 @@ void check_writable(const std::string& path, const std::string& what) {
 
 }  // namespace
 
-Score evaluate(Model& model, Loss& loss, BatchLoader& loader) {
-  DeviceBatches batches(loader, model.device());
-  batches.start_epoch(0);
-  while (const Batch* batch = batches.next()) loss.forward(model.forward(batch->x, Mode::eval), batch->y);
-  return loss.take_score();
-}
-
 Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(config), world_(world) {
   std::string failure;
   try {
@@ -115,10 +121,11 @@ void Trainer::open() {
   val_set_ = open_optional(config_.data, "val", train_set_->meta());
   test_set_ = open_optional(config_.data, "test", train_set_->meta());
   const ShardMeta& meta = train_set_->meta();
-  // Built on the CPU from the seed, then moved: every device starts from the same weights.
+  // Built whole on the host from the seed on every rank; the parallel mode moves what this rank runs to the
+  // device, so every device and every pipeline split starts from the same weights.
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
+  check_pipeline(config_.parallel.pipeline, world_.size(), model_->size(), config_.batch);
   device_ = start_device(config_.device);
-  model_->to(device_);
   loss_ = make_loss(meta.classification(), device_);
   optimizer_ = make_optimizer(config_.optimizer, device_);
 }
@@ -133,6 +140,9 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
     return std::string(buf);
   };
   const ShardMeta& meta = train_set_->meta();
+  const PipelineConfig& pipe = config_.parallel.pipeline;
+  std::string split;
+  for (int first : pipe.split) split += (split.empty() ? "" : ",") + std::to_string(first);
   return {{"--model", model_->spec()},
           {"the training data", std::to_string(train_set_->samples()) + " samples of " + shape_str(meta.sample_shape) +
                                     " in " + std::to_string(train_set_->shards().size()) + " shards"},
@@ -157,6 +167,10 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--seed", std::to_string(config_.seed)},
           {"--shuffle-window", std::to_string(config_.data.window_shards)},
           {"--mode", config_.parallel.mode},
+          {"--pipeline-stages", std::to_string(pipe.stages)},
+          {"--micro-batches", std::to_string(pipe.micro_batches)},
+          {"--schedule", pipe.schedule},
+          {"--split", split},
           {"--device", device_name(device_)},
           {"--precision", precision_name(config_.device.precision)},
           {"--allreduce", gradient_backend()},
@@ -170,12 +184,12 @@ std::string Trainer::device_description() const {
   return "GPU " + std::to_string(cuda_gpu()) + " (" + precision_name(config_.device.precision) + ")";
 }
 
-LrSchedule Trainer::schedule(int64_t steps_per_epoch) const {
+LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas) const {
   LrSchedule s;
   s.kind = config_.lr_schedule;
   s.base_lr = config_.lr;
-  if (config_.lr_scaling == "linear") {  // Goyal et al.: k ranks, k times the rate, reached by warm-up
-    s.base_lr = config_.lr * static_cast<float>(world_.size());
+  if (config_.lr_scaling == "linear") {  // Goyal et al.: k times the batch, k times the rate, reached by warm-up
+    s.base_lr = config_.lr * static_cast<float>(replicas);
     s.warmup_from = config_.lr;
   }
   s.warmup_steps = std::llround(config_.warmup_epochs * static_cast<double>(steps_per_epoch));
@@ -187,13 +201,13 @@ LrSchedule Trainer::schedule(int64_t steps_per_epoch) const {
   return s;
 }
 
-std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split) const {
+std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split, DataShare share) const {
   LoaderConfig c;
   c.batch = std::max<int64_t>(config_.batch, 256);
   c.shuffle = false;
   c.drop_last = false;
-  c.rank = world_.rank();
-  c.world = world_.size();
+  c.rank = share.replica;
+  c.world = share.replicas;
   c.window_shards = config_.data.window_shards;
   c.prefetch = config_.data.prefetch;
   return std::make_unique<BatchLoader>(split, c);
@@ -201,12 +215,21 @@ std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split) const {
 
 TrainResult Trainer::run(std::ostream& log) {
   set_compute_threads(config_.threads);
-  const int ranks = world_.size();
+  std::unique_ptr<Timeline> timeline;
+  if (!config_.timeline.empty()) {
+    world_.barrier();  // one time origin for every rank
+    timeline = std::make_unique<Timeline>();
+  }
+  LayerSpans layer_spans(*model_, timeline.get());
+  const std::unique_ptr<ParallelMode> mode = make_parallel_mode(config_.parallel, world_, *model_, device_, *loss_,
+                                                                *optimizer_, timeline.get(), std::cerr);
+  const DataShare share = mode->data_share();
+  const int ranks = world_.size(), replicas = share.replicas;
   LoaderConfig lc;
   lc.batch = config_.batch;
   lc.seed = config_.seed;
-  lc.rank = world_.rank();
-  lc.world = ranks;
+  lc.rank = share.replica;
+  lc.world = replicas;
   lc.window_shards = config_.data.window_shards;
   lc.prefetch = config_.data.prefetch;
   BatchLoader train_loader(*train_set_, lc);
@@ -214,29 +237,23 @@ TrainResult Trainer::run(std::ostream& log) {
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();  // the same on every rank (drop_last)
   if (steps_per_epoch == 0)
     throw CollectiveError("the training split has " + std::to_string(train_set_->samples()) +
-                          " samples, fewer than one batch of " + std::to_string(config_.batch * ranks) +
-                          (ranks > 1 ? " (" + std::to_string(ranks) + " ranks x --batch " +
-                                           std::to_string(config_.batch) + ")"
-                                     : std::string()));
-  const LrSchedule lr = schedule(steps_per_epoch);
-  auto val_loader = val_set_ ? eval_loader(*val_set_) : nullptr;
+                          " samples, fewer than one batch of " + std::to_string(config_.batch * replicas) +
+                          (replicas > 1 ? " (" + std::to_string(replicas) + " replicas x --batch " +
+                                              std::to_string(config_.batch) + ")"
+                                        : std::string()));
+  const LrSchedule lr = schedule(steps_per_epoch, replicas);
+  auto val_loader = val_set_ ? eval_loader(*val_set_, share) : nullptr;
   const std::string metric = loss_->metric_name();
   MetricsLog metrics(world_.rank() == 0 ? config_.metrics_csv : "", metric);
-
-  std::unique_ptr<Timeline> timeline;
-  if (!config_.timeline.empty()) {
-    world_.barrier();  // one time origin for every rank
-    timeline = std::make_unique<Timeline>();
-  }
-  LayerSpans layer_spans(*model_, timeline.get());
-  const std::unique_ptr<ParallelMode> mode =
-      make_parallel_mode(config_.parallel, world_, *model_, *loss_, *optimizer_, timeline.get(), std::cerr);
 
   log << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
       << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
       << train_set_->shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
-      << (ranks > 1 ? " x " + std::to_string(ranks) + " ranks (" + gradient_backend() + " allreduce)" : std::string())
+      << (replicas > 1 ? " x " + std::to_string(replicas) + (replicas == ranks ? " ranks (" : " replicas (") +
+                             gradient_backend() + " allreduce)"
+                       : std::string())
       << ", " << device_description() << std::endl;
+  if (const auto* pipeline = dynamic_cast<const PipelineParallel*>(mode.get())) log << pipeline_description(*pipeline, config_.parallel.pipeline, *model_);
 
   TrainResult result;
   int64_t step = 0;
@@ -262,7 +279,7 @@ TrainResult Trainer::run(std::ostream& log) {
     const double train_seconds = seconds_since(epoch_start);
     rec.images_per_s = static_cast<double>(rec.train.samples) / train_seconds;
     mode->sync_buffers();
-    if (val_loader) rec.val = mode->sum_over_ranks(evaluate(*model_, *loss_, *val_loader));
+    if (val_loader) rec.val = mode->sum_over_ranks(mode->evaluate(*val_loader));
     rec.step = step;
     rec.seconds = seconds_since(start);
     metrics.write(rec);
@@ -275,14 +292,17 @@ TrainResult Trainer::run(std::ostream& log) {
   }
   result.steps = step;
   if (test_set_) {
-    auto test_loader = eval_loader(*test_set_);
-    result.test = mode->sum_over_ranks(evaluate(*model_, *loss_, *test_loader));
+    auto test_loader = eval_loader(*test_set_, share);
+    result.test = mode->sum_over_ranks(mode->evaluate(*test_loader));
     log << "test  " << format_score("test_", result.test, metric) << "  (" << result.test.samples << " samples)"
         << std::endl;
   }
-  if (!config_.save_model.empty() && world_.rank() == 0) {
-    save_model(config_.save_model, *model_, train_set_->meta().classification());
-    log << "saved model to " << config_.save_model << std::endl;
+  if (!config_.save_model.empty()) {
+    mode->gather_model();
+    if (world_.rank() == 0) {
+      save_model(config_.save_model, *model_, train_set_->meta().classification());
+      log << "saved model to " << config_.save_model << std::endl;
+    }
   }
   if (timeline) {
     timeline->write(world_, config_.timeline);

@@ -15,29 +15,7 @@
 namespace ringtrain {
 namespace {
 
-// A dataset every rank can read: rank 0 writes it, the path is broadcast, rank 0 removes it at the end.
-class SharedDataset {
- public:
-  explicit SharedDataset(const Shape& sample_shape) {
-    Communicator& world = test::world();
-    char path[512] = {};
-    if (world.rank() == 0) {
-      dir_ = std::make_unique<test::TempDir>();
-      test::write_classification_shard(dir_->path("train-00000.h5"), 150, sample_shape, 3, 1);
-      test::write_classification_shard(dir_->path("train-00001.h5"), 170, sample_shape, 3, 2);
-      test::write_classification_shard(dir_->path("test-00000.h5"), 50, sample_shape, 3, 3);
-      std::snprintf(path, sizeof path, "%s", dir_->path().c_str());
-    }
-    world.broadcast(path, sizeof path, 0);
-    path_ = path;
-  }
-  ~SharedDataset() { test::world().barrier(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::unique_ptr<test::TempDir> dir_;
-  std::string path_;
-};
+using test::SharedDataset;
 
 std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm) {
   std::ostringstream quiet;

@@ -16,6 +16,15 @@
 
 namespace ringtrain {
 
+// A point-to-point transfer in flight (Communicator::isend/irecv). wait(): on a host backend, returns once
+// the buffer is sent or filled; on a device backend, orders the compute stream after the transfer. A
+// transfer dropped without wait() is cancelled or left to finish (error paths only: it never blocks).
+class Transfer {
+ public:
+  virtual ~Transfer() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -35,6 +44,10 @@ class Communicator {
   virtual void allgather(const void* in, void* out, size_t bytes) = 0;
   virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
   virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
+  // Non-blocking send/recv (pipeline stages overlap them with compute). Messages between two ranks with the
+  // same tag arrive in the order sent; the buffer must stay untouched until the transfer's wait().
+  virtual std::unique_ptr<Transfer> isend(const void* data, size_t bytes, int peer, int tag) = 0;
+  virtual std::unique_ptr<Transfer> irecv(void* data, size_t bytes, int peer, int tag) = 0;
   virtual void barrier() = 0;
   // Copies between two of this rank's buffers, in order with this communicator's calls (the allreduce engine
   // packs its fusion buffer with it).
@@ -43,6 +56,8 @@ class Communicator {
   // A new communicator over the same ranks whose messages never mix with this one's: one per thread, or per
   // engine, so a background thread and the training thread can both talk at once.
   virtual std::unique_ptr<Communicator> split_off() const = 0;
+  // Collective: the ranks passing the same color form a new communicator, ranked by key (then by rank).
+  virtual std::unique_ptr<Communicator> split(int color, int key) const = 0;
 };
 
 // Every rank's string, in rank order (lengths may differ).

@@ -18,12 +18,16 @@ AllreduceAlgorithm parse_allreduce_algorithm(const std::string& name);  // "ring
 class MpiComm {
  public:
   explicit MpiComm(MPI_Comm parent);
+  // Takes `comm` over rather than duplicating it.
+  static MpiComm adopt(MPI_Comm comm);
+  MpiComm(MpiComm&& other) noexcept : comm_(other.comm_) { other.comm_ = MPI_COMM_NULL; }
   ~MpiComm();
   MpiComm(const MpiComm&) = delete;
   MpiComm& operator=(const MpiComm&) = delete;
   MPI_Comm get() const { return comm_; }
 
  private:
+  MpiComm() = default;
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
@@ -45,8 +49,11 @@ class MpiCommunicator final : public Communicator {
   void allgather(const void* in, void* out, size_t bytes) override;
   void send(const void* data, size_t bytes, int peer, int tag) override;
   void recv(void* data, size_t bytes, int peer, int tag) override;
+  std::unique_ptr<Transfer> isend(const void* data, size_t bytes, int peer, int tag) override;
+  std::unique_ptr<Transfer> irecv(void* data, size_t bytes, int peer, int tag) override;
   void barrier() override;
   std::unique_ptr<Communicator> split_off() const override;
+  std::unique_ptr<Communicator> split(int color, int key) const override;
 
  private:
   MpiComm comm_;

@@ -8,9 +8,17 @@
 
 namespace ringtrain {
 
+// Where a NCCL communicator queues its calls. shared: the CUDA engine's communication stream, ordered around
+// compute by comm_stream_waits_for_compute / compute_stream_waits_for_comm (gradient allreduce). own: a
+// stream of its own; isend/irecv wait for compute before they start and their Transfer::wait orders compute
+// after them. A pipeline stage sends activations and gradients on two such communicators, one per
+// direction: NCCL's send and receive hold their stream until the peer joins, so the two directions on one
+// stream could each wait behind the other.
+enum class NcclStream { shared, own };
+
 // Collective over `bootstrap`'s ranks, each of which must already drive its own GPU (use_cuda_device):
 // rank 0's ncclUniqueId reaches the others by bootstrap.broadcast, then every rank joins. Throws Error
 // when the build has no CUDA.
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, NcclStream stream = NcclStream::shared);
 
 }  // namespace ringtrain

@@ -15,6 +15,7 @@ class Activation : public Layer {
   Shape build(const Shape& sample_in, Rng&) override { return sample_in; }
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
   // The previous layer applies this ReLU itself (Layer::fold_relu); this layer passes values through.
   void set_folded() { folded_ = true; }
   bool folded() const { return folded_; }

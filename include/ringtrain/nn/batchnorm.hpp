@@ -15,6 +15,7 @@ class BatchNorm : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_, &xhat_, &inv_std_}}; }
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
 
@@ -26,8 +27,7 @@ class BatchNorm : public Layer {
   int64_t channels_ = 0, spatial_ = 1;
   Param gamma_{"weight", {}, {}}, beta_{"bias", {}, {}};
   Tensor running_mean_, running_var_;
-  Tensor y_, dx_, xhat_;
-  std::vector<float> inv_std_;
+  Tensor y_, dx_, xhat_, inv_std_;
 };
 
 }  // namespace ringtrain

@@ -36,6 +36,7 @@ class Conv2d : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
   std::vector<Param*> params() override;
   double flops_per_sample() const override;
   bool fold_relu() override { return relu_ = true; }

@@ -16,6 +16,7 @@ class Dropout : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}, {}, {&forward_call_}}; }
   float p() const { return p_; }
   uint64_t seed() const { return seed_; }
   // Training forwards so far: the stream of the next mask.
@@ -26,6 +27,7 @@ class Dropout : public Layer {
 
   float p_;
   uint64_t seed_ = 0, calls_ = 0;
+  uint64_t forward_call_ = 0;  // the mask stream of the forward that backward follows
   Tensor y_, dx_;
   Mode last_mode_ = Mode::eval;
 };
@@ -37,6 +39,7 @@ class Flatten : public Layer {
   Shape build(const Shape& sample_in, Rng&) override { return {shape_numel(sample_in)}; }
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
 
  private:
   Shape in_shape_;

@@ -24,6 +24,29 @@ struct NamedTensor {
   Tensor* tensor;
 };
 
+// What a layer's backward reads that its forward left behind: its output (the next layer's input) and any
+// saved statistics, indices or mask stream. A pipeline stage keeps several micro-batches in flight between
+// their forward and backward; it trades these with a stash per micro-batch (std::swap: buffers change
+// hands, nothing is copied), so one set of layers serves them all.
+struct ForwardState {
+  std::vector<Tensor*> tensors;
+  std::vector<std::vector<int32_t>*> indices;
+  std::vector<uint64_t*> counters;
+  void append(const ForwardState& other);
+};
+
+// One micro-batch's forward state while it is not in the layers.
+struct ForwardStash {
+  std::vector<Tensor> tensors;
+  std::vector<std::vector<int32_t>> indices;
+  std::vector<uint64_t> counters;
+  // Empty, shaped like `state`: each tensor on the device of the one it stands for.
+  explicit ForwardStash(const ForwardState& state);
+};
+
+// Swaps the contents of `state` with `stash`: the same call stashes a micro-batch and brings it back.
+void trade(const ForwardState& state, ForwardStash& stash);
+
 class Layer {
  public:
   virtual ~Layer() = default;
@@ -41,6 +64,8 @@ class Layer {
   // dy: gradient of the loss w.r.t. the last forward output. Adds parameter gradients into Param::grad
   // and returns the gradient w.r.t. the input (empty when input gradients are switched off).
   virtual const Tensor& backward(const Tensor& dy) = 0;
+
+  virtual ForwardState forward_state() = 0;
 
   virtual std::vector<Param*> params() { return {}; }
   // Non-trained state saved with the model (BatchNorm running statistics).

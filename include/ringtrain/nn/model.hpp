@@ -8,6 +8,13 @@
 
 namespace ringtrain {
 
+// Layers [begin, end) of a model: a pipeline stage's share.
+struct LayerRange {
+  size_t begin = 0, end = 0;
+  size_t size() const { return end - begin; }
+  bool operator==(const LayerRange&) const = default;
+};
+
 struct NamedParam {
   std::string name;  // "<layer>/<param>", e.g. "conv2/weight": layer = kind + ordinal among that kind
   Param* param;
@@ -31,25 +38,41 @@ class Model {
   Model(const std::string& spec, const Shape& sample_in, int64_t outputs, uint64_t seed);
 
   // Moves the model to `device`: on CUDA every layer is replaced by its CUDA twin, which takes over its
-  // parameters and buffers. Parameter and buffer pointers taken before are invalid afterwards.
+  // parameters and buffers. Parameter and buffer pointers taken before are invalid afterwards. With a
+  // range, only those layers move (a pipeline stage's): the others stay on the host and must not be run.
   void to(Device device);
+  void to(Device device, LayerRange layers);
   Device device() const { return device_; }
+  LayerRange all_layers() const { return {0, layers_.size()}; }
 
-  // x must be on the model's device.
+  // x must be on the model's device. With a range, x is the input of layer `begin` and the result is the
+  // output of layer `end - 1`.
   const Tensor& forward(const Tensor& x, Mode mode);
-  // dout: gradient of the loss w.r.t. the model's output; adds into every parameter's gradient.
+  const Tensor& forward(const Tensor& x, Mode mode, LayerRange layers);
+  // dout: gradient of the loss w.r.t. the output; adds into every parameter's gradient. With a range,
+  // dout is the gradient w.r.t. layer `end - 1`'s output, and the result that w.r.t. layer `begin`'s input
+  // (empty for the first layer, whose input gradient is never needed).
   void backward(const Tensor& dout);
+  const Tensor& backward(const Tensor& dout, LayerRange layers);
   void zero_grad();
+  void zero_grad(LayerRange layers);
+
+  // Every layer's in the range, in order (Layer::forward_state).
+  ForwardState forward_state(LayerRange layers);
 
   std::vector<Param*> params();
+  std::vector<Param*> params(LayerRange layers);
   std::vector<NamedParam> named_params();
   std::vector<NamedParam> named_params(size_t layer);  // one layer's
   std::vector<NamedTensor> named_buffers();  // "<layer>/running_mean", ...
+  std::vector<NamedTensor> named_buffers(size_t layer);
   int64_t parameter_count();
 
   std::string spec() const;  // canonical, rebuilds the same architecture
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
+  // Per-sample input shape of layer i; layer_input_shape(size()) is the output shape.
+  const Shape& layer_input_shape(size_t i) const { return layer_shapes_[i]; }
   double flops_per_sample() const;
   size_t size() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_[i]; }
@@ -65,6 +88,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<LayerObserver*> observers_;
   Shape input_shape_, output_shape_;
+  std::vector<Shape> layer_shapes_;  // layer i's input; the last is the model's output
   Device device_ = Device::cpu;
 };
 

@@ -18,6 +18,7 @@ class Pool2d : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}, {&argmax_}}; }
 
   PoolKind pool_kind() const { return pool_; }
   int64_t kernel() const { return kernel_; }

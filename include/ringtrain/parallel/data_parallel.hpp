@@ -5,6 +5,7 @@
 // engine's data communicator is NCCL: gradients are reduced on the communication stream, which waits for
 // each layer's backward by an event, and the optimizer's kernels wait for the reductions the same way.
 #pragma once
+#include "ringtrain/parallel/gradient_averager.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 
 namespace ringtrain {
@@ -17,8 +18,11 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   ~DataParallel() override;
 
   void train_step(const Batch& batch, float lr) override;
+  Score evaluate(BatchLoader& loader) override;
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
+  void gather_model() override {}  // every rank holds the whole model, the same after sync_buffers
+  DataShare data_share() const override { return {world_.rank(), world_.size()}; }
 
  private:
   void backward_end(size_t layer) override;
@@ -27,9 +31,8 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   Model& model_;
   Loss& loss_;
   Optimizer& optimizer_;
-  std::vector<std::vector<NamedParam>> layer_params_;
   std::vector<Param*> params_;
-  std::unique_ptr<AllreduceEngine> engine_;  // none on a one-rank world
+  std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
 };
 
 }  // namespace ringtrain

@@ -21,10 +21,6 @@ struct TrainResult {
   int64_t steps = 0;
 };
 
-// Scores every batch this rank's loader gives, in evaluation mode, on the model's device. The loss's running
-// score must be empty (take_score) when called.
-Score evaluate(Model& model, Loss& loss, BatchLoader& loader);
-
 class Trainer {
  public:
   // Collective over `world` (every rank of the job): opens and checks the data and builds the model, then
@@ -38,10 +34,10 @@ class Trainer {
  private:
   void open();  // this rank's part of the constructor
   std::vector<std::pair<std::string, std::string>> settings() const;
-  std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split) const;
+  std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split, DataShare share) const;
   std::string gradient_backend() const;    // "mpi-ring", "mpi", "nccl"
   std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
-  LrSchedule schedule(int64_t steps_per_epoch) const;
+  LrSchedule schedule(int64_t steps_per_epoch, int replicas) const;
 
   TrainConfig config_;
   Communicator& world_;

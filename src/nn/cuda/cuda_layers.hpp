@@ -12,12 +12,14 @@
 namespace ringtrain::cuda {
 
 // cuBLAS GEMMs; bias and a folded ReLU in one epilogue kernel. Under bf16 the GEMMs read bf16 copies of
-// x, W and dy (made each step from the fp32 values) and write fp32.
+// x, W and dy (made each pass from the fp32 values; backward converts x again rather than keep forward's
+// copy, so a pipeline stage can interleave micro-batches) and write fp32.
 class CudaLinear final : public CudaLayer {
  public:
   explicit CudaLinear(Linear& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
   std::vector<Param*> params() override;
 
  private:
@@ -36,6 +38,7 @@ class CudaConv2d final : public CudaLayer {
   explicit CudaConv2d(Conv2d& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
   std::vector<Param*> params() override;
 
  private:
@@ -61,6 +64,7 @@ class CudaPool2d final : public CudaLayer {
   explicit CudaPool2d(Pool2d& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
 
  private:
   int64_t kernel_, stride_;
@@ -77,6 +81,7 @@ class CudaActivation final : public CudaLayer {
   explicit CudaActivation(Activation& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
 
  private:
   kernels::Activation kind_;
@@ -89,10 +94,12 @@ class CudaDropout final : public CudaLayer {
   explicit CudaDropout(Dropout& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}, {}, {&forward_call_}}; }
 
  private:
   float p_;
   uint64_t seed_, calls_;
+  uint64_t forward_call_ = 0;  // the mask stream of the forward that backward follows
   Mode last_mode_ = Mode::eval;
   DeviceTensor y_, dx_;
 };
@@ -102,6 +109,7 @@ class CudaFlatten final : public CudaLayer {
   explicit CudaFlatten(Flatten& source) : CudaLayer(source) {}
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
 
  private:
   Shape in_shape_;
@@ -115,6 +123,7 @@ class CudaBatchNorm final : public CudaLayer {
   explicit CudaBatchNorm(BatchNorm& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_, &saved_mean_, &saved_inv_std_}}; }
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
 

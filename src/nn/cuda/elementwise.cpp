@@ -40,10 +40,12 @@ CudaDropout::CudaDropout(Dropout& source)
 const Tensor& CudaDropout::forward(const Tensor& x, Mode mode) {
   last_mode_ = mode;
   y_.resize(x.shape());
-  if (mode == Mode::eval || p_ == 0.0f)
+  if (mode == Mode::eval || p_ == 0.0f) {
     y_.copy_from(x);
-  else
-    kernels::dropout(x.data(), y_.data(), x.numel(), p_, seed_, calls_++, stream());
+    return y_;
+  }
+  forward_call_ = calls_++;
+  kernels::dropout(x.data(), y_.data(), x.numel(), p_, seed_, forward_call_, stream());
   return y_;
 }
 
@@ -53,7 +55,7 @@ const Tensor& CudaDropout::backward(const Tensor& dy) {
   if (last_mode_ == Mode::eval || p_ == 0.0f)
     dx_.copy_from(dy);
   else
-    kernels::dropout(dy.data(), dx_.data(), dy.numel(), p_, seed_, calls_ - 1, stream());  // the forward's mask
+    kernels::dropout(dy.data(), dx_.data(), dy.numel(), p_, seed_, forward_call_, stream());  // the forward's mask
   return dx_;
 }
 

@@ -53,9 +53,9 @@ const Tensor& CudaLinear::backward(const Tensor& dy) {
     g = dy_relu_.data();
   }
   const bool bf16 = context().precision() == Precision::bf16;
-  // bf16: x16_ and w16_ still hold this step's copies from forward.
+  // bf16: w16_ still holds this step's copy from forward (weights change only in the optimizer step).
   const void* g_op = bf16 ? static_cast<const void*>(bf16_copy(g, dy.numel(), dy16_)) : g;
-  const void* x_op = bf16 ? x16_.get() : x_->data();
+  const void* x_op = bf16 ? static_cast<const void*>(bf16_copy(x_->data(), x_->numel(), x16_)) : x_->data();
   const void* w_op = bf16 ? w16_.get() : weight_.value.data();
   gemm(true, false, out_, in_, n, g_op, x_op, bf16, weight_.grad.data(), 1.0f);  // dW += dy^T x
   if (has_bias_) {

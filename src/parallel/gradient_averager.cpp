@@ -1,0 +1,40 @@
+#include "ringtrain/parallel/gradient_averager.hpp"
+
+#include "ringtrain/comm/nccl_communicator.hpp"
+#include "ringtrain/parallel/parallel_mode.hpp"
+
+namespace ringtrain {
+
+GradientAverager::GradientAverager(Communicator& group, Model& model, LayerRange layers, const EngineConfig& engine,
+                                   Timeline* timeline, std::ostream& warnings)
+    : group_(group), model_(model), layers_(layers) {
+  for (size_t i = layers.begin; i < layers.end; ++i) {
+    layer_params_.push_back(model.named_params(i));
+    for (const NamedParam& p : layer_params_.back()) broadcast_tensor(group, p.param->value, 0);
+    for (const NamedTensor& b : model.named_buffers(i)) broadcast_tensor(group, *b.tensor, 0);
+  }
+  // Negotiation stays on MPI (small host messages); the gradients travel where they live.
+  std::unique_ptr<Communicator> control = group.split_off();
+  std::unique_ptr<Communicator> data =
+      model.device() == Device::cuda ? make_nccl_communicator(group) : group.split_off();
+  engine_ = std::make_unique<AllreduceEngine>(std::move(control), std::move(data), engine, timeline, warnings);
+}
+
+void GradientAverager::layer_done(size_t layer) {
+  const std::vector<NamedParam>& params = layer_params_[layer - layers_.begin];
+  if (params.empty()) return;
+  comm_stream_waits_for_compute();  // GPU: the reduction must not read the gradients before backward wrote them
+  for (const NamedParam& p : params) engine_->submit(p.name, p.param->grad.data(), p.param->grad.numel());
+}
+
+void GradientAverager::finish() {
+  engine_->wait();  // every gradient now holds the average over the group (GPU: is queued to)
+  compute_stream_waits_for_comm();
+}
+
+void GradientAverager::average_buffers() {
+  for (size_t i = layers_.begin; i < layers_.end; ++i)
+    for (const NamedTensor& b : model_.named_buffers(i)) average_tensor(group_, *b.tensor);
+}
+
+}  // namespace ringtrain

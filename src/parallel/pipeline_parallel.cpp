@@ -1,0 +1,265 @@
+#include "ringtrain/parallel/pipeline_parallel.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "ringtrain/comm/nccl_communicator.hpp"
+#include "ringtrain/data/device_batches.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+size_t bytes_of(const Tensor& t) { return sizeof(float) * static_cast<size_t>(t.numel()); }
+
+Shape with_batch(int64_t rows, const Shape& sample) {
+  Shape shape{rows};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
+}
+
+// Rows [first, first + rows) of `src` into `dst`, on dst's device.
+void copy_rows(const Tensor& src, int64_t first, int64_t rows, Tensor& dst) {
+  Shape shape = src.shape();
+  shape[0] = rows;
+  dst.resize(shape);
+  const int64_t row = src.numel() / src.dim(0);
+  copy_bytes(dst.data(), dst.device(), src.data() + first * row, src.device(), bytes_of(dst));
+}
+
+// Tags keep one micro-batch's message from matching another's receive; MPI guarantees tags up to 32767.
+int tag_of(int micro) { return micro % 32768; }
+
+}  // namespace
+
+// One micro-batch between its forward and its backward: the stage's forward state, traded out, and the
+// gradients that come back for it.
+struct PipelineParallel::Slot {
+  explicit Slot(const ForwardState& state, Device device)
+      : stash(state), output_grad(Shape{0}, device), input_grad(Shape{0}, device) {}
+  ForwardStash stash;
+  Tensor output_grad;  // from the loss (last stage) or the next stage
+  Tensor input_grad;   // what this stage sends back (the layers' own buffer is overwritten by the next backward)
+  std::unique_ptr<Transfer> sent_activation, sent_gradient;
+};
+
+PipelineParallel::PipelineParallel(const PipelineConfig& pipeline, const EngineConfig& engine, Communicator& world,
+                                   Model& model, Device device, Loss& loss, Optimizer& optimizer,
+                                   Timeline* timeline, std::ostream& warnings)
+    : world_(world), model_(model), loss_(loss), optimizer_(optimizer), timeline_(timeline), device_(device) {
+  stages_ = pipeline.stages;
+  micro_batches_ = pipeline.micro_batches;
+  replicas_ = world.size() / stages_;
+  stage_ = world.rank() / replicas_;
+  replica_ = world.rank() % replicas_;
+  ranges_ = pipeline.split.empty() ? balance_stages(layer_costs(model), stages_)
+                                   : stages_at(pipeline.split, model.size());
+  layers_ = ranges_[static_cast<size_t>(stage_)];
+  ops_ = pipeline_ops(parse_pipeline_schedule(pipeline.schedule), stage_, stages_, micro_batches_);
+  loss_scale_ = 1.0f / static_cast<float>(micro_batches_ * replicas_);
+
+  model.to(device, layers_);
+  params_ = model.params(layers_);
+  pipe_ = world.split(replica_, stage_);
+  stage_group_ = world.split(stage_, replica_);
+  if (device == Device::cuda) {
+    activations_ = make_nccl_communicator(*pipe_, NcclStream::own);
+    gradients_ = make_nccl_communicator(*pipe_, NcclStream::own);
+  } else {
+    activations_ = pipe_->split_off();
+    gradients_ = pipe_->split_off();
+  }
+  // On the host a receive posted early lets MPI fill the buffer while this stage computes. NCCL's receive
+  // would instead hold its stream, and with it this stage's next send, until the neighbour's send arrives;
+  // its calls return at once anyway, so a receive is queued only where it is needed.
+  prefetch_ = activations_->device() == Device::cpu;
+
+  stage_input_ = Tensor({0}, device);
+  state_.tensors.push_back(&stage_input_);
+  state_.append(model.forward_state(layers_));
+  incoming_activation_ = Tensor({0}, device);
+  incoming_gradient_ = Tensor({0}, device);
+  eval_input_ = Tensor({0}, device);
+
+  if (replicas_ > 1)
+    averager_ = std::make_unique<GradientAverager>(*stage_group_, model, layers_, engine, timeline, warnings);
+  model.add_observer(this);
+}
+
+PipelineParallel::~PipelineParallel() { model_.remove_observer(this); }
+
+void PipelineParallel::backward_end(size_t layer) {
+  // Only the last micro-batch's backward finishes a layer's gradients; the reduction of each layer then
+  // overlaps the backward of the layers below it, as in data parallel.
+  if (last_backward_ && averager_ && layer >= layers_.begin && layer < layers_.end) averager_->layer_done(layer);
+}
+
+void PipelineParallel::train_step(const Batch& batch, float lr) {
+  if (batch.size() % micro_batches_ != 0)
+    throw Error("a batch of " + std::to_string(batch.size()) + " samples does not split into " +
+                std::to_string(micro_batches_) + " micro-batches");
+  micro_rows_ = batch.size() / micro_batches_;
+  model_.zero_grad(layers_);
+  if (prefetch_ && stage_ > 0) receive_activation(0);
+  if (prefetch_ && stage_ + 1 < stages_) receive_gradient(0);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    last_backward_ = i + 1 == ops_.size();
+    if (ops_[i].kind == PipelineOp::forward) forward(batch, ops_[i].micro);
+    else backward(ops_[i].micro);
+  }
+  last_backward_ = false;
+  for (auto& slot : free_)
+    if (slot->sent_gradient) slot->sent_gradient->wait();
+  if (averager_) averager_->finish();
+  optimizer_.step(params_, lr);
+}
+
+void PipelineParallel::forward(const Batch& batch, int micro) {
+  Slot& slot = acquire(micro);
+  const Timeline::Scope span(timeline_, Timeline::training, "forward micro-batch " + std::to_string(micro));
+  if (stage_ == 0) {
+    copy_rows(batch.x, micro * micro_rows_, micro_rows_, stage_input_);
+  } else {
+    if (!activation_in_) receive_activation(micro);
+    activation_in_->wait();
+    activation_in_.reset();
+    std::swap(incoming_activation_, stage_input_);
+    if (prefetch_ && micro + 1 < micro_batches_) receive_activation(micro + 1);
+  }
+  const Tensor& out = model_.forward(stage_input_, Mode::train, layers_);
+  if (stage_ + 1 == stages_) {
+    select_targets(batch.y, micro);
+    loss_.forward(out, micro_targets_);
+    slot.output_grad.copy_from(loss_.backward(loss_scale_));
+  } else {
+    // The output buffer goes into the stash with the rest of the state and is not written again before
+    // this micro-batch's backward, which waits for the send first.
+    slot.sent_activation = activations_->isend(out.data(), bytes_of(out), stage_ + 1, tag_of(micro));
+  }
+  trade(state_, slot.stash);
+}
+
+void PipelineParallel::backward(int micro) {
+  Slot& slot = *held_.at(micro);
+  const Timeline::Scope span(timeline_, Timeline::training, "backward micro-batch " + std::to_string(micro));
+  if (slot.sent_activation) {
+    slot.sent_activation->wait();
+    slot.sent_activation.reset();
+  }
+  if (stage_ + 1 < stages_) {
+    if (!gradient_in_) receive_gradient(micro);
+    gradient_in_->wait();
+    gradient_in_.reset();
+    std::swap(incoming_gradient_, slot.output_grad);
+    if (prefetch_ && micro + 1 < micro_batches_) receive_gradient(micro + 1);
+  }
+  trade(state_, slot.stash);
+  const Tensor& input_grad = model_.backward(slot.output_grad, layers_);
+  if (stage_ > 0) {
+    slot.input_grad.copy_from(input_grad);
+    slot.sent_gradient = gradients_->isend(slot.input_grad.data(), bytes_of(slot.input_grad), stage_ - 1, tag_of(micro));
+  }
+  release(micro);
+}
+
+void PipelineParallel::receive_activation(int micro) {
+  incoming_activation_.resize(with_batch(micro_rows_, model_.layer_input_shape(layers_.begin)));
+  activation_in_ = activations_->irecv(incoming_activation_.data(), bytes_of(incoming_activation_), stage_ - 1,
+                                       tag_of(micro));
+}
+
+void PipelineParallel::receive_gradient(int micro) {
+  incoming_gradient_.resize(with_batch(micro_rows_, model_.layer_input_shape(layers_.end)));
+  gradient_in_ =
+      gradients_->irecv(incoming_gradient_.data(), bytes_of(incoming_gradient_), stage_ + 1, tag_of(micro));
+}
+
+PipelineParallel::Slot& PipelineParallel::acquire(int micro) {
+  std::unique_ptr<Slot> slot;
+  if (free_.empty()) {
+    slot = std::make_unique<Slot>(state_, device_);
+  } else {
+    slot = std::move(free_.back());
+    free_.pop_back();
+    if (slot->sent_gradient) slot->sent_gradient->wait();  // its send buffer is about to be reused
+    slot->sent_gradient.reset();
+  }
+  Slot& ref = *slot;
+  held_[micro] = std::move(slot);
+  peak_held_ = std::max(peak_held_, static_cast<int>(held_.size()));
+  return ref;
+}
+
+void PipelineParallel::release(int micro) {
+  auto it = held_.find(micro);
+  free_.push_back(std::move(it->second));
+  held_.erase(it);
+}
+
+void PipelineParallel::select_targets(const Targets& all, int micro) {
+  const int64_t first = micro * micro_rows_;
+  if (!all.labels.empty())
+    micro_targets_.labels.assign(all.labels.begin() + first, all.labels.begin() + first + micro_rows_);
+  if (all.values.numel() > 0) {
+    if (micro_targets_.values.device() != all.values.device()) micro_targets_.values = Tensor({0}, all.values.device());
+    copy_rows(all.values, first, micro_rows_, micro_targets_.values);
+  }
+  if (all.device_labels.bytes() > 0) {
+    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(micro_rows_);
+    void* dst = micro_targets_.device_labels.reserve(bytes);
+    copy_bytes(dst, Device::cuda, static_cast<const int32_t*>(all.device_labels.get()) + first, Device::cuda, bytes);
+  }
+}
+
+Score PipelineParallel::evaluate(BatchLoader& loader) {
+  // Forward only, whole batches: every stage of a replica reads the same batches, so a stage knows the size
+  // of what arrives. Stages overlap across batches: a stage sends one and computes the next.
+  DeviceBatches batches(loader, device_);
+  batches.start_epoch(0);
+  int index = 0;
+  while (const Batch* batch = batches.next()) {
+    const int tag = tag_of(index++);
+    const Tensor* in = &batch->x;
+    if (stage_ > 0) {
+      eval_input_.resize(with_batch(batch->size(), model_.layer_input_shape(layers_.begin)));
+      activations_->irecv(eval_input_.data(), bytes_of(eval_input_), stage_ - 1, tag)->wait();
+      in = &eval_input_;
+    }
+    const Tensor& out = model_.forward(*in, Mode::eval, layers_);
+    if (stage_ + 1 == stages_) loss_.forward(out, batch->y);
+    else activations_->isend(out.data(), bytes_of(out), stage_ + 1, tag)->wait();
+  }
+  return loss_.take_score();
+}
+
+Score PipelineParallel::sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
+
+void PipelineParallel::sync_buffers() {
+  if (averager_) averager_->average_buffers();
+}
+
+void PipelineParallel::gather_model() {
+  // Replica 0's stage s (world rank s x replicas) sends its layers to rank 0, one stage after another.
+  constexpr int kTag = 7;
+  for (int s = 1; s < stages_; ++s) {
+    const int sender = s * replicas_;
+    if (world_.rank() != 0 && world_.rank() != sender) continue;
+    const LayerRange range = ranges_[static_cast<size_t>(s)];
+    for (size_t i = range.begin; i < range.end; ++i) {
+      std::vector<Tensor*> tensors;
+      for (Param* p : model_.layer(i).params()) tensors.push_back(&p->value);
+      for (const NamedTensor& b : model_.layer(i).buffers()) tensors.push_back(b.tensor);
+      for (Tensor* t : tensors) {
+        if (world_.rank() == 0) {
+          world_.recv(t->data(), bytes_of(*t), sender, kTag);  // rank 0 holds these layers on the host
+        } else {
+          const Tensor host = t->to(Device::cpu);
+          world_.send(host.data(), bytes_of(host), 0, kTag);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,176 @@
+// Pipeline model parallel under mpirun. With P = the world's size (2, 3, 4 under mpi.np2..np4), a P-stage
+// pipeline ends with the weights one rank reaches on the same global batch (1e-5 after 10 steps), for gpipe
+// and 1f1b, and 1F1B never holds more than P micro-batches of activations on a stage. Through the trainer:
+// all ranks as stages, and the 2 x 2 hybrid (2 replicas of 2 stages) on 4 ranks, each equal to one rank,
+// with rank 0 saving the whole model and the test split scored through the pipeline.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "ringtrain/comm/mpi_communicator.hpp"
+#include "ringtrain/parallel/pipeline_parallel.hpp"
+#include "ringtrain/train/model_file.hpp"
+#include "ringtrain/train/trainer.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+constexpr int kClasses = 3;
+
+// The same batch on every rank for a given step.
+Batch synthetic_batch(int step, int64_t rows, const Shape& sample) {
+  Batch b;
+  Shape shape{rows};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  b.x = test::random_tensor(shape, 1000 + static_cast<uint64_t>(step));
+  for (int64_t i = 0; i < rows; ++i) b.y.labels.push_back(static_cast<int32_t>((i * 7 + step) % kClasses));
+  return b;
+}
+
+struct PipelineCase {
+  std::string spec;
+  Shape sample;
+  std::string schedule;
+  int micro_batches;
+  std::string optimizer = "sgd";
+};
+
+// Trains 10 steps through the pipeline and, on every rank, the whole model alone on the same batches;
+// compares the layers this rank's stage holds. Returns the pipeline for further checks.
+void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullptr, int* stage = nullptr) {
+  Communicator& world = test::world();
+  PipelineConfig pc;
+  pc.stages = world.size();
+  pc.micro_batches = c.micro_batches;
+  pc.schedule = c.schedule;
+  OptimizerConfig oc;
+  oc.kind = c.optimizer;
+  oc.momentum = 0.9f;
+  oc.weight_decay = 1e-4f;
+  const int64_t rows = 12;
+
+  Model model(c.spec, c.sample, kClasses, 5);
+  auto loss = make_loss(true);
+  auto optimizer = make_optimizer(oc);
+  std::ostringstream warnings;
+  PipelineParallel pipeline(pc, {}, world, model, Device::cpu, *loss, *optimizer, nullptr, warnings);
+
+  Model alone(c.spec, c.sample, kClasses, 5);
+  auto alone_loss = make_loss(true);
+  auto alone_optimizer = make_optimizer(oc);
+  for (int step = 0; step < 10; ++step) {
+    const Batch batch = synthetic_batch(step, rows, c.sample);
+    pipeline.train_step(batch, 0.05f);
+    alone.zero_grad();
+    alone_loss->forward(alone.forward(batch.x, Mode::train), batch.y);
+    alone.backward(alone_loss->backward(1.0f));
+    alone_optimizer->step(alone.params(), 0.05f);
+  }
+
+  double worst = 0.0;
+  for (size_t i = pipeline.layers().begin; i < pipeline.layers().end; ++i) {
+    const auto mine = model.named_params(i), expect = alone.named_params(i);
+    ASSERT_EQ(mine.size(), expect.size());
+    for (size_t p = 0; p < mine.size(); ++p)
+      for (int64_t k = 0; k < mine[p].param->value.numel(); ++k)
+        worst = std::max(worst, std::fabs(double(mine[p].param->value[k]) - expect[p].param->value[k]));
+  }
+  EXPECT_LT(worst, 1e-5) << c.spec << ", " << c.schedule << " with " << c.micro_batches << " micro-batches, stage "
+                         << pipeline.stage() << " of " << world.size();
+  const Score mine = loss->take_score(), expect = alone_loss->take_score();
+  if (pipeline.stage() + 1 == world.size()) {  // the last stage scores the loss
+    EXPECT_EQ(mine.samples, 10 * rows);
+    EXPECT_NEAR(mine.loss_sum, expect.loss_sum, 1e-5 * expect.loss_sum);
+  } else {
+    EXPECT_EQ(mine.samples, 0);
+  }
+  if (peak_held) *peak_held = pipeline.peak_micro_batches_held();
+  if (stage) *stage = pipeline.stage();
+}
+
+const char* kMlp = "flatten,linear(16),relu,linear(12),tanh,linear(out)";
+const char* kConvNet = "conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)";
+
+TEST(Pipeline, GpipeStagesEqualOneRank) { expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "gpipe", 4}); }
+
+TEST(Pipeline, OneFOneBStagesEqualOneRank) {
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 6});
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 2});  // fewer micro-batches than stages (np3, np4)
+}
+
+TEST(Pipeline, ConvNetWithAdamEqualsOneRankUnderBothSchedules) {
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "1f1b", 4, "adam"});
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "gpipe", 3, "adam"});
+}
+
+TEST(Pipeline, OneFOneBHoldsAtMostStagesMicroBatchesWhereGpipeHoldsAll) {
+  const int p = test::world().size();
+  int peak = 0, stage = 0;
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 12}, &peak, &stage);
+  EXPECT_LE(peak, p);
+  EXPECT_EQ(peak, p - stage);
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "gpipe", 12}, &peak, &stage);
+  EXPECT_EQ(peak, 12);
+}
+
+// Through the trainer: the world as `stages` x (world / stages) and one rank with the replicas' global
+// batch end with the same weights; rank 0 saves the gathered model; the test split scores alike.
+void expect_trainer_equals_one_rank(int stages, const std::string& device = "cpu") {
+  Communicator& world = test::world();
+  test::SharedDataset data({2, 4, 4});
+  TrainConfig c;
+  c.model = kMlp;
+  c.data.dir = data.path();
+  c.batch = 4;
+  c.epochs = 1;
+  c.max_steps = 10;
+  c.optimizer.kind = "sgd";
+  c.optimizer.momentum = 0.9f;
+  c.save_model = data.path() + "/pipeline.h5";
+  c.parallel.pipeline.stages = stages;
+  c.parallel.pipeline.micro_batches = 2;
+  c.device.kind = device;
+  std::ostringstream quiet;
+  const TrainResult piped = Trainer(c, world).run(quiet);
+  if (world.rank() != 0) return;
+
+  TrainConfig one = c;
+  one.batch = c.batch * (world.size() / stages);
+  one.parallel.pipeline = {};
+  one.save_model.clear();
+  MpiCommunicator self(MPI_COMM_SELF);
+  Trainer reference(one, self);
+  const TrainResult alone = reference.run(quiet);
+
+  const LoadedModel saved = load_model(c.save_model);
+  const auto got = saved.model->named_params(), want = reference.model().named_params();
+  ASSERT_EQ(got.size(), want.size());
+  double worst = 0.0;
+  for (size_t p = 0; p < got.size(); ++p) {
+    ASSERT_EQ(got[p].name, want[p].name);
+    const Tensor expect = want[p].param->value.to(Device::cpu);
+    for (int64_t k = 0; k < expect.numel(); ++k)
+      worst = std::max(worst, std::fabs(double(got[p].param->value[k]) - expect[k]));
+  }
+  EXPECT_LT(worst, device == "cpu" ? 1e-5 : 1e-4) << stages << " stages on " << world.size() << " ranks";
+  EXPECT_EQ(piped.test.samples, 50);
+  EXPECT_NEAR(piped.test.loss_sum, alone.test.loss_sum, 1e-4 * alone.test.loss_sum);
+}
+
+TEST(Pipeline, TrainerWithEveryRankAStageEqualsOneRank) { expect_trainer_equals_one_rank(test::world().size()); }
+
+TEST(Pipeline, HybridTwoReplicasOfTwoStagesEqualsOneRank) {
+  if (test::world().size() != 4) GTEST_SKIP() << "the 2 x 2 hybrid needs 4 ranks (mpi.np4)";
+  expect_trainer_equals_one_rank(2);
+}
+
+// The same on GPUs: activations and gradients over NCCL send/recv.
+TEST(Pipeline, OnGpusOverNcclEqualsOneGpu) {
+  if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
+  expect_trainer_equals_one_rank(test::world().size(), "cuda");
+}
+
+}  // namespace
+}  // namespace ringtrain

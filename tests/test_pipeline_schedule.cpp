@@ -1,0 +1,174 @@
+// The pipeline's plan, without ranks: schedules, stage balancing, configuration checks, and the layer
+// contract it rests on (a stashed forward state backpropagates exactly as if it had never left).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/parallel/pipeline_schedule.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+Shape batched_shape(int64_t rows, const Shape& sample) {
+  Shape s{rows};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
+
+std::string render(const std::vector<PipelineOp>& ops) {
+  std::string s;
+  for (const PipelineOp& op : ops) s += (s.empty() ? "" : " ") + std::string(op.kind == PipelineOp::forward ? "F" : "B") + std::to_string(op.micro);
+  return s;
+}
+
+TEST(PipelineSchedule, GpipeRunsAllForwardsThenAllBackwards) {
+  EXPECT_EQ(render(pipeline_ops(PipelineSchedule::gpipe, 1, 4, 3)), "F0 F1 F2 B0 B1 B2");
+}
+
+TEST(PipelineSchedule, OneFOneBFillsWithStagesLeftThenAlternates) {
+  EXPECT_EQ(render(pipeline_ops(PipelineSchedule::one_f_one_b, 0, 4, 6)), "F0 F1 F2 F3 B0 F4 B1 F5 B2 B3 B4 B5");
+  EXPECT_EQ(render(pipeline_ops(PipelineSchedule::one_f_one_b, 2, 4, 6)), "F0 F1 B0 F2 B1 F3 B2 F4 B3 F5 B4 B5");
+  EXPECT_EQ(render(pipeline_ops(PipelineSchedule::one_f_one_b, 3, 4, 6)), "F0 B0 F1 B1 F2 B2 F3 B3 F4 B4 F5 B5");
+  EXPECT_EQ(render(pipeline_ops(PipelineSchedule::one_f_one_b, 0, 4, 2)), "F0 F1 B0 B1");  // fewer than P
+}
+
+TEST(PipelineSchedule, EveryMicroBatchRunsOnceForwardThenBackwardInOrder) {
+  for (PipelineSchedule kind : {PipelineSchedule::gpipe, PipelineSchedule::one_f_one_b})
+    for (int p = 1; p <= 4; ++p)
+      for (int s = 0; s < p; ++s)
+        for (int m = 1; m <= 9; ++m) {
+          const auto ops = pipeline_ops(kind, s, p, m);
+          ASSERT_EQ(ops.size(), 2u * m);
+          int next_f = 0, next_b = 0;
+          for (const PipelineOp& op : ops) {
+            if (op.kind == PipelineOp::forward) {
+              ASSERT_EQ(op.micro, next_f++);
+            } else {
+              ASSERT_EQ(op.micro, next_b++);
+              ASSERT_LT(op.micro, next_f) << "backward before its forward";
+            }
+          }
+          const int peak = peak_in_flight(ops);
+          if (kind == PipelineSchedule::gpipe) EXPECT_EQ(peak, m);
+          else EXPECT_EQ(peak, std::min(p - s, m)) << "stage " << s << " of " << p << ", " << m << " micro-batches";
+        }
+}
+
+TEST(PipelineSchedule, ParsesItsNames) {
+  EXPECT_EQ(parse_pipeline_schedule("gpipe"), PipelineSchedule::gpipe);
+  EXPECT_EQ(parse_pipeline_schedule("1f1b"), PipelineSchedule::one_f_one_b);
+  EXPECT_THROW(parse_pipeline_schedule("zb"), Error);
+}
+
+TEST(PipelineStages, BalanceMinimisesTheDearestStage) {
+  EXPECT_EQ(balance_stages({1, 1, 1, 1}, 2), (std::vector<LayerRange>{{0, 2}, {2, 4}}));
+  EXPECT_EQ(balance_stages({10, 1, 1, 1, 1}, 2), (std::vector<LayerRange>{{0, 1}, {1, 5}}));
+  EXPECT_EQ(balance_stages({1, 2, 3, 4, 5, 6}, 3), (std::vector<LayerRange>{{0, 3}, {3, 5}, {5, 6}}));
+  EXPECT_EQ(balance_stages({5, 0, 0}, 3), (std::vector<LayerRange>{{0, 1}, {1, 2}, {2, 3}}));  // none empty
+}
+
+TEST(PipelineStages, ExplicitSplitNamesEachStagesFirstLayer) {
+  EXPECT_EQ(stages_at({3, 7}, 9), (std::vector<LayerRange>{{0, 3}, {3, 7}, {7, 9}}));
+}
+
+TEST(PipelineStages, CostsFollowTheLayersWork) {
+  Model model("flatten,linear(64),relu,linear(out)", {1, 8, 8}, 10, 1);
+  const std::vector<double> cost = layer_costs(model);
+  ASSERT_EQ(cost.size(), 4u);
+  EXPECT_GT(cost[1], 10 * cost[0]);  // the big GEMM outweighs a copy
+  EXPECT_GT(cost[1], cost[3]);
+  EXPECT_GT(cost[3], cost[2]);
+}
+
+void expect_rejected(const PipelineConfig& c, int world, size_t layers, int64_t batch, const std::string& says) {
+  try {
+    check_pipeline(c, world, layers, batch);
+    ADD_FAILURE() << "accepted; expected: " << says;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+  }
+}
+
+TEST(PipelineConfigCheck, NamesWhatCannotRun) {
+  PipelineConfig c;
+  c.stages = 2;
+  c.micro_batches = 4;
+  EXPECT_NO_THROW(check_pipeline(c, 4, 5, 64));
+  expect_rejected(c, 3, 5, 64, "the world of 3 ranks is not divisible by --pipeline-stages 2");
+  c.stages = 6;
+  expect_rejected(c, 6, 5, 64, "--pipeline-stages 6 is more stages than the model's 5 layers");
+  c.stages = 2;
+  c.micro_batches = 0;
+  expect_rejected(c, 2, 5, 64, "--micro-batches must be at least 1");
+  c.micro_batches = 3;
+  expect_rejected(c, 2, 5, 64, "--batch 64 is not divisible by --micro-batches 3");
+  c.micro_batches = 4;
+  c.schedule = "zb";
+  expect_rejected(c, 2, 5, 64, "unknown --schedule 'zb'");
+  c.schedule = "gpipe";
+  c.split = {2, 3};
+  expect_rejected(c, 2, 5, 64, "--split names 2 boundaries; 2 stages need 1");
+  c.split = {5};
+  expect_rejected(c, 2, 5, 64, "bad --split");
+  c.split = {0};
+  expect_rejected(c, 2, 5, 64, "bad --split");
+  c.split = {2};
+  EXPECT_NO_THROW(check_pipeline(c, 2, 5, 64));
+}
+
+// Two micro-batches forward, their states stashed, then backward in the opposite order: every gradient is
+// what forward-then-backward of each alone gives. Run over every layer kind (dropout draws a mask per call,
+// so the reference replays the same calls in the same order).
+void expect_stash_round_trip(const std::string& spec, const Shape& sample) {
+  const int64_t rows = 3;
+  auto run = [&](bool interleaved) {
+    Model model(spec, sample, 4, 11);
+    for (size_t i = 0; i < model.size(); ++i) model.layer(i).set_input_grad_needed(true);
+    Tensor input;  // one object every micro-batch enters through, as a stage's: layers keep its address
+    ForwardState state;
+    state.tensors.push_back(&input);
+    state.append(model.forward_state(model.all_layers()));
+    const Tensor x[2] = {test::random_tensor(batched_shape(rows, sample), 1), test::random_tensor(batched_shape(rows, sample), 2)};
+    const Tensor dy[2] = {test::random_tensor({rows, 4}, 3), test::random_tensor({rows, 4}, 4)};
+    std::vector<float> out;
+    auto keep = [&](const Tensor& t) { out.insert(out.end(), t.data(), t.data() + t.numel()); };
+    if (interleaved) {
+      ForwardStash stash[2] = {ForwardStash(state), ForwardStash(state)};
+      for (int m = 0; m < 2; ++m) {
+        input = x[m];
+        model.forward(input, Mode::train);
+        trade(state, stash[m]);
+      }
+      std::vector<float> dx[2];
+      for (int m = 1; m >= 0; --m) {
+        trade(state, stash[m]);
+        const Tensor& g = model.backward(dy[m], model.all_layers());
+        dx[m].assign(g.data(), g.data() + g.numel());
+      }
+      out = dx[0];
+      out.insert(out.end(), dx[1].begin(), dx[1].end());
+    } else {
+      for (int m = 0; m < 2; ++m) {
+        model.forward(x[m], Mode::train);
+        keep(model.backward(dy[m], model.all_layers()));
+      }
+    }
+    for (Param* p : model.params()) keep(p->grad);
+    return out;
+  };
+  const std::vector<float> alone = run(false), interleaved = run(true);
+  ASSERT_EQ(alone.size(), interleaved.size());
+  for (size_t i = 0; i < alone.size(); ++i) ASSERT_NEAR(alone[i], interleaved[i], 1e-6) << spec << " value " << i;
+}
+
+TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAlone) {
+  expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7});
+  expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8});
+  expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6});
+}
+
+}  // namespace
+}  // namespace ringtrain
