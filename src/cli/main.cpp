@@ -1,5 +1,6 @@
 // ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -48,6 +49,13 @@ int run_prep(const std::vector<std::string>& args) {
   return 0;
 }
 
+// This process's rank as the launcher (mpirun, srun) set it, before MPI starts; 0 without a launcher.
+int launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  return 0;
+}
+
 // Train and eval run on MPI ranks; rank 0 alone prints progress.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
   std::optional<ringtrain::TrainConfig> train;
@@ -93,7 +101,9 @@ int main(int argc, char** argv) {
     std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train, eval or devices)\n";
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
-    std::cerr << "ringtrain: error: " << e.what() << " (see ringtrain " << command << " --help)" << std::endl;
+    // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.
+    if (launcher_rank() == 0)
+      std::cerr << "ringtrain: error: " << e.what() << " (see ringtrain " << command << " --help)" << std::endl;
     return kExitUsage;
   } catch (const std::exception& e) {
     std::cerr << "ringtrain: error: " << e.what() << std::endl;

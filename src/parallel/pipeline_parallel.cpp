@@ -1,6 +1,7 @@
 #include "ringtrain/parallel/pipeline_parallel.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "ringtrain/comm/nccl_communicator.hpp"
@@ -96,6 +97,7 @@ void PipelineParallel::backward_end(size_t layer) {
 }
 
 void PipelineParallel::train_step(const Batch& batch, float lr) {
+  const Timeline::Clock::time_point begin = Timeline::Clock::now();
   if (batch.size() % micro_batches_ != 0)
     throw Error("a batch of " + std::to_string(batch.size()) + " samples does not split into " +
                 std::to_string(micro_batches_) + " micro-batches");
@@ -113,20 +115,28 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     if (slot->sent_gradient) slot->sent_gradient->wait();
   if (averager_) averager_->finish();
   optimizer_.step(params_, lr);
+  busy_.step_s += std::chrono::duration<double>(Timeline::Clock::now() - begin).count();
+}
+
+void PipelineParallel::record(const char* pass, int micro, Timeline::Clock::time_point begin) {
+  const Timeline::Clock::time_point end = Timeline::Clock::now();
+  busy_.compute_s += std::chrono::duration<double>(end - begin).count();
+  if (timeline_) timeline_->span(Timeline::training, std::string(pass) + " micro-batch " + std::to_string(micro), begin, end);
 }
 
 void PipelineParallel::forward(const Batch& batch, int micro) {
   Slot& slot = acquire(micro);
-  const Timeline::Scope span(timeline_, Timeline::training, "forward micro-batch " + std::to_string(micro));
-  if (stage_ == 0) {
-    copy_rows(batch.x, micro * micro_rows_, micro_rows_, stage_input_);
-  } else {
+  if (stage_ > 0) {
+    const Timeline::Scope wait(timeline_, Timeline::communication, "wait activation " + std::to_string(micro));
     if (!activation_in_) receive_activation(micro);
     activation_in_->wait();
     activation_in_.reset();
     std::swap(incoming_activation_, stage_input_);
     if (prefetch_ && micro + 1 < micro_batches_) receive_activation(micro + 1);
   }
+  // Compute spans leave out the waits: the gaps between them on the training row are the bubble.
+  const Timeline::Clock::time_point begin = Timeline::Clock::now();
+  if (stage_ == 0) copy_rows(batch.x, micro * micro_rows_, micro_rows_, stage_input_);
   const Tensor& out = model_.forward(stage_input_, Mode::train, layers_);
   if (stage_ + 1 == stages_) {
     select_targets(batch.y, micro);
@@ -138,22 +148,24 @@ void PipelineParallel::forward(const Batch& batch, int micro) {
     slot.sent_activation = activations_->isend(out.data(), bytes_of(out), stage_ + 1, tag_of(micro));
   }
   trade(state_, slot.stash);
+  record("forward", micro, begin);
 }
 
 void PipelineParallel::backward(int micro) {
   Slot& slot = *held_.at(micro);
-  const Timeline::Scope span(timeline_, Timeline::training, "backward micro-batch " + std::to_string(micro));
   if (slot.sent_activation) {
     slot.sent_activation->wait();
     slot.sent_activation.reset();
   }
   if (stage_ + 1 < stages_) {
+    const Timeline::Scope wait(timeline_, Timeline::communication, "wait gradient " + std::to_string(micro));
     if (!gradient_in_) receive_gradient(micro);
     gradient_in_->wait();
     gradient_in_.reset();
     std::swap(incoming_gradient_, slot.output_grad);
     if (prefetch_ && micro + 1 < micro_batches_) receive_gradient(micro + 1);
   }
+  const Timeline::Clock::time_point begin = Timeline::Clock::now();
   trade(state_, slot.stash);
   const Tensor& input_grad = model_.backward(slot.output_grad, layers_);
   if (stage_ > 0) {
@@ -161,6 +173,7 @@ void PipelineParallel::backward(int micro) {
     slot.sent_gradient = gradients_->isend(slot.input_grad.data(), bytes_of(slot.input_grad), stage_ - 1, tag_of(micro));
   }
   release(micro);
+  record("backward", micro, begin);
 }
 
 void PipelineParallel::receive_activation(int micro) {

@@ -68,6 +68,19 @@ std::string pipeline_description(const PipelineParallel& pipeline, const Pipelin
   return s + "\n";
 }
 
+// Collective: "  pipeline busy 84.0% of each step (ideal for 8 micro-batches over 2 stages: 88.9%)".
+std::string pipeline_utilisation(PipelineParallel& pipeline, const PipelineConfig& config, Communicator& world) {
+  const PipelineParallel::Busy busy = pipeline.take_busy();
+  double sums[2] = {busy.compute_s, busy.step_s};
+  world.allreduce_sum(sums, 2);
+  const double m = config.micro_batches, p = config.stages;
+  char line[160];
+  std::snprintf(line, sizeof line, "  pipeline busy %.1f%% of each step (ideal for %d micro-batches over %d stages: %.1f%%)\n",
+                sums[1] > 0.0 ? 100.0 * sums[0] / sums[1] : 0.0, config.micro_batches, config.stages,
+                100.0 * m / (m + p - 1.0));
+  return line;
+}
+
 ShardSet open_train_set(const DataSources& data) {
   const std::string source = data.source("train");
   if (source.empty())
@@ -253,7 +266,8 @@ TrainResult Trainer::run(std::ostream& log) {
                              gradient_backend() + " allreduce)"
                        : std::string())
       << ", " << device_description() << std::endl;
-  if (const auto* pipeline = dynamic_cast<const PipelineParallel*>(mode.get())) log << pipeline_description(*pipeline, config_.parallel.pipeline, *model_);
+  auto* pipeline = dynamic_cast<PipelineParallel*>(mode.get());
+  if (pipeline) log << pipeline_description(*pipeline, config_.parallel.pipeline, *model_);
 
   TrainResult result;
   int64_t step = 0;
@@ -287,6 +301,7 @@ TrainResult Trainer::run(std::ostream& log) {
     std::snprintf(tail, sizeof tail, "  %.0f img/s  %.1f s", rec.images_per_s, rec.seconds);
     log << "epoch " << rec.epoch << "/" << config_.epochs << "  " << format_score("", rec.train, metric)
         << (rec.val.samples ? "  " + format_score("val_", rec.val, metric) : "") << tail << std::endl;
+    if (pipeline && device_ == Device::cpu) log << pipeline_utilisation(*pipeline, config_.parallel.pipeline, world_);
     result.epochs.push_back(rec);
     if (config_.max_steps > 0 && step >= config_.max_steps) break;
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The CLI on 2 ranks: a short data-parallel run (one progress report, a valid timeline with both ranks),
-# then ranks given different flags (one error line from rank 0, every rank exits non-zero, no hang).
+# The CLI on 2-3 ranks: a short data-parallel run (one progress report, a valid timeline with both ranks),
+# a pipeline run (its timeline shows each stage's micro-batches), then bad input: ranks given different
+# flags, a rank without data, pipelines that cannot run (one error line, every rank exits non-zero, no hang).
 # usage: cli.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
@@ -51,4 +52,40 @@ timeout 120 "$mpirun" --oversubscribe -np 1 "$bin" "${common[@]}" : -np 1 "$bin"
 rc=$?
 [[ $rc != 0 && $rc != 124 ]] || fail "one rank without data: exit code $rc (124 = hang)"
 grep -q "^ringtrain: error: rank 1: no training shards" "$dir/err" || fail "unexpected error: $(cat "$dir/err")"
+# A 2-stage pipeline: each rank's row shows its stage's forward and backward per micro-batch.
+out=$(timeout 120 "$mpirun" --oversubscribe -np 2 "$bin" "${common[@]}" --pipeline-stages 2 --micro-batches 4 \
+  --timeline "$dir/pipe.json" 2>"$dir/err")
+rc=$?
+[[ $rc == 0 ]] || fail "2-stage pipeline exited $rc: $(cat "$dir/err")"
+grep -q 'pipeline: 2 stages x 4 micro-batches (1f1b); stage 0 flatten1..linear1, stage 1 relu1..linear2' <<<"$out" ||
+  fail "the run does not describe its stages: $out"
+/usr/bin/python3 - "$dir/pipe.json" <<'PY' || fail "bad pipeline timeline"
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+for rank in (0, 1):
+    names = {e["name"] for e in events if e.get("ph") == "X" and e["pid"] == rank}
+    for m in range(4):
+        for want in (f"forward micro-batch {m}", f"backward micro-batch {m}"):
+            assert want in names, f"rank {rank} has no '{want}' span"
+PY
+
+# Pipelines that cannot run: one line, from one rank, and every rank exits.
+expect_error() {  # expect_error RANKS MESSAGE ARGS...
+  local ranks=$1 message=$2
+  shift 2
+  timeout 120 "$mpirun" --oversubscribe -np "$ranks" "$bin" train --data "$dir" --epochs 2 --batch 8 "$@" \
+    >"$dir/out" 2>"$dir/err"
+  local rc=$?
+  [[ $rc != 0 && $rc != 124 ]] || fail "$*: exit code $rc (124 = hang)"
+  local errors
+  errors=$(grep -c '^ringtrain: error:' "$dir/err")
+  [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
+  grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
+}
+mlp=(--model "flatten,linear(8),relu,linear(out)")
+expect_error 3 "the world of 3 ranks is not divisible by --pipeline-stages 2" "${mlp[@]}" --pipeline-stages 2
+expect_error 2 "--pipeline-stages 2 is more stages than the model's 1 layers" --model "linear(out)" --pipeline-stages 2
+expect_error 2 "--micro-batches must be at least 1, got 0" "${mlp[@]}" --pipeline-stages 2 --micro-batches 0
+expect_error 2 "--batch 8 is not divisible by --micro-batches 3" "${mlp[@]}" --pipeline-stages 2 --micro-batches 3
+expect_error 2 "bad --split: stage boundaries must increase" "${mlp[@]}" --pipeline-stages 2 --split 4
 echo "PASS"

@@ -12,6 +12,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "ringtrain/parallel/gradient_averager.hpp"
@@ -41,6 +42,14 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   // The most micro-batches whose activations this stage has held at once, over every step so far.
   int peak_micro_batches_held() const { return peak_held_; }
 
+  // Host seconds this stage spent computing its micro-batches (not waiting for its neighbours) and in
+  // train_step, since the last call. Over all stages, compute / (P x step) is the pipeline's utilisation:
+  // M / (M + P - 1) at best, the rest being the bubble and communication (on a GPU, launch time only).
+  struct Busy {
+    double compute_s = 0.0, step_s = 0.0;
+  };
+  Busy take_busy() { return std::exchange(busy_, Busy{}); }
+
  private:
   struct Slot;
 
@@ -51,6 +60,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   void receive_activation(int micro);
   void receive_gradient(int micro);
   void select_targets(const Targets& all, int micro);
+  void record(const char* pass, int micro, Timeline::Clock::time_point begin);  // a compute span
   void backward_end(size_t layer) override;
 
   Communicator& world_;
@@ -83,6 +93,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   std::map<int, std::unique_ptr<Slot>> held_;
   std::vector<std::unique_ptr<Slot>> free_;
   int peak_held_ = 0;
+  Busy busy_;
 };
 
 }  // namespace ringtrain
