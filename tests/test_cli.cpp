@@ -84,6 +84,11 @@ TEST_F(Cli, BadInputs) {
   expect_one_line_error(cli("eval --data " + dir_.path()), "model-file");
   expect_one_line_error(cli("eval --model-file " + dir_.path("train-00000.h5") + " --data " + dir_.path()),
                         "not a ringtrain model file");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --pipeline-stages 2"),
+                        "a world of 1 rank is not divisible by --pipeline-stages 2");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --micro-batches 0"), "--micro-batches must be at least 1");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --split 2,x"), "--split must be layer indices");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --schedule zb"), "--schedule must be gpipe or 1f1b");
   expect_one_line_error(cli("prep --input /nonexistent --out " + dir_.path("p")), "no train-images-idx3-ubyte");
   expect_one_line_error(cli("prep --format csv --input " + dir_.path("x.csv") + " --out " + dir_.path("p") +
                             " --target y"), "cannot open CSV file");

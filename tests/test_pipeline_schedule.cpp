@@ -97,7 +97,7 @@ TEST(PipelineConfigCheck, NamesWhatCannotRun) {
   c.stages = 2;
   c.micro_batches = 4;
   EXPECT_NO_THROW(check_pipeline(c, 4, 5, 64));
-  expect_rejected(c, 3, 5, 64, "the world of 3 ranks is not divisible by --pipeline-stages 2");
+  expect_rejected(c, 3, 5, 64, "a world of 3 ranks is not divisible by --pipeline-stages 2");
   c.stages = 6;
   expect_rejected(c, 6, 5, 64, "--pipeline-stages 6 is more stages than the model's 5 layers");
   c.stages = 2;
@@ -122,30 +122,35 @@ TEST(PipelineConfigCheck, NamesWhatCannotRun) {
 // Two micro-batches forward, their states stashed, then backward in the opposite order: every gradient is
 // what forward-then-backward of each alone gives. Run over every layer kind (dropout draws a mask per call,
 // so the reference replays the same calls in the same order).
-void expect_stash_round_trip(const std::string& spec, const Shape& sample) {
+void expect_stash_round_trip(const std::string& spec, const Shape& sample, Device device = Device::cpu) {
   const int64_t rows = 3;
   auto run = [&](bool interleaved) {
     Model model(spec, sample, 4, 11);
     for (size_t i = 0; i < model.size(); ++i) model.layer(i).set_input_grad_needed(true);
-    Tensor input;  // one object every micro-batch enters through, as a stage's: layers keep its address
+    model.to(device);
+    Tensor input({0}, device);  // one object every micro-batch enters through, as a stage's: layers keep its address
     ForwardState state;
     state.tensors.push_back(&input);
     state.append(model.forward_state(model.all_layers()));
-    const Tensor x[2] = {test::random_tensor(batched_shape(rows, sample), 1), test::random_tensor(batched_shape(rows, sample), 2)};
-    const Tensor dy[2] = {test::random_tensor({rows, 4}, 3), test::random_tensor({rows, 4}, 4)};
+    const Tensor x[2] = {test::random_tensor(batched_shape(rows, sample), 1).to(device),
+                         test::random_tensor(batched_shape(rows, sample), 2).to(device)};
+    const Tensor dy[2] = {test::random_tensor({rows, 4}, 3).to(device), test::random_tensor({rows, 4}, 4).to(device)};
     std::vector<float> out;
-    auto keep = [&](const Tensor& t) { out.insert(out.end(), t.data(), t.data() + t.numel()); };
+    auto keep = [&](const Tensor& t) {
+      const Tensor host = t.to(Device::cpu);
+      out.insert(out.end(), host.data(), host.data() + host.numel());
+    };
     if (interleaved) {
       ForwardStash stash[2] = {ForwardStash(state), ForwardStash(state)};
       for (int m = 0; m < 2; ++m) {
-        input = x[m];
+        input.copy_from(x[m]);
         model.forward(input, Mode::train);
         trade(state, stash[m]);
       }
       std::vector<float> dx[2];
       for (int m = 1; m >= 0; --m) {
         trade(state, stash[m]);
-        const Tensor& g = model.backward(dy[m], model.all_layers());
+        const Tensor g = model.backward(dy[m], model.all_layers()).to(Device::cpu);
         dx[m].assign(g.data(), g.data() + g.numel());
       }
       out = dx[0];
@@ -161,13 +166,25 @@ void expect_stash_round_trip(const std::string& spec, const Shape& sample) {
   };
   const std::vector<float> alone = run(false), interleaved = run(true);
   ASSERT_EQ(alone.size(), interleaved.size());
-  for (size_t i = 0; i < alone.size(); ++i) ASSERT_NEAR(alone[i], interleaved[i], 1e-6) << spec << " value " << i;
+  for (size_t i = 0; i < alone.size(); ++i)
+    ASSERT_NEAR(alone[i], interleaved[i], 1e-6) << spec << " on " << device_name(device) << ", value " << i;
 }
 
 TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAlone) {
   expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7});
   expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8});
   expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6});
+}
+
+// The CUDA twins' forward state: the same round trip on the GPU.
+TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAloneOnTheGpu) {
+  const CudaProbe probe = probe_cuda();
+  if (probe.device_count == 0) GTEST_SKIP() << probe.reason;
+  use_cuda_device(0, Precision::fp32);
+  expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7}, Device::cuda);
+  expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8},
+                          Device::cuda);
+  expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6}, Device::cuda);
 }
 
 }  // namespace

@@ -118,6 +118,27 @@ TEST(Trainer, SavedModelRoundTripsAndEvalScoresIt) {
   EXPECT_NEAR(s.loss(), r.test.loss(), 1e-9);
 }
 
+// One stage and M micro-batches is gradient accumulation: the same weights as whole batches.
+TEST(Trainer, MicroBatchesOnOneRankAccumulateToTheWholeBatch) {
+  TempDir dir;
+  write_blobs(dir.path());
+  TrainConfig c = blob_config(dir.path());
+  c.epochs = 1;
+  c.optimizer.kind = "adam";
+  c.lr = 0.01f;
+  std::ostringstream log;
+  Trainer whole(c, test::world());
+  whole.run(log);
+  c.parallel.pipeline.micro_batches = 4;
+  Trainer micro(c, test::world());
+  micro.run(log);
+  const auto a = whole.model().params(), b = micro.model().params();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (int64_t k = 0; k < a[i]->value.numel(); ++k) ASSERT_NEAR(a[i]->value[k], b[i]->value[k], 1e-5);
+  EXPECT_NE(log.str().find("pipeline busy"), std::string::npos);
+}
+
 TEST(Trainer, BadSetupsFailBeforeTraining) {
   TempDir dir;
   write_blobs(dir.path());
@@ -144,6 +165,12 @@ TEST(Trainer, BadSetupsFailBeforeTraining) {
   c = blob_config(dir.path());
   c.save_model = dir.path("no/such/dir/model.h5");
   EXPECT_NE(error_of(c).find("cannot write the model"), std::string::npos);
+  c = blob_config(dir.path());
+  c.parallel.pipeline.stages = 2;
+  EXPECT_NE(error_of(c).find("a world of 1 rank is not divisible by --pipeline-stages 2"), std::string::npos);
+  c = blob_config(dir.path());
+  c.parallel.pipeline.micro_batches = 3;
+  EXPECT_NE(error_of(c).find("--batch 16 is not divisible by --micro-batches 3"), std::string::npos);
 }
 
 TEST(Trainer, LinearRegressionMatchesLeastSquares) {

@@ -32,6 +32,10 @@ void copy_rows(const Tensor& src, int64_t first, int64_t rows, Tensor& dst) {
 // Tags keep one micro-batch's message from matching another's receive; MPI guarantees tags up to 32767.
 int tag_of(int micro) { return micro % 32768; }
 
+double seconds_since(Timeline::Clock::time_point t) {
+  return std::chrono::duration<double>(Timeline::Clock::now() - t).count();
+}
+
 }  // namespace
 
 // One micro-batch between its forward and its backward: the stage's forward state, traded out, and the
@@ -112,16 +116,26 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
   }
   last_backward_ = false;
   for (auto& slot : free_)
-    if (slot->sent_gradient) slot->sent_gradient->wait();
-  if (averager_) averager_->finish();
+    if (slot->sent_gradient) wait_for(*slot->sent_gradient);
+  if (averager_) {
+    const Timeline::Clock::time_point since = Timeline::Clock::now();
+    averager_->finish();
+    busy_.waiting_s += seconds_since(since);
+  }
   optimizer_.step(params_, lr);
-  busy_.step_s += std::chrono::duration<double>(Timeline::Clock::now() - begin).count();
+  busy_.step_s += seconds_since(begin);
+}
+
+void PipelineParallel::wait_for(Transfer& transfer) {
+  const Timeline::Clock::time_point since = Timeline::Clock::now();
+  transfer.wait();
+  busy_.waiting_s += seconds_since(since);
 }
 
 void PipelineParallel::record(const char* pass, int micro, Timeline::Clock::time_point begin) {
-  const Timeline::Clock::time_point end = Timeline::Clock::now();
-  busy_.compute_s += std::chrono::duration<double>(end - begin).count();
-  if (timeline_) timeline_->span(Timeline::training, std::string(pass) + " micro-batch " + std::to_string(micro), begin, end);
+  if (timeline_)
+    timeline_->span(Timeline::training, std::string(pass) + " micro-batch " + std::to_string(micro), begin,
+                    Timeline::Clock::now());
 }
 
 void PipelineParallel::forward(const Batch& batch, int micro) {
@@ -129,7 +143,7 @@ void PipelineParallel::forward(const Batch& batch, int micro) {
   if (stage_ > 0) {
     const Timeline::Scope wait(timeline_, Timeline::communication, "wait activation " + std::to_string(micro));
     if (!activation_in_) receive_activation(micro);
-    activation_in_->wait();
+    wait_for(*activation_in_);
     activation_in_.reset();
     std::swap(incoming_activation_, stage_input_);
     if (prefetch_ && micro + 1 < micro_batches_) receive_activation(micro + 1);
@@ -154,13 +168,13 @@ void PipelineParallel::forward(const Batch& batch, int micro) {
 void PipelineParallel::backward(int micro) {
   Slot& slot = *held_.at(micro);
   if (slot.sent_activation) {
-    slot.sent_activation->wait();
+    wait_for(*slot.sent_activation);
     slot.sent_activation.reset();
   }
   if (stage_ + 1 < stages_) {
     const Timeline::Scope wait(timeline_, Timeline::communication, "wait gradient " + std::to_string(micro));
     if (!gradient_in_) receive_gradient(micro);
-    gradient_in_->wait();
+    wait_for(*gradient_in_);
     gradient_in_.reset();
     std::swap(incoming_gradient_, slot.output_grad);
     if (prefetch_ && micro + 1 < micro_batches_) receive_gradient(micro + 1);
@@ -195,7 +209,7 @@ PipelineParallel::Slot& PipelineParallel::acquire(int micro) {
   } else {
     slot = std::move(free_.back());
     free_.pop_back();
-    if (slot->sent_gradient) slot->sent_gradient->wait();  // its send buffer is about to be reused
+    if (slot->sent_gradient) wait_for(*slot->sent_gradient);  // its send buffer is about to be reused
     slot->sent_gradient.reset();
   }
   Slot& ref = *slot;

@@ -91,7 +91,8 @@ void check_pipeline(const PipelineConfig& config, int world, size_t layers, int6
   if (m < 1) throw Error("--micro-batches must be at least 1, got " + std::to_string(m));
   parse_pipeline_schedule(config.schedule);
   if (world % p != 0)
-    throw Error("the world of " + std::to_string(world) + " ranks is not divisible by --pipeline-stages " +
+    throw Error("a world of " + std::to_string(world) + (world == 1 ? " rank" : " ranks") +
+                " is not divisible by --pipeline-stages " +
                 std::to_string(p) + " (ranks = data-parallel replicas x stages)");
   if (static_cast<size_t>(p) > layers)
     throw Error("--pipeline-stages " + std::to_string(p) + " is more stages than the model's " +

@@ -71,7 +71,7 @@ std::string pipeline_description(const PipelineParallel& pipeline, const Pipelin
 // Collective: "  pipeline busy 84.0% of each step (ideal for 8 micro-batches over 2 stages: 88.9%)".
 std::string pipeline_utilisation(PipelineParallel& pipeline, const PipelineConfig& config, Communicator& world) {
   const PipelineParallel::Busy busy = pipeline.take_busy();
-  double sums[2] = {busy.compute_s, busy.step_s};
+  double sums[2] = {busy.step_s - busy.waiting_s, busy.step_s};
   world.allreduce_sum(sums, 2);
   const double m = config.micro_batches, p = config.stages;
   char line[160];

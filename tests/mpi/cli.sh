@@ -83,7 +83,7 @@ expect_error() {  # expect_error RANKS MESSAGE ARGS...
   grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
 }
 mlp=(--model "flatten,linear(8),relu,linear(out)")
-expect_error 3 "the world of 3 ranks is not divisible by --pipeline-stages 2" "${mlp[@]}" --pipeline-stages 2
+expect_error 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" "${mlp[@]}" --pipeline-stages 2
 expect_error 2 "--pipeline-stages 2 is more stages than the model's 1 layers" --model "linear(out)" --pipeline-stages 2
 expect_error 2 "--micro-batches must be at least 1, got 0" "${mlp[@]}" --pipeline-stages 2 --micro-batches 0
 expect_error 2 "--batch 8 is not divisible by --micro-batches 3" "${mlp[@]}" --pipeline-stages 2 --micro-batches 3

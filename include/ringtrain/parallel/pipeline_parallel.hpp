@@ -42,11 +42,12 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   // The most micro-batches whose activations this stage has held at once, over every step so far.
   int peak_micro_batches_held() const { return peak_held_; }
 
-  // Host seconds this stage spent computing its micro-batches (not waiting for its neighbours) and in
-  // train_step, since the last call. Over all stages, compute / (P x step) is the pipeline's utilisation:
-  // M / (M + P - 1) at best, the rest being the bubble and communication (on a GPU, launch time only).
+  // Host seconds in train_step since the last call, and of those, blocked on other ranks (receives, sends,
+  // the replicas' gradient average). Over all ranks, 1 - waiting / step is the pipeline's utilisation:
+  // about M / (M + P - 1) at best, the rest being the bubble and communication. On a GPU the host only
+  // queues work, so this says nothing there.
   struct Busy {
-    double compute_s = 0.0, step_s = 0.0;
+    double step_s = 0.0, waiting_s = 0.0;
   };
   Busy take_busy() { return std::exchange(busy_, Busy{}); }
 
@@ -60,6 +61,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   void receive_activation(int micro);
   void receive_gradient(int micro);
   void select_targets(const Targets& all, int micro);
+  void wait_for(Transfer& transfer);  // waits, counted as waiting
   void record(const char* pass, int micro, Timeline::Clock::time_point begin);  // a compute span
   void backward_end(size_t layer) override;
 
