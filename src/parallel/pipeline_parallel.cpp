@@ -53,6 +53,7 @@ PipelineParallel::PipelineParallel(const PipelineConfig& pipeline, const EngineC
                                    Model& model, Device device, Loss& loss, Optimizer& optimizer,
                                    Timeline* timeline, std::ostream& warnings)
     : world_(world), model_(model), loss_(loss), optimizer_(optimizer), timeline_(timeline), device_(device) {
+  check_pipeline(pipeline, world.size(), model.size());
   stages_ = pipeline.stages;
   micro_batches_ = pipeline.micro_batches;
   replicas_ = world.size() / stages_;

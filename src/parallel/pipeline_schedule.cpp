@@ -85,7 +85,7 @@ std::vector<LayerRange> stages_at(const std::vector<int>& split, size_t layers) 
   return ranges;
 }
 
-void check_pipeline(const PipelineConfig& config, int world, size_t layers, int64_t batch) {
+void check_pipeline(const PipelineConfig& config, int world, size_t layers) {
   const int p = config.stages, m = config.micro_batches;
   if (p < 1) throw Error("--pipeline-stages must be at least 1, got " + std::to_string(p));
   if (m < 1) throw Error("--micro-batches must be at least 1, got " + std::to_string(m));
@@ -97,8 +97,6 @@ void check_pipeline(const PipelineConfig& config, int world, size_t layers, int6
   if (static_cast<size_t>(p) > layers)
     throw Error("--pipeline-stages " + std::to_string(p) + " is more stages than the model's " +
                 std::to_string(layers) + " layers");
-  if (batch % m != 0)
-    throw Error("--batch " + std::to_string(batch) + " is not divisible by --micro-batches " + std::to_string(m));
   if (config.split.empty()) return;
   if (config.split.size() != static_cast<size_t>(p - 1))
     throw Error("--split names " + std::to_string(config.split.size()) + " boundaries; " + std::to_string(p) +

@@ -137,7 +137,11 @@ void Trainer::open() {
   // Built whole on the host from the seed on every rank; the parallel mode moves what this rank runs to the
   // device, so every device and every pipeline split starts from the same weights.
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
-  check_pipeline(config_.parallel.pipeline, world_.size(), model_->size(), config_.batch);
+  const PipelineConfig& pipeline = config_.parallel.pipeline;
+  check_pipeline(pipeline, world_.size(), model_->size());
+  if (config_.batch % pipeline.micro_batches != 0)
+    throw Error("--batch " + std::to_string(config_.batch) + " is not divisible by --micro-batches " +
+                std::to_string(pipeline.micro_batches));
   device_ = start_device(config_.device);
   loss_ = make_loss(meta.classification(), device_);
   optimizer_ = make_optimizer(config_.optimizer, device_);

@@ -43,8 +43,9 @@ std::vector<LayerRange> balance_stages(const std::vector<double>& costs, int sta
 // The stages `split` (first layer of stages 1..P-1) names for a model of `layers` layers.
 std::vector<LayerRange> stages_at(const std::vector<int>& split, size_t layers);
 
-// Throws Error naming the problem for a pipeline that cannot run: P or M below 1, a world not divisible
-// by P, more stages than layers, a batch not divisible by M, a bad --split.
-void check_pipeline(const PipelineConfig& config, int world, size_t layers, int64_t batch);
+// Throws Error naming the problem for a pipeline that cannot run: P or M below 1, an unknown schedule, a
+// world not divisible by P, more stages than layers, a bad --split. (That --batch divides into M micro-
+// batches is the trainer's to check.)
+void check_pipeline(const PipelineConfig& config, int world, size_t layers);
 
 }  // namespace ringtrain
