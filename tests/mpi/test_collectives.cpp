@@ -1,5 +1,6 @@
 // The communicator under mpirun (2, 3 and 4 ranks): allreduce equals the exact sum for every edge size, with
-// the ring and with MPI_Allreduce; broadcast, allgather and the agreement checks.
+// the ring and with MPI_Allreduce; broadcast, allgather, point-to-point (blocking and not), splits and the
+// agreement checks.
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -90,6 +91,37 @@ TEST(Collectives, SendRecvAroundTheRing) {
     world.send(&mine, sizeof mine, next, 3);
   }
   EXPECT_EQ(got, prev);
+}
+
+// Non-blocking both ways at once, as pipeline stages do: every rank posts its receives first, sends to both
+// neighbours, and only then waits; tags keep the two messages from each neighbour apart.
+TEST(Collectives, NonBlockingSendAndReceiveBothWays) {
+  Communicator& world = test::world();
+  const int n = world.size(), rank = world.rank();
+  const int next = (rank + 1) % n, prev = (rank + n - 1) % n;
+  std::vector<float> from_prev(1000), from_next(1000), mine(1000, static_cast<float>(rank));
+  auto a = world.irecv(from_prev.data(), sizeof(float) * 1000, prev, 1);
+  auto b = world.irecv(from_next.data(), sizeof(float) * 1000, next, 2);
+  auto c = world.isend(mine.data(), sizeof(float) * 1000, next, 1);
+  auto d = world.isend(mine.data(), sizeof(float) * 1000, prev, 2);
+  for (auto* t : {a.get(), b.get(), c.get(), d.get()}) t->wait();
+  EXPECT_EQ(from_prev[999], static_cast<float>(prev));
+  EXPECT_EQ(from_next[0], static_cast<float>(next));
+}
+
+// split(color, key): the pipeline's groups. Even and odd ranks form two groups, ranked by descending key.
+TEST(Collectives, SplitFormsGroupsRankedByKey) {
+  Communicator& world = test::world();
+  const int rank = world.rank();
+  const std::unique_ptr<Communicator> group = world.split(rank % 2, -rank);
+  const int members = (world.size() + 1 - rank % 2) / 2;
+  EXPECT_EQ(group->size(), members);
+  EXPECT_EQ(group->rank(), members - 1 - rank / 2);
+  float sum = static_cast<float>(rank);
+  group->allreduce_sum(&sum, 1);
+  float expect = 0.0f;
+  for (int r = rank % 2; r < world.size(); r += 2) expect += static_cast<float>(r);
+  EXPECT_EQ(sum, expect);
 }
 
 TEST(Agreement, OneFailedRankIsNamedOnEveryRank) {
