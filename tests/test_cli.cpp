@@ -89,6 +89,9 @@ TEST_F(Cli, BadInputs) {
   expect_one_line_error(cli("train --data " + dir_.path() + " --micro-batches 0"), "--micro-batches must be at least 1");
   expect_one_line_error(cli("train --data " + dir_.path() + " --split 2,x"), "--split must be layer indices");
   expect_one_line_error(cli("train --data " + dir_.path() + " --schedule zb"), "--schedule must be gpipe or 1f1b");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --mode hogwild"), "--mode must be sync or ps, got 'hogwild'");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --mode ps"), "--ps-servers 1 leaves no worker among 1 rank");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --mode ps --staleness -2"), "--staleness must be at least 0");
   expect_one_line_error(cli("prep --input /nonexistent --out " + dir_.path("p")), "no train-images-idx3-ubyte");
   expect_one_line_error(cli("prep --format csv --input " + dir_.path("x.csv") + " --out " + dir_.path("p") +
                             " --target y"), "cannot open CSV file");

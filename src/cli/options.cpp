@@ -161,7 +161,8 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   double fusion_mb = 64.0;
   EngineConfig& engine = c.parallel.engine;
   o.add_options()
-      ("mode", po::value(&c.parallel.mode)->default_value("sync"), "sync: data parallel, gradients averaged every step")
+      ("mode", po::value(&c.parallel.mode)->default_value("sync"), "sync: gradients averaged every step (data "
+       "parallel, or a pipeline); ps: parameter servers, workers bounded by --staleness")
       ("fusion-mb", po::value(&fusion_mb)->default_value(64.0), "fusion buffer: ready gradients reduced together up to this size")
       ("cycle-ms", po::value(&engine.cycle_ms)->default_value(1.0), "how often ranks agree on which gradients are ready")
       ("stall-warn-s", po::value(&engine.stall_warn_s)->default_value(60.0), "warn when a gradient waits this long for "
@@ -177,6 +178,16 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("schedule", po::value(&pipe.schedule)->default_value("1f1b"), "gpipe or 1f1b (at most stages micro-batches "
        "of activations held)")
       ("split", po::value(&split), "first layer of stages 1.., e.g. 3,7 (default: balance estimated cost)");
+  PsConfig& ps = c.parallel.ps;
+  o.add_options()
+      ("ps-servers", po::value(&ps.servers)->default_value(1), "--mode ps: the last K ranks are parameter servers")
+      ("staleness", po::value(&ps.staleness)->default_value(0), "--mode ps: a worker runs at most S steps ahead of "
+       "the slowest (0: synchronous)")
+      ("ps-timeout-s", po::value(&ps.timeout_s)->default_value(30.0), "--mode ps: a worker or server silent this "
+       "long while others wait for it ends the job, naming it")
+      ("straggler-rank", po::value(&c.straggler_rank)->default_value(-1), "this rank sleeps --straggler-ms before "
+       "every step (studies of slow workers)")
+      ("straggler-ms", po::value(&c.straggler_ms)->default_value(0.0), "see --straggler-rank");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
   if (pipe.stages < 1) throw UsageError("--pipeline-stages must be at least 1, got " + std::to_string(pipe.stages));
@@ -185,6 +196,12 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   if (pipe.schedule != "gpipe" && pipe.schedule != "1f1b")
     throw UsageError("--schedule must be gpipe or 1f1b, got '" + pipe.schedule + "'");
   pipe.split = parse_split(split);
+  if (c.parallel.mode != "sync" && c.parallel.mode != "ps")
+    throw UsageError("--mode must be sync or ps, got '" + c.parallel.mode + "'");
+  if (ps.servers < 1) throw UsageError("--ps-servers must be at least 1, got " + std::to_string(ps.servers));
+  if (ps.staleness < 0) throw UsageError("--staleness must be at least 0, got " + std::to_string(ps.staleness));
+  if (!(ps.timeout_s > 0.0)) throw UsageError("--ps-timeout-s must be positive");
+  if (c.straggler_ms < 0.0) throw UsageError("--straggler-ms must not be negative");
   if (!(fusion_mb > 0.0)) throw UsageError("--fusion-mb must be positive");
   if (!(engine.cycle_ms > 0.0)) throw UsageError("--cycle-ms must be positive");
   if (engine.stall_warn_s < 0.0) throw UsageError("--stall-warn-s must not be negative");

@@ -39,4 +39,10 @@ void check_same_on_all_ranks(Communicator& comm, const std::vector<std::pair<std
   }
 }
 
+bool agree_any(Communicator& comm, bool mine) {
+  double any = mine ? 1.0 : 0.0;
+  comm.allreduce_sum(&any, 1);
+  return any > 0.0;
+}
+
 }  // namespace ringtrain

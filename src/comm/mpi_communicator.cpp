@@ -1,11 +1,10 @@
 #include "ringtrain/comm/mpi_communicator.hpp"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <climits>
 
+#include "ringtrain/comm/backoff.hpp"
 #include "ringtrain/comm/ring_allreduce.hpp"
 #include "ringtrain/error.hpp"
 
@@ -34,12 +33,20 @@ class MpiTransfer final : public Transfer {
   MpiTransfer(const MpiTransfer&) = delete;
   MpiTransfer& operator=(const MpiTransfer&) = delete;
   void wait() override {
-    if (request_ != MPI_REQUEST_NULL) wait_requests(&request_, 1);  // completion sets it to MPI_REQUEST_NULL
+    if (request_ != MPI_REQUEST_NULL) wait_requests(&request_, 1, std::chrono::microseconds(20), &status_);
   }
+  bool test() override {
+    if (request_ == MPI_REQUEST_NULL) return true;  // completion sets it to MPI_REQUEST_NULL
+    int done = 0;
+    check_mpi(MPI_Test(&request_, &done, &status_), "MPI_Test");
+    return done != 0;
+  }
+  int tag() const override { return receive_ ? status_.MPI_TAG : -1; }
 
  private:
   MPI_Request request_;
   bool receive_;
+  MPI_Status status_{};
 };
 
 }  // namespace
@@ -58,19 +65,13 @@ void check_mpi(int rc, const char* what) {
   throw Error(std::string(what) + " failed: " + std::string(text, length));
 }
 
-void wait_requests(MPI_Request* requests, int count, std::chrono::microseconds spin) {
-  using Clock = std::chrono::steady_clock;
-  constexpr long kFirstNapNs = 20'000, kLongestNapNs = 250'000;  // naps double up to the longest
-  const Clock::time_point start = Clock::now();
-  long nap_ns = kFirstNapNs;
+void wait_requests(MPI_Request* requests, int count, std::chrono::microseconds spin, MPI_Status* statuses) {
+  Backoff backoff(spin);
   for (;;) {
     int done = 0;
-    check_mpi(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+    check_mpi(MPI_Testall(count, requests, &done, statuses), "MPI_Testall");
     if (done) return;
-    if (Clock::now() - start < spin) continue;
-    const timespec nap{0, nap_ns};
-    nanosleep(&nap, nullptr);
-    nap_ns = std::min(2 * nap_ns, kLongestNapNs);
+    backoff.idle();
   }
 }
 
@@ -147,7 +148,9 @@ std::unique_ptr<Transfer> MpiCommunicator::isend(const void* data, size_t bytes,
 
 std::unique_ptr<Transfer> MpiCommunicator::irecv(void* data, size_t bytes, int peer, int tag) {
   MPI_Request request;
-  check_mpi(MPI_Irecv(data, as_int(bytes, "MPI_Irecv"), MPI_BYTE, peer, tag, comm_.get(), &request), "MPI_Irecv");
+  check_mpi(MPI_Irecv(data, as_int(bytes, "MPI_Irecv"), MPI_BYTE, peer, tag == kAnyTag ? MPI_ANY_TAG : tag,
+                      comm_.get(), &request),
+            "MPI_Irecv");
   return std::make_unique<MpiTransfer>(request, true);
 }
 

@@ -27,6 +27,12 @@ class NcclTransfer final : public Transfer {
   NcclTransfer(const NcclTransfer&) = delete;
   NcclTransfer& operator=(const NcclTransfer&) = delete;
   void wait() override { cuda::check(cudaStreamWaitEvent(cuda::context().compute(), done_, 0), "cudaStreamWaitEvent"); }
+  bool test() override {
+    const cudaError_t status = cudaEventQuery(done_);
+    if (status == cudaErrorNotReady) return false;
+    cuda::check(status, "cudaEventQuery");
+    return true;
+  }
 
  private:
   cudaEvent_t done_ = nullptr;
@@ -85,7 +91,8 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclSend(data, bytes, ncclChar, peer, comm_, stream()), "ncclSend", comm_);
     return std::make_unique<NcclTransfer>(stream());
   }
-  std::unique_ptr<Transfer> irecv(void* data, size_t bytes, int peer, int) override {
+  std::unique_ptr<Transfer> irecv(void* data, size_t bytes, int peer, int tag) override {
+    if (tag == kAnyTag) throw Error("NCCL receives match by order: there is no receive of any tag");
     transfer_waits_for_compute();  // the buffer may still be read by compute queued earlier
     check_nccl(ncclRecv(data, bytes, ncclChar, peer, comm_, stream()), "ncclRecv", comm_);
     return std::make_unique<NcclTransfer>(stream());

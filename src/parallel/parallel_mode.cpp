@@ -1,8 +1,11 @@
 #include "ringtrain/parallel/parallel_mode.hpp"
 
+#include <algorithm>
+
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/parallel/data_parallel.hpp"
+#include "ringtrain/parallel/parameter_server.hpp"
 #include "ringtrain/parallel/pipeline_parallel.hpp"
 
 namespace ringtrain {
@@ -47,15 +50,36 @@ void average_tensor(Communicator& comm, Tensor& tensor) {
   tensor.copy_from(host);
 }
 
-std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world, Model& model,
-                                                 Device device, Loss& loss, Optimizer& optimizer,
-                                                 Timeline* timeline, std::ostream& warnings) {
-  if (config.mode != "sync") throw Error("unknown parallel mode '" + config.mode + "' (expected sync)");
-  if (config.pipeline.stages > 1 || config.pipeline.micro_batches > 1)
-    return std::make_unique<PipelineParallel>(config.pipeline, config.engine, world, model, device, loss, optimizer,
-                                              timeline, warnings);
-  model.to(device);
-  return std::make_unique<DataParallel>(world, model, loss, optimizer, config.engine, timeline, warnings);
+namespace {
+bool pipelined(const ParallelConfig& config) { return config.pipeline.stages > 1 || config.pipeline.micro_batches > 1; }
+}  // namespace
+
+DataShare data_share(const ParallelConfig& config, int rank, int world) {
+  if (config.mode == "ps") {
+    const int workers = world - config.ps.servers;
+    return {rank < workers ? rank : 0, std::max(workers, 1)};
+  }
+  if (pipelined(config)) {
+    const int replicas = std::max(world / std::max(config.pipeline.stages, 1), 1);
+    return {rank % replicas, replicas};
+  }
+  return {rank, world};
+}
+
+std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world,
+                                                 const ModeParts& parts) {
+  if (config.mode == "ps") {
+    check_parameter_servers(config, world.size());
+    return std::make_unique<ParameterServerMode>(config.ps, world, parts.model, parts.device, parts.loss,
+                                                 parts.optimizer_config, parts.steps_per_epoch, parts.timeline);
+  }
+  if (config.mode != "sync") throw Error("unknown --mode '" + config.mode + "' (expected sync or ps)");
+  if (pipelined(config))
+    return std::make_unique<PipelineParallel>(config.pipeline, config.engine, world, parts.model, parts.device,
+                                              parts.loss, parts.optimizer, parts.timeline, parts.warnings);
+  parts.model.to(parts.device);
+  return std::make_unique<DataParallel>(world, parts.model, parts.loss, parts.optimizer, config.engine,
+                                        parts.timeline, parts.warnings);
 }
 
 }  // namespace ringtrain

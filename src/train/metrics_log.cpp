@@ -4,11 +4,13 @@
 
 namespace ringtrain {
 
-MetricsLog::MetricsLog(const std::string& path, const std::string& metric) {
+MetricsLog::MetricsLog(const std::string& path, const std::string& metric, const std::vector<std::string>& extra) {
   if (path.empty()) return;
   out_.open(path);
   if (!out_) throw Error("cannot write metrics file '" + path + "' (is the directory there and writable?)");
-  out_ << "epoch,step,lr,train_loss,train_" << metric << ",val_loss,val_" << metric << ",images_per_s,seconds\n";
+  out_ << "epoch,step,lr,train_loss,train_" << metric << ",val_loss,val_" << metric << ",images_per_s,seconds";
+  for (const std::string& column : extra) out_ << ',' << column;
+  out_ << '\n';
   out_.flush();
 }
 
@@ -17,7 +19,9 @@ void MetricsLog::write(const EpochRecord& r) {
   out_ << r.epoch << ',' << r.step << ',' << r.lr << ',' << r.train.loss() << ',' << r.train.metric() << ',';
   if (r.val.samples) out_ << r.val.loss() << ',' << r.val.metric();
   else out_ << ',';
-  out_ << ',' << r.images_per_s << ',' << r.seconds << '\n';
+  out_ << ',' << r.images_per_s << ',' << r.seconds;
+  for (const std::string& value : r.extra) out_ << ',' << value;
+  out_ << '\n';
   out_.flush();
 }
 

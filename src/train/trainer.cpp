@@ -7,12 +7,14 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
+#include "ringtrain/parallel/parameter_server.hpp"
 #include "ringtrain/parallel/pipeline_parallel.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/device_choice.hpp"
@@ -32,6 +34,24 @@ std::string format_score(const std::string& prefix, const Score& s, const std::s
                 s.metric());
   return buf;
 }
+
+// This rank's training batches, pass after pass over its share of the data (pass k shuffled by seed and k).
+class BatchStream {
+ public:
+  explicit BatchStream(DeviceBatches& batches) : batches_(batches) {}
+  // The next batch of the current pass, or null at its end; the call after that starts the next pass.
+  const Batch* next() {
+    if (!started_) batches_.start_epoch(pass_), started_ = true;
+    const Batch* batch = batches_.next();
+    if (!batch) started_ = false, ++pass_;
+    return batch;
+  }
+
+ private:
+  DeviceBatches& batches_;
+  int64_t pass_ = 0;
+  bool started_ = false;
+};
 
 // Per-layer forward and backward spans on the training row of the timeline.
 class LayerSpans final : public LayerObserver {
@@ -79,6 +99,59 @@ std::string pipeline_utilisation(PipelineParallel& pipeline, const PipelineConfi
                 sums[1] > 0.0 ? 100.0 * sums[0] / sums[1] : 0.0, config.micro_batches, config.stages,
                 100.0 * m / (m + p - 1.0));
   return line;
+}
+
+std::vector<std::string> ps_metric_columns() {
+  return {"ps_updates", "ps_staleness_mean", "ps_staleness_max", "ps_staleness_hist", "ps_pull_ms", "ps_push_ms",
+          "ps_server_busy"};
+}
+
+// "  parameter servers: ranks 2..3 (2 servers), 2 workers x batch 64, staleness bound 0 (synchronous)"
+std::string ps_description(const PsConfig& ps, int workers, int64_t batch) {
+  return "  parameter servers: " +
+         (ps.servers == 1 ? "rank " + std::to_string(workers)
+                          : "ranks " + std::to_string(workers) + ".." + std::to_string(workers + ps.servers - 1)) +
+         ", " + std::to_string(workers) + " worker" + (workers == 1 ? "" : "s") + " x batch " + std::to_string(batch) +
+         ", staleness bound " + std::to_string(ps.staleness) + (ps.staleness == 0 ? " (synchronous)\n" : "\n");
+}
+
+// The staleness histogram in power-of-two bins: "0:944 1:243 2-3:313 4-7:187".
+std::string staleness_bins(const std::map<int64_t, int64_t>& histogram) {
+  std::map<int64_t, int64_t> bins;  // first value of the bin -> updates
+  for (const auto& [staleness, n] : histogram) {
+    int64_t first = staleness == 0 ? 0 : 1;
+    while (first > 0 && first * 2 <= staleness) first *= 2;
+    bins[first] += n;
+  }
+  std::string text;
+  for (const auto& [first, n] : bins)
+    text += (text.empty() ? "" : " ") + std::to_string(first) +
+            (first > 1 ? "-" + std::to_string(2 * first - 1) : std::string()) + ":" + std::to_string(n);
+  return text;
+}
+
+// The epoch's line, and its metrics columns (ps_metric_columns) into `columns`.
+std::string ps_report(const PsStats& s, const PsConfig& ps, std::vector<std::string>& columns) {
+  double sum = 0.0;
+  int64_t count = 0, worst = 0;
+  for (const auto& [staleness, n] : s.staleness)
+    sum += static_cast<double>(staleness * n), count += n, worst = std::max(worst, staleness);
+  const std::string hist = staleness_bins(s.staleness);
+  const double mean = count ? sum / static_cast<double>(count) : 0.0;
+  const double pull_ms = s.pulls ? 1e3 * s.pull_s / static_cast<double>(s.pulls) : 0.0;
+  const double push_ms = s.pushes ? 1e3 * s.push_s / static_cast<double>(s.pushes) : 0.0;
+  const double busy = s.wall_s > 0.0 ? s.busy_s / s.wall_s : 0.0;
+  char buf[64];
+  auto num = [&](const char* format, double v) {
+    std::snprintf(buf, sizeof buf, format, v);
+    return std::string(buf);
+  };
+  columns = {std::to_string(s.updates), num("%.3f", mean), std::to_string(worst), hist, num("%.3f", pull_ms),
+             num("%.3f", push_ms), num("%.3f", busy)};
+  return "  ps: " + std::to_string(s.updates) + " updates, staleness mean " + num("%.2f", mean) + " max " +
+         std::to_string(worst) + " (bound " + std::to_string(ps.staleness) + ") [" + hist + "], pull " +
+         num("%.2f", pull_ms) + " ms, push " + num("%.2f", push_ms) + " ms, servers busy " + num("%.0f", 100 * busy) +
+         "%\n";
 }
 
 ShardSet open_train_set(const DataSources& data) {
@@ -142,7 +215,9 @@ void Trainer::open() {
   if (config_.batch % pipeline.micro_batches != 0)
     throw Error("--batch " + std::to_string(config_.batch) + " is not divisible by --micro-batches " +
                 std::to_string(pipeline.micro_batches));
-  device_ = start_device(config_.device);
+  const bool serving = config_.parallel.mode == "ps" && world_.rank() >= world_.size() - config_.parallel.ps.servers;
+  if (config_.parallel.mode == "ps") check_parameter_servers(config_.parallel, world_.size());
+  device_ = serving ? Device::cpu : start_device(config_.device);  // parameter servers work on the host
   loss_ = make_loss(meta.classification(), device_);
   optimizer_ = make_optimizer(config_.optimizer, device_);
 }
@@ -188,13 +263,18 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--micro-batches", std::to_string(pipe.micro_batches)},
           {"--schedule", pipe.schedule},
           {"--split", split},
-          {"--device", device_name(device_)},
+          {"--ps-servers", std::to_string(config_.parallel.ps.servers)},
+          {"--staleness", std::to_string(config_.parallel.ps.staleness)},
+          {"--device", config_.parallel.mode == "ps" ? config_.device.kind : device_name(device_)},
           {"--precision", precision_name(config_.device.precision)},
           {"--allreduce", gradient_backend()},
           {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
 }
 
-std::string Trainer::gradient_backend() const { return device_ == Device::cuda ? "nccl" : world_.backend(); }
+std::string Trainer::gradient_backend() const {
+  if (config_.parallel.mode == "ps") return "parameter servers";
+  return device_ == Device::cuda ? "nccl" : world_.backend();
+}
 
 std::string Trainer::device_description() const {
   if (device_ == Device::cpu) return std::to_string(config_.threads) + " threads";
@@ -232,15 +312,7 @@ std::unique_ptr<BatchLoader> Trainer::eval_loader(const ShardSet& split, DataSha
 
 TrainResult Trainer::run(std::ostream& log) {
   set_compute_threads(config_.threads);
-  std::unique_ptr<Timeline> timeline;
-  if (!config_.timeline.empty()) {
-    world_.barrier();  // one time origin for every rank
-    timeline = std::make_unique<Timeline>();
-  }
-  LayerSpans layer_spans(*model_, timeline.get());
-  const std::unique_ptr<ParallelMode> mode = make_parallel_mode(config_.parallel, world_, *model_, device_, *loss_,
-                                                                *optimizer_, timeline.get(), std::cerr);
-  const DataShare share = mode->data_share();
+  const DataShare share = data_share(config_.parallel, world_.rank(), world_.size());
   const int ranks = world_.size(), replicas = share.replicas;
   LoaderConfig lc;
   lc.batch = config_.batch;
@@ -258,39 +330,68 @@ TrainResult Trainer::run(std::ostream& log) {
                           (replicas > 1 ? " (" + std::to_string(replicas) + " replicas x --batch " +
                                               std::to_string(config_.batch) + ")"
                                         : std::string()));
+  std::unique_ptr<Timeline> timeline;
+  if (!config_.timeline.empty()) {
+    world_.barrier();  // one time origin for every rank
+    timeline = std::make_unique<Timeline>();
+  }
+  LayerSpans layer_spans(*model_, timeline.get());
+  const std::unique_ptr<ParallelMode> mode = make_parallel_mode(
+      config_.parallel, world_,
+      {*model_, device_, *loss_, *optimizer_, config_.optimizer, steps_per_epoch, timeline.get(), std::cerr});
+  auto* pipeline = dynamic_cast<PipelineParallel*>(mode.get());
+  auto* servers = dynamic_cast<ParameterServerMode*>(mode.get());
   const LrSchedule lr = schedule(steps_per_epoch, replicas);
   auto val_loader = val_set_ ? eval_loader(*val_set_, share) : nullptr;
   const std::string metric = loss_->metric_name();
-  MetricsLog metrics(world_.rank() == 0 ? config_.metrics_csv : "", metric);
+  MetricsLog metrics(world_.rank() == 0 ? config_.metrics_csv : "", metric,
+                     servers ? ps_metric_columns() : std::vector<std::string>{});
 
   log << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
       << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
       << train_set_->shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
-      << (replicas > 1 ? " x " + std::to_string(replicas) + (replicas == ranks ? " ranks (" : " replicas (") +
-                             gradient_backend() + " allreduce)"
-                       : std::string())
+      << (replicas > 1 && !servers ? " x " + std::to_string(replicas) + (replicas == ranks ? " ranks (" : " replicas (") +
+                                         gradient_backend() + " allreduce)"
+                                   : std::string())
       << ", " << device_description() << std::endl;
-  auto* pipeline = dynamic_cast<PipelineParallel*>(mode.get());
   if (pipeline) log << pipeline_description(*pipeline, config_.parallel.pipeline, *model_);
+  if (servers) log << ps_description(config_.parallel.ps, replicas, config_.batch);
 
   TrainResult result;
   int64_t step = 0;
+  BatchStream stream(train_batches);
   const Clock::time_point start = Clock::now();
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch + 1;
     const Clock::time_point epoch_start = Clock::now();
-    train_batches.start_epoch(epoch);
     Score mine;
-    while (const Batch* batch = train_batches.next()) {
-      rec.lr = lr.at(step);
-      mode->train_step(*batch, static_cast<float>(rec.lr));
-      ++step;
-      if (config_.log_every > 0 && step % config_.log_every == 0) {
-        mine += loss_->take_score();  // on a GPU: waits for the step
-        log << "  step " << step << "  " << format_score("", mode->sum_over_ranks(mine), metric) << std::endl;
+    bool out_of_steps = false;
+    if (!mode->reads_data()) mode->serve_epoch();
+    else {
+      while (mode->begin_step()) {
+        const Batch* batch = stream.next();
+        if (!batch) {  // this rank's pass over its data is done
+          if (mode->epoch_ends_with_data()) break;
+          batch = stream.next();  // the epoch goes on into the next pass
+        }
+        rec.lr = lr.at(step);
+        if (world_.rank() == config_.straggler_rank)  // a slow worker, for studies
+          std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(config_.straggler_ms));
+        mode->train_step(*batch, static_cast<float>(rec.lr));
+        ++step;
+        if (config_.log_every > 0 && step % config_.log_every == 0) {
+          mine += loss_->take_score();  // on a GPU: waits for the step
+          // Ranks out of step cannot sum at every step: then rank 0 reports its own running loss.
+          log << "  step " << step << "  "
+              << format_score("", mode->steps_in_lockstep() ? mode->sum_over_ranks(mine) : mine, metric) << std::endl;
+        }
+        if (config_.max_steps > 0 && step >= config_.max_steps) {
+          out_of_steps = true;
+          break;
+        }
       }
-      if (config_.max_steps > 0 && step >= config_.max_steps) break;
+      mode->end_epoch();
     }
     mine += loss_->take_score();
     rec.train = mode->sum_over_ranks(mine);
@@ -300,14 +401,19 @@ TrainResult Trainer::run(std::ostream& log) {
     if (val_loader) rec.val = mode->sum_over_ranks(mode->evaluate(*val_loader));
     rec.step = step;
     rec.seconds = seconds_since(start);
+    std::string report;
+    if (pipeline && device_ == Device::cpu) report = pipeline_utilisation(*pipeline, config_.parallel.pipeline, world_);
+    if (servers) report = ps_report(servers->epoch_report(), config_.parallel.ps, rec.extra);
     metrics.write(rec);
     char tail[96];
     std::snprintf(tail, sizeof tail, "  %.0f img/s  %.1f s", rec.images_per_s, rec.seconds);
     log << "epoch " << rec.epoch << "/" << config_.epochs << "  " << format_score("", rec.train, metric)
-        << (rec.val.samples ? "  " + format_score("val_", rec.val, metric) : "") << tail << std::endl;
-    if (pipeline && device_ == Device::cpu) log << pipeline_utilisation(*pipeline, config_.parallel.pipeline, world_);
+        << (rec.val.samples ? "  " + format_score("val_", rec.val, metric) : "") << tail << std::endl
+        << report;
     result.epochs.push_back(rec);
-    if (config_.max_steps > 0 && step >= config_.max_steps) break;
+    // Ranks out of step may stop at different epochs: any rank's stop is everyone's.
+    if (!mode->steps_in_lockstep()) out_of_steps = agree_any(world_, out_of_steps);
+    if (out_of_steps) break;
   }
   result.steps = step;
   if (test_set_) {

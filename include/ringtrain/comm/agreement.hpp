@@ -17,4 +17,7 @@ void raise_if_any_failed(Communicator& comm, const std::string& failure);
 // Throws CollectiveError naming the first setting that differs and the ranks' values.
 void check_same_on_all_ranks(Communicator& comm, const std::vector<std::pair<std::string, std::string>>& settings);
 
+// Collective: whether any rank says yes.
+bool agree_any(Communicator& comm, bool mine);
+
 }  // namespace ringtrain

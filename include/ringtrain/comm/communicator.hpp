@@ -23,7 +23,14 @@ class Transfer {
  public:
   virtual ~Transfer() = default;
   virtual void wait() = 0;
+  // Whether it has finished, without waiting (a device backend: whether the GPU has run it).
+  virtual bool test() = 0;
+  // A finished receive's message tag (what irecv with kAnyTag took); -1 for sends.
+  virtual int tag() const { return -1; }
 };
+
+// irecv's tag for "the next message from that peer, whatever its tag" (host backends).
+inline constexpr int kAnyTag = -1;
 
 class Communicator {
  public:

@@ -64,11 +64,10 @@ class MpiCommunicator final : public Communicator {
 
 // Throws Error("<what> failed: <MPI's message>") unless rc is MPI_SUCCESS.
 void check_mpi(int rc, const char* what);
-// Waits for the requests without hogging the core: polls, and after `spin` naps between polls, so a rank
-// that waits for a slow peer leaves its core to the training thread (MPI's own waits spin at 100%). Small
-// collectives, which may wait for a peer still computing, spin briefly; the ring's transfers, which start
-// only once every rank has agreed to run them, spin longer.
-void wait_requests(MPI_Request* requests, int count,
-                   std::chrono::microseconds spin = std::chrono::microseconds(20));
+// Waits for the requests without hogging the core (Backoff): a rank that waits for a slow peer leaves its
+// core to the training thread. Small collectives, which may wait for a peer still computing, spin briefly;
+// the ring's transfers, which start only once every rank has agreed to run them, spin longer.
+void wait_requests(MPI_Request* requests, int count, std::chrono::microseconds spin = std::chrono::microseconds(20),
+                   MPI_Status* statuses = MPI_STATUSES_IGNORE);
 
 }  // namespace ringtrain

@@ -22,7 +22,6 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override {}  // every rank holds the whole model, the same after sync_buffers
-  DataShare data_share() const override { return {world_.rank(), world_.size()}; }
 
  private:
   void backward_end(size_t layer) override;

@@ -1,7 +1,12 @@
 // How ranks share one training job. A mode owns the step: the trainer hands it this rank's batch and the
 // learning rate, and the mode does forward, backward, whatever exchange between ranks it needs, and the
-// update. Synchronous data parallel (data_parallel.hpp) and pipeline model parallel with its data-parallel
-// hybrid (pipeline_parallel.hpp).
+// update. Synchronous data parallel (data_parallel.hpp), pipeline model parallel with its data-parallel
+// hybrid (pipeline_parallel.hpp), and asynchronous parameter servers (parameter_server.hpp).
+//
+// The trainer drives an epoch the same way in every mode:
+//   reads_data():  while (begin_step()) { batch = next batch; train_step(batch, lr); }  end_epoch();
+//   otherwise:     serve_epoch();   (a parameter server)
+// then the collectives every rank takes part in: sum_over_ranks, sync_buffers, evaluate.
 #pragma once
 #include <iosfwd>
 #include <memory>
@@ -18,17 +23,26 @@
 
 namespace ringtrain {
 
+struct PsConfig {
+  int servers = 1;         // K: the last K ranks serve, the others work
+  int staleness = 0;       // S: a worker runs at most S steps ahead of the slowest (0: synchronous)
+  double timeout_s = 30.0; // a worker or server silent this long while others wait for it stops the job
+};
+
 struct ParallelConfig {
-  std::string mode = "sync";  // sync: data parallel, gradients averaged every step
+  std::string mode = "sync";  // sync: gradients averaged every step | ps: parameter servers
   EngineConfig engine;
-  PipelineConfig pipeline;    // more than one stage or micro-batch: the pipeline (and hybrid) mode
+  PipelineConfig pipeline;    // sync with more than one stage or micro-batch: the pipeline (and hybrid) mode
+  PsConfig ps;
 };
 
 // Which share of the data a rank reads: the model's replicas split the global batch between them (the
-// loader's rank and world); the ranks of one replica (pipeline stages) read the same batches.
+// loader's rank and world); the ranks of one replica (pipeline stages) read the same batches. Parameter
+// servers read none (they are given worker 0's share, to count its steps).
 struct DataShare {
   int replica = 0, replicas = 1;
 };
+DataShare data_share(const ParallelConfig& config, int rank, int world);
 
 class ParallelMode {
  public:
@@ -36,6 +50,15 @@ class ParallelMode {
   // One optimisation step on this rank's share of the global batch (on the model's device). The score goes
   // to the loss's running score (Loss::take_score).
   virtual void train_step(const Batch& batch, float lr) = 0;
+  // The epoch protocol above. Defaults: every rank trains, in lockstep, one pass over its data an epoch.
+  virtual bool reads_data() const { return true; }
+  virtual bool begin_step() { return true; }  // false: the epoch is over before this step
+  virtual void end_epoch() {}
+  virtual void serve_epoch() {}
+  // false: the epoch ends when begin_step says so, and a rank's data runs on into its next pass.
+  virtual bool epoch_ends_with_data() const { return true; }
+  // false: ranks are at different steps, so per-step collectives (progress lines) are not possible.
+  virtual bool steps_in_lockstep() const { return true; }
   // Collective over the ranks that read the same batches: scores every batch `loader` gives, in evaluation
   // mode. Returns this rank's part (zero on ranks that compute no loss); the loss's score must be empty.
   virtual Score evaluate(BatchLoader& loader) = 0;
@@ -45,7 +68,6 @@ class ParallelMode {
   virtual void sync_buffers() = 0;
   // Collective, before rank 0 saves: rank 0's model then holds every layer's trained parameters and buffers.
   virtual void gather_model() = 0;
-  virtual DataShare data_share() const = 0;
 };
 
 // Scores every batch `loader` gives, in evaluation mode, on the model's device (the whole model, one rank).
@@ -58,11 +80,22 @@ Score sum_scores(Communicator& comm, const Score& mine);
 void broadcast_tensor(Communicator& comm, Tensor& tensor, int root);
 void average_tensor(Communicator& comm, Tensor& tensor);
 
-// Collective. world: every rank of the job; the mode takes communicators of its own from it. `model` is
-// on the host; the mode moves what this rank runs of it to `device` (loss and optimizer are made for that
-// device). Stall warnings go to `warnings`. Throws Error for an unknown mode or a pipeline that cannot run.
-std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world, Model& model,
-                                                 Device device, Loss& loss, Optimizer& optimizer,
-                                                 Timeline* timeline, std::ostream& warnings);
+// What a mode is made of. `model` is on the host; the mode moves what this rank runs of it to `device`
+// (loss and optimizer are made for that device; parameter servers make their own from optimizer_config).
+struct ModeParts {
+  Model& model;
+  Device device;
+  Loss& loss;
+  Optimizer& optimizer;
+  const OptimizerConfig& optimizer_config;
+  int64_t steps_per_epoch;  // of a rank's data share
+  Timeline* timeline;
+  std::ostream& warnings;   // stall warnings
+};
+
+// Collective. world: every rank of the job; the mode takes communicators of its own from it. Throws Error
+// for an unknown mode or a layout that cannot run.
+std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world,
+                                                 const ModeParts& parts);
 
 }  // namespace ringtrain

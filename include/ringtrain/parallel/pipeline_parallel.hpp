@@ -34,7 +34,6 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override;
-  DataShare data_share() const override { return {replica_, replicas_}; }
 
   int stage() const { return stage_; }
   LayerRange layers() const { return layers_; }

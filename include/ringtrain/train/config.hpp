@@ -49,6 +49,8 @@ struct TrainConfig {
   std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
   std::string allreduce = "ring";  // the world communicator's: ring | mpi (the CLI builds it)
   DeviceConfig device;
+  int straggler_rank = -1;    // this rank sleeps straggler_ms before every step (studies of slow workers)
+  double straggler_ms = 0.0;
 };
 
 struct EvalConfig {

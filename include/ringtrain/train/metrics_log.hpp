@@ -3,6 +3,7 @@
 #pragma once
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "ringtrain/nn/loss.hpp"
 
@@ -13,11 +14,14 @@ struct EpochRecord {
   double lr = 0.0;
   Score train, val;  // val.samples == 0: no validation split
   double images_per_s = 0.0, seconds = 0.0;
+  std::vector<std::string> extra;  // the mode's own columns (MetricsLog's extra_columns), in order
 };
 
 class MetricsLog {
  public:
-  MetricsLog(const std::string& path, const std::string& metric_name);  // "" = disabled
+  // path "" = disabled. extra_columns: a mode's own figures (parameter servers: staleness, latency, load).
+  MetricsLog(const std::string& path, const std::string& metric_name,
+             const std::vector<std::string>& extra_columns = {});
   void write(const EpochRecord& record);
 
  private:

@@ -1,0 +1,90 @@
+// Asynchronous parameter servers with bounded staleness (stale-synchronous parallel, Ho et al. 2013).
+// The last K ranks are servers: each owns a contiguous shard of the flat parameter vector (all parameters in
+// model order) and runs the optimizer for it. The other W ranks are workers: each step a worker pulls the
+// parameters from every server, computes the gradient of its batch (its loss scaled by 1/W) and pushes each
+// server its shard of it. A server answers a pull for step t only once every worker still in the epoch has
+// pushed step t - S - 1 (its staleness bound S); the staleness of that step is how many steps the slowest
+// worker is behind. With S = 0 a server sums each round's W gradients and applies them as one step, which
+// is synchronous data parallel exactly; with S > 0 it applies every push as it arrives.
+//
+// An epoch ends when the servers have received an epoch's worth of pushes (W x the steps a worker's share
+// of the data makes): fast workers do more of them than slow ones, and a worker's data stream runs on into
+// its next pass. Non-blocking MPI throughout; each server serves from a progress thread.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ringtrain/parallel/parallel_mode.hpp"
+
+namespace ringtrain {
+
+namespace ps {
+class Server;
+}
+
+// What the servers and workers measured over an epoch (summed over the ranks by epoch_report()).
+struct PsStats {
+  int64_t updates = 0;                   // pushes applied
+  std::map<int64_t, int64_t> staleness;  // staleness -> updates
+  double busy_s = 0.0, wall_s = 0.0;     // servers: handling messages / all the time
+  double pull_s = 0.0, push_s = 0.0;     // workers: waiting for pulls (the bound included) / pushes
+  int64_t pulls = 0, pushes = 0;
+};
+
+// Throws Error naming the problem when `world` ranks cannot run config.ps: no room for a worker, S < 0, a
+// pipeline asked for as well.
+void check_parameter_servers(const ParallelConfig& config, int world);
+
+class ParameterServerMode final : public ParallelMode {
+ public:
+  // Collective; `config` has passed check_parameter_servers. Workers move the model to `device`; servers keep
+  // their shards on the host. steps_per_epoch: of a worker's share of the data.
+  ParameterServerMode(const PsConfig& config, Communicator& world, Model& model, Device device, Loss& loss,
+                      const OptimizerConfig& optimizer, int64_t steps_per_epoch, Timeline* timeline);
+  ~ParameterServerMode() override;  // workers say goodbye; servers wait for every goodbye
+
+  bool reads_data() const override { return !server_; }
+  bool begin_step() override;
+  void train_step(const Batch& batch, float lr) override;
+  void end_epoch() override;
+  void serve_epoch() override;
+  bool epoch_ends_with_data() const override { return false; }
+  bool steps_in_lockstep() const override { return false; }
+  Score evaluate(BatchLoader& loader) override;
+  Score sum_over_ranks(const Score& mine) override;
+  void sync_buffers() override;
+  void gather_model() override;
+
+  // Collective: this epoch's figures, summed over servers and workers, then reset.
+  PsStats epoch_report();
+  bool is_server() const { return server_ != nullptr; }
+  int64_t updates_applied() const;  // server: every push applied since the start
+  int64_t steps() const { return step_; }  // worker: steps pushed since the start
+  int64_t worst_staleness() const { return worst_staleness_; }  // worker: the largest it computed at
+
+ private:
+  bool pull(int64_t flags);  // false: a server said the epoch is over
+  void wait_for(Transfer& transfer, int server, const char* what);
+
+  PsConfig config_;
+  Communicator& world_;
+  Model& model_;
+  Loss& loss_;
+  Device device_;
+  Timeline* timeline_;
+  int workers_ = 1;
+  std::unique_ptr<Communicator> comm_;     // workers and servers
+  std::unique_ptr<Communicator> workers_comm_;  // workers only (BatchNorm statistics)
+  std::unique_ptr<ps::Server> server_;     // on a server rank
+  // Worker: messages to and from server k at k x header + begin of its shard (header, then the shard).
+  std::vector<float> pull_wire_, push_wire_;
+  std::vector<int64_t> shard_begin_;  // K + 1 boundaries of the flat vector
+  std::vector<Param*> params_;
+  int64_t step_ = 0, epoch_ = 0, staleness_ = 0, worst_staleness_ = 0;
+  float lr_ = 0.0f;
+  PsStats worker_stats_;
+};
+
+}  // namespace ringtrain

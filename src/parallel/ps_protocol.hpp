@@ -1,0 +1,37 @@
+// What workers and parameter servers say to each other (parameter_server.hpp). Every message starts with a
+// Header; pushes and replies carry the server's shard of the flat parameter vector after it. Messages go
+// over a communicator of the mode's own, tagged by kind; between two ranks they arrive in order.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace ringtrain::ps {
+
+enum Tag : int {
+  kPull = 1,      // worker -> server: parameters for the next step (or for evaluation)
+  kPush = 2,      // worker -> server: the gradient of a step, to apply once
+  kEndEpoch = 3,  // worker -> server: this worker's epoch is over
+  kBye = 4,       // worker -> server: this worker is done with the servers
+  kReply = 5,     // server -> worker: the answer to a pull
+};
+
+enum Flags : int64_t {
+  kEvaluate = 1,  // pull: now, whatever the staleness bound (evaluation, saving)
+  kStop = 2,      // reply: the epoch's updates are all in; no parameters follow
+};
+
+struct Header {
+  int64_t step = 0;       // pull: the step about to run; push: the step the gradient is of (worker-local count)
+  int64_t epoch = 0;      // pull, push, end of epoch: the worker's epoch
+  int64_t staleness = 0;  // reply: how many steps the slowest worker is behind; push: the same, echoed
+  int64_t flags = 0;
+  double lr = 0.0;        // push: the learning rate of the step
+};
+
+inline constexpr size_t kHeaderFloats = sizeof(Header) / sizeof(float);
+static_assert(sizeof(Header) % sizeof(float) == 0);
+
+// Server k of `servers` owns elements [shard_begin(k), shard_begin(k + 1)) of the flat parameter vector.
+inline int64_t shard_begin(int64_t total, int servers, int k) { return total * k / servers; }
+
+}  // namespace ringtrain::ps

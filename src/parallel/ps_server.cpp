@@ -1,0 +1,240 @@
+#include "ps_server.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include <mpi.h>
+
+#include "ringtrain/comm/backoff.hpp"
+#include "ringtrain/error.hpp"
+
+namespace ringtrain::ps {
+
+namespace {
+
+double seconds_between(Timeline::Clock::time_point a, Timeline::Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config,
+               const OptimizerConfig& optimizer, int workers, int index, int64_t updates_per_epoch,
+               Timeline* timeline)
+    : comm_(std::move(comm)), config_(config), workers_(workers), index_(index),
+      updates_per_epoch_(updates_per_epoch), timeline_(timeline), optimizer_(make_optimizer(optimizer)) {
+  // The shard: every parameter's overlap with [begin_, end_) of the flat vector, with its starting values.
+  const std::vector<NamedParam> params = model.named_params();
+  int64_t total = 0;
+  for (const NamedParam& p : params) total += p.param->value.numel();
+  begin_ = shard_begin(total, config.servers, index);
+  end_ = shard_begin(total, config.servers, index + 1);
+  int64_t offset = 0;
+  for (const NamedParam& p : params) {
+    const int64_t n = p.param->value.numel();
+    const int64_t lo = std::max(offset, begin_), hi = std::min(offset + n, end_);
+    if (lo < hi) {
+      Param slice{p.name, Tensor({hi - lo}), Tensor({hi - lo})};
+      std::memcpy(slice.value.data(), p.param->value.data() + (lo - offset), sizeof(float) * static_cast<size_t>(hi - lo));
+      shard_.push_back(std::move(slice));
+    }
+    offset += n;
+  }
+  for (Param& p : shard_) shard_ptrs_.push_back(&p);
+
+  const size_t message = kHeaderFloats + static_cast<size_t>(end_ - begin_);
+  inbox_.assign(static_cast<size_t>(workers), std::vector<float>(message));
+  outbox_.assign(static_cast<size_t>(workers), std::vector<float>(message));
+  receiving_.resize(static_cast<size_t>(workers));
+  replying_.resize(static_cast<size_t>(workers));
+  pushes_.assign(static_cast<size_t>(workers), 0);
+  ended_.assign(static_cast<size_t>(workers), 0);
+  heard_.assign(static_cast<size_t>(workers), Timeline::Clock::now());
+  thread_ = std::thread([this] { serve(); });
+}
+
+Server::~Server() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Server::serve() {
+  try {
+    for (int w = 0; w < workers_; ++w)
+      receiving_[static_cast<size_t>(w)] =
+          comm_->irecv(inbox_[static_cast<size_t>(w)].data(), sizeof(float) * inbox_[0].size(), w, kAnyTag);
+    Backoff backoff;
+    while (goodbyes_ < workers_) {
+      bool progress = false;
+      for (int w = 0; w < workers_; ++w) {
+        auto& receive = receiving_[static_cast<size_t>(w)];
+        if (!receive || !receive->test()) continue;
+        const Timeline::Clock::time_point begin = Timeline::Clock::now();
+        const int tag = receive->tag();
+        heard_[static_cast<size_t>(w)] = begin;
+        handle(w, tag, inbox_[static_cast<size_t>(w)].data());
+        // A worker sends its next message only after this one's answer, so the inbox is free again.
+        receive = tag == kBye ? nullptr
+                              : comm_->irecv(inbox_[static_cast<size_t>(w)].data(),
+                                             sizeof(float) * inbox_[0].size(), w, kAnyTag);
+        std::lock_guard lock(mu_);
+        stats_.busy_s += seconds_between(begin, Timeline::Clock::now());
+        progress = true;
+      }
+      if (progress) {
+        backoff.reset();
+      } else {
+        check_for_silent_workers();
+        backoff.idle();
+      }
+    }
+    for (auto& r : replying_)
+      if (r) r->wait();
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    error_ = std::current_exception();
+    epoch_ended_.notify_all();
+    // Workers may be waiting for this server and its training thread for a collective: nobody else can end
+    // the job.
+    try {
+      std::rethrow_exception(error_);
+    } catch (const std::exception& e) {
+      std::cerr << "ringtrain: error: rank " << comm_->rank() << " (parameter server " << index_ << "): " << e.what()
+                << std::endl;
+    }
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+}
+
+void Server::handle(int worker, int tag, const float* message) {
+  Header header;
+  std::memcpy(&header, message, sizeof header);
+  switch (tag) {
+    case kPull:
+      waiting_.push_back({worker, header});
+      break;
+    case kPush:
+      apply(worker, header, message + kHeaderFloats);
+      break;
+    case kEndEpoch: {
+      ended_[static_cast<size_t>(worker)] = header.epoch + 1;
+      std::lock_guard lock(mu_);
+      ++ended_count_[header.epoch];
+      epoch_ended_.notify_all();
+      break;
+    }
+    case kBye:
+      ++goodbyes_;
+      break;
+    default:
+      throw Error("unexpected message (tag " + std::to_string(tag) + ") from worker rank " + std::to_string(worker));
+  }
+  answer_pulls();  // a push or an end of epoch may release pulls that wait for the bound
+}
+
+void Server::apply(int worker, const Header& header, const float* gradient) {
+  const Timeline::Scope span(timeline_, Timeline::communication, "apply push of worker " + std::to_string(worker));
+  const bool whole_rounds = config_.staleness == 0;
+  int64_t offset = 0;
+  for (Param& p : shard_) {
+    float* g = p.grad.data();
+    const float* in = gradient + offset;
+    const int64_t n = p.grad.numel();
+    if (whole_rounds && round_pushes_ > 0)
+      for (int64_t i = 0; i < n; ++i) g[i] += in[i];
+    else
+      std::memcpy(g, in, sizeof(float) * static_cast<size_t>(n));
+    offset += n;
+  }
+  ++pushes_[static_cast<size_t>(worker)];
+  // Staleness 0: the round's W gradients (each already 1/W of the loss) make one step, as in data parallel.
+  // Otherwise every push is a step of its own.
+  if (!whole_rounds || ++round_pushes_ == workers_) {
+    optimizer_->step(shard_ptrs_, static_cast<float>(header.lr));
+    round_pushes_ = 0;
+  }
+  std::lock_guard lock(mu_);
+  ++updates_;
+  ++stats_.updates;
+  ++stats_.staleness[header.staleness];
+}
+
+void Server::answer_pulls() {
+  std::erase_if(waiting_, [this](const Pull& pull) { return answer(pull); });
+}
+
+bool Server::answer(const Pull& pull) {
+  Header reply_header;
+  reply_header.step = pull.header.step;
+  reply_header.epoch = pull.header.epoch;
+  if (pull.header.flags & kEvaluate) {
+    reply(pull.worker, reply_header, true);
+    return true;
+  }
+  int64_t total = 0;
+  for (int64_t n : pushes_) total += n;
+  if (total >= (pull.header.epoch + 1) * updates_per_epoch_) {  // the epoch's updates are all in
+    reply_header.flags = kStop;
+    reply(pull.worker, reply_header, false);
+    return true;
+  }
+  // The bound: every worker still in this epoch has pushed step t - S - 1 (t counts from 0).
+  int64_t slowest = pull.header.step;
+  for (int w = 0; w < workers_; ++w)
+    if (ended_[static_cast<size_t>(w)] <= pull.header.epoch) slowest = std::min(slowest, pushes_[static_cast<size_t>(w)]);
+  const int64_t staleness = pull.header.step - slowest;
+  if (staleness > config_.staleness) return false;
+  reply_header.staleness = staleness;
+  reply(pull.worker, reply_header, true);
+  return true;
+}
+
+void Server::reply(int worker, const Header& header, bool with_parameters) {
+  auto& sending = replying_[static_cast<size_t>(worker)];
+  if (sending) sending->wait();  // the worker has its previous answer: this completes at once
+  std::vector<float>& out = outbox_[static_cast<size_t>(worker)];
+  std::memcpy(out.data(), &header, sizeof header);
+  size_t floats = kHeaderFloats;
+  if (with_parameters) {
+    for (const Param& p : shard_) {
+      std::memcpy(out.data() + floats, p.value.data(), sizeof(float) * static_cast<size_t>(p.value.numel()));
+      floats += static_cast<size_t>(p.value.numel());
+    }
+  }
+  sending = comm_->isend(out.data(), sizeof(float) * floats, worker, kReply);
+}
+
+void Server::check_for_silent_workers() {
+  if (waiting_.empty()) return;
+  const Timeline::Clock::time_point now = Timeline::Clock::now();
+  for (int w = 0; w < workers_; ++w) {
+    if (ended_[static_cast<size_t>(w)] > waiting_.front().header.epoch) continue;  // out of this epoch
+    const double silent = seconds_between(heard_[static_cast<size_t>(w)], now);
+    const bool waited_on = std::any_of(waiting_.begin(), waiting_.end(), [&](const Pull& p) { return p.worker != w; });
+    if (waited_on && silent > config_.timeout_s)
+      throw Error("worker rank " + std::to_string(w) + " has sent nothing for " + std::to_string(static_cast<int>(silent)) +
+                  " s while other workers wait for it (--ps-timeout-s): it died or hangs");
+  }
+}
+
+void Server::wait_epoch_end(int64_t epoch) {
+  std::unique_lock lock(mu_);
+  epoch_ended_.wait(lock, [&] { return error_ || ended_count_[epoch] == workers_; });
+  if (error_) std::rethrow_exception(error_);
+}
+
+PsStats Server::take_stats() {
+  std::lock_guard lock(mu_);
+  const Timeline::Clock::time_point now = Timeline::Clock::now();
+  stats_.wall_s = seconds_between(stats_since_, now);
+  stats_since_ = now;
+  return std::exchange(stats_, PsStats{});
+}
+
+int64_t Server::updates() const {
+  std::lock_guard lock(mu_);
+  return updates_;
+}
+
+}  // namespace ringtrain::ps

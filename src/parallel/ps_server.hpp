@@ -1,0 +1,79 @@
+// One parameter server (parameter_server.hpp): owns a shard of the flat parameter vector and the optimizer
+// state for it, and serves the workers from a progress thread of its own, so that it answers pulls (for
+// evaluation or saving) while its training thread takes part in the job's collectives.
+#pragma once
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ringtrain/comm/communicator.hpp"
+#include "ringtrain/comm/timeline.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/parallel/parameter_server.hpp"
+#include "ps_protocol.hpp"
+
+namespace ringtrain::ps {
+
+class Server {
+ public:
+  // comm: the mode's communicator, workers 0..workers-1 and this server among the ranks after them.
+  // updates_per_epoch: pushes (over all workers) that make one epoch. Starts the progress thread.
+  Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config, const OptimizerConfig& optimizer,
+         int workers, int index, int64_t updates_per_epoch, Timeline* timeline);
+  ~Server();  // joins the thread (it ends once every worker has said goodbye)
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Blocks until every worker has ended `epoch` (or rethrows the progress thread's error).
+  void wait_epoch_end(int64_t epoch);
+  PsStats take_stats();
+  int64_t updates() const;  // every push applied so far
+
+ private:
+  struct Pull {
+    int worker;
+    Header header;
+  };
+  void serve();
+  void handle(int worker, int tag, const float* message);
+  void apply(int worker, const Header& header, const float* gradient);
+  void answer_pulls();
+  bool answer(const Pull& pull);  // false: it must wait (staleness bound)
+  void reply(int worker, const Header& header, bool with_parameters);
+  void check_for_silent_workers();
+
+  std::unique_ptr<Communicator> comm_;
+  PsConfig config_;
+  int workers_, index_;
+  int64_t begin_ = 0, end_ = 0;  // this shard of the flat parameter vector
+  int64_t updates_per_epoch_;
+  Timeline* timeline_;
+  std::vector<Param> shard_;  // each model parameter's slice that falls in this shard
+  std::vector<Param*> shard_ptrs_;
+  std::unique_ptr<Optimizer> optimizer_;
+  int round_pushes_ = 0;  // staleness 0: pushes of the current round summed so far
+
+  // Progress thread only.
+  std::vector<std::vector<float>> inbox_, outbox_;  // per worker
+  std::vector<std::unique_ptr<Transfer>> receiving_, replying_;
+  std::vector<Pull> waiting_;
+  std::vector<int64_t> pushes_;      // per worker
+  std::vector<int64_t> ended_;       // per worker: epochs ended
+  std::vector<Timeline::Clock::time_point> heard_;  // per worker: its last message
+  int goodbyes_ = 0;
+
+  mutable std::mutex mu_;  // guards what the training thread reads
+  std::condition_variable epoch_ended_;
+  std::map<int64_t, int> ended_count_;  // epoch -> workers that ended it
+  int64_t updates_ = 0;
+  PsStats stats_;
+  Timeline::Clock::time_point stats_since_ = Timeline::Clock::now();
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+}  // namespace ringtrain::ps

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Parameter servers on 3 ranks (2 workers, 1 server) when a rank dies or hangs mid-training: the job ends on
+# every rank with a non-zero exit and a message naming the rank, well within 30 s. Killed ranks (SIGKILL)
+# are named by the launcher; a rank that stops answering (SIGSTOP) is named by ringtrain's own watchdog
+# (--ps-timeout-s). Then bad parameter-server flags: one line, every rank exits, no hang.
+# usage: ps_failures.sh RINGTRAIN MPIRUN
+set -uo pipefail
+bin=$1 mpirun=$2
+dir=$(mktemp -d)
+trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the test shards"
+import sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+for name, n in (("train-00000.h5", 256), ("test-00000.h5", 64)):
+    y = rng.integers(0, 3, n)
+    x = (rng.normal(size=(n, 1, 4, 4)) + y[:, None, None, None]).astype(np.float32)
+    with h5py.File(f"{sys.argv[1]}/{name}", "w") as f:
+        f["x"] = x; f["y"] = y.astype(np.int64)
+        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
+PY
+train=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --batch 8 --mode ps)
+
+# pid_of RANK: the ringtrain process with that MPI rank (its launcher set OMPI_COMM_WORLD_RANK).
+pid_of() {
+  local p
+  for p in $(pgrep -f "$bin train --data $dir"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$p"; return; fi
+  done
+}
+
+# fault SIGNAL RANK EXPECTED_STDERR: a long run, the signal to one rank after it has started, then the job
+# must end within 30 s saying EXPECTED_STDERR.
+fault() {
+  local signal=$1 rank=$2 expected=$3
+  timeout 60 "$mpirun" --oversubscribe -np 3 "$bin" "${train[@]}" --epochs 100000 --straggler-rank 0 \
+    --straggler-ms 2 --ps-timeout-s 3 >"$dir/out" 2>"$dir/err" &
+  local job=$! pid="" waited=0
+  while [[ -z $pid ]] && ((waited < 100)); do sleep 0.1; ((++waited)); pid=$(pid_of "$rank"); done
+  [[ -n $pid ]] || fail "rank $rank never started"
+  sleep 2  # into training
+  kill "-$signal" "$pid"
+  local start=$SECONDS
+  wait "$job"
+  local rc=$? took=$((SECONDS - start))
+  [[ $rc != 0 && $rc != 124 ]] || fail "SIG$signal to rank $rank: exit code $rc (124 = hang)"
+  ((took <= 30)) || fail "SIG$signal to rank $rank: the job took $took s to end"
+  grep -q "$expected" "$dir/err" || fail "SIG$signal to rank $rank: stderr does not say '$expected': $(cat "$dir/err")"
+  echo "SIG$signal to rank $rank: ended in $took s: $(grep -m1 "$expected" "$dir/err")"
+}
+fault KILL 1 "rank 1"
+fault KILL 2 "rank 2"
+fault STOP 1 "worker rank 1 has sent nothing for 3 s"
+fault STOP 2 "parameter server rank 2 has not completed a pu[a-z]* for 3 s"
+
+expect_error() {  # expect_error RANKS MESSAGE ARGS...
+  local ranks=$1 message=$2
+  shift 2
+  timeout 60 "$mpirun" --oversubscribe -np "$ranks" "$bin" "${train[@]}" --epochs 1 "$@" >"$dir/out" 2>"$dir/err"
+  local rc=$?
+  [[ $rc != 0 && $rc != 124 ]] || fail "$*: exit code $rc (124 = hang)"
+  local errors
+  errors=$(grep -c '^ringtrain: error:' "$dir/err")
+  [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
+  grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
+}
+expect_error 2 "--ps-servers 2 leaves no worker among 2 ranks" --ps-servers 2
+expect_error 2 "--staleness must be at least 0, got -1" --staleness -1
+expect_error 2 "--mode ps does not combine with --pipeline-stages" --pipeline-stages 2
+echo "PASS"
