@@ -79,6 +79,11 @@ ParameterServerMode::ParameterServerMode(const PsConfig& config, Communicator& w
 
 ParameterServerMode::~ParameterServerMode() {
   if (server_) return;  // the server's destructor waits for every worker's goodbye
+  try {
+    finish_pushes();
+  } catch (const std::exception&) {
+    return;  // a server is gone: the job is ending with that error already
+  }
   const Header bye;
   for (int k = 0; k < config_.servers; ++k) comm_->send(&bye, sizeof bye, workers_ + k, ps::kBye);
 }
@@ -136,13 +141,22 @@ bool ParameterServerMode::begin_step() {
   return true;
 }
 
+void ParameterServerMode::finish_pushes() {
+  const Clock::time_point start = Clock::now();
+  for (size_t k = 0; k < pushing_.size(); ++k) wait_for(*pushing_[k], static_cast<int>(k), "push");
+  pushing_.clear();
+  worker_stats_.push_s += seconds_since(start);
+}
+
 void ParameterServerMode::train_step(const Batch& batch, float lr) {
   model_.zero_grad();
   loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
   model_.backward(loss_.backward(1.0f / static_cast<float>(workers_)));
 
+  // The previous step's push has long been received (the pull after it was answered), but its buffer is
+  // about to be refilled.
+  finish_pushes();
   const Timeline::Scope span(timeline_, Timeline::communication, "push");
-  const Clock::time_point start = Clock::now();
   Header header;
   header.step = step_;
   header.epoch = epoch_;
@@ -152,15 +166,14 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
     copy_bytes(push_wire_.data() + at, Device::cpu, p.grad.data() + offset, p.grad.device(),
                sizeof(float) * static_cast<size_t>(count));
   });
-  std::vector<std::unique_ptr<Transfer>> pushes;
+  // Sent without waiting: the next pull goes out behind it (messages between two ranks stay in order), and
+  // the server applies it before answering.
   for (int k = 0; k < config_.servers; ++k) {
     float* message = push_wire_.data() + static_cast<size_t>(k) * kHeaderFloats + static_cast<size_t>(shard_begin_[k]);
     std::memcpy(message, &header, sizeof header);
     const size_t floats = kHeaderFloats + static_cast<size_t>(shard_begin_[k + 1] - shard_begin_[k]);
-    pushes.push_back(comm_->isend(message, sizeof(float) * floats, workers_ + k, ps::kPush));
+    pushing_.push_back(comm_->isend(message, sizeof(float) * floats, workers_ + k, ps::kPush));
   }
-  for (int k = 0; k < config_.servers; ++k) wait_for(*pushes[static_cast<size_t>(k)], k, "push");
-  worker_stats_.push_s += seconds_since(start);
   ++worker_stats_.pushes;
   ++step_;
 }

@@ -29,7 +29,7 @@ struct PsStats {
   int64_t updates = 0;                   // pushes applied
   std::map<int64_t, int64_t> staleness;  // staleness -> updates
   double busy_s = 0.0, wall_s = 0.0;     // servers: handling messages / all the time
-  double pull_s = 0.0, push_s = 0.0;     // workers: waiting for pulls (the bound included) / pushes
+  double pull_s = 0.0, push_s = 0.0;     // workers: blocked on pulls (the bound included) / on pushes
   int64_t pulls = 0, pushes = 0;
 };
 
@@ -67,6 +67,7 @@ class ParameterServerMode final : public ParallelMode {
  private:
   bool pull(int64_t flags);  // false: a server said the epoch is over
   void wait_for(Transfer& transfer, int server, const char* what);
+  void finish_pushes();  // waits for the last step's pushes (their buffer is reused)
 
   PsConfig config_;
   Communicator& world_;
@@ -80,6 +81,7 @@ class ParameterServerMode final : public ParallelMode {
   std::unique_ptr<ps::Server> server_;     // on a server rank
   // Worker: messages to and from server k at k x header + begin of its shard (header, then the shard).
   std::vector<float> pull_wire_, push_wire_;
+  std::vector<std::unique_ptr<Transfer>> pushing_;  // the last step's pushes, one per server
   std::vector<int64_t> shard_begin_;  // K + 1 boundaries of the flat vector
   std::vector<Param*> params_;
   int64_t step_ = 0, epoch_ = 0, staleness_ = 0, worst_staleness_ = 0;
