@@ -205,14 +205,18 @@ void Server::reply(int worker, const Header& header, bool with_parameters) {
   sending = comm_->isend(out.data(), sizeof(float) * floats, worker, kReply);
 }
 
+// Another worker waits for w when the bound holds its pull, or when it has ended an epoch that w has not
+// (it waits for w at the epoch's end). A worker silent that long while waited for has died or hangs.
 void Server::check_for_silent_workers() {
-  if (waiting_.empty()) return;
   const Timeline::Clock::time_point now = Timeline::Clock::now();
+  const int64_t newest_end = *std::max_element(ended_.begin(), ended_.end());
   for (int w = 0; w < workers_; ++w) {
-    if (ended_[static_cast<size_t>(w)] > waiting_.front().header.epoch) continue;  // out of this epoch
+    const bool behind = ended_[static_cast<size_t>(w)] < newest_end;
+    const bool holding = std::any_of(waiting_.begin(), waiting_.end(), [&](const Pull& p) {
+      return p.worker != w && ended_[static_cast<size_t>(w)] <= p.header.epoch;  // w is in that pull's epoch
+    });
     const double silent = seconds_between(heard_[static_cast<size_t>(w)], now);
-    const bool waited_on = std::any_of(waiting_.begin(), waiting_.end(), [&](const Pull& p) { return p.worker != w; });
-    if (waited_on && silent > config_.timeout_s)
+    if ((behind || holding) && silent > config_.timeout_s)
       throw Error("worker rank " + std::to_string(w) + " has sent nothing for " + std::to_string(static_cast<int>(silent)) +
                   " s while other workers wait for it (--ps-timeout-s): it died or hangs");
   }
