@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <sstream>
 
 #include "ps_protocol.hpp"
@@ -78,13 +79,11 @@ ParameterServerMode::ParameterServerMode(const PsConfig& config, Communicator& w
 }
 
 ParameterServerMode::~ParameterServerMode() {
-  if (server_) return;  // the server's destructor waits for every worker's goodbye
-  try {
-    finish_pushes();
-  } catch (const std::exception&) {
-    return;  // a server is gone: the job is ending with that error already
-  }
-  const Header bye;
+  // A server's destructor waits for every worker's goodbye. On the way out of an error the job is ending
+  // (the error is about to abort it): say nothing, wait for nothing.
+  if (server_ || std::uncaught_exceptions() > 0) return;
+  finish_pushes();
+  const Header bye{};
   for (int k = 0; k < config_.servers; ++k) comm_->send(&bye, sizeof bye, workers_ + k, ps::kBye);
 }
 
@@ -105,7 +104,7 @@ void ParameterServerMode::wait_for(Transfer& transfer, int server, const char* w
 bool ParameterServerMode::pull(int64_t flags) {
   const Timeline::Scope span(timeline_, Timeline::communication, "pull");
   const Clock::time_point start = Clock::now();
-  Header request;
+  Header request{};
   request.step = step_;
   request.epoch = epoch_;
   request.flags = flags;
@@ -120,7 +119,7 @@ bool ParameterServerMode::pull(int64_t flags) {
   staleness_ = 0;
   for (int k = 0; k < config_.servers; ++k) {
     wait_for(*replies[static_cast<size_t>(k)], k, "pull");
-    Header reply;
+    Header reply{};
     std::memcpy(&reply, pull_wire_.data() + static_cast<size_t>(k) * kHeaderFloats + shard_begin_[k], sizeof reply);
     stop = stop || (reply.flags & ps::kStop);
     staleness_ = std::max(staleness_, reply.staleness);
@@ -157,7 +156,7 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   // about to be refilled.
   finish_pushes();
   const Timeline::Scope span(timeline_, Timeline::communication, "push");
-  Header header;
+  Header header{};
   header.step = step_;
   header.epoch = epoch_;
   header.staleness = staleness_;
@@ -179,7 +178,7 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
 }
 
 void ParameterServerMode::end_epoch() {
-  Header header;
+  Header header{};
   header.epoch = epoch_++;
   for (int k = 0; k < config_.servers; ++k) comm_->send(&header, sizeof header, workers_ + k, ps::kEndEpoch);
 }

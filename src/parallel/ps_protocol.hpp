@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace ringtrain::ps {
 
@@ -20,16 +21,17 @@ enum Flags : int64_t {
   kStop = 2,      // reply: the epoch's updates are all in; no parameters follow
 };
 
+// Plain bytes on the wire (trivial, so it is copied with memcpy): value-initialise it, Header h{}.
 struct Header {
-  int64_t step = 0;       // pull: the step about to run; push: the step the gradient is of (worker-local count)
-  int64_t epoch = 0;      // pull, push, end of epoch: the worker's epoch
-  int64_t staleness = 0;  // reply: how many steps the slowest worker is behind; push: the same, echoed
-  int64_t flags = 0;
-  double lr = 0.0;        // push: the learning rate of the step
+  int64_t step;       // pull: the step about to run; push: the step the gradient is of (worker-local count)
+  int64_t epoch;      // pull, push, end of epoch: the worker's epoch
+  int64_t staleness;  // reply: how many steps the slowest worker is behind; push: the same, echoed
+  int64_t flags;
+  double lr;          // push: the learning rate of the step
 };
 
 inline constexpr size_t kHeaderFloats = sizeof(Header) / sizeof(float);
-static_assert(sizeof(Header) % sizeof(float) == 0);
+static_assert(sizeof(Header) % sizeof(float) == 0 && std::is_trivial_v<Header>);
 
 // Server k of `servers` owns elements [shard_begin(k), shard_begin(k + 1)) of the flat parameter vector.
 inline int64_t shard_begin(int64_t total, int servers, int k) { return total * k / servers; }

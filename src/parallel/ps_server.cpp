@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <iostream>
 
 #include <mpi.h>
@@ -56,6 +57,7 @@ Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig&
 }
 
 Server::~Server() {
+  if (std::uncaught_exceptions() > 0) abandon_ = true;  // an error ends the job: stop serving at once
   if (thread_.joinable()) thread_.join();
 }
 
@@ -65,7 +67,7 @@ void Server::serve() {
       receiving_[static_cast<size_t>(w)] =
           comm_->irecv(inbox_[static_cast<size_t>(w)].data(), sizeof(float) * inbox_[0].size(), w, kAnyTag);
     Backoff backoff;
-    while (goodbyes_ < workers_) {
+    while (goodbyes_ < workers_ && !abandon_) {
       bool progress = false;
       for (int w = 0; w < workers_; ++w) {
         auto& receive = receiving_[static_cast<size_t>(w)];
@@ -90,7 +92,7 @@ void Server::serve() {
       }
     }
     for (auto& r : replying_)
-      if (r) r->wait();
+      if (r && !abandon_) r->wait();
   } catch (...) {
     std::lock_guard lock(mu_);
     error_ = std::current_exception();
@@ -108,7 +110,7 @@ void Server::serve() {
 }
 
 void Server::handle(int worker, int tag, const float* message) {
-  Header header;
+  Header header{};
   std::memcpy(&header, message, sizeof header);
   switch (tag) {
     case kPull:
@@ -165,7 +167,7 @@ void Server::answer_pulls() {
 }
 
 bool Server::answer(const Pull& pull) {
-  Header reply_header;
+  Header reply_header{};
   reply_header.step = pull.header.step;
   reply_header.epoch = pull.header.epoch;
   if (pull.header.flags & kEvaluate) {

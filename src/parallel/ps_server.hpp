@@ -2,6 +2,7 @@
 // state for it, and serves the workers from a progress thread of its own, so that it answers pulls (for
 // evaluation or saving) while its training thread takes part in the job's collectives.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -73,6 +74,7 @@ class Server {
   PsStats stats_;
   Timeline::Clock::time_point stats_since_ = Timeline::Clock::now();
   std::exception_ptr error_;
+  std::atomic<bool> abandon_{false};  // the training thread is leaving on an error
   std::thread thread_;
 };
 

@@ -7,18 +7,8 @@ set -uo pipefail
 bin=$1 mpirun=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the test shards"
-import sys, h5py, numpy as np
-rng = np.random.default_rng(0)
-for name, n in (("train-00000.h5", 200), ("train-00001.h5", 200), ("test-00000.h5", 100)):
-    y = rng.integers(0, 3, n)
-    x = (rng.normal(size=(n, 1, 4, 4)) + y[:, None, None, None]).astype(np.float32)
-    with h5py.File(f"{sys.argv[1]}/{name}", "w") as f:
-        f["x"] = x; f["y"] = y.astype(np.int64)
-        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
-PY
+source "$(dirname "$0")/common.sh"
+write_shards "$dir" train-00000.h5:200 train-00001.h5:200 test-00000.h5:100
 
 common=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --epochs 2 --batch 8)
 out=$(timeout 120 "$mpirun" --oversubscribe -np 2 "$bin" "${common[@]}" --timeline "$dir/trace.json" 2>"$dir/err")
@@ -70,21 +60,10 @@ for rank in (0, 1):
 PY
 
 # Pipelines that cannot run: one line, from one rank, and every rank exits.
-expect_error() {  # expect_error RANKS MESSAGE ARGS...
-  local ranks=$1 message=$2
-  shift 2
-  timeout 120 "$mpirun" --oversubscribe -np "$ranks" "$bin" train --data "$dir" --epochs 2 --batch 8 "$@" \
-    >"$dir/out" 2>"$dir/err"
-  local rc=$?
-  [[ $rc != 0 && $rc != 124 ]] || fail "$*: exit code $rc (124 = hang)"
-  local errors
-  errors=$(grep -c '^ringtrain: error:' "$dir/err")
-  [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
-  grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
-}
-mlp=(--model "flatten,linear(8),relu,linear(out)")
+mlp=(train --data "$dir" --epochs 2 --batch 8 --model "flatten,linear(8),relu,linear(out)")
 expect_error 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" "${mlp[@]}" --pipeline-stages 2
-expect_error 2 "--pipeline-stages 2 is more stages than the model's 1 layers" --model "linear(out)" --pipeline-stages 2
+expect_error 2 "--pipeline-stages 2 is more stages than the model's 1 layers" train --data "$dir" --model "linear(out)" \
+  --pipeline-stages 2
 expect_error 2 "--micro-batches must be at least 1, got 0" "${mlp[@]}" --pipeline-stages 2 --micro-batches 0
 expect_error 2 "--batch 8 is not divisible by --micro-batches 3" "${mlp[@]}" --pipeline-stages 2 --micro-batches 3
 expect_error 2 "bad --split: stage boundaries must increase" "${mlp[@]}" --pipeline-stages 2 --split 4

@@ -10,19 +10,8 @@ set -uo pipefail
 bin=$1 mpirun=$2
 dir=$(mktemp -d)
 trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the test shards"
-import os, sys, h5py, numpy as np
-rng = np.random.default_rng(0)
-os.makedirs(f"{sys.argv[1]}/long")
-for name, n in (("train-00000.h5", 256), ("test-00000.h5", 64), ("long/train-00000.h5", 20000)):
-    y = rng.integers(0, 3, n)
-    x = (rng.normal(size=(n, 1, 4, 4)) + y[:, None, None, None]).astype(np.float32)
-    with h5py.File(f"{sys.argv[1]}/{name}", "w") as f:
-        f["x"] = x; f["y"] = y.astype(np.int64)
-        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
-PY
+source "$(dirname "$0")/common.sh"
+write_shards "$dir" train-00000.h5:256 test-00000.h5:64 long/train-00000.h5:20000
 train=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --batch 8 --mode ps)
 
 out=$(timeout 120 "$mpirun" --oversubscribe -np 3 "$bin" "${train[@]}" --epochs 2 --staleness 2 --straggler-rank 1 \
@@ -78,18 +67,7 @@ fault KILL 2 "rank 2"
 fault STOP 1 "worker rank 1 has sent nothing for 3 s"
 fault STOP 2 "parameter server rank 2 has not completed a pu[a-z]* for 3 s"
 
-expect_error() {  # expect_error RANKS MESSAGE ARGS...
-  local ranks=$1 message=$2
-  shift 2
-  timeout 60 "$mpirun" --oversubscribe -np "$ranks" "$bin" "${train[@]}" --epochs 1 "$@" >"$dir/out" 2>"$dir/err"
-  local rc=$?
-  [[ $rc != 0 && $rc != 124 ]] || fail "$*: exit code $rc (124 = hang)"
-  local errors
-  errors=$(grep -c '^ringtrain: error:' "$dir/err")
-  [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
-  grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
-}
-expect_error 2 "--ps-servers 2 leaves no worker among 2 ranks" --ps-servers 2
-expect_error 2 "--staleness must be at least 0, got -1" --staleness -1
-expect_error 2 "--mode ps does not combine with --pipeline-stages" --pipeline-stages 2
+expect_error 2 "--ps-servers 2 leaves no worker among 2 ranks" "${train[@]}" --epochs 1 --ps-servers 2
+expect_error 2 "--staleness must be at least 0, got -1" "${train[@]}" --epochs 1 --staleness -1
+expect_error 2 "--mode ps does not combine with --pipeline-stages" "${train[@]}" --epochs 1 --pipeline-stages 2
 echo "PASS"

@@ -1,0 +1,35 @@
+# Shared by the CLI test scripts under mpirun (sourced, after they set bin, mpirun and dir).
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# write_shards DIR NAME:SAMPLES...: 3-class shards of [1, 4, 4] samples (the class shifts the mean), in the
+# ringtrain shard format, e.g. write_shards "$dir" train-00000.h5:200 test-00000.h5:100.
+write_shards() {
+  /usr/bin/python3 - "$@" <<'PY' || fail "could not write the test shards"
+import os, sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+for item in sys.argv[2:]:
+    name, n = item.split(":")
+    path = os.path.join(sys.argv[1], name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    y = rng.integers(0, 3, int(n))
+    x = (rng.normal(size=(int(n), 1, 4, 4)) + y[:, None, None, None]).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["x"] = x; f["y"] = y.astype(np.int64)
+        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
+PY
+}
+
+# expect_error RANKS MESSAGE RINGTRAIN_ARGS...: the job fails (not by timeout) with exactly one error line,
+# which starts with MESSAGE: one rank says it, and every rank exits.
+expect_error() {
+  local ranks=$1 message=$2
+  shift 2
+  timeout 120 "$mpirun" --oversubscribe -np "$ranks" "$bin" "$@" >"$dir/out" 2>"$dir/err"
+  local rc=$?
+  [[ $rc != 0 && $rc != 124 ]] || fail "$*: exit code $rc (124 = hang)"
+  local errors
+  errors=$(grep -c '^ringtrain: error:' "$dir/err")
+  [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
+  grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
+}
