@@ -14,6 +14,7 @@
 #include "ringtrain/error.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
+#include "ringtrain/train/launch.hpp"
 #include "ringtrain/train/trainer.hpp"
 
 namespace {
@@ -67,6 +68,20 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     ringtrain::MpiCommunicatorConfig comm;
     comm.allreduce = ringtrain::parse_allreduce_algorithm(train ? train->allreduce : eval->allreduce);
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
+    // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
+    const ringtrain::Launch launch = ringtrain::launch_from_environment();
+    try {
+      ringtrain::check_launch(launch, world.size());
+    } catch (const ringtrain::Error& e) {
+      // Every task is a world of its own, and each finds this: the launcher's first task says it.
+      if (launch.rank <= 0) std::cerr << "ringtrain: error: " << e.what() << std::endl;
+      return kExitError;
+    }
+    if (train) {
+      train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, launch);
+      train->save_model = ringtrain::expand_output_name(train->save_model, launch);
+      train->timeline = ringtrain::expand_output_name(train->timeline, launch);
+    }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
     if (train) ringtrain::Trainer(*train, world).run(log);

@@ -5,19 +5,11 @@
 #include <string>
 
 #include "ringtrain/error.hpp"
+#include "ringtrain/train/launch.hpp"
 
 namespace ringtrain {
 
-int local_rank_from_environment() {
-  // srun, Open MPI's mpirun, MPICH/Intel MPI, MVAPICH.
-  for (const char* name : {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK"})
-    if (const char* v = std::getenv(name); v && *v) {
-      char* end = nullptr;
-      const long r = std::strtol(v, &end, 10);
-      if (*end == '\0' && r >= 0) return static_cast<int>(r);
-    }
-  return -1;
-}
+int local_rank_from_environment() { return launch_from_environment().local_rank; }
 
 int choose_gpu(int requested, int local_rank, int device_count) {
   const int gpu = requested >= 0 ? requested : std::max(local_rank, 0);

@@ -1,0 +1,28 @@
+// Where this process sits in the job, as its launcher told it through the environment: srun (SLURM_*),
+// Open MPI's mpirun (OMPI_COMM_WORLD_*), or nothing (a one-process job). MPI itself gives rank and size; this
+// is for what MPI does not say (the node-local rank that picks a GPU, the job id that names outputs) and for
+// catching a launch that MPI did not see (srun without PMI starts N one-rank jobs).
+#pragma once
+#include <string>
+
+namespace ringtrain {
+
+struct Launch {
+  std::string launcher;  // "slurm", "mpirun" or "" (none)
+  std::string job_id;    // SLURM_JOB_ID; "" outside SLURM
+  int rank = -1, tasks = -1;      // SLURM_PROCID / SLURM_NTASKS, OMPI_COMM_WORLD_RANK / _SIZE
+  int local_rank = -1;             // SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, ...: picks the GPU
+  int node = -1;                   // SLURM_NODEID
+};
+
+Launch launch_from_environment();
+
+// An output path with "%j" replaced by the SLURM job id ("local" outside SLURM), as sbatch --output does:
+// `--metrics run-%j.csv` gives run-4242.csv.
+std::string expand_output_name(const std::string& path, const Launch& launch);
+
+// Throws Error when the launcher started more tasks than the MPI world holds: srun without PMI support
+// (--mpi=pmix) starts each task as an MPI job of its own, and each would train alone, writing the same files.
+void check_launch(const Launch& launch, int world_size);
+
+}  // namespace ringtrain

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A one-node SLURM cluster on this machine, for ringtrain's tests and for trying the templates: munge,
+# slurmctld and slurmd from Debian's packages (.ci/setup installs them), with a slurm.conf of its own in DIR
+# (ports 16817/16818, so a real SLURM on the machine is left alone).
+#   slurm/local-cluster.sh start DIR   writes DIR/slurm.conf, starts the daemons, waits until the node is idle
+#   slurm/local-cluster.sh stop DIR    cancels jobs and stops what start started
+# Then: export SLURM_CONF=DIR/slurm.conf; sbatch / srun as usual.
+set -euo pipefail
+action=${1:?usage: local-cluster.sh start|stop DIR} dir=${2:?usage: local-cluster.sh start|stop DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+conf=$dir/slurm.conf
+export SLURM_CONF=$conf
+as_root=(); [[ $(id -u) -ne 0 ]] && as_root=(sudo)
+
+stop() {
+  [[ -f $conf ]] && scancel --quiet --full --user "$(id -un)" 2>/dev/null || true
+  for daemon in slurmd slurmctld; do
+    if [[ -f $dir/$daemon.pid ]]; then "${as_root[@]}" kill "$(cat "$dir/$daemon.pid")" 2>/dev/null || true; fi
+  done
+  if [[ -f $dir/munged.started ]]; then "${as_root[@]}" pkill -x munged || true; rm -f "$dir/munged.started"; fi
+  for _ in $(seq 50); do pgrep -f "$conf" >/dev/null || break; sleep 0.1; done
+}
+[[ $action == stop ]] && { stop; exit 0; }
+[[ $action == start ]] || { echo "usage: local-cluster.sh start|stop DIR" >&2; exit 2; }
+for tool in munged slurmctld slurmd sbatch; do
+  command -v "$tool" >/dev/null || { echo "no $tool: install munge, slurmctld, slurmd and slurm-client (.ci/setup does)" >&2; exit 1; }
+done
+stop  # a cluster left over from an earlier run
+
+# munge authenticates the daemons and the clients to each other.
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+  [[ -f /etc/munge/munge.key ]] || "${as_root[@]}" mungekey --create
+  "${as_root[@]}" mkdir -p /run/munge && "${as_root[@]}" chown munge:munge /run/munge /etc/munge/munge.key
+  "${as_root[@]}" runuser -u munge -- munged 2>/dev/null || "${as_root[@]}" munged --force
+  touch "$dir/munged.started"
+  for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+host=$(hostname -s)
+memory_mb=$(awk '/MemTotal/ { print int($2 / 1024 / 2) }' /proc/meminfo)
+mkdir -p "$dir/state" "$dir/spool" "$dir/log"
+cat >"$conf" <<CONF
+# One node: this machine ($host). Written by slurm/local-cluster.sh.
+ClusterName=ringtrain-local
+SlurmctldHost=$host
+SlurmUser=$(id -un)
+AuthType=auth/munge
+SlurmctldPort=16817
+SlurmdPort=16818
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+# No cgroups in containers: track processes by their parents, bind nothing.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=pmix
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+NodeName=$host CPUs=$(nproc) RealMemory=$memory_mb State=UNKNOWN
+# More tasks than cores, as the tests' mpirun --oversubscribe: a 2-core CI machine runs 4-rank jobs.
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+CONF
+"${as_root[@]}" slurmctld -f "$conf"
+"${as_root[@]}" slurmd -f "$conf"
+for _ in $(seq 300); do
+  if sinfo --noheader --states=idle 2>/dev/null | grep -q idle; then
+    echo "SLURM is up: export SLURM_CONF=$conf"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "the local SLURM did not come up; its logs are in $dir/log" >&2
+tail -5 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+exit 1

@@ -1,0 +1,66 @@
+#include "ringtrain/train/launch.hpp"
+
+#include <cstdlib>
+
+#include "ringtrain/error.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+// A non-negative integer from the environment, or -1.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return *end == '\0' && n >= 0 ? static_cast<int>(n) : -1;
+}
+
+}  // namespace
+
+Launch launch_from_environment() {
+  Launch l;
+  // mpirun first: inside an sbatch allocation its ranks also inherit the batch step's SLURM_PROCID and
+  // SLURM_LOCALID (0 for all of them). An srun task has a step id; the batch script itself has none.
+  if (env_int("OMPI_COMM_WORLD_RANK") >= 0) {
+    l.launcher = "mpirun";
+    l.rank = env_int("OMPI_COMM_WORLD_RANK");
+    l.tasks = env_int("OMPI_COMM_WORLD_SIZE");
+    l.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
+  } else if (std::getenv("SLURM_STEP_ID") && env_int("SLURM_PROCID") >= 0) {
+    l.launcher = "slurm";
+    l.rank = env_int("SLURM_PROCID");
+    l.tasks = env_int("SLURM_NTASKS");
+    l.local_rank = env_int("SLURM_LOCALID");
+    l.node = env_int("SLURM_NODEID");
+  }
+  if (l.local_rank < 0)  // MPICH/Intel MPI, MVAPICH, a SLURM batch script
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"})
+      if ((l.local_rank = env_int(name)) >= 0) break;
+  if (const char* job = std::getenv("SLURM_JOB_ID")) l.job_id = job;
+  return l;
+}
+
+std::string expand_output_name(const std::string& path, const Launch& launch) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '%' && i + 1 < path.size() && path[i + 1] == 'j') {
+      out += launch.job_id.empty() ? "local" : launch.job_id;
+      ++i;
+    } else {
+      out += path[i];
+    }
+  }
+  return out;
+}
+
+void check_launch(const Launch& launch, int world_size) {
+  if (launch.tasks > 1 && world_size != launch.tasks)
+    throw Error((launch.launcher == "slurm" ? "srun started " : "the launcher started ") + std::to_string(launch.tasks) +
+                " tasks but MPI sees a world of " + std::to_string(world_size) + (world_size == 1 ? " rank" : " ranks") +
+                ": each would train alone. Launch with srun --mpi=pmix (or MpiDefault=pmix in slurm.conf), or with "
+                "mpirun inside the allocation");
+}
+
+}  // namespace ringtrain
