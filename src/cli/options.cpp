@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -72,6 +73,15 @@ void check_device(DeviceConfig& d, const std::string& precision) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
+}
+
+// --stage-to, or in a SLURM job with a TMPDIR (node-local scratch at most sites) a directory there.
+std::string default_stage_dir(const std::string& given) {
+  if (given == "none") return "";
+  if (!given.empty()) return given;
+  const char* tmp = std::getenv("TMPDIR");
+  if (std::getenv("SLURM_JOB_ID") && tmp && *tmp) return std::string(tmp) + "/ringtrain-stage";
+  return "";
 }
 
 // "3,7" -> {3, 7}; the trainer checks them against the model.
@@ -178,6 +188,10 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("schedule", po::value(&pipe.schedule)->default_value("1f1b"), "gpipe or 1f1b (at most stages micro-batches "
        "of activations held)")
       ("split", po::value(&split), "first layer of stages 1.., e.g. 3,7 (default: balance estimated cost)");
+  std::string stage_to;
+  o.add_options()
+      ("stage-to", po::value(&stage_to), "copy the shards to this node-local directory first, one rank per node "
+       "(\"%n\": the node's index); default under SLURM: $TMPDIR/ringtrain-stage when TMPDIR is set; none: read in place");
   PsConfig& ps = c.parallel.ps;
   o.add_options()
       ("ps-servers", po::value(&ps.servers)->default_value(1), "--mode ps: the last K ranks are parameter servers")
@@ -196,6 +210,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   if (pipe.schedule != "gpipe" && pipe.schedule != "1f1b")
     throw UsageError("--schedule must be gpipe or 1f1b, got '" + pipe.schedule + "'");
   pipe.split = parse_split(split);
+  c.data.stage_to = default_stage_dir(stage_to);
   if (c.parallel.mode != "sync" && c.parallel.mode != "ps")
     throw UsageError("--mode must be sync or ps, got '" + c.parallel.mode + "'");
   if (ps.servers < 1) throw UsageError("--ps-servers must be at least 1, got " + std::to_string(ps.servers));

@@ -29,7 +29,7 @@ std::string ShardSet::split_pattern(const std::string& dir, const std::string& s
 
 bool ShardSet::exists(const std::string& pattern) { return !glob_paths(pattern).empty(); }
 
-ShardSet ShardSet::open(const std::string& source) {
+std::vector<std::string> ShardSet::files(const std::string& source) {
   std::error_code ec;
   std::vector<std::string> paths;
   if (std::filesystem::is_directory(source, ec)) {
@@ -41,8 +41,12 @@ ShardSet ShardSet::open(const std::string& source) {
   } else {
     paths = {source};
   }
+  return paths;
+}
+
+ShardSet ShardSet::open(const std::string& source) {
   ShardSet set;
-  for (const std::string& p : paths) {
+  for (const std::string& p : files(source)) {
     set.shards_.push_back(read_shard_meta(p));
     check_compatible(set.shards_.front(), set.shards_.back());
     set.samples_ += set.shards_.back().samples;

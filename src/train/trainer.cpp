@@ -19,6 +19,7 @@
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
+#include "ringtrain/train/staging.hpp"
 
 namespace ringtrain {
 
@@ -183,6 +184,7 @@ void check_writable(const std::string& path, const std::string& what) {
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(config), world_(world) {
+  if (!config_.data.stage_to.empty()) config_.data = stage_data(config_.data, world_, staging_);
   std::string failure;
   try {
     open();
@@ -354,6 +356,12 @@ TrainResult Trainer::run(std::ostream& log) {
                                          gradient_backend() + " allreduce)"
                                    : std::string())
       << ", " << device_description() << std::endl;
+  if (staging_.nodes > 0)
+    log << "  staged " << staging_.shards << " shards to " << staging_.dir << " on " << staging_.nodes << " node"
+        << (staging_.nodes > 1 ? "s: " : ": ") << staging_.copied << " copied (" << staging_.bytes_copied / 1000000
+        << " MB), " << staging_.kept << " already there" << (staging_.replaced ? ", " + std::to_string(staging_.replaced) +
+           " of the copies replaced a staged file that no longer matched" : std::string())
+        << std::endl;
   if (pipeline) log << pipeline_description(*pipeline, config_.parallel.pipeline, *model_);
   if (servers) log << ps_description(config_.parallel.ps, replicas, config_.batch);
 

@@ -11,6 +11,8 @@ class ShardSet {
  public:
   // source: one shard file, a directory (every *.h5 in it) or a glob pattern; shards sorted by path.
   static ShardSet open(const std::string& source);
+  // The shard files a source names, sorted; throws Error when there are none.
+  static std::vector<std::string> files(const std::string& source);
   // "<dir>/<split>-*.h5", the layout `ringtrain prep` writes; empty when the directory has no such shards.
   static std::string split_pattern(const std::string& dir, const std::string& split);
   static bool exists(const std::string& pattern);

@@ -15,6 +15,7 @@ struct DataSources {
   std::string test;
   int64_t window_shards = 0;  // shuffle window (0 = all shards)
   int prefetch = 4;
+  std::string stage_to;       // node-local directory the shards are copied to first ("%n": node index); "" = none
 
   // The source for a split: the explicit one, else the dir layout when it has such shards, else "".
   std::string source(const std::string& split) const;

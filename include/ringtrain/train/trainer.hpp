@@ -12,6 +12,7 @@
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/train/config.hpp"
 #include "ringtrain/train/metrics_log.hpp"
+#include "ringtrain/train/staging.hpp"
 
 namespace ringtrain {
 
@@ -39,7 +40,8 @@ class Trainer {
   std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
   LrSchedule schedule(int64_t steps_per_epoch, int replicas) const;
 
-  TrainConfig config_;
+  TrainConfig config_;  // with the data sources of staged copies when staging
+  StagingSummary staging_;
   Communicator& world_;
   std::unique_ptr<ShardSet> train_set_;
   std::unique_ptr<ShardSet> val_set_, test_set_;

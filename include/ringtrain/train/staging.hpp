@@ -1,0 +1,24 @@
+// Node-local staging for a job (data/stage.hpp does the files): before training, one rank per node copies
+// every split's shards into the node's staging directory while the node's other ranks wait, and then every
+// rank reads the copies. Nodes are told apart by host name, or by RINGTRAIN_NODE_ID where it is set (tests
+// simulate several nodes on one machine).
+#pragma once
+#include <string>
+
+#include "ringtrain/comm/communicator.hpp"
+#include "ringtrain/train/config.hpp"
+
+namespace ringtrain {
+
+struct StagingSummary {
+  int nodes = 0, shards = 0;       // shards per node
+  int copied = 0, kept = 0, replaced = 0;  // over all nodes
+  int64_t bytes_copied = 0;
+  std::string dir;                 // rank 0's node's directory
+};
+
+// Collective. data.stage_to: the directory, where "%n" becomes the node's index. Returns `data` with every
+// split reading its staged copies. Any rank's failure is the same CollectiveError on every rank.
+DataSources stage_data(const DataSources& data, Communicator& world, StagingSummary& summary);
+
+}  // namespace ringtrain
