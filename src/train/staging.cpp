@@ -9,6 +9,7 @@
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/stage.hpp"
+#include "ringtrain/error.hpp"
 
 namespace ringtrain {
 
@@ -31,6 +32,17 @@ std::string with_node(const std::string& dir, int node) {
 }
 
 }  // namespace
+
+std::string agree_stage_dir(const std::string& mine, Communicator& world) {
+  std::string agreed;
+  for (const std::string& dir : allgather_strings(world, mine)) {
+    if (dir.empty() || dir == agreed) continue;
+    if (!agreed.empty())
+      throw CollectiveError("ranks disagree on --stage-to: '" + agreed + "' and '" + dir + "'");
+    agreed = dir;
+  }
+  return agreed;
+}
 
 DataSources stage_data(const DataSources& data, Communicator& world, StagingSummary& summary) {
   // Nodes in order of their first rank; a node's first rank stages for it.

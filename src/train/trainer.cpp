@@ -184,6 +184,7 @@ void check_writable(const std::string& path, const std::string& what) {
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(config), world_(world) {
+  config_.data.stage_to = agree_stage_dir(config_.data.stage_to, world_);
   if (!config_.data.stage_to.empty()) config_.data = stage_data(config_.data, world_, staging_);
   std::string failure;
   try {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Node-local staging on two simulated nodes (RINGTRAIN_NODE_ID 0 and 1, two ranks each, "%n" giving each
 # node its own directory): each node's shards are copied once, by one rank; a second run copies nothing; a
-# staged copy that no longer matches is rejected and copied again; a directory that cannot be made is one
-# error line and every rank exits.
+# staged copy that no longer matches is rejected and copied again; a directory that cannot be made, or ranks
+# given different ones, is one error line and every rank exits.
 # usage: staging.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
@@ -32,4 +32,8 @@ printf 'Z' | dd of="$dir/stage-1/train/train-00001.h5" bs=1 seek=200 conv=notrun
 staged "1 copied (0 MB), 5 already there, 1 of the copies replaced a staged file that no longer matched"
 
 expect_error 2 "rank 0: cannot create the staging directory '/proc/ringtrain-stage/train'" "${train[@]}" --stage-to /proc/ringtrain-stage
+# A rank given no directory follows the others (a launcher may set TMPDIR for some tasks only); two
+# different directories are an error.
+expect_error 1 "ranks disagree on --stage-to: '$dir/a' and '$dir/b'" "${train[@]}" --stage-to "$dir/a" : \
+  -np 1 "$bin" "${train[@]}" --stage-to "$dir/b"
 echo PASS

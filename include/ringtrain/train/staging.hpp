@@ -17,8 +17,13 @@ struct StagingSummary {
   std::string dir;                 // rank 0's node's directory
 };
 
-// Collective. data.stage_to: the directory, where "%n" becomes the node's index. Returns `data` with every
-// split reading its staged copies. Any rank's failure is the same CollectiveError on every rank.
+// Collective: the staging directory every rank uses. Ranks that were given none follow those that were (the
+// default comes from TMPDIR, which a launcher may set for some tasks only); ranks given different ones are
+// a CollectiveError. "" when no rank stages.
+std::string agree_stage_dir(const std::string& mine, Communicator& world);
+
+// Collective. data.stage_to: the agreed directory, where "%n" becomes the node's index. Returns `data` with
+// every split reading its staged copies. Any rank's failure is the same CollectiveError on every rank.
 DataSources stage_data(const DataSources& data, Communicator& world, StagingSummary& summary);
 
 }  // namespace ringtrain
