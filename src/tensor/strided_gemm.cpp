@@ -139,9 +139,14 @@ void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta * c[i * ldc + j] + row_bias[i];
     beta = 1.0f;
   }
-  if (a_col == 1) gemm(Trans::no, Trans::no, m, n, k, 1.0f, a, a_row, b, ldb, beta, c, ldc);
-  else if (a_row == 1) gemm(Trans::yes, Trans::no, m, n, k, 1.0f, a, a_col, b, ldb, beta, c, ldc);
-  else throw Error("strided_gemm: without AVX-512 one of A's strides must be 1");
+  // BLAS wants a leading dimension of at least the row length, even where a single row or column makes the
+  // stride irrelevant (a 1 x k A with both strides 1).
+  if (a_col == 1 && (a_row >= k || m == 1))
+    gemm(Trans::no, Trans::no, m, n, k, 1.0f, a, std::max(a_row, k), b, ldb, beta, c, ldc);
+  else if (a_row == 1 && (a_col >= m || k == 1))
+    gemm(Trans::yes, Trans::no, m, n, k, 1.0f, a, std::max(a_col, m), b, ldb, beta, c, ldc);
+  else
+    throw Error("strided_gemm: without AVX-512 A must be stored by rows or by columns");
 }
 
 void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
