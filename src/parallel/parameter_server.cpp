@@ -20,8 +20,6 @@ namespace {
 
 using Clock = Timeline::Clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // Visits the pieces of the parameters that fall in each server's shard, with where each piece lives on the
 // wire (server k's message at k headers + the shard's start: its header, then its shard):
 // f(param, offset within the param, count, wire position).

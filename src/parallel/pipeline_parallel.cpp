@@ -32,10 +32,6 @@ void copy_rows(const Tensor& src, int64_t first, int64_t rows, Tensor& dst) {
 // Tags keep one micro-batch's message from matching another's receive; MPI guarantees tags up to 32767.
 int tag_of(int micro) { return micro % 32768; }
 
-double seconds_since(Timeline::Clock::time_point t) {
-  return std::chrono::duration<double>(Timeline::Clock::now() - t).count();
-}
-
 }  // namespace
 
 // One micro-batch between its forward and its backward: the stage's forward state, traded out, and the

@@ -13,14 +13,6 @@
 
 namespace ringtrain::ps {
 
-namespace {
-
-double seconds_between(Timeline::Clock::time_point a, Timeline::Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-}  // namespace
-
 Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config,
                const OptimizerConfig& optimizer, int workers, int index, int64_t updates_per_epoch,
                Timeline* timeline)
@@ -81,7 +73,7 @@ void Server::serve() {
                               : comm_->irecv(inbox_[static_cast<size_t>(w)].data(),
                                              sizeof(float) * inbox_[0].size(), w, kAnyTag);
         std::lock_guard lock(mu_);
-        stats_.busy_s += seconds_between(begin, Timeline::Clock::now());
+        stats_.busy_s += seconds_since(begin);
         progress = true;
       }
       if (progress) {
@@ -210,14 +202,13 @@ void Server::reply(int worker, const Header& header, bool with_parameters) {
 // Another worker waits for w when the bound holds its pull, or when it has ended an epoch that w has not
 // (it waits for w at the epoch's end). A worker silent that long while waited for has died or hangs.
 void Server::check_for_silent_workers() {
-  const Timeline::Clock::time_point now = Timeline::Clock::now();
   const int64_t newest_end = *std::max_element(ended_.begin(), ended_.end());
   for (int w = 0; w < workers_; ++w) {
     const bool behind = ended_[static_cast<size_t>(w)] < newest_end;
     const bool holding = std::any_of(waiting_.begin(), waiting_.end(), [&](const Pull& p) {
       return p.worker != w && ended_[static_cast<size_t>(w)] <= p.header.epoch;  // w is in that pull's epoch
     });
-    const double silent = seconds_between(heard_[static_cast<size_t>(w)], now);
+    const double silent = seconds_since(heard_[static_cast<size_t>(w)]);
     if ((behind || holding) && silent > config_.timeout_s)
       throw Error("worker rank " + std::to_string(w) + " has sent nothing for " + std::to_string(static_cast<int>(silent)) +
                   " s while other workers wait for it (--ps-timeout-s): it died or hangs");
@@ -232,9 +223,8 @@ void Server::wait_epoch_end(int64_t epoch) {
 
 PsStats Server::take_stats() {
   std::lock_guard lock(mu_);
-  const Timeline::Clock::time_point now = Timeline::Clock::now();
-  stats_.wall_s = seconds_between(stats_since_, now);
-  stats_since_ = now;
+  stats_.wall_s = seconds_since(stats_since_);
+  stats_since_ = Timeline::Clock::now();
   return std::exchange(stats_, PsStats{});
 }
 

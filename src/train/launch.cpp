@@ -42,17 +42,21 @@ Launch launch_from_environment() {
   return l;
 }
 
-std::string expand_output_name(const std::string& path, const Launch& launch) {
+std::string replace_placeholder(const std::string& text, char key, const std::string& value) {
   std::string out;
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '%' && i + 1 < path.size() && path[i + 1] == 'j') {
-      out += launch.job_id.empty() ? "local" : launch.job_id;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 1 < text.size() && text[i + 1] == key) {
+      out += value;
       ++i;
     } else {
-      out += path[i];
+      out += text[i];
     }
   }
   return out;
+}
+
+std::string expand_output_name(const std::string& path, const Launch& launch) {
+  return replace_placeholder(path, 'j', launch.job_id.empty() ? "local" : launch.job_id);
 }
 
 void check_launch(const Launch& launch, int world_size) {

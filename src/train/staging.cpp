@@ -10,6 +10,7 @@
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/stage.hpp"
 #include "ringtrain/error.hpp"
+#include "ringtrain/train/launch.hpp"
 
 namespace ringtrain {
 
@@ -20,15 +21,6 @@ std::string node_name() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   return host;
-}
-
-std::string with_node(const std::string& dir, int node) {
-  std::string out;
-  for (size_t i = 0; i < dir.size(); ++i) {
-    if (dir[i] == '%' && i + 1 < dir.size() && dir[i + 1] == 'n') out += std::to_string(node), ++i;
-    else out += dir[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -53,7 +45,7 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
   const std::string& mine = names[static_cast<size_t>(world.rank())];
   const int node = static_cast<int>(std::find(nodes.begin(), nodes.end(), mine) - nodes.begin());
   const bool leader = std::find(names.begin(), names.end(), mine) - names.begin() == world.rank();
-  const std::filesystem::path dir = with_node(data.stage_to, node);
+  const std::filesystem::path dir = replace_placeholder(data.stage_to, 'n', std::to_string(node));
 
   DataSources staged = data;
   staged.dir.clear();
@@ -61,9 +53,10 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
   int shards = 0;
   std::string failure;
   try {
-    for (const char* split : {"train", "val", "test"}) {
+    const std::pair<const char*, std::string*> splits[] = {{"train", &staged.train}, {"val", &staged.val}, {"test", &staged.test}};
+    for (const auto& [split, target_ptr] : splits) {
       const std::string source = data.source(split);
-      std::string& target = std::string(split) == "train" ? staged.train : std::string(split) == "val" ? staged.val : staged.test;
+      std::string& target = *target_ptr;
       target = source.empty() ? "" : (dir / split).string();
       if (source.empty()) continue;
       const std::vector<std::string> files = ShardSet::files(source);

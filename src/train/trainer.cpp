@@ -25,9 +25,7 @@ namespace ringtrain {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using Clock = Timeline::Clock;
 
 std::string format_score(const std::string& prefix, const Score& s, const std::string& metric) {
   char buf[128];

@@ -60,4 +60,9 @@ class Timeline {
   std::vector<Event> events_;
 };
 
+// Seconds from `t` until now, on the timeline's clock (steady).
+inline double seconds_since(Timeline::Clock::time_point t) {
+  return std::chrono::duration<double>(Timeline::Clock::now() - t).count();
+}
+
 }  // namespace ringtrain

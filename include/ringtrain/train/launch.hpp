@@ -17,6 +17,9 @@ struct Launch {
 
 Launch launch_from_environment();
 
+// `text` with every "%<key>" replaced by `value` (other "%" left as they are).
+std::string replace_placeholder(const std::string& text, char key, const std::string& value);
+
 // An output path with "%j" replaced by the SLURM job id ("local" outside SLURM), as sbatch --output does:
 // `--metrics run-%j.csv` gives run-4242.csv.
 std::string expand_output_name(const std::string& path, const Launch& launch);
