@@ -132,11 +132,7 @@ bool ParameterServerMode::pull(int64_t flags) {
   return true;
 }
 
-bool ParameterServerMode::begin_step() {
-  if (!pull(0)) return false;
-  worst_staleness_ = std::max(worst_staleness_, staleness_);
-  return true;
-}
+bool ParameterServerMode::begin_step() { return pull(0); }
 
 void ParameterServerMode::finish_pushes() {
   const Clock::time_point start = Clock::now();
@@ -199,8 +195,6 @@ void ParameterServerMode::sync_buffers() {
 void ParameterServerMode::gather_model() {
   if (!server_) pull(ps::kEvaluate);  // every worker's model holds the servers' latest parameters
 }
-
-int64_t ParameterServerMode::updates_applied() const { return server_ ? server_->updates() : 0; }
 
 PsStats ParameterServerMode::epoch_report() {
   PsStats mine = server_ ? server_->take_stats() : std::exchange(worker_stats_, PsStats{});

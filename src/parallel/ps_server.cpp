@@ -149,7 +149,6 @@ void Server::apply(int worker, const Header& header, const float* gradient) {
     round_pushes_ = 0;
   }
   std::lock_guard lock(mu_);
-  ++updates_;
   ++stats_.updates;
   ++stats_.staleness[header.staleness];
 }
@@ -226,11 +225,6 @@ PsStats Server::take_stats() {
   stats_.wall_s = seconds_since(stats_since_);
   stats_since_ = Timeline::Clock::now();
   return std::exchange(stats_, PsStats{});
-}
-
-int64_t Server::updates() const {
-  std::lock_guard lock(mu_);
-  return updates_;
 }
 
 }  // namespace ringtrain::ps

@@ -32,7 +32,6 @@ class Server {
   // Blocks until every worker has ended `epoch` (or rethrows the progress thread's error).
   void wait_epoch_end(int64_t epoch);
   PsStats take_stats();
-  int64_t updates() const;  // every push applied so far
 
  private:
   struct Pull {
@@ -70,7 +69,6 @@ class Server {
   mutable std::mutex mu_;  // guards what the training thread reads
   std::condition_variable epoch_ended_;
   std::map<int64_t, int> ended_count_;  // epoch -> workers that ended it
-  int64_t updates_ = 0;
   PsStats stats_;
   Timeline::Clock::time_point stats_since_ = Timeline::Clock::now();
   std::exception_ptr error_;

@@ -59,10 +59,6 @@ class ParameterServerMode final : public ParallelMode {
 
   // Collective: this epoch's figures, summed over servers and workers, then reset.
   PsStats epoch_report();
-  bool is_server() const { return server_ != nullptr; }
-  int64_t updates_applied() const;  // server: every push applied since the start
-  int64_t steps() const { return step_; }  // worker: steps pushed since the start
-  int64_t worst_staleness() const { return worst_staleness_; }  // worker: the largest it computed at
 
  private:
   bool pull(int64_t flags);  // false: a server said the epoch is over
@@ -84,7 +80,7 @@ class ParameterServerMode final : public ParallelMode {
   std::vector<std::unique_ptr<Transfer>> pushing_;  // the last step's pushes, one per server
   std::vector<int64_t> shard_begin_;  // K + 1 boundaries of the flat vector
   std::vector<Param*> params_;
-  int64_t step_ = 0, epoch_ = 0, staleness_ = 0, worst_staleness_ = 0;
+  int64_t step_ = 0, epoch_ = 0, staleness_ = 0;
   float lr_ = 0.0f;
   PsStats worker_stats_;
 };
