@@ -14,6 +14,10 @@ __global__ void fill_kernel(float* data, int64_t n, float value) {
   RINGTRAIN_GRID_STRIDE(i, n) data[i] = value;
 }
 
+__global__ void flag_nonfinite_kernel(const float* x, int64_t n, int* flag) {
+  RINGTRAIN_GRID_STRIDE(i, n) if (!isfinite(x[i])) *flag = 1;  // a benign race: every writer writes 1
+}
+
 __global__ void to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
   RINGTRAIN_GRID_STRIDE(i, n) dst[i] = __float2bfloat16(src[i]);
 }
@@ -53,6 +57,12 @@ __global__ void dropout_kernel(const float* x, float* y, int64_t n, float p, flo
 }
 
 }  // namespace
+
+void flag_nonfinite(const float* x, int64_t n, int* flag, cudaStream_t stream) {
+  if (n == 0) return;
+  flag_nonfinite_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, flag);
+  check_launch("flag_nonfinite");
+}
 
 void fill(float* data, int64_t n, float value, cudaStream_t stream) {
   fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(data, n, value);

@@ -11,6 +11,8 @@ namespace ringtrain::kernels {
 
 void fill(float* data, int64_t n, float value, cudaStream_t stream);
 void to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, cudaStream_t stream);
+// *flag = 1 when any of x[0..n) is NaN or infinite (flag is left alone otherwise).
+void flag_nonfinite(const float* x, int64_t n, int* flag, cudaStream_t stream);
 
 // ---- layers ----
 // y[i] += bias[(i / inner) % channels] (bias may be null), then max(y, 0) when relu: the epilogue of a

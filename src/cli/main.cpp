@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "options.hpp"
+#include "ringtrain/comm/heartbeat.hpp"
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/comm/mpi_session.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/error.hpp"
+#include "ringtrain/stop_request.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
@@ -81,10 +83,15 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, launch);
       train->save_model = ringtrain::expand_output_name(train->save_model, launch);
       train->timeline = ringtrain::expand_output_name(train->timeline, launch);
+      train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, launch);
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
-    if (train) ringtrain::Trainer(*train, world).run(log);
+    if (train) {
+      ringtrain::install_stop_handlers();  // SIGTERM: checkpoint at the next step, exit 0
+      const ringtrain::Heartbeat heartbeat(MPI_COMM_WORLD, train->peer_timeout_s);  // a rank lost stops the job
+      ringtrain::Trainer(*train, world).run(log);
+    }
     else ringtrain::evaluate_saved_model(*eval, world, log);
   } catch (const ringtrain::CollectiveError& e) {
     // Every rank raised it: one line from rank 0, and every rank exits on its own.

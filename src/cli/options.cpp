@@ -202,8 +202,26 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("straggler-rank", po::value(&c.straggler_rank)->default_value(-1), "this rank sleeps --straggler-ms before "
        "every step (studies of slow workers)")
       ("straggler-ms", po::value(&c.straggler_ms)->default_value(0.0), "see --straggler-rank");
+  o.add_options()
+      ("checkpoint-dir", po::value(&c.checkpoint_dir), "write checkpoints here (\"%j\": the job id): at the end, on "
+       "SIGTERM, and every --checkpoint-every steps")
+      ("checkpoint-every", po::value(&c.checkpoint_every)->default_value(0), "also checkpoint every N steps")
+      ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(3), "keep the newest K checkpoints")
+      ("resume", po::value(&c.resume), "auto: continue from the newest valid checkpoint in --checkpoint-dir (start "
+       "afresh when there is none); or a checkpoint file")
+      ("skip-nonfinite", po::bool_switch(&c.parallel.skip_nonfinite), "skip a step whose gradient is NaN or infinite "
+       "(default: stop, naming the step and the layer)")
+      ("peer-timeout-s", po::value(&c.peer_timeout_s)->default_value(10.0), "a rank silent this long (dead, or its "
+       "node gone) stops the job, naming it (0 = never)");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
+  if (c.checkpoint_every < 0) throw UsageError("--checkpoint-every must not be negative");
+  if (c.keep_checkpoints < 1) throw UsageError("--keep-checkpoints must be at least 1");
+  if (c.checkpoint_every > 0 && c.checkpoint_dir.empty())
+    throw UsageError("--checkpoint-every needs --checkpoint-dir (where to write them)");
+  if (c.resume == "auto" && c.checkpoint_dir.empty())
+    throw UsageError("--resume auto needs --checkpoint-dir (where to look)");
+  if (c.peer_timeout_s < 0.0) throw UsageError("--peer-timeout-s must not be negative");
   if (pipe.stages < 1) throw UsageError("--pipeline-stages must be at least 1, got " + std::to_string(pipe.stages));
   if (pipe.micro_batches < 1)
     throw UsageError("--micro-batches must be at least 1, got " + std::to_string(pipe.micro_batches));

@@ -80,13 +80,13 @@ void BatchLoader::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-void BatchLoader::start_epoch(int64_t epoch) {
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop();
   std::lock_guard lock(mu_);
   while (!ready_.empty()) spare_.push_back(std::move(ready_.front())), ready_.pop_front();
   finished_ = stopping_ = false;
   error_ = nullptr;
-  worker_ = std::thread([this, epoch] { produce(epoch); });
+  worker_ = std::thread([this, epoch, first_batch] { produce(epoch, first_batch); });
 }
 
 bool BatchLoader::next(Batch& batch) {
@@ -103,13 +103,13 @@ bool BatchLoader::next(Batch& batch) {
   return true;
 }
 
-void BatchLoader::produce(int64_t epoch) {
+void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
   try {
     std::vector<int64_t> sizes;
     for (const ShardMeta& s : data_.shards()) sizes.push_back(s.samples);
     const std::vector<int64_t> order = epoch_order(sizes, config_.shuffle, config_.seed, epoch, config_.window_shards);
     const int64_t global = config_.batch * config_.world, total = static_cast<int64_t>(order.size());
-    for (int64_t k = 0; k < batches_per_epoch(); ++k) {
+    for (int64_t k = first_batch; k < batches_per_epoch(); ++k) {
       const int64_t begin = k * global + config_.rank * config_.batch;
       const int64_t end = std::min(begin + config_.batch, total);
       Batch batch;

@@ -1,5 +1,6 @@
 #include "ringtrain/nn/model.hpp"
 
+#include <cmath>
 #include <map>
 
 #include "cuda_factories.hpp"
@@ -148,6 +149,38 @@ std::vector<NamedTensor> Model::named_buffers() {
   for (size_t i = 0; i < layers_.size(); ++i)
     for (const NamedTensor& b : layers_[i]->buffers()) out.push_back({names[i] + "/" + b.name, b.tensor});
   return out;
+}
+
+std::vector<std::pair<std::string, uint64_t*>> Model::named_random_streams() {
+  std::vector<std::pair<std::string, uint64_t*>> out;
+  const auto names = layer_names();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::vector<uint64_t*> streams = layers_[i]->random_streams();
+    for (size_t k = 0; k < streams.size(); ++k) out.emplace_back(names[i] + "/stream" + std::to_string(k), streams[k]);
+  }
+  return out;
+}
+
+std::string Model::nonfinite_gradient(LayerRange layers) {
+  std::vector<NamedParam> params;
+  for (size_t i = layers.begin; i < layers.end; ++i)
+    for (NamedParam& p : named_params(i)) params.push_back(std::move(p));
+  if (device_ == Device::cuda) {
+    std::vector<const float*> data;
+    std::vector<int64_t> sizes;
+    for (const NamedParam& p : params) data.push_back(p.param->grad.data()), sizes.push_back(p.param->grad.numel());
+    const std::vector<bool> bad = device_arrays_nonfinite(data.data(), sizes.data(), data.size());
+    for (size_t i = 0; i < params.size(); ++i)
+      if (bad[i]) return params[i].name;
+    return "";
+  }
+  for (const NamedParam& p : params) {
+    const float* g = p.param->grad.data();
+    bool finite = true;
+    for (int64_t j = 0, n = p.param->grad.numel(); j < n; ++j) finite &= std::isfinite(g[j]);  // branch-free: vectorises
+    if (!finite) return p.name;
+  }
+  return "";
 }
 
 int64_t Model::parameter_count() {

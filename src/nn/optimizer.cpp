@@ -15,9 +15,14 @@ void ensure_state(std::vector<Tensor>& state, const std::vector<Param*>& params)
   for (const Param* p : params) state.emplace_back(p->value.shape());
 }
 
-std::vector<NamedTensor> name_state(std::vector<Tensor>& state, const std::string& what) {
-  std::vector<NamedTensor> out;
-  for (size_t i = 0; i < state.size(); ++i) out.push_back({what + std::to_string(i), &state[i]});
+// state[i][k] = &slots[k][i], each slot's tensors created for `params` first.
+std::vector<std::vector<Tensor*>> per_param(const std::vector<std::vector<Tensor>*>& slots,
+                                            const std::vector<Param*>& params) {
+  std::vector<std::vector<Tensor*>> out(params.size());
+  for (std::vector<Tensor>* slot : slots) {
+    ensure_state(*slot, params);
+    for (size_t i = 0; i < params.size(); ++i) out[i].push_back(&(*slot)[i]);
+  }
   return out;
 }
 
@@ -26,6 +31,7 @@ class Sgd : public Optimizer {
   explicit Sgd(const OptimizerConfig& c) : c_(c) {}
   void step(const std::vector<Param*>& params, float lr) override {
     if (c_.momentum > 0.0f) ensure_state(velocity_, params);
+    ++steps_;
     const float wd = c_.weight_decay, mu = c_.momentum;
     for (size_t i = 0; i < params.size(); ++i) {
       float* __restrict w = params[i]->value.data();
@@ -52,7 +58,13 @@ class Sgd : public Optimizer {
       }
     }
   }
-  std::vector<NamedTensor> state() override { return name_state(velocity_, "momentum"); }
+  std::vector<std::string> state_names() const override {
+    return c_.momentum > 0.0f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
+  }
+  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
+    if (c_.momentum == 0.0f) return std::vector<std::vector<Tensor*>>(params.size());
+    return per_param({&velocity_}, params);
+  }
 
  private:
   OptimizerConfig c_;
@@ -65,9 +77,9 @@ class Adam : public Optimizer {
   void step(const std::vector<Param*>& params, float lr) override {
     ensure_state(m_, params);
     ensure_state(v_, params);
-    ++t_;
-    const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(t_));
-    const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(t_));
+    ++steps_;
+    const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_));
+    const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_));
     const float step_size = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
     for (size_t i = 0; i < params.size(); ++i) {
       float* w = params[i]->value.data();
@@ -83,15 +95,14 @@ class Adam : public Optimizer {
       }
     }
   }
-  std::vector<NamedTensor> state() override {
-    auto out = name_state(m_, "exp_avg");
-    for (auto& s : name_state(v_, "exp_avg_sq")) out.push_back(s);
-    return out;
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
+  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
+    return per_param({&m_, &v_}, params);
   }
+
  private:
   OptimizerConfig c_;
   std::vector<Tensor> m_, v_;
-  int64_t t_ = 0;
 };
 
 class RmsProp : public Optimizer {
@@ -100,6 +111,7 @@ class RmsProp : public Optimizer {
   void step(const std::vector<Param*>& params, float lr) override {
     ensure_state(square_avg_, params);
     if (c_.momentum > 0.0f) ensure_state(buf_, params);
+    ++steps_;
     for (size_t i = 0; i < params.size(); ++i) {
       float* w = params[i]->value.data();
       const float* g = params[i]->grad.data();
@@ -119,10 +131,13 @@ class RmsProp : public Optimizer {
       }
     }
   }
-  std::vector<NamedTensor> state() override {
-    auto out = name_state(square_avg_, "square_avg");
-    for (auto& s : name_state(buf_, "momentum")) out.push_back(s);
-    return out;
+  std::vector<std::string> state_names() const override {
+    return c_.momentum > 0.0f ? std::vector<std::string>{"square_avg", "momentum"}
+                              : std::vector<std::string>{"square_avg"};
+  }
+  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
+    if (c_.momentum > 0.0f) return per_param({&square_avg_, &buf_}, params);
+    return per_param({&square_avg_}, params);
   }
 
  private:
@@ -136,6 +151,35 @@ void check_optimizer_kind(const std::string& kind) {
 }
 
 }  // namespace
+
+OptimizerState zero_optimizer_state(const std::vector<std::string>& names, const std::vector<Param*>& params) {
+  OptimizerState state;
+  state.names = names;
+  for (const Param* p : params) {
+    std::vector<Tensor> slots;
+    for (size_t k = 0; k < names.size(); ++k) slots.emplace_back(p->value.shape());
+    state.tensors.push_back(std::move(slots));
+  }
+  return state;
+}
+
+void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& params, OptimizerState& state,
+                              size_t first) {
+  const auto tensors = optimizer.state(params);
+  for (size_t i = 0; i < params.size(); ++i)
+    for (size_t k = 0; k < tensors[i].size(); ++k) state.tensors.at(first + i).at(k).copy_from(*tensors[i][k]);
+  state.steps = optimizer.steps();
+}
+
+void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimizer& optimizer,
+                             const std::vector<Param*>& params) {
+  if (state.names != optimizer.state_names())
+    throw Error("the checkpoint's optimizer state does not fit this optimizer");
+  const auto tensors = optimizer.state(params);
+  for (size_t i = 0; i < params.size(); ++i)
+    for (size_t k = 0; k < tensors[i].size(); ++k) tensors[i][k]->copy_from(state.tensors.at(first + i).at(k));
+  optimizer.set_steps(state.steps);
+}
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, Device device) {
   check_optimizer_kind(c.kind);

@@ -1,13 +1,17 @@
 #include "ringtrain/parallel/data_parallel.hpp"
 
+#include "ringtrain/comm/agreement.hpp"
+
 namespace ringtrain {
 
-DataParallel::DataParallel(Communicator& world, Model& model, Loss& loss, Optimizer& optimizer,
-                           const EngineConfig& engine, Timeline* timeline, std::ostream& warnings)
-    : world_(world), model_(model), loss_(loss), optimizer_(optimizer), params_(model.params()) {
+DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
+    : world_(world), model_(parts.model), loss_(parts.loss), optimizer_(parts.optimizer), params_(parts.model.params()),
+      skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step) {
+  if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, 0, optimizer_, params_);
   if (world.size() == 1) return;
-  averager_ = std::make_unique<GradientAverager>(world, model, model.all_layers(), engine, timeline, warnings);
-  model.add_observer(this);
+  averager_ = std::make_unique<GradientAverager>(world, model_, model_.all_layers(), config.engine, parts.timeline,
+                                                 parts.warnings);
+  model_.add_observer(this);
 }
 
 DataParallel::~DataParallel() { model_.remove_observer(this); }
@@ -21,7 +25,9 @@ void DataParallel::train_step(const Batch& batch, float lr) {
   // with no pass to divide. Backward hands each layer's gradients to the engine as it goes.
   model_.backward(loss_.backward(1.0f / static_cast<float>(world_.size())));
   if (averager_) averager_->finish();
-  optimizer_.step(params_, lr);
+  // Every rank holds the same averaged gradients, so every rank decides alike without a word.
+  if (update_allowed(model_.nonfinite_gradient(model_.all_layers()), ++step_, skip_nonfinite_))
+    optimizer_.step(params_, lr);
 }
 
 Score DataParallel::evaluate(BatchLoader& loader) { return score_batches(model_, loss_, loader); }
@@ -30,6 +36,16 @@ Score DataParallel::sum_over_ranks(const Score& mine) { return sum_scores(world_
 
 void DataParallel::sync_buffers() {
   if (averager_) averager_->average_buffers();
+}
+
+bool DataParallel::agree_to_stop(bool requested) {
+  if (!stopping_) stopping_ = world_.size() > 1 ? agree_any(world_, requested) : requested;
+  return stopping_;
+}
+
+void DataParallel::gather_state(OptimizerState& optimizer) {
+  // Every rank's optimizer holds the same state; rank 0's is the one written.
+  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer);
 }
 
 }  // namespace ringtrain

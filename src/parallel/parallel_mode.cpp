@@ -50,6 +50,15 @@ void average_tensor(Communicator& comm, Tensor& tensor) {
   tensor.copy_from(host);
 }
 
+bool ParallelMode::update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite) {
+  if (bad_param.empty()) return true;
+  if (!skip_nonfinite)
+    throw CollectiveError("non-finite gradient (NaN or infinity) in " + bad_param + " at step " + std::to_string(step) +
+                          ": stopping (--skip-nonfinite would skip such steps); lower --lr or check the data");
+  ++skipped_;
+  return false;
+}
+
 namespace {
 bool pipelined(const ParallelConfig& config) { return config.pipeline.stages > 1 || config.pipeline.micro_batches > 1; }
 }  // namespace
@@ -70,16 +79,13 @@ std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, C
                                                  const ModeParts& parts) {
   if (config.mode == "ps") {
     check_parameter_servers(config, world.size());
-    return std::make_unique<ParameterServerMode>(config.ps, world, parts.model, parts.device, parts.loss,
-                                                 parts.optimizer_config, parts.steps_per_epoch, parts.timeline);
+    return std::make_unique<ParameterServerMode>(config, world, parts);
   }
   if (config.mode != "sync") throw Error("unknown --mode '" + config.mode + "' (expected sync or ps)");
   if (pipelined(config))
-    return std::make_unique<PipelineParallel>(config.pipeline, config.engine, world, parts.model, parts.device,
-                                              parts.loss, parts.optimizer, parts.timeline, parts.warnings);
+    return std::make_unique<PipelineParallel>(config, world, parts);
   parts.model.to(parts.device);
-  return std::make_unique<DataParallel>(world, parts.model, parts.loss, parts.optimizer, config.engine,
-                                        parts.timeline, parts.warnings);
+  return std::make_unique<DataParallel>(config, world, parts);
 }
 
 }  // namespace ringtrain

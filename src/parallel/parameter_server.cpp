@@ -20,17 +20,28 @@ namespace {
 
 using Clock = Timeline::Clock;
 
-// Visits the pieces of the parameters that fall in each server's shard, with where each piece lives on the
-// wire (server k's message at k headers + the shard's start: its header, then its shard):
-// f(param, offset within the param, count, wire position).
+// A parameter's piece that falls in one server's shard.
+struct Piece {
+  size_t param;      // index among the parameters
+  int64_t offset;    // within the parameter
+  int64_t count;
+  size_t server;
+  int64_t in_shard;  // where it starts within the server's shard
+  // Where it lives in a pull or push wire: server k's message at k headers + the shard's start (its header,
+  // then its shard).
+  size_t wire(const std::vector<int64_t>& shard_begin) const {
+    return (server + 1) * kHeaderFloats + static_cast<size_t>(shard_begin[server] + in_shard);
+  }
+};
+
 template <typename F>
 void for_each_piece(const std::vector<Param*>& params, const std::vector<int64_t>& shard_begin, F f) {
   int64_t flat = 0;
-  for (Param* p : params) {
-    const int64_t n = p->value.numel();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int64_t n = params[i]->value.numel();
     for (size_t k = 0; k + 1 < shard_begin.size(); ++k) {
       const int64_t lo = std::max(flat, shard_begin[k]), hi = std::min(flat + n, shard_begin[k + 1]);
-      if (lo < hi) f(*p, lo - flat, hi - lo, (k + 1) * kHeaderFloats + static_cast<size_t>(lo));
+      if (lo < hi) f(Piece{i, lo - flat, hi - lo, k, lo - shard_begin[k]});
     }
     flat += n;
   }
@@ -50,28 +61,29 @@ void check_parameter_servers(const ParallelConfig& config, int world) {
     throw Error("--mode ps does not combine with --pipeline-stages or --micro-batches");
 }
 
-ParameterServerMode::ParameterServerMode(const PsConfig& config, Communicator& world, Model& model, Device device,
-                                         Loss& loss, const OptimizerConfig& optimizer, int64_t steps_per_epoch,
-                                         Timeline* timeline)
-    : config_(config), world_(world), model_(model), loss_(loss), device_(device), timeline_(timeline) {
-  workers_ = world.size() - config.servers;
+ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
+    : config_(config.ps), skip_nonfinite_(config.skip_nonfinite), world_(world), model_(parts.model),
+      loss_(parts.loss), device_(parts.device), timeline_(parts.timeline), step_(parts.resume.step),
+      epoch_(parts.resume.epoch) {
+  workers_ = world.size() - config_.servers;
   const bool serving = world.rank() >= workers_;
   comm_ = world.split_off();
   workers_comm_ = world.split(serving ? 1 : 0, world.rank());
 
-  const std::vector<Param*> host_params = model.params();
+  const std::vector<Param*> host_params = model_.params();
   int64_t total = 0;
   for (Param* p : host_params) total += p->value.numel();
-  for (int k = 0; k <= config.servers; ++k) shard_begin_.push_back(ps::shard_begin(total, config.servers, k));
+  for (int k = 0; k <= config_.servers; ++k) shard_begin_.push_back(ps::shard_begin(total, config_.servers, k));
 
   if (serving) {
-    server_ = std::make_unique<ps::Server>(std::move(comm_), model, config, optimizer, workers_,
-                                           world.rank() - workers_, steps_per_epoch * workers_, timeline);
+    server_ = std::make_unique<ps::Server>(std::move(comm_), model_, config_, parts.optimizer_config, workers_,
+                                           world.rank() - workers_, parts.steps_per_epoch * workers_, parts.resume,
+                                           timeline_);
     return;
   }
-  model.to(device);
-  params_ = model.params();
-  const size_t wire = static_cast<size_t>(config.servers) * kHeaderFloats + static_cast<size_t>(total);
+  model_.to(device_);
+  params_ = model_.params();
+  const size_t wire = static_cast<size_t>(config_.servers) * kHeaderFloats + static_cast<size_t>(total);
   pull_wire_.assign(wire, 0.0f);
   push_wire_.assign(wire, 0.0f);
 }
@@ -119,15 +131,17 @@ bool ParameterServerMode::pull(int64_t flags) {
     wait_for(*replies[static_cast<size_t>(k)], k, "pull");
     Header reply{};
     std::memcpy(&reply, pull_wire_.data() + static_cast<size_t>(k) * kHeaderFloats + shard_begin_[k], sizeof reply);
-    stop = stop || (reply.flags & ps::kStop);
+    stop = stop || (reply.flags & (ps::kStop | ps::kHalted));
+    stopping_ = stopping_ || (reply.flags & ps::kHalted);
     staleness_ = std::max(staleness_, reply.staleness);
   }
   worker_stats_.pull_s += seconds_since(start);
   ++worker_stats_.pulls;
   if (stop) return false;
-  for_each_piece(params_, shard_begin_, [&](Param& p, int64_t offset, int64_t count, size_t at) {
-    copy_bytes(p.value.data() + offset, p.value.device(), pull_wire_.data() + at, Device::cpu,
-               sizeof(float) * static_cast<size_t>(count));
+  for_each_piece(params_, shard_begin_, [&](const Piece& piece) {
+    Tensor& value = params_[piece.param]->value;
+    copy_bytes(value.data() + piece.offset, value.device(), pull_wire_.data() + piece.wire(shard_begin_), Device::cpu,
+               sizeof(float) * static_cast<size_t>(piece.count));
   });
   return true;
 }
@@ -145,6 +159,15 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   model_.zero_grad();
   loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
   model_.backward(loss_.backward(1.0f / static_cast<float>(workers_)));
+  // This worker's gradient alone, before it reaches a server. Skipped, it pushes zeros: the round still
+  // needs its push. Stopping is this rank's error, not the job's collective one.
+  bool allowed = true;
+  try {
+    allowed = update_allowed(model_.nonfinite_gradient(model_.all_layers()), step_ + 1, skip_nonfinite_);
+  } catch (const CollectiveError& e) {
+    throw Error(e.what());
+  }
+  if (!allowed) model_.zero_grad();
 
   // The previous step's push has long been received (the pull after it was answered), but its buffer is
   // about to be refilled.
@@ -155,9 +178,10 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   header.epoch = epoch_;
   header.staleness = staleness_;
   header.lr = lr;
-  for_each_piece(params_, shard_begin_, [&](Param& p, int64_t offset, int64_t count, size_t at) {
-    copy_bytes(push_wire_.data() + at, Device::cpu, p.grad.data() + offset, p.grad.device(),
-               sizeof(float) * static_cast<size_t>(count));
+  for_each_piece(params_, shard_begin_, [&](const Piece& piece) {
+    const Tensor& grad = params_[piece.param]->grad;
+    copy_bytes(push_wire_.data() + piece.wire(shard_begin_), Device::cpu, grad.data() + piece.offset, grad.device(),
+               sizeof(float) * static_cast<size_t>(piece.count));
   });
   // Sent without waiting: the next pull goes out behind it (messages between two ranks stay in order), and
   // the server applies it before answering.
@@ -177,7 +201,51 @@ void ParameterServerMode::end_epoch() {
   for (int k = 0; k < config_.servers; ++k) comm_->send(&header, sizeof header, workers_ + k, ps::kEndEpoch);
 }
 
-void ParameterServerMode::serve_epoch() { server_->wait_epoch_end(epoch_++); }
+void ParameterServerMode::serve_epoch() {
+  if (!server_->wait_epoch_end(epoch_++)) stopping_ = true;
+}
+
+// A request goes to the servers, which answer every worker's pull kHalted once all have reached the same
+// step (ps_server.hpp); this rank, too, stops when its pull is answered so.
+bool ParameterServerMode::agree_to_stop(bool requested) {
+  if (requested && !halt_sent_) {
+    halt_sent_ = true;
+    if (server_) {
+      server_->halt();
+    } else {
+      const Header halt{};
+      for (int k = 0; k < config_.servers; ++k) comm_->send(&halt, sizeof halt, workers_ + k, ps::kHalt);
+    }
+  }
+  return stopping_;
+}
+
+void ParameterServerMode::gather_state(OptimizerState& optimizer) {
+  if (server_ || world_.rank() != 0) return;  // servers answer worker 0 from their progress threads
+  // A snapshot pull: parameters as the next step would get them, then each server's optimizer state.
+  const size_t names = optimizer.names.size();
+  std::vector<std::vector<float>> states(static_cast<size_t>(config_.servers));
+  std::vector<std::unique_ptr<Transfer>> receiving;
+  for (int k = 0; k < config_.servers; ++k) {
+    auto& state = states[static_cast<size_t>(k)];
+    state.resize(kHeaderFloats + names * static_cast<size_t>(shard_begin_[k + 1] - shard_begin_[k]));
+    receiving.push_back(comm_->irecv(state.data(), sizeof(float) * state.size(), workers_ + k, ps::kState));
+  }
+  pull(ps::kSnapshot);
+  for (int k = 0; k < config_.servers; ++k) wait_for(*receiving[static_cast<size_t>(k)], k, "checkpoint snapshot");
+  Header header{};
+  std::memcpy(&header, states[0].data(), sizeof header);
+  optimizer.steps = header.step;
+  // Server k's message: state name j's values at the header + j x its shard + the piece's place in it.
+  for_each_piece(model_.params(), shard_begin_, [&](const Piece& piece) {
+    const std::vector<float>& state = states[piece.server];
+    const int64_t shard = shard_begin_[piece.server + 1] - shard_begin_[piece.server];
+    for (size_t j = 0; j < names; ++j)
+      std::memcpy(optimizer.tensors[piece.param][j].data() + piece.offset,
+                  state.data() + kHeaderFloats + static_cast<int64_t>(j) * shard + piece.in_shard,
+                  sizeof(float) * static_cast<size_t>(piece.count));
+  });
+}
 
 Score ParameterServerMode::evaluate(BatchLoader& loader) {
   if (server_) return {};

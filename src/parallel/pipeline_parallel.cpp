@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/nccl_communicator.hpp"
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
@@ -45,10 +46,12 @@ struct PipelineParallel::Slot {
   std::unique_ptr<Transfer> sent_activation, sent_gradient;
 };
 
-PipelineParallel::PipelineParallel(const PipelineConfig& pipeline, const EngineConfig& engine, Communicator& world,
-                                   Model& model, Device device, Loss& loss, Optimizer& optimizer,
-                                   Timeline* timeline, std::ostream& warnings)
-    : world_(world), model_(model), loss_(loss), optimizer_(optimizer), timeline_(timeline), device_(device) {
+PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
+    : world_(world), model_(parts.model), loss_(parts.loss), optimizer_(parts.optimizer), timeline_(parts.timeline),
+      device_(parts.device), skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step) {
+  const PipelineConfig& pipeline = config.pipeline;
+  Model& model = parts.model;
+  const Device device = parts.device;
   check_pipeline(pipeline, world.size(), model.size());
   stages_ = pipeline.stages;
   micro_batches_ = pipeline.micro_batches;
@@ -63,6 +66,8 @@ PipelineParallel::PipelineParallel(const PipelineConfig& pipeline, const EngineC
 
   model.to(device, layers_);
   params_ = model.params(layers_);
+  if (parts.resume.optimizer)
+    copy_optimizer_state_in(*parts.resume.optimizer, model.params({0, layers_.begin}).size(), optimizer_, params_);
   pipe_ = world.split(replica_, stage_);
   stage_group_ = world.split(stage_, replica_);
   if (device == Device::cuda) {
@@ -85,7 +90,8 @@ PipelineParallel::PipelineParallel(const PipelineConfig& pipeline, const EngineC
   eval_input_ = Tensor({0}, device);
 
   if (replicas_ > 1)
-    averager_ = std::make_unique<GradientAverager>(*stage_group_, model, layers_, engine, timeline, warnings);
+    averager_ = std::make_unique<GradientAverager>(*stage_group_, model, layers_, config.engine, timeline_,
+                                                   parts.warnings);
   model.add_observer(this);
 }
 
@@ -119,7 +125,13 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     averager_->finish();
     busy_.waiting_s += seconds_since(since);
   }
-  optimizer_.step(params_, lr);
+  // Each stage sees only its own gradients: any stage's non-finite one skips (or stops) every stage's step.
+  std::string bad = model_.nonfinite_gradient(layers_);
+  if (agree_any(world_, !bad.empty())) {
+    for (const std::string& name : allgather_strings(world_, bad))
+      if (!name.empty()) bad = name;  // the last stage's: the first to go bad in the backward
+  }
+  if (update_allowed(bad, ++step_, skip_nonfinite_)) optimizer_.step(params_, lr);
   busy_.step_s += seconds_since(begin);
 }
 
@@ -284,6 +296,46 @@ void PipelineParallel::gather_model() {
       }
     }
   }
+}
+
+bool PipelineParallel::agree_to_stop(bool requested) {
+  if (!stopping_) stopping_ = agree_any(world_, requested);
+  return stopping_;
+}
+
+void PipelineParallel::gather_state(OptimizerState& optimizer) {
+  gather_model();
+  // Then each stage's optimizer state and random stream positions, from replica 0's rank of the stage.
+  constexpr int kTag = 8;
+  size_t first = 0;  // the stage's first parameter among the model's
+  for (int s = 0; s < stages_; ++s) {
+    const LayerRange range = ranges_[static_cast<size_t>(s)];
+    const std::vector<Param*> params = model_.params(range);
+    const int sender = s * replicas_;
+    if (world_.rank() == 0 && s == 0) {
+      copy_optimizer_state_out(optimizer_, params, optimizer, first);
+    } else if (world_.rank() == 0 || world_.rank() == sender) {
+      std::vector<std::vector<Tensor*>> tensors(params.size());
+      if (world_.rank() == sender) tensors = optimizer_.state(params);
+      for (size_t i = 0; i < params.size(); ++i)
+        for (size_t k = 0; k < optimizer.names.size(); ++k) {
+          if (world_.rank() == 0) {
+            Tensor& t = optimizer.tensors[first + i][k];
+            world_.recv(t.data(), bytes_of(t), sender, kTag);
+          } else {
+            const Tensor host = tensors[i][k]->to(Device::cpu);
+            world_.send(host.data(), bytes_of(host), 0, kTag);
+          }
+        }
+      for (size_t i = range.begin; i < range.end; ++i)
+        for (uint64_t* position : model_.layer(i).random_streams()) {
+          if (world_.rank() == 0) world_.recv(position, sizeof *position, sender, kTag);
+          else world_.send(position, sizeof *position, 0, kTag);
+        }
+    }
+    first += params.size();
+  }
+  if (world_.rank() == 0) optimizer.steps = optimizer_.steps();
 }
 
 }  // namespace ringtrain

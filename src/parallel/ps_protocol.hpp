@@ -14,16 +14,21 @@ enum Tag : int {
   kEndEpoch = 3,  // worker -> server: this worker's epoch is over
   kBye = 4,       // worker -> server: this worker is done with the servers
   kReply = 5,     // server -> worker: the answer to a pull
+  kHalt = 6,      // worker -> server: this worker stops the job early (SIGTERM); it pushes no more
+  kState = 7,     // server -> worker 0: after the reply to a snapshot pull, the shard's optimizer state
 };
 
 enum Flags : int64_t {
   kEvaluate = 1,  // pull: now, whatever the staleness bound (evaluation, saving)
   kStop = 2,      // reply: the epoch's updates are all in; no parameters follow
+  kSnapshot = 4,  // pull (worker 0, for a checkpoint): under the bound, epoch over or not; a kState follows
+  kHalted = 8,    // reply: the job is stopping early (a rank got SIGTERM); no parameters follow
 };
 
 // Plain bytes on the wire (trivial, so it is copied with memcpy): value-initialise it, Header h{}.
 struct Header {
-  int64_t step;       // pull: the step about to run; push: the step the gradient is of (worker-local count)
+  int64_t step;       // pull: the step about to run; push: the step the gradient is of (worker-local count);
+                      // kState: the server's optimizer steps
   int64_t epoch;      // pull, push, end of epoch: the worker's epoch
   int64_t staleness;  // reply: how many steps the slowest worker is behind; push: the same, echoed
   int64_t flags;

@@ -5,17 +5,19 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <limits>
 
 #include <mpi.h>
 
 #include "ringtrain/comm/backoff.hpp"
 #include "ringtrain/error.hpp"
+#include "ringtrain/stop_request.hpp"
 
 namespace ringtrain::ps {
 
 Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config,
                const OptimizerConfig& optimizer, int workers, int index, int64_t updates_per_epoch,
-               Timeline* timeline)
+               const ResumePoint& resume, Timeline* timeline)
     : comm_(std::move(comm)), config_(config), workers_(workers), index_(index),
       updates_per_epoch_(updates_per_epoch), timeline_(timeline), optimizer_(make_optimizer(optimizer)) {
   // The shard: every parameter's overlap with [begin_, end_) of the flat vector, with its starting values.
@@ -25,25 +27,39 @@ Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig&
   begin_ = shard_begin(total, config.servers, index);
   end_ = shard_begin(total, config.servers, index + 1);
   int64_t offset = 0;
-  for (const NamedParam& p : params) {
-    const int64_t n = p.param->value.numel();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Param& p = *params[i].param;
+    const int64_t n = p.value.numel();
     const int64_t lo = std::max(offset, begin_), hi = std::min(offset + n, end_);
     if (lo < hi) {
-      Param slice{p.name, Tensor({hi - lo}), Tensor({hi - lo})};
-      std::memcpy(slice.value.data(), p.param->value.data() + (lo - offset), sizeof(float) * static_cast<size_t>(hi - lo));
+      Param slice{params[i].name, Tensor({hi - lo}), Tensor({hi - lo})};
+      std::memcpy(slice.value.data(), p.value.data() + (lo - offset), sizeof(float) * static_cast<size_t>(hi - lo));
       shard_.push_back(std::move(slice));
+      shard_param_.push_back(i);
+      shard_offset_.push_back(lo - offset);
     }
     offset += n;
   }
   for (Param& p : shard_) shard_ptrs_.push_back(&p);
+  if (resume.optimizer) {  // the slices of the checkpoint's per-parameter state
+    if (resume.optimizer->names != optimizer_->state_names())
+      throw Error("the checkpoint's optimizer state does not fit this optimizer");
+    const auto state = optimizer_->state(shard_ptrs_);
+    for (size_t j = 0; j < shard_.size(); ++j)
+      for (size_t k = 0; k < state[j].size(); ++k)
+        std::memcpy(state[j][k]->data(), resume.optimizer->tensors[shard_param_[j]][k].data() + shard_offset_[j],
+                    sizeof(float) * static_cast<size_t>(shard_[j].value.numel()));
+    optimizer_->set_steps(resume.optimizer->steps);
+  }
+  state_out_.assign(kHeaderFloats + optimizer_->state_names().size() * static_cast<size_t>(end_ - begin_), 0.0f);
 
   const size_t message = kHeaderFloats + static_cast<size_t>(end_ - begin_);
   inbox_.assign(static_cast<size_t>(workers), std::vector<float>(message));
   outbox_.assign(static_cast<size_t>(workers), std::vector<float>(message));
   receiving_.resize(static_cast<size_t>(workers));
   replying_.resize(static_cast<size_t>(workers));
-  pushes_.assign(static_cast<size_t>(workers), 0);
-  ended_.assign(static_cast<size_t>(workers), 0);
+  pushes_.assign(static_cast<size_t>(workers), resume.step);
+  ended_.assign(static_cast<size_t>(workers), resume.epoch);
   heard_.assign(static_cast<size_t>(workers), Timeline::Clock::now());
   thread_ = std::thread([this] { serve(); });
 }
@@ -61,6 +77,10 @@ void Server::serve() {
     Backoff backoff;
     while (goodbyes_ < workers_ && !abandon_) {
       bool progress = false;
+      if (halting_ && halt_round_ < 0) {  // halted from the training thread (a signal to this server)
+        begin_halt();
+        answer_pulls();
+      }
       for (int w = 0; w < workers_; ++w) {
         auto& receive = receiving_[static_cast<size_t>(w)];
         if (!receive || !receive->test()) continue;
@@ -85,6 +105,10 @@ void Server::serve() {
     }
     for (auto& r : replying_)
       if (r && !abandon_) r->wait();
+    if (sending_state_ && !abandon_) sending_state_->wait();
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    epoch_ended_.notify_all();
   } catch (...) {
     std::lock_guard lock(mu_);
     error_ = std::current_exception();
@@ -118,8 +142,12 @@ void Server::handle(int worker, int tag, const float* message) {
       epoch_ended_.notify_all();
       break;
     }
+    case kHalt:
+      if (halt_round_ < 0) begin_halt();
+      break;
     case kBye:
       ++goodbyes_;
+      ended_[static_cast<size_t>(worker)] = std::numeric_limits<int64_t>::max();
       break;
     default:
       throw Error("unexpected message (tag " + std::to_string(tag) + ") from worker rank " + std::to_string(worker));
@@ -153,6 +181,13 @@ void Server::apply(int worker, const Header& header, const float* gradient) {
   ++stats_.staleness[header.staleness];
 }
 
+// Every worker stops at the step the furthest one has pushed, so the last round is whole and the servers'
+// state is that of one step count on every worker (what a checkpoint records).
+void Server::begin_halt() {
+  halting_ = true;
+  halt_round_ = *std::max_element(pushes_.begin(), pushes_.end());
+}
+
 void Server::answer_pulls() {
   std::erase_if(waiting_, [this](const Pull& pull) { return answer(pull); });
 }
@@ -165,9 +200,15 @@ bool Server::answer(const Pull& pull) {
     reply(pull.worker, reply_header, true);
     return true;
   }
+  const bool snapshot = pull.header.flags & kSnapshot;
+  if (halt_round_ >= 0 && pull.header.step >= halt_round_ && !snapshot) {
+    reply_header.flags = kHalted;
+    reply(pull.worker, reply_header, false);
+    return true;
+  }
   int64_t total = 0;
   for (int64_t n : pushes_) total += n;
-  if (total >= (pull.header.epoch + 1) * updates_per_epoch_) {  // the epoch's updates are all in
+  if (total >= (pull.header.epoch + 1) * updates_per_epoch_ && !snapshot) {  // the epoch's updates are all in
     reply_header.flags = kStop;
     reply(pull.worker, reply_header, false);
     return true;
@@ -180,7 +221,27 @@ bool Server::answer(const Pull& pull) {
   if (staleness > config_.staleness) return false;
   reply_header.staleness = staleness;
   reply(pull.worker, reply_header, true);
+  if (snapshot) send_state(pull.worker);
   return true;
+}
+
+// The shard's optimizer state, each state name's slices in shard order, after a header whose step is the
+// optimizer's step count.
+void Server::send_state(int worker) {
+  if (sending_state_) sending_state_->wait();  // worker 0 took the last one before asking again
+  Header header{};
+  header.step = optimizer_->steps();
+  std::memcpy(state_out_.data(), &header, sizeof header);
+  const auto state = optimizer_->state(shard_ptrs_);
+  const size_t names = optimizer_->state_names().size(), shard = static_cast<size_t>(end_ - begin_);
+  size_t at = 0;
+  for (size_t j = 0; j < shard_.size(); ++j) {
+    for (size_t k = 0; k < names; ++k)
+      std::memcpy(state_out_.data() + kHeaderFloats + k * shard + at, state[j][k]->data(),
+                  sizeof(float) * static_cast<size_t>(shard_[j].value.numel()));
+    at += static_cast<size_t>(shard_[j].value.numel());
+  }
+  sending_state_ = comm_->isend(state_out_.data(), sizeof(float) * state_out_.size(), worker, kState);
 }
 
 void Server::reply(int worker, const Header& header, bool with_parameters) {
@@ -201,8 +262,12 @@ void Server::reply(int worker, const Header& header, bool with_parameters) {
 // Another worker waits for w when the bound holds its pull, or when it has ended an epoch that w has not
 // (it waits for w at the epoch's end). A worker silent that long while waited for has died or hangs.
 void Server::check_for_silent_workers() {
-  const int64_t newest_end = *std::max_element(ended_.begin(), ended_.end());
+  constexpr int64_t gone = std::numeric_limits<int64_t>::max();  // said goodbye
+  int64_t newest_end = 0;
+  for (int64_t e : ended_)
+    if (e != gone) newest_end = std::max(newest_end, e);
   for (int w = 0; w < workers_; ++w) {
+    if (ended_[static_cast<size_t>(w)] == gone) continue;
     const bool behind = ended_[static_cast<size_t>(w)] < newest_end;
     const bool holding = std::any_of(waiting_.begin(), waiting_.end(), [&](const Pull& p) {
       return p.worker != w && ended_[static_cast<size_t>(w)] <= p.header.epoch;  // w is in that pull's epoch
@@ -214,10 +279,13 @@ void Server::check_for_silent_workers() {
   }
 }
 
-void Server::wait_epoch_end(int64_t epoch) {
+bool Server::wait_epoch_end(int64_t epoch) {
   std::unique_lock lock(mu_);
-  epoch_ended_.wait(lock, [&] { return error_ || ended_count_[epoch] == workers_; });
+  while (!epoch_ended_.wait_for(lock, std::chrono::milliseconds(100),
+                                [&] { return error_ || finished_ || ended_count_[epoch] == workers_; }))
+    if (stop_requested()) halting_ = true;
   if (error_) std::rethrow_exception(error_);
+  return ended_count_[epoch] == workers_;
 }
 
 PsStats Server::take_stats() {

@@ -22,15 +22,21 @@ namespace ringtrain::ps {
 class Server {
  public:
   // comm: the mode's communicator, workers 0..workers-1 and this server among the ranks after them.
-  // updates_per_epoch: pushes (over all workers) that make one epoch. Starts the progress thread.
+  // updates_per_epoch: pushes (over all workers) that make one epoch. resume: a checkpoint's optimizer
+  // state and position (every worker is taken to have pushed resume.step steps). Starts the progress thread.
   Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config, const OptimizerConfig& optimizer,
-         int workers, int index, int64_t updates_per_epoch, Timeline* timeline);
+         int workers, int index, int64_t updates_per_epoch, const ResumePoint& resume, Timeline* timeline);
   ~Server();  // joins the thread (it ends once every worker has said goodbye)
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Blocks until every worker has ended `epoch` (or rethrows the progress thread's error).
-  void wait_epoch_end(int64_t epoch);
+  // Blocks until every worker has ended `epoch` (true), or until the job stops early and every worker has
+  // said goodbye (false); rethrows the progress thread's error. A stop request (stop_request.hpp) made
+  // meanwhile halts the job.
+  bool wait_epoch_end(int64_t epoch);
+  // Stops the job early: once every worker has reached the step the furthest one has pushed, pulls are
+  // answered kHalted.
+  void halt() { halting_ = true; }
   PsStats take_stats();
 
  private:
@@ -41,9 +47,11 @@ class Server {
   void serve();
   void handle(int worker, int tag, const float* message);
   void apply(int worker, const Header& header, const float* gradient);
+  void begin_halt();
   void answer_pulls();
   bool answer(const Pull& pull);  // false: it must wait (staleness bound)
   void reply(int worker, const Header& header, bool with_parameters);
+  void send_state(int worker);  // after a snapshot reply
   void check_for_silent_workers();
 
   std::unique_ptr<Communicator> comm_;
@@ -53,6 +61,8 @@ class Server {
   int64_t updates_per_epoch_;
   Timeline* timeline_;
   std::vector<Param> shard_;  // each model parameter's slice that falls in this shard
+  std::vector<size_t> shard_param_;     // which model parameter each slice is of
+  std::vector<int64_t> shard_offset_;   // and where in it the slice starts
   std::vector<Param*> shard_ptrs_;
   std::unique_ptr<Optimizer> optimizer_;
   int round_pushes_ = 0;  // staleness 0: pushes of the current round summed so far
@@ -64,7 +74,10 @@ class Server {
   std::vector<int64_t> pushes_;      // per worker
   std::vector<int64_t> ended_;       // per worker: epochs ended
   std::vector<Timeline::Clock::time_point> heard_;  // per worker: its last message
+  std::vector<float> state_out_;     // a snapshot's optimizer state (one at a time: worker 0 waits for it)
+  std::unique_ptr<Transfer> sending_state_;
   int goodbyes_ = 0;
+  int64_t halt_round_ = -1;           // halting: pulls for this step and later are answered kHalted
 
   mutable std::mutex mu_;  // guards what the training thread reads
   std::condition_variable epoch_ended_;
@@ -72,6 +85,8 @@ class Server {
   PsStats stats_;
   Timeline::Clock::time_point stats_since_ = Timeline::Clock::now();
   std::exception_ptr error_;
+  bool finished_ = false;             // every worker has said goodbye
+  std::atomic<bool> halting_{false};  // the job stops early
   std::atomic<bool> abandon_{false};  // the training thread is leaving on an error
   std::thread thread_;
 };

@@ -288,4 +288,14 @@ void fill_device(float* data, int64_t count, float value) {
     kernels::fill(data, count, value, stream);
 }
 
+std::vector<bool> device_arrays_nonfinite(const float* const* data, const int64_t* sizes, size_t count) {
+  cudaStream_t stream = cuda::context().compute();
+  DeviceBuffer flags(sizeof(int) * std::max<size_t>(count, 1));
+  cuda::check(cudaMemsetAsync(flags.get(), 0, flags.bytes(), stream), "cudaMemsetAsync");
+  for (size_t i = 0; i < count; ++i) kernels::flag_nonfinite(data[i], sizes[i], static_cast<int*>(flags.get()) + i, stream);
+  std::vector<int> host(count);
+  copy_bytes(host.data(), Device::cpu, flags.get(), Device::cuda, sizeof(int) * count);
+  return std::vector<bool>(host.begin(), host.end());
+}
+
 }  // namespace ringtrain

@@ -37,5 +37,6 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 }
 
 void fill_device(float*, int64_t, float) { throw Error(kNoCuda); }
+std::vector<bool> device_arrays_nonfinite(const float* const*, const int64_t*, size_t) { throw Error(kNoCuda); }
 
 }  // namespace ringtrain

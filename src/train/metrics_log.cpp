@@ -1,13 +1,19 @@
 #include "ringtrain/train/metrics_log.hpp"
 
+#include <filesystem>
+
 #include "ringtrain/error.hpp"
 
 namespace ringtrain {
 
-MetricsLog::MetricsLog(const std::string& path, const std::string& metric, const std::vector<std::string>& extra) {
+MetricsLog::MetricsLog(const std::string& path, const std::string& metric, const std::vector<std::string>& extra,
+                       bool append) {
   if (path.empty()) return;
-  out_.open(path);
+  std::error_code ec;
+  const bool continuing = append && std::filesystem::file_size(path, ec) > 0 && !ec;
+  out_.open(path, continuing ? std::ios::app : std::ios::trunc);
   if (!out_) throw Error("cannot write metrics file '" + path + "' (is the directory there and writable?)");
+  if (continuing) return;  // a resumed run adds its epochs under the rows already there
   out_ << "epoch,step,lr,train_loss,train_" << metric << ",val_loss,val_" << metric << ",images_per_s,seconds";
   for (const std::string& column : extra) out_ << ',' << column;
   out_ << '\n';

@@ -13,8 +13,8 @@ namespace ringtrain {
 
 namespace {
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
   if (fd < 0) throw Error("cannot reopen '" + path + "' to sync it");
   const int rc = ::fsync(fd);
   ::close(fd);
@@ -23,36 +23,53 @@ void fsync_path(const std::string& path) {
 
 }  // namespace
 
-void save_model(const std::string& path, Model& model, bool classification) {
-  auto lock = h5::lock_library();
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
   const std::filesystem::path target(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
-    {
-      h5::H5Id file = h5::create_file(tmp);
-      h5::write_attr(file.get(), "format", std::string(kModelFormat));
-      h5::write_attr(file.get(), "model_spec", model.spec());
-      h5::write_attr(file.get(), "input_shape", model.input_shape());
-      h5::write_attr(file.get(), "outputs", shape_numel(model.output_shape()));
-      h5::write_attr(file.get(), "task", std::string(classification ? "classification" : "regression"));
-      auto write = [&](const std::string& name, const Tensor& t) {
-        if (t.device() == Device::cpu) return h5::write_dataset(file.get(), name, t.shape(), t.data());
-        const Tensor host = t.to(Device::cpu);
-        h5::write_dataset(file.get(), name, host.shape(), host.data());
-      };
-      for (const NamedParam& p : model.named_params()) write(p.name, p.param->value);
-      for (const NamedTensor& b : model.named_buffers()) write(b.name, *b.tensor);
-      h5::flush(file.get());
-    }
-    fsync_path(tmp);
+    write(tmp);
+    fsync_path(tmp, O_RDONLY);
     std::error_code ec;
     std::filesystem::rename(tmp, target, ec);
-    if (ec) throw Error("cannot move the saved model into place at '" + path + "': " + ec.message());
+    if (ec) throw Error("cannot move '" + tmp + "' into place at '" + path + "': " + ec.message());
+    // The rename itself is durable only once the directory is.
+    fsync_path(std::filesystem::absolute(target).parent_path().string(), O_RDONLY | O_DIRECTORY);
   } catch (...) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
     throw;
   }
+}
+
+void write_model(hid_t file, Model& model, bool classification) {
+  h5::write_attr(file, "format", std::string(kModelFormat));
+  h5::write_attr(file, "model_spec", model.spec());
+  h5::write_attr(file, "input_shape", model.input_shape());
+  h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
+  h5::write_attr(file, "task", std::string(classification ? "classification" : "regression"));
+  auto write = [&](const std::string& name, const Tensor& t) {
+    if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data());
+    const Tensor host = t.to(Device::cpu);
+    h5::write_dataset(file, name, host.shape(), host.data());
+  };
+  for (const NamedParam& p : model.named_params()) write(p.name, p.param->value);
+  for (const NamedTensor& b : model.named_buffers()) write(b.name, *b.tensor);
+}
+
+void read_model_into(hid_t file, const std::string& path, Model& model) {
+  for (const NamedParam& p : model.named_params())
+    h5::read_f32_exact(file, path, p.name, p.param->value.shape(), p.param->value.data());
+  for (const NamedTensor& b : model.named_buffers())
+    h5::read_f32_exact(file, path, b.name, b.tensor->shape(), b.tensor->data());
+}
+
+void save_model(const std::string& path, Model& model, bool classification) {
+  auto lock = h5::lock_library();
+  write_atomically(path, [&](const std::string& tmp) {
+    h5::H5Id file = h5::create_file(tmp);
+    write_model(file.get(), model, classification);
+    h5::flush(file.get());
+  });
 }
 
 LoadedModel load_model(const std::string& path) {
@@ -66,10 +83,7 @@ LoadedModel load_model(const std::string& path) {
   const int64_t outputs = h5::read_attr_i64(file.get(), "outputs");
   out.classification = h5::read_attr_str(file.get(), "task") == "classification";
   out.model = std::make_unique<Model>(spec, Shape(input.begin(), input.end()), outputs, 0);
-  for (const NamedParam& p : out.model->named_params())
-    h5::read_f32_exact(file.get(), path, p.name, p.param->value.shape(), p.param->value.data());
-  for (const NamedTensor& b : out.model->named_buffers())
-    h5::read_f32_exact(file.get(), path, b.name, b.tensor->shape(), b.tensor->data());
+  read_model_into(file.get(), path, *out.model);
   return out;
 }
 

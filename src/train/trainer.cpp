@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -19,6 +21,8 @@
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/mode_report.hpp"
+#include "ringtrain/stop_request.hpp"
+#include "ringtrain/train/checkpoint.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/staging.hpp"
 
@@ -38,18 +42,25 @@ std::string format_score(const std::string& prefix, const Score& s, const std::s
 // This rank's training batches, pass after pass over its share of the data (pass k shuffled by seed and k).
 class BatchStream {
  public:
-  explicit BatchStream(DeviceBatches& batches) : batches_(batches) {}
+  // Starts at batch `batch` of pass `pass` (a resumed run's place).
+  BatchStream(DeviceBatches& batches, int64_t pass, int64_t batch) : batches_(batches), pass_(pass), batch_(batch) {}
   // The next batch of the current pass, or null at its end; the call after that starts the next pass.
   const Batch* next() {
-    if (!started_) batches_.start_epoch(pass_), started_ = true;
+    if (!started_) batches_.start_epoch(pass_, batch_), started_ = true;
     const Batch* batch = batches_.next();
-    if (!batch) started_ = false, ++pass_;
+    if (batch) {
+      ++batch_;
+    } else {
+      started_ = false, ++pass_, batch_ = 0;
+    }
     return batch;
   }
+  int64_t pass() const { return pass_; }
+  int64_t batch() const { return batch_; }  // within the pass: the one next() gives next
 
  private:
   DeviceBatches& batches_;
-  int64_t pass_ = 0;
+  int64_t pass_ = 0, batch_ = 0;
   bool started_ = false;
 };
 
@@ -92,6 +103,15 @@ std::unique_ptr<ShardSet> open_optional(const DataSources& data, const std::stri
   return set;
 }
 
+// Creates the directory if need be; fails now, not at the first checkpoint hours later.
+void prepare_checkpoint_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("cannot create the checkpoint directory '" + dir + "': " + ec.message());
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw Error("cannot write checkpoints to '" + dir + "': the directory is not writable (" + std::strerror(errno) + ")");
+}
+
 // Fails now rather than after hours of training.
 void check_writable(const std::string& path, const std::string& what) {
   const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
@@ -115,6 +135,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
   }
   raise_if_any_failed(world_, failure);
   check_same_on_all_ranks(world_, settings());
+  if (!config_.checkpoint_dir.empty()) checkpoints_.emplace(config_.checkpoint_dir, config_.keep_checkpoints);
 }
 
 void Trainer::open() {
@@ -127,6 +148,8 @@ void Trainer::open() {
   if (world_.rank() == 0) {
     if (!config_.save_model.empty()) check_writable(config_.save_model, "the model");
     if (!config_.timeline.empty()) check_writable(config_.timeline, "the timeline");
+    if (!config_.metrics_csv.empty()) check_writable(config_.metrics_csv, "the metrics");
+    if (!config_.checkpoint_dir.empty()) prepare_checkpoint_dir(config_.checkpoint_dir);
   }
   val_set_ = open_optional(config_.data, "val", train_set_->meta());
   test_set_ = open_optional(config_.data, "test", train_set_->meta());
@@ -195,6 +218,47 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
 }
 
+Settings Trainer::checkpoint_settings() const {
+  Settings s = settings();
+  s.emplace_back("--ranks", std::to_string(world_.size()));
+  return s;
+}
+
+bool Trainer::load_checkpoint(std::ostream& log) {
+  std::string path = config_.resume;
+  if (path == "auto") {
+    if (world_.rank() == 0) path = checkpoints_->newest_valid(log);
+    path = allgather_strings(world_, path)[0];  // every rank reads the one rank 0 chose
+    if (path.empty()) {
+      log << "no checkpoint in " << checkpoints_->dir() << " to resume from: starting afresh" << std::endl;
+      return false;
+    }
+  }
+  std::string failure;
+  try {
+    resumed_ = read_checkpoint(path, *model_, optimizer_->state_names());
+    const std::string mismatch = checkpoint_mismatch(resumed_->settings, checkpoint_settings());
+    if (!mismatch.empty()) throw Error("'" + path + "' is another run's: " + mismatch);
+  } catch (const std::exception& e) {
+    failure = std::string("cannot resume: ") + e.what();
+  }
+  raise_if_any_failed(world_, failure);
+  log << "resuming from " << path << " (step " << resumed_->progress.step << ", " << resumed_->progress.epoch
+      << " epochs done)" << std::endl;
+  return true;
+}
+
+void Trainer::save_checkpoint(ParallelMode& mode, const TrainProgress& progress, std::ostream& log) {
+  std::vector<Param*> params = model_->params();
+  OptimizerState optimizer = zero_optimizer_state(optimizer_->state_names(), params);
+  mode.gather_state(optimizer);
+  if (world_.rank() != 0) return;
+  const std::string path = checkpoints_->path(progress.step);
+  write_checkpoint(path, *model_, train_set_->meta().classification(), optimizer, progress, checkpoint_settings());
+  checkpoints_->prune();
+  log << "  checkpoint " << path << std::endl;
+}
+
 std::string Trainer::gradient_backend() const {
   if (config_.parallel.mode == "ps") return "parameter servers";
   return device_ == Device::cuda ? "nccl" : world_.backend();
@@ -254,6 +318,13 @@ TrainResult Trainer::run(std::ostream& log) {
                           (replicas > 1 ? " (" + std::to_string(replicas) + " replicas x --batch " +
                                               std::to_string(config_.batch) + ")"
                                         : std::string()));
+  // A checkpoint goes into the host model before the mode moves it to the device.
+  TrainProgress at;
+  ResumePoint resume;
+  if (!config_.resume.empty() && load_checkpoint(log)) {
+    at = resumed_->progress;
+    resume = {&resumed_->optimizer, at.step, at.epoch};
+  }
   std::unique_ptr<Timeline> timeline;
   if (!config_.timeline.empty()) {
     world_.barrier();  // one time origin for every rank
@@ -262,14 +333,15 @@ TrainResult Trainer::run(std::ostream& log) {
   LayerSpans layer_spans(*model_, timeline.get());
   const std::unique_ptr<ParallelMode> mode = make_parallel_mode(
       config_.parallel, world_,
-      {*model_, device_, *loss_, *optimizer_, config_.optimizer, steps_per_epoch, timeline.get(), std::cerr});
+      {*model_, device_, *loss_, *optimizer_, config_.optimizer, steps_per_epoch, timeline.get(), std::cerr, resume});
+  resumed_.reset();  // the mode has taken its part of the optimizer state
   auto* pipeline = dynamic_cast<PipelineParallel*>(mode.get());
   auto* servers = dynamic_cast<ParameterServerMode*>(mode.get());
   const LrSchedule lr = schedule(steps_per_epoch, replicas);
   auto val_loader = val_set_ ? eval_loader(*val_set_, share) : nullptr;
   const std::string metric = loss_->metric_name();
   MetricsLog metrics(world_.rank() == 0 ? config_.metrics_csv : "", metric,
-                     servers ? ps_metric_columns() : std::vector<std::string>{});
+                     servers ? ps_metric_columns() : std::vector<std::string>{}, at.step > 0);
 
   log << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
       << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
@@ -288,18 +360,27 @@ TrainResult Trainer::run(std::ostream& log) {
   if (servers) log << ps_description(config_.parallel.ps, replicas, config_.batch);
 
   TrainResult result;
-  int64_t step = 0;
-  BatchStream stream(train_batches);
+  int64_t step = at.step;
+  BatchStream stream(train_batches, at.pass, at.pass_batch);
+  auto progress = [&](int64_t epochs_done) {
+    if (stream.batch() == steps_per_epoch) return TrainProgress{step, epochs_done, stream.pass() + 1, 0};  // a pass done
+    return TrainProgress{step, epochs_done, stream.pass(), stream.batch()};
+  };
   const Clock::time_point start = Clock::now();
-  for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
+  bool stopping = false;
+  for (int64_t epoch = at.epoch; epoch < config_.epochs && !stopping; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch + 1;
     const Clock::time_point epoch_start = Clock::now();
     Score mine;
-    bool out_of_steps = false;
+    bool out_of_steps = false, checkpoint_due = false;
+    // A resumed run picks the epoch up where the checkpoint left it.
+    int64_t epoch_steps = 0;
+    if (epoch == at.epoch) epoch_steps = mode->epoch_ends_with_data() ? at.pass_batch : at.step - at.epoch * steps_per_epoch;
     if (!mode->reads_data()) mode->serve_epoch();
     else {
-      while (mode->begin_step()) {
+      // Every rank stops at the same step boundary when any was asked to (SIGTERM).
+      while (!(stopping = mode->agree_to_stop(stop_requested())) && mode->begin_step()) {
         const Batch* batch = stream.next();
         if (!batch) {  // this rank's pass over its data is done
           if (mode->epoch_ends_with_data()) break;
@@ -309,7 +390,7 @@ TrainResult Trainer::run(std::ostream& log) {
         if (world_.rank() == config_.straggler_rank)  // a slow worker, for studies
           std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(config_.straggler_ms));
         mode->train_step(*batch, static_cast<float>(rec.lr));
-        ++step;
+        ++step, ++epoch_steps;
         if (config_.log_every > 0 && step % config_.log_every == 0) {
           mine += loss_->take_score();  // on a GPU: waits for the step
           // Ranks out of step cannot sum at every step: then rank 0 reports its own running loss.
@@ -320,9 +401,19 @@ TrainResult Trainer::run(std::ostream& log) {
           out_of_steps = true;
           break;
         }
+        // One due on an epoch's last step waits for the epoch's end, so that it records the epoch as done.
+        if (checkpoints_ && config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0) {
+          if (epoch_steps < steps_per_epoch) save_checkpoint(*mode, progress(epoch), log);
+          else checkpoint_due = true;
+        }
       }
-      mode->end_epoch();
+      // Parameter servers may have relayed another rank's stop instead of a step (lockstep modes see a stop
+      // asked for now at the next step boundary, in the next epoch).
+      if (!mode->steps_in_lockstep()) stopping = mode->agree_to_stop(stop_requested());
+      if (!stopping) mode->end_epoch();
     }
+    if (!mode->reads_data()) stopping = mode->agree_to_stop(stop_requested());  // a server saw the halt
+    if (stopping) break;
     mine += loss_->take_score();
     rec.train = mode->sum_over_ranks(mine);
     const double train_seconds = seconds_since(epoch_start);
@@ -340,12 +431,27 @@ TrainResult Trainer::run(std::ostream& log) {
     log << "epoch " << rec.epoch << "/" << config_.epochs << "  " << format_score("", rec.train, metric)
         << (rec.val.samples ? "  " + format_score("val_", rec.val, metric) : "") << tail << std::endl
         << report;
+    if (mode->skipped_steps() > 0)
+      log << "  " << mode->skipped_steps() << " steps skipped so far for non-finite gradients (--skip-nonfinite)"
+          << std::endl;
     result.epochs.push_back(rec);
+    if (checkpoint_due) save_checkpoint(*mode, progress(epoch + 1), log);
     // Ranks out of step may stop at different epochs: any rank's stop is everyone's.
     if (!mode->steps_in_lockstep()) out_of_steps = agree_any(world_, out_of_steps);
+    // An epoch cut short by --steps is not done: a resumed run with more steps finishes it.
+    at.epoch = out_of_steps && epoch_steps < steps_per_epoch ? epoch : epoch + 1;
     if (out_of_steps) break;
   }
   result.steps = step;
+  if (stopping) {  // the job ends here: a checkpoint, and none of the collectives of a finished run
+    result.stopped_early = true;
+    if (checkpoints_) save_checkpoint(*mode, progress(at.epoch), log);
+    log << "stopped by " << (stop_requested() ? stop_reason() : "another rank's SIGTERM") << " after step " << step
+        << (checkpoints_ ? "; --resume auto continues from the checkpoint" : "; no --checkpoint-dir, nothing saved")
+        << std::endl;
+    return result;
+  }
+  if (checkpoints_) save_checkpoint(*mode, progress(at.epoch), log);
   if (test_set_) {
     auto test_loader = eval_loader(*test_set_, share);
     result.test = mode->sum_over_ranks(mode->evaluate(*test_loader));

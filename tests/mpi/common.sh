@@ -33,3 +33,12 @@ expect_error() {
   [[ $errors == 1 ]] || fail "$*: expected one error line, got $errors: $(cat "$dir/err")"
   grep -q "^ringtrain: error: $message" "$dir/err" || fail "$*: unexpected error: $(cat "$dir/err")"
 }
+
+# pid_of RANK: the running ringtrain process (of this test's $dir) with that MPI rank, as its launcher set
+# OMPI_COMM_WORLD_RANK.
+pid_of() {
+  local p
+  for p in $(pgrep -f "$bin train --data $dir"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$p"; return; fi
+  done
+}

@@ -34,14 +34,6 @@ for worker in (0, 1):
 assert (2, "apply push of worker 0") in names and (2, "apply push of worker 1") in names, "no server spans"
 PY
 
-# pid_of RANK: the ringtrain process with that MPI rank (its launcher set OMPI_COMM_WORLD_RANK).
-pid_of() {
-  local p
-  for p in $(pgrep -f "$bin train --data $dir"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$p"; return; fi
-  done
-}
-
 # fault SIGNAL RANK EXPECTED_STDERR: a long run (epochs of 1250 steps a worker, so the signal lands inside
 # one), the signal to one rank after it has started, then the job must end within 30 s saying
 # EXPECTED_STDERR.

@@ -79,7 +79,8 @@ TEST(DataParallel, RankZerosParametersAreBroadcast) {
   auto loss = make_loss(true);
   auto opt = make_optimizer({});
   std::ostringstream warnings;
-  DataParallel dp(world, model, *loss, *opt, {}, nullptr, warnings);
+  const OptimizerConfig optimizer_config;
+  DataParallel dp({}, world, {model, Device::cpu, *loss, *opt, optimizer_config, 1, nullptr, warnings, {}});
   Model rank0("flatten,linear(8),relu,linear(3)", {1, 4, 4}, 3, 100);
   const auto mine = model.params(), expect = rank0.params();
   for (size_t p = 0; p < mine.size(); ++p)
@@ -111,7 +112,9 @@ TEST(DataParallel, RankZeroSavesAndEvalOverNRanksScoresLikeOneRank) {
   EXPECT_EQ(spread.samples, 50);
   EXPECT_EQ(spread.metric_sum, alone.metric_sum);
   EXPECT_NEAR(spread.loss_sum, alone.loss_sum, 1e-9 * std::fabs(alone.loss_sum));
-  EXPECT_NEAR(spread.loss_sum, trained.test.loss_sum, 1e-9 * std::fabs(alone.loss_sum));
+  // Training evaluated with batches of 256, the saved model with 7: GEMMs of other shapes may round the
+  // float logits differently (this depends on the machine's kernels), so agreement is to float precision.
+  EXPECT_NEAR(spread.loss_sum, trained.test.loss_sum, 1e-6 * std::fabs(alone.loss_sum));
 }
 
 TEST(DataParallel, DifferentHyperParametersAreOneCollectiveError) {

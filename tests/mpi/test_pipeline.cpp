@@ -41,7 +41,8 @@ struct PipelineCase {
 // compares the layers this rank's stage holds. Returns the pipeline for further checks.
 void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullptr, int* stage = nullptr) {
   Communicator& world = test::world();
-  PipelineConfig pc;
+  ParallelConfig config;
+  PipelineConfig& pc = config.pipeline;
   pc.stages = world.size();
   pc.micro_batches = c.micro_batches;
   pc.schedule = c.schedule;
@@ -55,7 +56,7 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
   auto loss = make_loss(true);
   auto optimizer = make_optimizer(oc);
   std::ostringstream warnings;
-  PipelineParallel pipeline(pc, {}, world, model, Device::cpu, *loss, *optimizer, nullptr, warnings);
+  PipelineParallel pipeline(config, world, {model, Device::cpu, *loss, *optimizer, oc, 1, nullptr, warnings, {}});
 
   Model alone(c.spec, c.sample, kClasses, 5);
   auto alone_loss = make_loss(true);

@@ -22,7 +22,7 @@ std::unique_ptr<BatchUpload> make_cuda_batch_upload();
 class DeviceBatches {
  public:
   DeviceBatches(BatchLoader& loader, Device device);
-  void start_epoch(int64_t epoch) { loader_.start_epoch(epoch); }
+  void start_epoch(int64_t epoch, int64_t first_batch = 0) { loader_.start_epoch(epoch, first_batch); }
   // The next batch on the device, or null at the end of the epoch. Valid until the call after next.
   const Batch* next();
 

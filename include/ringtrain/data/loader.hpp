@@ -49,14 +49,15 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   int64_t batches_per_epoch() const;  // this rank's
-  // Starts producing the given epoch (stopping any epoch still in progress).
-  void start_epoch(int64_t epoch);
+  // Starts producing the given epoch from its batch `first_batch` (a resumed run skips those it trained on),
+  // stopping any epoch still in progress.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // Moves the next batch into `batch` (its old buffers are recycled); false at the end of the epoch.
   // Rethrows any error the reader thread hit, naming the file.
   bool next(Batch& batch);
 
  private:
-  void produce(int64_t epoch);
+  void produce(int64_t epoch, int64_t first_batch);
   void stop();
   const ShardData& shard(size_t index);
   void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out);

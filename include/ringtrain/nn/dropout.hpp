@@ -17,6 +17,7 @@ class Dropout : public Layer {
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
   ForwardState forward_state() override { return {{&y_}, {}, {&forward_call_}}; }
+  std::vector<uint64_t*> random_streams() override { return {&calls_}; }
   float p() const { return p_; }
   uint64_t seed() const { return seed_; }
   // Training forwards so far: the stream of the next mask.

@@ -70,6 +70,9 @@ class Layer {
   virtual std::vector<Param*> params() { return {}; }
   // Non-trained state saved with the model (BatchNorm running statistics).
   virtual std::vector<NamedTensor> buffers() { return {}; }
+  // Positions of the layer's random streams (dropout: its training forwards so far), saved in checkpoints
+  // so that a resumed run draws the masks an uninterrupted one would.
+  virtual std::vector<uint64_t*> random_streams() { return {}; }
   // Forward and backward multiply-adds per sample, for throughput reports and pipeline balancing.
   virtual double flops_per_sample() const { return 0.0; }
 

@@ -25,9 +25,36 @@ class Optimizer {
   // Updates every parameter from its gradient with learning rate lr. The parameter list must be the same
   // (same order, same shapes) on every call: state is kept per position.
   virtual void step(const std::vector<Param*>& params, float lr) = 0;
-  // Per-parameter state tensors (momentum buffers, moments), for checkpoints.
-  virtual std::vector<NamedTensor> state() = 0;
+
+  // Checkpoints. The names of the state tensors kept per parameter, PyTorch's: "momentum" (SGD, RMSprop
+  // with momentum), "exp_avg" and "exp_avg_sq" (Adam), "square_avg" (RMSprop). May be empty (plain SGD).
+  virtual std::vector<std::string> state_names() const = 0;
+  // state(params)[i][k]: params[i]'s tensor named state_names()[k], on the optimizer's device. Created
+  // zeroed when the optimizer has not stepped yet, so a fresh optimizer can be loaded from a checkpoint.
+  virtual std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) = 0;
+  // Steps taken (Adam's bias correction counts them); a checkpoint saves and restores it.
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+
+ protected:
+  int64_t steps_ = 0;
 };
+
+// An optimizer's state for a whole model, on the host (a checkpoint's copy): for each of the model's
+// parameters, in model order, one tensor per state name, shaped like the parameter.
+struct OptimizerState {
+  int64_t steps = 0;
+  std::vector<std::string> names;
+  std::vector<std::vector<Tensor>> tensors;  // [parameter][name]
+};
+
+// Zeroed state named `names` for `params` (the whole model's, in order).
+OptimizerState zero_optimizer_state(const std::vector<std::string>& names, const std::vector<Param*>& params);
+// Copies `optimizer`'s state for `params` into / out of `state`, whose parameters from `first` on are these.
+void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& params, OptimizerState& state,
+                              size_t first = 0);
+void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimizer& optimizer,
+                             const std::vector<Param*>& params);
 
 // The optimizer for parameters on `device` (on the GPU: fused kernels/, one launch per step). Throws Error
 // for an unknown kind.

@@ -12,9 +12,9 @@ namespace ringtrain {
 
 class DataParallel final : public ParallelMode, private LayerObserver {
  public:
-  // Collective: broadcasts rank 0's parameters and buffers.
-  DataParallel(Communicator& world, Model& model, Loss& loss, Optimizer& optimizer, const EngineConfig& engine,
-               Timeline* timeline, std::ostream& warnings);
+  // Collective. Every rank built the same model from the seed (or loaded the same checkpoint); parts.model
+  // is on parts.device already.
+  DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts);
   ~DataParallel() override;
 
   void train_step(const Batch& batch, float lr) override;
@@ -22,6 +22,8 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override {}  // every rank holds the whole model, the same after sync_buffers
+  bool agree_to_stop(bool requested) override;
+  void gather_state(OptimizerState& optimizer) override;
 
  private:
   void backward_end(size_t layer) override;
@@ -32,6 +34,9 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   Optimizer& optimizer_;
   std::vector<Param*> params_;
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
+  bool skip_nonfinite_ = false;
+  int64_t step_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace ringtrain

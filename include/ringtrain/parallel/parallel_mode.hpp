@@ -34,6 +34,16 @@ struct ParallelConfig {
   EngineConfig engine;
   PipelineConfig pipeline;    // sync with more than one stage or micro-batch: the pipeline (and hybrid) mode
   PsConfig ps;
+  // A NaN or infinite gradient (after averaging) stops the job naming the step and the parameter; with
+  // this, the step's update is skipped instead and counted.
+  bool skip_nonfinite = false;
+};
+
+// Where a resumed run picks up (a checkpoint's): the optimizer's state for the whole model, the steps
+// taken and the epochs finished. No optimizer: a fresh start.
+struct ResumePoint {
+  const OptimizerState* optimizer = nullptr;
+  int64_t step = 0, epoch = 0;
 };
 
 // Which share of the data a rank reads: the model's replicas split the global batch between them (the
@@ -68,6 +78,24 @@ class ParallelMode {
   virtual void sync_buffers() = 0;
   // Collective, before rank 0 saves: rank 0's model then holds every layer's trained parameters and buffers.
   virtual void gather_model() = 0;
+
+  // Before each step: whether the job stops here. `requested`: this rank was asked to (stop_request.hpp).
+  // Any rank's request stops every rank at the same step boundary: lockstep modes agree by a collective,
+  // parameter servers relay it. Once true, it stays true.
+  virtual bool agree_to_stop(bool requested) = 0;
+  // Collective at a step boundary, before rank 0 writes a checkpoint: what gather_model does, and on rank 0
+  // `optimizer` (zero_optimizer_state for the whole model) filled with the optimizer's state. Parameter
+  // servers: worker 0 (rank 0) gets it from the servers; the other ranks take no part.
+  virtual void gather_state(OptimizerState& optimizer) = 0;
+  // Steps whose update was skipped for a non-finite gradient (ParallelConfig::skip_nonfinite) so far.
+  int64_t skipped_steps() const { return skipped_; }
+
+ protected:
+  // After a step's gradients are final (averaged): false to apply the update. Throws CollectiveError naming
+  // the parameter and `step` when `bad_param` is not "" (Model::nonfinite_gradient), unless skipping.
+  bool update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite);
+
+  int64_t skipped_ = 0;
 };
 
 // Scores every batch `loader` gives, in evaluation mode, on the model's device (the whole model, one rank).
@@ -91,6 +119,7 @@ struct ModeParts {
   int64_t steps_per_epoch;  // of a rank's data share
   Timeline* timeline;
   std::ostream& warnings;   // stall warnings
+  ResumePoint resume;       // the model itself is loaded already
 };
 
 // Collective. world: every rank of the job; the mode takes communicators of its own from it. Throws Error

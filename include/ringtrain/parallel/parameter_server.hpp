@@ -39,10 +39,9 @@ void check_parameter_servers(const ParallelConfig& config, int world);
 
 class ParameterServerMode final : public ParallelMode {
  public:
-  // Collective; `config` has passed check_parameter_servers. Workers move the model to `device`; servers keep
-  // their shards on the host. steps_per_epoch: of a worker's share of the data.
-  ParameterServerMode(const PsConfig& config, Communicator& world, Model& model, Device device, Loss& loss,
-                      const OptimizerConfig& optimizer, int64_t steps_per_epoch, Timeline* timeline);
+  // Collective; `config` has passed check_parameter_servers. Workers move the model to parts.device; servers
+  // keep their shards on the host and make their optimizers from parts.optimizer_config.
+  ParameterServerMode(const ParallelConfig& config, Communicator& world, const ModeParts& parts);
   ~ParameterServerMode() override;  // workers say goodbye; servers wait for every goodbye
 
   bool reads_data() const override { return !server_; }
@@ -56,16 +55,19 @@ class ParameterServerMode final : public ParallelMode {
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override;
+  bool agree_to_stop(bool requested) override;
+  void gather_state(OptimizerState& optimizer) override;
 
   // Collective: this epoch's figures, summed over servers and workers, then reset.
   PsStats epoch_report();
 
  private:
-  bool pull(int64_t flags);  // false: a server said the epoch is over
+  bool pull(int64_t flags);  // false: a server said the epoch is over, or that the job stops
   void wait_for(Transfer& transfer, int server, const char* what);
   void finish_pushes();  // waits for the last step's pushes (their buffer is reused)
 
   PsConfig config_;
+  bool skip_nonfinite_ = false;
   Communicator& world_;
   Model& model_;
   Loss& loss_;
@@ -81,6 +83,8 @@ class ParameterServerMode final : public ParallelMode {
   std::vector<int64_t> shard_begin_;  // K + 1 boundaries of the flat vector
   std::vector<Param*> params_;
   int64_t step_ = 0, epoch_ = 0, staleness_ = 0;
+  bool stopping_ = false;   // a server answered kHalted (or, on a server, every worker left after a halt)
+  bool halt_sent_ = false;
   float lr_ = 0.0f;
   PsStats worker_stats_;
 };

@@ -23,10 +23,10 @@ namespace ringtrain {
 
 class PipelineParallel final : public ParallelMode, private LayerObserver {
  public:
-  // Collective. `model` is built whole on every rank from one seed; this rank moves its stage's layers to
-  // `device` and trains only those. Throws Error for a configuration check_pipeline rejects.
-  PipelineParallel(const PipelineConfig& pipeline, const EngineConfig& engine, Communicator& world, Model& model,
-                   Device device, Loss& loss, Optimizer& optimizer, Timeline* timeline, std::ostream& warnings);
+  // Collective. parts.model is built whole on every rank from one seed (or loaded from one checkpoint); this
+  // rank moves its stage's layers to parts.device and trains only those. Throws Error for a configuration
+  // check_pipeline rejects.
+  PipelineParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts);
   ~PipelineParallel() override;
 
   void train_step(const Batch& batch, float lr) override;
@@ -34,6 +34,8 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override;
+  bool agree_to_stop(bool requested) override;
+  void gather_state(OptimizerState& optimizer) override;
 
   int stage() const { return stage_; }
   LayerRange layers() const { return layers_; }
@@ -86,6 +88,9 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   bool last_backward_ = false;
 
   std::vector<Param*> params_;
+  bool skip_nonfinite_ = false;
+  int64_t step_ = 0;
+  bool stopping_ = false;
   Tensor stage_input_;  // the object every micro-batch enters through (its buffer is traded per micro-batch)
   ForwardState state_;  // the stage's layers' forward state, stage_input_ first
   Tensor incoming_activation_, incoming_gradient_, eval_input_;

@@ -77,6 +77,9 @@ DeviceMemoryStats device_memory_stats();
 // result next); copies onto the device are queued on the compute stream.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void fill_device(float* data, int64_t count, float value);  // queued on the compute stream
+// For each of `count` device arrays (data[i], sizes[i] floats), whether it holds a NaN or an infinity: one
+// kernel launch each on the compute stream, then one copy back of the flags.
+std::vector<bool> device_arrays_nonfinite(const float* const* data, const int64_t* sizes, size_t count);
 // Blocks until everything queued on this process's GPU streams has run (a no-op without a device in use).
 void synchronize_device();
 // Order the GPU's compute and communication streams by an event, without blocking the host: work queued on

@@ -52,6 +52,11 @@ struct TrainConfig {
   DeviceConfig device;
   int straggler_rank = -1;    // this rank sleeps straggler_ms before every step (studies of slow workers)
   double straggler_ms = 0.0;
+  std::string checkpoint_dir;     // "" = no checkpoints (checkpoint.hpp)
+  int64_t checkpoint_every = 0;   // steps; 0 = only at the end and when asked to stop
+  int keep_checkpoints = 3;
+  std::string resume;             // "" | "auto" (newest valid in checkpoint_dir, if any) | a checkpoint file
+  double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
 };
 
 struct EvalConfig {

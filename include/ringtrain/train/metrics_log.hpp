@@ -20,8 +20,9 @@ struct EpochRecord {
 class MetricsLog {
  public:
   // path "" = disabled. extra_columns: a mode's own figures (parameter servers: staleness, latency, load).
+  // append: a resumed run keeps the rows of the run it continues (when the file is there).
   MetricsLog(const std::string& path, const std::string& metric_name,
-             const std::vector<std::string>& extra_columns = {});
+             const std::vector<std::string>& extra_columns = {}, bool append = false);
   void write(const EpochRecord& record);
 
  private:

@@ -1,7 +1,11 @@
 // Saved models: one HDF5 file, readable by h5py, with one float32 dataset per parameter named
 // "<layer>/<param>" (e.g. "conv1/weight", "linear2/bias"), BatchNorm statistics likewise, and root
-// attributes that rebuild the model: format, model_spec, input_shape, outputs, task.
+// attributes that rebuild the model: format, model_spec, input_shape, outputs, task. A checkpoint
+// (checkpoint.hpp) is such a file with the training state added, so `ringtrain eval` reads either.
 #pragma once
+#include <hdf5.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,5 +24,15 @@ struct LoadedModel {
   bool classification = true;
 };
 LoadedModel load_model(const std::string& path);
+
+// The model's part of an open file: the root attributes and a dataset per parameter and buffer.
+void write_model(hid_t file, Model& model, bool classification);
+// Loads `file`'s parameters and buffers into `model`, which must have the file's architecture.
+void read_model_into(hid_t file, const std::string& path, Model& model);
+
+// Creates `path` atomically: `write` fills a temporary file beside it (an HDF5 file it creates and closes),
+// which is then fsynced and renamed over `path`, and the directory fsynced. On any failure the temporary
+// file is removed and whatever was at `path` is untouched.
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
 
 }  // namespace ringtrain

@@ -3,6 +3,7 @@
 #pragma once
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "ringtrain/comm/communicator.hpp"
@@ -10,6 +11,8 @@
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/nn/model.hpp"
+#include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/train/checkpoint.hpp"
 #include "ringtrain/train/config.hpp"
 #include "ringtrain/train/metrics_log.hpp"
 #include "ringtrain/train/staging.hpp"
@@ -20,6 +23,7 @@ struct TrainResult {
   std::vector<EpochRecord> epochs;
   Score test;  // samples == 0 when there is no test split
   int64_t steps = 0;
+  bool stopped_early = false;  // a stop request (SIGTERM) ended it at a step boundary, after a checkpoint
 };
 
 class Trainer {
@@ -28,13 +32,21 @@ class Trainer {
   // checks that every rank did so and was given the same settings. Any bad input on any rank throws the same
   // CollectiveError on every rank before training starts.
   Trainer(const TrainConfig& config, Communicator& world);
-  // Collective. Progress goes to `log` (give rank 0 the real stream), stall warnings to std::cerr.
+  // Collective. Progress goes to `log` (give rank 0 the real stream), stall warnings to std::cerr. With
+  // config.resume, continues from a checkpoint; with config.checkpoint_dir, writes them (checkpoint.hpp).
+  // A stop request (stop_request.hpp) on any rank ends it at the next step boundary on every rank.
   TrainResult run(std::ostream& log);
   Model& model() { return *model_; }
 
  private:
   void open();  // this rank's part of the constructor
   std::vector<std::pair<std::string, std::string>> settings() const;
+  Settings checkpoint_settings() const;  // settings() and the world size
+  // Collective: loads config.resume's checkpoint (auto: the newest valid one rank 0 finds) into the host
+  // model on every rank, keeping the rest in resumed_. False when auto finds none.
+  bool load_checkpoint(std::ostream& log);
+  // Collective (parameter servers: worker 0 and the servers): rank 0 writes a checkpoint of `progress`.
+  void save_checkpoint(ParallelMode& mode, const TrainProgress& progress, std::ostream& log);
   std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split, DataShare share) const;
   std::string gradient_backend() const;    // "mpi-ring", "mpi", "nccl"
   std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
@@ -49,6 +61,8 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Loss> loss_;
   std::unique_ptr<Optimizer> optimizer_;
+  std::optional<CheckpointDir> checkpoints_;
+  std::optional<CheckpointContents> resumed_;  // from load_checkpoint until the mode has taken it
 };
 
 }  // namespace ringtrain

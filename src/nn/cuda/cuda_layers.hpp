@@ -95,6 +95,7 @@ class CudaDropout final : public CudaLayer {
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
   ForwardState forward_state() override { return {{&y_}, {}, {&forward_call_}}; }
+  std::vector<uint64_t*> random_streams() override { return {&calls_}; }
 
  private:
   float p_;

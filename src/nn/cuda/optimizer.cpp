@@ -24,34 +24,42 @@ class CudaOptimizer final : public Optimizer {
     if (c_.kind == "sgd") {
       kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov}, stream);
     } else if (c_.kind == "adam") {
-      ++t_;
-      const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(t_));
-      const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(t_));
+      const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_ + 1));
+      const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_ + 1));
       kernels::adam_step(chunks, chunk_count_,
                          {lr / bc1, 1.0f / std::sqrt(bc2), c_.beta1, c_.beta2, c_.eps, c_.weight_decay}, stream);
     } else {
       kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum}, stream);
     }
+    ++steps_;
   }
 
   // The CPU optimizers' names, so checkpoints read the same on either device.
-  std::vector<NamedTensor> state() override {
-    std::vector<NamedTensor> out;
+  std::vector<std::string> state_names() const override {
+    std::vector<std::string> names;
     const bool sgd = c_.kind == "sgd", adam = c_.kind == "adam";
-    const std::string first = sgd ? "momentum" : adam ? "exp_avg" : "square_avg";
-    const std::string second = adam ? "exp_avg_sq" : "momentum";
-    for (size_t i = 0; i < first_.size(); ++i) out.push_back({first + std::to_string(i), &first_[i]});
-    for (size_t i = 0; i < second_.size(); ++i) out.push_back({second + std::to_string(i), &second_[i]});
+    if (uses_first()) names.push_back(sgd ? "momentum" : adam ? "exp_avg" : "square_avg");
+    if (uses_second()) names.push_back(adam ? "exp_avg_sq" : "momentum");
+    return names;
+  }
+  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
+    if (params != params_) prepare(params);
+    std::vector<std::vector<Tensor*>> out(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (uses_first()) out[i].push_back(&first_[i]);
+      if (uses_second()) out[i].push_back(&second_[i]);
+    }
     return out;
   }
 
  private:
   // Creates zeroed state for the parameters and the chunk table the kernel walks; parameters keep their
   // buffers for the life of a model, so this runs once.
+  bool uses_first() const { return c_.kind != "sgd" || c_.momentum > 0.0f; }
+  bool uses_second() const { return c_.kind == "adam" || (c_.kind == "rmsprop" && c_.momentum > 0.0f); }
+
   void prepare(const std::vector<Param*>& params) {
-    const bool sgd = c_.kind == "sgd", adam = c_.kind == "adam";
-    const bool uses_first = !sgd || c_.momentum > 0.0f;
-    const bool uses_second = adam || (c_.kind == "rmsprop" && c_.momentum > 0.0f);
+    const bool uses_first = this->uses_first(), uses_second = this->uses_second();
     first_.clear();
     second_.clear();
     std::vector<kernels::ParamChunk> chunks;
@@ -68,7 +76,6 @@ class CudaOptimizer final : public Optimizer {
     copy_bytes(chunks_.get(), Device::cuda, chunks.data(), Device::cpu, chunks_.bytes());
     synchronize_device();  // the table is read from a host vector that goes away now
     params_ = params;
-    t_ = 0;
   }
 
   OptimizerConfig c_;
@@ -76,7 +83,6 @@ class CudaOptimizer final : public Optimizer {
   std::vector<Tensor> first_, second_;  // per parameter: momentum / exp_avg / square_avg, then exp_avg_sq / momentum
   DeviceBuffer chunks_;
   int chunk_count_ = 0;
-  int64_t t_ = 0;
 };
 
 }  // namespace

@@ -1,0 +1,36 @@
+// Liveness of the ranks, apart from training. A rank killed by SIGKILL, or whose node died, never joins the
+// collective the others wait in; MPI itself may wait forever. Each rank's heartbeat thread sends a one-byte
+// beat to the next rank of a ring every period and watches the previous rank's: when that rank has been
+// silent for `timeout_s`, the thread prints one line naming it and aborts the job (MPI_Abort), so every
+// survivor stops. The thread runs beside compute and MPI waits, so a busy rank still beats. A rank that
+// finishes says goodbye first; the destructor then waits for the previous rank's goodbye, so no message is
+// left unreceived.
+#pragma once
+#include <atomic>
+#include <thread>
+
+#include <mpi.h>
+
+#include "ringtrain/comm/mpi_communicator.hpp"
+
+namespace ringtrain {
+
+class Heartbeat {
+ public:
+  // Collective over `world`. timeout_s <= 0, or a one-rank world: no heartbeat.
+  Heartbeat(MPI_Comm world, double timeout_s);
+  ~Heartbeat();  // says goodbye and waits for the previous rank's (not when leaving on an exception)
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+
+ private:
+  void run();
+
+  double timeout_s_;
+  MpiComm comm_;
+  int rank_ = 0, size_ = 1;
+  std::atomic<bool> leaving_{false}, abandon_{false};
+  std::thread thread_;
+};
+
+}  // namespace ringtrain

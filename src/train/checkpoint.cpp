@@ -1,0 +1,161 @@
+#include "ringtrain/train/checkpoint.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <ostream>
+#include <regex>
+
+#include "ringtrain/data/hdf5.hpp"
+#include "ringtrain/error.hpp"
+#include "ringtrain/train/model_file.hpp"
+
+namespace ringtrain {
+
+namespace {
+
+std::string optimizer_name(const std::string& param, const std::string& state) {
+  return "optimizer/" + param + "/" + state;
+}
+
+// step-<digits>.h5 -> the step; -1 for other names.
+int64_t step_of(const std::filesystem::path& file) {
+  static const std::regex name(R"(step-(\d+)\.h5)");
+  std::smatch m;
+  const std::string base = file.filename().string();
+  return std::regex_match(base, m, name) ? std::stoll(m[1]) : -1;
+}
+
+}  // namespace
+
+void write_checkpoint(const std::string& path, Model& model, bool classification, const OptimizerState& optimizer,
+                      const TrainProgress& progress, const Settings& settings) {
+  auto lock = h5::lock_library();
+  write_atomically(path, [&](const std::string& tmp) {
+    h5::H5Id file = h5::create_file(tmp);
+    const hid_t f = file.get();
+    write_model(f, model, classification);
+    h5::write_attr(f, "checkpoint", std::string(kCheckpointFormat));
+    h5::write_attr(f, "step", progress.step);
+    h5::write_attr(f, "epoch", progress.epoch);
+    h5::write_attr(f, "pass", progress.pass);
+    h5::write_attr(f, "pass_batch", progress.pass_batch);
+    h5::write_attr(f, "optimizer_steps", optimizer.steps);
+    std::vector<std::string> lines;
+    for (const auto& [flag, value] : settings) lines.push_back(flag + "=" + value);
+    h5::write_attr(f, "settings", lines);
+    const std::vector<NamedParam> params = model.named_params();
+    for (size_t i = 0; i < params.size() && i < optimizer.tensors.size(); ++i)
+      for (size_t k = 0; k < optimizer.names.size(); ++k) {
+        const Tensor& t = optimizer.tensors[i][k];
+        h5::write_dataset(f, optimizer_name(params[i].name, optimizer.names[k]), t.shape(), t.data());
+      }
+    for (const auto& [name, position] : model.named_random_streams()) {
+      const int64_t value = static_cast<int64_t>(*position);
+      h5::write_dataset(f, "rng/" + name, {1}, &value);
+    }
+    h5::flush(f);
+  });
+}
+
+void check_checkpoint(const std::string& path) {
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::open_file(path);
+  if (!h5::has_attr(file.get(), "checkpoint") || h5::read_attr_str(file.get(), "checkpoint") != kCheckpointFormat)
+    throw Error("'" + path + "' is not a ringtrain checkpoint (no attribute checkpoint = '" + kCheckpointFormat + "')");
+}
+
+CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names) {
+  check_checkpoint(path);
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::open_file(path);
+  const hid_t f = file.get();
+  const std::string spec = h5::read_attr_str(f, "model_spec");
+  if (spec != model.spec())
+    throw Error("checkpoint '" + path + "' holds model '" + spec + "', not this run's '" + model.spec() + "'");
+  CheckpointContents out;
+  for (const std::string& line : h5::read_attr_strs(f, "settings")) {
+    const size_t eq = line.find('=');
+    out.settings.emplace_back(line.substr(0, eq), eq == std::string::npos ? "" : line.substr(eq + 1));
+  }
+  out.progress.step = h5::read_attr_i64(f, "step");
+  out.progress.epoch = h5::read_attr_i64(f, "epoch");
+  out.progress.pass = h5::read_attr_i64(f, "pass");
+  out.progress.pass_batch = h5::read_attr_i64(f, "pass_batch");
+  read_model_into(f, path, model);
+  const std::vector<NamedParam> params = model.named_params();
+  std::vector<Param*> plain;
+  for (const NamedParam& p : params) plain.push_back(p.param);
+  out.optimizer = zero_optimizer_state(state_names, plain);
+  out.optimizer.steps = h5::read_attr_i64(f, "optimizer_steps");
+  for (size_t i = 0; i < params.size(); ++i)
+    for (size_t k = 0; k < state_names.size(); ++k) {
+      const std::string name = optimizer_name(params[i].name, state_names[k]);
+      if (!h5::has_dataset(f, name))
+        throw Error("checkpoint '" + path + "' has no '" + name + "': it was written with another --optimizer");
+      Tensor& t = out.optimizer.tensors[i][k];
+      h5::read_f32_exact(f, path, name, t.shape(), t.data());
+    }
+  for (const auto& [name, position] : model.named_random_streams()) {
+    std::vector<int64_t> value;
+    h5::read_i64(f, "rng/" + name, value);
+    if (value.size() != 1) throw Error("'rng/" + name + "' in '" + path + "' is not one int64");
+    *position = static_cast<uint64_t>(value[0]);
+  }
+  return out;
+}
+
+std::string checkpoint_mismatch(const Settings& saved, const Settings& now) {
+  static const std::vector<std::string> fixed = {
+      "--model", "the training data", "--batch", "--seed", "--shuffle-window", "--optimizer", "--ranks", "--mode",
+      "--pipeline-stages", "--micro-batches", "--split", "--ps-servers"};
+  for (const std::string& flag : fixed) {
+    auto find = [&](const Settings& s) {
+      auto it = std::find_if(s.begin(), s.end(), [&](const auto& kv) { return kv.first == flag; });
+      return it == s.end() ? std::string("(none)") : it->second;
+    };
+    const std::string a = find(saved), b = find(now);
+    if (a != b) return flag + " is '" + a + "' in the checkpoint but '" + b + "' in this run";
+  }
+  return "";
+}
+
+std::string CheckpointDir::path(int64_t step) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%012lld.h5", static_cast<long long>(step));
+  return (std::filesystem::path(dir_) / name).string();
+}
+
+std::vector<std::string> CheckpointDir::list() const {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const int64_t step = step_of(entry.path());
+    if (step >= 0 && entry.is_regular_file(ec)) found.emplace_back(step, entry.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
+  return out;
+}
+
+std::string CheckpointDir::newest_valid(std::ostream& log) const {
+  for (const std::string& path : list()) {
+    try {
+      check_checkpoint(path);
+      return path;
+    } catch (const Error& e) {
+      log << "  skipping checkpoint " << path << ": " << e.what() << std::endl;
+    }
+  }
+  return "";
+}
+
+void CheckpointDir::prune() const {
+  const std::vector<std::string> all = list();
+  for (size_t i = static_cast<size_t>(std::max(keep_, 1)); i < all.size(); ++i) {
+    std::error_code ignored;
+    std::filesystem::remove(all[i], ignored);
+  }
+}
+
+}  // namespace ringtrain

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Every row of docs/bad-inputs.md, end to end on 2 ranks (3 where the row needs it) under mpirun: the job
+# fails with exactly one "ringtrain: error:" line, which says what the table says; every rank exits
+# non-zero on its own (each rank's exit code is recorded by a wrapper); it all takes at most 10 s. The
+# messages must also appear in the table, so the two cannot drift apart.
+# usage: bad_inputs.sh RINGTRAIN MPIRUN DOCS_TABLE
+set -uo pipefail
+bin=$1 mpirun=$2 table=$3
+dir=$(mktemp -d)
+readonly_dir=""
+cleanup() {
+  [[ -n $readonly_dir ]] && umount "$readonly_dir" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+source "$(dirname "$0")/mpi/common.sh"
+
+# Fixtures: a good dataset and one directory per kind of bad shard.
+/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the fixtures"
+import os, sys, h5py, numpy as np
+root = sys.argv[1]
+rng = np.random.default_rng(0)
+def shard(name, n=64, x=None, y=None, drop=None):
+    path = os.path.join(root, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with h5py.File(path, "w") as f:
+        if drop != "x": f["x"] = x if x is not None else rng.normal(size=(n, 1, 4, 4)).astype(np.float32)
+        if drop != "y": f["y"] = y if y is not None else rng.integers(0, 3, n).astype(np.int64)
+        f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 3
+shard("good/train-00000.h5"); shard("good/test-00000.h5", 32)
+os.makedirs(os.path.join(root, "text"))
+open(os.path.join(root, "text/train-00000.h5"), "w").write("x,y\n1,2\n")
+shard("nolabels/train-00000.h5", drop="y")
+shard("shape/train-00000.h5", y=rng.integers(0, 3, 60).astype(np.int64))
+shard("dtype/train-00000.h5", x=rng.normal(size=(64, 1, 4, 4)).astype(np.complex64))
+shard("labels/train-00000.h5", y=np.full(64, 7, np.int64))
+shard("empty/train-00000.h5", x=np.zeros((0, 1, 4, 4), np.float32), y=np.zeros(0, np.int64))
+shard("few/train-00000.h5", n=10)
+PY
+model=(--model "flatten,linear(8),relu,linear(out)" --batch 8 --epochs 1)
+timeout 60 "$bin" train --data "$dir/good" --model "flatten,linear(4),relu,linear(out)" --batch 8 --epochs 1 \
+  --checkpoint-dir "$dir/other" >/dev/null 2>&1 || fail "could not write the other model's checkpoint"
+# A read-only directory: a read-only bind mount as root (root writes through permission bits), else mode 555.
+mkdir -p "$dir/readonly" "$dir/readonly.src"
+if [[ $(id -u) == 0 ]]; then
+  mount --bind "$dir/readonly.src" "$dir/readonly" && mount -o remount,bind,ro "$dir/readonly" && readonly_dir="$dir/readonly" ||
+    fail "cannot make a read-only directory (mount --bind -o ro) to test with"
+else
+  chmod 555 "$dir/readonly"
+fi
+
+checked=0
+# row RANKS MESSAGE ARGS...: one row of the table.
+row() {
+  local ranks=$1 message=$2
+  shift 2
+  grep -qF -- "$message" "$table" || fail "docs: the bad-input table does not say '$message'"
+  rm -rf "$dir/exits" && mkdir "$dir/exits"
+  local start=$SECONDS
+  # Each rank records its own exit code; a rank killed by the launcher records none.
+  timeout 30 "$mpirun" --oversubscribe -np "$ranks" sh -c '"$@"; echo $? >"'"$dir"'/exits/$OMPI_COMM_WORLD_RANK"' \
+    sh "$bin" train "$@" >"$dir/out" 2>"$dir/err"
+  local rc=$? took=$((SECONDS - start))
+  [[ $rc != 124 ]] || fail "'$message': the job hung"
+  ((took <= 10)) || fail "'$message': took $took s"
+  local lines
+  lines=$(grep -c '^ringtrain: error:' "$dir/err")
+  [[ $lines == 1 ]] || fail "'$message': $lines error lines: $(cat "$dir/err")"
+  grep '^ringtrain: error:' "$dir/err" | grep -qF -- "$message" || fail "'$message': the error says: $(cat "$dir/err")"
+  local r code
+  for ((r = 0; r < ranks; ++r)); do
+    code=$(cat "$dir/exits/$r" 2>/dev/null || echo killed)
+    [[ $code != 0 ]] || fail "'$message': rank $r exited 0"
+  done
+  echo "ok ($took s, exits $(cat "$dir"/exits/* 2>/dev/null | tr '\n' ' ')): $(grep '^ringtrain: error:' "$dir/err")"
+  ((++checked))
+}
+
+row 2 "no such file" --train "$dir/missing/train-00000.h5" "${model[@]}"
+row 2 "no training shards (train-*.h5) in" --data "$dir/missing" "${model[@]}"
+row 2 "is not an HDF5 file" --data "$dir/text" "${model[@]}"
+row 2 "has no dataset 'y'" --data "$dir/nolabels" "${model[@]}"
+row 2 "x has 64 samples but y has 60 in shard" --data "$dir/shape" "${model[@]}"
+row 2 "dataset 'x' has type non-numeric in shard" --data "$dir/dtype" "${model[@]}"
+row 2 "label 7 at sample 0 is out of range [0, 3) in shard" --data "$dir/labels" "${model[@]}"
+row 2 "is empty (x has 0 samples)" --data "$dir/empty" "${model[@]}"
+row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas x --batch 8)" --data "$dir/few" "${model[@]}"
+row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer >= 1, got 'abc'" --data "$dir/good" --model "linear(abc)"
+row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs [channels, height, width] input" --data "$dir/good" \
+  --model "flatten,conv(3,3),linear(out)"
+row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
+row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" --mode async
+row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --data "$dir/good" "${model[@]}" --mode ps \
+  --pipeline-stages 2
+row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
+row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
+row 2 "holds model 'flatten,linear(4),relu,linear(3)', not this run's" --data "$dir/good" "${model[@]}" \
+  --resume "$dir/other/step-000000000008.h5"
+row 2 "cannot resume: no such file" --data "$dir/good" "${model[@]}" --resume "$dir/nothing.h5"
+row 2 "cannot create the checkpoint directory" --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/readonly/checkpoints"
+row 2 "cannot write the model to" --data "$dir/good" "${model[@]}" --save "$dir/readonly/model.h5"
+row 2 "cannot write the metrics to" --data "$dir/good" "${model[@]}" --metrics "$dir/readonly/m.csv"
+echo "PASS: $checked rows"

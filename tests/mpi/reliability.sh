@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Checkpoints, early stops and lost ranks through the CLI under mpirun.
+# - Resume: a run cut at step 25 (checkpoints every 9 steps, one of them deferred to an epoch's end) and
+#   continued with --resume auto ends with weights bitwise identical to an uninterrupted run: data parallel
+#   on 2 and 3 ranks, a 2-stage pipeline, parameter servers (2 workers + 1 server, staleness 0).
+# - SIGTERM to one rank (a data-parallel rank, a pipeline stage, a parameter-server worker, the server):
+#   every rank stops at the same step, a checkpoint is written, every rank exits 0, and resuming finishes
+#   bitwise like the uninterrupted run.
+# - SIGKILL to one rank: the job ends within 30 s naming it (mpirun names it; with orte_enable_recovery,
+#   which keeps mpirun from killing the job itself, ringtrain's heartbeat does), and --resume auto finishes
+#   from the last checkpoint, bitwise again.
+# - Only the newest --keep-checkpoints remain; a damaged newest checkpoint is passed over by --resume auto.
+# usage: reliability.sh RINGTRAIN MPIRUN
+set -uo pipefail
+bin=$1 mpirun=$2
+dir=$(mktemp -d)
+trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+source "$(dirname "$0")/common.sh"
+write_shards "$dir" train-00000.h5:300 train-00001.h5:300 test-00000.h5:64
+base=(train --data "$dir" --model "flatten,linear(16),relu,dropout(0.2),linear(out)" --batch 8 --epochs 2
+      --optimizer adam --lr 0.01)
+
+# same FILE_A FILE_B WHAT: every dataset bitwise equal (h5diff without a tolerance compares exactly).
+same() { h5diff "$1" "$2" >/dev/null || fail "$3: the weights differ from the uninterrupted run's: $(h5diff "$1" "$2" | head -5)"; }
+
+# run NP NAME ARGS...: a job that must succeed; its output in $dir/NAME.out.
+run() {
+  local np=$1 name=$2
+  shift 2
+  timeout 120 "$mpirun" --oversubscribe -np "$np" "$bin" "${base[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" ||
+    fail "$name: exit $?: $(cat "$dir/$name.err")"
+}
+
+# resume_case NAME NP MODE_ARGS...: cut at step 25, resume, compare with the uninterrupted run.
+resume_case() {
+  local name=$1 np=$2
+  shift 2
+  run "$np" "$name.ref" "$@" --save "$dir/$name.ref.h5"
+  run "$np" "$name.cut" "$@" --steps 25 --checkpoint-dir "$dir/$name" --checkpoint-every 9
+  run "$np" "$name.resumed" "$@" --checkpoint-dir "$dir/$name" --resume auto --save "$dir/$name.resumed.h5"
+  grep -q "resuming from $dir/$name/step-000000000025.h5 (step 25" "$dir/$name.resumed.out" ||
+    fail "$name: did not resume from step 25: $(cat "$dir/$name.resumed.out")"
+  same "$dir/$name.ref.h5" "$dir/$name.resumed.h5" "$name"
+  echo "resume $name: bitwise identical"
+}
+resume_case sync2 2
+resume_case sync3 3
+resume_case pipeline 2 --pipeline-stages 2 --micro-batches 2
+resume_case ps 3 --mode ps --staleness 0
+
+run 2 keep --steps 40 --checkpoint-dir "$dir/keep" --checkpoint-every 9 --keep-checkpoints 2
+[[ "$(ls "$dir/keep" | tr '\n' ' ')" == "step-000000000036.h5 step-000000000040.h5 " ]] ||
+  fail "--keep-checkpoints 2 left: $(ls "$dir/keep")"
+# A damaged newest checkpoint (a crash mid-copy by hand, a full disk) is passed over.
+head -c 1000 "$dir/keep/step-000000000040.h5" >"$dir/keep/step-000000000041.h5"
+run 2 skip --checkpoint-dir "$dir/keep" --resume auto --steps 45
+grep -q "skipping checkpoint $dir/keep/step-000000000041.h5" "$dir/skip.out" || fail "no skip line: $(cat "$dir/skip.out")"
+grep -q "resuming from $dir/keep/step-000000000040.h5" "$dir/skip.out" || fail "did not fall back to step 40"
+
+# interrupt SIGNAL RANK NAME NP "MODE ARGS" [MPIRUN ARGS...]: a slowed run (30 ms a step) with checkpoints
+# every 9 steps; the signal to one rank once the checkpoint of step 18 is there. Leaves mpirun's exit code
+# in $rc and the seconds the job took after the signal in $took.
+interrupt() {
+  local signal=$1 rank=$2 name=$3 np=$4 mode=($5)
+  shift 5
+  timeout 120 "$mpirun" --oversubscribe -np "$np" "$@" "$bin" "${base[@]}" "${mode[@]}" --straggler-rank 0 \
+    --straggler-ms 30 --checkpoint-dir "$dir/$name" --checkpoint-every 9 --save "$dir/$name.h5" \
+    >"$dir/$name.out" 2>"$dir/$name.err" &
+  local job=$! pid="" waited=0
+  while [[ -z $pid ]] && ((waited < 100)); do sleep 0.1; ((++waited)); pid=$(pid_of "$rank"); done
+  [[ -n $pid ]] || fail "$name: rank $rank never started"
+  waited=0
+  while [[ ! -e "$dir/$name/step-000000000018.h5" ]] && ((waited < 300)); do sleep 0.1; ((++waited)); done
+  kill "-$signal" "$pid"
+  local start=$SECONDS
+  wait "$job"
+  rc=$? took=$((SECONDS - start))
+}
+
+# term_case NAME NP RANK "MODE ARGS" REFERENCE: SIGTERM to RANK, then resume and compare.
+term_case() {
+  local name=$1 np=$2 rank=$3 mode=$4 reference=$5
+  interrupt TERM "$rank" "$name" "$np" "$mode"
+  [[ $rc == 0 ]] || fail "$name: exit $rc (every rank should exit 0): $(cat "$dir/$name.err")"
+  grep -q "^stopped by .*SIGTERM after step [0-9]*; --resume auto continues" "$dir/$name.out" ||
+    fail "$name: no stop line: $(cat "$dir/$name.out")"
+  local stopped
+  stopped=$(sed -n 's/^stopped by .* after step \([0-9]*\);.*/\1/p' "$dir/$name.out")
+  [[ -e "$dir/$name/$(printf 'step-%012d.h5' "$stopped")" ]] || fail "$name: no checkpoint of step $stopped"
+  [[ ! -e "$dir/$name.h5" ]] || fail "$name: a stopped run saved a final model"
+  run "$np" "$name.resumed" $mode --checkpoint-dir "$dir/$name" --resume auto --save "$dir/$name.resumed.h5"
+  same "$reference" "$dir/$name.resumed.h5" "$name: SIGTERM at step $stopped, then resumed"
+  echo "SIGTERM to rank $rank ($name): stopped after step $stopped in $took s, exit 0; resumed: bitwise identical"
+}
+term_case term-sync 2 1 "" "$dir/sync2.ref.h5"
+term_case term-pipeline 2 0 "--pipeline-stages 2 --micro-batches 2" "$dir/pipeline.ref.h5"
+term_case term-ps-worker 3 1 "--mode ps --staleness 0" "$dir/ps.ref.h5"
+term_case term-ps-server 3 2 "--mode ps --staleness 0" "$dir/ps.ref.h5"
+
+for launcher in mpirun heartbeat; do
+  extra=()
+  expected="rank 1"
+  if [[ $launcher == heartbeat ]]; then
+    extra=(--mca orte_enable_recovery 1)
+    expected="ringtrain: error: rank 1 has sent no heartbeat for [0-9]* s: it died or its node failed"
+  fi
+  interrupt KILL 1 "kill-$launcher" 2 "" "${extra[@]}"
+  # In recovery mode mpirun itself exits 0 after the survivor's MPI_Abort; without it, non-zero.
+  [[ $rc != 124 ]] || fail "SIGKILL ($launcher): the job hung"
+  [[ $launcher == heartbeat || $rc != 0 ]] || fail "SIGKILL ($launcher): exit code 0"
+  ((took <= 30)) || fail "SIGKILL ($launcher): the job took $took s to end"
+  grep -q "$expected" "$dir/kill-$launcher.err" || fail "SIGKILL ($launcher): stderr does not say '$expected': $(cat "$dir/kill-$launcher.err")"
+  run 2 "kill-$launcher.resumed" --checkpoint-dir "$dir/kill-$launcher" --resume auto --save "$dir/kill-$launcher.resumed.h5"
+  same "$dir/sync2.ref.h5" "$dir/kill-$launcher.resumed.h5" "SIGKILL ($launcher), then resumed"
+  echo "SIGKILL to rank 1 ($launcher): ended in $took s: $(grep -m1 -o "$expected" "$dir/kill-$launcher.err"); resumed: bitwise identical"
+done
+echo "PASS"

@@ -1,0 +1,238 @@
+// Checkpoints on one rank: the optimizer's state round trip, the file, the directory (keep-last-K, the newest
+// valid), resuming through the trainer bitwise, stop requests, and non-finite gradients.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ringtrain/error.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/stop_request.hpp"
+#include "ringtrain/train/checkpoint.hpp"
+#include "ringtrain/train/trainer.hpp"
+#include "test_util.hpp"
+
+namespace ringtrain {
+namespace {
+
+using test::TempDir;
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.numel() == b.numel() && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<size_t>(a.numel())) == 0;
+}
+
+void set_gradients(Model& model, uint64_t seed) {
+  for (Param* p : model.params()) p->grad = test::random_tensor(p->value.shape(), seed++);
+}
+
+// Every optimizer: three steps, a copy of its state into a fresh optimizer, then two more steps on each from
+// the same weights give the same bits.
+TEST(OptimizerState, AFreshOptimizerLoadedFromTheStateContinuesBitwise) {
+  for (const char* kind : {"sgd", "adam", "rmsprop"}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    c.weight_decay = 1e-3f;
+    Model a("flatten,linear(5),relu,linear(out)", {4}, 3, 1);
+    auto first = make_optimizer(c);
+    for (int s = 0; s < 3; ++s) set_gradients(a, 10 * s), first->step(a.params(), 0.01f);
+    OptimizerState state = zero_optimizer_state(first->state_names(), a.params());
+    copy_optimizer_state_out(*first, a.params(), state);
+    EXPECT_EQ(state.steps, 3) << kind;
+
+    Model b("flatten,linear(5),relu,linear(out)", {4}, 3, 1);
+    for (size_t i = 0; i < a.params().size(); ++i) b.params()[i]->value.copy_from(a.params()[i]->value);
+    auto second = make_optimizer(c);
+    copy_optimizer_state_in(state, 0, *second, b.params());
+    for (int s = 3; s < 5; ++s) {
+      set_gradients(a, 10 * s), first->step(a.params(), 0.01f);
+      set_gradients(b, 10 * s), second->step(b.params(), 0.01f);
+    }
+    for (size_t i = 0; i < a.params().size(); ++i)
+      EXPECT_TRUE(same_bits(a.params()[i]->value, b.params()[i]->value)) << kind << " parameter " << i;
+  }
+}
+
+TEST(OptimizerState, NamesArePyTorchs) {
+  OptimizerConfig c;
+  EXPECT_EQ(make_optimizer(c)->state_names(), std::vector<std::string>{"momentum"});
+  c.momentum = 0.0f;
+  EXPECT_TRUE(make_optimizer(c)->state_names().empty());
+  c.kind = "adam";
+  EXPECT_EQ(make_optimizer(c)->state_names(), (std::vector<std::string>{"exp_avg", "exp_avg_sq"}));
+  c.kind = "rmsprop";
+  EXPECT_EQ(make_optimizer(c)->state_names(), std::vector<std::string>{"square_avg"});
+}
+
+TEST(CheckpointFile, RoundTripsModelOptimizerRandomStreamsAndProgress) {
+  TempDir dir;
+  const std::string spec = "flatten,linear(6),relu,dropout(0.5),linear(out)";
+  Model model(spec, {4}, 3, 7);
+  set_gradients(model, 1);
+  OptimizerConfig c;
+  c.kind = "adam";
+  auto optimizer = make_optimizer(c);
+  optimizer->step(model.params(), 0.1f);
+  OptimizerState state = zero_optimizer_state(optimizer->state_names(), model.params());
+  copy_optimizer_state_out(*optimizer, model.params(), state);
+  *model.named_random_streams().at(0).second = 41;
+  const std::string path = dir.path("c.h5");
+  write_checkpoint(path, model, true, state, {12, 1, 2, 3}, {{"--model", spec}, {"--batch", "8"}});
+
+  Model loaded(spec, {4}, 3, 99);  // other initial weights
+  const CheckpointContents back = read_checkpoint(path, loaded, optimizer->state_names());
+  EXPECT_EQ(back.progress.step, 12);
+  EXPECT_EQ(back.progress.epoch, 1);
+  EXPECT_EQ(back.progress.pass, 2);
+  EXPECT_EQ(back.progress.pass_batch, 3);
+  EXPECT_EQ(back.settings, (Settings{{"--model", spec}, {"--batch", "8"}}));
+  EXPECT_EQ(back.optimizer.steps, 1);
+  EXPECT_EQ(*loaded.named_random_streams().at(0).second, 41u);
+  for (size_t i = 0; i < model.params().size(); ++i) {
+    EXPECT_TRUE(same_bits(model.params()[i]->value, loaded.params()[i]->value));
+    for (size_t k = 0; k < 2; ++k) EXPECT_TRUE(same_bits(state.tensors[i][k], back.optimizer.tensors[i][k]));
+  }
+
+  Model other("flatten,linear(7),relu,linear(out)", {4}, 3, 1);
+  try {
+    read_checkpoint(path, other, optimizer->state_names());
+    FAIL() << "a checkpoint of another model loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds model '" + model.spec() + "', not this run's"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(read_checkpoint(path, loaded, {"momentum"}), Error);  // written by Adam, read for SGD
+}
+
+TEST(CheckpointFile, MismatchNamesTheFirstSettingThatMustNotChange) {
+  const Settings saved{{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"--ranks", "2"}};
+  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.5"}, {"--ranks", "2"}}), "");
+  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"--ranks", "4"}}),
+            "--ranks is '2' in the checkpoint but '4' in this run");
+}
+
+TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
+  TempDir dir;
+  Model model("flatten,linear(out)", {2}, 2, 1);
+  const CheckpointDir checkpoints(dir.path(), 2);
+  for (int64_t step : {5, 20, 100})
+    write_checkpoint(checkpoints.path(step), model, true, {}, {step, 0, 0, step}, {{"--model", model.spec()}});
+  std::ofstream(dir.path("notes.txt")) << "not a checkpoint";
+  EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(20),
+                                                          checkpoints.path(5)}));
+  checkpoints.prune();
+  EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(20)}));
+  EXPECT_TRUE(std::filesystem::exists(dir.path("notes.txt")));
+
+  std::ofstream(checkpoints.path(200)) << "half a file";
+  std::ostringstream log;
+  EXPECT_EQ(checkpoints.newest_valid(log), checkpoints.path(100));
+  EXPECT_NE(log.str().find("skipping checkpoint " + checkpoints.path(200)), std::string::npos) << log.str();
+  EXPECT_EQ(CheckpointDir(dir.path("none"), 3).newest_valid(log), "");
+}
+
+TrainConfig small_run(const std::string& data_dir) {
+  TrainConfig c;
+  c.model = "flatten,linear(8),relu,dropout(0.2),linear(out)";
+  c.data.dir = data_dir;
+  c.batch = 8;
+  c.epochs = 2;
+  c.optimizer.kind = "adam";
+  c.lr = 0.01f;
+  return c;
+}
+
+void write_data(const TempDir& dir) {
+  test::write_classification_shard(dir.path("train-00000.h5"), 200, {1, 3, 3}, 3, 1);
+  test::write_classification_shard(dir.path("test-00000.h5"), 40, {1, 3, 3}, 3, 2);
+}
+
+TEST(Resume, ACutRunContinuedEndsBitwiseLikeAnUninterruptedOne) {
+  TempDir dir;
+  write_data(dir);
+  std::ostringstream log;
+  Trainer whole(small_run(dir.path()), test::world());
+  whole.run(log);
+
+  TrainConfig cut = small_run(dir.path());
+  cut.checkpoint_dir = dir.path("checkpoints");
+  cut.checkpoint_every = 10;
+  cut.max_steps = 31;
+  Trainer(cut, test::world()).run(log);
+  TrainConfig rest = small_run(dir.path());
+  rest.checkpoint_dir = cut.checkpoint_dir;
+  rest.resume = "auto";
+  Trainer resumed(rest, test::world());
+  const TrainResult result = resumed.run(log);
+  EXPECT_NE(log.str().find("resuming from " + CheckpointDir(cut.checkpoint_dir, 3).path(31)), std::string::npos)
+      << log.str();
+  EXPECT_EQ(result.steps, 50);  // 2 epochs of 25 steps, 19 of them in this run
+  for (size_t i = 0; i < whole.model().params().size(); ++i)
+    EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+}
+
+TEST(Resume, AutoWithNoCheckpointStartsAfresh) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig c = small_run(dir.path());
+  c.checkpoint_dir = dir.path("empty");
+  c.resume = "auto";
+  c.epochs = 1;
+  std::ostringstream log;
+  EXPECT_EQ(Trainer(c, test::world()).run(log).steps, 25);
+  EXPECT_NE(log.str().find("to resume from: starting afresh"), std::string::npos) << log.str();
+}
+
+TEST(Resume, AStopRequestCheckpointsAtTheNextStepAndEndsEarly) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig c = small_run(dir.path());
+  c.checkpoint_dir = dir.path("checkpoints");
+  c.save_model = dir.path("final.h5");
+  request_stop();
+  std::ostringstream log;
+  const TrainResult result = Trainer(c, test::world()).run(log);
+  clear_stop_request();
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_EQ(result.steps, 0);
+  EXPECT_TRUE(std::filesystem::exists(CheckpointDir(c.checkpoint_dir, 3).path(0)));
+  EXPECT_FALSE(std::filesystem::exists(c.save_model)) << "a stopped run saves no final model";
+  EXPECT_NE(log.str().find("stopped by a stop request after step 0; --resume auto continues"), std::string::npos)
+      << log.str();
+}
+
+TEST(NonFinite, AGradientThatOverflowsStopsNamingTheStepAndParameter) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig c = small_run(dir.path());
+  c.optimizer.kind = "sgd";
+  c.lr = 1e30f;  // the first update overflows the weights; the next step's gradients are infinite or NaN
+  std::ostringstream log;
+  try {
+    Trainer(c, test::world()).run(log);
+    FAIL() << "trained on through non-finite gradients";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite gradient (NaN or infinity) in linear"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(" at step "), std::string::npos) << e.what();
+  }
+  c.parallel.skip_nonfinite = true;
+  c.epochs = 1;
+  const TrainResult result = Trainer(c, test::world()).run(log);
+  EXPECT_EQ(result.steps, 25);
+  EXPECT_NE(log.str().find("steps skipped so far for non-finite gradients"), std::string::npos) << log.str();
+}
+
+TEST(NonFinite, ModelNamesTheFirstBadGradient) {
+  Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
+  model.zero_grad();
+  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "");
+  model.params()[3]->grad[1] = std::numeric_limits<float>::infinity();
+  model.params()[1]->grad[0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "linear1/bias");
+  EXPECT_EQ(model.nonfinite_gradient({2, 4}), "linear2/bias");
+}
+
+}  // namespace
+}  // namespace ringtrain
