@@ -106,5 +106,13 @@ TEST_F(Cli, EvalRejectsDataOfAnotherShape) {
                         "samples are [5] but the model expects [1, 4, 4]");
 }
 
+// Found by tests/fuzz: Boost formatting an error about text that holds one of its own placeholders loops
+// forever. Such flags and config files are refused at once.
+TEST_F(Cli, PlaceholderTextIsRefusedRatherThanHangingTheParser) {
+  expect_one_line_error(cli("train --data " + dir_.path() + " ---c%value%x"), "contains '%value%'");
+  std::ofstream(dir_.path("bad.ini")) << "%option% = 1\n";
+  expect_one_line_error(cli("train --config " + dir_.path("bad.ini")), "contains '%option%'");
+}
+
 }  // namespace
 }  // namespace ringtrain

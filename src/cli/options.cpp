@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "ringtrain/error.hpp"
 
@@ -14,6 +15,15 @@ namespace ringtrain::cli {
 
 namespace {
 
+// Boost.Program_options (1.74) formats its errors by replacing placeholders such as "%value%" with the
+// offending text until none is left: text that itself contains one (found by tests/fuzz) loops forever.
+// Such text is refused before Boost sees it.
+void refuse_placeholders(const std::string& text, const std::string& where) {
+  for (const char* token : {"%canonical_option%", "%option%", "%value%", "%prefix%", "%original_token%"})
+    if (text.find(token) != std::string::npos)
+      throw UsageError(where + " contains '" + token + "', which ringtrain cannot report errors about");
+}
+
 // Parses flags, then the --config INI file (keys are the long option names); flags win over the file.
 // Returns false when --help was asked for (and printed).
 bool parse(const std::string& command, const std::vector<std::string>& args, po::options_description& options,
@@ -21,6 +31,7 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
   std::string config_file;
   options.add_options()("help,h", "show this help")("config", po::value(&config_file),
                                                      "INI file of option = value lines (flags override it)");
+  for (const std::string& arg : args) refuse_placeholders(arg, "argument '" + arg + "'");
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
     if (vm.count("help")) {
@@ -29,9 +40,12 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) throw UsageError("cannot read config file '" + path + "'");
-      po::store(po::parse_config_file(in, options), vm);
+      std::ifstream file(path);
+      if (!file) throw UsageError("cannot read config file '" + path + "'");
+      std::stringstream text;
+      text << file.rdbuf();
+      refuse_placeholders(text.str(), "config file '" + path + "'");
+      po::store(po::parse_config_file(text, options), vm);
     }
     po::notify(vm);
   } catch (const po::error& e) {

@@ -10,6 +10,7 @@
 #   which keeps mpirun from killing the job itself, ringtrain's heartbeat does), and --resume auto finishes
 #   from the last checkpoint, bitwise again.
 # - Only the newest --keep-checkpoints remain; a damaged newest checkpoint is passed over by --resume auto.
+# - h5py reads a checkpoint as docs/checkpoints.md describes it; `ringtrain eval` scores one.
 # usage: reliability.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
@@ -47,6 +48,25 @@ resume_case sync2 2
 resume_case sync3 3
 resume_case pipeline 2 --pipeline-stages 2 --micro-batches 2
 resume_case ps 3 --mode ps --staleness 0
+
+# h5py reads a checkpoint: parameters by layer, optimizer state, random streams, where training stood, the
+# settings; and `ringtrain eval` scores it as a model file.
+/usr/bin/python3 - "$dir/pipeline/step-000000000025.h5" <<'PY' || fail "h5py does not read a checkpoint as documented"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+assert text(f.attrs["checkpoint"]) == "ringtrain-checkpoint-1" and text(f.attrs["format"]) == "ringtrain-model-1"
+assert int(f.attrs["step"]) == 25 and int(f.attrs["optimizer_steps"]) == 25, dict(f.attrs)
+assert f["linear1/weight"].shape == (16, 16) and f["linear2/bias"].shape == (3,)
+for name in ("linear1/weight", "linear1/bias", "linear2/weight", "linear2/bias"):
+    for state in ("exp_avg", "exp_avg_sq"):
+        assert f[f"optimizer/{name}/{state}"].shape == f[name].shape
+assert int(f["rng/dropout1/stream0"][0]) == 50, f["rng/dropout1/stream0"][()]  # 25 steps x 2 micro-batches
+settings = [text(s) for s in f.attrs["settings"]]
+assert "--pipeline-stages=2" in settings and "--ranks=2" in settings, settings
+PY
+timeout 60 "$bin" eval --model-file "$dir/pipeline/step-000000000025.h5" --data "$dir" >/dev/null ||
+  fail "ringtrain eval does not read a checkpoint"
 
 run 2 keep --steps 40 --checkpoint-dir "$dir/keep" --checkpoint-every 9 --keep-checkpoints 2
 [[ "$(ls "$dir/keep" | tr '\n' ' ')" == "step-000000000036.h5 step-000000000040.h5 " ]] ||
