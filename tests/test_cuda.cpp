@@ -250,6 +250,47 @@ TEST_F(CudaEngine, FusedOptimizersAgree) {
   }
 }
 
+// A checkpoint's optimizer state (taken on the CPU) loaded into a fresh GPU optimizer continues as the CPU
+// one does; and the GPU's state reads back under the CPU's names.
+TEST_F(CudaEngine, OptimizerStateMovesBetweenDevices) {
+  OptimizerConfig c;
+  c.kind = "adam";
+  Model cpu("flatten,linear(7),relu,linear(out)", {5}, 3, 2), gpu("flatten,linear(7),relu,linear(out)", {5}, 3, 2);
+  auto oc = make_optimizer(c);
+  for (Param* p : cpu.params()) p->grad = test::random_tensor(p->value.shape(), 3);
+  oc->step(cpu.params(), 0.01f);
+  OptimizerState state = zero_optimizer_state(oc->state_names(), cpu.params());
+  copy_optimizer_state_out(*oc, cpu.params(), state);
+  for (size_t i = 0; i < cpu.params().size(); ++i) gpu.params()[i]->value.copy_from(cpu.params()[i]->value);
+  gpu.to(Device::cuda);
+  auto og = make_optimizer(c, Device::cuda);
+  copy_optimizer_state_in(state, 0, *og, gpu.params());
+  for (size_t i = 0; i < cpu.params().size(); ++i) {
+    cpu.params()[i]->grad = test::random_tensor(cpu.params()[i]->value.shape(), 10 + i);
+    gpu.params()[i]->grad.copy_from(cpu.params()[i]->grad);
+  }
+  oc->step(cpu.params(), 0.01f);
+  og->step(gpu.params(), 0.01f);
+  OptimizerState back = zero_optimizer_state(og->state_names(), gpu.params());
+  copy_optimizer_state_out(*og, gpu.params(), back);
+  EXPECT_EQ(back.steps, 2);
+  for (size_t i = 0; i < cpu.params().size(); ++i) {
+    EXPECT_LT(relative_error(gpu.params()[i]->value, cpu.params()[i]->value), 1e-5) << i;
+    for (size_t k = 0; k < 2; ++k) EXPECT_LT(relative_error(back.tensors[i][k], *oc->state(cpu.params())[i][k]), 1e-5);
+  }
+}
+
+TEST_F(CudaEngine, NonFiniteGradientsAreFoundOnTheGpu) {
+  Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
+  model.to(Device::cuda);
+  model.zero_grad();
+  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "");
+  Tensor bad({2});
+  bad[1] = std::numeric_limits<float>::quiet_NaN();
+  model.params()[3]->grad.copy_from(bad);
+  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "linear2/bias");
+}
+
 // Five SGD steps of the cnn preset: forward, backward and update on each device from the same start.
 TEST_F(CudaEngine, TrainingStepsAgree) {
   const Shape sample{1, 28, 28};
