@@ -9,7 +9,14 @@ namespace {
 std::atomic<int> requested{0};  // 0: none; -1: by a call; else the signal
 static_assert(std::atomic<int>::is_always_lock_free, "the handler may only touch a lock-free atomic");
 
-extern "C" void on_stop_signal(int signal) { requested.store(signal); }
+// The first signal asks for a clean stop at the next step; a second one (Ctrl-C again, when a step takes
+// too long) takes the default action: the process ends now.
+extern "C" void on_stop_signal(int signal) {
+  if (requested.exchange(signal) != 0) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+  }
+}
 }  // namespace
 
 void install_stop_handlers() {

@@ -5,7 +5,7 @@
 
 namespace ringtrain {
 
-// Routes SIGTERM and SIGINT to request_stop() (the CLI, for train).
+// Routes SIGTERM and SIGINT to a stop request (the CLI, for train). A second signal ends the process at once.
 void install_stop_handlers();
 // Async-signal-safe.
 void request_stop();

@@ -1,6 +1,7 @@
 #include "ringtrain/comm/agreement.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <sstream>
 
 #include "ringtrain/error.hpp"
@@ -43,6 +44,21 @@ bool agree_any(Communicator& comm, bool mine) {
   double any = mine ? 1.0 : 0.0;
   comm.allreduce_sum(&any, 1);
   return any > 0.0;
+}
+
+StopVote::~StopVote() {
+  if (counting_ && std::uncaught_exceptions() == 0) counting_->wait();
+}
+
+bool StopVote::cast(bool mine) {
+  bool any = false;
+  if (counting_) {
+    counting_->wait();
+    any = ballot_ > 0.0;
+  }
+  ballot_ = mine ? 1.0 : 0.0;
+  counting_ = comm_.iallreduce_sum(&ballot_, 1);
+  return any;
 }
 
 }  // namespace ringtrain

@@ -21,15 +21,22 @@ Heartbeat::Heartbeat(MPI_Comm world, double timeout_s) : timeout_s_(timeout_s), 
 Heartbeat::~Heartbeat() {
   // Leaving on an error: this rank's error handling ends the job (or every rank raised the same error), and
   // the previous rank may never say goodbye, so wait for nothing.
-  abandon_ = std::uncaught_exceptions() > 0;
-  leaving_ = true;
+  {
+    std::lock_guard lock(mu_);
+    abandon_ = std::uncaught_exceptions() > 0;
+    leaving_ = true;
+  }
+  woken_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 void Heartbeat::run() {
   const int next = (rank_ + 1) % size_, previous = (rank_ + size_ - 1) % size_;
   const auto period = std::chrono::duration<double>(std::min(1.0, timeout_s_ / 4));
-  const auto poll = std::chrono::milliseconds(20);
+  // Each wake-up enters MPI (MPI_Test) beside the training threads, and on a busy node every entry costs
+  // them, so the thread looks in a few times a beat; when leaving it looks often, to be done quickly.
+  const auto poll = std::chrono::duration<double>(std::min(0.25, timeout_s_ / 16));
+  const auto poll_leaving = std::chrono::milliseconds(5);
   char out = 0, in = 0;
   MPI_Request receiving;
   MPI_Irecv(&in, 1, MPI_CHAR, previous, MPI_ANY_TAG, comm_.get(), &receiving);
@@ -69,7 +76,9 @@ void Heartbeat::run() {
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    std::this_thread::sleep_for(poll);
+    std::unique_lock lock(mu_);
+    woken_.wait_for(lock, said_goodbye ? std::chrono::duration<double>(poll_leaving) : poll,
+                    [&] { return leaving_ && !said_goodbye; });
   }
 }
 

@@ -21,14 +21,15 @@ int as_int(size_t n, const char* what) {
 // An MPI_Isend/MPI_Irecv in flight.
 class MpiTransfer final : public Transfer {
  public:
-  MpiTransfer(MPI_Request request, bool receive) : request_(request), receive_(receive) {}
+  enum Kind { send, receive, collective };
+  MpiTransfer(MPI_Request request, Kind kind) : request_(request), kind_(kind) {}
   ~MpiTransfer() override {
-    if (request_ == MPI_REQUEST_NULL) return;
+    if (request_ == MPI_REQUEST_NULL || kind_ == collective) return;  // a collective may be neither freed nor cancelled
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
-    if (receive_) MPI_Cancel(&request_);  // a receive that will never be read: withdraw it
-    MPI_Request_free(&request_);          // a send completes on its own
+    if (kind_ == receive) MPI_Cancel(&request_);  // a receive that will never be read: withdraw it
+    MPI_Request_free(&request_);                  // a send completes on its own
   }
   MpiTransfer(const MpiTransfer&) = delete;
   MpiTransfer& operator=(const MpiTransfer&) = delete;
@@ -41,11 +42,11 @@ class MpiTransfer final : public Transfer {
     check_mpi(MPI_Test(&request_, &done, &status_), "MPI_Test");
     return done != 0;
   }
-  int tag() const override { return receive_ ? status_.MPI_TAG : -1; }
+  int tag() const override { return kind_ == receive ? status_.MPI_TAG : -1; }
 
  private:
   MPI_Request request_;
-  bool receive_;
+  Kind kind_;
   MPI_Status status_{};
 };
 
@@ -115,6 +116,13 @@ void MpiCommunicator::allreduce_sum(double* data, size_t count) {
   wait_requests(&request, 1);
 }
 
+std::unique_ptr<Transfer> MpiCommunicator::iallreduce_sum(double* data, size_t count) {
+  MPI_Request request;
+  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, as_int(count, "MPI_Iallreduce"), MPI_DOUBLE, MPI_SUM, comm_.get(),
+                           &request), "MPI_Iallreduce");
+  return std::make_unique<MpiTransfer>(request, MpiTransfer::collective);
+}
+
 void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   MPI_Request request;
   check_mpi(MPI_Ibcast(data, as_int(bytes, "MPI_Bcast"), MPI_BYTE, root, comm_.get(), &request), "MPI_Bcast");
@@ -143,7 +151,7 @@ void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
 std::unique_ptr<Transfer> MpiCommunicator::isend(const void* data, size_t bytes, int peer, int tag) {
   MPI_Request request;
   check_mpi(MPI_Isend(data, as_int(bytes, "MPI_Isend"), MPI_BYTE, peer, tag, comm_.get(), &request), "MPI_Isend");
-  return std::make_unique<MpiTransfer>(request, false);
+  return std::make_unique<MpiTransfer>(request, MpiTransfer::send);
 }
 
 std::unique_ptr<Transfer> MpiCommunicator::irecv(void* data, size_t bytes, int peer, int tag) {
@@ -151,7 +159,7 @@ std::unique_ptr<Transfer> MpiCommunicator::irecv(void* data, size_t bytes, int p
   check_mpi(MPI_Irecv(data, as_int(bytes, "MPI_Irecv"), MPI_BYTE, peer, tag == kAnyTag ? MPI_ANY_TAG : tag,
                       comm_.get(), &request),
             "MPI_Irecv");
-  return std::make_unique<MpiTransfer>(request, true);
+  return std::make_unique<MpiTransfer>(request, MpiTransfer::receive);
 }
 
 void MpiCommunicator::barrier() {

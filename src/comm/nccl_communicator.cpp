@@ -74,6 +74,10 @@ class NcclCommunicator final : public Communicator {
   void allreduce_sum(double* data, size_t count) override {
     check_nccl(ncclAllReduce(data, data, count, ncclDouble, ncclSum, comm_, stream()), "ncclAllReduce", comm_);
   }
+  std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) override {
+    allreduce_sum(data, count);
+    return std::make_unique<NcclTransfer>(stream());
+  }
   void broadcast(void* data, size_t bytes, int root) override {
     check_nccl(ncclBroadcast(data, data, bytes, ncclChar, root, comm_, stream()), "ncclBroadcast", comm_);
   }

@@ -1,12 +1,10 @@
 #include "ringtrain/parallel/data_parallel.hpp"
 
-#include "ringtrain/comm/agreement.hpp"
-
 namespace ringtrain {
 
 DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
     : world_(world), model_(parts.model), loss_(parts.loss), optimizer_(parts.optimizer), params_(parts.model.params()),
-      skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step) {
+      skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step), stop_vote_(world) {
   if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, 0, optimizer_, params_);
   if (world.size() == 1) return;
   averager_ = std::make_unique<GradientAverager>(world, model_, model_.all_layers(), config.engine, parts.timeline,
@@ -39,7 +37,7 @@ void DataParallel::sync_buffers() {
 }
 
 bool DataParallel::agree_to_stop(bool requested) {
-  if (!stopping_) stopping_ = world_.size() > 1 ? agree_any(world_, requested) : requested;
+  if (!stopping_) stopping_ = stop_vote_.cast(requested);  // a step late, at no cost to the step
   return stopping_;
 }
 

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <utility>
 
-#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/nccl_communicator.hpp"
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/error.hpp"
@@ -126,8 +125,13 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     busy_.waiting_s += seconds_since(since);
   }
   // Each stage sees only its own gradients: any stage's non-finite one skips (or stops) every stage's step.
+  // One small allreduce agrees on that before the update, and on a stop request (the next step boundary's
+  // answer) with it.
   std::string bad = model_.nonfinite_gradient(layers_);
-  if (agree_any(world_, !bad.empty())) {
+  double votes[2] = {bad.empty() ? 0.0 : 1.0, stop_requested_ ? 1.0 : 0.0};
+  world_.allreduce_sum(votes, 2);
+  stopping_ = votes[1] > 0.0;
+  if (votes[0] > 0.0) {
     for (const std::string& name : allgather_strings(world_, bad))
       if (!name.empty()) bad = name;  // the last stage's: the first to go bad in the backward
   }
@@ -299,7 +303,7 @@ void PipelineParallel::gather_model() {
 }
 
 bool PipelineParallel::agree_to_stop(bool requested) {
-  if (!stopping_) stopping_ = agree_any(world_, requested);
+  stop_requested_ = stop_requested_ || requested;  // voted on in the next train_step
   return stopping_;
 }
 

@@ -249,14 +249,19 @@ bool Trainer::load_checkpoint(std::ostream& log) {
 }
 
 void Trainer::save_checkpoint(ParallelMode& mode, const TrainProgress& progress, std::ostream& log) {
-  std::vector<Param*> params = model_->params();
-  OptimizerState optimizer = zero_optimizer_state(optimizer_->state_names(), params);
+  const Clock::time_point start = Clock::now();
+  // The whole model's optimizer state is rank 0's to hold; the others need only its names.
+  OptimizerState optimizer{0, optimizer_->state_names(), {}};
+  if (world_.rank() == 0) optimizer = zero_optimizer_state(optimizer.names, model_->params());
   mode.gather_state(optimizer);
   if (world_.rank() != 0) return;
   const std::string path = checkpoints_->path(progress.step);
   write_checkpoint(path, *model_, train_set_->meta().classification(), optimizer, progress, checkpoint_settings());
   checkpoints_->prune();
-  log << "  checkpoint " << path << std::endl;
+  char took[64];
+  std::snprintf(took, sizeof took, " (%.1f MB, %.0f ms)", static_cast<double>(std::filesystem::file_size(path)) / 1e6,
+                1e3 * seconds_since(start));
+  log << "  checkpoint " << path << took << std::endl;
 }
 
 std::string Trainer::gradient_backend() const {

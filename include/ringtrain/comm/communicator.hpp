@@ -45,6 +45,9 @@ class Communicator {
   // Element-wise sum over all ranks, in place. Any count, 0 included.
   virtual void allreduce_sum(float* data, size_t count) = 0;
   virtual void allreduce_sum(double* data, size_t count) = 0;
+  // The same, started and left to run: the sums are in `data` once the transfer has finished. For small
+  // agreements kept off a step's critical path (a stop vote); a transfer dropped unfinished is left to run.
+  virtual std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) = 0;
   // Copies root's `bytes` into every rank's `data`.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // Concatenates every rank's `bytes` in rank order into `out` (size() * bytes).

@@ -7,6 +7,8 @@
 // left unreceived.
 #pragma once
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <mpi.h>
@@ -30,6 +32,8 @@ class Heartbeat {
   MpiComm comm_;
   int rank_ = 0, size_ = 1;
   std::atomic<bool> leaving_{false}, abandon_{false};
+  std::mutex mu_;
+  std::condition_variable woken_;  // the destructor wakes the thread to say goodbye
   std::thread thread_;
 };
 

@@ -45,6 +45,7 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override;
   void allreduce_sum(float* data, size_t count) override;
   void allreduce_sum(double* data, size_t count) override;
+  std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) override;
   void broadcast(void* data, size_t bytes, int root) override;
   void allgather(const void* in, void* out, size_t bytes) override;
   void send(const void* data, size_t bytes, int peer, int tag) override;

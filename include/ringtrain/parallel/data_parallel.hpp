@@ -5,6 +5,7 @@
 // engine's data communicator is NCCL: gradients are reduced on the communication stream, which waits for
 // each layer's backward by an event, and the optimizer's kernels wait for the reductions the same way.
 #pragma once
+#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/parallel/gradient_averager.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 
@@ -36,6 +37,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
   bool skip_nonfinite_ = false;
   int64_t step_ = 0;
+  StopVote stop_vote_;
   bool stopping_ = false;
 };
 

@@ -90,7 +90,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   std::vector<Param*> params_;
   bool skip_nonfinite_ = false;
   int64_t step_ = 0;
-  bool stopping_ = false;
+  bool stop_requested_ = false, stopping_ = false;  // agreed with the gradients' check in train_step
   Tensor stage_input_;  // the object every micro-batch enters through (its buffer is traded per micro-batch)
   ForwardState state_;  // the stage's layers' forward state, stage_input_ first
   Tensor incoming_activation_, incoming_gradient_, eval_input_;
