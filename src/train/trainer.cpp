@@ -451,7 +451,7 @@ TrainResult Trainer::run(std::ostream& log) {
   if (stopping) {  // the job ends here: a checkpoint, and none of the collectives of a finished run
     result.stopped_early = true;
     if (checkpoints_) save_checkpoint(*mode, progress(at.epoch), log);
-    log << "stopped by " << (stop_requested() ? stop_reason() : "another rank's SIGTERM") << " after step " << step
+    log << "stopped by " << (stop_requested() ? stop_reason() : "a signal to another rank") << " after step " << step
         << (checkpoints_ ? "; --resume auto continues from the checkpoint" : "; no --checkpoint-dir, nothing saved")
         << std::endl;
     return result;

@@ -102,7 +102,7 @@ term_case() {
   local name=$1 np=$2 rank=$3 mode=$4 reference=$5
   interrupt TERM "$rank" "$name" "$np" "$mode"
   [[ $rc == 0 ]] || fail "$name: exit $rc (every rank should exit 0): $(cat "$dir/$name.err")"
-  grep -q "^stopped by .*SIGTERM after step [0-9]*; --resume auto continues" "$dir/$name.out" ||
+  grep -Eq "^stopped by (SIGTERM|a signal to another rank) after step [0-9]*; --resume auto continues" "$dir/$name.out" ||
     fail "$name: no stop line: $(cat "$dir/$name.out")"
   local stopped
   stopped=$(sed -n 's/^stopped by .* after step \([0-9]*\);.*/\1/p' "$dir/$name.out")

@@ -85,7 +85,6 @@ class ParameterServerMode final : public ParallelMode {
   int64_t step_ = 0, epoch_ = 0, staleness_ = 0;
   bool stopping_ = false;   // a server answered kHalted (or, on a server, every worker left after a halt)
   bool halt_sent_ = false;
-  float lr_ = 0.0f;
   PsStats worker_stats_;
 };
 
