@@ -44,8 +44,10 @@ void Heartbeat::run() {
   bool said_goodbye = false, previous_gone = false;
   while (!(said_goodbye && previous_gone)) {
     if (abandon_) {
-      MPI_Cancel(&receiving);
-      MPI_Wait(&receiving, MPI_STATUS_IGNORE);
+      if (!previous_gone) {  // a receive still posted: withdraw it
+        MPI_Cancel(&receiving);
+        MPI_Wait(&receiving, MPI_STATUS_IGNORE);
+      }
       return;
     }
     const Clock::time_point now = Clock::now();

@@ -14,7 +14,7 @@ enum Tag : int {
   kEndEpoch = 3,  // worker -> server: this worker's epoch is over
   kBye = 4,       // worker -> server: this worker is done with the servers
   kReply = 5,     // server -> worker: the answer to a pull
-  kHalt = 6,      // worker -> server: this worker stops the job early (SIGTERM); it pushes no more
+  kHalt = 6,      // worker -> server: stop the job early (a rank got SIGTERM): see Server::halt
   kState = 7,     // server -> worker 0: after the reply to a snapshot pull, the shard's optimizer state
 };
 
