@@ -161,31 +161,37 @@ std::vector<std::pair<std::string, uint64_t*>> Model::named_random_streams() {
   return out;
 }
 
+namespace {
+// NaN and infinity are the floats whose exponent bits are all ones. An integer OR over the bits vectorises
+// (a float test or sum would not, without -ffast-math), so this costs one pass over memory.
+bool host_nonfinite(const Tensor& t) {
+  const float* x = t.data();
+  uint32_t bad = 0;
+  for (int64_t j = 0, n = t.numel(); j < n; ++j) {
+    uint32_t bits;
+    std::memcpy(&bits, x + j, sizeof bits);
+    bad |= static_cast<uint32_t>((~bits & 0x7f800000u) == 0);
+  }
+  return bad != 0;
+}
+}  // namespace
+
 std::string Model::nonfinite_gradient(LayerRange layers) {
-  std::vector<NamedParam> params;
+  // Every step calls this: names are made only for a gradient found bad.
+  std::vector<std::pair<size_t, Param*>> params;  // (layer, parameter)
   for (size_t i = layers.begin; i < layers.end; ++i)
-    for (NamedParam& p : named_params(i)) params.push_back(std::move(p));
+    for (Param* p : layers_[i]->params()) params.emplace_back(i, p);
+  std::vector<bool> bad(params.size());
   if (device_ == Device::cuda) {
     std::vector<const float*> data;
     std::vector<int64_t> sizes;
-    for (const NamedParam& p : params) data.push_back(p.param->grad.data()), sizes.push_back(p.param->grad.numel());
-    const std::vector<bool> bad = device_arrays_nonfinite(data.data(), sizes.data(), data.size());
-    for (size_t i = 0; i < params.size(); ++i)
-      if (bad[i]) return params[i].name;
-    return "";
+    for (const auto& [layer, p] : params) data.push_back(p->grad.data()), sizes.push_back(p->grad.numel());
+    bad = device_arrays_nonfinite(data.data(), sizes.data(), data.size());
+  } else {
+    for (size_t k = 0; k < params.size(); ++k) bad[k] = host_nonfinite(params[k].second->grad);
   }
-  for (const NamedParam& p : params) {
-    // NaN and infinity are the floats whose exponent bits are all ones. An integer OR over the bits
-    // vectorises (a float test or sum would not, without -ffast-math), so this costs one pass over memory.
-    const float* g = p.param->grad.data();
-    uint32_t bad = 0;
-    for (int64_t j = 0, n = p.param->grad.numel(); j < n; ++j) {
-      uint32_t bits;
-      std::memcpy(&bits, g + j, sizeof bits);
-      bad |= static_cast<uint32_t>((~bits & 0x7f800000u) == 0);
-    }
-    if (bad) return p.name;
-  }
+  for (size_t k = 0; k < params.size(); ++k)
+    if (bad[k]) return layer_name(params[k].first) + "/" + params[k].second->name;
   return "";
 }
 

@@ -24,7 +24,7 @@ void DataParallel::train_step(const Batch& batch, float lr) {
   model_.backward(loss_.backward(1.0f / static_cast<float>(world_.size())));
   if (averager_) averager_->finish();
   // Every rank holds the same averaged gradients, so every rank decides alike without a word.
-  if (update_allowed(model_.nonfinite_gradient(model_.all_layers()), ++step_, skip_nonfinite_))
+  if (update_allowed(model_.nonfinite_gradient(model_.all_layers()), ++step_, skip_nonfinite_, Verdict::every_rank))
     optimizer_.step(params_, lr);
 }
 

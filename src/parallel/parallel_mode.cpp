@@ -50,11 +50,15 @@ void average_tensor(Communicator& comm, Tensor& tensor) {
   tensor.copy_from(host);
 }
 
-bool ParallelMode::update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite) {
+bool ParallelMode::update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite, Verdict verdict) {
   if (bad_param.empty()) return true;
-  if (!skip_nonfinite)
-    throw CollectiveError("non-finite gradient (NaN or infinity) in " + bad_param + " at step " + std::to_string(step) +
-                          ": stopping (--skip-nonfinite would skip such steps); lower --lr or check the data");
+  if (!skip_nonfinite) {
+    const std::string message = "non-finite gradient (NaN or infinity) in " + bad_param + " at step " +
+                                std::to_string(step) +
+                                ": stopping (--skip-nonfinite would skip such steps); lower --lr or check the data";
+    if (verdict == Verdict::every_rank) throw CollectiveError(message);
+    throw Error(message);
+  }
   ++skipped_;
   return false;
 }

@@ -160,14 +160,9 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
   model_.backward(loss_.backward(1.0f / static_cast<float>(workers_)));
   // This worker's gradient alone, before it reaches a server. Skipped, it pushes zeros: the round still
-  // needs its push. Stopping is this rank's error, not the job's collective one.
-  bool allowed = true;
-  try {
-    allowed = update_allowed(model_.nonfinite_gradient(model_.all_layers()), step_ + 1, skip_nonfinite_);
-  } catch (const CollectiveError& e) {
-    throw Error(e.what());
-  }
-  if (!allowed) model_.zero_grad();
+  // needs its push.
+  if (!update_allowed(model_.nonfinite_gradient(model_.all_layers()), step_ + 1, skip_nonfinite_, Verdict::this_rank))
+    model_.zero_grad();
 
   // The previous step's push has long been received (the pull after it was answered), but its buffer is
   // about to be refilled.

@@ -135,7 +135,7 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     for (const std::string& name : allgather_strings(world_, bad))
       if (!name.empty()) bad = name;  // the last stage's: the first to go bad in the backward
   }
-  if (update_allowed(bad, ++step_, skip_nonfinite_)) optimizer_.step(params_, lr);
+  if (update_allowed(bad, ++step_, skip_nonfinite_, Verdict::every_rank)) optimizer_.step(params_, lr);
   busy_.step_s += seconds_since(begin);
 }
 
@@ -279,8 +279,23 @@ void PipelineParallel::sync_buffers() {
   if (averager_) averager_->average_buffers();
 }
 
+namespace {
+// Rank 0 receives into its (host) `tensors` what `sender` sends of its own, from whichever device they are on.
+void send_to_rank0(Communicator& world, const std::vector<Tensor*>& tensors, int sender, int tag) {
+  for (Tensor* t : tensors) {
+    if (world.rank() == 0) {
+      world.recv(t->data(), bytes_of(*t), sender, tag);
+    } else {
+      const Tensor host = t->to(Device::cpu);
+      world.send(host.data(), bytes_of(host), 0, tag);
+    }
+  }
+}
+}  // namespace
+
 void PipelineParallel::gather_model() {
-  // Replica 0's stage s (world rank s x replicas) sends its layers to rank 0, one stage after another.
+  // Replica 0's stage s (world rank s x replicas) sends its layers to rank 0, one stage after another:
+  // parameters, buffers and random stream positions (which only a checkpoint reads).
   constexpr int kTag = 7;
   for (int s = 1; s < stages_; ++s) {
     const int sender = s * replicas_;
@@ -290,13 +305,10 @@ void PipelineParallel::gather_model() {
       std::vector<Tensor*> tensors;
       for (Param* p : model_.layer(i).params()) tensors.push_back(&p->value);
       for (const NamedTensor& b : model_.layer(i).buffers()) tensors.push_back(b.tensor);
-      for (Tensor* t : tensors) {
-        if (world_.rank() == 0) {
-          world_.recv(t->data(), bytes_of(*t), sender, kTag);  // rank 0 holds these layers on the host
-        } else {
-          const Tensor host = t->to(Device::cpu);
-          world_.send(host.data(), bytes_of(host), 0, kTag);
-        }
+      send_to_rank0(world_, tensors, sender, kTag);  // rank 0 holds these layers on the host
+      for (uint64_t* position : model_.layer(i).random_streams()) {
+        if (world_.rank() == 0) world_.recv(position, sizeof *position, sender, kTag);
+        else world_.send(position, sizeof *position, 0, kTag);
       }
     }
   }
@@ -309,37 +321,24 @@ bool PipelineParallel::agree_to_stop(bool requested) {
 
 void PipelineParallel::gather_state(OptimizerState& optimizer) {
   gather_model();
-  // Then each stage's optimizer state and random stream positions, from replica 0's rank of the stage.
+  // Then each stage's optimizer state, from replica 0's rank of the stage; rank 0's own stage is a copy.
   constexpr int kTag = 8;
-  size_t first = 0;  // the stage's first parameter among the model's
-  for (int s = 0; s < stages_; ++s) {
-    const LayerRange range = ranges_[static_cast<size_t>(s)];
-    const std::vector<Param*> params = model_.params(range);
+  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer);
+  for (int s = 1; s < stages_; ++s) {
     const int sender = s * replicas_;
-    if (world_.rank() == 0 && s == 0) {
-      copy_optimizer_state_out(optimizer_, params, optimizer, first);
-    } else if (world_.rank() == 0 || world_.rank() == sender) {
-      std::vector<std::vector<Tensor*>> tensors(params.size());
-      if (world_.rank() == sender) tensors = optimizer_.state(params);
-      for (size_t i = 0; i < params.size(); ++i)
-        for (size_t k = 0; k < optimizer.names.size(); ++k) {
-          if (world_.rank() == 0) {
-            Tensor& t = optimizer.tensors[first + i][k];
-            world_.recv(t.data(), bytes_of(t), sender, kTag);
-          } else {
-            const Tensor host = tensors[i][k]->to(Device::cpu);
-            world_.send(host.data(), bytes_of(host), 0, kTag);
-          }
-        }
-      for (size_t i = range.begin; i < range.end; ++i)
-        for (uint64_t* position : model_.layer(i).random_streams()) {
-          if (world_.rank() == 0) world_.recv(position, sizeof *position, sender, kTag);
-          else world_.send(position, sizeof *position, 0, kTag);
-        }
+    if (world_.rank() != 0 && world_.rank() != sender) continue;
+    const LayerRange range = ranges_[static_cast<size_t>(s)];
+    std::vector<Tensor*> tensors;  // parameter-major, state names within
+    if (world_.rank() == sender) {
+      for (const std::vector<Tensor*>& of_param : optimizer_.state(params_))
+        tensors.insert(tensors.end(), of_param.begin(), of_param.end());
+    } else {
+      const size_t first = model_.params({0, range.begin}).size(), count = model_.params(range).size();
+      for (size_t i = first; i < first + count; ++i)
+        for (Tensor& t : optimizer.tensors[i]) tensors.push_back(&t);
     }
-    first += params.size();
+    send_to_rank0(world_, tensors, sender, kTag);
   }
-  if (world_.rank() == 0) optimizer.steps = optimizer_.steps();
 }
 
 }  // namespace ringtrain

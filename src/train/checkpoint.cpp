@@ -25,6 +25,11 @@ int64_t step_of(const std::filesystem::path& file) {
   return std::regex_match(base, m, name) ? std::stoll(m[1]) : -1;
 }
 
+void check_format(hid_t file, const std::string& path) {
+  if (!h5::has_attr(file, "checkpoint") || h5::read_attr_str(file, "checkpoint") != kCheckpointFormat)
+    throw Error("'" + path + "' is not a ringtrain checkpoint (no attribute checkpoint = '" + kCheckpointFormat + "')");
+}
+
 }  // namespace
 
 void write_checkpoint(const std::string& path, Model& model, bool classification, const OptimizerState& optimizer,
@@ -59,16 +64,14 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
 
 void check_checkpoint(const std::string& path) {
   auto lock = h5::lock_library();
-  h5::H5Id file = h5::open_file(path);
-  if (!h5::has_attr(file.get(), "checkpoint") || h5::read_attr_str(file.get(), "checkpoint") != kCheckpointFormat)
-    throw Error("'" + path + "' is not a ringtrain checkpoint (no attribute checkpoint = '" + kCheckpointFormat + "')");
+  check_format(h5::open_file(path).get(), path);
 }
 
 CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names) {
-  check_checkpoint(path);
   auto lock = h5::lock_library();
   h5::H5Id file = h5::open_file(path);
   const hid_t f = file.get();
+  check_format(f, path);
   const std::string spec = h5::read_attr_str(f, "model_spec");
   if (spec != model.spec())
     throw Error("checkpoint '" + path + "' holds model '" + spec + "', not this run's '" + model.spec() + "'");

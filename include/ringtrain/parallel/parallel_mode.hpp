@@ -91,9 +91,13 @@ class ParallelMode {
   int64_t skipped_steps() const { return skipped_; }
 
  protected:
-  // After a step's gradients are final (averaged): false to apply the update. Throws CollectiveError naming
-  // the parameter and `step` when `bad_param` is not "" (Model::nonfinite_gradient), unless skipping.
-  bool update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite);
+  // Who reaches a verdict on a step's gradients: every rank alike (they hold the same gradients, or agreed),
+  // or this rank alone (a parameter-server worker, on its own gradient).
+  enum class Verdict { every_rank, this_rank };
+  // After a step's gradients are final (averaged): false to apply the update. When `bad_param` is not ""
+  // (Model::nonfinite_gradient) and not skipping, throws the error naming the parameter and `step`: a
+  // CollectiveError when every rank throws it, else an Error (this rank then ends the job).
+  bool update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite, Verdict verdict);
 
   int64_t skipped_ = 0;
 };
