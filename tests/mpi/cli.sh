@@ -5,9 +5,8 @@
 # usage: cli.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 source "$(dirname "$0")/common.sh"
+make_test_dir
 write_shards "$dir" train-00000.h5:200 train-00001.h5:200 test-00000.h5:100
 
 common=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --epochs 2 --batch 8)

@@ -1,6 +1,13 @@
-# Shared by the CLI test scripts under mpirun (sourced, after they set bin, mpirun and dir).
+# Shared by the CLI test scripts under mpirun (sourced, after they set bin and mpirun).
 
 fail() { echo "FAIL: $*"; exit 1; }
+
+# make_test_dir: a temporary directory in $dir, removed at exit with any ringtrain still running on it (a test
+# that failed midway may leave a job behind).
+make_test_dir() {
+  dir=$(mktemp -d)
+  trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+}
 
 # write_shards DIR NAME:SAMPLES...: 3-class shards of [1, 4, 4] samples (the class shifts the mean), in the
 # ringtrain shard format, e.g. write_shards "$dir" train-00000.h5:200 test-00000.h5:100.

@@ -8,9 +8,8 @@
 # usage: ps_cli.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
-dir=$(mktemp -d)
-trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
 source "$(dirname "$0")/common.sh"
+make_test_dir
 write_shards "$dir" train-00000.h5:256 test-00000.h5:64 long/train-00000.h5:20000
 train=(train --data "$dir" --model "flatten,linear(8),relu,linear(out)" --batch 8 --mode ps)
 

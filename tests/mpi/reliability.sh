@@ -14,9 +14,8 @@
 # usage: reliability.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
-dir=$(mktemp -d)
-trap 'pkill -KILL -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
 source "$(dirname "$0")/common.sh"
+make_test_dir
 write_shards "$dir" train-00000.h5:300 train-00001.h5:300 test-00000.h5:64
 base=(train --data "$dir" --model "flatten,linear(16),relu,dropout(0.2),linear(out)" --batch 8 --epochs 2
       --optimizer adam --lr 0.01)

@@ -6,9 +6,8 @@
 # usage: staging.sh RINGTRAIN MPIRUN
 set -uo pipefail
 bin=$1 mpirun=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 source "$(dirname "$0")/common.sh"
+make_test_dir
 write_shards "$dir/data" train-00000.h5:200 train-00001.h5:200 test-00000.h5:100
 
 train=(train --data "$dir/data" --model "flatten,linear(8),relu,linear(out)" --epochs 1 --batch 8)

@@ -9,9 +9,8 @@
 set -uo pipefail
 bin=$1 repo=$2 cluster=$3 what=$4
 export SLURM_CONF=$cluster/slurm.conf RINGTRAIN=$bin OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 source "$repo/tests/mpi/common.sh"
+make_test_dir
 [[ -f $SLURM_CONF ]] || fail "no local SLURM at $cluster (the slurm.start fixture starts it)"
 write_shards "$dir/data" train-00000.h5:256 test-00000.h5:64
 export TMPDIR=$dir/tmp
