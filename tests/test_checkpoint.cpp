@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/stop_request.hpp"
@@ -31,7 +31,7 @@ void set_gradients(Model& model, uint64_t seed) {
 // Every optimizer: three steps, a copy of its state into a fresh optimizer, then two more steps on each from
 // the same weights give the same bits.
 TEST(OptimizerState, AFreshOptimizerLoadedFromTheStateContinuesBitwise) {
-  for (const char* kind : {"sgd", "adam", "rmsprop"}) {
+  for (OptimizerKind kind : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::rmsprop}) {
     OptimizerConfig c;
     c.kind = kind;
     c.weight_decay = 1e-3f;
@@ -40,7 +40,7 @@ TEST(OptimizerState, AFreshOptimizerLoadedFromTheStateContinuesBitwise) {
     for (int s = 0; s < 3; ++s) set_gradients(a, 10 * s), first->step(a.params(), 0.01f);
     OptimizerState state = zero_optimizer_state(first->state_names(), a.params());
     copy_optimizer_state_out(*first, a.params(), state);
-    EXPECT_EQ(state.steps, 3) << kind;
+    EXPECT_EQ(state.steps, 3) << name_of(kind);
 
     Model b("flatten,linear(5),relu,linear(out)", {4}, 3, 1);
     for (size_t i = 0; i < a.params().size(); ++i) b.params()[i]->value.copy_from(a.params()[i]->value);
@@ -51,7 +51,7 @@ TEST(OptimizerState, AFreshOptimizerLoadedFromTheStateContinuesBitwise) {
       set_gradients(b, 10 * s), second->step(b.params(), 0.01f);
     }
     for (size_t i = 0; i < a.params().size(); ++i)
-      EXPECT_TRUE(same_bits(a.params()[i]->value, b.params()[i]->value)) << kind << " parameter " << i;
+      EXPECT_TRUE(same_bits(a.params()[i]->value, b.params()[i]->value)) << name_of(kind) << " parameter " << i;
   }
 }
 
@@ -60,9 +60,9 @@ TEST(OptimizerState, NamesArePyTorchs) {
   EXPECT_EQ(make_optimizer(c)->state_names(), std::vector<std::string>{"momentum"});
   c.momentum = 0.0f;
   EXPECT_TRUE(make_optimizer(c)->state_names().empty());
-  c.kind = "adam";
+  c.kind = OptimizerKind::adam;
   EXPECT_EQ(make_optimizer(c)->state_names(), (std::vector<std::string>{"exp_avg", "exp_avg_sq"}));
-  c.kind = "rmsprop";
+  c.kind = OptimizerKind::rmsprop;
   EXPECT_EQ(make_optimizer(c)->state_names(), std::vector<std::string>{"square_avg"});
 }
 
@@ -72,7 +72,7 @@ TEST(CheckpointFile, RoundTripsModelOptimizerRandomStreamsAndProgress) {
   Model model(spec, {4}, 3, 7);
   set_gradients(model, 1);
   OptimizerConfig c;
-  c.kind = "adam";
+  c.kind = OptimizerKind::adam;
   auto optimizer = make_optimizer(c);
   optimizer->step(model.params(), 0.1f);
   OptimizerState state = zero_optimizer_state(optimizer->state_names(), model.params());
@@ -139,7 +139,7 @@ TrainConfig small_run(const std::string& data_dir) {
   c.data.dir = data_dir;
   c.batch = 8;
   c.epochs = 2;
-  c.optimizer.kind = "adam";
+  c.optimizer.kind = OptimizerKind::adam;
   c.lr = 0.01f;
   return c;
 }
@@ -208,7 +208,7 @@ TEST(NonFinite, AGradientThatOverflowsStopsNamingTheStepAndParameter) {
   TempDir dir;
   write_data(dir);
   TrainConfig c = small_run(dir.path());
-  c.optimizer.kind = "sgd";
+  c.optimizer.kind = OptimizerKind::sgd;
   c.lr = 1e30f;  // the first update overflows the weights; the next step's gradients are infinite or NaN
   std::ostringstream log;
   try {

@@ -79,7 +79,7 @@ TEST_F(Cli, BadInputs) {
   expect_one_line_error(cli("train --train " + dir_.path("missing.h5")), "no such file");
   std::ofstream(dir_.path("junk.h5")) << "junk";
   expect_one_line_error(cli("train --train " + dir_.path("junk.h5")), "is not an HDF5 file");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --optimizer lion"), "unknown optimizer 'lion'");
+  expect_one_line_error(cli("train --data " + dir_.path() + " --optimizer lion"), "--optimizer must be sgd, adam or rmsprop, got 'lion'");
   expect_one_line_error(cli("train --data " + dir_.path() + " --batch 500"), "fewer than one batch of 500");
   expect_one_line_error(cli("eval --data " + dir_.path()), "model-file");
   expect_one_line_error(cli("eval --model-file " + dir_.path("train-00000.h5") + " --data " + dir_.path()),

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
@@ -219,11 +219,11 @@ TEST_F(CudaEngine, FusedOptimizersAgree) {
   OptimizerConfig sgd, nesterov, adam, rmsprop;
   sgd.weight_decay = 0.01f;
   nesterov.nesterov = true;
-  adam.kind = "adam";
+  adam.kind = OptimizerKind::adam;
   adam.weight_decay = 0.01f;
-  rmsprop.kind = "rmsprop";
+  rmsprop.kind = OptimizerKind::rmsprop;
   for (const OptimizerConfig& c : {sgd, nesterov, adam, rmsprop}) {
-    SCOPED_TRACE(c.kind + (c.nesterov ? " nesterov" : ""));
+    SCOPED_TRACE(name_of(c.kind) + (c.nesterov ? " nesterov" : ""));
     // Two tensors, one spanning several of the kernel's chunks.
     std::vector<Param> cpu, gpu;
     for (int64_t n : {int64_t{37}, int64_t{200003}}) {
@@ -254,7 +254,7 @@ TEST_F(CudaEngine, FusedOptimizersAgree) {
 // one does; and the GPU's state reads back under the CPU's names.
 TEST_F(CudaEngine, OptimizerStateMovesBetweenDevices) {
   OptimizerConfig c;
-  c.kind = "adam";
+  c.kind = OptimizerKind::adam;
   Model cpu("flatten,linear(7),relu,linear(out)", {5}, 3, 2), gpu("flatten,linear(7),relu,linear(out)", {5}, 3, 2);
   auto oc = make_optimizer(c);
   for (Param* p : cpu.params()) p->grad = test::random_tensor(p->value.shape(), 3);

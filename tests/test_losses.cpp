@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "test_util.hpp"
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/loss.hpp"

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/parallel/pipeline_schedule.hpp"
 #include "test_util.hpp"

@@ -5,7 +5,7 @@
 
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {

@@ -7,7 +7,7 @@
 
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/stage.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {

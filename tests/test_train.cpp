@@ -8,7 +8,7 @@
 
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/trainer.hpp"
@@ -81,7 +81,7 @@ TEST(Trainer, SameSeedGivesABitwiseIdenticalRun) {
   TrainConfig c = blob_config(dir.path());
   c.model = "flatten,linear(16),batchnorm,tanh,dropout(0.2),linear(out)";
   c.epochs = 2;
-  c.optimizer.kind = "adam";
+  c.optimizer.kind = OptimizerKind::adam;
   c.lr = 0.01f;
   std::ostringstream log;
   Trainer a(c, test::world()), b(c, test::world());
@@ -124,7 +124,7 @@ TEST(Trainer, MicroBatchesOnOneRankAccumulateToTheWholeBatch) {
   write_blobs(dir.path());
   TrainConfig c = blob_config(dir.path());
   c.epochs = 1;
-  c.optimizer.kind = "adam";
+  c.optimizer.kind = OptimizerKind::adam;
   c.lr = 0.01f;
   std::ostringstream log;
   Trainer whole(c, test::world());

@@ -12,7 +12,7 @@
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/comm/mpi_session.hpp"
 #include "ringtrain/data/prep.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/stop_request.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"

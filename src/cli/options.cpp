@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace po = boost::program_options;
 
@@ -52,6 +52,14 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
     throw UsageError(e.what());
   }
   return true;
+}
+
+// A flag whose value names one of an enum's values (its table: enum_names).
+template <typename E>
+E parse_choice(const std::string& flag, const std::string& text) {
+  for (const auto& [value, name] : enum_names(E{}))
+    if (name == text) return value;
+  throw UsageError(flag + " must be " + choices_of<E>() + ", got '" + text + "'");
 }
 
 void add_data_options(po::options_description& o, DataSources& d) {
@@ -149,6 +157,7 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
 std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   TrainConfig c;
   OptimizerConfig& opt = c.optimizer;
+  std::string optimizer;
   po::options_description o("train options");
   o.add_options()
       ("model", po::value(&c.model)->default_value("mlp"), "preset (linreg, mlp, cnn) or layer spec, e.g. "
@@ -158,7 +167,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
       ("batch", po::value(&c.batch)->default_value(64), "samples per step (per rank)")
       ("epochs", po::value(&c.epochs)->default_value(5), "passes over the training split")
       ("steps", po::value(&c.max_steps)->default_value(0), "stop after this many steps (0 = run all epochs)")
-      ("optimizer", po::value(&opt.kind)->default_value("sgd"), "sgd, adam or rmsprop")
+      ("optimizer", po::value(&optimizer)->default_value("sgd"), "sgd, adam or rmsprop")
       ("lr", po::value(&c.lr)->default_value(0.05f), "base learning rate")
       ("momentum", po::value(&opt.momentum)->default_value(0.9f), "sgd/rmsprop momentum")
       ("nesterov", po::bool_switch(&opt.nesterov), "sgd: Nesterov momentum")
@@ -229,6 +238,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
        "node gone) stops the job, naming it (0 = never)");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
+  opt.kind = parse_choice<OptimizerKind>("--optimizer", optimizer);
   if (c.checkpoint_every < 0) throw UsageError("--checkpoint-every must not be negative");
   if (c.keep_checkpoints < 1) throw UsageError("--keep-checkpoints must be at least 1");
   if (c.checkpoint_every > 0 && c.checkpoint_dir.empty())

@@ -4,7 +4,7 @@
 #include <exception>
 #include <sstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

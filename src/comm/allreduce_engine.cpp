@@ -9,7 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/tensor.hpp"
 
 namespace ringtrain {

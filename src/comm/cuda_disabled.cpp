@@ -1,6 +1,6 @@
 // make_nccl_communicator for builds configured with -DRINGTRAIN_CUDA=OFF.
 #include "ringtrain/comm/nccl_communicator.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -6,7 +6,7 @@
 
 #include "ringtrain/comm/backoff.hpp"
 #include "ringtrain/comm/ring_allreduce.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -2,7 +2,7 @@
 
 #include <nccl.h>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/cuda_context.hpp"
 
 namespace ringtrain {

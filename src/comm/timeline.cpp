@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -2,7 +2,7 @@
 #include <cstring>
 
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/cuda_context.hpp"
 
 namespace ringtrain {

@@ -1,6 +1,6 @@
 // make_cuda_batch_upload for builds configured with -DRINGTRAIN_CUDA=OFF.
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain::h5 {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/rng.hpp"
 
 namespace ringtrain {

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <numeric>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/rng.hpp"
 
 namespace ringtrain::prep_detail {

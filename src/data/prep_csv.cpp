@@ -9,7 +9,7 @@
 #include <set>
 
 #include "prep_common.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

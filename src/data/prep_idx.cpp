@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "prep_common.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -1,7 +1,7 @@
 #include "ringtrain/data/shard.hpp"
 
 #include "ringtrain/data/hdf5.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

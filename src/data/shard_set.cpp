@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -13,7 +13,7 @@
 #include <map>
 #include <sstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

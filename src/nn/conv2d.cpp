@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/strided_gemm.hpp"
 

@@ -1,6 +1,6 @@
 // The CUDA engine's nn entry points for builds configured with -DRINGTRAIN_CUDA=OFF.
 #include "cuda_factories.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain::cuda {
 

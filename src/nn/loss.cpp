@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "cuda_factories.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

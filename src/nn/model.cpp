@@ -4,7 +4,7 @@
 #include <map>
 
 #include "cuda_factories.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/model_spec.hpp"
 

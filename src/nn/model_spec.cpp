@@ -4,7 +4,7 @@
 #include <cctype>
 #include <charconv>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "cuda_factories.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 namespace {
@@ -145,11 +145,6 @@ class RmsProp : public Optimizer {
   std::vector<Tensor> square_avg_, buf_;
 };
 
-void check_optimizer_kind(const std::string& kind) {
-  if (kind != "sgd" && kind != "adam" && kind != "rmsprop")
-    throw Error("unknown optimizer '" + kind + "' (expected sgd, adam or rmsprop)");
-}
-
 }  // namespace
 
 OptimizerState zero_optimizer_state(const std::vector<std::string>& names, const std::vector<Param*>& params) {
@@ -182,11 +177,13 @@ void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimize
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, Device device) {
-  check_optimizer_kind(c.kind);
   if (device == Device::cuda) return cuda::make_cuda_optimizer(c);
-  if (c.kind == "sgd") return std::make_unique<Sgd>(c);
-  if (c.kind == "adam") return std::make_unique<Adam>(c);
-  return std::make_unique<RmsProp>(c);
+  switch (c.kind) {
+    case OptimizerKind::sgd: return std::make_unique<Sgd>(c);
+    case OptimizerKind::adam: return std::make_unique<Adam>(c);
+    case OptimizerKind::rmsprop: return std::make_unique<RmsProp>(c);
+  }
+  throw Error("unknown optimizer kind");
 }
 
 }  // namespace ringtrain

@@ -6,7 +6,7 @@
 #include <immintrin.h>
 #endif
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/parallel/data_parallel.hpp"
 #include "ringtrain/parallel/parameter_server.hpp"
 #include "ringtrain/parallel/pipeline_parallel.hpp"

@@ -9,7 +9,7 @@
 #include "ps_protocol.hpp"
 #include "ps_server.hpp"
 #include "ringtrain/comm/backoff.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -6,7 +6,7 @@
 
 #include "ringtrain/comm/nccl_communicator.hpp"
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

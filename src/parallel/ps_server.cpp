@@ -10,7 +10,7 @@
 #include <mpi.h>
 
 #include "ringtrain/comm/backoff.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/stop_request.hpp"
 
 namespace ringtrain::ps {

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "kernels/kernels.hpp"
 
 namespace ringtrain {

@@ -2,7 +2,7 @@
 // anything that needs a GPU says why not.
 #include <cstring>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/device.hpp"
 
 namespace ringtrain {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
 
 namespace ringtrain {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

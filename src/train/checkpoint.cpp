@@ -6,7 +6,7 @@
 #include <regex>
 
 #include "ringtrain/data/hdf5.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/model_file.hpp"
 
 namespace ringtrain {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/launch.hpp"
 
 namespace ringtrain {

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <ostream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/train/device_choice.hpp"

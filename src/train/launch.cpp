@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

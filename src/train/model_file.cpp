@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "ringtrain/data/hdf5.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 

@@ -9,7 +9,7 @@
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/stage.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/launch.hpp"
 
 namespace ringtrain {

@@ -14,7 +14,7 @@
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/parallel/parameter_server.hpp"
 #include "ringtrain/parallel/pipeline_parallel.hpp"
@@ -188,7 +188,7 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--batch", std::to_string(config_.batch)},
           {"--epochs", std::to_string(config_.epochs)},
           {"--steps", std::to_string(config_.max_steps)},
-          {"--optimizer", o.kind},
+          {"--optimizer", name_of(o.kind)},
           {"--lr", num(config_.lr)},
           {"--momentum", num(o.momentum)},
           {"--nesterov", o.nesterov ? "true" : "false"},

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "options.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

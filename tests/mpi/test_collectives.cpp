@@ -7,7 +7,7 @@
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/mpi_communicator.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/parallel/data_parallel.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/trainer.hpp"
@@ -29,7 +29,7 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
   return out;
 }
 
-void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, const std::string& optimizer,
+void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer,
                               const std::string& device = "cpu") {
   Communicator& world = test::world();
   SharedDataset data(sample_shape);
@@ -55,21 +55,21 @@ void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shap
   double worst = 0.0;
   for (size_t i = 0; i < parallel.size(); ++i) worst = std::max(worst, std::fabs(double(parallel[i]) - reference[i]));
   // cuDNN picks its algorithms per batch size, so on a GPU the two runs also sum in different orders.
-  EXPECT_LT(worst, device == "cpu" ? 1e-5 : 1e-4) << model << " with " << optimizer << " on " << world.size() << " ranks";
+  EXPECT_LT(worst, device == "cpu" ? 1e-5 : 1e-4) << model << " with " << name_of(optimizer) << " on " << world.size() << " ranks";
 }
 
 TEST(DataParallel, MlpOnNRanksEqualsOneRankWithNTimesTheBatch) {
-  expect_n_ranks_equal_one("flatten,linear(16),relu,linear(out)", {2, 4, 4}, "sgd");
+  expect_n_ranks_equal_one("flatten,linear(16),relu,linear(out)", {2, 4, 4}, OptimizerKind::sgd);
 }
 
 TEST(DataParallel, ConvNetWithAdamOnNRanksEqualsOneRank) {
-  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, "adam");
+  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam);
 }
 
 // The same on GPUs, gradients over NCCL: each rank's reference run is on its own GPU too.
 TEST(DataParallel, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
-  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, "adam", "cuda");
+  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam, "cuda");
 }
 
 TEST(DataParallel, RankZerosParametersAreBroadcast) {

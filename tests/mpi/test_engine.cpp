@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "ringtrain/comm/allreduce_engine.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {

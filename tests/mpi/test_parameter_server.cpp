@@ -25,7 +25,7 @@ TrainConfig ps_config(const std::string& data, int staleness) {
   c.batch = 4;
   c.epochs = 2;
   c.lr = 0.05f;
-  c.optimizer.kind = "sgd";
+  c.optimizer.kind = OptimizerKind::sgd;
   c.optimizer.momentum = 0.9f;
   c.optimizer.weight_decay = 1e-4f;
   c.parallel.mode = "ps";

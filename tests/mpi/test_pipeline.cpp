@@ -34,7 +34,7 @@ struct PipelineCase {
   Shape sample;
   std::string schedule;
   int micro_batches;
-  std::string optimizer = "sgd";
+  OptimizerKind optimizer = OptimizerKind::sgd;
 };
 
 // Trains 10 steps through the pipeline and, on every rank, the whole model alone on the same batches;
@@ -102,8 +102,8 @@ TEST(Pipeline, OneFOneBStagesEqualOneRank) {
 }
 
 TEST(Pipeline, ConvNetWithAdamEqualsOneRankUnderBothSchedules) {
-  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "1f1b", 4, "adam"});
-  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "gpipe", 3, "adam"});
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "1f1b", 4, OptimizerKind::adam});
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "gpipe", 3, OptimizerKind::adam});
 }
 
 TEST(Pipeline, OneFOneBHoldsAtMostStagesMicroBatchesWhereGpipeHoldsAll) {
@@ -127,7 +127,7 @@ void expect_trainer_equals_one_rank(int stages, const std::string& device = "cpu
   c.batch = 4;
   c.epochs = 1;
   c.max_steps = 10;
-  c.optimizer.kind = "sgd";
+  c.optimizer.kind = OptimizerKind::sgd;
   c.optimizer.momentum = 0.9f;
   c.save_model = data.path() + "/pipeline.h5";
   c.parallel.pipeline.stages = stages;

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/trainer.hpp"
 #include "test_util.hpp"
 

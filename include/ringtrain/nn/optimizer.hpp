@@ -6,11 +6,17 @@
 #include <vector>
 
 #include "ringtrain/nn/layer.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
 
+enum class OptimizerKind { sgd, adam, rmsprop };
+inline constexpr EnumNames<OptimizerKind, 3> kOptimizerKindNames{
+    {{OptimizerKind::sgd, "sgd"}, {OptimizerKind::adam, "adam"}, {OptimizerKind::rmsprop, "rmsprop"}}};
+constexpr const auto& enum_names(OptimizerKind) { return kOptimizerKindNames; }
+
 struct OptimizerConfig {
-  std::string kind = "sgd";  // sgd | adam | rmsprop
+  OptimizerKind kind = OptimizerKind::sgd;
   float momentum = 0.9f;     // sgd, rmsprop
   bool nesterov = false;     // sgd
   float weight_decay = 0.0f;
@@ -56,8 +62,7 @@ void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& p
 void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimizer& optimizer,
                              const std::vector<Param*>& params);
 
-// The optimizer for parameters on `device` (on the GPU: fused kernels/, one launch per step). Throws Error
-// for an unknown kind.
+// The optimizer for parameters on `device` (on the GPU: fused kernels/, one launch per step).
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, Device device = Device::cpu);
 
 }  // namespace ringtrain

@@ -1,7 +1,7 @@
 #include <algorithm>
 
 #include "cuda_layers.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain::cuda {
 

@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #include "cuda_layers.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"

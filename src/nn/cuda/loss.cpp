@@ -4,7 +4,7 @@
 #include "nn/cuda_factories.hpp"
 
 #include "kernels/kernels.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/cuda_context.hpp"
 
 namespace ringtrain::cuda {

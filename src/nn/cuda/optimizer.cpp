@@ -21,15 +21,20 @@ class CudaOptimizer final : public Optimizer {
     if (params != params_) prepare(params);
     cudaStream_t stream = context().compute();
     const auto* chunks = static_cast<const kernels::ParamChunk*>(chunks_.get());
-    if (c_.kind == "sgd") {
-      kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov}, stream);
-    } else if (c_.kind == "adam") {
-      const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_ + 1));
-      const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_ + 1));
-      kernels::adam_step(chunks, chunk_count_,
-                         {lr / bc1, 1.0f / std::sqrt(bc2), c_.beta1, c_.beta2, c_.eps, c_.weight_decay}, stream);
-    } else {
-      kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum}, stream);
+    switch (c_.kind) {
+      case OptimizerKind::sgd:
+        kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov}, stream);
+        break;
+      case OptimizerKind::adam: {
+        const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_ + 1));
+        const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_ + 1));
+        kernels::adam_step(chunks, chunk_count_,
+                           {lr / bc1, 1.0f / std::sqrt(bc2), c_.beta1, c_.beta2, c_.eps, c_.weight_decay}, stream);
+        break;
+      }
+      case OptimizerKind::rmsprop:
+        kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum}, stream);
+        break;
     }
     ++steps_;
   }
@@ -37,7 +42,7 @@ class CudaOptimizer final : public Optimizer {
   // The CPU optimizers' names, so checkpoints read the same on either device.
   std::vector<std::string> state_names() const override {
     std::vector<std::string> names;
-    const bool sgd = c_.kind == "sgd", adam = c_.kind == "adam";
+    const bool sgd = c_.kind == OptimizerKind::sgd, adam = c_.kind == OptimizerKind::adam;
     if (uses_first()) names.push_back(sgd ? "momentum" : adam ? "exp_avg" : "square_avg");
     if (uses_second()) names.push_back(adam ? "exp_avg_sq" : "momentum");
     return names;
@@ -55,8 +60,10 @@ class CudaOptimizer final : public Optimizer {
  private:
   // Creates zeroed state for the parameters and the chunk table the kernel walks; parameters keep their
   // buffers for the life of a model, so this runs once.
-  bool uses_first() const { return c_.kind != "sgd" || c_.momentum > 0.0f; }
-  bool uses_second() const { return c_.kind == "adam" || (c_.kind == "rmsprop" && c_.momentum > 0.0f); }
+  bool uses_first() const { return c_.kind != OptimizerKind::sgd || c_.momentum > 0.0f; }
+  bool uses_second() const {
+    return c_.kind == OptimizerKind::adam || (c_.kind == OptimizerKind::rmsprop && c_.momentum > 0.0f);
+  }
 
   void prepare(const std::vector<Param*>& params) {
     const bool uses_first = this->uses_first(), uses_second = this->uses_second();

@@ -1,5 +1,5 @@
 #include "cuda_layers.hpp"
-#include "ringtrain/error.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain::cuda {
 
