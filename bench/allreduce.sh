@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 peers=${PEERS:-$(cd .. && pwd)/shared/peers}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-[[ -x build/bench/allreduce ]] || { echo "run .ci/setup --no-run first"; exit 1; }
+allreduce=${ALLREDUCE:-build/bench/allreduce}
+[[ -x $allreduce ]] || { echo "run .ci/setup --no-run first (or set ALLREDUCE)"; exit 1; }
 ours=$(mktemp) gloo=$(mktemp)
 trap 'rm -f "$ours" "$gloo"' EXIT
-mpirun --oversubscribe -np 2 build/bench/allreduce 4096 $((256 << 20)) "$rounds" | tee "$ours"
+mpirun --oversubscribe -np 2 "$allreduce" 4096 $((256 << 20)) "$rounds" | tee "$ours"
 if [[ -f $peers/gloo_allreduce.sh ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
   echo "# gloo peer (torch.distributed, 2 ranks)"
   bash "$peers/gloo_allreduce.sh" | tee "$gloo"

@@ -16,9 +16,9 @@ repeat=${1:-2}
 shift || true
 micro=("${@:-1 2 4 8 16}")
 read -r -a micro <<<"${micro[*]}"
-bin=build/src/ringtrain
+bin=${RINGTRAIN:-build/src/ringtrain}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-[[ -x $bin ]] || { echo "run .ci/setup --no-run first"; exit 1; }
+[[ -x $bin ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN)"; exit 1; }
 cores=$(nproc)
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT

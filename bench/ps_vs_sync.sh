@@ -12,9 +12,9 @@ batch=${1:-128} epochs=${2:-2}
 shift 2 || shift $#
 bounds=("${@:-0 4 64 100000}")
 read -r -a bounds <<<"${bounds[*]}"
-bin=build/src/ringtrain data=build/data/fashion-mnist
+bin=${RINGTRAIN:-build/src/ringtrain} data=${DATA:-build/data/fashion-mnist}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-[[ -x $bin && -f $data/test-00000.h5 ]] || { echo "run .ci/setup --no-run first"; exit 1; }
+[[ -x $bin && -f $data/test-00000.h5 ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN and DATA)"; exit 1; }
 
 run() {  # ranks flags... -> "img/s test_accuracy" (img/s of the last epoch)
   local ranks=$1 out

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 batch=${1:-64} repeat=${2:-2}
 peers=${PEERS:-$(cd .. && pwd)/shared/peers}
-bin=build/src/ringtrain data=build/data/fashion-mnist
-[[ -x $bin && -f $data/test-00000.h5 ]] || { echo "run .ci/setup --no-run first"; exit 1; }
+bin=${RINGTRAIN:-build/src/ringtrain} data=${DATA:-build/data/fashion-mnist}
+[[ -x $bin && -f $data/test-00000.h5 ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN and DATA)"; exit 1; }
 [[ -f $peers/torch_train.py ]] || { echo "no peer at $peers/torch_train.py (set PEERS)"; exit 1; }
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   echo "== installing python3-torch (the peer)"

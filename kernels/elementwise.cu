@@ -1,4 +1,5 @@
-// Element-wise kernels for the layers: fill, bf16 conversion, bias and ReLU epilogues, activations, dropout.
+// Element-wise kernels for the layers: the non-finite flag, bf16 conversion, bias and ReLU epilogues,
+// activations, dropout.
 #include "kernels/kernels.hpp"
 #include "kernels/launch.cuh"
 #include "ringtrain/tensor/counter_rng.hpp"
@@ -9,10 +10,6 @@ using cuda::blocks_for;
 using cuda::kThreads;
 
 namespace {
-
-__global__ void fill_kernel(float* data, int64_t n, float value) {
-  RINGTRAIN_GRID_STRIDE(i, n) data[i] = value;
-}
 
 __global__ void flag_nonfinite_kernel(const float* x, int64_t n, int* flag) {
   RINGTRAIN_GRID_STRIDE(i, n) if (!isfinite(x[i])) *flag = 1;  // a benign race: every writer writes 1
@@ -62,11 +59,6 @@ void flag_nonfinite(const float* x, int64_t n, int* flag, cudaStream_t stream) {
   if (n == 0) return;
   flag_nonfinite_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, flag);
   check_launch("flag_nonfinite");
-}
-
-void fill(float* data, int64_t n, float value, cudaStream_t stream) {
-  fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(data, n, value);
-  check_launch("fill");
 }
 
 void to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, cudaStream_t stream) {

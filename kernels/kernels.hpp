@@ -9,10 +9,24 @@
 
 namespace ringtrain::kernels {
 
-void fill(float* data, int64_t n, float value, cudaStream_t stream);
 void to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, cudaStream_t stream);
 // *flag = 1 when any of x[0..n) is NaN or infinite (flag is left alone otherwise).
 void flag_nonfinite(const float* x, int64_t n, int* flag, cudaStream_t stream);
+
+// ---- the non-finite check of a step's gradients (nn/cuda/gradient_check.cpp), all on the device ----
+struct NonfiniteStatus {
+  float verdict;         // this step's: 1 when a gradient holds a NaN or an infinity (other ranks may add theirs)
+  float skip;            // what the optimizers read: not 0 to skip this step's update
+  int first_now;         // this step's first bad parameter on this rank, or -1
+  int first_param;       // the first bad step's, or -1
+  long long first_step;  // the first bad step since the host last read, or -1
+  long long bad_steps;   // bad steps since the host last read
+};
+// From the per-parameter flags of flag_nonfinite: status->verdict and status->first_now.
+void summarize_nonfinite(const int* flags, int count, NonfiniteStatus* status, cudaStream_t stream);
+// Records status->verdict as step `step`'s: counts a bad one, and sets status->skip (for this step, or with
+// keep_skipping for every step since the first bad one).
+void record_nonfinite(NonfiniteStatus* status, long long step, bool keep_skipping, cudaStream_t stream);
 
 // ---- layers ----
 // y[i] += bias[(i / inner) % channels] (bias may be null), then max(y, 0) when relu: the epilogue of a
@@ -54,19 +68,29 @@ struct ParamChunk {
   float* s2;
   int64_t begin, end;
 };
+// Each optimizer reads `skip` (a device float, may be null) first and leaves everything as it is when it
+// is not 0: the step's gradients were not finite (NonfiniteStatus::skip).
 struct SgdArgs {
   float lr, momentum, weight_decay;
   bool nesterov;
+  const float* skip;
 };
+// Adam's bias corrections 1 - beta^t count the updates applied, which only the device knows once steps
+// can be skipped there: t = *steps + 1, and count_step advances *steps after the update.
 struct AdamArgs {
-  float step_size, inv_sqrt_bc2, beta1, beta2, eps, weight_decay;  // step_size = lr / (1 - beta1^t)
+  float lr, beta1, beta2, eps, weight_decay;
+  const long long* steps;
+  const float* skip;
 };
 struct RmspropArgs {
   float lr, alpha, eps, weight_decay, momentum;
+  const float* skip;
 };
 // chunks: a device array of `count` ParamChunk, one block each.
 void sgd_step(const ParamChunk* chunks, int count, SgdArgs args, cudaStream_t stream);
 void adam_step(const ParamChunk* chunks, int count, AdamArgs args, cudaStream_t stream);
 void rmsprop_step(const ParamChunk* chunks, int count, RmspropArgs args, cudaStream_t stream);
+// ++*steps unless the update was skipped.
+void count_step(long long* steps, const float* skip, cudaStream_t stream);
 
 }  // namespace ringtrain::kernels

@@ -10,7 +10,10 @@ using cuda::kThreads;
 
 namespace {
 
+__device__ bool skipped(const float* skip) { return skip != nullptr && *skip != 0.0f; }
+
 __global__ void sgd_kernel(const ParamChunk* chunks, SgdArgs a) {
+  if (skipped(a.skip)) return;
   const ParamChunk c = chunks[blockIdx.x];
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
     const float d = c.g[j] + a.weight_decay * c.w[j];
@@ -25,18 +28,23 @@ __global__ void sgd_kernel(const ParamChunk* chunks, SgdArgs a) {
 }
 
 __global__ void adam_kernel(const ParamChunk* chunks, AdamArgs a) {
+  if (skipped(a.skip)) return;
   const ParamChunk c = chunks[blockIdx.x];
+  const float t = static_cast<float>(*a.steps + 1);
+  const float step_size = a.lr / (1.0f - powf(a.beta1, t));
+  const float inv_sqrt_bc2 = rsqrtf(1.0f - powf(a.beta2, t));
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
     const float d = c.g[j] + a.weight_decay * c.w[j];
     const float m = a.beta1 * c.s1[j] + (1.0f - a.beta1) * d;
     const float v = a.beta2 * c.s2[j] + (1.0f - a.beta2) * d * d;
     c.s1[j] = m;
     c.s2[j] = v;
-    c.w[j] -= a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
+    c.w[j] -= step_size * m / (sqrtf(v) * inv_sqrt_bc2 + a.eps);
   }
 }
 
 __global__ void rmsprop_kernel(const ParamChunk* chunks, RmspropArgs a) {
+  if (skipped(a.skip)) return;
   const ParamChunk c = chunks[blockIdx.x];
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
     const float d = c.g[j] + a.weight_decay * c.w[j];
@@ -51,6 +59,10 @@ __global__ void rmsprop_kernel(const ParamChunk* chunks, RmspropArgs a) {
       c.w[j] -= a.lr * update;
     }
   }
+}
+
+__global__ void count_step_kernel(long long* steps, const float* skip) {
+  if (!skipped(skip)) ++*steps;
 }
 
 }  // namespace
@@ -71,6 +83,11 @@ void rmsprop_step(const ParamChunk* chunks, int count, RmspropArgs args, cudaStr
   if (count == 0) return;
   rmsprop_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(chunks, args);
   check_launch("rmsprop_step");
+}
+
+void count_step(long long* steps, const float* skip, cudaStream_t stream) {
+  count_step_kernel<<<1, 1, 0, stream>>>(steps, skip);
+  check_launch("count_step");
 }
 
 }  // namespace ringtrain::kernels

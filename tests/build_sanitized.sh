@@ -2,10 +2,10 @@
 # The suite in a second build: clang, AddressSanitizer + UndefinedBehaviorSanitizer (-DRINGTRAIN_SANITIZE=ON),
 # the libFuzzer targets (-DRINGTRAIN_FUZZ=ON, run by fuzz_parsers.sh), CPU-only (-DRINGTRAIN_CUDA=OFF: every
 # role's cuda_disabled.cpp must keep building and say why there is no GPU) and portable
-# (-DRINGTRAIN_NATIVE=OFF: no AVX-512, so the kernels' OpenBLAS fallbacks are the ones tested; the main build
-# takes the AVX-512 path on this machine). Runs the unit tests (the CLI ones drive its sanitized binary) and
-# the MPI tests on 2 ranks. Any report fails the run (UBSan aborts; ASan stops at the first error). Leak
-# checking is off: Open MPI and HDF5 keep allocations until exit by design.
+# (-DRINGTRAIN_NATIVE=OFF, the default: the kernels choose AVX-512 at run time, so on a CPU with it the
+# sanitizers watch the AVX-512 kernels; unit.portable runs the portable ones). Runs the unit tests (the CLI
+# ones drive its sanitized binary) and the MPI tests on 2 ranks. Any report fails the run (UBSan aborts; ASan
+# stops at the first error). Leak checking is off: Open MPI and HDF5 keep allocations until exit by design.
 # usage: build_sanitized.sh SOURCE_DIR BUILD_DIR MPIRUN
 set -euo pipefail
 src=$1 dir=$2 mpirun=$3

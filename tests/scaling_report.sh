@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # bench/scaling on a small grid: it must write the CSV (every mode at 1, 2 and 4 ranks, weak and strong, with
 # the model beside synchronous data parallel), the model's extrapolation, three PNG plots and the report.
-# usage: scaling_report.sh BENCH_SCALING OUT_DIR
+# The binaries are this build's (CMake passes them), and the shards are prepared here from Debian's
+# Fashion-MNIST, so the test runs from a build directory of any name and place.
+# usage: scaling_report.sh BENCH_SCALING RINGTRAIN ALLREDUCE OUT_DIR
 set -uo pipefail
-scaling=$1 out=$2
+scaling=$1 bin=$2 allreduce=$3 out=$4
 rm -rf "$out"
-"$scaling" --model mlp --steps 50 --out "$out" || { echo "FAIL: bench/scaling exited $?"; exit 1; }
+"$bin" prep --input /usr/share/datasets/fashion-mnist --out "$out/data" --shards 4 >/dev/null ||
+  { echo "FAIL: ringtrain prep exited $? (is dataset-fashion-mnist installed? .ci/setup installs it)"; exit 1; }
+"$scaling" --bin "$bin" --allreduce "$allreduce" --data "$out/data" --model mlp --steps 50 --out "$out" ||
+  { echo "FAIL: bench/scaling exited $?"; exit 1; }
 /usr/bin/python3 - "$out" <<'PY' || exit 1
 import csv, os, sys
 out = sys.argv[1]

@@ -12,6 +12,7 @@
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/stop_request.hpp"
 #include "ringtrain/train/checkpoint.hpp"
+#include "ringtrain/parallel/nonfinite_guard.hpp"
 #include "ringtrain/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -134,14 +135,11 @@ TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
 }
 
 TrainConfig small_run(const std::string& data_dir) {
-  TrainConfig c;
-  c.model = "flatten,linear(8),relu,dropout(0.2),linear(out)";
-  c.data.dir = data_dir;
-  c.batch = 8;
-  c.epochs = 2;
-  c.optimizer.kind = OptimizerKind::adam;
-  c.lr = 0.01f;
-  return c;
+  return test::train_config(data_dir, {.model = "flatten,linear(8),relu,dropout(0.2),linear(out)",
+                                       .batch = 8,
+                                       .epochs = 2,
+                                       .lr = 0.01f,
+                                       .optimizer = OptimizerKind::adam});
 }
 
 void write_data(const TempDir& dir) {
@@ -163,7 +161,7 @@ TEST(Resume, ACutRunContinuedEndsBitwiseLikeAnUninterruptedOne) {
   Trainer(cut, test::world()).run(log);
   TrainConfig rest = small_run(dir.path());
   rest.checkpoint_dir = cut.checkpoint_dir;
-  rest.resume = "auto";
+  rest.resume = {ResumeFrom::newest, ""};
   Trainer resumed(rest, test::world());
   const TrainResult result = resumed.run(log);
   EXPECT_NE(log.str().find("resuming from " + CheckpointDir(cut.checkpoint_dir, 3).path(31)), std::string::npos)
@@ -173,12 +171,51 @@ TEST(Resume, ACutRunContinuedEndsBitwiseLikeAnUninterruptedOne) {
     EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
 }
 
+// Ends the job at the boundary after step `at`, as a stop request would.
+class InterruptAt final : public Callback {
+ public:
+  explicit InterruptAt(int64_t at) : at_(at) {}
+  void on_step_begin(TrainState& state) override { state.interrupted |= state.step == at_; }
+
+ private:
+  int64_t at_;
+};
+
+// A stop at the boundary after an epoch's last step, before that epoch has ended: the resumed run ends the
+// epoch (no pass read again), then goes on with its periodic checkpoints, bitwise like an uninterrupted run.
+TEST(Resume, AStopAfterAnEpochsLastStepResumesAtThatEpochsEnd) {
+  TempDir dir;
+  write_data(dir);
+  std::ostringstream log;
+  Trainer whole(small_run(dir.path()), test::world());
+  whole.run(log);
+
+  TrainConfig cut = small_run(dir.path());
+  cut.checkpoint_dir = dir.path("checkpoints");
+  Trainer first(cut, test::world());
+  first.add_callback(std::make_unique<InterruptAt>(25));  // 25 steps an epoch
+  EXPECT_TRUE(first.run(log).stopped_early);
+  TrainConfig rest = cut;
+  rest.checkpoint_every = 10;
+  rest.resume = {ResumeFrom::newest, ""};
+  Trainer resumed(rest, test::world());
+  std::ostringstream resumed_log;
+  const TrainResult result = resumed.run(resumed_log);
+  EXPECT_EQ(result.steps, 50);
+  ASSERT_EQ(result.epochs.size(), 2u);
+  EXPECT_EQ(result.epochs[0].step, 25);
+  EXPECT_NE(resumed_log.str().find("checkpoint " + CheckpointDir(cut.checkpoint_dir, 3).path(30)), std::string::npos)
+      << resumed_log.str();
+  for (size_t i = 0; i < whole.model().params().size(); ++i)
+    EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+}
+
 TEST(Resume, AutoWithNoCheckpointStartsAfresh) {
   TempDir dir;
   write_data(dir);
   TrainConfig c = small_run(dir.path());
   c.checkpoint_dir = dir.path("empty");
-  c.resume = "auto";
+  c.resume = {ResumeFrom::newest, ""};
   c.epochs = 1;
   std::ostringstream log;
   EXPECT_EQ(Trainer(c, test::world()).run(log).steps, 25);
@@ -225,14 +262,56 @@ TEST(NonFinite, AGradientThatOverflowsStopsNamingTheStepAndParameter) {
   EXPECT_NE(log.str().find("steps skipped so far for non-finite gradients"), std::string::npos) << log.str();
 }
 
-TEST(NonFinite, ModelNamesTheFirstBadGradient) {
+std::string stop_message(NonfiniteGuard& guard, int64_t step) {
+  try {
+    guard.allow_update(step);
+  } catch (const CollectiveError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(NonFinite, TheGuardNamesTheFirstBadGradientAndItsStep) {
   Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
   model.zero_grad();
-  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "");
+  NonfiniteGuard guard(Device::cpu, false, NonfiniteGuard::Verdict::every_rank, model.named_params(), nullptr,
+                       nullptr);
+  EXPECT_TRUE(guard.allow_update(1));
   model.params()[3]->grad[1] = std::numeric_limits<float>::infinity();
   model.params()[1]->grad[0] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "linear1/bias");
-  EXPECT_EQ(model.nonfinite_gradient({2, 4}), "linear2/bias");
+  EXPECT_NE(stop_message(guard, 7).find("in linear1/bias at step 7"), std::string::npos);
+  EXPECT_EQ(guard.skip_flag(), nullptr);  // the host optimizer is simply not called
+}
+
+TEST(NonFinite, SkippingCountsTheBadStepsAndLetsTheGoodOnesThrough) {
+  Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
+  model.zero_grad();
+  NonfiniteGuard guard(Device::cpu, true, NonfiniteGuard::Verdict::this_rank, model.named_params(), nullptr, nullptr);
+  model.params()[0]->grad[2] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(guard.allow_update(1));
+  EXPECT_FALSE(guard.allow_update(2));
+  model.zero_grad();
+  EXPECT_TRUE(guard.allow_update(3));
+  guard.settle();  // nothing is left to act on: the host decided at once
+  EXPECT_EQ(guard.skipped(), 2);
+}
+
+// Only the parameters given are looked at (a pipeline stage's), and the check reports the first bad one.
+TEST(NonFinite, TheCheckLooksAtTheParametersItIsGiven) {
+  Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
+  model.zero_grad();
+  model.params()[1]->grad[0] = std::numeric_limits<float>::infinity();
+  auto check = make_gradient_check(Device::cpu, false);
+  check->look(model.params({2, 4}));
+  EXPECT_EQ(*check->verdict(), 0.0f);
+  check->look(model.params());
+  EXPECT_EQ(*check->verdict(), 1.0f);
+  check->record(12);
+  const GradientCheck::Findings found = check->take_findings();
+  EXPECT_EQ(found.bad_steps, 1);
+  EXPECT_EQ(found.first_step, 12);
+  EXPECT_EQ(found.first_param, 1);
+  EXPECT_EQ(check->take_findings().bad_steps, 0);
 }
 
 }  // namespace

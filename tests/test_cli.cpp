@@ -68,34 +68,66 @@ TEST_F(Cli, HelpForEverySubcommand) {
   }
 }
 
-TEST_F(Cli, BadInputs) {
-  expect_one_line_error(cli("frobnicate"), "unknown command 'frobnicate'");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --bogus 3"), "unrecognised option '--bogus'");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --batch many"), "batch");
-  expect_one_line_error(cli("train --config " + dir_.path("none.ini")), "cannot read config file");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --model \"conv(32,5\""), "missing ')'");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --model \"flatten,linear(7)\""),
-                        "produces 7 outputs per sample but the data needs 3");
-  expect_one_line_error(cli("train --train " + dir_.path("missing.h5")), "no such file");
+// One bad input: its name (the test's), the command line ("DIR" stands for the fixture's dataset
+// directory) and what the one error line must say.
+struct BadInput {
+  const char* name;
+  const char* args;
+  const char* says;
+};
+
+// How ctest and gtest list a row: its command line, not the struct's bytes.
+void PrintTo(const BadInput& input, std::ostream* out) { *out << "ringtrain " << input.args; }
+
+class CliBadInput : public Cli, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(CliBadInput, IsOneLineNamingTheProblem) {
+  std::string args = GetParam().args;
+  for (size_t at; (at = args.find("DIR")) != std::string::npos;) args.replace(at, 3, dir_.path());
   std::ofstream(dir_.path("junk.h5")) << "junk";
-  expect_one_line_error(cli("train --train " + dir_.path("junk.h5")), "is not an HDF5 file");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --optimizer lion"), "--optimizer must be sgd, adam or rmsprop, got 'lion'");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --batch 500"), "fewer than one batch of 500");
-  expect_one_line_error(cli("eval --data " + dir_.path()), "model-file");
-  expect_one_line_error(cli("eval --model-file " + dir_.path("train-00000.h5") + " --data " + dir_.path()),
-                        "not a ringtrain model file");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --pipeline-stages 2"),
-                        "a world of 1 rank is not divisible by --pipeline-stages 2");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --micro-batches 0"), "--micro-batches must be at least 1");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --split 2,x"), "--split must be layer indices");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --schedule zb"), "--schedule must be gpipe or 1f1b");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --mode hogwild"), "--mode must be sync or ps, got 'hogwild'");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --mode ps"), "--ps-servers 1 leaves no worker among 1 rank");
-  expect_one_line_error(cli("train --data " + dir_.path() + " --mode ps --staleness -2"), "--staleness must be at least 0");
-  expect_one_line_error(cli("prep --input /nonexistent --out " + dir_.path("p")), "no train-images-idx3-ubyte");
-  expect_one_line_error(cli("prep --format csv --input " + dir_.path("x.csv") + " --out " + dir_.path("p") +
-                            " --target y"), "cannot open CSV file");
+  expect_one_line_error(cli(args), GetParam().says);
 }
+
+const BadInput kBadInputs[] = {
+    {"UnknownCommand", "frobnicate", "unknown command 'frobnicate'"},
+    {"UnknownFlag", "train --data DIR --bogus 3", "unrecognised option '--bogus'"},
+    {"FlagValueOfTheWrongType", "train --data DIR --batch many", "batch"},
+    {"MissingConfigFile", "train --config DIR/none.ini", "cannot read config file"},
+    {"UnclosedModelSpec", "train --data DIR --model \"conv(32,5\"", "missing ')'"},
+    {"ModelOfTheWrongWidth", "train --data DIR --model \"flatten,linear(7)\"",
+     "produces 7 outputs per sample but the data needs 3"},
+    {"MissingShard", "train --train DIR/missing.h5", "no such file"},
+    {"NotHdf5", "train --train DIR/junk.h5", "is not an HDF5 file"},
+    {"UnknownOptimizer", "train --data DIR --optimizer lion", "--optimizer must be sgd, adam or rmsprop, got 'lion'"},
+    {"UnknownLrSchedule", "train --data DIR --lr-schedule zigzag",
+     "--lr-schedule must be constant, step or cosine, got 'zigzag'"},
+    {"UnknownDevice", "train --data DIR --device tpu", "--device must be cpu, cuda or auto, got 'tpu'"},
+    {"UnknownPrecision", "train --data DIR --precision fp8", "--precision must be fp32, tf32 or bf16, got 'fp8'"},
+    {"UnknownAllreduce", "train --data DIR --allreduce tree", "--allreduce must be ring or mpi, got 'tree'"},
+    {"LearningRateNotPositive", "train --data DIR --lr 0", "--lr must be positive, got 0"},
+    {"BatchLargerThanTheData", "train --data DIR --batch 500", "fewer than one batch of 500"},
+    {"EvalWithoutModel", "eval --data DIR", "model-file"},
+    {"EvalOfAShard", "eval --model-file DIR/train-00000.h5 --data DIR", "not a ringtrain model file"},
+    {"EvalOfAnUnknownSplit", "eval --model-file DIR/m.h5 --data DIR --split dev",
+     "--split must be train, val or test, got 'dev'"},
+    {"StagesThatDoNotDivideTheWorld", "train --data DIR --pipeline-stages 2",
+     "a world of 1 rank is not divisible by --pipeline-stages 2"},
+    {"NoMicroBatches", "train --data DIR --micro-batches 0", "--micro-batches must be at least 1"},
+    {"BadSplit", "train --data DIR --split 2,x", "--split must be layer indices"},
+    {"UnknownPipelineSchedule", "train --data DIR --schedule zb", "--schedule must be gpipe or 1f1b"},
+    {"UnknownMode", "train --data DIR --mode hogwild", "--mode must be sync or ps, got 'hogwild'"},
+    {"ServersLeaveNoWorker", "train --data DIR --mode ps", "--ps-servers 1 leaves no worker among 1 rank"},
+    {"NegativeStaleness", "train --data DIR --mode ps --staleness -2", "--staleness must be at least 0"},
+    {"CheckpointsWithoutADirectory", "train --data DIR --checkpoint-every 5", "--checkpoint-every needs --checkpoint-dir"},
+    {"PrepOfAMissingDirectory", "prep --input /nonexistent --out DIR/p", "no train-images-idx3-ubyte"},
+    {"PrepOfAMissingCsv", "prep --format csv --input DIR/x.csv --out DIR/p --target y", "cannot open CSV file"},
+    {"PrepOfAnUnknownFormat", "prep --format parquet --input DIR --out DIR/p", "--format must be idx or csv, got 'parquet'"},
+    {"PrepOfAnUnknownTask", "prep --format csv --input DIR/x.csv --out DIR/p --target y --task ranking",
+     "--task must be auto, classification or regression, got 'ranking'"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Table, CliBadInput, ::testing::ValuesIn(kBadInputs),
+                         [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
 
 TEST_F(Cli, EvalRejectsDataOfAnotherShape) {
   ASSERT_EQ(cli("train --data " + dir_.path() + " --model \"flatten,linear(out)\" --epochs 1 --batch 8 --save " +

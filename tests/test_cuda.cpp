@@ -3,16 +3,27 @@
 // twin to 1e-4 relative (the scale being the largest CPU value), forward and backward.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <optional>
+#include <thread>
 
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/nn/per_batch_algorithms.hpp"
+#include "ringtrain/parallel/nonfinite_guard.hpp"
+#include "ringtrain/tensor/block_cache.hpp"
 #include "ringtrain/tensor/device.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "test_util.hpp"
+#ifdef RINGTRAIN_HAVE_CUDA
+#include "ringtrain/tensor/cuda_allocator.hpp"
+#include "ringtrain/tensor/cuda_context.hpp"
+#include "ringtrain/tensor/cuda_events.hpp"
+#endif
 
 namespace ringtrain {
 namespace {
@@ -40,6 +51,10 @@ TEST(DeviceChoice, GpuFollowsTheLocalRankUnlessChosen) {
     EXPECT_NE(std::string(e.what()).find("start one rank per GPU"), std::string::npos) << e.what();
   }
   EXPECT_THROW(choose_gpu(5, 0, 2), Error);
+  // srun --gpus-per-task=1: each task sees one GPU, its own, whatever its local rank.
+  EXPECT_EQ(choose_gpu(-1, 3, 1, true), 0);
+  EXPECT_THROW(choose_gpu(-1, 3, 1, false), Error);
+  EXPECT_EQ(choose_gpu(0, 3, 1, true), 0);
 }
 
 TEST(DeviceChoice, LocalRankComesFromTheLauncher) {
@@ -52,16 +67,201 @@ TEST(DeviceChoice, LocalRankComesFromTheLauncher) {
 }
 
 TEST(DeviceChoice, CpuNeedsNoGpuAndAutoFallsBack) {
-  EXPECT_EQ(start_device({"cpu", -1, Precision::fp32}), Device::cpu);
+  EXPECT_EQ(start_device({DeviceKind::cpu, -1, Precision::fp32}), Device::cpu);
   if (probe_cuda().device_count > 0) GTEST_SKIP() << "a GPU is present: auto picks it";
-  EXPECT_EQ(start_device({"auto", -1, Precision::fp32}), Device::cpu);
+  EXPECT_EQ(start_device({DeviceKind::automatic, -1, Precision::fp32}), Device::cpu);
   try {
-    start_device({"cuda", -1, Precision::fp32});
+    start_device({DeviceKind::cuda, -1, Precision::fp32});
     ADD_FAILURE() << "--device cuda without a GPU must fail";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("--device cuda: no CUDA device", 0), 0u) << e.what();
   }
-  EXPECT_THROW(start_device({"cpu", -1, Precision::bf16}), Error);  // the CPU engine has no bf16
+  EXPECT_THROW(start_device({DeviceKind::cpu, -1, Precision::bf16}), Error);  // the CPU engine has no bf16
+}
+
+// The NCCL tests' choice of GPUs (test::start_gpu_per_rank): under srun --gpus-per-task=1 every rank sees one
+// GPU, index 0, and each is another physical GPU; two ranks on one GPU must skip, not fail in NCCL.
+TEST(DeviceChoice, NcclTestsRunWhenEachRankHasAGpuOfItsOwn) {
+  EXPECT_EQ(test::gpu_per_rank_problem({"n1 0000:1b:00.0", "n1 0000:1c:00.0", "n2 0000:1b:00.0"}), "");
+  const std::string shared = test::gpu_per_rank_problem({"n1 0000:1b:00.0", "n2 0000:1b:00.0", "n1 0000:1b:00.0"});
+  EXPECT_NE(shared.find("ranks 0 and 2 would share"), std::string::npos) << shared;
+  const std::string missing = test::gpu_per_rank_problem({"n1 0000:1b:00.0", ""});
+  EXPECT_NE(missing.find("rank 1 has no GPU"), std::string::npos) << missing;
+}
+
+// The caching allocator's bookkeeping (block_cache.hpp) with fake streams and events: streams are ints and an
+// event is done when the test finishes its stream's work.
+struct FakeEvents {
+  using Stream = int;
+  using Event = int;
+  std::optional<int> record(int stream) {
+    if (failing) return std::nullopt;
+    events.push_back({stream, false});
+    return static_cast<int>(events.size()) - 1;
+  }
+  bool done(int event) { return events[static_cast<size_t>(event)].second; }
+  void recycle(int) { ++recycled; }
+  void finish(int stream) {
+    for (auto& [s, done] : events)
+      if (s == stream) done = true;
+  }
+  std::vector<std::pair<int, bool>> events;  // (stream, done)
+  int recycled = 0;
+  bool failing = false;
+};
+
+class BlockCacheTest : public ::testing::Test {
+ protected:
+  static constexpr int kCompute = 0, kComm = 1;
+  static constexpr size_t kSize = 1024;
+  void* block(int i) { return memory_ + i * 2 * kSize; }  // blocks with gaps between them
+  FakeEvents events_;
+  BlockCache<FakeEvents> cache_{events_};
+
+ private:
+  alignas(64) char memory_[12 * kSize] = {};  // block(0) to block(5)
+};
+
+TEST_F(BlockCacheTest, ABlockFreedByItsStreamAloneGoesBackToThatStreamAtOnce) {
+  cache_.add(block(0), kSize, kCompute);
+  EXPECT_EQ(cache_.release(block(0)), kSize);
+  EXPECT_TRUE(events_.events.empty()) << "a block one stream used needs no event";
+  EXPECT_EQ(cache_.take(kSize, kComm), nullptr) << "its work may still be queued on the compute stream";
+  EXPECT_EQ(cache_.take(2 * kSize, kCompute), nullptr) << "another size";
+  EXPECT_EQ(cache_.take(kSize, kCompute), block(0));
+  const DeviceMemoryStats s = cache_.stats();
+  EXPECT_EQ(s.cuda_mallocs, 1);
+  EXPECT_EQ(s.in_use_bytes, kSize);
+  EXPECT_EQ(s.cached_bytes, 0u);
+}
+
+// The fusion buffer's case: the comm stream used it, and it is freed (grown, or the engine goes) while the
+// comm stream may still be reducing in it.
+TEST_F(BlockCacheTest, ABlockAnotherStreamUsedStaysPendingUntilThatStreamsWorkHasRun) {
+  cache_.add(block(0), kSize, kCompute);
+  EXPECT_EQ(cache_.record_use(static_cast<char*>(block(0)) + 100, kComm), std::nullopt)
+      << "a fresh block: no earlier owner to wait for";
+  cache_.release(block(0));
+  EXPECT_EQ(events_.events.size(), 2u) << "an event on each stream that used it";
+  EXPECT_EQ(cache_.stats().cached_bytes, kSize);
+  EXPECT_EQ(cache_.take(kSize, kCompute), nullptr) << "the comm stream may still use it";
+  events_.finish(kComm);
+  EXPECT_EQ(cache_.take(kSize, kComm), nullptr) << "compute work queued before the free may still use it";
+  EXPECT_EQ(cache_.take(kSize, kCompute), block(0)) << "only the compute stream's own work may be left";
+  EXPECT_EQ(events_.recycled, 2);
+  EXPECT_EQ(cache_.record_use(block(0), kComm), std::optional<int>(kCompute)) << "handed on in queue order";
+}
+
+TEST_F(BlockCacheTest, ABlockWhoseStreamsHaveAllRunIsAnyStreamsAtOnce) {
+  cache_.add(block(0), kSize, kCompute);
+  cache_.record_use(block(0), kComm);
+  cache_.release(block(0));
+  events_.finish(kComm), events_.finish(kCompute);
+  EXPECT_EQ(cache_.take(kSize, 2), block(0));
+  EXPECT_EQ(cache_.record_use(block(0), kComm), std::nullopt) << "settled: nothing to wait for";
+}
+
+TEST_F(BlockCacheTest, AnotherStreamsFirstUseWaitsForThePreviousOwnersWork) {
+  cache_.add(block(0), kSize, kCompute);
+  cache_.release(block(0));
+  ASSERT_EQ(cache_.take(kSize, kCompute), block(0));  // by queue order: the last owner's kernels may still run
+  EXPECT_EQ(cache_.record_use(block(0), kComm), std::optional<int>(kCompute));
+  EXPECT_EQ(cache_.record_use(block(0), kComm), std::nullopt) << "once per stream";
+  EXPECT_EQ(cache_.record_use(block(0), kCompute), std::nullopt) << "its own stream";
+  EXPECT_EQ(cache_.record_use(static_cast<char*>(block(0)) + kSize, 2), std::nullopt) << "past its end";
+  EXPECT_EQ(cache_.record_use(block(5), 2), std::nullopt) << "not a block of the cache";
+}
+
+// A destroyed stream (a pipeline communicator's, at exit the context's) gets no event after it is retired:
+// its last work on each block is marked then, without waiting for it.
+TEST_F(BlockCacheTest, ARetiredStreamsWorkIsMarkedWhenItIsRetired) {
+  cache_.add(block(0), kSize, kCompute);
+  cache_.record_use(block(0), kComm);
+  cache_.retire(kComm);
+  ASSERT_EQ(events_.events.size(), 1u) << "one last event on the retired stream";
+  cache_.release(block(0));
+  ASSERT_EQ(events_.events.size(), 2u);
+  EXPECT_EQ(events_.events[1].first, kCompute) << "the live stream's event; none on the retired one";
+  EXPECT_EQ(cache_.take(kSize, kCompute), nullptr) << "the retired stream's work may still run";
+  events_.finish(kComm);
+  EXPECT_EQ(cache_.take(kSize, kCompute), block(0));
+
+  cache_.add(block(1), kSize, kCompute);
+  cache_.release(block(1));  // freed by the compute stream's work alone
+  cache_.retire(kCompute);
+  EXPECT_EQ(cache_.take(kSize, kComm), nullptr);
+  events_.finish(kCompute);
+  EXPECT_EQ(cache_.take(kSize, kComm), block(1)) << "nothing of the retired stream's can still run";
+}
+
+TEST_F(BlockCacheTest, ANewStreamAtARetiredOnesAddressIsAStranger) {
+  cache_.add(block(0), kSize, kCompute);
+  cache_.record_use(block(0), kComm);
+  cache_.release(block(0));
+  events_.finish(kCompute);
+  cache_.retire(kComm);
+  EXPECT_EQ(cache_.take(kSize, kComm), nullptr) << "the old stream's work is not this one's to run first";
+  events_.finish(kComm);
+  EXPECT_EQ(cache_.take(kSize, kComm), block(0));
+}
+
+TEST_F(BlockCacheTest, DrainingEmptiesTheCachePendingBlocksIncluded) {
+  for (int i = 0; i < 3; ++i) cache_.add(block(i), kSize, kCompute);
+  cache_.record_use(block(1), kComm);
+  cache_.release(block(0)), cache_.release(block(1));
+  const std::vector<void*> drained = cache_.drain();
+  EXPECT_EQ(drained.size(), 2u);
+  EXPECT_EQ(cache_.stats().cached_bytes, 0u);
+  EXPECT_EQ(cache_.stats().in_use_bytes, kSize);
+  EXPECT_EQ(cache_.take(kSize, kCompute), nullptr);
+}
+
+TEST_F(BlockCacheTest, ABlockWhoseEventCannotBeRecordedIsNeverHandedOutAgain) {
+  cache_.add(block(0), kSize, kCompute);
+  cache_.record_use(block(0), kComm);
+  events_.failing = true;
+  cache_.release(block(0));
+  events_.finish(kComm), events_.finish(kCompute);
+  EXPECT_EQ(cache_.take(kSize, kCompute), nullptr);
+  EXPECT_EQ(cache_.stats().cached_bytes, 0u);
+}
+
+// The convolution's algorithm cache (src/nn/cuda/conv2d.cpp): a training batch size, the evaluation batch
+// and an epoch's short last batch each measured once, and backward only where a backward runs.
+TEST(PerBatchAlgorithms, EachSizeIsMeasuredOnceAndBackwardOnlyWhenItRuns) {
+  PerBatchAlgorithms<std::string, std::string> cache;
+  int forward_searches = 0, backward_searches = 0;
+  auto forward = [&](int64_t batch) -> const std::string& {
+    return cache.forward(batch, [&] {
+      ++forward_searches;
+      return "fwd" + std::to_string(batch);
+    });
+  };
+  auto backward = [&](int64_t batch) -> const std::string& {
+    return cache.backward(batch, [&] {
+      ++backward_searches;
+      return "bwd" + std::to_string(batch);
+    });
+  };
+  const std::string* first = &forward(64);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    for (int step = 0; step < 3; ++step) forward(64), backward(64);
+    forward(17), backward(17);                // the short last batch
+    forward(256), forward(256), forward(32);  // evaluation, with its own short last batch
+  }
+  EXPECT_EQ(forward_searches, 4);
+  EXPECT_EQ(backward_searches, 2) << "evaluation-only sizes never search backward";
+  EXPECT_EQ(cache.searches(), 6);
+  EXPECT_EQ(&forward(64), first) << "a size's choice stays where it was, whatever sizes came later";
+  EXPECT_EQ(*first, "fwd64");
+  EXPECT_EQ(backward(17), "bwd17");
+}
+
+TEST(PerBatchAlgorithms, AFailedSearchIsTriedAgain) {
+  PerBatchAlgorithms<int, int> cache;
+  EXPECT_THROW(cache.forward(8, []() -> int { throw Error("out of memory"); }), Error);
+  EXPECT_EQ(cache.forward(8, [] { return 3; }), 3);
+  EXPECT_EQ(cache.searches(), 1);
 }
 
 class CudaEngine : public ::testing::Test {
@@ -96,17 +296,13 @@ Shape batch_of(int64_t batch, const Shape& sample) {
   return s;
 }
 
-// The same spec built twice from one seed, once moved to the GPU; both run a training forward and backward
-// through every layer (input gradients included) on the same input and output gradient, then an evaluation
-// forward, and must agree on outputs, input gradients, parameter gradients and buffers.
-void expect_devices_agree(const std::string& spec, const Shape& sample, int64_t batch = 6, double tol = 1e-4,
-                          int64_t outputs = 0) {
-  SCOPED_TRACE(spec);
-  Model cpu(spec, sample, outputs, 7), gpu(spec, sample, outputs, 7);
-  for (size_t i = 0; i < cpu.size(); ++i) cpu.layer(i).set_input_grad_needed(true), gpu.layer(i).set_input_grad_needed(true);
-  gpu.to(Device::cuda);
+// Both models run a training forward and backward through every layer (input gradients included) on the
+// same input of `batch` samples and output gradient, then an evaluation forward, and must agree on outputs,
+// input gradients, parameter gradients and buffers.
+void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t batch, double tol) {
+  SCOPED_TRACE("batch " + std::to_string(batch));
   const Tensor x = test::spaced_tensor(batch_of(batch, sample), 11);  // distinct values: no ties at kinks
-  const Tensor x_gpu = x.to(Device::cuda);
+  const Tensor x_gpu = x.to(Device::cuda);  // named: layers keep a pointer to their input until backward
   auto forward = [&](Mode mode) {
     const Tensor *hc = &x, *hg = &x_gpu;
     for (size_t i = 0; i < cpu.size(); ++i) hc = &cpu.layer(i).forward(*hc, mode), hg = &gpu.layer(i).forward(*hg, mode);
@@ -129,6 +325,24 @@ void expect_devices_agree(const std::string& spec, const Shape& sample, int64_t 
   ASSERT_EQ(bc.size(), bg.size());
   for (size_t i = 0; i < bc.size(); ++i) EXPECT_LT(relative_error(*bg[i].tensor, *bc[i].tensor), tol) << bc[i].name;
   forward(Mode::eval);  // BatchNorm on its running statistics, dropout as identity
+}
+
+// The same spec built twice from one seed, once moved to the GPU, every input gradient switched on.
+struct ModelPair {
+  ModelPair(const std::string& spec, const Shape& sample, int64_t outputs = 0)
+      : cpu(spec, sample, outputs, 7), gpu(spec, sample, outputs, 7) {
+    for (Model* m : {&cpu, &gpu})
+      for (size_t i = 0; i < m->size(); ++i) m->layer(i).set_input_grad_needed(true);
+    gpu.to(Device::cuda);
+  }
+  Model cpu, gpu;
+};
+
+void expect_devices_agree(const std::string& spec, const Shape& sample, int64_t batch = 6, double tol = 1e-4,
+                          int64_t outputs = 0) {
+  SCOPED_TRACE(spec);
+  ModelPair m(spec, sample, outputs);
+  expect_models_agree(m.cpu, m.gpu, sample, batch, tol);
 }
 
 TEST_F(CudaEngine, TensorsRoundTripAndTheAllocatorReusesBlocks) {
@@ -157,6 +371,14 @@ TEST_F(CudaEngine, ConvAgrees) {
   expect_devices_agree("conv(4,3,pad=1)", {3, 8, 8});
   expect_devices_agree("conv(5,3,stride=2),relu", {2, 9, 9});
   expect_devices_agree("conv(6,5,pad=2,bias=0)", {1, 7, 7});
+}
+
+// Training, evaluation and a short last batch alternate on the same layers: each batch size has its own
+// descriptors and measured algorithms, and a backward uses its forward's.
+TEST_F(CudaEngine, ConvAgreesAcrossAlternatingBatchSizes) {
+  const Shape sample{2, 9, 9};
+  ModelPair m("conv(4,3,pad=1),relu,conv(3,3,stride=2),maxpool(2),batchnorm", sample);
+  for (int64_t batch : {6, 4, 6, 2, 4}) expect_models_agree(m.cpu, m.gpu, sample, batch, 1e-4);
 }
 
 TEST_F(CudaEngine, PoolingAgrees) {
@@ -280,15 +502,41 @@ TEST_F(CudaEngine, OptimizerStateMovesBetweenDevices) {
   }
 }
 
-TEST_F(CudaEngine, NonFiniteGradientsAreFoundOnTheGpu) {
+// The verdict stays on the device: the optimizer skips the bad step's update there (Adam's step count
+// too), and the host learns of it when it reads the findings.
+TEST_F(CudaEngine, NonFiniteGradientsSkipTheUpdateOnTheGpu) {
   Model model("flatten,linear(3),relu,linear(out)", {2}, 2, 1);
   model.to(Device::cuda);
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::adam;
+  auto optimizer = make_optimizer(adam, Device::cuda);
+  NonfiniteGuard guard(Device::cuda, true, NonfiniteGuard::Verdict::every_rank, model.named_params(), nullptr,
+                       nullptr);
+  optimizer->skip_update_when(guard.skip_flag());
   model.zero_grad();
-  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "");
+  EXPECT_TRUE(guard.allow_update(1));
+  optimizer->step(model.params(), 0.1f);
+  const Tensor before = model.params()[3]->value.to(Device::cpu);
   Tensor bad({2});
   bad[1] = std::numeric_limits<float>::quiet_NaN();
   model.params()[3]->grad.copy_from(bad);
-  EXPECT_EQ(model.nonfinite_gradient(model.all_layers()), "linear2/bias");
+  EXPECT_TRUE(guard.allow_update(2));  // the optimizer reads the verdict itself
+  optimizer->step(model.params(), 0.1f);
+  const Tensor after = model.params()[3]->value.to(Device::cpu);
+  for (int64_t i = 0; i < 2; ++i) EXPECT_EQ(after[i], before[i]);
+  EXPECT_EQ(optimizer->steps(), 1);
+  guard.settle();
+  EXPECT_EQ(guard.skipped(), 1);
+
+  NonfiniteGuard stopping(Device::cuda, false, NonfiniteGuard::Verdict::every_rank, model.named_params(), nullptr,
+                          nullptr);
+  EXPECT_TRUE(stopping.allow_update(3));
+  try {
+    stopping.settle();
+    ADD_FAILURE() << "a non-finite gradient must stop the run";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("in linear2/bias at step 3"), std::string::npos) << e.what();
+  }
 }
 
 // Five SGD steps of the cnn preset: forward, backward and update on each device from the same start.
@@ -305,7 +553,8 @@ TEST_F(CudaEngine, TrainingStepsAgree) {
     for (int i = 0; i < 8; ++i) t.labels.push_back((i + step) % 10);
     cpu.zero_grad(), gpu.zero_grad();
     lc->forward(cpu.forward(x, Mode::train), t);
-    lg->forward(gpu.forward(x.to(Device::cuda), Mode::train), t);
+    const Tensor x_gpu = x.to(Device::cuda);  // alive until backward: the first conv keeps a pointer to it
+    lg->forward(gpu.forward(x_gpu, Mode::train), t);
     cpu.backward(lc->backward(1.0f));
     gpu.backward(lg->backward(1.0f));
     oc->step(cpu.params(), 0.05f);
@@ -320,10 +569,105 @@ TEST_F(CudaEngine, TrainingStepsAgree) {
 TEST_F(CudaEngine, Tf32AndBf16StayCloseToFp32) {
   for (Precision p : {Precision::tf32, Precision::bf16}) {
     use_cuda_device(0, p);  // layers made from now on compute in p
-    SCOPED_TRACE(precision_name(p));
+    SCOPED_TRACE(name_of(p));
     expect_devices_agree("linear(64),relu,linear(10)", {256}, 32, 2e-2);
     expect_devices_agree("conv(8,3,pad=1),relu", {4, 12, 12}, 4, 2e-2);
   }
+}
+
+// A pipeline stage's pattern with micro-batches of two sizes: both forwards, each one's state traded into a
+// fresh stash (empty tensors), then the backwards in the opposite order. BatchNorm's saved statistics must
+// be sized again when they come from a stash, and every cuDNN descriptor must describe the micro-batch that
+// is backpropagated, not the last forward's. The GPU must agree with the CPU doing the same.
+TEST_F(CudaEngine, StashedMicroBatchesOfTwoSizesAgree) {
+  const Shape sample{2, 6, 6};
+  ModelPair m("conv(3,3,pad=1),batchnorm,relu,maxpool(2),batchnorm,linear(out)", sample, 4);
+  auto run = [&](Model& model, Device device) {
+    Tensor input({0}, device);  // one object every micro-batch enters through, as a stage's
+    ForwardState state;
+    state.tensors.push_back(&input);
+    state.append(model.forward_state(model.all_layers()));
+    ForwardStash stash[2] = {ForwardStash(state), ForwardStash(state)};
+    const int64_t rows[2] = {3, 5};
+    model.zero_grad();
+    for (int k = 0; k < 2; ++k) {
+      input.copy_from(test::spaced_tensor(batch_of(rows[k], sample), 20 + k));
+      model.forward(input, Mode::train);
+      trade(state, stash[k]);
+    }
+    std::vector<Tensor> out;
+    for (int k = 1; k >= 0; --k) {
+      trade(state, stash[k]);
+      const Tensor dy = test::random_tensor({rows[k], 4}, 30 + k).to(device);
+      out.push_back(model.backward(dy, model.all_layers()));
+    }
+    for (Param* p : model.params()) out.push_back(p->grad);
+    return out;
+  };
+  const std::vector<Tensor> cpu = run(m.cpu, Device::cpu), gpu = run(m.gpu, Device::cuda);
+  ASSERT_EQ(cpu.size(), gpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_LT(relative_error(gpu[i], cpu[i]), 1e-4) << "result " << i;
+}
+
+#ifdef RINGTRAIN_HAVE_CUDA
+// Holds a stream on a host function until the object goes: work queued on it after that has not run.
+class StalledStream {
+ public:
+  explicit StalledStream(cudaStream_t stream) : stream_(stream) {
+    cuda::check(cudaLaunchHostFunc(stream, wait_for_go, &go_), "cudaLaunchHostFunc");
+  }
+  ~StalledStream() {
+    go_ = true;
+    cudaStreamSynchronize(stream_);
+  }
+
+ private:
+  static void wait_for_go(void* go) {  // on CUDA's host-function thread; it must call no CUDA function
+    while (!static_cast<std::atomic<bool>*>(go)->load()) std::this_thread::yield();
+  }
+
+  cudaStream_t stream_;
+  std::atomic<bool> go_{false};
+};
+#endif
+
+// The fusion buffer's case on the device: a buffer the comm stream uses is freed while that stream is still
+// busy; its block goes to no one until the comm stream's work has run, and nobody waited on the host.
+TEST_F(CudaEngine, AFreedBlockWaitsForTheOtherStreamThatUsedIt) {
+#ifdef RINGTRAIN_HAVE_CUDA
+  constexpr size_t kBytes = size_t{37} << 20;  // a size no other test leaves in the cache
+  const void* used = nullptr;
+  int64_t mallocs = 0;
+  {
+    const StalledStream stalled(cuda::context().comm());
+    {
+      DeviceBuffer fusion(kBytes);
+      used = fusion.get();
+      cuda::record_stream(fusion.get(), cuda::context().comm());
+    }  // freed: the stalled comm stream may still reduce in it
+    mallocs = device_memory_stats().cuda_mallocs;
+    DeviceBuffer next(kBytes);
+    EXPECT_NE(next.get(), used) << "handed out while the comm stream may still use it";
+    EXPECT_EQ(device_memory_stats().cuda_mallocs, mallocs + 1);
+  }  // the comm stream runs
+  DeviceBuffer a(kBytes), b(kBytes);
+  EXPECT_TRUE(a.get() == used || b.get() == used) << "settled once the comm stream's work has run";
+  EXPECT_EQ(device_memory_stats().cuda_mallocs, mallocs + 1);
+#endif
+}
+
+// cudaEventQuery's "not ready" is the thread's last runtime error until cleared: a query of a busy stream's
+// event (a pipeline's Transfer::test, the allocator's pending blocks) must not make the next kernel's launch
+// check fail.
+TEST_F(CudaEngine, ABusyEventLeavesNoErrorForTheNextLaunch) {
+#ifdef RINGTRAIN_HAVE_CUDA
+  const StalledStream stalled(cuda::context().upload());
+  const cuda::Event busy;
+  cuda::check(cudaEventRecord(busy, cuda::context().upload()), "cudaEventRecord");
+  EXPECT_FALSE(cuda::event_done(busy));
+  Tensor t({100}, Device::cuda);
+  EXPECT_NO_THROW(t.fill(1.5f));  // a kernel launch, checked
+#endif
 }
 
 TEST_F(CudaEngine, BatchesArriveOnTheDeviceIntact) {

@@ -125,7 +125,7 @@ TEST(ShardSet, OpensDirectoriesAndGlobsAndRejectsMismatchedShards) {
   TempDir dir;
   test::write_classification_shard(dir.path("train-00000.h5"), 5, {3}, 2, 1);
   test::write_classification_shard(dir.path("train-00001.h5"), 4, {3}, 2, 2);
-  EXPECT_EQ(ShardSet::open(ShardSet::split_pattern(dir.path(), "train")).samples(), 9);
+  EXPECT_EQ(ShardSet::open(ShardSet::split_pattern(dir.path(), Split::train)).samples(), 9);
   EXPECT_EQ(ShardSet::open(dir.path()).shards().size(), 2u);
   EXPECT_NE(error_of([&] { ShardSet::open(dir.path("val-*.h5")); }).find("no shards match"), std::string::npos);
   test::write_classification_shard(dir.path("train-00002.h5"), 4, {4}, 2, 3);

@@ -37,7 +37,7 @@ TEST(Launch, SrunTaskReadsSlurm) {
   Environment env{{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "3"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "1"},
                   {"SLURM_NODEID", "1"}, {"SLURM_JOB_ID", "4242"}};
   const Launch l = launch_from_environment();
-  EXPECT_EQ(l.launcher, "slurm");
+  EXPECT_EQ(l.launcher, Launch::slurm);
   EXPECT_EQ(l.rank, 3);
   EXPECT_EQ(l.tasks, 4);
   EXPECT_EQ(l.local_rank, 1);
@@ -49,7 +49,7 @@ TEST(Launch, MpirunInsideAnAllocationWinsOverTheBatchScriptsSlurmValues) {
   Environment env{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"}, {"SLURM_JOB_ID", "7"},
                   {"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}};
   const Launch l = launch_from_environment();
-  EXPECT_EQ(l.launcher, "mpirun");
+  EXPECT_EQ(l.launcher, Launch::mpirun);
   EXPECT_EQ(l.rank, 1);
   EXPECT_EQ(l.local_rank, 1) << "not the batch script's SLURM_LOCALID 0";
   EXPECT_EQ(expand_output_name("m-%j.csv", l), "m-7.csv");
@@ -58,7 +58,7 @@ TEST(Launch, MpirunInsideAnAllocationWinsOverTheBatchScriptsSlurmValues) {
 TEST(Launch, NoLauncherIsALocalOneProcessJob) {
   Environment env{};
   const Launch l = launch_from_environment();
-  EXPECT_EQ(l.launcher, "");
+  EXPECT_EQ(l.launcher, Launch::none);
   EXPECT_EQ(l.local_rank, -1);
   EXPECT_EQ(expand_output_name("m-%j.csv", l), "m-local.csv");
   EXPECT_EQ(expand_output_name("100%", l), "100%");

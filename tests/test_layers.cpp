@@ -114,6 +114,20 @@ TEST(LayerGradients, Flatten) {
   check_all_gradients(layer, {2, 3, 4});
 }
 
+// A pipeline stage runs the backward of an earlier micro-batch after the forward of a later one, which may
+// be of another size (the last, short one).
+TEST(Flatten, BackwardTakesTheBatchOfItsGradient) {
+  Flatten layer;
+  Rng init(1);
+  layer.build({2, 3}, init);
+  layer.forward(random_tensor({5, 2, 3}, 1), Mode::train);
+  layer.forward(random_tensor({2, 2, 3}, 2), Mode::train);
+  const Tensor dy = random_tensor({5, 6}, 3);
+  const Tensor& dx = layer.backward(dy);
+  EXPECT_EQ(dx.shape(), (Shape{5, 2, 3}));
+  for (int64_t i = 0; i < dy.numel(); ++i) EXPECT_EQ(dx[i], dy[i]);
+}
+
 TEST(Dropout, BackwardUsesTheForwardMaskAndScalesKeptValues) {
   Dropout layer(0.25f);
   Rng init(3);

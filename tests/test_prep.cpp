@@ -58,7 +58,7 @@ TEST(PrepIdx, WritesTrainValTestShardsFromGzipAndPlainFiles) {
   EXPECT_EQ(r.val, 10);
   EXPECT_EQ(r.test, 9);
   EXPECT_EQ(r.outputs, 3);
-  const ShardSet train = ShardSet::open(ShardSet::split_pattern(out.path(), "train"));
+  const ShardSet train = ShardSet::open(ShardSet::split_pattern(out.path(), Split::train));
   EXPECT_EQ(train.shards().size(), 3u);
   EXPECT_EQ(train.meta().sample_shape, (Shape{1, 3, 2}));
   // Pixels are standardised with the training split's statistics: mean 0 after scale and shift.
@@ -99,7 +99,7 @@ TEST(PrepCsv, RegressionStandardisesNumericAndOneHotsCategoricalColumns) {
   for (int i = 0; i < 50; ++i) csv << i << "," << (i % 2 ? "red" : "\"blue\"") << "," << 2 * i + 1 << "\n";
   csv.close();
   PrepConfig c;
-  c.format = "csv";
+  c.format = PrepFormat::csv;
   c.input = in.path("d.csv");
   c.out_dir = out.path();
   c.target = "price";
@@ -108,7 +108,7 @@ TEST(PrepCsv, RegressionStandardisesNumericAndOneHotsCategoricalColumns) {
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.features, 3);
   EXPECT_EQ(r.train + r.val + r.test, 50);
-  const ShardSet train = ShardSet::open(ShardSet::split_pattern(out.path(), "train"));
+  const ShardSet train = ShardSet::open(ShardSet::split_pattern(out.path(), Split::train));
   const ShardMeta& m = train.meta();
   EXPECT_EQ(m.feature_names, (std::vector<std::string>{"size", "colour=blue", "colour=red"}));
   EXPECT_EQ(m.target_names, (std::vector<std::string>{"price"}));
@@ -132,14 +132,14 @@ TEST(PrepCsv, ClassificationMapsClassesAndReportsBadRows) {
     for (int i = 0; i < 30; ++i) csv << i << "," << i * 0.5 << "," << (i % 3 == 0 ? "cat" : "dog") << "\n";
   }
   PrepConfig c;
-  c.format = "csv";
+  c.format = PrepFormat::csv;
   c.input = in.path("c.csv");
   c.out_dir = out.path();
   c.target = "kind";
   const PrepReport r = prep(c);
   EXPECT_TRUE(r.classification);
   EXPECT_EQ(r.outputs, 2);
-  EXPECT_EQ(ShardSet::open(ShardSet::split_pattern(out.path(), "train")).meta().class_names,
+  EXPECT_EQ(ShardSet::open(ShardSet::split_pattern(out.path(), Split::train)).meta().class_names,
             (std::vector<std::string>{"cat", "dog"}));
 
   auto error_for = [&](const std::string& text, const std::string& target) {
@@ -158,7 +158,7 @@ TEST(PrepCsv, ClassificationMapsClassesAndReportsBadRows) {
   EXPECT_NE(error_for("a,b\n1,2\n3,\n4,5\n", "b").find("no value in column 'b'"), std::string::npos);
   EXPECT_NE(error_for("a,b\n1,2\n3,4\n4,5\n", "c").find("no column 'c'"), std::string::npos);
   EXPECT_NE(error_for("", "b").find("empty"), std::string::npos);
-  c.task = "regression";
+  c.task = TaskKind::regression;
   c.target = "kind";
   EXPECT_THROW(prep(c), Error);
 }
@@ -171,14 +171,14 @@ TEST(PrepCsv, FailedConversionKeepsEarlierShards) {
     for (int i = 0; i < 20; ++i) csv << i << "," << i << "\n";
   }
   PrepConfig c;
-  c.format = "csv";
+  c.format = PrepFormat::csv;
   c.input = in.path("ok.csv");
   c.out_dir = out.path();
   c.target = "y";
   prep(c);
   c.input = in.path("missing.csv");
   EXPECT_THROW(prep(c), Error);
-  EXPECT_TRUE(ShardSet::exists(ShardSet::split_pattern(out.path(), "train")));
+  EXPECT_TRUE(ShardSet::exists(ShardSet::split_pattern(out.path(), Split::train)));
 }
 
 }  // namespace

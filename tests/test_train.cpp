@@ -44,13 +44,7 @@ void write_blobs(const std::string& dir) {
 }
 
 TrainConfig blob_config(const std::string& dir) {
-  TrainConfig c;
-  c.model = "flatten,linear(32),relu,linear(out)";
-  c.data.dir = dir;
-  c.batch = 16;
-  c.epochs = 8;
-  c.lr = 0.05f;
-  return c;
+  return test::train_config(dir, {.model = "flatten,linear(32),relu,linear(out)", .batch = 16, .epochs = 8});
 }
 
 TEST(Trainer, LearnsASeparableProblemAndWritesMetrics) {
@@ -160,8 +154,8 @@ TEST(Trainer, BadSetupsFailBeforeTraining) {
   c = blob_config(dir.path("nowhere"));
   EXPECT_NE(error_of(c).find("no training shards"), std::string::npos);
   c = blob_config(dir.path());
-  c.lr_schedule = "zigzag";
-  EXPECT_NE(error_of(c).find("unknown learning-rate schedule"), std::string::npos);
+  c.lr = 0.0f;
+  EXPECT_NE(error_of(c).find("--lr must be positive, got 0"), std::string::npos);
   c = blob_config(dir.path());
   c.save_model = dir.path("no/such/dir/model.h5");
   EXPECT_NE(error_of(c).find("cannot write the model"), std::string::npos);
@@ -186,26 +180,21 @@ TEST(Trainer, LinearRegressionMatchesLeastSquares) {
     }
   }
   PrepConfig p;
-  p.format = "csv";
+  p.format = PrepFormat::csv;
   p.input = dir.path("lin.csv");
   p.out_dir = dir.path("data");
   p.target = "y";
   p.shards = 2;
   prep(p);
-  TrainConfig c;
-  c.model = "linreg";
-  c.data.dir = p.out_dir;
-  c.batch = 16;
-  c.epochs = 60;
-  c.lr = 0.05f;
-  c.lr_schedule = "cosine";
+  TrainConfig c = test::train_config(p.out_dir, {.model = "linreg", .batch = 16, .epochs = 60});
+  c.lr_schedule = LrScheduleKind::cosine;
   std::ostringstream log;
   Trainer trainer(c, test::world());
   const TrainResult r = trainer.run(log);
   EXPECT_NE(log.str().find("mae"), std::string::npos);
 
   // Least squares on the same normalised training features, by the normal equations (4x4, doubles).
-  const ShardSet train = ShardSet::open(ShardSet::split_pattern(p.out_dir, "train"));
+  const ShardSet train = ShardSet::open(ShardSet::split_pattern(p.out_dir, Split::train));
   double ata[4][4] = {}, aty[4] = {};
   for (const ShardMeta& m : train.shards()) {
     const ShardData d = read_shard_data(m);

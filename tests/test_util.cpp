@@ -1,5 +1,6 @@
 #include "test_util.hpp"
 
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/device_choice.hpp"
 
 #include <sys/wait.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace ringtrain::test {
@@ -89,11 +91,11 @@ double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode, float ep
   return worst;
 }
 
-int run_cli(const std::string& args, std::string* out, std::string* err) {
+int run_cli(const std::string& args, std::string* out, std::string* err, const std::string& env) {
   const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(std::rand());
   const auto dir = std::filesystem::temp_directory_path();
   const std::string out_path = (dir / ("rt-out-" + tag)).string(), err_path = (dir / ("rt-err-" + tag)).string();
-  const std::string cmd = std::string(RINGTRAIN_BIN) + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
+  const std::string cmd = env + (env.empty() ? "" : " ") + RINGTRAIN_BIN + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
   const int status = std::system(cmd.c_str());
   auto slurp = [](const std::string& p) {
     std::ifstream in(p);
@@ -119,17 +121,33 @@ MpiCommunicator& world() {
 
 void release_world() { the_world.reset(); }
 
-std::string start_gpu_per_rank(Communicator& world) {
-  const CudaProbe probe = probe_cuda();
-  const int local = std::max(local_rank_from_environment(), 0);
-  double missing = probe.device_count > local ? 0.0 : 1.0;
-  world.allreduce_sum(&missing, 1);
-  if (missing > 0)
-    return probe.device_count == 0 ? probe.reason
-                                   : "NCCL needs one GPU per rank: " + std::to_string(world.size()) + " ranks, " +
-                                         std::to_string(probe.device_count) + " GPU(s) on this node";
-  use_cuda_device(choose_gpu(-1, local, probe.device_count), Precision::fp32);
+std::string gpu_per_rank_problem(const std::vector<std::string>& placements) {
+  std::map<std::string, int> first_rank;  // placement -> the first rank there
+  for (int r = 0; r < static_cast<int>(placements.size()); ++r) {
+    if (placements[r].empty()) return "rank " + std::to_string(r) + " has no GPU of its own";
+    const auto [at, fresh] = first_rank.emplace(placements[r], r);
+    if (!fresh)
+      return "ranks " + std::to_string(at->second) + " and " + std::to_string(r) + " would share the GPU at " +
+             placements[r] + ": NCCL needs one GPU per rank";
+  }
   return "";
+}
+
+std::string start_gpu_per_rank(Communicator& world) {
+  // The trainer's own choice (start_device, no --gpu): GPU 0 when the launcher left this rank one GPU of its
+  // own (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task), else the local rank's.
+  std::string why_not, placement;
+  try {
+    start_device({DeviceKind::cuda, -1, Precision::fp32});
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    placement = std::string(host) + " " + cuda_gpu_pci_bus_id();
+  } catch (const Error& e) {
+    why_not = e.what();
+  }
+  const std::string problem = gpu_per_rank_problem(allgather_strings(world, placement));
+  if (problem.empty()) return "";
+  return why_not.empty() ? problem : why_not;  // a rank that failed says why
 }
 
 SharedDataset::SharedDataset(const Shape& sample_shape) {
@@ -147,5 +165,19 @@ SharedDataset::SharedDataset(const Shape& sample_shape) {
 }
 
 SharedDataset::~SharedDataset() { world().barrier(); }
+
+TrainConfig train_config(const std::string& data_dir, const SmallRun& run) {
+  TrainConfig c;
+  c.model = run.model;
+  c.data.dir = data_dir;
+  c.batch = run.batch;
+  c.epochs = run.epochs;
+  c.max_steps = run.steps;
+  c.lr = run.lr;
+  c.optimizer.kind = run.optimizer;
+  c.optimizer.momentum = run.momentum;
+  c.optimizer.weight_decay = run.weight_decay;
+  return c;
+}
 
 }  // namespace ringtrain::test

@@ -7,12 +7,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard.hpp"
 #include "ringtrain/nn/layer.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/tensor/rng.hpp"
+#include "ringtrain/train/config.hpp"
 
 namespace ringtrain::test {
 
@@ -48,9 +50,13 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
 // `param` is non-null, else the input gradient.
 double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode = Mode::train, float eps = 1e-2f);
 
-// Collective over `world`: starts the CUDA engine on every rank's own GPU (its local rank's) and returns "",
-// or returns why not (no GPU, or fewer GPUs than ranks on a node: NCCL refuses two ranks on one GPU).
+// Collective over `world`: starts the CUDA engine on every rank's own GPU, chosen as the trainer chooses
+// (the one GPU a launcher left the rank, as srun --gpus-per-task=1 does, else its local rank's), and returns
+// "", or returns why not (no GPU, or ranks that would share one: NCCL refuses two ranks on one GPU).
 std::string start_gpu_per_rank(Communicator& world);
+// The decision behind it: `placements` holds each rank's "<host> <PCI bus id>" of the GPU it started, or ""
+// where it started none. "" when every rank has a GPU of its own, else why not.
+std::string gpu_per_rank_problem(const std::vector<std::string>& placements);
 
 // Every rank of the test program (MPI_COMM_WORLD, ring allreduce); release_world() before MPI_Finalize.
 MpiCommunicator& world();
@@ -69,7 +75,22 @@ class SharedDataset {
   std::string path_;
 };
 
-// Runs the ringtrain binary with arguments; returns the exit code and fills stdout/stderr text.
-int run_cli(const std::string& args, std::string* out, std::string* err);
+// What the training tests vary; the rest of their TrainConfig is the same small run.
+struct SmallRun {
+  std::string model = "flatten,linear(8),relu,linear(out)";
+  int64_t batch = 4;  // per rank
+  int64_t epochs = 1;
+  int64_t steps = 0;  // --steps; 0: every epoch
+  float lr = 0.05f;
+  OptimizerKind optimizer = OptimizerKind::sgd;
+  float momentum = 0.9f;
+  float weight_decay = 0.0f;
+};
+// A TrainConfig of `run` on the shards in `data_dir`; each test then sets what it is about.
+TrainConfig train_config(const std::string& data_dir, const SmallRun& run = {});
+
+// Runs the ringtrain binary with arguments (and `env`, shell assignments such as "RINGTRAIN_CPU=portable",
+// in its environment); returns the exit code and fills stdout/stderr text.
+int run_cli(const std::string& args, std::string* out, std::string* err, const std::string& env = "");
 
 }  // namespace ringtrain::test

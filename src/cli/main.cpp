@@ -68,7 +68,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   ringtrain::MpiSession mpi(argc, argv);
   try {
     ringtrain::MpiCommunicatorConfig comm;
-    comm.allreduce = ringtrain::parse_allreduce_algorithm(train ? train->allreduce : eval->allreduce);
+    comm.allreduce = train ? train->allreduce : eval->allreduce;
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
     const ringtrain::Launch launch = ringtrain::launch_from_environment();

@@ -299,9 +299,9 @@ void AllreduceEngine::State::grow_fusion(size_t elements) {
   // pages too.
   fusion = Tensor({0}, data->device());
   fusion.resize({static_cast<int64_t>(std::max<size_t>(elements, (size_t{2} << 20) / sizeof(float)))});
-  // A GPU block from the caching allocator may have been freed by compute-stream work still queued; the
-  // communication stream must not write it before that has run. Rare: the buffer only grows.
-  synchronize_device();
+  // On a GPU, the communicator tells the caching allocator which stream uses the buffer: the old one's block
+  // goes to no one before that stream is done with it, and the stream waits for compute work of the new
+  // one's previous owner (cuda_allocator.hpp). No wait on the host.
 }
 
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {

@@ -52,12 +52,6 @@ class MpiTransfer final : public Transfer {
 
 }  // namespace
 
-AllreduceAlgorithm parse_allreduce_algorithm(const std::string& name) {
-  if (name == "ring") return AllreduceAlgorithm::ring;
-  if (name == "mpi") return AllreduceAlgorithm::mpi;
-  throw Error("unknown allreduce algorithm '" + name + "' (expected ring or mpi)");
-}
-
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];

@@ -2,8 +2,10 @@
 #include <cstring>
 
 #include "ringtrain/data/device_batches.hpp"
-#include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/cuda_allocator.hpp"
 #include "ringtrain/tensor/cuda_context.hpp"
+#include "ringtrain/tensor/cuda_events.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 
@@ -35,33 +37,19 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
-class Event {
- public:
-  Event() { check(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming), "cudaEventCreate"); }
-  ~Event() { cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  operator cudaEvent_t() const { return e_; }
-
- private:
-  cudaEvent_t e_;
-};
-
 struct Slot {
   PinnedBuffer staging;  // x, then labels or target values
   Batch device;
-  Event uploaded;  // on the upload stream: the slot's copy has landed
-  Event consumed;  // on the compute stream: the last step that read the slot has run
+  cuda::Event uploaded;  // on the upload stream: the slot's copy has landed
+  cuda::Event consumed;  // on the compute stream: the last step that read the slot has run
 };
 
 class CudaBatchUpload final : public BatchUpload {
  public:
   CudaBatchUpload() = default;
-  // The slots' memory must outlive the copies into it and the steps reading it.
-  ~CudaBatchUpload() override {
-    cudaStreamSynchronize(cuda::context().upload());
-    cudaStreamSynchronize(cuda::context().compute());
-  }
+  // The pinned staging memory must outlive the copies out of it. (The device buffers need no wait: the
+  // allocator keeps their blocks until the upload stream's work on them has run.)
+  ~CudaBatchUpload() override { cudaStreamSynchronize(cuda::context().upload()); }
   CudaBatchUpload(const CudaBatchUpload&) = delete;
   CudaBatchUpload& operator=(const CudaBatchUpload&) = delete;
 
@@ -83,12 +71,8 @@ class CudaBatchUpload final : public BatchUpload {
     std::memcpy(staging + x_bytes, labelled ? static_cast<const void*>(host.y.labels.data()) : host.y.values.data(),
                 y_bytes);
 
-    // Device buffers only grow when the batch does (rarely: eval batches, a last partial batch). A block
-    // released then may go to compute-stream work still queued, so let that finish first.
+    // Device buffers grow with the batch (rarely: eval batches, a last partial batch).
     Batch& dev = slot.device;
-    if (x_bytes > sizeof(float) * static_cast<size_t>(dev.x.numel()) ||
-        (labelled ? y_bytes > dev.y.device_labels.bytes() : y_bytes > sizeof(float) * dev.y.values.numel()))
-      check(cudaStreamSynchronize(ctx.compute()), "cudaStreamSynchronize");
     if (dev.x.device() != Device::cuda) dev.x = Tensor({0}, Device::cuda);
     dev.x.resize(host.x.shape());
     void* y_dst;
@@ -103,6 +87,11 @@ class CudaBatchUpload final : public BatchUpload {
 
     cudaStream_t up = ctx.upload();
     check(cudaStreamWaitEvent(up, slot.consumed, 0), "cudaStreamWaitEvent");
+    // The upload stream writes buffers that belong to the compute stream: the allocator keeps them from
+    // their next owner until these copies have run, and the upload stream waits for the compute work of a
+    // grown buffer's previous owner.
+    cuda::record_stream(dev.x.data(), up);
+    cuda::record_stream(y_dst, up);
     check(cudaMemcpyAsync(dev.x.data(), staging, x_bytes, cudaMemcpyHostToDevice, up), "cudaMemcpyAsync");
     check(cudaMemcpyAsync(y_dst, staging + x_bytes, y_bytes, cudaMemcpyHostToDevice, up), "cudaMemcpyAsync");
     check(cudaEventRecord(slot.uploaded, up), "cudaEventRecord");

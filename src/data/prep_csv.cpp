@@ -52,8 +52,6 @@ bool parse_number(const std::string& s, double& out) {
 PrepReport prep_csv(const PrepConfig& c) {
   prep_detail::check_config(c);
   if (c.target.empty()) throw Error("prep --format csv needs --target COLUMN");
-  if (c.task != "auto" && c.task != "classification" && c.task != "regression")
-    throw Error("unknown --task '" + c.task + "' (expected auto, classification or regression)");
   std::ifstream in(c.input);
   if (!in) throw Error("cannot open CSV file '" + c.input + "'");
   std::string line;
@@ -83,7 +81,8 @@ PrepReport prep_csv(const PrepConfig& c) {
       double v;
       if (numeric[j] && !parse_number(row[j], v)) numeric[j] = false;
     }
-  const bool classification = c.task == "classification" || (c.task == "auto" && !numeric[target_col]);
+  const bool classification =
+      c.task == TaskKind::classification || (c.task == TaskKind::automatic && !numeric[target_col]);
   if (!classification && !numeric[target_col])
     throw Error("regression target '" + c.target + "' has non-numeric values");
 

@@ -117,9 +117,11 @@ PrepReport prep_idx(const PrepConfig& c) {
 }
 
 PrepReport prep(const PrepConfig& c) {
-  if (c.format == "idx") return prep_idx(c);
-  if (c.format == "csv") return prep_csv(c);
-  throw Error("unknown prep format '" + c.format + "' (expected idx or csv)");
+  switch (c.format) {
+    case PrepFormat::idx: return prep_idx(c);
+    case PrepFormat::csv: return prep_csv(c);
+  }
+  throw Error("unknown prep format");
 }
 
 }  // namespace ringtrain

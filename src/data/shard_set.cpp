@@ -23,8 +23,8 @@ std::vector<std::string> glob_paths(const std::string& pattern) {
 
 }  // namespace
 
-std::string ShardSet::split_pattern(const std::string& dir, const std::string& split) {
-  return (std::filesystem::path(dir) / (split + "-*.h5")).string();
+std::string ShardSet::split_pattern(const std::string& dir, Split split) {
+  return (std::filesystem::path(dir) / (name_of(split) + "-*.h5")).string();
 }
 
 bool ShardSet::exists(const std::string& pattern) { return !glob_paths(pattern).empty(); }

@@ -1,7 +1,9 @@
 #include "ringtrain/nn/conv2d.hpp"
 
 #include <omp.h>
-#ifdef __AVX512F__
+
+#include "ringtrain/tensor/cpu_features.hpp"
+#if RINGTRAIN_X86_64
 #include <immintrin.h>
 #endif
 
@@ -19,42 +21,57 @@ namespace {
 // Rows of the column matrix are as short as the output width (14 or 28 for MNIST-sized images), so a
 // generic loop spends its time in vector prologues and epilogues; one masked AVX-512 operation per 16
 // floats avoids both. Other CPUs take the plain loop.
-inline void copy_row(float* dst, const float* src, int64_t n) {
-#ifdef __AVX512F__
+#if RINGTRAIN_X86_64
+namespace avx512 {
+
+RINGTRAIN_TARGET_AVX512 void copy_row(float* dst, const float* src, int64_t n) {
   for (; n >= 16; n -= 16, dst += 16, src += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
   const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
   _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
 }
 
-// Like copy_row, but with whole 16-float stores that may spill up to 15 floats past dst + n and read up to
-// 15 past src + n. Masked stores are slow on some AVX-512 CPUs (AMD Zen 4); im2col writes its column
-// matrix strictly front to back, so each spill is overwritten by the next row, and its buffers carry
-// kIm2colSlack floats of slack at the end.
-inline void copy_row_spill(float* dst, const float* src, int64_t n) {
-#ifdef __AVX512F__
+RINGTRAIN_TARGET_AVX512 void copy_row_spill(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
 }
 
-// dst[0, n) += src[0, n). The tail is a masked load of src (zeros past n) added to a full load of dst and
-// stored back whole: the lanes past n store what they held, avoiding slow masked stores; dst needs up to
-// 15 floats of slack, and no other thread may write there meanwhile.
-inline void add_row(float* dst, const float* src, int64_t n) {
-#ifdef __AVX512F__
+RINGTRAIN_TARGET_AVX512 void add_row(float* dst, const float* src, int64_t n) {
   for (; n >= 16; n -= 16, dst += 16, src += 16)
     _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_loadu_ps(src)));
   if (n > 0) {
     const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
     _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_maskz_loadu_ps(m, src)));
   }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+}  // namespace avx512
 #endif
+
+inline void copy_row(float* dst, const float* src, int64_t n) {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512) return avx512::copy_row(dst, src, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// Like copy_row, but on AVX-512 with whole 16-float stores that may spill up to 15 floats past dst + n and
+// read up to 15 past src + n. Masked stores are slow on some AVX-512 CPUs (AMD Zen 4); im2col writes its
+// column matrix strictly front to back, so each spill is overwritten by the next row, and its buffers carry
+// kIm2colSlack floats of slack at the end.
+inline void copy_row_spill(float* dst, const float* src, int64_t n) {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512) return avx512::copy_row_spill(dst, src, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// dst[0, n) += src[0, n). On AVX-512 the tail is a masked load of src (zeros past n) added to a full load of
+// dst and stored back whole: the lanes past n store what they held, avoiding slow masked stores; dst needs
+// up to 15 floats of slack, and no other thread may write there meanwhile.
+inline void add_row(float* dst, const float* src, int64_t n) {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512) return avx512::add_row(dst, src, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
 // dst[cols, rows] = src[rows, cols]^T in 16 x 16 blocks, so reads and writes both stay within a few
@@ -204,29 +221,31 @@ const Tensor& Conv2d::forward(const Tensor& x, Mode) {
   }
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < n; ++s) {
-    const int t = omp_get_thread_num();
-    float* padded = thread_padded(t);
-    float* y = y_.data() + s * out_size;
-    if (indexed_forward) {
-      float* y_t = thread_dy_t(t);  // [P, Cout], the product's layout before the epilogue
-      pad_sample(g_, x.data() + s * in_size, padded);
-      indexed_gemm(cols, out_c_, kk, padded, col_cols_.data(), col_rows_.data(), weight_t_.data(), out_c_, 0.0f,
-                   y_t, out_c_);
-      transpose(y_t, cols, out_c_, y);
-    } else {
-      float* col = thread_col(t);
-      im2col(g_, x.data() + s * in_size, padded, col);
-      strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols);
-    }
-    // Epilogue while the sample is in cache: bias, clamped by a folded ReLU.
-    for (int64_t c = 0; c < out_c_; ++c) {
-      const float b = has_bias_ ? bias_.value[c] : 0.0f;
-      float* yc = y + c * cols;
-      if (relu_)
-        for (int64_t p = 0; p < cols; ++p) yc[p] = std::max(yc[p] + b, 0.0f);
-      else
-        for (int64_t p = 0; p < cols; ++p) yc[p] += b;
-    }
+    run_vectorised([&] {  // the transpose and epilogue loops: AVX-512 where the CPU has it
+      const int t = omp_get_thread_num();
+      float* padded = thread_padded(t);
+      float* y = y_.data() + s * out_size;
+      if (indexed_forward) {
+        float* y_t = thread_dy_t(t);  // [P, Cout], the product's layout before the epilogue
+        pad_sample(g_, x.data() + s * in_size, padded);
+        indexed_gemm(cols, out_c_, kk, padded, col_cols_.data(), col_rows_.data(), weight_t_.data(), out_c_, 0.0f,
+                     y_t, out_c_);
+        transpose(y_t, cols, out_c_, y);
+      } else {
+        float* col = thread_col(t);
+        im2col(g_, x.data() + s * in_size, padded, col);
+        strided_gemm(out_c_, cols, kk, weight_.value.data(), kk, 1, col, cols, 0.0f, y, cols);
+      }
+      // Epilogue while the sample is in cache: bias, clamped by a folded ReLU.
+      for (int64_t c = 0; c < out_c_; ++c) {
+        const float b = has_bias_ ? bias_.value[c] : 0.0f;
+        float* yc = y + c * cols;
+        if (relu_)
+          for (int64_t p = 0; p < cols; ++p) yc[p] = std::max(yc[p] + b, 0.0f);
+        else
+          for (int64_t p = 0; p < cols; ++p) yc[p] += b;
+      }
+    });
   }
   return y_;
 }
@@ -265,34 +284,36 @@ const Tensor& Conv2d::backward(const Tensor& dy) {
     float* dw_t = weight_grads_.data() + t * wsize;
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < n; ++s) {
-      const float* g = dy.data() + s * out_size;
-      if (relu_) {
-        const float* y = y_.data() + s * out_size;
-        for (int64_t i = 0; i < out_size; ++i) dy_relu[i] = y[i] > 0.0f ? g[i] : 0.0f;
-        g = dy_relu;
-      }
-      for (int64_t c = 0; c < out_c_; ++c) {
-        float sum = 0.0f;
-        // simd reduction: one accumulator is a chain of dependent adds, ~4x slower (same result every run)
+      run_vectorised([&] {  // the ReLU mask, bias sums and transposes: AVX-512 where the CPU has it
+        const float* g = dy.data() + s * out_size;
+        if (relu_) {
+          const float* y = y_.data() + s * out_size;
+          for (int64_t i = 0; i < out_size; ++i) dy_relu[i] = y[i] > 0.0f ? g[i] : 0.0f;
+          g = dy_relu;
+        }
+        for (int64_t c = 0; c < out_c_; ++c) {
+          float sum = 0.0f;
+          // simd reduction: one accumulator is a chain of dependent adds, ~4x slower (same result every run)
 #pragma omp simd reduction(+ : sum)
-        for (int64_t p = 0; p < cols; ++p) sum += g[c * cols + p];
-        bias_grads_[s * out_c_ + c] = sum;
-      }
-      transpose(g, out_c_, cols, dy_t);
-      // The weight gradient reads the column matrix straight from the padded sample (no im2col copy).
-      pad_sample(g_, x_->data() + s * in_size, padded);
-      indexed_gemm(kk, out_c_, cols, padded, col_rows_.data(), col_cols_.data(), dy_t, out_c_, 1.0f, dw_t, out_c_);
-      if (input_grad_needed_ && direct_input_grad_) {
-        float* dy_padded = dx_scratch_.data() + t * dx_scratch_per_thread;
-        float* dx_t = dy_padded + back_.in_c * back_.padded_h() * back_.padded_w() + kIm2colSlack;
-        pad_sample(back_, g, dy_padded);
-        indexed_gemm(in_size / g_.in_c, g_.in_c, back_.col_rows(), dy_padded, back_cols_.data(), back_rows_.data(),
-                     weight_flip_.data(), g_.in_c, 0.0f, dx_t, g_.in_c);
-        transpose(dx_t, in_size / g_.in_c, g_.in_c, dx_.data() + s * in_size);
-      } else if (input_grad_needed_) {
-        strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, g, cols, 0.0f, col, cols);
-        col2im(g_, col, padded, dx_.data() + s * in_size);
-      }
+          for (int64_t p = 0; p < cols; ++p) sum += g[c * cols + p];
+          bias_grads_[s * out_c_ + c] = sum;
+        }
+        transpose(g, out_c_, cols, dy_t);
+        // The weight gradient reads the column matrix straight from the padded sample (no im2col copy).
+        pad_sample(g_, x_->data() + s * in_size, padded);
+        indexed_gemm(kk, out_c_, cols, padded, col_rows_.data(), col_cols_.data(), dy_t, out_c_, 1.0f, dw_t, out_c_);
+        if (input_grad_needed_ && direct_input_grad_) {
+          float* dy_padded = dx_scratch_.data() + t * dx_scratch_per_thread;
+          float* dx_t = dy_padded + back_.in_c * back_.padded_h() * back_.padded_w() + kIm2colSlack;
+          pad_sample(back_, g, dy_padded);
+          indexed_gemm(in_size / g_.in_c, g_.in_c, back_.col_rows(), dy_padded, back_cols_.data(), back_rows_.data(),
+                       weight_flip_.data(), g_.in_c, 0.0f, dx_t, g_.in_c);
+          transpose(dx_t, in_size / g_.in_c, g_.in_c, dx_.data() + s * in_size);
+        } else if (input_grad_needed_) {
+          strided_gemm(kk, cols, out_c_, weight_.value.data(), 1, kk, g, cols, 0.0f, col, cols);
+          col2im(g_, col, padded, dx_.data() + s * in_size);
+        }
+      });
     }
   }
   float* dw = weight_.grad.data();

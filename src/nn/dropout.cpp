@@ -52,7 +52,6 @@ const Tensor& Dropout::backward(const Tensor& dy) {
 // Flatten copies rather than aliasing: layers own their outputs, and the copy is small next to the
 // GEMMs around it.
 const Tensor& Flatten::forward(const Tensor& x, Mode) {
-  in_shape_ = x.shape();
   y_.resize({x.dim(0), x.numel() / x.dim(0)});
   std::memcpy(y_.data(), x.data(), sizeof(float) * static_cast<size_t>(x.numel()));
   return y_;
@@ -60,7 +59,9 @@ const Tensor& Flatten::forward(const Tensor& x, Mode) {
 
 const Tensor& Flatten::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
-  dx_.resize(in_shape_);
+  Shape shape{dy.dim(0)};
+  shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
+  dx_.resize(shape);
   std::memcpy(dx_.data(), dy.data(), sizeof(float) * static_cast<size_t>(dy.numel()));
   return dx_;
 }

@@ -33,7 +33,8 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
   layers_.front()->set_input_grad_needed(false);
   for (size_t i = 0; i + 1 < layers_.size(); ++i)
-    if (auto* act = dynamic_cast<Activation*>(layers_[i + 1].get()); act && act->kind() == "relu" && layers_[i]->fold_relu())
+    if (auto* act = dynamic_cast<Activation*>(layers_[i + 1].get());
+        act && act->activation() == ActivationKind::relu && layers_[i]->fold_relu())
       act->set_folded();
 }
 
@@ -50,7 +51,7 @@ const Tensor& Model::forward(const Tensor& x, Mode mode) { return forward(x, mod
 
 const Tensor& Model::forward(const Tensor& x, Mode mode, LayerRange layers) {
   if (x.device() != device_)
-    throw Error("the model runs on " + device_name(device_) + " but its input is on " + device_name(x.device()));
+    throw Error("the model runs on " + name_of(device_) + " but its input is on " + name_of(x.device()));
   const Tensor* h = &x;
   for (size_t i = layers.begin; i < layers.end; ++i) {
     for (LayerObserver* o : observers_) o->forward_begin(i);
@@ -159,40 +160,6 @@ std::vector<std::pair<std::string, uint64_t*>> Model::named_random_streams() {
     for (size_t k = 0; k < streams.size(); ++k) out.emplace_back(names[i] + "/stream" + std::to_string(k), streams[k]);
   }
   return out;
-}
-
-namespace {
-// NaN and infinity are the floats whose exponent bits are all ones. An integer OR over the bits vectorises
-// (a float test or sum would not, without -ffast-math), so this costs one pass over memory.
-bool host_nonfinite(const Tensor& t) {
-  const float* x = t.data();
-  uint32_t bad = 0;
-  for (int64_t j = 0, n = t.numel(); j < n; ++j) {
-    uint32_t bits;
-    std::memcpy(&bits, x + j, sizeof bits);
-    bad |= static_cast<uint32_t>((~bits & 0x7f800000u) == 0);
-  }
-  return bad != 0;
-}
-}  // namespace
-
-std::string Model::nonfinite_gradient(LayerRange layers) {
-  // Every step calls this: names are made only for a gradient found bad.
-  std::vector<std::pair<size_t, Param*>> params;  // (layer, parameter)
-  for (size_t i = layers.begin; i < layers.end; ++i)
-    for (Param* p : layers_[i]->params()) params.emplace_back(i, p);
-  std::vector<bool> bad(params.size());
-  if (device_ == Device::cuda) {
-    std::vector<const float*> data;
-    std::vector<int64_t> sizes;
-    for (const auto& [layer, p] : params) data.push_back(p->grad.data()), sizes.push_back(p->grad.numel());
-    bad = device_arrays_nonfinite(data.data(), sizes.data(), data.size());
-  } else {
-    for (size_t k = 0; k < params.size(); ++k) bad[k] = host_nonfinite(params[k].second->grad);
-  }
-  for (size_t k = 0; k < params.size(); ++k)
-    if (bad[k]) return layer_name(params[k].first) + "/" + params[k].second->name;
-  return "";
 }
 
 int64_t Model::parameter_count() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <string_view>
 
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
@@ -14,6 +15,8 @@
 
 namespace ringtrain {
 namespace {
+
+constexpr std::string_view kOutputsSymbol = "out";  // stands for the data's classes or targets
 
 const std::map<std::string, std::string>& presets() {
   static const std::map<std::string, std::string> table = {
@@ -94,7 +97,7 @@ class Args {
       if (fallback < min) throw Error(spec_.kind + " needs '" + key + "'");
       return fallback;
     }
-    if (t == "out") {
+    if (t == kOutputsSymbol) {
       if (outputs_ <= 0) throw Error(spec_.kind + "(out): the number of outputs is not known here");
       return outputs_;
     }
@@ -143,44 +146,76 @@ std::vector<LayerSpec> parse_model_spec(const std::string& text) {
   return layers;
 }
 
+namespace {
+
+using LayerFactory = std::unique_ptr<Layer> (*)(const Args&);
+
+std::unique_ptr<Layer> make_linear(const Args& a) {
+  a.only(1, {"out", "bias"});
+  return std::make_unique<Linear>(a.integer(0, "out", -1, 1), a.integer(1, "bias", 1, 0) != 0);
+}
+
+std::unique_ptr<Layer> make_conv(const Args& a) {
+  a.only(2, {"out", "kernel", "stride", "pad", "bias"});
+  return std::make_unique<Conv2d>(a.integer(0, "out", -1, 1), a.integer(1, "kernel", -1, 1),
+                                  a.integer(99, "stride", 1, 1), a.integer(99, "pad", 0, 0),
+                                  a.integer(99, "bias", 1, 0) != 0);
+}
+
+template <PoolKind kind>
+std::unique_ptr<Layer> make_pool(const Args& a) {
+  a.only(1, {"kernel", "stride"});
+  const int64_t k = a.integer(0, "kernel", -1, 1);
+  return std::make_unique<Pool2d>(kind, k, a.integer(99, "stride", k, 1));
+}
+
+template <ActivationKind kind>
+std::unique_ptr<Layer> make_activation(const Args& a) {
+  a.only(0, {});
+  return std::make_unique<Activation>(kind);
+}
+
+std::unique_ptr<Layer> make_dropout(const Args& a) {
+  a.only(1, {"p"});
+  return std::make_unique<Dropout>(a.real(0, "p", 0.5f, 0.0f, 1.0f));
+}
+
+std::unique_ptr<Layer> make_flatten(const Args& a) {
+  a.only(0, {});
+  return std::make_unique<Flatten>();
+}
+
+std::unique_ptr<Layer> make_batchnorm(const Args& a) {
+  a.only(0, {"momentum", "eps"});
+  return std::make_unique<BatchNorm>(a.real(99, "momentum", 0.1f, 0.0f, 1.0f), a.real(99, "eps", 1e-5f, 0.0f, 1.0f));
+}
+
+// Every layer a spec can name: a new layer is one row here.
+const std::map<std::string, LayerFactory, std::less<>>& layer_factories() {
+  static const std::map<std::string, LayerFactory, std::less<>> table = {
+      {"linear", make_linear},
+      {"conv", make_conv},
+      {"conv2d", make_conv},
+      {"maxpool", make_pool<PoolKind::max>},
+      {"avgpool", make_pool<PoolKind::avg>},
+      {"relu", make_activation<ActivationKind::relu>},
+      {"tanh", make_activation<ActivationKind::tanh>},
+      {"sigmoid", make_activation<ActivationKind::sigmoid>},
+      {"dropout", make_dropout},
+      {"flatten", make_flatten},
+      {"batchnorm", make_batchnorm},
+  };
+  return table;
+}
+
+}  // namespace
+
 std::unique_ptr<Layer> make_layer(const LayerSpec& s, int64_t outputs) {
-  const Args a(s, outputs);
-  if (s.kind == "linear") {
-    a.only(1, {"out", "bias"});
-    return std::make_unique<Linear>(a.integer(0, "out", -1, 1), a.integer(1, "bias", 1, 0) != 0);
-  }
-  if (s.kind == "conv" || s.kind == "conv2d") {
-    a.only(2, {"out", "kernel", "stride", "pad", "bias"});
-    return std::make_unique<Conv2d>(a.integer(0, "out", -1, 1), a.integer(1, "kernel", -1, 1),
-                                    a.integer(99, "stride", 1, 1), a.integer(99, "pad", 0, 0),
-                                    a.integer(99, "bias", 1, 0) != 0);
-  }
-  if (s.kind == "maxpool" || s.kind == "avgpool") {
-    a.only(1, {"kernel", "stride"});
-    const int64_t k = a.integer(0, "kernel", -1, 1);
-    return std::make_unique<Pool2d>(s.kind == "maxpool" ? PoolKind::max : PoolKind::avg, k,
-                                    a.integer(99, "stride", k, 1));
-  }
-  if (s.kind == "relu" || s.kind == "tanh" || s.kind == "sigmoid") {
-    a.only(0, {});
-    return std::make_unique<Activation>(s.kind == "relu"   ? ActivationKind::relu
-                                        : s.kind == "tanh" ? ActivationKind::tanh
-                                                           : ActivationKind::sigmoid);
-  }
-  if (s.kind == "dropout") {
-    a.only(1, {"p"});
-    return std::make_unique<Dropout>(a.real(0, "p", 0.5f, 0.0f, 1.0f));
-  }
-  if (s.kind == "flatten") {
-    a.only(0, {});
-    return std::make_unique<Flatten>();
-  }
-  if (s.kind == "batchnorm") {
-    a.only(0, {"momentum", "eps"});
-    return std::make_unique<BatchNorm>(a.real(99, "momentum", 0.1f, 0.0f, 1.0f), a.real(99, "eps", 1e-5f, 0.0f, 1.0f));
-  }
-  throw Error("unknown layer '" + s.kind +
-              "' (known: linear, conv, maxpool, avgpool, relu, tanh, sigmoid, dropout, flatten, batchnorm)");
+  const auto factory = layer_factories().find(s.kind);
+  if (factory == layer_factories().end())
+    throw Error("unknown layer '" + s.kind +
+                "' (known: linear, conv, maxpool, avgpool, relu, tanh, sigmoid, dropout, flatten, batchnorm)");
+  return factory->second(Args(s, outputs));
 }
 
 }  // namespace ringtrain

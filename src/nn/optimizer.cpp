@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cuda_factories.hpp"
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -26,6 +27,60 @@ std::vector<std::vector<Tensor*>> per_param(const std::vector<std::vector<Tensor
   return out;
 }
 
+// The update loops, one per optimizer variant, each over one parameter tensor. They take plain values and
+// restrict pointers so that each loop vectorises; the optimizers call them through run_vectorised, which
+// compiles them for AVX-512 where the CPU has it. This file is built with -ffp-contract=off (src/CMakeLists):
+// the portable and the AVX-512 path then round every update alike, so data-parallel replicas on nodes of
+// different CPU generations, which apply the same averaged gradient, keep the same weights.
+void sgd_update(float* __restrict w, const float* __restrict g, int64_t n, float lr, float wd) {
+  for (int64_t j = 0; j < n; ++j) w[j] -= lr * (g[j] + wd * w[j]);
+}
+
+// PyTorch starts the momentum buffer at the first gradient, which equals mu * 0 + g.
+void sgd_momentum_update(float* __restrict w, const float* __restrict g, float* __restrict v, int64_t n, float lr,
+                         float wd, float mu) {
+  for (int64_t j = 0; j < n; ++j) {
+    v[j] = mu * v[j] + g[j] + wd * w[j];
+    w[j] -= lr * v[j];
+  }
+}
+
+void sgd_nesterov_update(float* __restrict w, const float* __restrict g, float* __restrict v, int64_t n, float lr,
+                         float wd, float mu) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = g[j] + wd * w[j];
+    v[j] = mu * v[j] + d;
+    w[j] -= lr * (d + mu * v[j]);
+  }
+}
+
+// step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t).
+void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
+                 OptimizerConfig c, float step_size, float inv_sqrt_bc2) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = g[j] + c.weight_decay * w[j];
+    m[j] = c.beta1 * m[j] + (1.0f - c.beta1) * d;
+    v[j] = c.beta2 * v[j] + (1.0f - c.beta2) * d * d;
+    w[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + c.eps);
+  }
+}
+
+// b: the momentum buffer, null without momentum.
+void rmsprop_update(float* __restrict w, const float* __restrict g, float* __restrict s, float* __restrict b,
+                    int64_t n, OptimizerConfig c, float lr) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = g[j] + c.weight_decay * w[j];
+    s[j] = c.alpha * s[j] + (1.0f - c.alpha) * d * d;
+    const float update = d / (std::sqrt(s[j]) + c.eps);
+    if (b) {
+      b[j] = c.momentum * b[j] + update;
+      w[j] -= lr * b[j];
+    } else {
+      w[j] -= lr * update;
+    }
+  }
+}
+
 class Sgd : public Optimizer {
  public:
   explicit Sgd(const OptimizerConfig& c) : c_(c) {}
@@ -33,29 +88,17 @@ class Sgd : public Optimizer {
     if (c_.momentum > 0.0f) ensure_state(velocity_, params);
     ++steps_;
     const float wd = c_.weight_decay, mu = c_.momentum;
+    const bool nesterov = c_.nesterov;
     for (size_t i = 0; i < params.size(); ++i) {
-      float* __restrict w = params[i]->value.data();
-      const float* __restrict g = params[i]->grad.data();
+      float* w = params[i]->value.data();
+      const float* g = params[i]->grad.data();
       const int64_t n = params[i]->value.numel();
-      // One branch-free loop per variant, so each vectorises. PyTorch starts the momentum buffer at the
-      // first gradient, which equals mu * 0 + g.
-      if (mu == 0.0f) {
-        for (int64_t j = 0; j < n; ++j) w[j] -= lr * (g[j] + wd * w[j]);
-        continue;
-      }
-      float* __restrict v = velocity_[i].data();
-      if (c_.nesterov) {
-        for (int64_t j = 0; j < n; ++j) {
-          const float d = g[j] + wd * w[j];
-          v[j] = mu * v[j] + d;
-          w[j] -= lr * (d + mu * v[j]);
-        }
-      } else {
-        for (int64_t j = 0; j < n; ++j) {
-          v[j] = mu * v[j] + g[j] + wd * w[j];
-          w[j] -= lr * v[j];
-        }
-      }
+      float* v = mu > 0.0f ? velocity_[i].data() : nullptr;
+      run_vectorised([=] {
+        if (!v) return sgd_update(w, g, n, lr, wd);
+        if (nesterov) return sgd_nesterov_update(w, g, v, n, lr, wd, mu);
+        sgd_momentum_update(w, g, v, n, lr, wd, mu);
+      });
     }
   }
   std::vector<std::string> state_names() const override {
@@ -81,18 +124,13 @@ class Adam : public Optimizer {
     const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_));
     const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_));
     const float step_size = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+    const OptimizerConfig c = c_;
     for (size_t i = 0; i < params.size(); ++i) {
       float* w = params[i]->value.data();
       const float* g = params[i]->grad.data();
-      float* m = m_[i].data();
-      float* v = v_[i].data();
+      float *m = m_[i].data(), *v = v_[i].data();
       const int64_t n = params[i]->value.numel();
-      for (int64_t j = 0; j < n; ++j) {
-        const float d = g[j] + c_.weight_decay * w[j];
-        m[j] = c_.beta1 * m[j] + (1.0f - c_.beta1) * d;
-        v[j] = c_.beta2 * v[j] + (1.0f - c_.beta2) * d * d;
-        w[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + c_.eps);
-      }
+      run_vectorised([=] { adam_update(w, g, m, v, n, c, step_size, inv_sqrt_bc2); });
     }
   }
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
@@ -112,23 +150,14 @@ class RmsProp : public Optimizer {
     ensure_state(square_avg_, params);
     if (c_.momentum > 0.0f) ensure_state(buf_, params);
     ++steps_;
+    const OptimizerConfig c = c_;
     for (size_t i = 0; i < params.size(); ++i) {
       float* w = params[i]->value.data();
       const float* g = params[i]->grad.data();
       float* s = square_avg_[i].data();
-      float* b = c_.momentum > 0.0f ? buf_[i].data() : nullptr;
+      float* b = c.momentum > 0.0f ? buf_[i].data() : nullptr;
       const int64_t n = params[i]->value.numel();
-      for (int64_t j = 0; j < n; ++j) {
-        const float d = g[j] + c_.weight_decay * w[j];
-        s[j] = c_.alpha * s[j] + (1.0f - c_.alpha) * d * d;
-        const float update = d / (std::sqrt(s[j]) + c_.eps);
-        if (b) {
-          b[j] = c_.momentum * b[j] + update;
-          w[j] -= lr * b[j];
-        } else {
-          w[j] -= lr * update;
-        }
-      }
+      run_vectorised([=] { rmsprop_update(w, g, s, b, n, c, lr); });
     }
   }
   std::vector<std::string> state_names() const override {

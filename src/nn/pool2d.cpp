@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <limits>
-#ifdef __AVX512F__
+
+#include "ringtrain/tensor/cpu_features.hpp"
+#if RINGTRAIN_X86_64
 #include <immintrin.h>
 #endif
 
@@ -27,13 +29,17 @@ Shape Pool2d::build(const Shape& in, Rng&) {
 
 namespace {
 
-// 2x2, stride 2 max pooling, the shape nearly every CNN uses. Which input wins is data-dependent, so the
-// scalar form is written without branches (mispredicted compares cost more than the loads); on AVX-512,
-// 16 outputs at a time: deinterleave even/odd columns, compare, blend values and indices. Ties keep the
-// first input in scan order either way, as PyTorch does.
-void max_pool_2x2_scalar(const float* r0, const float* r1, int32_t base0, int32_t base1, int64_t j0, int64_t j1,
-                         float* out, int32_t* argmax) {
-  for (int64_t j = j0; j < j1; ++j) {
+// 2x2, stride 2 max pooling, the shape nearly every CNN uses: one output row from input rows r0 and r1
+// (flat offsets base0 and base1 in the plane). Which input wins is data-dependent, so the scalar form is
+// written without branches (mispredicted compares cost more than the loads); on AVX-512, 16 outputs at a
+// time: deinterleave even/odd columns, compare, blend values and indices. Ties keep the first input in scan
+// order either way, as PyTorch does.
+using MaxPoolRow = void (*)(const float* r0, const float* r1, int32_t base0, int32_t base1, int64_t ow, float* out,
+                            int32_t* argmax);
+
+void max_pool_2x2_row(const float* r0, const float* r1, int32_t base0, int32_t base1, int64_t ow, float* out,
+                      int32_t* argmax) {
+  for (int64_t j = 0; j < ow; ++j) {
     const int32_t c = static_cast<int32_t>(2 * j);
     const float a = r0[c], b = r0[c + 1], d = r1[c], e = r1[c + 1];
     const float top = b > a ? b : a, bottom = e > d ? e : d;
@@ -43,40 +49,54 @@ void max_pool_2x2_scalar(const float* r0, const float* r1, int32_t base0, int32_
   }
 }
 
+#if RINGTRAIN_X86_64
+namespace avx512 {
+
+RINGTRAIN_TARGET_AVX512 void max_pool_2x2_row(const float* r0, const float* r1, int32_t base0, int32_t base1,
+                                              int64_t ow, float* out, int32_t* argmax) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t j = 0; j < ow; j += 16) {
+    const int64_t n = std::min<int64_t>(16, ow - j);
+    const __mmask16 out_mask = static_cast<__mmask16>((1u << n) - 1u);
+    const __mmask16 lo = static_cast<__mmask16>(n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1u);
+    const __mmask16 hi = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1u : 0u);
+    const float* p0 = r0 + 2 * j;
+    const float* p1 = r1 + 2 * j;
+    const __m512 a_lo = _mm512_maskz_loadu_ps(lo, p0), a_hi = _mm512_maskz_loadu_ps(hi, p0 + 16);
+    const __m512 b_lo = _mm512_maskz_loadu_ps(lo, p1), b_hi = _mm512_maskz_loadu_ps(hi, p1 + 16);
+    const __m512 a = _mm512_permutex2var_ps(a_lo, even, a_hi), b = _mm512_permutex2var_ps(a_lo, odd, a_hi);
+    const __m512 d = _mm512_permutex2var_ps(b_lo, even, b_hi), e = _mm512_permutex2var_ps(b_lo, odd, b_hi);
+    const __m512i col = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * j)), even);
+    const __m512i a_at = _mm512_add_epi32(col, _mm512_set1_epi32(base0));
+    const __m512i d_at = _mm512_add_epi32(col, _mm512_set1_epi32(base1));
+    const __m512i one = _mm512_set1_epi32(1);
+    const __mmask16 top_odd = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), bottom_odd = _mm512_cmp_ps_mask(e, d, _CMP_GT_OQ);
+    const __m512 top = _mm512_mask_blend_ps(top_odd, a, b), bottom = _mm512_mask_blend_ps(bottom_odd, d, e);
+    const __m512i top_at = _mm512_mask_add_epi32(a_at, top_odd, a_at, one);
+    const __m512i bottom_at = _mm512_mask_add_epi32(d_at, bottom_odd, d_at, one);
+    const __mmask16 use_bottom = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(out + j, out_mask, _mm512_mask_blend_ps(use_bottom, top, bottom));
+    _mm512_mask_storeu_epi32(argmax + j, out_mask, _mm512_mask_blend_epi32(use_bottom, top_at, bottom_at));
+  }
+}
+
+}  // namespace avx512
+#endif
+
+MaxPoolRow max_pool_2x2_row_kernel() {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512) return avx512::max_pool_2x2_row;
+#endif
+  return max_pool_2x2_row;
+}
+
 void max_pool_2x2(const float* in, int64_t w, int64_t oh, int64_t ow, float* out, int32_t* argmax) {
+  const MaxPoolRow row = max_pool_2x2_row_kernel();
   for (int64_t i = 0; i < oh; ++i) {
     const float* r0 = in + 2 * i * w;
-    const float* r1 = r0 + w;
     const int32_t base0 = static_cast<int32_t>(2 * i * w), base1 = static_cast<int32_t>((2 * i + 1) * w);
-    int64_t j = 0;
-#ifdef __AVX512F__
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (; j < ow; j += 16) {
-      const int64_t n = std::min<int64_t>(16, ow - j);
-      const __mmask16 out_mask = static_cast<__mmask16>((1u << n) - 1u);
-      const __mmask16 lo = static_cast<__mmask16>(n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1u);
-      const __mmask16 hi = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1u : 0u);
-      const float* p0 = r0 + 2 * j;
-      const float* p1 = r1 + 2 * j;
-      const __m512 a_lo = _mm512_maskz_loadu_ps(lo, p0), a_hi = _mm512_maskz_loadu_ps(hi, p0 + 16);
-      const __m512 b_lo = _mm512_maskz_loadu_ps(lo, p1), b_hi = _mm512_maskz_loadu_ps(hi, p1 + 16);
-      const __m512 a = _mm512_permutex2var_ps(a_lo, even, a_hi), b = _mm512_permutex2var_ps(a_lo, odd, a_hi);
-      const __m512 d = _mm512_permutex2var_ps(b_lo, even, b_hi), e = _mm512_permutex2var_ps(b_lo, odd, b_hi);
-      const __m512i col = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * j)), even);
-      const __m512i a_at = _mm512_add_epi32(col, _mm512_set1_epi32(base0));
-      const __m512i d_at = _mm512_add_epi32(col, _mm512_set1_epi32(base1));
-      const __m512i one = _mm512_set1_epi32(1);
-      const __mmask16 top_odd = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), bottom_odd = _mm512_cmp_ps_mask(e, d, _CMP_GT_OQ);
-      const __m512 top = _mm512_mask_blend_ps(top_odd, a, b), bottom = _mm512_mask_blend_ps(bottom_odd, d, e);
-      const __m512i top_at = _mm512_mask_add_epi32(a_at, top_odd, a_at, one);
-      const __m512i bottom_at = _mm512_mask_add_epi32(d_at, bottom_odd, d_at, one);
-      const __mmask16 use_bottom = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
-      _mm512_mask_storeu_ps(out + i * ow + j, out_mask, _mm512_mask_blend_ps(use_bottom, top, bottom));
-      _mm512_mask_storeu_epi32(argmax + i * ow + j, out_mask, _mm512_mask_blend_epi32(use_bottom, top_at, bottom_at));
-    }
-#endif
-    max_pool_2x2_scalar(r0, r1, base0, base1, j, ow, out + i * ow, argmax + i * ow);
+    row(r0, r0 + w, base0, base1, ow, out + i * ow, argmax + i * ow);
   }
 }
 

@@ -3,9 +3,13 @@
 namespace ringtrain {
 
 DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
-    : world_(world), model_(parts.model), loss_(parts.loss), optimizer_(parts.optimizer), params_(parts.model.params()),
-      skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step), stop_vote_(world) {
+    : ParallelMode(world, parts.loss), model_(parts.model), optimizer_(parts.optimizer), params_(parts.model.params()),
+      step_(parts.resume.step), stop_vote_(world) {
   if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, 0, optimizer_, params_);
+  // Every rank holds the same averaged gradients, so every rank decides alike without a word.
+  guard_ = std::make_unique<NonfiniteGuard>(parts.device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
+                                            model_.named_params(), nullptr, nullptr);
+  optimizer_.skip_update_when(guard_->skip_flag());
   if (world.size() == 1) return;
   averager_ = std::make_unique<GradientAverager>(world, model_, model_.all_layers(), config.engine, parts.timeline,
                                                  parts.warnings);
@@ -23,14 +27,10 @@ void DataParallel::train_step(const Batch& batch, float lr) {
   // with no pass to divide. Backward hands each layer's gradients to the engine as it goes.
   model_.backward(loss_.backward(1.0f / static_cast<float>(world_.size())));
   if (averager_) averager_->finish();
-  // Every rank holds the same averaged gradients, so every rank decides alike without a word.
-  if (update_allowed(model_.nonfinite_gradient(model_.all_layers()), ++step_, skip_nonfinite_, Verdict::every_rank))
-    optimizer_.step(params_, lr);
+  if (guard_->allow_update(++step_)) optimizer_.step(params_, lr);
 }
 
 Score DataParallel::evaluate(BatchLoader& loader) { return score_batches(model_, loss_, loader); }
-
-Score DataParallel::sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
 
 void DataParallel::sync_buffers() {
   if (averager_) averager_->average_buffers();

@@ -50,29 +50,21 @@ void average_tensor(Communicator& comm, Tensor& tensor) {
   tensor.copy_from(host);
 }
 
-bool ParallelMode::update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite, Verdict verdict) {
-  if (bad_param.empty()) return true;
-  if (!skip_nonfinite) {
-    const std::string message = "non-finite gradient (NaN or infinity) in " + bad_param + " at step " +
-                                std::to_string(step) +
-                                ": stopping (--skip-nonfinite would skip such steps); lower --lr or check the data";
-    if (verdict == Verdict::every_rank) throw CollectiveError(message);
-    throw Error(message);
-  }
-  ++skipped_;
-  return false;
+Score ParallelMode::take_score() {
+  settle_checks();
+  return loss_.take_score();
 }
 
-namespace {
-bool pipelined(const ParallelConfig& config) { return config.pipeline.stages > 1 || config.pipeline.micro_batches > 1; }
-}  // namespace
+void ParallelMode::settle_checks() {
+  if (guard_) guard_->settle();
+}
 
 DataShare data_share(const ParallelConfig& config, int rank, int world) {
-  if (config.mode == "ps") {
+  if (config.mode == ModeKind::ps) {
     const int workers = world - config.ps.servers;
     return {rank < workers ? rank : 0, std::max(workers, 1)};
   }
-  if (pipelined(config)) {
+  if (config.pipeline.pipelined()) {
     const int replicas = std::max(world / std::max(config.pipeline.stages, 1), 1);
     return {rank % replicas, replicas};
   }
@@ -81,13 +73,8 @@ DataShare data_share(const ParallelConfig& config, int rank, int world) {
 
 std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world,
                                                  const ModeParts& parts) {
-  if (config.mode == "ps") {
-    check_parameter_servers(config, world.size());
-    return std::make_unique<ParameterServerMode>(config, world, parts);
-  }
-  if (config.mode != "sync") throw Error("unknown --mode '" + config.mode + "' (expected sync or ps)");
-  if (pipelined(config))
-    return std::make_unique<PipelineParallel>(config, world, parts);
+  if (config.mode == ModeKind::ps) return std::make_unique<ParameterServerMode>(config, world, parts);
+  if (config.pipeline.pipelined()) return std::make_unique<PipelineParallel>(config, world, parts);
   parts.model.to(parts.device);
   return std::make_unique<DataParallel>(config, world, parts);
 }

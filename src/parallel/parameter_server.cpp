@@ -49,21 +49,9 @@ void for_each_piece(const std::vector<Param*>& params, const std::vector<int64_t
 
 }  // namespace
 
-void check_parameter_servers(const ParallelConfig& config, int world) {
-  const PsConfig& ps = config.ps;
-  if (ps.servers < 1) throw Error("--ps-servers must be at least 1, got " + std::to_string(ps.servers));
-  if (ps.servers >= world)
-    throw Error("--ps-servers " + std::to_string(ps.servers) + " leaves no worker among " + std::to_string(world) +
-                (world == 1 ? " rank" : " ranks") + " (the last K ranks serve: start more ranks)");
-  if (ps.staleness < 0) throw Error("--staleness must be at least 0, got " + std::to_string(ps.staleness));
-  if (!(ps.timeout_s > 0.0)) throw Error("--ps-timeout-s must be positive");
-  if (config.pipeline.stages > 1 || config.pipeline.micro_batches > 1)
-    throw Error("--mode ps does not combine with --pipeline-stages or --micro-batches");
-}
-
 ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
-    : config_(config.ps), skip_nonfinite_(config.skip_nonfinite), world_(world), model_(parts.model),
-      loss_(parts.loss), device_(parts.device), timeline_(parts.timeline), step_(parts.resume.step),
+    : ParallelMode(world, parts.loss), config_(config.ps), batch_(parts.batch), model_(parts.model),
+      device_(parts.device), timeline_(parts.timeline), step_(parts.resume.step),
       epoch_(parts.resume.epoch) {
   workers_ = world.size() - config_.servers;
   const bool serving = world.rank() >= workers_;
@@ -83,6 +71,8 @@ ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communica
   }
   model_.to(device_);
   params_ = model_.params();
+  guard_ = std::make_unique<NonfiniteGuard>(device_, config.skip_nonfinite, NonfiniteGuard::Verdict::this_rank,
+                                            model_.named_params(), nullptr, nullptr);
   const size_t wire = static_cast<size_t>(config_.servers) * kHeaderFloats + static_cast<size_t>(total);
   pull_wire_.assign(wire, 0.0f);
   push_wire_.assign(wire, 0.0f);
@@ -146,7 +136,13 @@ bool ParameterServerMode::pull(int64_t flags) {
   return true;
 }
 
-bool ParameterServerMode::begin_step() { return pull(0); }
+const Batch* ParameterServerMode::next_batch(BatchStream& stream) {
+  if (server_) {
+    if (!server_->wait_epoch_end(epoch_++)) stopping_ = true;
+    return nullptr;
+  }
+  return pull(0) ? stream.next() : nullptr;
+}
 
 void ParameterServerMode::finish_pushes() {
   const Clock::time_point start = Clock::now();
@@ -161,8 +157,7 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   model_.backward(loss_.backward(1.0f / static_cast<float>(workers_)));
   // This worker's gradient alone, before it reaches a server. Skipped, it pushes zeros: the round still
   // needs its push.
-  if (!update_allowed(model_.nonfinite_gradient(model_.all_layers()), step_ + 1, skip_nonfinite_, Verdict::this_rank))
-    model_.zero_grad();
+  if (!guard_->allow_update(step_ + 1)) model_.zero_grad();
 
   // The previous step's push has long been received (the pull after it was answered), but its buffer is
   // about to be refilled.
@@ -190,14 +185,13 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   ++step_;
 }
 
-void ParameterServerMode::end_epoch() {
+bool ParameterServerMode::end_epoch() {
+  if (stopping_) return false;
+  if (server_) return true;
   Header header{};
   header.epoch = epoch_++;
   for (int k = 0; k < config_.servers; ++k) comm_->send(&header, sizeof header, workers_ + k, ps::kEndEpoch);
-}
-
-void ParameterServerMode::serve_epoch() {
-  if (!server_->wait_epoch_end(epoch_++)) stopping_ = true;
+  return true;
 }
 
 // A request goes to the servers, which answer every worker's pull kHalted once all have reached the same
@@ -248,8 +242,6 @@ Score ParameterServerMode::evaluate(BatchLoader& loader) {
   return score_batches(model_, loss_, loader);
 }
 
-Score ParameterServerMode::sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
-
 void ParameterServerMode::sync_buffers() {
   if (server_ || workers_ == 1) return;
   for (const NamedTensor& b : model_.named_buffers()) average_tensor(*workers_comm_, *b.tensor);
@@ -259,7 +251,7 @@ void ParameterServerMode::gather_model() {
   if (!server_) pull(ps::kEvaluate);  // every worker's model holds the servers' latest parameters
 }
 
-PsStats ParameterServerMode::epoch_report() {
+PsStats ParameterServerMode::take_stats() {
   PsStats mine = server_ ? server_->take_stats() : std::exchange(worker_stats_, PsStats{});
   // Servers each see every update: count them once (server 0's), and their load over all of them.
   if (server_ && world_.rank() != workers_) mine.updates = 0, mine.staleness.clear();

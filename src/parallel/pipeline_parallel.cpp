@@ -46,12 +46,11 @@ struct PipelineParallel::Slot {
 };
 
 PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
-    : world_(world), model_(parts.model), loss_(parts.loss), optimizer_(parts.optimizer), timeline_(parts.timeline),
-      device_(parts.device), skip_nonfinite_(config.skip_nonfinite), step_(parts.resume.step) {
+    : ParallelMode(world, parts.loss), model_(parts.model), optimizer_(parts.optimizer), timeline_(parts.timeline),
+      device_(parts.device), step_(parts.resume.step), stop_vote_(world) {
   const PipelineConfig& pipeline = config.pipeline;
   Model& model = parts.model;
   const Device device = parts.device;
-  check_pipeline(pipeline, world.size(), model.size());
   stages_ = pipeline.stages;
   micro_batches_ = pipeline.micro_batches;
   replicas_ = world.size() / stages_;
@@ -60,7 +59,8 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   ranges_ = pipeline.split.empty() ? balance_stages(layer_costs(model), stages_)
                                    : stages_at(pipeline.split, model.size());
   layers_ = ranges_[static_cast<size_t>(stage_)];
-  ops_ = pipeline_ops(parse_pipeline_schedule(pipeline.schedule), stage_, stages_, micro_batches_);
+  schedule_ = pipeline.schedule;
+  ops_ = pipeline_ops(schedule_, stage_, stages_, micro_batches_);
   loss_scale_ = 1.0f / static_cast<float>(micro_batches_ * replicas_);
 
   model.to(device, layers_);
@@ -80,6 +80,12 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   // would instead hold its stream, and with it this stage's next send, until the neighbour's send arrives;
   // its calls return at once anyway, so a receive is queued only where it is needed.
   prefetch_ = activations_->device() == Device::cpu;
+  // NCCL: ranks that share communicators must queue their operations on them in one order, or each can
+  // wait in a kernel for a peer that waits in another (NCCL's documentation on several communicators). The
+  // point-to-point ones are queued by this thread in schedule order, the replicas' allreduces by the
+  // engine's thread as gradients come: on GPUs the gradients are therefore handed over only after the
+  // step's last send, so every rank queues this step's sends, then its allreduces, then the next step's.
+  reduce_after_sends_ = activations_->device() != Device::cpu;
 
   stage_input_ = Tensor({0}, device);
   state_.tensors.push_back(&stage_input_);
@@ -91,6 +97,15 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   if (replicas_ > 1)
     averager_ = std::make_unique<GradientAverager>(*stage_group_, model, layers_, config.engine, timeline_,
                                                    parts.warnings);
+  // Each stage sees only its own gradients: the stages of a replica agree on the verdict (on GPUs over
+  // NCCL, on the device), so any stage's non-finite gradient skips, or stops, every stage's step. The
+  // replicas of a stage hold the same averaged gradients and so reach the same verdict.
+  std::vector<NamedParam> named;
+  for (size_t layer = layers_.begin; layer < layers_.end; ++layer)
+    for (NamedParam& p : model.named_params(layer)) named.push_back(std::move(p));
+  guard_ = std::make_unique<NonfiniteGuard>(device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
+                                            std::move(named), pipe_.get(), activations_.get());
+  optimizer_.skip_update_when(guard_->skip_flag());
   model.add_observer(this);
 }
 
@@ -98,8 +113,9 @@ PipelineParallel::~PipelineParallel() { model_.remove_observer(this); }
 
 void PipelineParallel::backward_end(size_t layer) {
   // Only the last micro-batch's backward finishes a layer's gradients; the reduction of each layer then
-  // overlaps the backward of the layers below it, as in data parallel.
-  if (last_backward_ && averager_ && layer >= layers_.begin && layer < layers_.end) averager_->layer_done(layer);
+  // overlaps the backward of the layers below it, as in data parallel (on the host; see reduce_after_sends_).
+  if (last_backward_ && averager_ && !reduce_after_sends_ && layer >= layers_.begin && layer < layers_.end)
+    averager_->layer_done(layer);
 }
 
 void PipelineParallel::train_step(const Batch& batch, float lr) {
@@ -120,22 +136,13 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
   for (auto& slot : free_)
     if (slot->sent_gradient) wait_for(*slot->sent_gradient);
   if (averager_) {
+    if (reduce_after_sends_)
+      for (size_t layer = layers_.end; layer-- > layers_.begin;) averager_->layer_done(layer);  // backward's order
     const Timeline::Clock::time_point since = Timeline::Clock::now();
     averager_->finish();
     busy_.waiting_s += seconds_since(since);
   }
-  // Each stage sees only its own gradients: any stage's non-finite one skips (or stops) every stage's step.
-  // One small allreduce agrees on that before the update, and on a stop request (the next step boundary's
-  // answer) with it.
-  std::string bad = model_.nonfinite_gradient(layers_);
-  double votes[2] = {bad.empty() ? 0.0 : 1.0, stop_requested_ ? 1.0 : 0.0};
-  world_.allreduce_sum(votes, 2);
-  stopping_ = votes[1] > 0.0;
-  if (votes[0] > 0.0) {
-    for (const std::string& name : allgather_strings(world_, bad))
-      if (!name.empty()) bad = name;  // the last stage's: the first to go bad in the backward
-  }
-  if (update_allowed(bad, ++step_, skip_nonfinite_, Verdict::every_rank)) optimizer_.step(params_, lr);
+  if (guard_->allow_update(++step_)) optimizer_.step(params_, lr);
   busy_.step_s += seconds_since(begin);
 }
 
@@ -273,8 +280,6 @@ Score PipelineParallel::evaluate(BatchLoader& loader) {
   return loss_.take_score();
 }
 
-Score PipelineParallel::sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
-
 void PipelineParallel::sync_buffers() {
   if (averager_) averager_->average_buffers();
 }
@@ -315,7 +320,7 @@ void PipelineParallel::gather_model() {
 }
 
 bool PipelineParallel::agree_to_stop(bool requested) {
-  stop_requested_ = stop_requested_ || requested;  // voted on in the next train_step
+  if (!stopping_) stopping_ = stop_vote_.cast(requested);  // a step late, at no cost to the step
   return stopping_;
 }
 

@@ -3,15 +3,8 @@
 #include <algorithm>
 #include <limits>
 
-#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
-
-PipelineSchedule parse_pipeline_schedule(const std::string& name) {
-  if (name == "gpipe") return PipelineSchedule::gpipe;
-  if (name == "1f1b") return PipelineSchedule::one_f_one_b;
-  throw Error("unknown --schedule '" + name + "' (expected gpipe or 1f1b)");
-}
 
 std::vector<PipelineOp> pipeline_ops(PipelineSchedule schedule, int stage, int stages, int micro_batches) {
   std::vector<PipelineOp> ops;
@@ -83,31 +76,6 @@ std::vector<LayerRange> stages_at(const std::vector<int>& split, size_t layers) 
   }
   ranges.push_back({begin, layers});
   return ranges;
-}
-
-void check_pipeline(const PipelineConfig& config, int world, size_t layers) {
-  const int p = config.stages, m = config.micro_batches;
-  if (p < 1) throw Error("--pipeline-stages must be at least 1, got " + std::to_string(p));
-  if (m < 1) throw Error("--micro-batches must be at least 1, got " + std::to_string(m));
-  parse_pipeline_schedule(config.schedule);
-  if (world % p != 0)
-    throw Error("a world of " + std::to_string(world) + (world == 1 ? " rank" : " ranks") +
-                " is not divisible by --pipeline-stages " +
-                std::to_string(p) + " (ranks = data-parallel replicas x stages)");
-  if (static_cast<size_t>(p) > layers)
-    throw Error("--pipeline-stages " + std::to_string(p) + " is more stages than the model's " +
-                std::to_string(layers) + " layers");
-  if (config.split.empty()) return;
-  if (config.split.size() != static_cast<size_t>(p - 1))
-    throw Error("--split names " + std::to_string(config.split.size()) + " boundaries; " + std::to_string(p) +
-                " stages need " + std::to_string(p - 1));
-  int previous = 0;
-  for (int first : config.split) {
-    if (first <= previous || static_cast<size_t>(first) >= layers)
-      throw Error("bad --split: stage boundaries must increase from 1 to " + std::to_string(layers - 1) +
-                  " (the model's layers are 0.." + std::to_string(layers - 1) + "), got " + std::to_string(first));
-    previous = first;
-  }
 }
 
 }  // namespace ringtrain

@@ -3,6 +3,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "ringtrain/tensor/cpu_features.hpp"
+
 namespace ringtrain {
 
 void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -14,6 +16,7 @@ void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, cons
 }
 
 void set_compute_threads(int threads) {
+  cpu_path();  // settled here, before any parallel loop, where a bad RINGTRAIN_CPU can end the run cleanly
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 }

@@ -15,6 +15,7 @@ CudaProbe probe_cuda() { return {0, kNoCuda, {}}; }
 void use_cuda_device(int, Precision) { throw Error(std::string("--device cuda: ") + kNoCuda); }
 bool cuda_device_in_use() { return false; }
 int cuda_gpu() { return -1; }
+std::string cuda_gpu_pci_bus_id() { return ""; }
 void synchronize_device() {}
 void comm_stream_waits_for_compute() {}
 void compute_stream_waits_for_comm() {}
@@ -37,6 +38,5 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 }
 
 void fill_device(float*, int64_t, float) { throw Error(kNoCuda); }
-std::vector<bool> device_arrays_nonfinite(const float* const*, const int64_t*, size_t) { throw Error(kNoCuda); }
 
 }  // namespace ringtrain

@@ -1,6 +1,7 @@
 #include "ringtrain/tensor/strided_gemm.hpp"
 
-#ifdef __AVX512F__
+#include "ringtrain/tensor/cpu_features.hpp"
+#if RINGTRAIN_X86_64
 #include <immintrin.h>
 #endif
 
@@ -12,14 +13,18 @@
 
 namespace ringtrain {
 
-#ifdef __AVX512F__
 namespace {
+
+#if RINGTRAIN_X86_64
+namespace avx512 {
 
 constexpr int64_t kNr = 32;   // columns per tile: two zmm registers
 constexpr int64_t kMr = 8;    // rows per tile: 8 x 2 accumulators, 8 broadcasts and 2 loads per k
 constexpr int64_t kKc = 512;  // k per pass, so a tile's A rows stay in L1
 
-__mmask16 mask_of(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+RINGTRAIN_TARGET_AVX512 __mmask16 mask_of(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // How the kernel finds A(i, p): a[row_offset(i) + column(p)], by strides or by offset tables.
 struct StridedA {
@@ -42,8 +47,8 @@ struct IndexedA {
 // One MR x (16 * NV) tile of C, n_valid of its columns real, over k in [0, kc). NV = 1 serves the last
 // narrow column panel (196 = 6 * 32 + 4 columns would otherwise waste an eighth of the FMAs).
 template <int MR, int NV, typename A>
-void tile(int64_t kc, const A& a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t n_valid,
-          bool accumulate, const float* row_bias) {
+RINGTRAIN_TARGET_AVX512 void tile(int64_t kc, const A& a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                                  int64_t n_valid, bool accumulate, const float* row_bias) {
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) mask[v] = mask_of(std::max<int64_t>(0, n_valid - 16 * v));
   // Every loop is unrolled so the accumulators live in registers (GCC spills arrays otherwise).
@@ -94,8 +99,8 @@ constexpr TileFn<A> kTiles[kMr + 1][2] = {
     {tile<6, 1, A>, tile<6, 2, A>}, {tile<7, 1, A>, tile<7, 2, A>}, {tile<8, 1, A>, tile<8, 2, A>}};
 
 template <typename A>
-void blocked_gemm(int64_t m, int64_t n, int64_t k, const A& a, const float* b, int64_t ldb, float beta, float* c,
-                  int64_t ldc, const float* row_bias) {
+RINGTRAIN_TARGET_AVX512 void blocked_gemm(int64_t m, int64_t n, int64_t k, const A& a, const float* b, int64_t ldb,
+                                          float beta, float* c, int64_t ldc, const float* row_bias) {
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta * c[i * ldc + j] + (row_bias ? row_bias[i] : 0.0f);
@@ -118,19 +123,11 @@ void blocked_gemm(int64_t m, int64_t n, int64_t k, const A& a, const float* b, i
   }
 }
 
-}  // namespace
+}  // namespace avx512
+#endif
 
-void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
-                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
-  blocked_gemm(m, n, k, StridedA{a, a_row, a_col}, b, ldb, beta, c, ldc, row_bias);
-}
-
-void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
-                  const int64_t* col_offsets, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  blocked_gemm(m, n, k, IndexedA{a, row_offsets, col_offsets}, b, ldb, beta, c, ldc, nullptr);
-}
-
-#else
+// Without AVX-512 the products go to OpenBLAS, after materialising A where its layout is not one BLAS takes.
+namespace portable {
 
 void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
                   int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
@@ -158,6 +155,27 @@ void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t
   gemm(Trans::no, Trans::no, m, n, k, 1.0f, gathered.data(), k, b, ldb, beta, c, ldc);
 }
 
+}  // namespace portable
+
+}  // namespace
+
+void strided_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, const float* row_bias) {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512)
+    return avx512::blocked_gemm(m, n, k, avx512::StridedA{a, a_row, a_col}, b, ldb, beta, c, ldc, row_bias);
 #endif
+  portable::strided_gemm(m, n, k, a, a_row, a_col, b, ldb, beta, c, ldc, row_bias);
+}
+
+void indexed_gemm(int64_t m, int64_t n, int64_t k, const float* a, const int64_t* row_offsets,
+                  const int64_t* col_offsets, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+#if RINGTRAIN_X86_64
+  if (cpu_path() == CpuPath::avx512)
+    return avx512::blocked_gemm(m, n, k, avx512::IndexedA{a, row_offsets, col_offsets}, b, ldb, beta, c, ldc,
+                                nullptr);
+#endif
+  portable::indexed_gemm(m, n, k, a, row_offsets, col_offsets, b, ldb, beta, c, ldc);
+}
 
 }  // namespace ringtrain

@@ -64,22 +64,4 @@ void Tensor::copy_from(const Tensor& src) {
   copy_bytes(data(), device_, src.data(), src.device(), sizeof(float) * static_cast<size_t>(numel_));
 }
 
-std::string device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
-
-std::string precision_name(Precision precision) {
-  switch (precision) {
-    case Precision::fp32: return "fp32";
-    case Precision::tf32: return "tf32";
-    case Precision::bf16: return "bf16";
-  }
-  return "?";
-}
-
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "tf32") return Precision::tf32;
-  if (name == "bf16") return Precision::bf16;
-  throw Error("unknown --precision '" + name + "' (expected fp32, tf32 or bf16)");
-}
-
 }  // namespace ringtrain

@@ -11,8 +11,8 @@ namespace ringtrain {
 
 int local_rank_from_environment() { return launch_from_environment().local_rank; }
 
-int choose_gpu(int requested, int local_rank, int device_count) {
-  const int gpu = requested >= 0 ? requested : std::max(local_rank, 0);
+int choose_gpu(int requested, int local_rank, int device_count, bool own_gpu) {
+  const int gpu = requested >= 0 ? requested : own_gpu ? 0 : std::max(local_rank, 0);
   if (gpu < device_count) return gpu;
   if (requested >= 0)
     throw Error("--gpu " + std::to_string(requested) + ": this node has " + std::to_string(device_count) +
@@ -24,18 +24,14 @@ int choose_gpu(int requested, int local_rank, int device_count) {
 namespace {
 
 Device resolve(const DeviceConfig& config) {
-  if (config.kind == "cpu") return Device::cpu;
-  if (config.kind != "cuda" && config.kind != "auto")
-    throw Error("unknown --device '" + config.kind + "' (expected cpu, cuda or auto)");
+  if (config.kind == DeviceKind::cpu) return Device::cpu;
   const CudaProbe probe = probe_cuda();
   if (probe.device_count == 0) {
-    if (config.kind == "auto") return Device::cpu;
+    if (config.kind == DeviceKind::automatic) return Device::cpu;
     throw Error("--device cuda: " + probe.reason);
   }
-  // A launcher that gives each task its own GPU (srun --gpus-per-task=1) sets CUDA_VISIBLE_DEVICES per task:
-  // the one GPU a rank then sees is its own, whatever its local rank.
   const bool own_gpu = probe.device_count == 1 && std::getenv("CUDA_VISIBLE_DEVICES");
-  use_cuda_device(choose_gpu(config.gpu, own_gpu ? 0 : local_rank_from_environment(), probe.device_count),
+  use_cuda_device(choose_gpu(config.gpu, local_rank_from_environment(), probe.device_count, own_gpu),
                   config.precision);
   return Device::cuda;
 }
@@ -45,7 +41,7 @@ Device resolve(const DeviceConfig& config) {
 Device start_device(const DeviceConfig& config) {
   const Device device = resolve(config);
   if (device == Device::cpu && config.precision != Precision::fp32)
-    throw Error("--precision " + precision_name(config.precision) +
+    throw Error("--precision " + name_of(config.precision) +
                 " is for the CUDA engine; the CPU engine computes in fp32");
   return device;
 }

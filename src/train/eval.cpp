@@ -9,16 +9,17 @@
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/trainer.hpp"
+#include "ringtrain/train/validate.hpp"
 
 namespace ringtrain {
 
 Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::ostream& log) {
-  if (config.batch < 1) throw Error("--batch must be at least 1");
-  if (config.threads < 1) throw Error("--threads must be at least 1");
+  validate(config);
   set_compute_threads(config.threads);
   LoadedModel loaded = load_model(config.model_file);
   const std::string source = config.data.source(config.split);
-  if (source.empty()) throw Error("no " + config.split + " data: give --data DIR or --" + config.split + " FILES");
+  const std::string split = name_of(config.split);
+  if (source.empty()) throw Error("no " + split + " data: give --data DIR or --" + split + " FILES");
   const ShardSet data = ShardSet::open(source);
   const ShardMeta& meta = data.meta();
   if (meta.sample_shape != loaded.model->input_shape())
@@ -42,7 +43,7 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
   BatchLoader loader(data, lc);
   const Score score = sum_scores(world, score_batches(*loaded.model, *loss, loader));
   char line[160];
-  std::snprintf(line, sizeof line, "%s: loss %.4f  %s %.4f  (%lld samples)", config.split.c_str(), score.loss(),
+  std::snprintf(line, sizeof line, "%s: loss %.4f  %s %.4f  (%lld samples)", split.c_str(), score.loss(),
                 loss->metric_name().c_str(), score.metric(), static_cast<long long>(score.samples));
   log << line << std::endl;
   return score;

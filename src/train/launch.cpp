@@ -24,12 +24,12 @@ Launch launch_from_environment() {
   // mpirun first: inside an sbatch allocation its ranks also inherit the batch step's SLURM_PROCID and
   // SLURM_LOCALID (0 for all of them). An srun task has a step id; the batch script itself has none.
   if (env_int("OMPI_COMM_WORLD_RANK") >= 0) {
-    l.launcher = "mpirun";
+    l.launcher = Launch::mpirun;
     l.rank = env_int("OMPI_COMM_WORLD_RANK");
     l.tasks = env_int("OMPI_COMM_WORLD_SIZE");
     l.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
   } else if (std::getenv("SLURM_STEP_ID") && env_int("SLURM_PROCID") >= 0) {
-    l.launcher = "slurm";
+    l.launcher = Launch::slurm;
     l.rank = env_int("SLURM_PROCID");
     l.tasks = env_int("SLURM_NTASKS");
     l.local_rank = env_int("SLURM_LOCALID");
@@ -61,7 +61,7 @@ std::string expand_output_name(const std::string& path, const Launch& launch) {
 
 void check_launch(const Launch& launch, int world_size) {
   if (launch.tasks > 1 && world_size != launch.tasks)
-    throw Error((launch.launcher == "slurm" ? "srun started " : "the launcher started ") + std::to_string(launch.tasks) +
+    throw Error((launch.launcher == Launch::slurm ? "srun started " : "the launcher started ") + std::to_string(launch.tasks) +
                 " tasks but MPI sees a world of " + std::to_string(world_size) + (world_size == 1 ? " rank" : " ranks") +
                 ": each would train alone. Launch with srun --mpi=pmix (or MpiDefault=pmix in slurm.conf), or with "
                 "mpirun inside the allocation");

@@ -6,27 +6,26 @@
 
 namespace ringtrain {
 
-MetricsLog::MetricsLog(const std::string& path, const std::string& metric, const std::vector<std::string>& extra,
-                       bool append) {
-  if (path.empty()) return;
+MetricsLog::MetricsLog(const std::string& path, const std::string& metric, bool append) : metric_(metric) {
   std::error_code ec;
   const bool continuing = append && std::filesystem::file_size(path, ec) > 0 && !ec;
   out_.open(path, continuing ? std::ios::app : std::ios::trunc);
   if (!out_) throw Error("cannot write metrics file '" + path + "' (is the directory there and writable?)");
-  if (continuing) return;  // a resumed run adds its epochs under the rows already there
-  out_ << "epoch,step,lr,train_loss,train_" << metric << ",val_loss,val_" << metric << ",images_per_s,seconds";
-  for (const std::string& column : extra) out_ << ',' << column;
-  out_ << '\n';
-  out_.flush();
+  header_written_ = continuing;  // a resumed run adds its epochs under the rows already there
 }
 
 void MetricsLog::write(const EpochRecord& r) {
-  if (!out_.is_open()) return;
+  if (!header_written_) {
+    out_ << "epoch,step,lr,train_loss,train_" << metric_ << ",val_loss,val_" << metric_ << ",images_per_s,seconds";
+    for (const auto& [name, value] : r.columns) out_ << ',' << name;
+    out_ << '\n';
+    header_written_ = true;
+  }
   out_ << r.epoch << ',' << r.step << ',' << r.lr << ',' << r.train.loss() << ',' << r.train.metric() << ',';
   if (r.val.samples) out_ << r.val.loss() << ',' << r.val.metric();
   else out_ << ',';
   out_ << ',' << r.images_per_s << ',' << r.seconds;
-  for (const std::string& value : r.extra) out_ << ',' << value;
+  for (const auto& [name, value] : r.columns) out_ << ',' << value;
   out_ << '\n';
   out_.flush();
 }

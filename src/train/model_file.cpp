@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "ringtrain/data/hdf5.hpp"
+#include "ringtrain/data/prep.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -46,7 +47,7 @@ void write_model(hid_t file, Model& model, bool classification) {
   h5::write_attr(file, "model_spec", model.spec());
   h5::write_attr(file, "input_shape", model.input_shape());
   h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
-  h5::write_attr(file, "task", std::string(classification ? "classification" : "regression"));
+  h5::write_attr(file, "task", name_of(classification ? TaskKind::classification : TaskKind::regression));
   auto write = [&](const std::string& name, const Tensor& t) {
     if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data());
     const Tensor host = t.to(Device::cpu);
@@ -81,7 +82,11 @@ LoadedModel load_model(const std::string& path) {
   const std::string spec = h5::read_attr_str(file.get(), "model_spec");
   const std::vector<int64_t> input = h5::read_attr_i64s(file.get(), "input_shape");
   const int64_t outputs = h5::read_attr_i64(file.get(), "outputs");
-  out.classification = h5::read_attr_str(file.get(), "task") == "classification";
+  const std::string task = h5::read_attr_str(file.get(), "task");
+  const std::optional<TaskKind> kind = enum_from_name<TaskKind>(task);
+  if (!kind || kind == TaskKind::automatic)
+    throw Error("'" + path + "' has task '" + task + "', neither classification nor regression");
+  out.classification = kind == TaskKind::classification;
   out.model = std::make_unique<Model>(spec, Shape(input.begin(), input.end()), outputs, 0);
   read_model_into(file.get(), path, *out.model);
   return out;

@@ -53,11 +53,12 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
   int shards = 0;
   std::string failure;
   try {
-    const std::pair<const char*, std::string*> splits[] = {{"train", &staged.train}, {"val", &staged.val}, {"test", &staged.test}};
+    const std::pair<Split, std::string*> splits[] = {
+        {Split::train, &staged.train}, {Split::val, &staged.val}, {Split::test, &staged.test}};
     for (const auto& [split, target_ptr] : splits) {
       const std::string source = data.source(split);
       std::string& target = *target_ptr;
-      target = source.empty() ? "" : (dir / split).string();
+      target = source.empty() ? "" : (dir / name_of(split)).string();
       if (source.empty()) continue;
       const std::vector<std::string> files = ShardSet::files(source);
       shards += static_cast<int>(files.size());

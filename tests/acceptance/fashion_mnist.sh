@@ -4,6 +4,8 @@
 # usage: fashion_mnist.sh RINGTRAIN_BIN MODEL EPOCHS MIN_ACCURACY [extra train flags...]
 # RANKS=N in the environment trains data parallel on N ranks under mpirun (MPIRUN, default mpirun).
 # DEVICE=cuda trains on the GPU, and exits 77 (CTest's skip) saying why where there is none.
+# FMNIST_IDX (the IDX files, default Debian's) and PYTHON (one with h5py, default /usr/bin/python3) are for
+# machines without our packages (tests/gpu/on-device.sh).
 set -euo pipefail
 bin=$1 model=$2 epochs=$3 min=$4
 shift 4
@@ -14,7 +16,7 @@ if [[ ${DEVICE:-cpu} == cuda ]]; then
 fi
 launch=()
 if ((${RANKS:-1} > 1)); then launch=("${MPIRUN:-mpirun}" --oversubscribe -np "$RANKS"); fi
-src=/usr/share/datasets/fashion-mnist
+src=${FMNIST_IDX:-/usr/share/datasets/fashion-mnist}
 [[ -f $src/train-images-idx3-ubyte.gz ]] || { echo "Fashion-MNIST missing: install dataset-fashion-mnist (.ci/setup does)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,7 +25,7 @@ trap 'rm -rf "$work"' EXIT
 acc=$(sed -n 's/.*test_accuracy \([0-9.]*\).*/\1/p' "$work/log")
 echo "test accuracy $acc (need >= $min)"
 awk -v a="$acc" -v m="$min" 'BEGIN { exit !(a >= m) }'
-/usr/bin/python3 - "$work/model.h5" <<'PY'
+"${PYTHON:-/usr/bin/python3}" - "$work/model.h5" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     names = []

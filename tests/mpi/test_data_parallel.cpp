@@ -30,19 +30,11 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
 }
 
 void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer,
-                              const std::string& device = "cpu") {
+                              DeviceKind device = DeviceKind::cpu) {
   Communicator& world = test::world();
   SharedDataset data(sample_shape);
-  TrainConfig c;
-  c.model = model;
-  c.data.dir = data.path();
-  c.batch = 4;
-  c.epochs = 2;
-  c.max_steps = 20;
-  c.lr = 0.05f;
-  c.optimizer.kind = optimizer;
-  c.optimizer.momentum = 0.9f;
-  c.optimizer.weight_decay = 1e-4f;
+  TrainConfig c = test::train_config(
+      data.path(), {.model = model, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
   c.device.kind = device;
   const std::vector<float> parallel = trained_weights(c, world);
 
@@ -55,7 +47,7 @@ void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shap
   double worst = 0.0;
   for (size_t i = 0; i < parallel.size(); ++i) worst = std::max(worst, std::fabs(double(parallel[i]) - reference[i]));
   // cuDNN picks its algorithms per batch size, so on a GPU the two runs also sum in different orders.
-  EXPECT_LT(worst, device == "cpu" ? 1e-5 : 1e-4) << model << " with " << name_of(optimizer) << " on " << world.size() << " ranks";
+  EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4) << model << " with " << name_of(optimizer) << " on " << world.size() << " ranks";
 }
 
 TEST(DataParallel, MlpOnNRanksEqualsOneRankWithNTimesTheBatch) {
@@ -69,7 +61,7 @@ TEST(DataParallel, ConvNetWithAdamOnNRanksEqualsOneRank) {
 // The same on GPUs, gradients over NCCL: each rank's reference run is on its own GPU too.
 TEST(DataParallel, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
-  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam, "cuda");
+  expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam, DeviceKind::cuda);
 }
 
 TEST(DataParallel, RankZerosParametersAreBroadcast) {
@@ -80,7 +72,7 @@ TEST(DataParallel, RankZerosParametersAreBroadcast) {
   auto opt = make_optimizer({});
   std::ostringstream warnings;
   const OptimizerConfig optimizer_config;
-  DataParallel dp({}, world, {model, Device::cpu, *loss, *opt, optimizer_config, 1, nullptr, warnings, {}});
+  DataParallel dp({}, world, {model, Device::cpu, *loss, *opt, optimizer_config, 4, 1, nullptr, warnings, {}});
   Model rank0("flatten,linear(8),relu,linear(3)", {1, 4, 4}, 3, 100);
   const auto mine = model.params(), expect = rank0.params();
   for (size_t p = 0; p < mine.size(); ++p)
@@ -90,11 +82,7 @@ TEST(DataParallel, RankZerosParametersAreBroadcast) {
 TEST(DataParallel, RankZeroSavesAndEvalOverNRanksScoresLikeOneRank) {
   Communicator& world = test::world();
   SharedDataset data({1, 4, 4});
-  TrainConfig c;
-  c.model = "flatten,linear(8),relu,linear(out)";
-  c.data.dir = data.path();
-  c.batch = 4;
-  c.epochs = 1;
+  TrainConfig c = test::train_config(data.path());
   c.save_model = data.path() + "/model.h5";
   c.metrics_csv = data.path() + "/metrics.csv";
   std::ostringstream quiet;
@@ -120,9 +108,7 @@ TEST(DataParallel, RankZeroSavesAndEvalOverNRanksScoresLikeOneRank) {
 TEST(DataParallel, DifferentHyperParametersAreOneCollectiveError) {
   Communicator& world = test::world();
   SharedDataset data({1, 4, 4});
-  TrainConfig c;
-  c.model = "flatten,linear(out)";
-  c.data.dir = data.path();
+  TrainConfig c = test::train_config(data.path(), {.model = "flatten,linear(out)", .batch = 64, .epochs = 5});
   c.lr = world.rank() == 0 ? 0.05f : 0.1f;
   try {
     Trainer trainer(c, world);

@@ -1,9 +1,12 @@
-// The NCCL backend under mpirun, one GPU per rank: allreduce equals the exact sum, broadcast and send/recv
-// move device buffers, and the allreduce engine sums and fuses device gradients over NCCL as it does host
-// ones over MPI. Skipped, saying why, unless every rank has a GPU of its own.
+// The NCCL backend under mpirun or srun, one GPU per rank: allreduce equals the exact sum, broadcast and
+// send/recv move device buffers, the allreduce engine sums and fuses device gradients over NCCL as it does
+// host ones over MPI, and a communicator dropped while an exception unwinds does not wait for its peers.
+// Skipped, saying why, unless every rank has a GPU of its own: the one the launcher left it
+// (srun --gpus-per-task=1, as slurm/train-gpu.sbatch runs), else its local rank's (test::start_gpu_per_rank).
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <stdexcept>
 
 #include "ringtrain/comm/allreduce_engine.hpp"
 #include "ringtrain/comm/nccl_communicator.hpp"
@@ -67,6 +70,7 @@ TEST_F(Nccl, BroadcastAndSendRecvMoveDeviceBuffers) {
   const Tensor got = read_back(b), want = rank_values(n - 1, 100);
   for (int64_t i = 0; i < 100; ++i) ASSERT_EQ(got[i], want[i]);
 
+  if (n == 1) GTEST_SKIP() << "send/recv needs a peer";  // NCCL's send to self waits for a receive never posted
   Tensor out = rank_values(rank, 50).to(Device::cuda), in({50}, Device::cuda);
   comm_stream_waits_for_compute();
   // Even ranks send first: NCCL point-to-point calls block the stream until their peer's call arrives.
@@ -104,6 +108,24 @@ TEST_F(Nccl, EngineSumsAndFusesDeviceGradients) {
     for (int64_t i = 0; i < sum.numel(); ++i) ASSERT_EQ(sum[i], expected_sum(n, i)) << "t" << t << "[" << i << "]";
   }
   EXPECT_LT(engine.stats().allreduces, kTensors / 4) << "ready tensors should share the fusion buffer";
+}
+
+// Every rank posts a receive that no rank matches, then an exception unwinds through the communicator:
+// ncclCommDestroy would wait for the receive forever; the communicator aborts instead, and returns.
+TEST_F(Nccl, AnUnwindingCommunicatorAbortsInsteadOfWaitingForPeers) {
+  Tensor buffer({16}, Device::cuda);
+  bool posted = false;
+  try {
+    const std::unique_ptr<Communicator> lonely = make_nccl_communicator(test::world(), NcclStream::own);
+    // From the next rank (on one rank, itself; NCCL may refuse that at once, and the same unwinding follows).
+    lonely->irecv(buffer.data(), sizeof(float) * 16, (lonely->rank() + 1) % lonely->size(), 0);
+    posted = true;
+    throw std::runtime_error("a rank fails");
+  } catch (const std::exception& e) {
+    if (posted) EXPECT_STREQ(e.what(), "a rank fails");
+    else EXPECT_NE(std::string(e.what()).find("NCCL error in ncclRecv"), std::string::npos) << e.what();
+  }
+  test::world().barrier();  // every rank got here: none hangs in a destroy
 }
 
 }  // namespace

@@ -19,16 +19,9 @@ namespace {
 int servers_for(int world) { return world >= 4 ? 2 : 1; }
 
 TrainConfig ps_config(const std::string& data, int staleness) {
-  TrainConfig c;
-  c.model = "flatten,linear(16),relu,linear(out)";
-  c.data.dir = data;
-  c.batch = 4;
-  c.epochs = 2;
-  c.lr = 0.05f;
-  c.optimizer.kind = OptimizerKind::sgd;
-  c.optimizer.momentum = 0.9f;
-  c.optimizer.weight_decay = 1e-4f;
-  c.parallel.mode = "ps";
+  TrainConfig c =
+      test::train_config(data, {.model = "flatten,linear(16),relu,linear(out)", .epochs = 2, .weight_decay = 1e-4f});
+  c.parallel.mode = ModeKind::ps;
   c.parallel.ps.servers = servers_for(test::world().size());
   c.parallel.ps.staleness = staleness;
   c.parallel.ps.timeout_s = 60.0;

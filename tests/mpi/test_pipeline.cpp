@@ -32,7 +32,7 @@ Batch synthetic_batch(int step, int64_t rows, const Shape& sample) {
 struct PipelineCase {
   std::string spec;
   Shape sample;
-  std::string schedule;
+  PipelineSchedule schedule;
   int micro_batches;
   OptimizerKind optimizer = OptimizerKind::sgd;
 };
@@ -56,7 +56,7 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
   auto loss = make_loss(true);
   auto optimizer = make_optimizer(oc);
   std::ostringstream warnings;
-  PipelineParallel pipeline(config, world, {model, Device::cpu, *loss, *optimizer, oc, 1, nullptr, warnings, {}});
+  PipelineParallel pipeline(config, world, {model, Device::cpu, *loss, *optimizer, oc, 4, 1, nullptr, warnings, {}});
 
   Model alone(c.spec, c.sample, kClasses, 5);
   auto alone_loss = make_loss(true);
@@ -78,7 +78,7 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
       for (int64_t k = 0; k < mine[p].param->value.numel(); ++k)
         worst = std::max(worst, std::fabs(double(mine[p].param->value[k]) - expect[p].param->value[k]));
   }
-  EXPECT_LT(worst, 1e-5) << c.spec << ", " << c.schedule << " with " << c.micro_batches << " micro-batches, stage "
+  EXPECT_LT(worst, 1e-5) << c.spec << ", " << name_of(c.schedule) << " with " << c.micro_batches << " micro-batches, stage "
                          << pipeline.stage() << " of " << world.size();
   const Score mine = loss->take_score(), expect = alone_loss->take_score();
   if (pipeline.stage() + 1 == world.size()) {  // the last stage scores the loss
@@ -94,41 +94,34 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
 const char* kMlp = "flatten,linear(16),relu,linear(12),tanh,linear(out)";
 const char* kConvNet = "conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)";
 
-TEST(Pipeline, GpipeStagesEqualOneRank) { expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "gpipe", 4}); }
+TEST(Pipeline, GpipeStagesEqualOneRank) { expect_stages_equal_one_rank({kMlp, {2, 4, 4}, PipelineSchedule::gpipe, 4}); }
 
 TEST(Pipeline, OneFOneBStagesEqualOneRank) {
-  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 6});
-  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 2});  // fewer micro-batches than stages (np3, np4)
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, PipelineSchedule::one_f_one_b, 6});
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, PipelineSchedule::one_f_one_b, 2});  // fewer micro-batches than stages (np3, np4)
 }
 
 TEST(Pipeline, ConvNetWithAdamEqualsOneRankUnderBothSchedules) {
-  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "1f1b", 4, OptimizerKind::adam});
-  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, "gpipe", 3, OptimizerKind::adam});
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, PipelineSchedule::one_f_one_b, 4, OptimizerKind::adam});
+  expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, PipelineSchedule::gpipe, 3, OptimizerKind::adam});
 }
 
 TEST(Pipeline, OneFOneBHoldsAtMostStagesMicroBatchesWhereGpipeHoldsAll) {
   const int p = test::world().size();
   int peak = 0, stage = 0;
-  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "1f1b", 12}, &peak, &stage);
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, PipelineSchedule::one_f_one_b, 12}, &peak, &stage);
   EXPECT_LE(peak, p);
   EXPECT_EQ(peak, p - stage);
-  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, "gpipe", 12}, &peak, &stage);
+  expect_stages_equal_one_rank({kMlp, {2, 4, 4}, PipelineSchedule::gpipe, 12}, &peak, &stage);
   EXPECT_EQ(peak, 12);
 }
 
 // Through the trainer: the world as `stages` x (world / stages) and one rank with the replicas' global
 // batch end with the same weights; rank 0 saves the gathered model; the test split scores alike.
-void expect_trainer_equals_one_rank(int stages, const std::string& device = "cpu") {
+void expect_trainer_equals_one_rank(int stages, DeviceKind device = DeviceKind::cpu) {
   Communicator& world = test::world();
   test::SharedDataset data({2, 4, 4});
-  TrainConfig c;
-  c.model = kMlp;
-  c.data.dir = data.path();
-  c.batch = 4;
-  c.epochs = 1;
-  c.max_steps = 10;
-  c.optimizer.kind = OptimizerKind::sgd;
-  c.optimizer.momentum = 0.9f;
+  TrainConfig c = test::train_config(data.path(), {.model = kMlp, .steps = 10});
   c.save_model = data.path() + "/pipeline.h5";
   c.parallel.pipeline.stages = stages;
   c.parallel.pipeline.micro_batches = 2;
@@ -155,7 +148,7 @@ void expect_trainer_equals_one_rank(int stages, const std::string& device = "cpu
     for (int64_t k = 0; k < expect.numel(); ++k)
       worst = std::max(worst, std::fabs(double(got[p].param->value[k]) - expect[k]));
   }
-  EXPECT_LT(worst, device == "cpu" ? 1e-5 : 1e-4) << stages << " stages on " << world.size() << " ranks";
+  EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4) << stages << " stages on " << world.size() << " ranks";
   EXPECT_EQ(piped.test.samples, 50);
   EXPECT_NEAR(piped.test.loss_sum, alone.test.loss_sum, 1e-4 * alone.test.loss_sum);
 }
@@ -170,7 +163,7 @@ TEST(Pipeline, HybridTwoReplicasOfTwoStagesEqualsOneRank) {
 // The same on GPUs: activations and gradients over NCCL send/recv.
 TEST(Pipeline, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
-  expect_trainer_equals_one_rank(test::world().size(), "cuda");
+  expect_trainer_equals_one_rank(test::world().size(), DeviceKind::cuda);
 }
 
 }  // namespace

@@ -13,14 +13,9 @@ namespace {
 
 // lr 1e30 overflows the weights at the first update, so later gradients are infinite or NaN.
 TrainConfig overflowing(const std::string& data) {
-  TrainConfig c;
-  c.model = "flatten,linear(8),relu,linear(8),relu,linear(out)";
-  c.data.dir = data;
-  c.batch = 4;
-  c.epochs = 1;
-  c.optimizer.momentum = 0.0f;
-  c.lr = 1e30f;
-  return c;
+  return test::train_config(data, {.model = "flatten,linear(8),relu,linear(8),relu,linear(out)",
+                                   .lr = 1e30f,
+                                   .momentum = 0.0f});
 }
 
 TEST(NonFinite, EveryPipelineStageStopsAtTheSameStepNamingTheSameParameter) {
@@ -50,7 +45,7 @@ TEST(NonFinite, SkippingRunsEveryModeToTheEnd) {
     TrainConfig c = overflowing(data.path());
     c.parallel.skip_nonfinite = true;
     if (std::string(mode) == "pipeline") c.parallel.pipeline.stages = world.size() % 2 == 0 ? 2 : world.size();
-    if (std::string(mode) == "ps") c.parallel.mode = "ps";
+    if (std::string(mode) == "ps") c.parallel.mode = ModeKind::ps;
     std::ostringstream log;
     const TrainResult result = Trainer(c, world).run(log);
     if (world.rank() == 0) {

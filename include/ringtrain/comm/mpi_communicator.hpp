@@ -8,11 +8,15 @@
 
 #include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/comm/ring_allreduce.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
 
+// How MpiCommunicator sums: ringtrain's segmented ring over point-to-point, or the library's MPI_Allreduce.
 enum class AllreduceAlgorithm { ring, mpi };
-AllreduceAlgorithm parse_allreduce_algorithm(const std::string& name);  // "ring" | "mpi"
+inline constexpr EnumNames<AllreduceAlgorithm, 2> kAllreduceAlgorithmNames{
+    {{AllreduceAlgorithm::ring, "ring"}, {AllreduceAlgorithm::mpi, "mpi"}}};
+constexpr const auto& enum_names(AllreduceAlgorithm) { return kAllreduceAlgorithmNames; }
 
 // Owns a duplicated MPI communicator; frees it on destruction (MPI must still be initialised).
 class MpiComm {

@@ -4,17 +4,34 @@
 #include <cstdint>
 #include <string>
 
+#include "ringtrain/tensor/enum_names.hpp"
+
 namespace ringtrain {
 
+enum class PrepFormat { idx, csv };
+inline constexpr EnumNames<PrepFormat, 2> kPrepFormatNames{{{PrepFormat::idx, "idx"}, {PrepFormat::csv, "csv"}}};
+constexpr const auto& enum_names(PrepFormat) { return kPrepFormatNames; }
+
+// What a CSV's target column is for.
+enum class TaskKind {
+  automatic,  // classification when the target holds a value that is not a number, else regression
+  classification,
+  regression,
+};
+inline constexpr EnumNames<TaskKind, 3> kTaskKindNames{{{TaskKind::automatic, "auto"},
+                                                        {TaskKind::classification, "classification"},
+                                                        {TaskKind::regression, "regression"}}};
+constexpr const auto& enum_names(TaskKind) { return kTaskKindNames; }
+
 struct PrepConfig {
-  std::string format = "idx";   // idx | csv
+  PrepFormat format = PrepFormat::idx;
   std::string input;            // idx: directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; csv: file
   std::string out_dir;
   int64_t shards = 4;           // training shards (val and test get one each)
   double val_fraction = 0.1;    // of the training samples, held out for validation
   double test_fraction = 0.2;   // csv, or idx without t10k files: of all samples, held out for testing
   std::string target;           // csv: target column
-  std::string task = "auto";    // csv: auto | classification | regression
+  TaskKind task = TaskKind::automatic;  // csv
   uint64_t seed = 0;
 };
 

@@ -4,8 +4,13 @@
 #include <vector>
 
 #include "ringtrain/data/shard.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
+
+enum class Split { train, val, test };
+inline constexpr EnumNames<Split, 3> kSplitNames{{{Split::train, "train"}, {Split::val, "val"}, {Split::test, "test"}}};
+constexpr const auto& enum_names(Split) { return kSplitNames; }
 
 class ShardSet {
  public:
@@ -13,8 +18,8 @@ class ShardSet {
   static ShardSet open(const std::string& source);
   // The shard files a source names, sorted; throws Error when there are none.
   static std::vector<std::string> files(const std::string& source);
-  // "<dir>/<split>-*.h5", the layout `ringtrain prep` writes; empty when the directory has no such shards.
-  static std::string split_pattern(const std::string& dir, const std::string& split);
+  // "<dir>/<split>-*.h5", the layout `ringtrain prep` writes.
+  static std::string split_pattern(const std::string& dir, Split split);
   static bool exists(const std::string& pattern);
 
   const std::vector<ShardMeta>& shards() const { return shards_; }

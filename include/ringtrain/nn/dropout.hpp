@@ -37,13 +37,18 @@ class Flatten : public Layer {
  public:
   std::string kind() const override { return "flatten"; }
   std::string spec() const override { return "flatten"; }
-  Shape build(const Shape& sample_in, Rng&) override { return {shape_numel(sample_in)}; }
+  Shape build(const Shape& sample_in, Rng&) override {
+    sample_shape_ = sample_in;
+    return {shape_numel(sample_in)};
+  }
   const Tensor& forward(const Tensor& x, Mode mode) override;
+  // dx takes dy's batch size, not the last forward's: a pipeline stage runs the backward of an earlier
+  // micro-batch, of another size, after later forwards.
   const Tensor& backward(const Tensor& dy) override;
   ForwardState forward_state() override { return {{&y_}}; }
 
  private:
-  Shape in_shape_;
+  Shape sample_shape_;
   Tensor y_, dx_;
 };
 

@@ -3,12 +3,18 @@
 // one-worker rate to the linearly scaled one).
 #pragma once
 #include <cstdint>
-#include <string>
+
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
 
+enum class LrScheduleKind { constant, step, cosine };
+inline constexpr EnumNames<LrScheduleKind, 3> kLrScheduleKindNames{
+    {{LrScheduleKind::constant, "constant"}, {LrScheduleKind::step, "step"}, {LrScheduleKind::cosine, "cosine"}}};
+constexpr const auto& enum_names(LrScheduleKind) { return kLrScheduleKindNames; }
+
 struct LrSchedule {
-  std::string kind = "constant";  // constant | step | cosine
+  LrScheduleKind kind = LrScheduleKind::constant;
   float base_lr = 0.05f;
   int64_t warmup_steps = 0;
   float warmup_from = 0.0f;  // rate before the first warm-up step
@@ -20,7 +26,5 @@ struct LrSchedule {
   float at(int64_t step) const;  // step counts from 0
 };
 
-// Throws on an unknown kind or inconsistent values.
-void validate(const LrSchedule& schedule);
 
 }  // namespace ringtrain

@@ -69,9 +69,6 @@ class Model {
   // Layer::random_streams, named "<layer>/stream<k>" ("dropout1/stream0").
   std::vector<std::pair<std::string, uint64_t*>> named_random_streams();
   int64_t parameter_count();
-  // The name ("linear2/weight") of the first parameter in `layers` whose gradient holds a NaN or an
-  // infinity, or "" when every gradient is finite. One pass over the gradients (one launch each on a GPU).
-  std::string nonfinite_gradient(LayerRange layers);
 
   std::string spec() const;  // canonical, rebuilds the same architecture
   const Shape& input_shape() const { return input_shape_; }

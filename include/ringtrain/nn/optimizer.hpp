@@ -31,6 +31,10 @@ class Optimizer {
   // Updates every parameter from its gradient with learning rate lr. The parameter list must be the same
   // (same order, same shapes) on every call: state is kept per position.
   virtual void step(const std::vector<Param*>& params, float lr) = 0;
+  // On a GPU: the device float that step's kernels read first, skipping the update when it is not 0 (the
+  // non-finite check's verdict, nn/gradient_check.hpp, left on the device so the host never waits inside a
+  // step). A host optimizer is simply not called for a skipped step, so it takes none.
+  virtual void skip_update_when(const float* device_flag) { (void)device_flag; }
 
   // Checkpoints. The names of the state tensors kept per parameter, PyTorch's: "momentum" (SGD, RMSprop
   // with momentum), "exp_avg" and "exp_avg_sq" (Adam), "square_avg" (RMSprop). May be empty (plain SGD).
@@ -38,9 +42,10 @@ class Optimizer {
   // state(params)[i][k]: params[i]'s tensor named state_names()[k], on the optimizer's device. Created
   // zeroed when the optimizer has not stepped yet, so a fresh optimizer can be loaded from a checkpoint.
   virtual std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) = 0;
-  // Steps taken (Adam's bias correction counts them); a checkpoint saves and restores it.
-  int64_t steps() const { return steps_; }
-  void set_steps(int64_t steps) { steps_ = steps; }
+  // Updates applied (Adam's bias correction counts them); a checkpoint saves and restores it. On a GPU the
+  // count lives on the device, which alone knows which updates were skipped: reading it waits for the GPU.
+  virtual int64_t steps() const { return steps_; }
+  virtual void set_steps(int64_t steps) { steps_ = steps; }
 
  protected:
   int64_t steps_ = 0;

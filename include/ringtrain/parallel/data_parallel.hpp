@@ -20,7 +20,6 @@ class DataParallel final : public ParallelMode, private LayerObserver {
 
   void train_step(const Batch& batch, float lr) override;
   Score evaluate(BatchLoader& loader) override;
-  Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override {}  // every rank holds the whole model, the same after sync_buffers
   bool agree_to_stop(bool requested) override;
@@ -29,13 +28,10 @@ class DataParallel final : public ParallelMode, private LayerObserver {
  private:
   void backward_end(size_t layer) override;
 
-  Communicator& world_;
   Model& model_;
-  Loss& loss_;
   Optimizer& optimizer_;
   std::vector<Param*> params_;
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
-  bool skip_nonfinite_ = false;
   int64_t step_ = 0;
   StopVote stop_vote_;
   bool stopping_ = false;

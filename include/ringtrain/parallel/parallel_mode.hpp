@@ -3,25 +3,38 @@
 // update. Synchronous data parallel (data_parallel.hpp), pipeline model parallel with its data-parallel
 // hybrid (pipeline_parallel.hpp), and asynchronous parameter servers (parameter_server.hpp).
 //
-// The trainer drives an epoch the same way in every mode:
-//   reads_data():  while (begin_step()) { batch = next batch; train_step(batch, lr); }  end_epoch();
-//   otherwise:     serve_epoch();   (a parameter server)
-// then the collectives every rank takes part in: sum_over_ranks, sync_buffers, evaluate.
+// The trainer drives an epoch the same way in every mode (src/train/trainer.cpp):
+//   at each step boundary: agree_to_stop; batch = next_batch(stream); null: the epoch's steps are over;
+//                          else train_step(batch, lr)
+//   then end_epoch, and the collectives every rank takes part in: sum_over_ranks, sync_buffers, evaluate.
+// Where an epoch ends and who reads data is each mode's own protocol, behind next_batch and end_epoch.
 #pragma once
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ringtrain/comm/allreduce_engine.hpp"
 #include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/comm/timeline.hpp"
+#include "ringtrain/data/batch_stream.hpp"
 #include "ringtrain/data/loader.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/parallel/nonfinite_guard.hpp"
 #include "ringtrain/parallel/pipeline_schedule.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
+
+enum class ModeKind {
+  sync,  // gradients averaged every step: data parallel, or a pipeline (and its hybrid)
+  ps,    // parameter servers, workers bounded by a staleness
+};
+inline constexpr EnumNames<ModeKind, 2> kModeKindNames{{{ModeKind::sync, "sync"}, {ModeKind::ps, "ps"}}};
+constexpr const auto& enum_names(ModeKind) { return kModeKindNames; }
 
 struct PsConfig {
   int servers = 1;         // K: the last K ranks serve, the others work
@@ -29,8 +42,9 @@ struct PsConfig {
   double timeout_s = 30.0; // a worker or server silent this long while others wait for it stops the job
 };
 
+// Checked by validate (train/validate.hpp) before any mode is made: the modes trust it.
 struct ParallelConfig {
-  std::string mode = "sync";  // sync: gradients averaged every step | ps: parameter servers
+  ModeKind mode = ModeKind::sync;
   EngineConfig engine;
   PipelineConfig pipeline;    // sync with more than one stage or micro-batch: the pipeline (and hybrid) mode
   PsConfig ps;
@@ -54,32 +68,53 @@ struct DataShare {
 };
 DataShare data_share(const ParallelConfig& config, int rank, int world);
 
+// Scores every batch `loader` gives, in evaluation mode, on the model's device (the whole model, one rank).
+// The loss's running score must be empty (take_score) when called.
+Score score_batches(Model& model, Loss& loss, BatchLoader& loader);
+// Collective: the sum of every rank's score.
+Score sum_scores(Communicator& comm, const Score& mine);
+
+// What a mode adds to an epoch's output: a line under the epoch's own, and columns of the metrics CSV.
+struct EpochReport {
+  std::string line;  // "" or whole lines, each ending in a newline
+  std::vector<std::pair<std::string, std::string>> columns;  // name, value
+};
+
 class ParallelMode {
  public:
+  ParallelMode(Communicator& world, Loss& loss) : world_(world), loss_(loss) {}
   virtual ~ParallelMode() = default;
+
+  // At a step boundary: the batch of this rank's next step, or null when the epoch's steps are over. The
+  // default: a pass over this rank's data is an epoch.
+  virtual const Batch* next_batch(BatchStream& stream) { return stream.next_in_pass(); }
   // One optimisation step on this rank's share of the global batch (on the model's device). The score goes
   // to the loss's running score (Loss::take_score).
   virtual void train_step(const Batch& batch, float lr) = 0;
-  // The epoch protocol above. Defaults: every rank trains, in lockstep, one pass over its data an epoch.
-  virtual bool reads_data() const { return true; }
-  virtual bool begin_step() { return true; }  // false: the epoch is over before this step
-  virtual void end_epoch() {}
-  virtual void serve_epoch() {}
-  // false: the epoch ends when begin_step says so, and a rank's data runs on into its next pass.
-  virtual bool epoch_ends_with_data() const { return true; }
+  // After an epoch's steps: false when the job stops here instead (a mode whose ranks are out of step may
+  // learn of a stop only as its epoch ends).
+  virtual bool end_epoch() { return true; }
   // false: ranks are at different steps, so per-step collectives (progress lines) are not possible.
   virtual bool steps_in_lockstep() const { return true; }
+
   // Collective over the ranks that read the same batches: scores every batch `loader` gives, in evaluation
   // mode. Returns this rank's part (zero on ranks that compute no loss); the loss's score must be empty.
   virtual Score evaluate(BatchLoader& loader) = 0;
+  // This rank's running training score since the last call (Loss::take_score), after settle_checks: on a
+  // GPU both are read from the device here, a step's one wait for it. Call it at the same steps on every rank.
+  Score take_score();
+  // Acts on what the non-finite check found since the last call (on a GPU: reads it from the device): throws
+  // the non-finite error for a bad step unless skipping, else counts it. Call it at the same steps on every
+  // rank; take_score, a checkpoint and the run's end do, so none records or ends a run past a bad step.
+  void settle_checks();
   // Collective: the sum of every rank's score.
-  virtual Score sum_over_ranks(const Score& mine) = 0;
+  Score sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
   // Collective, before evaluating or saving: makes non-trained state (BatchNorm statistics) agree.
   virtual void sync_buffers() = 0;
   // Collective, before rank 0 saves: rank 0's model then holds every layer's trained parameters and buffers.
   virtual void gather_model() = 0;
 
-  // Before each step: whether the job stops here. `requested`: this rank was asked to (stop_request.hpp).
+  // At a step boundary: whether the job stops here. `requested`: this rank was asked to (stop_request.hpp).
   // Any rank's request stops every rank at the same step boundary: lockstep modes agree by a collective,
   // parameter servers relay it. Once true, it stays true.
   virtual bool agree_to_stop(bool requested) = 0;
@@ -87,26 +122,20 @@ class ParallelMode {
   // `optimizer` (zero_optimizer_state for the whole model) filled with the optimizer's state. Parameter
   // servers: worker 0 (rank 0) gets it from the servers; the other ranks take no part.
   virtual void gather_state(OptimizerState& optimizer) = 0;
-  // Steps whose update was skipped for a non-finite gradient (ParallelConfig::skip_nonfinite) so far.
-  int64_t skipped_steps() const { return skipped_; }
+
+  // The mode's lines under the run's header ("" or whole lines), and, collective, after each epoch.
+  virtual std::string description() const { return ""; }
+  virtual EpochReport epoch_report() { return {}; }
+  // Steps whose update was skipped for a non-finite gradient (ParallelConfig::skip_nonfinite) so far, as of
+  // the last take_score.
+  int64_t skipped_steps() const { return guard_ ? guard_->skipped() : 0; }
 
  protected:
-  // Who reaches a verdict on a step's gradients: every rank alike (they hold the same gradients, or agreed),
-  // or this rank alone (a parameter-server worker, on its own gradient).
-  enum class Verdict { every_rank, this_rank };
-  // After a step's gradients are final (averaged): false to apply the update. When `bad_param` is not ""
-  // (Model::nonfinite_gradient) and not skipping, throws the error naming the parameter and `step`: a
-  // CollectiveError when every rank throws it, else an Error (this rank then ends the job).
-  bool update_allowed(const std::string& bad_param, int64_t step, bool skip_nonfinite, Verdict verdict);
-
-  int64_t skipped_ = 0;
+  Communicator& world_;
+  Loss& loss_;
+  std::unique_ptr<NonfiniteGuard> guard_;  // where this rank trains: after each step's gradients are final
 };
 
-// Scores every batch `loader` gives, in evaluation mode, on the model's device (the whole model, one rank).
-// The loss's running score must be empty (take_score) when called.
-Score score_batches(Model& model, Loss& loss, BatchLoader& loader);
-// Collective: the sum of every rank's score.
-Score sum_scores(Communicator& comm, const Score& mine);
 // Collective: root's tensor into every rank's / every rank's tensor replaced by the mean over the ranks.
 // A GPU tensor travels through host memory when `comm` moves host buffers (setup and evaluation only).
 void broadcast_tensor(Communicator& comm, Tensor& tensor, int root);
@@ -120,14 +149,15 @@ struct ModeParts {
   Loss& loss;
   Optimizer& optimizer;
   const OptimizerConfig& optimizer_config;
+  int64_t batch;            // per rank (a step's samples on a worker or replica)
   int64_t steps_per_epoch;  // of a rank's data share
   Timeline* timeline;
   std::ostream& warnings;   // stall warnings
   ResumePoint resume;       // the model itself is loaded already
 };
 
-// Collective. world: every rank of the job; the mode takes communicators of its own from it. Throws Error
-// for an unknown mode or a layout that cannot run.
+// Collective. world: every rank of the job; the mode takes communicators of its own from it. `config` has
+// passed validate (train/validate.hpp).
 std::unique_ptr<ParallelMode> make_parallel_mode(const ParallelConfig& config, Communicator& world,
                                                  const ModeParts& parts);
 

@@ -24,7 +24,7 @@ namespace ps {
 class Server;
 }
 
-// What the servers and workers measured over an epoch (summed over the ranks by epoch_report()).
+// What the servers and workers measured over an epoch (summed over the ranks for each epoch's report).
 struct PsStats {
   int64_t updates = 0;                   // pushes applied
   std::map<int64_t, int64_t> staleness;  // staleness -> updates
@@ -33,44 +33,38 @@ struct PsStats {
   int64_t pulls = 0, pushes = 0;
 };
 
-// Throws Error naming the problem when `world` ranks cannot run config.ps: no room for a worker, S < 0, a
-// pipeline asked for as well.
-void check_parameter_servers(const ParallelConfig& config, int world);
-
 class ParameterServerMode final : public ParallelMode {
  public:
-  // Collective; `config` has passed check_parameter_servers. Workers move the model to parts.device; servers
-  // keep their shards on the host and make their optimizers from parts.optimizer_config.
+  // Collective. Workers move the model to parts.device; servers keep their shards on the host and make their
+  // optimizers from parts.optimizer_config.
   ParameterServerMode(const ParallelConfig& config, Communicator& world, const ModeParts& parts);
   ~ParameterServerMode() override;  // workers say goodbye; servers wait for every goodbye
 
-  bool reads_data() const override { return !server_; }
-  bool begin_step() override;
+  // A worker pulls the parameters first (null once the servers say the epoch's updates are in); its data runs
+  // on into its next pass. A server serves the whole epoch and returns null.
+  const Batch* next_batch(BatchStream& stream) override;
   void train_step(const Batch& batch, float lr) override;
-  void end_epoch() override;
-  void serve_epoch() override;
-  bool epoch_ends_with_data() const override { return false; }
+  bool end_epoch() override;  // a worker tells the servers; false once a server has answered "halted"
   bool steps_in_lockstep() const override { return false; }
   Score evaluate(BatchLoader& loader) override;
-  Score sum_over_ranks(const Score& mine) override;
   void sync_buffers() override;
   void gather_model() override;
   bool agree_to_stop(bool requested) override;
   void gather_state(OptimizerState& optimizer) override;
-
-  // Collective: this epoch's figures, summed over servers and workers, then reset.
-  PsStats epoch_report();
+  // "  parameter servers: ranks 2..3, 2 workers x batch 64, staleness bound 0 (synchronous)"
+  std::string description() const override;
+  // "  ps: 944 updates, staleness mean ..." and the ps_* columns of the metrics CSV.
+  EpochReport epoch_report() override;
 
  private:
+  PsStats take_stats();  // collective: this epoch's figures, summed over servers and workers, then reset
   bool pull(int64_t flags);  // false: a server said the epoch is over, or that the job stops
   void wait_for(Transfer& transfer, int server, const char* what);
   void finish_pushes();  // waits for the last step's pushes (their buffer is reused)
 
   PsConfig config_;
-  bool skip_nonfinite_ = false;
-  Communicator& world_;
+  int64_t batch_ = 0;
   Model& model_;
-  Loss& loss_;
   Device device_;
   Timeline* timeline_;
   int workers_ = 1;

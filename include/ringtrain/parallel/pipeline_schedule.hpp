@@ -6,21 +6,25 @@
 #include <vector>
 
 #include "ringtrain/nn/model.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
-
-struct PipelineConfig {
-  int stages = 1;         // P: ranks per model replica; the world holds world / P data-parallel replicas
-  int micro_batches = 1;  // M: each replica's batch is split into M equal micro-batches
-  std::string schedule = "1f1b";  // gpipe | 1f1b
-  std::vector<int> split;         // first layer of stages 1..P-1; empty: balance the estimated cost
-};
 
 enum class PipelineSchedule {
   gpipe,  // all M forwards, then all M backwards: holds M micro-batches of activations
   one_f_one_b,  // PipeDream-Flush: P - s - 1 forwards to fill, then forward/backward alternate: at most P - s held
 };
-PipelineSchedule parse_pipeline_schedule(const std::string& name);  // "gpipe" | "1f1b"
+inline constexpr EnumNames<PipelineSchedule, 2> kPipelineScheduleNames{
+    {{PipelineSchedule::gpipe, "gpipe"}, {PipelineSchedule::one_f_one_b, "1f1b"}}};
+constexpr const auto& enum_names(PipelineSchedule) { return kPipelineScheduleNames; }
+
+struct PipelineConfig {
+  int stages = 1;         // P: ranks per model replica; the world holds world / P data-parallel replicas
+  int micro_batches = 1;  // M: each replica's batch is split into M equal micro-batches
+  PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
+  std::vector<int> split;         // first layer of stages 1..P-1; empty: balance the estimated cost
+  bool pipelined() const { return stages > 1 || micro_batches > 1; }  // else plain data parallel
+};
 
 struct PipelineOp {
   enum Kind { forward, backward } kind;
@@ -42,10 +46,5 @@ std::vector<double> layer_costs(Model& model);
 std::vector<LayerRange> balance_stages(const std::vector<double>& costs, int stages);
 // The stages `split` (first layer of stages 1..P-1) names for a model of `layers` layers.
 std::vector<LayerRange> stages_at(const std::vector<int>& split, size_t layers);
-
-// Throws Error naming the problem for a pipeline that cannot run: P or M below 1, an unknown schedule, a
-// world not divisible by P, more stages than layers, a bad --split. (That --batch divides into M micro-
-// batches is the trainer's to check.)
-void check_pipeline(const PipelineConfig& config, int world, size_t layers);
 
 }  // namespace ringtrain

@@ -4,13 +4,12 @@
 //
 // Streams: every layer, loss and optimizer kernel runs on `compute`, in program order, so a step needs no
 // host synchronisation. Batches are uploaded on `upload` while the previous step computes, and gradients
-// are reduced on `comm` (NCCL) while backward goes on; events order the three (stream_wait), never the host.
+// are reduced on `comm` (NCCL) while backward goes on; events order the three (stream_wait in
+// cuda_events.hpp), never the host.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-
-#include <string>
 
 #include "ringtrain/tensor/device.hpp"
 
@@ -20,6 +19,20 @@ namespace ringtrain::cuda {
 void check(cudaError_t status, const char* what);
 void check(cublasStatus_t status, const char* what);
 void check(cudnnStatus_t status, const char* what);
+
+// A CUDA stream that never waits for the legacy default stream. Destroying it retires it from the allocator
+// (cuda_allocator.hpp), which may hold blocks it used, and does not wait for its work.
+class Stream {
+ public:
+  Stream();
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
 
 class Context {
  public:
@@ -31,18 +44,18 @@ class Context {
   int gpu() const { return gpu_; }
   Precision precision() const { return precision_; }
   void set_precision(Precision precision);
-  cudaStream_t compute() const { return compute_; }
-  cudaStream_t comm() const { return comm_; }
-  cudaStream_t upload() const { return upload_; }
+  cudaStream_t compute() const { return compute_.get(); }
+  cudaStream_t comm() const { return comm_.get(); }
+  cudaStream_t upload() const { return upload_.get(); }
   cublasHandle_t cublas() const { return cublas_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
   // Scratch for cuDNN, grown on demand and shared by every layer (they run one at a time on `compute`).
   void* workspace(size_t bytes);
 
  private:
-  int gpu_;
+  int gpu_;  // first: the device is made current before the streams are created on it
   Precision precision_;
-  cudaStream_t compute_ = nullptr, comm_ = nullptr, upload_ = nullptr;
+  Stream compute_, comm_, upload_;
   cublasHandle_t cublas_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   DeviceBuffer workspace_;
@@ -51,16 +64,5 @@ class Context {
 // The context made by use_cuda_device(), with its GPU made current on the calling thread; throws Error
 // when there is none.
 Context& context();
-
-// Makes `waiter` wait, on the device, for everything queued on `producer` so far. The host does not block.
-void stream_wait(cudaStream_t waiter, cudaStream_t producer);
-
-// Threads per block for the element-wise kernels, and a grid covering n elements (grid-stride loops take
-// the rest).
-inline constexpr int kThreads = 256;
-inline unsigned blocks_for(long long n) {
-  const long long b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 ? 65535 : b));
-}
 
 }  // namespace ringtrain::cuda

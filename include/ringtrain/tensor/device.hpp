@@ -7,20 +7,22 @@
 #include <string>
 #include <vector>
 
+#include "ringtrain/tensor/enum_names.hpp"
+
 namespace ringtrain {
 
 enum class Device { cpu, cuda };
-
-std::string device_name(Device device);  // "cpu", "cuda"
+inline constexpr EnumNames<Device, 2> kDeviceNames{{{Device::cpu, "cpu"}, {Device::cuda, "cuda"}}};
+constexpr const auto& enum_names(Device) { return kDeviceNames; }
 
 // How the CUDA engine multiplies. fp32: IEEE fp32 throughout (results agree with the CPU engine to ~1e-5).
 // tf32: GEMMs and convolutions on tensor cores with 10-bit mantissas (PyTorch's allow_tf32). bf16: GEMMs and
 // convolutions read bf16 copies of weights and activations and accumulate in fp32; weights, gradients and
 // optimizer state stay fp32 (mixed precision with fp32 master weights). The CPU engine is always fp32.
 enum class Precision { fp32, tf32, bf16 };
-
-std::string precision_name(Precision precision);
-Precision parse_precision(const std::string& name);  // throws Error for anything but fp32, tf32, bf16
+inline constexpr EnumNames<Precision, 3> kPrecisionNames{
+    {{Precision::fp32, "fp32"}, {Precision::tf32, "tf32"}, {Precision::bf16, "bf16"}}};
+constexpr const auto& enum_names(Precision) { return kPrecisionNames; }
 
 struct CudaProbe {
   int device_count = 0;
@@ -37,10 +39,15 @@ CudaProbe probe_cuda();
 void use_cuda_device(int gpu, Precision precision);
 bool cuda_device_in_use();
 int cuda_gpu();  // the GPU in use, -1 when none
+// The PCI address of the GPU in use ("0000:1b:00.0"), which names the physical GPU however
+// CUDA_VISIBLE_DEVICES renumbered it; "" when none is in use.
+std::string cuda_gpu_pci_bus_id();
 
 // Device memory, from a caching allocator over cudaMalloc: freed blocks are kept and handed out again for
-// requests of the same rounded size, so a training step allocates nothing after the first. Blocks are reused
-// in the order of the compute stream; a buffer used on another stream must outlive that use.
+// requests of the same rounded size, so a training step allocates nothing after the first. Buffers belong to
+// the compute stream; the code that queues work on another stream tells the allocator (record_stream in
+// cuda_allocator.hpp), and a freed block then goes to no one before that work has run. No caller waits on
+// the host for the device to keep memory safe.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
@@ -67,7 +74,7 @@ class DeviceBuffer {
 
 struct DeviceMemoryStats {
   size_t in_use_bytes = 0;  // held by live buffers
-  size_t cached_bytes = 0;  // freed, kept for reuse
+  size_t cached_bytes = 0;  // freed, kept for reuse (pending ones included: still used by another stream's work)
   size_t peak_bytes = 0;    // most ever in use
   int64_t cuda_mallocs = 0;
 };
@@ -77,9 +84,6 @@ DeviceMemoryStats device_memory_stats();
 // result next); copies onto the device are queued on the compute stream.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void fill_device(float* data, int64_t count, float value);  // queued on the compute stream
-// For each of `count` device arrays (data[i], sizes[i] floats), whether it holds a NaN or an infinity: one
-// kernel launch each on the compute stream, then one copy back of the flags.
-std::vector<bool> device_arrays_nonfinite(const float* const* data, const int64_t* sizes, size_t count);
 // Blocks until everything queued on this process's GPU streams has run (a no-op without a device in use).
 void synchronize_device();
 // Order the GPU's compute and communication streams by an event, without blocking the host: work queued on

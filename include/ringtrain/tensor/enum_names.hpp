@@ -1,9 +1,11 @@
 // The one table of names for each setting's enum. The CLI reads a flag's text through it (parse_choice in
-// src/cli); everything below prints with name_of and never compares a setting's text. An enum takes part by
+// src/cli), file readers a stored name (enum_from_name); everything else prints with name_of and never
+// compares a setting's text. An enum takes part by
 // declaring, beside itself, its table and `constexpr const auto& enum_names(E)` returning it (found by ADL).
 #pragma once
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +21,14 @@ std::string name_of(E value) {
   for (const auto& [e, name] : enum_names(E{}))
     if (e == value) return std::string(name);
   return "?";
+}
+
+// The value named `name`, or none.
+template <typename E>
+std::optional<E> enum_from_name(std::string_view name) {
+  for (const auto& [e, n] : enum_names(E{}))
+    if (n == name) return e;
+  return std::nullopt;
 }
 
 // "sgd, adam or rmsprop": the choices, for messages and --help.

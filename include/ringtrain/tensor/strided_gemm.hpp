@@ -5,8 +5,9 @@
 //
 // Why not sgemm: a convolution's three products (forward, weight gradient, input gradient) all read the
 // im2col matrix or the weights in place through strides, so this kernel needs no packing copies, and one
-// sample's product is small enough that BLAS's per-call packing was a fifth of its time. On AVX-512 it is
-// a 8x32 register-tiled FMA kernel; elsewhere it forwards to OpenBLAS (which needs a_row or a_col == 1).
+// sample's product is small enough that BLAS's per-call packing was a fifth of its time. On a CPU with
+// AVX-512 (found at run time: cpu_features.hpp) it is a 8x32 register-tiled FMA kernel; elsewhere it
+// forwards to OpenBLAS (which needs a_row or a_col == 1).
 #pragma once
 #include <cstdint>
 

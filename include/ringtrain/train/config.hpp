@@ -1,10 +1,16 @@
-// Plain configuration handed down from the CLI; nothing below cli parses flags.
+// Plain configuration handed down from the CLI, typed: src/cli parses flags and config files into these, and
+// validate (validate.hpp) checks them once; nothing below reads a setting's text.
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "ringtrain/comm/mpi_communicator.hpp"
+#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/tensor/device.hpp"
+#include "ringtrain/tensor/enum_names.hpp"
 
 namespace ringtrain {
 
@@ -18,29 +24,56 @@ struct DataSources {
   std::string stage_to;       // node-local directory the shards are copied to first ("%n": node index); "" = none
 
   // The source for a split: the explicit one, else the dir layout when it has such shards, else "".
-  std::string source(const std::string& split) const;
+  std::string source(Split split) const;
+
+ private:
+  const std::string& explicit_source(Split split) const;
 };
 
+enum class DeviceKind {
+  cpu,
+  cuda,
+  automatic,  // cuda where a GPU is present
+};
+inline constexpr EnumNames<DeviceKind, 3> kDeviceKindNames{
+    {{DeviceKind::cpu, "cpu"}, {DeviceKind::cuda, "cuda"}, {DeviceKind::automatic, "auto"}}};
+constexpr const auto& enum_names(DeviceKind) { return kDeviceKindNames; }
+
 struct DeviceConfig {
-  std::string kind = "cpu";  // cpu | cuda | auto (cuda where a GPU is present)
+  DeviceKind kind = DeviceKind::cpu;
   int gpu = -1;              // -1: the node-local rank's GPU (SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, ...)
   Precision precision = Precision::fp32;
 };
 
+// How the learning rate follows the number of replicas.
+enum class LrScaling {
+  none,
+  linear,  // lr x replicas, reached by the warm-up ramp from lr (Goyal et al.)
+};
+inline constexpr EnumNames<LrScaling, 2> kLrScalingNames{{{LrScaling::none, "none"}, {LrScaling::linear, "linear"}}};
+constexpr const auto& enum_names(LrScaling) { return kLrScalingNames; }
+
+// Where a run starts: afresh, from the newest valid checkpoint in the checkpoint directory (afresh when
+// there is none: `--resume auto`), or from one checkpoint file.
+struct ResumeFrom {
+  enum Kind { nothing, newest, file } kind = nothing;
+  std::string path;  // kind == file
+};
+
 struct TrainConfig {
-  std::string model = "mlp";  // preset or layer spec
+  std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   DataSources data;
   int64_t batch = 64;         // per rank: the global batch is batch x ranks
   int64_t epochs = 5;
   int64_t max_steps = 0;      // > 0: stop after this many steps (tests, quick studies)
   OptimizerConfig optimizer;
   float lr = 0.05f;
-  std::string lr_schedule = "constant";  // constant | step | cosine
+  LrScheduleKind lr_schedule = LrScheduleKind::constant;
   double warmup_epochs = 0.0;
   double lr_step_epochs = 1.0;           // step schedule: decay interval
   float lr_gamma = 0.1f;
   float lr_min = 0.0f;
-  std::string lr_scaling = "none";       // none | linear: lr x ranks, warm-up ramps from lr (Goyal et al.)
+  LrScaling lr_scaling = LrScaling::none;
   ParallelConfig parallel;
   int threads = 1;
   uint64_t seed = 0;
@@ -48,24 +81,24 @@ struct TrainConfig {
   std::string save_model;    // "" = none
   int64_t log_every = 0;     // > 0: also print every this many steps
   std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
-  std::string allreduce = "ring";  // the world communicator's: ring | mpi (the CLI builds it)
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;  // the world communicator's (the CLI builds it)
   DeviceConfig device;
   int straggler_rank = -1;    // this rank sleeps straggler_ms before every step (studies of slow workers)
   double straggler_ms = 0.0;
   std::string checkpoint_dir;     // "" = no checkpoints (checkpoint.hpp)
   int64_t checkpoint_every = 0;   // steps; 0 = only at the end and when asked to stop
   int keep_checkpoints = 3;
-  std::string resume;             // "" | "auto" (newest valid in checkpoint_dir, if any) | a checkpoint file
+  ResumeFrom resume;
   double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
 };
 
 struct EvalConfig {
   std::string model_file;
   DataSources data;
-  std::string split = "test";
+  Split split = Split::test;
   int64_t batch = 256;
   int threads = 1;
-  std::string allreduce = "ring";
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;
   DeviceConfig device;
 };
 

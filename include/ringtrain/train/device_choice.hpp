@@ -9,9 +9,11 @@ namespace ringtrain {
 // The rank's index among the ranks of its node from the launcher's environment, or -1 when none says.
 int local_rank_from_environment();
 
-// The GPU for this rank: `requested` when >= 0, else `local_rank` (0 without a launcher). Throws Error when
-// that GPU does not exist.
-int choose_gpu(int requested, int local_rank, int device_count);
+// The GPU for this rank: `requested` when >= 0; else GPU 0 when the launcher left the rank one GPU of its own
+// (`own_gpu`: srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES per task, so the one GPU a rank sees is its
+// own whatever its local rank); else `local_rank` (0 without a launcher). Throws Error when that GPU does
+// not exist.
+int choose_gpu(int requested, int local_rank, int device_count, bool own_gpu = false);
 
 // Resolves config.kind (auto -> cuda when a GPU is present) and, for cuda, starts the CUDA engine on the
 // chosen GPU: --gpu, else GPU 0 when the launcher left the rank one GPU of its own (CUDA_VISIBLE_DEVICES

@@ -8,7 +8,7 @@
 namespace ringtrain {
 
 struct Launch {
-  std::string launcher;  // "slurm", "mpirun" or "" (none)
+  enum Launcher { none, mpirun, slurm } launcher = none;
   std::string job_id;    // SLURM_JOB_ID; "" outside SLURM
   int rank = -1, tasks = -1;      // SLURM_PROCID / SLURM_NTASKS, OMPI_COMM_WORLD_RANK / _SIZE
   int local_rank = -1;             // SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, ...: picks the GPU

@@ -3,6 +3,7 @@
 #pragma once
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ringtrain/nn/loss.hpp"
@@ -14,19 +15,22 @@ struct EpochRecord {
   double lr = 0.0;
   Score train, val;  // val.samples == 0: no validation split
   double images_per_s = 0.0, seconds = 0.0;
-  std::vector<std::string> extra;  // the mode's own columns (MetricsLog's extra_columns), in order
+  std::string report;  // lines the callbacks add under the epoch's line (the mode's report)
+  std::vector<std::pair<std::string, std::string>> columns;  // and extra CSV columns: name, value
 };
 
 class MetricsLog {
  public:
-  // path "" = disabled. extra_columns: a mode's own figures (parameter servers: staleness, latency, load).
-  // append: a resumed run keeps the rows of the run it continues (when the file is there).
-  MetricsLog(const std::string& path, const std::string& metric_name,
-             const std::vector<std::string>& extra_columns = {}, bool append = false);
+  // append: a resumed run keeps the rows of the run it continues (when the file is there). Opens (and
+  // truncates, unless appending) the file now, so that a path that cannot be written fails at once.
+  MetricsLog(const std::string& path, const std::string& metric_name, bool append = false);
+  // The first record written to a new file writes the header, with the record's extra columns.
   void write(const EpochRecord& record);
 
  private:
   std::ofstream out_;
+  std::string metric_;
+  bool header_written_ = false;
 };
 
 }  // namespace ringtrain

@@ -1,5 +1,7 @@
-// The training loop. One batch travels: loader -> model.forward -> loss -> model.backward -> (gradients to
-// the communicator, layer by layer) -> optimizer; the parallel mode owns everything after the loader.
+// The training loop. One step is: the next batch (the mode says where an epoch ends) -> mode.train_step
+// (forward, backward, the gradients' exchange, the update) -> the step's events. Everything around the
+// steps (the log, the metrics file, checkpoints, the stop vote, reports, the timeline, the saved model) is a
+// callback (callback.hpp).
 #pragma once
 #include <iosfwd>
 #include <memory>
@@ -12,42 +14,41 @@
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/train/callback.hpp"
 #include "ringtrain/train/checkpoint.hpp"
 #include "ringtrain/train/config.hpp"
-#include "ringtrain/train/metrics_log.hpp"
 #include "ringtrain/train/staging.hpp"
 
 namespace ringtrain {
 
-struct TrainResult {
-  std::vector<EpochRecord> epochs;
-  Score test;  // samples == 0 when there is no test split
-  int64_t steps = 0;
-  bool stopped_early = false;  // a stop request (SIGTERM) ended it at a step boundary, after a checkpoint
-};
-
 class Trainer {
  public:
-  // Collective over `world` (every rank of the job): opens and checks the data and builds the model, then
-  // checks that every rank did so and was given the same settings. Any bad input on any rank throws the same
-  // CollectiveError on every rank before training starts.
+  // Collective over `world` (every rank of the job): validates the configuration, opens and checks the data
+  // and builds the model, then checks that every rank did so and was given the same settings. Any bad input
+  // on any rank throws the same CollectiveError on every rank before training starts.
   Trainer(const TrainConfig& config, Communicator& world);
   // Collective. Progress goes to `log` (give rank 0 the real stream), stall warnings to std::cerr. With
   // config.resume, continues from a checkpoint; with config.checkpoint_dir, writes them (checkpoint.hpp).
   // A stop request (stop_request.hpp) on any rank ends it at the next step boundary on every rank.
   TrainResult run(std::ostream& log);
+  // A callback of the caller's, called after the built-in ones (callbacks.hpp) at every event of run().
+  void add_callback(std::unique_ptr<Callback> callback) { extra_callbacks_.push_back(std::move(callback)); }
   Model& model() { return *model_; }
 
  private:
+  struct Run;
+
   void open();  // this rank's part of the constructor
   std::vector<std::pair<std::string, std::string>> settings() const;
   Settings checkpoint_settings() const;  // settings() and the world size
   // Collective: loads config.resume's checkpoint (auto: the newest valid one rank 0 finds) into the host
   // model on every rank, keeping the rest in resumed_. False when auto finds none.
   bool load_checkpoint(std::ostream& log);
-  // Collective (parameter servers: worker 0 and the servers): rank 0 writes a checkpoint of `progress`.
-  void save_checkpoint(ParallelMode& mode, const TrainProgress& progress, std::ostream& log);
-  std::unique_ptr<BatchLoader> eval_loader(const ShardSet& split, DataShare share) const;
+  std::unique_ptr<Run> start(std::ostream& log);
+  bool train_epoch(Run& run);
+  void end_epoch(Run& run);
+  EpochRecord score_epoch(Run& run);
+  std::string header(int64_t steps_per_epoch, DataShare share) const;
   std::string gradient_backend() const;    // "mpi-ring", "mpi", "nccl"
   std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
   LrSchedule schedule(int64_t steps_per_epoch, int replicas) const;
@@ -63,6 +64,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::optional<CheckpointDir> checkpoints_;
   std::optional<CheckpointContents> resumed_;  // from load_checkpoint until the mode has taken it
+  std::vector<std::unique_ptr<Callback>> extra_callbacks_;  // until run() takes them
 };
 
 }  // namespace ringtrain

@@ -12,40 +12,49 @@ CudaBatchNorm::CudaBatchNorm(BatchNorm& source)
   running_mean_ = b[0].tensor->to(Device::cuda);
   running_var_ = b[1].tensor->to(Device::cuda);
   channels_ = gamma_.value.numel();
-  saved_mean_ = Tensor({channels_}, Device::cuda);
-  saved_inv_std_ = Tensor({channels_}, Device::cuda);
 }
 
 // [N, C] and [N, C, H, W] are both normalised per C over everything else: cuDNN's spatial mode over
 // [N, C, spatial, 1].
+void CudaBatchNorm::describe_input(const Tensor& x) {
+  const int64_t n = x.dim(0), spatial = x.numel() / (n * channels_);
+  if (n == described_batch_ && spatial == spatial_) return;
+  describe(x_desc_, n, channels_, spatial, 1);
+  check(cudnnDeriveBNTensorDescriptor(param_desc_, x_desc_, CUDNN_BATCHNORM_SPATIAL), "cudnnDeriveBNTensorDescriptor");
+  described_batch_ = n;
+  spatial_ = spatial;
+}
+
 const Tensor& CudaBatchNorm::forward(const Tensor& x, Mode mode) {
-  const int64_t n = x.dim(0);
-  spatial_ = x.numel() / (n * channels_);
-  if (mode == Mode::train && n * spatial_ < 2)
+  if (mode == Mode::train && x.numel() / channels_ < 2)
     throw Error("batchnorm needs more than one value per channel in training (batch of 1 without spatial dims)");
-  if (n != batch_) {
-    describe(x_desc_, n, channels_, spatial_, 1);
-    check(cudnnDeriveBNTensorDescriptor(param_desc_, x_desc_, CUDNN_BATCHNORM_SPATIAL), "cudnnDeriveBNTensorDescriptor");
-    batch_ = n;
-  }
+  describe_input(x);
   x_ = &x;
   y_.resize(x.shape());
   const float one = 1.0f, zero = 0.0f;
-  if (mode == Mode::train)
+  if (mode == Mode::train) {
+    // Sized here, not once: a pipeline stage trades these with each micro-batch's stash (forward_state),
+    // and a fresh stash holds empty tensors.
+    saved_mean_.resize({channels_});
+    saved_inv_std_.resize({channels_});
     check(cudnnBatchNormalizationForwardTraining(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc_,
                                                  x.data(), x_desc_, y_.data(), param_desc_, gamma_.value.data(),
                                                  beta_.value.data(), momentum_, running_mean_.data(),
                                                  running_var_.data(), eps_, saved_mean_.data(), saved_inv_std_.data()),
           "cudnnBatchNormalizationForwardTraining");
-  else
+  } else {
     check(cudnnBatchNormalizationForwardInference(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, x_desc_,
                                                   x.data(), x_desc_, y_.data(), param_desc_, gamma_.value.data(),
                                                   beta_.value.data(), running_mean_.data(), running_var_.data(), eps_),
           "cudnnBatchNormalizationForwardInference");
+  }
   return y_;
 }
 
 const Tensor& CudaBatchNorm::backward(const Tensor& dy) {
+  // The input of the forward this backward follows (a pipeline stage may have run other micro-batches'
+  // forwards in between, and traded this one's state back in).
+  describe_input(*x_);
   dx_.resize(dy.shape());  // cuDNN computes the input gradient whether or not it is needed
   const float one = 1.0f, zero = 0.0f;
   // Parameter gradients accumulate (beta 1), as Param::grad requires.

@@ -7,6 +7,7 @@
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/dropout.hpp"
 #include "ringtrain/nn/linear.hpp"
+#include "ringtrain/nn/per_batch_algorithms.hpp"
 #include "ringtrain/nn/pool2d.hpp"
 
 namespace ringtrain::cuda {
@@ -32,7 +33,8 @@ class CudaLinear final : public CudaLayer {
 };
 
 // cuDNN convolution; algorithms found by cudnnFind* (measured, like torch.backends.cudnn.benchmark) once
-// per batch size. fp32 keeps FMA-only kernels; tf32 and bf16 let cuDNN use TF32 tensor cores.
+// per batch size and direction, each run with the math type it was measured with. fp32 keeps FMA-only
+// kernels; tf32 and bf16 let cuDNN use TF32 tensor cores.
 class CudaConv2d final : public CudaLayer {
  public:
   explicit CudaConv2d(Conv2d& source);
@@ -42,21 +44,36 @@ class CudaConv2d final : public CudaLayer {
   std::vector<Param*> params() override;
 
  private:
-  void prepare(int64_t batch);
+  // An algorithm as measured: the math type it ran with and the workspace it needs with that math type.
+  template <class Algo>
+  struct Choice {
+    Algo algo;
+    cudnnMathType_t math;
+    size_t workspace;
+  };
+  struct BackwardChoices {
+    Choice<cudnnConvolutionBwdDataAlgo_t> data;
+    Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
+  };
+
+  void describe_batch(int64_t batch);
+  template <class Perf, class Find, class WorkspaceSize>
+  Choice<decltype(Perf::algo)> search(Find find, WorkspaceSize workspace_size, const char* what);
+  Choice<cudnnConvolutionFwdAlgo_t> search_forward();
+  BackwardChoices search_backward();
+  void use_math(cudnnMathType_t math);
 
   ConvGeometry g_;
   bool has_bias_, relu_;
+  Precision precision_;  // the context's when this layer was made
   Param weight_, bias_;
   const Tensor* x_ = nullptr;
   DeviceTensor y_, dx_, dy_relu_;
   TensorDescriptor x_desc_, y_desc_, bias_desc_;
   FilterDescriptor w_desc_;
   ConvolutionDescriptor conv_desc_;
-  int64_t batch_ = -1;  // the batch size the descriptors and algorithms are for
-  cudnnConvolutionFwdAlgo_t forward_algo_{};
-  cudnnConvolutionBwdDataAlgo_t data_algo_{};
-  cudnnConvolutionBwdFilterAlgo_t filter_algo_{};
-  size_t workspace_bytes_ = 0;
+  int64_t described_batch_ = -1;  // the batch size x_desc_ and y_desc_ describe
+  PerBatchAlgorithms<Choice<cudnnConvolutionFwdAlgo_t>, BackwardChoices> algorithms_;
 };
 
 class CudaPool2d final : public CudaLayer {
@@ -67,6 +84,8 @@ class CudaPool2d final : public CudaLayer {
   ForwardState forward_state() override { return {{&y_}}; }
 
  private:
+  void describe_input(const Tensor& x);
+
   int64_t kernel_, stride_;
   int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;  // of the last input
   PoolingDescriptor pool_desc_;
@@ -129,12 +148,15 @@ class CudaBatchNorm final : public CudaLayer {
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
 
  private:
+  void describe_input(const Tensor& x);
+
   float momentum_, eps_;
-  int64_t channels_, spatial_ = 1;
+  int64_t channels_;
   Param gamma_, beta_;
-  Tensor running_mean_, running_var_, saved_mean_, saved_inv_std_;
+  Tensor running_mean_, running_var_;
+  DeviceTensor saved_mean_, saved_inv_std_;  // the batch's mean and 1/std, for backward
   TensorDescriptor x_desc_, param_desc_;
-  int64_t batch_ = -1;
+  int64_t described_batch_ = -1, spatial_ = 1;  // the input x_desc_ describes
   const Tensor* x_ = nullptr;
   DeviceTensor y_, dx_;
 };

@@ -68,8 +68,11 @@ const Tensor& CudaFlatten::forward(const Tensor& x, Mode) {
 
 const Tensor& CudaFlatten::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
+  // The batch is dy's: a pipeline stage may have flattened another micro-batch since this one's forward.
+  Shape shape = in_shape_;
+  shape[0] = dy.dim(0);
   dx_.copy_from(dy);
-  dx_.reshape(in_shape_);
+  dx_.reshape(shape);
   return dx_;
 }
 

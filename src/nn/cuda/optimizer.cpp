@@ -13,6 +13,14 @@ namespace {
 // over every SM.
 constexpr int64_t kChunk = 1 << 16;
 
+// A device counter at 0.
+DeviceBuffer zeroed_steps() {
+  DeviceBuffer counter(sizeof(long long));
+  const long long zero = 0;
+  copy_bytes(counter.get(), Device::cuda, &zero, Device::cpu, sizeof zero);
+  return counter;
+}
+
 class CudaOptimizer final : public Optimizer {
  public:
   explicit CudaOptimizer(const OptimizerConfig& c) : c_(c) {}
@@ -23,20 +31,28 @@ class CudaOptimizer final : public Optimizer {
     const auto* chunks = static_cast<const kernels::ParamChunk*>(chunks_.get());
     switch (c_.kind) {
       case OptimizerKind::sgd:
-        kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov}, stream);
+        kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov, skip_}, stream);
         break;
-      case OptimizerKind::adam: {
-        const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_ + 1));
-        const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_ + 1));
-        kernels::adam_step(chunks, chunk_count_,
-                           {lr / bc1, 1.0f / std::sqrt(bc2), c_.beta1, c_.beta2, c_.eps, c_.weight_decay}, stream);
+      case OptimizerKind::adam:
+        kernels::adam_step(chunks, chunk_count_, {lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay, device_steps(), skip_},
+                           stream);
         break;
-      }
       case OptimizerKind::rmsprop:
-        kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum}, stream);
+        kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum, skip_},
+                              stream);
         break;
     }
-    ++steps_;
+    kernels::count_step(device_steps(), skip_, stream);
+  }
+  void skip_update_when(const float* device_flag) override { skip_ = device_flag; }
+  int64_t steps() const override {
+    long long steps = 0;
+    copy_bytes(&steps, Device::cpu, steps_on_device_.get(), Device::cuda, sizeof steps);
+    return steps;
+  }
+  void set_steps(int64_t steps) override {
+    const long long value = steps;
+    copy_bytes(steps_on_device_.get(), Device::cuda, &value, Device::cpu, sizeof value);
   }
 
   // The CPU optimizers' names, so checkpoints read the same on either device.
@@ -85,7 +101,11 @@ class CudaOptimizer final : public Optimizer {
     params_ = params;
   }
 
+  long long* device_steps() { return static_cast<long long*>(steps_on_device_.get()); }
+
   OptimizerConfig c_;
+  const float* skip_ = nullptr;  // the non-finite check's verdict (Optimizer::skip_update_when)
+  DeviceBuffer steps_on_device_ = zeroed_steps();  // updates applied: Adam's t - 1
   std::vector<Param*> params_;
   std::vector<Tensor> first_, second_;  // per parameter: momentum / exp_avg / square_avg, then exp_avg_sq / momentum
   DeviceBuffer chunks_;

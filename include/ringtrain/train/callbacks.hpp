@@ -1,0 +1,59 @@
+// The built-in callbacks (callback.hpp), one file each in src/train/callbacks/, and the list a run uses.
+#pragma once
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "ringtrain/comm/communicator.hpp"
+#include "ringtrain/comm/timeline.hpp"
+#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/nn/model.hpp"
+#include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/train/callback.hpp"
+#include "ringtrain/train/checkpoint.hpp"
+#include "ringtrain/train/config.hpp"
+
+namespace ringtrain {
+
+// What the built-in callbacks work with, made once per run by the trainer. References outlive the run.
+struct TrainContext {
+  const TrainConfig& config;
+  Communicator& world;
+  ParallelMode& mode;
+  Model& model;         // the host model: rank 0's holds every layer after the mode's gathers
+  Loss& loss;
+  Optimizer& optimizer;
+  bool classification;
+  const ShardSet* test_set;         // null: no test split
+  DataShare share;
+  Timeline* timeline;               // null: no --timeline
+  const CheckpointDir* checkpoints; // null: no --checkpoint-dir
+  Settings checkpoint_settings;     // what a checkpoint records of the run's settings
+  std::string header;               // the run's description, printed as it begins
+  bool resumed;                     // continues a checkpoint (the metrics CSV is appended to)
+  std::ostream& log;                // rank 0's progress (a sink on the others)
+};
+
+// In the order they run (callback.hpp): each is there only when its setting asks for it.
+CallbackList make_callbacks(const TrainContext& context);
+
+// One per file in src/train/callbacks/; null when the run does not ask for it.
+std::unique_ptr<Callback> make_stop_vote(const TrainContext& context);      // a stop request ends every rank
+std::unique_ptr<Callback> make_checkpointer(const TrainContext& context);   // --checkpoint-dir, --checkpoint-every
+std::unique_ptr<Callback> make_straggler(const TrainContext& context);      // --straggler-rank
+std::unique_ptr<Callback> make_mode_report(const TrainContext& context);    // the pipeline's and servers' figures
+std::unique_ptr<Callback> make_metrics_csv(const TrainContext& context);    // --metrics
+std::unique_ptr<Callback> make_progress_log(const TrainContext& context);   // the header, --log-every, epochs
+std::unique_ptr<Callback> make_step_limit(const TrainContext& context);     // --steps
+std::unique_ptr<Callback> make_test_score(const TrainContext& context);     // the test split, at the end
+std::unique_ptr<Callback> make_model_saver(const TrainContext& context);    // --save
+std::unique_ptr<Callback> make_timeline_file(const TrainContext& context);  // --timeline
+
+// "loss 0.4123  accuracy 0.8812", with `prefix` before each name ("val_loss ...").
+std::string format_score(const std::string& prefix, const Score& score, const std::string& metric);
+
+// The evaluation loader every split is scored with: in order, whole batches of at least 256 samples.
+std::unique_ptr<BatchLoader> make_eval_loader(const ShardSet& split, const TrainConfig& config, DataShare share);
+
+}  // namespace ringtrain

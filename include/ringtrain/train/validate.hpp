@@ -1,0 +1,17 @@
+// Every rule a configuration must meet, in one place, checked once before any rank starts work. Each broken
+// rule is an Error naming the flag and the value. The parallel modes, the schedule and the engine trust
+// what passed.
+#pragma once
+#include <cstddef>
+
+#include "ringtrain/train/config.hpp"
+
+namespace ringtrain {
+
+// The rules of the settings themselves and of a world of `world` ranks.
+void validate(const TrainConfig& config, int world);
+// The rules that need the built model: the pipeline's stages and --split against its `layers` layers.
+void validate_stages(const PipelineConfig& pipeline, size_t layers);
+void validate(const EvalConfig& config);
+
+}  // namespace ringtrain

@@ -1,0 +1,106 @@
+// validate (train/validate.hpp): every rule of a training or evaluation configuration, in one place, each
+// broken one named by its flag.
+#include <gtest/gtest.h>
+
+#include "ringtrain/tensor/error.hpp"
+#include "ringtrain/train/validate.hpp"
+
+namespace ringtrain {
+namespace {
+
+std::string error_of(const TrainConfig& c, int world) {
+  try {
+    validate(c, world);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string stages_error(const PipelineConfig& p, size_t layers) {
+  try {
+    validate_stages(p, layers);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// One rule broken at a time, from the defaults (which pass).
+TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
+  EXPECT_EQ(error_of(TrainConfig{}, 1), "");
+  const std::pair<void (*)(TrainConfig&), const char*> cases[] = {
+      {[](TrainConfig& c) { c.batch = 0; }, "--batch must be at least 1"},
+      {[](TrainConfig& c) { c.epochs = 0; }, "--epochs must be at least 1"},
+      {[](TrainConfig& c) { c.threads = 0; }, "--threads must be at least 1"},
+      {[](TrainConfig& c) { c.lr = 0.0f; }, "--lr must be positive, got 0"},
+      {[](TrainConfig& c) { c.lr = -0.5f; }, "--lr must be positive, got -0.5"},
+      {[](TrainConfig& c) { c.warmup_epochs = -1.0; }, "--warmup-epochs must not be negative"},
+      {[](TrainConfig& c) { c.checkpoint_every = -1; }, "--checkpoint-every must not be negative"},
+      {[](TrainConfig& c) { c.keep_checkpoints = 0; }, "--keep-checkpoints must be at least 1"},
+      {[](TrainConfig& c) { c.checkpoint_every = 10; }, "--checkpoint-every needs --checkpoint-dir"},
+      {[](TrainConfig& c) { c.resume = {ResumeFrom::newest, ""}; }, "--resume auto needs --checkpoint-dir"},
+      {[](TrainConfig& c) { c.peer_timeout_s = -1.0; }, "--peer-timeout-s must not be negative"},
+      {[](TrainConfig& c) { c.parallel.engine.fusion_bytes = 0; }, "--fusion-mb must be positive"},
+      {[](TrainConfig& c) { c.parallel.engine.cycle_ms = 0.0; }, "--cycle-ms must be positive"},
+      {[](TrainConfig& c) { c.parallel.engine.stall_warn_s = -1.0; }, "--stall-warn-s must not be negative"},
+      {[](TrainConfig& c) { c.parallel.pipeline.stages = 0; }, "--pipeline-stages must be at least 1, got 0"},
+      {[](TrainConfig& c) { c.parallel.pipeline.micro_batches = 0; }, "--micro-batches must be at least 1, got 0"},
+      {[](TrainConfig& c) { c.parallel.pipeline.micro_batches = 5; }, "--batch 64 is not divisible by --micro-batches 5"},
+      {[](TrainConfig& c) { c.parallel.ps.servers = 0; }, "--ps-servers must be at least 1, got 0"},
+      {[](TrainConfig& c) { c.parallel.ps.staleness = -2; }, "--staleness must be at least 0, got -2"},
+      {[](TrainConfig& c) { c.parallel.ps.timeout_s = 0.0; }, "--ps-timeout-s must be positive"},
+      {[](TrainConfig& c) { c.straggler_ms = -1.0; }, "--straggler-ms must not be negative"},
+  };
+  for (const auto& [set, says] : cases) {
+    TrainConfig c;
+    set(c);
+    EXPECT_NE(error_of(c, 1).find(says), std::string::npos) << says << ": got '" << error_of(c, 1) << "'";
+  }
+}
+
+TEST(Validate, NamesLayoutsTheWorldCannotRun) {
+  TrainConfig c;
+  c.parallel.pipeline.stages = 2;
+  EXPECT_EQ(error_of(c, 4), "");
+  EXPECT_NE(error_of(c, 3).find("a world of 3 ranks is not divisible by --pipeline-stages 2"), std::string::npos);
+  EXPECT_NE(error_of(c, 1).find("a world of 1 rank is not divisible"), std::string::npos);
+  c.parallel.mode = ModeKind::ps;
+  EXPECT_NE(error_of(c, 4).find("--mode ps does not combine with --pipeline-stages or --micro-batches"),
+            std::string::npos);
+  c.parallel.pipeline.stages = 1;
+  EXPECT_EQ(error_of(c, 2), "");
+  EXPECT_NE(error_of(c, 1).find("--ps-servers 1 leaves no worker among 1 rank"), std::string::npos);
+  c.parallel.ps.servers = 2;
+  EXPECT_NE(error_of(c, 2).find("--ps-servers 2 leaves no worker among 2 ranks"), std::string::npos);
+}
+
+TEST(Validate, StagesAndSplitAgainstTheModel) {
+  PipelineConfig p;
+  p.stages = 2;
+  EXPECT_EQ(stages_error(p, 5), "");
+  p.stages = 6;
+  EXPECT_NE(stages_error(p, 5).find("--pipeline-stages 6 is more stages than the model's 5 layers"), std::string::npos);
+  p.stages = 2;
+  p.split = {2, 3};
+  EXPECT_NE(stages_error(p, 5).find("--split names 2 boundaries; 2 stages need 1"), std::string::npos);
+  for (int bad : {0, 5}) {
+    p.split = {bad};
+    EXPECT_NE(stages_error(p, 5).find("bad --split: stage boundaries must increase from 1 to 4"), std::string::npos);
+  }
+  p.split = {2};
+  EXPECT_EQ(stages_error(p, 5), "");
+}
+
+TEST(Validate, EvaluationSettings) {
+  EvalConfig c;
+  EXPECT_NO_THROW(validate(c));
+  c.batch = 0;
+  EXPECT_THROW(validate(c), Error);
+  c.batch = 1;
+  c.threads = 0;
+  EXPECT_THROW(validate(c), Error);
+}
+
+}  // namespace
+}  // namespace ringtrain
