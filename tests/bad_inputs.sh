@@ -93,6 +93,10 @@ row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" 
 row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --data "$dir/good" "${model[@]}" --mode ps \
   --pipeline-stages 2
 row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
+row 2 "--momentum must be in [0, 1), got -1" --data "$dir/good" "${model[@]}" --momentum -1
+row 2 "--lr must be positive, got inf" --data "$dir/good" "${model[@]}" --lr inf
+row 2 "--straggler-rank 5 is outside the job's ranks 0..1" --data "$dir/good" "${model[@]}" --straggler-rank 5
+row 2 "is not a regular file" --data "$dir/good" "${model[@]}" --config "$dir"
 row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
 row 2 "holds model 'flatten,linear(4),relu,linear(3)', not this run's" --data "$dir/good" "${model[@]}" \
   --resume "$dir/other/step-000000000008.h5"

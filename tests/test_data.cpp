@@ -180,6 +180,20 @@ TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
       for (size_t i = 0; i < 2; ++i) EXPECT_EQ(per_rank[rank][k * 2 + i], whole[k * 6 + rank * 2 + i]);
 }
 
+// --prefetch 0: no batch read ahead, each read when it is asked for; the same batches as with read-ahead.
+TEST(BatchLoader, WithoutPrefetchEachBatchIsReadWhenAskedFor) {
+  TempDir dir;
+  test::write_classification_shard(dir.path("a.h5"), 24, {2}, 1000, 1, 0);
+  const ShardSet set = ShardSet::open(dir.path());
+  LoaderConfig c;
+  c.batch = 4;
+  c.seed = 3;
+  const auto ahead = labels_seen(set, c, 1);
+  c.prefetch = 0;
+  EXPECT_EQ(labels_seen(set, c, 1), ahead);
+  EXPECT_EQ(ahead.size(), 24u);
+}
+
 TEST(BatchLoader, DropLastAndEvaluationCoverage) {
   TempDir dir;
   test::write_classification_shard(dir.path("a.h5"), 10, {2}, 100, 1, 0);

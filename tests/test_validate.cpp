@@ -2,6 +2,9 @@
 // broken one named by its flag.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/validate.hpp"
 
@@ -51,6 +54,32 @@ TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
       {[](TrainConfig& c) { c.parallel.ps.staleness = -2; }, "--staleness must be at least 0, got -2"},
       {[](TrainConfig& c) { c.parallel.ps.timeout_s = 0.0; }, "--ps-timeout-s must be positive"},
       {[](TrainConfig& c) { c.straggler_ms = -1.0; }, "--straggler-ms must not be negative"},
+      {[](TrainConfig& c) { c.straggler_rank = 1; }, "--straggler-rank 1 is outside the job's ranks 0..0 (-1: none)"},
+      {[](TrainConfig& c) { c.straggler_rank = -2; }, "--straggler-rank -2 is outside the job's ranks"},
+      {[](TrainConfig& c) { c.max_steps = -1; }, "--steps must not be negative, got -1"},
+      {[](TrainConfig& c) { c.log_every = -5; }, "--log-every must not be negative, got -5"},
+      {[](TrainConfig& c) { c.lr = std::numeric_limits<float>::infinity(); }, "--lr must be positive, got inf"},
+      {[](TrainConfig& c) { c.lr = std::nanf(""); }, "--lr must be positive, got nan"},
+      {[](TrainConfig& c) { c.warmup_epochs = std::numeric_limits<double>::infinity(); },
+       "--warmup-epochs must not be negative, got inf"},
+      {[](TrainConfig& c) { c.lr_step_epochs = 0.0; }, "--lr-step-epochs must be positive, got 0"},
+      {[](TrainConfig& c) { c.lr_gamma = 0.0f; }, "--lr-gamma must be in (0, 1], got 0"},
+      {[](TrainConfig& c) { c.lr_gamma = 2.0f; }, "--lr-gamma must be in (0, 1], got 2"},
+      {[](TrainConfig& c) { c.lr_min = -0.1f; }, "--lr-min must not be negative, got -0.1"},
+      {[](TrainConfig& c) { c.lr_min = 0.5f; }, "--lr-min 0.5 must be below --lr 0.05"},
+      {[](TrainConfig& c) { c.optimizer.momentum = -1.0f; }, "--momentum must be in [0, 1), got -1"},
+      {[](TrainConfig& c) { c.optimizer.momentum = 1.0f; }, "--momentum must be in [0, 1), got 1"},
+      {[](TrainConfig& c) { c.optimizer.momentum = 0.0f, c.optimizer.nesterov = true; },
+       "--nesterov needs a --momentum above 0"},
+      {[](TrainConfig& c) { c.optimizer.weight_decay = -1e-4f; }, "--weight-decay must not be negative, got -0.0001"},
+      {[](TrainConfig& c) { c.optimizer.beta1 = 1.0f; }, "--beta1 must be in [0, 1), got 1"},
+      {[](TrainConfig& c) { c.optimizer.beta2 = -0.5f; }, "--beta2 must be in [0, 1), got -0.5"},
+      {[](TrainConfig& c) { c.optimizer.alpha = 1.5f; }, "--alpha must be in [0, 1), got 1.5"},
+      {[](TrainConfig& c) { c.optimizer.eps = 0.0f; }, "--eps must be positive, got 0"},
+      {[](TrainConfig& c) { c.data.prefetch = -1; }, "--prefetch must not be negative, got -1"},
+      {[](TrainConfig& c) { c.data.window_shards = -3; }, "--shuffle-window must not be negative, got -3"},
+      {[](TrainConfig& c) { c.device.gpu = -2; }, "--gpu must be a GPU index, or -1 for the node-local rank's, got -2"},
+      {[](TrainConfig& c) { c.parallel.engine.cycle_ms = std::nan(""); }, "--cycle-ms must be positive, got nan"},
   };
   for (const auto& [set, says] : cases) {
     TrainConfig c;
@@ -100,6 +129,21 @@ TEST(Validate, EvaluationSettings) {
   c.batch = 1;
   c.threads = 0;
   EXPECT_THROW(validate(c), Error);
+  c.threads = 1;
+  c.data.prefetch = -1;
+  EXPECT_THROW(validate(c), Error);
+}
+
+// The rules let through what they should: the edges of each range.
+TEST(Validate, TheEdgesOfEachRangePass) {
+  TrainConfig c;
+  c.optimizer.momentum = 0.0f;
+  c.optimizer.beta1 = 0.0f;
+  c.optimizer.weight_decay = 0.0f;
+  c.lr_gamma = 1.0f;
+  c.data.prefetch = 0;
+  c.straggler_rank = 3;
+  EXPECT_EQ(error_of(c, 4), "");
 }
 
 }  // namespace

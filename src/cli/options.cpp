@@ -40,6 +40,11 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
+      // A directory opens as a stream that reads nothing (it would pass as an empty file), and a device may
+      // never end (/dev/zero).
+      std::error_code ec;
+      if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+        throw UsageError("config file '" + path + "' is not a regular file");
       std::ifstream file(path);
       if (!file) throw UsageError("cannot read config file '" + path + "'");
       std::stringstream text;
@@ -69,7 +74,7 @@ void add_data_options(po::options_description& o, DataSources& d) {
       ("val", po::value(&d.val), "validation shards (overrides --data)")
       ("test", po::value(&d.test), "test shards (overrides --data)")
       ("shuffle-window", po::value(&d.window_shards)->default_value(0), "shards per shuffle window (0 = all)")
-      ("prefetch", po::value(&d.prefetch)->default_value(4), "batches prepared ahead of training");
+      ("prefetch", po::value(&d.prefetch)->default_value(4), "batches prepared ahead of training (0: none)");
 }
 
 // The text of each enum-valued flag, read into its enum after parsing (parse_choice).

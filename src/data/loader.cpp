@@ -91,7 +91,10 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 
 bool BatchLoader::next(Batch& batch) {
   std::unique_lock lock(mu_);
+  wanted_ = true;
+  cv_.notify_all();
   cv_.wait(lock, [&] { return !ready_.empty() || finished_; });
+  wanted_ = false;
   if (ready_.empty()) {
     if (error_) std::rethrow_exception(error_);
     return false;
@@ -115,7 +118,9 @@ void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
       Batch batch;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < config_.prefetch; });
+        cv_.wait(lock, [&] {
+          return stopping_ || static_cast<int>(ready_.size()) < config_.prefetch || (ready_.empty() && wanted_);
+        });
         if (stopping_) return;
         if (!spare_.empty()) batch = std::move(spare_.front()), spare_.pop_front();
       }

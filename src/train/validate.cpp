@@ -21,12 +21,47 @@ void require(bool rule, const std::string& message) {
   if (!rule) throw Error(message);
 }
 
+// The numeric rules, each with the value it got. NaN fails every comparison, so each rule also refuses it;
+// infinity is refused where a finite number is meant.
+void positive(double v, const char* flag) {
+  require(v > 0.0 && std::isfinite(v), std::string(flag) + " must be positive, got " + number(v));
+}
+void not_negative(double v, const char* flag) {
+  require(v >= 0.0 && std::isfinite(v), std::string(flag) + " must not be negative, got " + number(v));
+}
+// In [0, 1): a decay or averaging factor, where 1 would keep the first value for ever.
+void fraction(double v, const char* flag) {
+  require(v >= 0.0 && v < 1.0, std::string(flag) + " must be in [0, 1), got " + number(v));
+}
+
 void validate_schedule(const TrainConfig& c) {
   require(c.batch >= 1, "--batch must be at least 1");
   require(c.epochs >= 1, "--epochs must be at least 1");
+  require(c.max_steps >= 0, "--steps must not be negative, got " + std::to_string(c.max_steps));
   require(c.threads >= 1, "--threads must be at least 1");
-  require(c.lr > 0.0f, "--lr must be positive, got " + number(c.lr));
-  require(c.warmup_epochs >= 0.0, "--warmup-epochs must not be negative");
+  require(c.log_every >= 0, "--log-every must not be negative, got " + std::to_string(c.log_every));
+  positive(c.lr, "--lr");
+  not_negative(c.warmup_epochs, "--warmup-epochs");
+  positive(c.lr_step_epochs, "--lr-step-epochs");
+  require(c.lr_gamma > 0.0f && c.lr_gamma <= 1.0f, "--lr-gamma must be in (0, 1], got " + number(c.lr_gamma));
+  not_negative(c.lr_min, "--lr-min");
+  require(c.lr_min < c.lr, "--lr-min " + number(c.lr_min) + " must be below --lr " + number(c.lr));
+}
+
+// PyTorch's rules (torch.optim), and eps > 0, without which a zero gradient divides 0 by 0.
+void validate_optimizer(const OptimizerConfig& o) {
+  fraction(o.momentum, "--momentum");
+  require(!o.nesterov || o.momentum > 0.0f, "--nesterov needs a --momentum above 0");
+  not_negative(o.weight_decay, "--weight-decay");
+  fraction(o.beta1, "--beta1");
+  fraction(o.beta2, "--beta2");
+  fraction(o.alpha, "--alpha");
+  positive(o.eps, "--eps");
+}
+
+void validate_data(const DataSources& d) {
+  require(d.prefetch >= 0, "--prefetch must not be negative, got " + std::to_string(d.prefetch));
+  require(d.window_shards >= 0, "--shuffle-window must not be negative, got " + std::to_string(d.window_shards));
 }
 
 void validate_checkpoints(const TrainConfig& c) {
@@ -36,13 +71,13 @@ void validate_checkpoints(const TrainConfig& c) {
           "--checkpoint-every needs --checkpoint-dir (where to write them)");
   require(c.resume.kind != ResumeFrom::newest || !c.checkpoint_dir.empty(),
           "--resume auto needs --checkpoint-dir (where to look)");
-  require(c.peer_timeout_s >= 0.0, "--peer-timeout-s must not be negative");
+  not_negative(c.peer_timeout_s, "--peer-timeout-s");
 }
 
 void validate_engine(const EngineConfig& e) {
   require(e.fusion_bytes > 0, "--fusion-mb must be positive");
-  require(e.cycle_ms > 0.0, "--cycle-ms must be positive");
-  require(e.stall_warn_s >= 0.0, "--stall-warn-s must not be negative");
+  positive(e.cycle_ms, "--cycle-ms");
+  not_negative(e.stall_warn_s, "--stall-warn-s");
 }
 
 void validate_pipeline(const PipelineConfig& p, int64_t batch, int world) {
@@ -58,7 +93,7 @@ void validate_servers(const ParallelConfig& c, int world) {
   const PsConfig& ps = c.ps;
   require(ps.servers >= 1, "--ps-servers must be at least 1, got " + std::to_string(ps.servers));
   require(ps.staleness >= 0, "--staleness must be at least 0, got " + std::to_string(ps.staleness));
-  require(ps.timeout_s > 0.0, "--ps-timeout-s must be positive");
+  positive(ps.timeout_s, "--ps-timeout-s");
   if (c.mode != ModeKind::ps) return;
   require(ps.servers < world, "--ps-servers " + std::to_string(ps.servers) + " leaves no worker among " +
                                   ranks(world) + " (the last K ranks serve: start more ranks)");
@@ -69,11 +104,18 @@ void validate_servers(const ParallelConfig& c, int world) {
 
 void validate(const TrainConfig& c, int world) {
   validate_schedule(c);
+  validate_optimizer(c.optimizer);
+  validate_data(c.data);
   validate_checkpoints(c);
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
   validate_servers(c.parallel, world);
-  require(c.straggler_ms >= 0.0, "--straggler-ms must not be negative");
+  require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
+                                  std::to_string(c.device.gpu));
+  require(c.straggler_rank >= -1 && c.straggler_rank < world,
+          "--straggler-rank " + std::to_string(c.straggler_rank) + " is outside the job's ranks 0.." +
+              std::to_string(world - 1) + " (-1: none)");
+  not_negative(c.straggler_ms, "--straggler-ms");
 }
 
 void validate_stages(const PipelineConfig& p, size_t layers) {
@@ -96,6 +138,9 @@ void validate_stages(const PipelineConfig& p, size_t layers) {
 void validate(const EvalConfig& c) {
   require(c.batch >= 1, "--batch must be at least 1");
   require(c.threads >= 1, "--threads must be at least 1");
+  validate_data(c.data);
+  require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
+                                  std::to_string(c.device.gpu));
 }
 
 }  // namespace ringtrain

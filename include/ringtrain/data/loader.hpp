@@ -34,7 +34,7 @@ struct LoaderConfig {
   uint64_t seed = 0;
   int rank = 0, world = 1;
   int64_t window_shards = 0;  // shuffle window in shards; 0 = all shards
-  int prefetch = 4;           // batches ready ahead of the training thread
+  int prefetch = 4;           // batches ready ahead of the training thread; 0: each read when it is asked for
 };
 
 // The job-wide sample order for an epoch: indices into the shards' concatenation.
@@ -73,6 +73,7 @@ class BatchLoader {
   std::condition_variable cv_;
   std::deque<Batch> ready_, spare_;
   bool finished_ = false, stopping_ = false;
+  bool wanted_ = false;  // the training thread waits for a batch (what the reader waits for at prefetch 0)
   std::exception_ptr error_;
 };
 
