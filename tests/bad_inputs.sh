@@ -40,6 +40,19 @@ PY
 model=(--model "flatten,linear(8),relu,linear(out)" --batch 8 --epochs 1)
 timeout 60 "$bin" train --data "$dir/good" --model "flatten,linear(4),relu,linear(out)" --batch 8 --epochs 1 \
   --checkpoint-dir "$dir/other" >/dev/null 2>&1 || fail "could not write the other model's checkpoint"
+# A checkpoint of this model with one weight's sign flipped on disk (under HDF5, whose checksum then fails).
+timeout 60 "$bin" train --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/same" >/dev/null 2>&1 ||
+  fail "could not write a checkpoint to damage"
+/usr/bin/python3 - "$dir/same/step-000000000008.h5" <<'PY' || fail "could not damage the checkpoint"
+import sys, h5py
+path = sys.argv[1]
+with h5py.File(path, "r") as f: weights = f["linear1/weight"][()].tobytes()
+raw = bytearray(open(path, "rb").read())
+at = raw.find(weights[:32])
+assert at >= 0, "the weights are not in the file"
+raw[at + 3] ^= 0x80
+open(path, "wb").write(raw)
+PY
 # A read-only directory: a read-only bind mount as root (root writes through permission bits), else mode 555.
 mkdir -p "$dir/readonly" "$dir/readonly.src"
 if [[ $(id -u) == 0 ]]; then
@@ -100,7 +113,13 @@ row 2 "is not a regular file" --data "$dir/good" "${model[@]}" --config "$dir"
 row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
 row 2 "holds model 'flatten,linear(4),relu,linear(3)', not this run's" --data "$dir/good" "${model[@]}" \
   --resume "$dir/other/step-000000000008.h5"
+row 2 "is damaged: its data does not match its checksum" --data "$dir/good" "${model[@]}" \
+  --resume "$dir/same/step-000000000008.h5"
 row 2 "cannot resume: no such file" --data "$dir/good" "${model[@]}" --resume "$dir/nothing.h5"
+mkdir -p "$dir/busy"
+exec 9>"$dir/busy/.ringtrain.lock" && flock -n 9 || fail "cannot lock $dir/busy"  # as another job would
+row 2 "is in use by another job" --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/busy"
+exec 9>&-
 row 2 "cannot create the checkpoint directory" --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/readonly/checkpoints"
 row 2 "cannot write the model to" --data "$dir/good" "${model[@]}" --save "$dir/readonly/model.h5"
 row 2 "cannot write the metrics to" --data "$dir/good" "${model[@]}" --metrics "$dir/readonly/m.csv"

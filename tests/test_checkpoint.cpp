@@ -12,6 +12,7 @@
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/stop_request.hpp"
 #include "ringtrain/train/checkpoint.hpp"
+#include "ringtrain/train/model_file.hpp"
 #include "ringtrain/parallel/nonfinite_guard.hpp"
 #include "ringtrain/train/trainer.hpp"
 #include "test_util.hpp"
@@ -134,6 +135,52 @@ TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
   EXPECT_EQ(CheckpointDir(dir.path("none"), 3).newest_valid(log), "");
 }
 
+// Flips the sign of the first of `t`'s values where they lie in the file, as a bad disk or a hostile hand would.
+void flip_sign_on_disk(const std::string& path, const Tensor& t) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const std::string values(reinterpret_cast<const char*>(t.data()), sizeof(float) * 8);
+  const size_t at = bytes.find(values);
+  ASSERT_NE(at, std::string::npos) << "the tensor's bytes are not in " << path;
+  file.seekp(static_cast<std::streamoff>(at + 3));  // little-endian: the sign bit is in the 4th byte
+  file.put(static_cast<char>(bytes[at + 3] ^ 0x80));
+}
+
+// Checkpoints and model files carry a checksum per dataset: changed data is named, never loaded, and
+// --resume auto passes over such a checkpoint to the previous good one.
+TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
+  TempDir dir;
+  Model model("flatten,linear(16),relu,linear(out)", {4}, 3, 7);
+  const CheckpointDir checkpoints(dir.path(), 3);
+  for (int64_t step : {10, 20})
+    write_checkpoint(checkpoints.path(step), model, true, {}, {step, 0, 0, step}, {{"--model", model.spec()}});
+  flip_sign_on_disk(checkpoints.path(20), model.params()[0]->value);
+  Model loaded(model.spec(), {4}, 3, 1);
+  try {
+    read_checkpoint(checkpoints.path(20), loaded, {});
+    FAIL() << "a changed checkpoint loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dataset 'linear1/weight' is damaged: its data does not match its checksum"),
+              std::string::npos)
+        << e.what();
+  }
+  std::ostringstream log;
+  EXPECT_EQ(checkpoints.newest_valid(log), checkpoints.path(10));
+  EXPECT_NE(log.str().find("skipping checkpoint " + checkpoints.path(20) + ": dataset 'linear1/weight' is damaged"),
+            std::string::npos)
+      << log.str();
+
+  save_model(dir.path("model.h5"), model, true);
+  flip_sign_on_disk(dir.path("model.h5"), model.params()[2]->value);
+  try {
+    load_model(dir.path("model.h5"));
+    FAIL() << "a changed model file loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dataset 'linear2/weight' is damaged"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.path("model.h5")), std::string::npos) << e.what();
+  }
+}
+
 TrainConfig small_run(const std::string& data_dir) {
   return test::train_config(data_dir, {.model = "flatten,linear(8),relu,dropout(0.2),linear(out)",
                                        .batch = 8,
@@ -192,9 +239,11 @@ TEST(Resume, AStopAfterAnEpochsLastStepResumesAtThatEpochsEnd) {
 
   TrainConfig cut = small_run(dir.path());
   cut.checkpoint_dir = dir.path("checkpoints");
-  Trainer first(cut, test::world());
-  first.add_callback(std::make_unique<InterruptAt>(25));  // 25 steps an epoch
-  EXPECT_TRUE(first.run(log).stopped_early);
+  {
+    Trainer first(cut, test::world());  // holds the directory's lock while it lives
+    first.add_callback(std::make_unique<InterruptAt>(25));  // 25 steps an epoch
+    EXPECT_TRUE(first.run(log).stopped_early);
+  }
   TrainConfig rest = cut;
   rest.checkpoint_every = 10;
   rest.resume = {ResumeFrom::newest, ""};
@@ -208,6 +257,28 @@ TEST(Resume, AStopAfterAnEpochsLastStepResumesAtThatEpochsEnd) {
       << resumed_log.str();
   for (size_t i = 0; i < whole.model().params().size(); ++i)
     EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+}
+
+// Two jobs on one checkpoint directory would overwrite and prune each other's checkpoints: the second is
+// refused before it trains, and the directory is free again once the first is gone.
+TEST(CheckpointLock, ASecondJobOnTheDirectoryIsRefused) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig c = small_run(dir.path());
+  c.checkpoint_dir = dir.path("checkpoints");
+  {
+    Trainer first(c, test::world());
+    try {
+      Trainer second(c, test::world());
+      FAIL() << "a second job took the same checkpoint directory";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the checkpoint directory '" + c.checkpoint_dir +
+                                           "' is in use by another job"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_NO_THROW(Trainer(c, test::world()));
 }
 
 TEST(Resume, AutoWithNoCheckpointStartsAfresh) {

@@ -2,10 +2,13 @@
 // values mpirun's ranks inherit from the batch script), the job id in output names, and a launch MPI missed.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/launch.hpp"
+#include "test_util.hpp"
 
 namespace ringtrain {
 namespace {
@@ -42,7 +45,7 @@ TEST(Launch, SrunTaskReadsSlurm) {
   EXPECT_EQ(l.tasks, 4);
   EXPECT_EQ(l.local_rank, 1);
   EXPECT_EQ(l.node, 1);
-  EXPECT_EQ(expand_output_name("run-%j.csv", l), "run-4242.csv");
+  EXPECT_EQ(expand_output_name("run-%j.csv", output_job_id(l, test::world())), "run-4242.csv");
 }
 
 TEST(Launch, MpirunInsideAnAllocationWinsOverTheBatchScriptsSlurmValues) {
@@ -52,7 +55,7 @@ TEST(Launch, MpirunInsideAnAllocationWinsOverTheBatchScriptsSlurmValues) {
   EXPECT_EQ(l.launcher, Launch::mpirun);
   EXPECT_EQ(l.rank, 1);
   EXPECT_EQ(l.local_rank, 1) << "not the batch script's SLURM_LOCALID 0";
-  EXPECT_EQ(expand_output_name("m-%j.csv", l), "m-7.csv");
+  EXPECT_EQ(expand_output_name("m-%j.csv", output_job_id(l, test::world())), "m-7.csv");
 }
 
 TEST(Launch, NoLauncherIsALocalOneProcessJob) {
@@ -60,8 +63,12 @@ TEST(Launch, NoLauncherIsALocalOneProcessJob) {
   const Launch l = launch_from_environment();
   EXPECT_EQ(l.launcher, Launch::none);
   EXPECT_EQ(l.local_rank, -1);
-  EXPECT_EQ(expand_output_name("m-%j.csv", l), "m-local.csv");
-  EXPECT_EQ(expand_output_name("100%", l), "100%");
+  // Outside SLURM each job makes its own id: two jobs started by hand never share an output.
+  const std::string job = output_job_id(l, test::world());
+  EXPECT_EQ(job.rfind("local-", 0), 0u) << job;
+  EXPECT_NE(job.find("-" + std::to_string(::getpid())), std::string::npos) << job;
+  EXPECT_EQ(expand_output_name("m-%j.csv", job), "m-" + job + ".csv");
+  EXPECT_EQ(expand_output_name("100%", job), "100%");
   EXPECT_NO_THROW(check_launch(l, 1));
 }
 

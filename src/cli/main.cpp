@@ -80,10 +80,11 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       return kExitError;
     }
     if (train) {
-      train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, launch);
-      train->save_model = ringtrain::expand_output_name(train->save_model, launch);
-      train->timeline = ringtrain::expand_output_name(train->timeline, launch);
-      train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, launch);
+      const std::string job = ringtrain::output_job_id(launch, world);
+      train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, job);
+      train->save_model = ringtrain::expand_output_name(train->save_model, job);
+      train->timeline = ringtrain::expand_output_name(train->timeline, job);
+      train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, job);
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;

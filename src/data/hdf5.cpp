@@ -1,5 +1,6 @@
 #include "ringtrain/data/hdf5.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "ringtrain/tensor/error.hpp"
@@ -53,10 +54,23 @@ ElemType classify(hid_t type, std::string& name) {
   return ElemType::other;
 }
 
+bool has_checksum(hid_t ds) {
+  H5Id dcpl(H5Dget_create_plist(ds), H5Pclose);
+  unsigned flags = 0, config = 0;
+  size_t values = 0;
+  return dcpl.valid() && H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &values, nullptr, 0,
+                                                 nullptr, &config) >= 0;
+}
+
+void read_dataset(hid_t ds, const std::string& name, hid_t mem_type, void* out) {
+  if (H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0) return;
+  if (has_checksum(ds)) throw Error("dataset '" + name + "' is damaged: its data does not match its checksum");
+  throw Error("cannot read dataset '" + name + "'");
+}
+
 void read_all(hid_t file, const std::string& name, hid_t mem_type, void* out) {
   H5Id ds = check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "cannot open dataset '" + name + "'");
-  if (H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-    throw Error("cannot read dataset '" + name + "'");
+  read_dataset(ds.get(), name, mem_type, out);
 }
 
 int64_t element_count(hid_t file, const std::string& name) {
@@ -80,13 +94,31 @@ void ensure_groups(hid_t file, const std::string& name) {
   }
 }
 
+// Chunked storage with the Fletcher-32 filter: chunks along the first dimension of at most 1 GiB (HDF5 allows
+// 4 GiB), most datasets one chunk.
+H5Id checksummed_layout(const std::vector<hsize_t>& dims, size_t element_bytes, const std::string& name) {
+  H5Id dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create the layout of '" + name + "'");
+  std::vector<hsize_t> chunk = dims;
+  hsize_t row_bytes = element_bytes;
+  for (size_t d = 1; d < dims.size(); ++d) row_bytes *= dims[d];
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (hsize_t{1} << 30) / row_bytes));
+  if (H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
+      H5Pset_fletcher32(dcpl.get()) < 0)
+    throw Error("cannot set up the checksum of '" + name + "'");
+  return dcpl;
+}
+
 void write_raw(hid_t file, const std::string& name, const Shape& dims, hid_t file_type, hid_t mem_type,
-               const void* data) {
+               const void* data, Checksum checksum) {
   ensure_groups(file, name);
   const auto hd = to_hsize(dims);
   H5Id space = check(H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr), H5Sclose,
                      "cannot create dataspace for '" + name + "'");
-  H5Id ds = check(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  // An empty dataset has no data to guard (and cannot be chunked).
+  const bool guarded = checksum == Checksum::fletcher32 && shape_numel(dims) > 0;
+  H5Id layout = guarded ? checksummed_layout(hd, H5Tget_size(file_type), name) : H5Id();
+  H5Id ds = check(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT,
+                             guarded ? layout.get() : H5P_DEFAULT, H5P_DEFAULT),
                   H5Dclose, "cannot create dataset '" + name + "'");
   if (shape_numel(dims) > 0 && H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw Error("cannot write dataset '" + name + "'");
@@ -138,7 +170,11 @@ void read_f32_exact(hid_t file, const std::string& path, const std::string& name
   if (info.dims != dims || info.type != ElemType::f32)
     throw Error("'" + name + "' in '" + path + "' is " + info.type_name + " " + shape_str(info.dims) + ", expected float32 " +
                 shape_str(dims));
-  read_all(file, name, H5T_NATIVE_FLOAT, out);
+  try {
+    read_all(file, name, H5T_NATIVE_FLOAT, out);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " in '" + path + "'");
+  }
 }
 
 bool has_dataset(hid_t file, const std::string& name) {
@@ -171,14 +207,34 @@ void read_f32(hid_t file, const std::string& name, std::vector<float>& out) {
   read_vector(file, name, H5T_NATIVE_FLOAT, out);
 }
 
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const uint8_t* data) {
-  write_raw(file, name, dims, H5T_STD_U8LE, H5T_NATIVE_UINT8, data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const uint8_t* data, Checksum checksum) {
+  write_raw(file, name, dims, H5T_STD_U8LE, H5T_NATIVE_UINT8, data, checksum);
 }
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const int64_t* data) {
-  write_raw(file, name, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const int64_t* data, Checksum checksum) {
+  write_raw(file, name, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, data, checksum);
 }
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data) {
-  write_raw(file, name, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data, Checksum checksum) {
+  write_raw(file, name, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, checksum);
+}
+
+namespace {
+herr_t collect_dataset(hid_t, const char* name, const H5O_info_t* info, void* names) {
+  if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(names)->push_back(name);
+  return 0;
+}
+}  // namespace
+
+void verify_datasets(hid_t file, const std::string& path) {
+  std::vector<std::string> names;
+  if (H5Ovisit(file, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &names) < 0)
+    throw Error("cannot list the datasets of '" + path + "'");
+  std::vector<char> buffer;
+  for (const std::string& name : names) {
+    H5Id ds = check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "cannot open dataset '" + name + "'");
+    H5Id type = check(H5Dget_type(ds.get()), H5Tclose, "cannot read the type of '" + name + "'");
+    buffer.resize(static_cast<size_t>(element_count(file, name)) * H5Tget_size(type.get()));
+    if (!buffer.empty()) read_dataset(ds.get(), name, type.get(), buffer.data());
+  }
 }
 
 bool has_attr(hid_t obj, const std::string& name) { return H5Aexists(obj, name.c_str()) > 0; }

@@ -1,6 +1,12 @@
 #include "ringtrain/train/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <ostream>
 #include <regex>
@@ -52,11 +58,12 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
     for (size_t i = 0; i < params.size() && i < optimizer.tensors.size(); ++i)
       for (size_t k = 0; k < optimizer.names.size(); ++k) {
         const Tensor& t = optimizer.tensors[i][k];
-        h5::write_dataset(f, optimizer_name(params[i].name, optimizer.names[k]), t.shape(), t.data());
+        h5::write_dataset(f, optimizer_name(params[i].name, optimizer.names[k]), t.shape(), t.data(),
+                          h5::Checksum::fletcher32);
       }
     for (const auto& [name, position] : model.named_random_streams()) {
       const int64_t value = static_cast<int64_t>(*position);
-      h5::write_dataset(f, "rng/" + name, {1}, &value);
+      h5::write_dataset(f, "rng/" + name, {1}, &value, h5::Checksum::fletcher32);
     }
     h5::flush(f);
   });
@@ -64,7 +71,9 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
 
 void check_checkpoint(const std::string& path) {
   auto lock = h5::lock_library();
-  check_format(h5::open_file(path).get(), path);
+  h5::H5Id file = h5::open_file(path);
+  check_format(file.get(), path);
+  h5::verify_datasets(file.get(), path);  // every checksum: a damaged file is passed over, not resumed
 }
 
 CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names) {
@@ -159,6 +168,23 @@ void CheckpointDir::prune() const {
     std::error_code ignored;
     std::filesystem::remove(all[i], ignored);
   }
+}
+
+CheckpointLock::CheckpointLock(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / ".ringtrain.lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot create the lock file '" + path + "': " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+  const int error = errno;
+  if (error != EWOULDBLOCK) return;  // no flock on this file system: go on unlocked
+  ::close(fd_);
+  fd_ = -1;
+  throw Error("the checkpoint directory '" + dir + "' is in use by another job (it holds " + path +
+              "): give each job its own --checkpoint-dir (\"%j\" in it is the job id)");
+}
+
+CheckpointLock::~CheckpointLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the file releases the lock
 }
 
 }  // namespace ringtrain

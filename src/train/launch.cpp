@@ -1,7 +1,11 @@
 #include "ringtrain/train/launch.hpp"
 
-#include <cstdlib>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <ctime>
+
+#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -55,8 +59,22 @@ std::string replace_placeholder(const std::string& text, char key, const std::st
   return out;
 }
 
-std::string expand_output_name(const std::string& path, const Launch& launch) {
-  return replace_placeholder(path, 'j', launch.job_id.empty() ? "local" : launch.job_id);
+std::string output_job_id(const Launch& launch, Communicator& world) {
+  if (!launch.job_id.empty()) return launch.job_id;
+  std::string id;
+  if (world.rank() == 0) {
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    const std::time_t now = std::time(nullptr);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y%m%d-%H%M%S", std::localtime(&now));
+    id = std::string("local-") + host + "-" + when + "-" + std::to_string(::getpid());
+  }
+  return allgather_strings(world, id)[0];
+}
+
+std::string expand_output_name(const std::string& path, const std::string& job_id) {
+  return replace_placeholder(path, 'j', job_id);
 }
 
 void check_launch(const Launch& launch, int world_size) {

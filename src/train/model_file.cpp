@@ -49,9 +49,9 @@ void write_model(hid_t file, Model& model, bool classification) {
   h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
   h5::write_attr(file, "task", name_of(classification ? TaskKind::classification : TaskKind::regression));
   auto write = [&](const std::string& name, const Tensor& t) {
-    if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data());
+    if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data(), h5::Checksum::fletcher32);
     const Tensor host = t.to(Device::cpu);
-    h5::write_dataset(file, name, host.shape(), host.data());
+    h5::write_dataset(file, name, host.shape(), host.data(), h5::Checksum::fletcher32);
   };
   for (const NamedParam& p : model.named_params()) write(p.name, p.param->value);
   for (const NamedTensor& b : model.named_buffers()) write(b.name, *b.tensor);

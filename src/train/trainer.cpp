@@ -137,7 +137,10 @@ void Trainer::open() {
     if (!config_.save_model.empty()) check_writable(config_.save_model, "the model");
     if (!config_.timeline.empty()) check_writable(config_.timeline, "the timeline");
     if (!config_.metrics_csv.empty()) check_writable(config_.metrics_csv, "the metrics");
-    if (!config_.checkpoint_dir.empty()) prepare_checkpoint_dir(config_.checkpoint_dir);
+    if (!config_.checkpoint_dir.empty()) {
+      prepare_checkpoint_dir(config_.checkpoint_dir);
+      checkpoint_lock_.emplace(config_.checkpoint_dir);
+    }
   }
   val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
   test_set_ = open_optional(config_.data, Split::test, train_set_->meta());

@@ -55,10 +55,21 @@ void read_u8(hid_t file, const std::string& name, std::vector<uint8_t>& out);
 void read_i64(hid_t file, const std::string& name, std::vector<int64_t>& out);
 void read_f32(hid_t file, const std::string& name, std::vector<float>& out);
 
+// How a dataset guards its data. fletcher32: HDF5's Fletcher-32 filter on chunked storage, which the library
+// checks on every read, so data changed on disk fails to read (model files and checkpoints) instead of
+// loading silently. Shards stay contiguous: their reader reads slices, and a filtered chunk is read whole.
+enum class Checksum { none, fletcher32 };
+
 // Creates groups along a '/'-separated path as needed.
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const uint8_t* data);
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const int64_t* data);
-void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const uint8_t* data,
+                   Checksum checksum = Checksum::none);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const int64_t* data,
+                   Checksum checksum = Checksum::none);
+void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data,
+                   Checksum checksum = Checksum::none);
+// Reads every dataset in the file once; the error names the first that does not read (a checksum that does
+// not match its data: the file is damaged).
+void verify_datasets(hid_t file, const std::string& path);
 
 bool has_attr(hid_t obj, const std::string& name);
 void write_attr(hid_t obj, const std::string& name, int64_t value);

@@ -43,7 +43,7 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
                       const TrainProgress& progress, const Settings& settings);
 
 // Throws Error naming the file unless `path` is a complete checkpoint (a valid HDF5 file with the format
-// attribute); cheap, for picking the newest valid one.
+// attribute) whose every dataset matches its checksum; reads the whole file, for picking the newest valid one.
 void check_checkpoint(const std::string& path);
 
 // Loads the checkpoint into `model` (on the host; same architecture, else an Error naming the difference)
@@ -72,6 +72,21 @@ class CheckpointDir {
  private:
   std::string dir_;
   int keep_;
+};
+
+// An exclusive lock (flock) on <dir>/.ringtrain.lock while a job writes checkpoints there: a second job given
+// the same directory fails at once, instead of the two overwriting and pruning each other's checkpoints. The
+// kernel drops it with the process, so a killed job leaves no stale lock. On a file system without flock
+// (some parallel file systems mounted without it) the directory is used unlocked.
+class CheckpointLock {
+ public:
+  explicit CheckpointLock(const std::string& dir);  // Error when another process holds it
+  ~CheckpointLock();
+  CheckpointLock(const CheckpointLock&) = delete;
+  CheckpointLock& operator=(const CheckpointLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 }  // namespace ringtrain

@@ -5,6 +5,8 @@
 #pragma once
 #include <string>
 
+#include "ringtrain/comm/communicator.hpp"
+
 namespace ringtrain {
 
 struct Launch {
@@ -20,9 +22,14 @@ Launch launch_from_environment();
 // `text` with every "%<key>" replaced by `value` (other "%" left as they are).
 std::string replace_placeholder(const std::string& text, char key, const std::string& value);
 
-// An output path with "%j" replaced by the SLURM job id ("local" outside SLURM), as sbatch --output does:
-// `--metrics run-%j.csv` gives run-4242.csv.
-std::string expand_output_name(const std::string& path, const Launch& launch);
+// Collective: what "%j" stands for in output names. SLURM's job id; outside SLURM one that rank 0 makes for
+// this job, the same on every rank ("local-<host>-<yyyymmdd-hhmmss>-<pid>"), so that two jobs started by hand
+// never share an output name or a checkpoint directory.
+std::string output_job_id(const Launch& launch, Communicator& world);
+
+// An output path with "%j" replaced by `job_id`, as sbatch --output does: `--metrics run-%j.csv` gives
+// run-4242.csv.
+std::string expand_output_name(const std::string& path, const std::string& job_id);
 
 // Throws Error when the launcher started more tasks than the MPI world holds: srun without PMI support
 // (--mpi=pmix) starts each task as an MPI job of its own, and each would train alone, writing the same files.

@@ -63,6 +63,7 @@ class Trainer {
   std::unique_ptr<Loss> loss_;
   std::unique_ptr<Optimizer> optimizer_;
   std::optional<CheckpointDir> checkpoints_;
+  std::optional<CheckpointLock> checkpoint_lock_;  // rank 0's, for the Trainer's life
   std::optional<CheckpointContents> resumed_;  // from load_checkpoint until the mode has taken it
   std::vector<std::unique_ptr<Callback>> extra_callbacks_;  // until run() takes them
 };
