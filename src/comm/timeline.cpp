@@ -1,10 +1,8 @@
 #include "ringtrain/comm/timeline.hpp"
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <ostream>
 
-#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 
@@ -53,7 +51,7 @@ std::string Timeline::events_json(int rank) const {
   return out;
 }
 
-void Timeline::write(Communicator& comm, const std::string& path) const {
+void Timeline::write(Communicator& comm, std::ostream* out) const {
   constexpr int kTag = 7001;
   const std::string mine = events_json(comm.rank());
   if (comm.rank() != 0) {
@@ -62,21 +60,16 @@ void Timeline::write(Communicator& comm, const std::string& path) const {
     comm.send(mine.data(), mine.size(), 0, kTag);
     return;
   }
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp);
-  out << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[" << mine;
+  *out << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[" << mine;
   std::string theirs;
   for (int r = 1; r < comm.size(); ++r) {  // one rank's events in memory at a time
     uint64_t length = 0;
     comm.recv(&length, sizeof length, r, kTag);
     theirs.resize(length);
     comm.recv(theirs.data(), length, r, kTag);
-    out << "," << theirs;
+    *out << "," << theirs;
   }
-  out << "]}\n";
-  if (!out.flush()) throw Error("cannot write the timeline to '" + path + "'");
-  out.close();
-  std::filesystem::rename(tmp, path);
+  *out << "]}\n";
 }
 
 }  // namespace ringtrain

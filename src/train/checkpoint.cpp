@@ -14,6 +14,7 @@
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/model_file.hpp"
+#include "ringtrain/train/output_file.hpp"
 
 namespace ringtrain {
 

@@ -1,46 +1,14 @@
 #include "ringtrain/train/model_file.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/train/output_file.hpp"
 
 namespace ringtrain {
-
-namespace {
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) throw Error("cannot reopen '" + path + "' to sync it");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw Error("cannot sync '" + path + "' to disk");
-}
-
-}  // namespace
-
-void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
-  const std::filesystem::path target(path);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    write(tmp);
-    fsync_path(tmp, O_RDONLY);
-    std::error_code ec;
-    std::filesystem::rename(tmp, target, ec);
-    if (ec) throw Error("cannot move '" + tmp + "' into place at '" + path + "': " + ec.message());
-    // The rename itself is durable only once the directory is.
-    fsync_path(std::filesystem::absolute(target).parent_path().string(), O_RDONLY | O_DIRECTORY);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
-}
 
 void write_model(hid_t file, Model& model, bool classification) {
   h5::write_attr(file, "format", std::string(kModelFormat));

@@ -16,6 +16,7 @@
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/device_choice.hpp"
+#include "ringtrain/train/output_file.hpp"
 #include "ringtrain/train/validate.hpp"
 
 namespace ringtrain {
@@ -72,14 +73,32 @@ void prepare_checkpoint_dir(const std::string& dir) {
     throw Error("cannot write checkpoints to '" + dir + "': the directory is not writable (" + std::strerror(errno) + ")");
 }
 
-// Fails now rather than after hours of training.
-void check_writable(const std::string& path, const std::string& what) {
-  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw Error("cannot write " + what + " to '" + path + "': directory '" + dir.string() + "' does not exist");
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw Error("cannot write " + what + " to '" + path + "': directory '" + dir.string() + "' is not writable");
+// The files this run reads, which no output may replace.
+std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const ResumeFrom& resume) {
+  std::vector<std::string> inputs;
+  for (const ShardSet* set : sets)
+    if (set)
+      for (const ShardMeta& shard : set->shards()) inputs.push_back(shard.path);
+  if (resume.kind == ResumeFrom::file) inputs.push_back(resume.path);
+  return inputs;
+}
+
+// Fails now rather than after hours of training, and clears what a run killed while writing left.
+void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs) {
+  const std::pair<const std::string&, const char*> outputs[] = {
+      {c.save_model, "the model"}, {c.timeline, "the timeline"}, {c.metrics_csv, "the metrics"}};
+  for (const auto& [path, what] : outputs) {
+    if (path.empty()) continue;
+    check_output(path, what, inputs);
+    const std::filesystem::path target = std::filesystem::absolute(path);
+    remove_stale_temporaries(target.parent_path().string(), target.filename().string());
+  }
+  if (c.checkpoint_dir.empty()) return;
+  std::error_code ec;  // a directory not there yet holds no input
+  for (const std::string& input : inputs)
+    if (std::filesystem::equivalent(std::filesystem::absolute(input).parent_path(), c.checkpoint_dir, ec))
+      throw Error("cannot write checkpoints to '" + c.checkpoint_dir + "': it holds this run's input '" + input +
+                  "' (old checkpoints there are removed)");
 }
 
 // A setting as every rank prints it, at float precision: 0.05, not 0.0500000007.
@@ -133,17 +152,16 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
 
 void Trainer::open() {
   train_set_ = std::make_unique<ShardSet>(open_train_set(config_.data));
+  val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
+  test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
   if (world_.rank() == 0) {
-    if (!config_.save_model.empty()) check_writable(config_.save_model, "the model");
-    if (!config_.timeline.empty()) check_writable(config_.timeline, "the timeline");
-    if (!config_.metrics_csv.empty()) check_writable(config_.metrics_csv, "the metrics");
+    check_outputs(config_, input_files({train_set_.get(), val_set_.get(), test_set_.get()}, config_.resume));
     if (!config_.checkpoint_dir.empty()) {
       prepare_checkpoint_dir(config_.checkpoint_dir);
       checkpoint_lock_.emplace(config_.checkpoint_dir);
+      remove_stale_temporaries(config_.checkpoint_dir, "step-");  // under the lock: no other job writes there
     }
   }
-  val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
-  test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
   const ShardMeta& meta = train_set_->meta();
   // Built whole on the host from the seed on every rank; the parallel mode moves what this rank runs to the
   // device, so every device and every pipeline split starts from the same weights.

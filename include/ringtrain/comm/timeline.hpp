@@ -44,8 +44,9 @@ class Timeline {
 
   // This rank's events as trace-event JSON objects, comma-separated.
   std::string events_json(int rank) const;
-  // Collective: gathers every rank's events to rank 0, which writes `path` (atomically).
-  void write(Communicator& comm, const std::string& path) const;
+  // Collective: gathers every rank's events to rank 0, which writes the trace JSON to `out` (null on the
+  // other ranks), one rank's events in memory at a time.
+  void write(Communicator& comm, std::ostream* out) const;
 
  private:
   struct Event {

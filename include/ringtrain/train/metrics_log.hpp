@@ -1,7 +1,7 @@
-// The per-epoch metrics CSV: one header line, one row per epoch, flushed as each epoch ends so a killed
-// job keeps what it measured.
+// The per-epoch metrics CSV: one header line, one row per epoch. The whole file is rewritten atomically as
+// each epoch ends (output_file.hpp; a CSV is small), so a killed job keeps what it measured and a failed
+// write (disk full) is an error that keeps the previous file whole.
 #pragma once
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,15 +21,16 @@ struct EpochRecord {
 
 class MetricsLog {
  public:
-  // append: a resumed run keeps the rows of the run it continues (when the file is there). Opens (and
-  // truncates, unless appending) the file now, so that a path that cannot be written fails at once.
+  // append: a resumed run keeps the rows of the run it continues (when the file is there). Nothing is
+  // written before the first record (the trainer checks the path first: check_output).
   MetricsLog(const std::string& path, const std::string& metric_name, bool append = false);
   // The first record written to a new file writes the header, with the record's extra columns.
   void write(const EpochRecord& record);
 
  private:
-  std::ofstream out_;
+  std::string path_;
   std::string metric_;
+  std::string text_;  // the whole file
   bool header_written_ = false;
 };
 

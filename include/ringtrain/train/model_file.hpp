@@ -5,7 +5,6 @@
 #pragma once
 #include <hdf5.h>
 
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,10 +28,5 @@ LoadedModel load_model(const std::string& path);
 void write_model(hid_t file, Model& model, bool classification);
 // Loads `file`'s parameters and buffers into `model`, which must have the file's architecture.
 void read_model_into(hid_t file, const std::string& path, Model& model);
-
-// Creates `path` atomically: `write` fills a temporary file beside it (an HDF5 file it creates and closes),
-// which is then fsynced and renamed over `path`, and the directory fsynced. On any failure the temporary
-// file is removed and whatever was at `path` is untouched.
-void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
 
 }  // namespace ringtrain
