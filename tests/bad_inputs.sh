@@ -63,7 +63,7 @@ else
 fi
 
 checked=0
-# row RANKS MESSAGE ARGS...: one row of the table.
+# row RANKS MESSAGE ARGS...: one row of the table, a `train` unless $command says otherwise.
 row() {
   local ranks=$1 message=$2
   shift 2
@@ -72,7 +72,7 @@ row() {
   local start=$SECONDS
   # Each rank records its own exit code; a rank killed by the launcher records none.
   timeout 30 "$mpirun" --oversubscribe -np "$ranks" sh -c '"$@"; echo $? >"'"$dir"'/exits/$OMPI_COMM_WORLD_RANK"' \
-    sh "$bin" train "$@" >"$dir/out" 2>"$dir/err"
+    sh "$bin" "${command:-train}" "$@" >"$dir/out" 2>"$dir/err"
   local rc=$? took=$((SECONDS - start))
   [[ $rc != 124 ]] || fail "'$message': the job hung"
   ((took <= 10)) || fail "'$message': took $took s"
@@ -126,4 +126,6 @@ row 2 "cannot write the metrics to" --data "$dir/good" "${model[@]}" --metrics "
 row 2 "it is one of this run's inputs" --data "$dir/good" "${model[@]}" --save "$dir/good/train-00000.h5"
 row 2 "it is not a regular file (a device, a pipe or a socket)" --data "$dir/good" "${model[@]}" --timeline /dev/null
 row 2 "it is a directory" --data "$dir/good" "${model[@]}" --save "$dir/good"
+command=eval row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --data "$dir/good"
+command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/good"
 echo "PASS: $checked rows"
