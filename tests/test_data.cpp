@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/data/loader.hpp"
@@ -86,6 +87,21 @@ TEST(Shard, BadInputsAreOneLineErrorsNamingTheProblem) {
     h5::write_dataset(f, "x", {2, 4}, x.data());
   });
   EXPECT_NE(error_of([&] { read_shard_meta(dir.path("noy.h5")); }).find("has no dataset 'y'"), std::string::npos);
+
+  // A header that declares two billion samples in a file of a few kilobytes: refused before any allocation.
+  write_raw(dir.path("huge.h5"), [](hid_t f) {
+    for (const auto& [name, dims, type] : {std::tuple{"x", std::vector<hsize_t>{2000000000, 4}, H5T_NATIVE_FLOAT},
+                                           std::tuple{"y", std::vector<hsize_t>{2000000000}, H5T_NATIVE_INT64}}) {
+      const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+      H5Dclose(H5Dcreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));  // no data written
+      H5Sclose(space);
+    }
+    h5::write_attr(f, "num_classes", int64_t{2});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("huge.h5")); })
+                .find("dataset 'x' of shape [2000000000, 4] declares 32000000000 bytes but the file holds 0 of them"),
+            std::string::npos)
+      << error_of([&] { read_shard_meta(dir.path("huge.h5")); });
 
   write_raw(dir.path("len.h5"), [](hid_t f) {
     std::vector<uint8_t> x(8);

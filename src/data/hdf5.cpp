@@ -194,6 +194,10 @@ DatasetInfo dataset_info(hid_t file, const std::string& path, const std::string&
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   info.dims.assign(dims.begin(), dims.end());
   info.type = classify(type.get(), info.type_name);
+  info.declared_bytes = static_cast<uint64_t>(H5Sget_simple_extent_npoints(space.get())) * H5Tget_size(type.get());
+  info.stored_bytes = H5Dget_storage_size(ds.get());
+  H5Id dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  info.filtered = dcpl.valid() && H5Pget_nfilters(dcpl.get()) > 0;
   return info;
 }
 

@@ -13,6 +13,17 @@ std::vector<std::string> optional_strs(hid_t file, const std::string& name) {
   return h5::has_attr(file, name) ? h5::read_attr_strs(file, name) : std::vector<std::string>{};
 }
 
+// Before anything is allocated for it: a dataset whose header declares more data than the file holds (a
+// truncated file, or a header that claims two billion samples) would otherwise be read until the kernel
+// kills the rank. Compressed data is stored in fewer bytes, but not in none.
+void check_stored(const h5::DatasetInfo& d, const char* name, const std::string& path) {
+  const bool short_of_data = d.filtered ? d.stored_bytes == 0 && d.declared_bytes > 0 : d.stored_bytes < d.declared_bytes;
+  if (!short_of_data) return;
+  throw Error("dataset '" + std::string(name) + "' of shape " + shape_str(d.dims) + " declares " +
+              std::to_string(d.declared_bytes) + " bytes but the file holds " + std::to_string(d.stored_bytes) +
+              " of them" + in(path) + ": the file is truncated or its header is wrong");
+}
+
 }  // namespace
 
 ShardMeta read_shard_meta(const std::string& path) {
@@ -23,6 +34,8 @@ ShardMeta read_shard_meta(const std::string& path) {
   const h5::DatasetInfo x = h5::dataset_info(file.get(), path, "x");
   const h5::DatasetInfo y = h5::dataset_info(file.get(), path, "y");
   if (x.dims.empty()) throw Error("dataset 'x' is a scalar" + in(path) + "; expected [samples, ...]");
+  check_stored(x, "x", path);
+  check_stored(y, "y", path);
   if (x.type == h5::ElemType::u8) m.x_type = PixelType::u8;
   else if (x.type == h5::ElemType::f32) m.x_type = PixelType::f32;
   else throw Error("dataset 'x' has type " + x.type_name + in(path) + "; expected uint8 or float32");

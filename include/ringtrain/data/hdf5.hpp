@@ -36,6 +36,9 @@ struct DatasetInfo {
   Shape dims;
   ElemType type = ElemType::other;
   std::string type_name;  // for error messages: "uint8", "int32", "float64", ...
+  uint64_t declared_bytes = 0;  // what the shape and type say the data takes
+  uint64_t stored_bytes = 0;    // what the file holds of it (H5Dget_storage_size)
+  bool filtered = false;        // stored through filters (compression): stored_bytes may be fewer
 };
 
 // The serial HDF5 library is not thread-safe: a whole file operation (the loader's reader thread, a model
