@@ -115,7 +115,7 @@ void write_raw(hid_t file, const std::string& name, const Shape& dims, hid_t fil
   H5Id space = check(H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr), H5Sclose,
                      "cannot create dataspace for '" + name + "'");
   // An empty dataset has no data to guard (and cannot be chunked).
-  const bool guarded = checksum == Checksum::fletcher32 && shape_numel(dims) > 0;
+  const bool guarded = checksum == Checksum::fletcher32 && !dims.empty() && shape_numel(dims) > 0;
   H5Id layout = guarded ? checksummed_layout(hd, H5Tget_size(file_type), name) : H5Id();
   H5Id ds = check(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT,
                              guarded ? layout.get() : H5P_DEFAULT, H5P_DEFAULT),
@@ -235,6 +235,7 @@ void verify_datasets(hid_t file, const std::string& path) {
   std::vector<char> buffer;
   for (const std::string& name : names) {
     H5Id ds = check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, "cannot open dataset '" + name + "'");
+    if (!has_checksum(ds.get())) continue;  // nothing to check it against (a file from before checksums)
     H5Id type = check(H5Dget_type(ds.get()), H5Tclose, "cannot read the type of '" + name + "'");
     buffer.resize(static_cast<size_t>(element_count(file, name)) * H5Tget_size(type.get()));
     if (!buffer.empty()) read_dataset(ds.get(), name, type.get(), buffer.data());

@@ -70,8 +70,8 @@ void write_dataset(hid_t file, const std::string& name, const Shape& dims, const
                    Checksum checksum = Checksum::none);
 void write_dataset(hid_t file, const std::string& name, const Shape& dims, const float* data,
                    Checksum checksum = Checksum::none);
-// Reads every dataset in the file once; the error names the first that does not read (a checksum that does
-// not match its data: the file is damaged).
+// Reads every checksummed dataset in the file once; the error names the first whose data does not match its
+// checksum (the file is damaged).
 void verify_datasets(hid_t file, const std::string& path);
 
 bool has_attr(hid_t obj, const std::string& name);
