@@ -36,6 +36,7 @@ shard("dtype/train-00000.h5", x=rng.normal(size=(64, 1, 4, 4)).astype(np.complex
 shard("labels/train-00000.h5", y=np.full(64, 7, np.int64))
 shard("empty/train-00000.h5", x=np.zeros((0, 1, 4, 4), np.float32), y=np.zeros(0, np.int64))
 shard("few/train-00000.h5", n=10)
+shard("nofeatures/train-00000.h5", x=np.zeros((64, 0), np.float32))
 os.makedirs(os.path.join(root, "huge"))
 with h5py.File(os.path.join(root, "huge/train-00000.h5"), "w") as f:  # a header of 2e9 samples, no data
     f.create_dataset("x", shape=(2000000000, 1, 4, 4), dtype="f4"); f.create_dataset("y", shape=(2000000000,), dtype="i8")
@@ -101,6 +102,7 @@ row 2 "x has 64 samples but y has 60 in shard" --data "$dir/shape" "${model[@]}"
 row 2 "dataset 'x' has type non-numeric in shard" --data "$dir/dtype" "${model[@]}"
 row 2 "label 7 at sample 0 is out of range [0, 3) in shard" --data "$dir/labels" "${model[@]}"
 row 2 "declares 128000000000 bytes but the file holds 0 of them" --data "$dir/huge" "${model[@]}"
+row 2 "has no features per sample" --data "$dir/nofeatures" "${model[@]}"
 row 2 "is empty (x has 0 samples)" --data "$dir/empty" "${model[@]}"
 row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas x --batch 8)" --data "$dir/few" "${model[@]}"
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer >= 1, got 'abc'" --data "$dir/good" --model "linear(abc)"

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <fstream>
 #include <set>
 #include <tuple>
@@ -30,6 +32,46 @@ void write_raw(const std::string& path, const std::function<void(hid_t)>& fill) 
   auto lock = h5::lock_library();
   h5::H5Id f = h5::create_file(path);
   fill(f.get());
+}
+
+// Data a model cannot use is refused where it is read, naming the shard and the sample: samples without
+// features, NaN or infinity in x or in regression targets, and a shard rewritten while the run uses it.
+TEST(Shard, UnusableOrChangedDataIsRefusedNamingTheSample) {
+  TempDir dir;
+  write_raw(dir.path("nofeatures.h5"), [](hid_t f) {
+    std::vector<float> x;
+    std::vector<int64_t> y(2);
+    h5::write_dataset(f, "x", {2, 0}, x.data());
+    h5::write_dataset(f, "y", {2}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{2});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("nofeatures.h5")); }).find("x of shape [2, 0] has no features"),
+            std::string::npos);
+
+  const float inf = std::numeric_limits<float>::infinity();
+  write_raw(dir.path("nan.h5"), [&](hid_t f) {
+    std::vector<float> x = {0, 1, 2, 3, 4, std::nanf(""), 6, 7}, y = {0.5f, 1.5f};
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {2}, y.data());
+  });
+  const ShardMeta nan = read_shard_meta(dir.path("nan.h5"));
+  EXPECT_NE(error_of([&] { read_shard_data(nan); }).find("non-finite value (NaN or infinity) in x of sample 1 in shard"),
+            std::string::npos);
+  write_raw(dir.path("inf.h5"), [&](hid_t f) {
+    std::vector<float> x(8), y = {0.5f, 1.5f, 2.5f, inf};
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {2, 2}, y.data());
+  });
+  const ShardMeta target = read_shard_meta(dir.path("inf.h5"));
+  EXPECT_NE(error_of([&] { read_shard_data(target); }).find("non-finite value (NaN or infinity) in y of sample 1"),
+            std::string::npos);
+
+  test::write_classification_shard(dir.path("moving.h5"), 8, {4}, 2, 1);
+  const ShardMeta before = read_shard_meta(dir.path("moving.h5"));
+  EXPECT_NO_THROW(read_shard_data(before));
+  test::write_classification_shard(dir.path("moving.h5"), 9, {4}, 2, 2);  // another job rewrites it
+  EXPECT_NE(error_of([&] { read_shard_data(before); }).find("changed on disk since the run checked it"),
+            std::string::npos);
 }
 
 TEST(Shard, RoundTripKeepsSamplesAndAttributes) {

@@ -1,5 +1,11 @@
 #include "ringtrain/data/shard.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <tuple>
+
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/tensor/error.hpp"
 
@@ -24,6 +30,24 @@ void check_stored(const h5::DatasetInfo& d, const char* name, const std::string&
               " of them" + in(path) + ": the file is truncated or its header is wrong");
 }
 
+// The file's size and modification time, which change when anything rewrites it.
+std::pair<uint64_t, int64_t> file_stamp(const std::string& path) {
+  std::error_code ec;
+  const uint64_t bytes = std::filesystem::file_size(path, ec);
+  const auto modified = std::filesystem::last_write_time(path, ec);
+  return {ec ? 0 : bytes,
+          ec ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(modified.time_since_epoch()).count()};
+}
+
+// NaN and infinity in x or in regression targets would reach the loss as NaN at some step, far from the
+// sample that caused it: refused at load, naming the sample.
+void check_finite(const std::vector<float>& values, int64_t per_sample, const char* name, const std::string& path) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      throw Error("non-finite value (NaN or infinity) in " + std::string(name) + " of sample " +
+                  std::to_string(static_cast<int64_t>(i) / std::max<int64_t>(per_sample, 1)) + in(path));
+}
+
 }  // namespace
 
 ShardMeta read_shard_meta(const std::string& path) {
@@ -43,6 +67,7 @@ ShardMeta read_shard_meta(const std::string& path) {
   if (m.samples == 0) throw Error("shard '" + path + "' is empty (x has 0 samples)");
   m.sample_shape.assign(x.dims.begin() + 1, x.dims.end());
   if (m.sample_shape.empty()) m.sample_shape = {1};
+  if (m.features() == 0) throw Error("x of shape " + shape_str(x.dims) + " has no features per sample" + in(path));
   if (y.dims.empty() || y.dims[0] != m.samples)
     throw Error("x has " + std::to_string(m.samples) + " samples but y has " +
                 (y.dims.empty() ? std::string("none") : std::to_string(y.dims[0])) + in(path));
@@ -78,10 +103,14 @@ ShardMeta read_shard_meta(const std::string& path) {
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
   m.class_names = optional_strs(file.get(), "class_names");
+  std::tie(m.file_bytes, m.modified_ns) = file_stamp(path);
   return m;
 }
 
 ShardData read_shard_data(const ShardMeta& meta) {
+  if (file_stamp(meta.path) != std::pair{meta.file_bytes, meta.modified_ns})
+    throw Error("shard '" + meta.path + "' changed on disk since the run checked it (its size or modification "
+                "time): another job may be rewriting the data; give each run data that stays put");
   auto lock = h5::lock_library();
   h5::H5Id file = h5::open_file(meta.path);
   ShardData d;
@@ -89,6 +118,8 @@ ShardData read_shard_data(const ShardMeta& meta) {
   else h5::read_f32(file.get(), "x", d.x_f32);
   if (meta.classification()) h5::read_i64(file.get(), "y", d.labels);
   else h5::read_f32(file.get(), "y", d.targets);
+  check_finite(d.x_f32, meta.features(), "x", meta.path);
+  check_finite(d.targets, meta.target_dim, "y", meta.path);
   return d;
 }
 

@@ -25,6 +25,9 @@ struct ShardMeta {
   int64_t target_dim = 0;    // regression: values per sample
   std::vector<float> x_scale, x_shift;
   std::vector<std::string> feature_names, target_names, class_names;
+  // The file as it was checked: read_shard_data refuses one that has changed since (another job rewrote it).
+  uint64_t file_bytes = 0;
+  int64_t modified_ns = 0;
 
   bool classification() const { return num_classes > 0; }
   int64_t features() const { return shape_numel(sample_shape); }
