@@ -152,6 +152,8 @@ H5Id open_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error("no such file '" + path + "'");
   if (std::filesystem::is_directory(path, ec)) throw Error("'" + path + "' is a directory, not an HDF5 file");
+  // A FIFO or a device would block the open (a FIFO until some writer comes) or never end.
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error("'" + path + "' is not a regular file, not an HDF5 file");
   if (H5Fis_hdf5(path.c_str()) <= 0) throw Error("'" + path + "' is not an HDF5 file");
   return check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open HDF5 file '" + path + "'");
 }

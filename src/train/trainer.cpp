@@ -93,6 +93,20 @@ void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs)
     const std::filesystem::path target = std::filesystem::absolute(path);
     remove_stale_temporaries(target.parent_path().string(), target.filename().string());
   }
+  // Two outputs on one path: the last written would silently replace the other.
+  const std::pair<const std::string&, const char*> named[] = {{c.save_model, "--save"}, {c.timeline, "--timeline"},
+                                                              {c.metrics_csv, "--metrics"},
+                                                              {c.checkpoint_dir, "--checkpoint-dir"}};
+  auto canonical = [](const std::string& path) {
+    std::error_code ec;
+    const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+    return ec ? std::filesystem::absolute(path) : p;
+  };
+  for (size_t i = 0; i < std::size(named); ++i)
+    for (size_t j = i + 1; j < std::size(named); ++j)
+      if (!named[i].first.empty() && !named[j].first.empty() && canonical(named[i].first) == canonical(named[j].first))
+        throw Error(std::string(named[i].second) + " and " + named[j].second + " name the same path '" +
+                    named[j].first + "'");
   if (c.checkpoint_dir.empty()) return;
   std::error_code ec;  // a directory not there yet holds no input
   for (const std::string& input : inputs)
