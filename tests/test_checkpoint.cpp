@@ -181,6 +181,12 @@ TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
   }
 }
 
+// An uninterrupted run's and a resumed run's final weights, bit for bit.
+void expect_same_weights(Trainer& whole, Trainer& resumed) {
+  for (size_t i = 0; i < whole.model().params().size(); ++i)
+    EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+}
+
 TrainConfig small_run(const std::string& data_dir) {
   return test::train_config(data_dir, {.model = "flatten,linear(8),relu,dropout(0.2),linear(out)",
                                        .batch = 8,
@@ -214,8 +220,7 @@ TEST(Resume, ACutRunContinuedEndsBitwiseLikeAnUninterruptedOne) {
   EXPECT_NE(log.str().find("resuming from " + CheckpointDir(cut.checkpoint_dir, 3).path(31)), std::string::npos)
       << log.str();
   EXPECT_EQ(result.steps, 50);  // 2 epochs of 25 steps, 19 of them in this run
-  for (size_t i = 0; i < whole.model().params().size(); ++i)
-    EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+  expect_same_weights(whole, resumed);
 }
 
 // Ends the job at the boundary after step `at`, as a stop request would.
@@ -255,8 +260,7 @@ TEST(Resume, AStopAfterAnEpochsLastStepResumesAtThatEpochsEnd) {
   EXPECT_EQ(result.epochs[0].step, 25);
   EXPECT_NE(resumed_log.str().find("checkpoint " + CheckpointDir(cut.checkpoint_dir, 3).path(30)), std::string::npos)
       << resumed_log.str();
-  for (size_t i = 0; i < whole.model().params().size(); ++i)
-    EXPECT_TRUE(same_bits(whole.model().params()[i]->value, resumed.model().params()[i]->value)) << i;
+  expect_same_weights(whole, resumed);
 }
 
 // Two jobs on one checkpoint directory would overwrite and prune each other's checkpoints: the second is
