@@ -2,6 +2,7 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <functional>
 
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
@@ -155,7 +156,8 @@ TEST(PrepCsv, ClassificationMapsClassesAndReportsBadRows) {
     return std::string();
   };
   EXPECT_NE(error_for("a,b\n1,2\n3\n4,5\n", "b").find("line 3 has 1 fields"), std::string::npos);
-  EXPECT_NE(error_for("a,b\n1,2\n3,\n4,5\n", "b").find("no value in column 'b'"), std::string::npos);
+  EXPECT_NE(error_for("a,b\n1,2\n3,\n4,5\n", "b").find("CSV line 3, column 'b': missing value (an empty cell)"),
+            std::string::npos);
   EXPECT_NE(error_for("a,b\n1,2\n3,4\n4,5\n", "c").find("no column 'c'"), std::string::npos);
   EXPECT_NE(error_for("", "b").find("empty"), std::string::npos);
   c.task = TaskKind::regression;
@@ -179,6 +181,247 @@ TEST(PrepCsv, FailedConversionKeepsEarlierShards) {
   c.input = in.path("missing.csv");
   EXPECT_THROW(prep(c), Error);
   EXPECT_TRUE(ShardSet::exists(ShardSet::split_pattern(out.path(), Split::train)));
+}
+
+// Strict CSV prep (issue 17): a cell that does not fit its column is an error naming line, column and value;
+// missing cells are dropped or imputed only under --missing.
+
+// prep --format csv of `text`, written byte for byte (a BOM and CRLF stay) to <in>/d.csv, into `out`.
+PrepConfig csv_config(const TempDir& in, const TempDir& out, const std::string& text, const std::string& target,
+                      MissingValues missing = MissingValues::error) {
+  std::ofstream(in.path("d.csv"), std::ios::binary) << text;
+  PrepConfig c;
+  c.format = PrepFormat::csv;
+  c.input = in.path("d.csv");
+  c.out_dir = out.path();
+  c.target = target;
+  c.missing = missing;
+  return c;
+}
+
+// The one-line error prep(c) throws, or "" when the file converts.
+std::string prep_error(const PrepConfig& c) {
+  try {
+    prep(c);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// "id,<columns>" then n rows "i,<row(i)>": row i is file line i + 2, and the id column (stored as is: the
+// standardisation is in attributes) tells the rows apart after the shuffled splits.
+std::string numbered_csv(const std::string& columns, int n, const std::function<std::string(int)>& row) {
+  std::string text = "id," + columns + "\n";
+  for (int i = 0; i < n; ++i) text += std::to_string(i) + "," + row(i) + "\n";
+  return text;
+}
+
+struct Samples {
+  ShardMeta meta;  // the first shard's: names, x_scale, x_shift
+  std::vector<std::vector<float>> x;  // features per sample, as stored
+};
+
+Samples read_split(const std::string& dir, Split split) {
+  const ShardSet set = ShardSet::open(ShardSet::split_pattern(dir, split));
+  Samples s{set.meta(), {}};
+  for (const ShardMeta& m : set.shards()) {
+    const ShardData d = read_shard_data(m);
+    const auto f = static_cast<size_t>(m.features());
+    for (size_t i = 0; i < static_cast<size_t>(m.samples); ++i)
+      s.x.emplace_back(d.x_f32.begin() + static_cast<std::ptrdiff_t>(i * f),
+                       d.x_f32.begin() + static_cast<std::ptrdiff_t>((i + 1) * f));
+  }
+  return s;
+}
+
+// The samples of train, val and test together.
+Samples read_all(const std::string& dir) {
+  Samples all = read_split(dir, Split::train);
+  for (Split split : {Split::val, Split::test})
+    for (auto& x : read_split(dir, split).x) all.x.push_back(std::move(x));
+  return all;
+}
+
+// Ages 0..19 with `cell` as the age of row 5, which is file line 7.
+std::string ages_with(const std::string& cell) {
+  return numbered_csv("age,y", 20, [&](int i) { return (i == 5 ? cell : std::to_string(i)) + ",1"; });
+}
+
+bool wrote_shards(const TempDir& out) { return ShardSet::exists(ShardSet::split_pattern(out.path(), Split::train)); }
+
+TEST(PrepCsv, ByteOrderMarkIsNotPartOfTheFirstColumnName) {
+  TempDir in, out;
+  const std::string rows = numbered_csv("y", 10, [](int i) { return std::to_string(2 * i); });
+  const PrepConfig c = csv_config(in, out, "\xEF\xBB\xBF" + rows, "y");
+  EXPECT_EQ(prep(c).features, 1);
+  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names, (std::vector<std::string>{"id"}));
+  PrepConfig by_first = c;
+  by_first.target = "id";
+  EXPECT_EQ(prep_error(by_first), "");
+}
+
+TEST(PrepCsv, DuplicateOrEmptyColumnNamesAreErrors) {
+  TempDir in, out;
+  EXPECT_EQ(prep_error(csv_config(in, out, "x, x ,y\n1,2,3\n4,5,6\n7,8,9\n", "y")),
+            "CSV header: column 'x' appears twice (columns 1 and 2)");
+  EXPECT_EQ(prep_error(csv_config(in, out, "x,,y\n1,2,3\n4,5,6\n7,8,9\n", "y")), "CSV header: column 2 has no name");
+  EXPECT_FALSE(wrote_shards(out));
+}
+
+TEST(PrepCsv, MissingCellInANumericColumnIsAnErrorNamingLineColumnAndValue) {
+  TempDir in, out;
+  auto with_cell = [&](const std::string& cell) { return csv_config(in, out, ages_with(cell), "y"); };
+  EXPECT_EQ(prep_error(with_cell("NA")), "CSV line 7, column 'age': missing value ('NA'); --missing drop or "
+                                         "--missing mean says what to do with missing values");
+  EXPECT_NE(prep_error(with_cell("")).find("CSV line 7, column 'age': missing value (an empty cell)"),
+            std::string::npos);
+  for (const char* marker : {"N/A", "NaN", "nan", "NAN", "null", "NULL", "None", "?"})
+    EXPECT_NE(prep_error(with_cell(marker)).find("missing value ('" + std::string(marker) + "')"), std::string::npos);
+  EXPECT_FALSE(wrote_shards(out));  // nothing is written on error
+}
+
+TEST(PrepCsv, TextCellInANumericColumnIsAnErrorButAFewNumbersDoNotMakeTextNumeric) {
+  TempDir in, out;
+  PrepConfig c = csv_config(in, out, ages_with("abc"), "y", MissingValues::mean);
+  EXPECT_EQ(prep_error(c), "CSV line 7, column 'age': 'abc' is not a number (the column is numeric)");
+  EXPECT_FALSE(wrote_shards(out));
+  // Mostly text: categorical, and the one number is a category of its own.
+  const std::string colours =
+      numbered_csv("colour,y", 20, [](int i) { return std::string(i == 5 ? "7" : i % 2 ? "red" : "blue") + ",1"; });
+  c = csv_config(in, out, colours, "y");
+  ASSERT_EQ(prep_error(c), "");
+  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names,
+            (std::vector<std::string>{"id", "colour=7", "colour=blue", "colour=red"}));
+}
+
+TEST(PrepCsv, InfinityIsAnErrorEvenWithMissingMean) {
+  TempDir in, out;
+  for (const std::string cell : {"inf", "-inf", "Infinity", "1e999", "1e39"}) {
+    const PrepConfig c = csv_config(in, out, ages_with(cell), "y", MissingValues::mean);
+    EXPECT_EQ(prep_error(c).rfind("CSV line 7, column 'age': value '" + cell + "' is not a finite number", 0), 0u)
+        << prep_error(c);
+  }
+  EXPECT_FALSE(wrote_shards(out));
+}
+
+TEST(PrepCsv, NanRegressionTargetIsAnErrorNotAClass) {
+  TempDir in, out;
+  const std::string prices = numbered_csv("price", 20, [](int i) { return i == 5 ? "nan" : std::to_string(2 * i); });
+  PrepConfig c = csv_config(in, out, prices, "price");
+  EXPECT_NE(prep_error(c).find("CSV line 7, column 'price': missing value ('nan')"), std::string::npos);
+  c.task = TaskKind::regression;
+  c.missing = MissingValues::mean;  // a target is never imputed
+  EXPECT_EQ(prep_error(c), "CSV line 7, column 'price': the target is missing ('nan'); --missing mean does not "
+                           "impute targets (--missing drop drops such rows)");
+  EXPECT_FALSE(wrote_shards(out));
+  c.task = TaskKind::automatic;  // still regression: the column is numeric, the nan row goes
+  c.missing = MissingValues::drop;
+  const PrepReport r = prep(c);
+  EXPECT_FALSE(r.classification);
+  EXPECT_EQ(r.outputs, 1);
+  EXPECT_EQ(r.dropped, 1);
+}
+
+TEST(PrepCsv, MissingDropLeavesOutRowsWithAMissingCell) {
+  TempDir in, out;
+  const PrepConfig c = csv_config(in, out, numbered_csv("a,colour,y", 20, [](int i) {
+    return std::string(i == 3 ? "NA" : std::to_string(i)) + "," + (i == 8 ? "" : i % 2 ? "red" : "blue") + "," +
+           (i == 12 ? "null" : std::to_string(i % 4));
+  }), "y", MissingValues::drop);
+  const PrepReport r = prep(c);
+  EXPECT_EQ(r.dropped, 3);
+  EXPECT_EQ(r.train + r.val + r.test, 17);
+  const Samples all = read_all(out.path());
+  ASSERT_EQ(all.x.size(), 17u);
+  for (const auto& x : all.x) EXPECT_TRUE(x[0] != 3 && x[0] != 8 && x[0] != 12) << "row " << x[0] << " was kept";
+}
+
+TEST(PrepCsv, MissingMeanImputesTheTrainingMeanWhichStandardisesToZero) {
+  TempDir in, out;
+  const PrepConfig c = csv_config(in, out, numbered_csv("v,y", 40, [](int i) {
+    return (i % 5 == 0 ? std::string("NA") : std::to_string(0.5 * i + i % 3)) + "," + std::to_string(i);
+  }), "y", MissingValues::mean);
+  const PrepReport r = prep(c);
+  EXPECT_EQ(r.train + r.val + r.test, 40);
+  double sum = 0.0;
+  int n = 0;
+  for (const auto& x : read_split(out.path(), Split::train).x)
+    if (static_cast<int>(x[0]) % 5 != 0) sum += x[1], ++n;
+  const Samples all = read_all(out.path());
+  int imputed = 0;
+  for (const auto& x : all.x) {
+    if (static_cast<int>(x[0]) % 5 != 0) continue;
+    ++imputed;  // in every split the training mean, which is the centre of the standardisation
+    EXPECT_NEAR(x[1], sum / n, 1e-4) << "row " << x[0];
+    EXPECT_NEAR(x[1] * all.meta.x_scale[1] + all.meta.x_shift[1], 0.0, 1e-5) << "row " << x[0];
+  }
+  EXPECT_EQ(imputed, 8);
+}
+
+TEST(PrepCsv, MissingMeanGivesACategoricalColumnAMissingCategory) {
+  TempDir in, out;
+  const PrepConfig c = csv_config(in, out, numbered_csv("colour,y", 21, [](int i) {
+    return std::string(i % 7 == 0 ? "" : i % 7 == 1 ? "NA" : i % 2 ? "red" : "blue") + "," + std::to_string(i % 3);
+  }), "y", MissingValues::mean);
+  ASSERT_EQ(prep_error(c), "");
+  const Samples all = read_all(out.path());
+  EXPECT_EQ(all.meta.feature_names, (std::vector<std::string>{"id", "colour=<missing>", "colour=blue", "colour=red"}));
+  for (const auto& x : all.x) EXPECT_EQ(x[1], static_cast<int>(x[0]) % 7 <= 1 ? 1.0f : 0.0f) << "row " << x[0];
+}
+
+TEST(PrepCsv, ColumnWithEveryCellMissingIsAnError) {
+  TempDir in, out;
+  const std::string text = numbered_csv("z,y", 10, [](int i) { return std::string(i % 2 ? "NA" : "") + ",1"; });
+  for (MissingValues missing : {MissingValues::error, MissingValues::drop, MissingValues::mean})
+    EXPECT_EQ(prep_error(csv_config(in, out, text, "y", missing)),
+              "CSV column 'z' has no values: every cell is missing");
+  EXPECT_FALSE(wrote_shards(out));
+}
+
+TEST(PrepCsv, TextRegressionTargetAndDropLeavingTooFewRowsAreErrors) {
+  TempDir in, out;
+  PrepConfig c = csv_config(in, out, "a,kind\n1,cat\n2,dog\n3,cat\n", "kind");
+  c.task = TaskKind::regression;
+  EXPECT_EQ(prep_error(c), "regression target 'kind' has non-numeric values (most of its cells are not numbers)");
+  c = csv_config(in, out, "a,y\n1,2\nNA,3\n4,\n5,6\n", "y", MissingValues::drop);
+  EXPECT_NE(prep_error(c).find("has 2 rows left after --missing drop dropped 2; need at least 3"), std::string::npos)
+      << prep_error(c);
+  EXPECT_FALSE(wrote_shards(out));
+}
+
+TEST(PrepCsv, CrlfLinesByteOrderMarkAndQuotedFieldsKeepWorking) {
+  TempDir in, out;
+  std::string text = "\xEF\xBB\xBFid,\"note, quoted\",kind\r\n";
+  for (int i = 0; i < 12; ++i)
+    text += std::to_string(i) + "," + (i % 2 ? "\"a, b\"" : "\"say \"\"hi\"\"\"") + "," + (i % 3 ? "dog" : "cat") +
+            "\r\n";
+  const PrepReport r = prep(csv_config(in, out, text, "kind"));
+  EXPECT_TRUE(r.classification);
+  EXPECT_EQ(r.train + r.val + r.test, 12);
+  const Samples all = read_all(out.path());
+  EXPECT_EQ(all.meta.feature_names, (std::vector<std::string>{"id", "note, quoted=a, b", "note, quoted=say \"hi\""}));
+  EXPECT_EQ(all.meta.class_names, (std::vector<std::string>{"cat", "dog"}));
+  // A quote left open would swallow the rest of the line: an error, not a silently merged field.
+  EXPECT_EQ(prep_error(csv_config(in, out, "a,b\r\n1,\"2\r\n", "b")),
+            "CSV line 2: a quoted field is not closed (fields cannot span lines)");
+}
+
+TEST(PrepCsv, CommandLineTakesMissingAndReportsABadCellInOneLine) {
+  TempDir in, out;
+  std::string err;
+  const PrepConfig c = csv_config(in, out, ages_with("abc"), "y");
+  const std::string args = "prep --format csv --input " + c.input + " --target y --out " + out.path();
+  EXPECT_EQ(test::run_cli(args, nullptr, &err), 1);
+  EXPECT_EQ(err, "ringtrain: error: CSV line 7, column 'age': 'abc' is not a number (the column is numeric)\n");
+  EXPECT_EQ(test::run_cli(args + " --missing sometimes", nullptr, &err), 2);
+  EXPECT_NE(err.find("--missing must be error, drop or mean, got 'sometimes'"), std::string::npos) << err;
+  std::string help;
+  EXPECT_EQ(test::run_cli("prep --help", &help, nullptr), 0);
+  EXPECT_NE(help.find("--missing"), std::string::npos);
+  csv_config(in, out, ages_with("NA"), "y");  // rewrites the same file
+  EXPECT_EQ(test::run_cli(args + " --missing drop", nullptr, &err), 0) << err;
+  EXPECT_EQ(test::run_cli(args + " --missing mean", nullptr, &err), 0) << err;
 }
 
 }  // namespace

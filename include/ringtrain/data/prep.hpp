@@ -1,8 +1,10 @@
 // `ringtrain prep`: converts IDX (MNIST, Fashion-MNIST; .gz or plain) and CSV files into HDF5 shards
 // <out>/train-NNNNN.h5, val-NNNNN.h5 and test-NNNNN.h5.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "ringtrain/tensor/enum_names.hpp"
 
@@ -14,7 +16,7 @@ constexpr const auto& enum_names(PrepFormat) { return kPrepFormatNames; }
 
 // What a CSV's target column is for.
 enum class TaskKind {
-  automatic,  // classification when the target holds a value that is not a number, else regression
+  automatic,  // classification when the target column is not numeric (most of its values are not numbers)
   classification,
   regression,
 };
@@ -22,6 +24,20 @@ inline constexpr EnumNames<TaskKind, 3> kTaskKindNames{{{TaskKind::automatic, "a
                                                         {TaskKind::classification, "classification"},
                                                         {TaskKind::regression, "regression"}}};
 constexpr const auto& enum_names(TaskKind) { return kTaskKindNames; }
+
+// The cells CSV prep reads as missing besides an empty one: what R, pandas, databases and spreadsheets write.
+inline constexpr std::array<std::string_view, 9> kMissingCellTokens{"NA",   "N/A",  "NaN",  "nan", "NAN",
+                                                                    "null", "NULL", "None", "?"};
+
+// What CSV prep does with a missing cell (empty, or one of kMissingCellTokens).
+enum class MissingValues {
+  error,  // the first missing cell is an error naming its line and column
+  drop,   // rows with any missing cell are left out
+  mean,   // numeric features: the training split's mean; categorical: a category "<missing>"; target: error
+};
+inline constexpr EnumNames<MissingValues, 3> kMissingValuesNames{
+    {{MissingValues::error, "error"}, {MissingValues::drop, "drop"}, {MissingValues::mean, "mean"}}};
+constexpr const auto& enum_names(MissingValues) { return kMissingValuesNames; }
 
 struct PrepConfig {
   PrepFormat format = PrepFormat::idx;
@@ -32,12 +48,14 @@ struct PrepConfig {
   double test_fraction = 0.2;   // csv, or idx without t10k files: of all samples, held out for testing
   std::string target;           // csv: target column
   TaskKind task = TaskKind::automatic;  // csv
+  MissingValues missing = MissingValues::error;  // csv
   uint64_t seed = 0;
 };
 
 struct PrepReport {
   int64_t train = 0, val = 0, test = 0, features = 0, outputs = 0;
   bool classification = false;
+  int64_t dropped = 0;  // csv rows left out by --missing drop
 };
 
 PrepReport prep_idx(const PrepConfig& config);
