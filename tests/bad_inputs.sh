@@ -48,6 +48,12 @@ timeout 60 "$bin" train --data "$dir/good" --model "flatten,linear(4),relu,linea
 # A checkpoint of this model with one weight's sign flipped on disk (under HDF5, whose checksum then fails).
 timeout 60 "$bin" train --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/same" >/dev/null 2>&1 ||
   fail "could not write a checkpoint to damage"
+# Copies of it cut short, and with a byte of HDF5's own metadata changed (which the library would trust).
+mkdir -p "$dir/cut" "$dir/meta"
+cp "$dir/same/step-000000000008.h5" "$dir/cut/" && truncate -s -100 "$dir/cut/step-000000000008.h5"
+cp "$dir/same/step-000000000008.h5" "$dir/meta/" &&
+  printf '\xff' | dd of="$dir/meta/step-000000000008.h5" bs=1 seek=600 conv=notrunc status=none
+printf 'a,b,y\n1,2,x\n3,NA,y\n5,6,x\n7,8,y\n' >"$dir/na.csv"
 /usr/bin/python3 - "$dir/same/step-000000000008.h5" <<'PY' || fail "could not damage the checkpoint"
 import sys, h5py
 path = sys.argv[1]
@@ -115,13 +121,18 @@ row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --d
 row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
 row 2 "--momentum must be in [0, 1), got -1" --data "$dir/good" "${model[@]}" --momentum -1
 row 2 "--lr must be positive, got inf" --data "$dir/good" "${model[@]}" --lr inf
+row 2 "is outside the range of a 32-bit float" --data "$dir/good" "${model[@]}" --lr 1e-50
+row 2 "--lr-step-epochs must be at most 1000000" --data "$dir/good" "${model[@]}" --lr-step-epochs 1e16
 row 2 "--straggler-rank 5 is outside the job's ranks 0..1" --data "$dir/good" "${model[@]}" --straggler-rank 5
 row 2 "is not a regular file" --data "$dir/good" "${model[@]}" --config "$dir"
 row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
 row 2 "holds model 'flatten,linear(4),relu,linear(3)', not this run's" --data "$dir/good" "${model[@]}" \
   --resume "$dir/other/step-000000000008.h5"
-row 2 "is damaged: its data does not match its checksum" --data "$dir/good" "${model[@]}" \
+row 2 "is damaged: its contents do not match the checksum written with it" --data "$dir/good" "${model[@]}" \
   --resume "$dir/same/step-000000000008.h5"
+row 2 "is damaged: it holds" --data "$dir/good" "${model[@]}" --resume "$dir/cut/step-000000000008.h5"
+command=eval row 2 "is damaged: its contents do not match" --model-file "$dir/meta/step-000000000008.h5" --data "$dir/good"
+row 2 "already holds checkpoints" --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/other"
 row 2 "cannot resume: no such file" --data "$dir/good" "${model[@]}" --resume "$dir/nothing.h5"
 mkdir -p "$dir/busy"
 exec 9>"$dir/busy/.ringtrain.lock" && flock -n 9 || fail "cannot lock $dir/busy"  # as another job would
@@ -133,6 +144,10 @@ row 2 "cannot write the metrics to" --data "$dir/good" "${model[@]}" --metrics "
 row 2 "it is one of this run's inputs" --data "$dir/good" "${model[@]}" --save "$dir/good/train-00000.h5"
 row 2 "it is not a regular file (a device, a pipe or a socket)" --data "$dir/good" "${model[@]}" --timeline /dev/null
 row 2 "it is a directory" --data "$dir/good" "${model[@]}" --save "$dir/good"
+row 2 "cannot create a file in '/proc'" --data "$dir/good" "${model[@]}" --save /proc/model.h5
 command=eval row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --data "$dir/good"
 command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/good"
+command=eval row 2 "the directory does not exist" --model-file "$dir/other/step-000000000008.h5" --data "$dir/missing"
+command=prep row 2 "CSV line 3, column 'b': missing value ('NA')" --format csv --input "$dir/na.csv" --out "$dir/prep" \
+  --target y
 echo "PASS: $checked rows"

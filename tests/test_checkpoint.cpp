@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "ringtrain/tensor/error.hpp"
@@ -124,9 +125,17 @@ TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
   std::ofstream(dir.path("notes.txt")) << "not a checkpoint";
   EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(20),
                                                           checkpoints.path(5)}));
-  checkpoints.prune();
+  checkpoints.prune(100);
   EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(20)}));
   EXPECT_TRUE(std::filesystem::exists(dir.path("notes.txt")));
+  // One newer than the one just written (a damaged one --resume auto passed over) is not counted and is not
+  // removed, and the run's own newest checkpoint stays.
+  write_checkpoint(checkpoints.path(50), model, true, {}, {50, 0, 0, 50}, {{"--model", model.spec()}});
+  checkpoints.prune(50);
+  EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(50),
+                                                          checkpoints.path(20)}));
+  EXPECT_EQ(checkpoints.newest_after(50), checkpoints.path(100));
+  EXPECT_EQ(checkpoints.newest_after(100), "");
 
   std::ofstream(checkpoints.path(200)) << "half a file";
   std::ostringstream log;
@@ -146,8 +155,17 @@ void flip_sign_on_disk(const std::string& path, const Tensor& t) {
   file.put(static_cast<char>(bytes[at + 3] ^ 0x80));
 }
 
-// Checkpoints and model files carry a checksum per dataset: changed data is named, never loaded, and
-// --resume auto passes over such a checkpoint to the previous good one.
+void expect_error(const std::function<void()>& load, const std::string& expected) {
+  try {
+    load();
+    FAIL() << "loaded; expected the error '" << expected << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
+}
+
+// Checkpoints and model files are sealed with a checksum of the whole file: changed data is named, never
+// loaded, and --resume auto passes over such a checkpoint to the previous good one.
 TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
   TempDir dir;
   Model model("flatten,linear(16),relu,linear(out)", {4}, 3, 7);
@@ -156,29 +174,71 @@ TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
     write_checkpoint(checkpoints.path(step), model, true, {}, {step, 0, 0, step}, {{"--model", model.spec()}});
   flip_sign_on_disk(checkpoints.path(20), model.params()[0]->value);
   Model loaded(model.spec(), {4}, 3, 1);
-  try {
-    read_checkpoint(checkpoints.path(20), loaded, {});
-    FAIL() << "a changed checkpoint loaded";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("dataset 'linear1/weight' is damaged: its data does not match its checksum"),
-              std::string::npos)
-        << e.what();
-  }
+  const std::string changed = "' is damaged: its contents do not match the checksum written with it";
+  expect_error([&] { read_checkpoint(checkpoints.path(20), loaded, {}); }, checkpoints.path(20) + changed);
   std::ostringstream log;
   EXPECT_EQ(checkpoints.newest_valid(log), checkpoints.path(10));
-  EXPECT_NE(log.str().find("skipping checkpoint " + checkpoints.path(20) + ": dataset 'linear1/weight' is damaged"),
+  EXPECT_NE(log.str().find("skipping checkpoint " + checkpoints.path(20) + ": '" + checkpoints.path(20) + changed),
             std::string::npos)
       << log.str();
 
   save_model(dir.path("model.h5"), model, true);
   flip_sign_on_disk(dir.path("model.h5"), model.params()[2]->value);
-  try {
-    load_model(dir.path("model.h5"));
-    FAIL() << "a changed model file loaded";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("dataset 'linear2/weight' is damaged"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(dir.path("model.h5")), std::string::npos) << e.what();
+  expect_error([&] { load_model(dir.path("model.h5")); }, dir.path("model.h5") + changed);
+}
+
+// Rewrites `bytes` bytes of `path` at `at` (from the end when negative) with `with`, or cuts the file there.
+void damage(const std::string& path, std::streamoff at, const std::string& with) {
+  const auto size = static_cast<std::streamoff>(std::filesystem::file_size(path));
+  if (at < 0) at += size;
+  if (with.empty()) return std::filesystem::resize_file(path, static_cast<uintmax_t>(at));
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(at);
+  file.write(with.data(), static_cast<std::streamsize>(with.size()));
+}
+
+// The HDF5 library trusts a file's metadata (object headers, attributes, the string heap), and one changed
+// byte there can crash or hang it: the seal is checked before the library reads anything. Each kind of damage
+// is one error naming the file.
+TEST(CheckpointFile, DamageOutsideTheDataIsFoundBeforeHdf5ReadsTheFile) {
+  TempDir dir;
+  Model model("flatten,linear(4),relu,linear(out)", {4}, 3, 7);
+  const std::string path = dir.path("step-000000000010.h5");
+  const std::pair<std::streamoff, std::string> damages[] = {
+      {600, "\xff\xff"},  // the superblock and root object header
+      {-40, "X"},         // the end of the file: the string heap of the settings
+      {-100, ""},         // truncated
+      {3, "?"},           // the seal itself
+  };
+  const std::string expected[] = {"contents do not match", "contents do not match", "(truncated)",
+                                  "neither an HDF5 signature nor a ringtrain seal"};
+  for (size_t i = 0; i < std::size(damages); ++i) {
+    write_checkpoint(path, model, true, {}, {10, 0, 0, 10}, {{"--model", model.spec()}, {"--lr", "0.1"}});
+    ASSERT_NO_THROW(check_checkpoint(path));
+    damage(path, damages[i].first, damages[i].second);
+    expect_error([&] { check_checkpoint(path); }, "'" + path + "' is damaged: ");
+    expect_error([&] { check_checkpoint(path); }, expected[i]);
+    expect_error([&] { load_model(path); }, "'" + path + "' is damaged: ");
   }
+}
+
+// Sealed or not, the attributes that place the run and shape the model are checked before they are used.
+TEST(CheckpointFile, ProgressAndShapesOutOfRangeAreRefused) {
+  TempDir dir;
+  Model model("flatten,linear(out)", {4}, 3, 7);
+  const std::string path = dir.path("step.h5");
+  for (const TrainProgress& bad : {TrainProgress{10, 0, 0, -7}, TrainProgress{-1, 0, 0, 0}, TrainProgress{10, 11, 0, 0}}) {
+    write_checkpoint(path, model, true, {}, bad, {{"--model", model.spec()}});
+    Model loaded(model.spec(), {4}, 3, 1);
+    expect_error([&] { read_checkpoint(path, loaded, {}); }, "is damaged: its progress does not add up");
+  }
+  expect_error([] { check_progress_fits({30, 1, 1, 5}, 10, "c.h5"); }, "'c.h5' does not fit this run: step 30, epoch 1");
+  expect_error([] { check_progress_fits({12, 1, 1, 11}, 10, "c.h5"); }, "does not fit this run");
+  EXPECT_NO_THROW(check_progress_fits({12, 1, 1, 2}, 10, "c.h5"));
+
+  write_checkpoint(path, model, true, {}, {10, 0, 0, 10}, {{"--model", model.spec()}});
+  Model wider(model.spec(), {5}, 3, 1);  // the same spec for another input
+  expect_error([&] { read_checkpoint(path, wider, {}); }, "holds a model for input [4] and 3 outputs, not this run's [5]");
 }
 
 // An uninterrupted run's and a resumed run's final weights, bit for bit.
@@ -283,6 +343,37 @@ TEST(CheckpointLock, ASecondJobOnTheDirectoryIsRefused) {
     }
   }
   EXPECT_NO_THROW(Trainer(c, test::world()));
+}
+
+// A run that does not continue the checkpoints in its directory would prune them, and one that continues an
+// older one would mix its checkpoints with the newer ones there: both are refused before training.
+TEST(CheckpointDirectory, ARunNeverPrunesCheckpointsItDoesNotContinue) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig first = small_run(dir.path());
+  first.checkpoint_dir = dir.path("checkpoints");
+  first.checkpoint_every = 10;
+  first.max_steps = 20;
+  std::ostringstream log;
+  Trainer(first, test::world()).run(log);
+  const CheckpointDir checkpoints(first.checkpoint_dir, 3);
+  const std::vector<std::string> before = checkpoints.list();
+  ASSERT_EQ(before.size(), 2u);
+
+  expect_error([&] { Trainer(first, test::world()); },
+               "--checkpoint-dir '" + first.checkpoint_dir + "' already holds checkpoints (" + checkpoints.path(20) +
+                   "): add --resume auto");
+  TrainConfig rewind = first;
+  rewind.resume = {ResumeFrom::file, checkpoints.path(10)};  // in the directory: an input, yet allowed
+  expect_error([&] { Trainer(rewind, test::world()).run(log); },
+               "holds " + checkpoints.path(20) + ", newer than '" + checkpoints.path(10) + "'");
+  EXPECT_EQ(checkpoints.list(), before);
+
+  std::filesystem::remove(checkpoints.path(20));
+  rewind.max_steps = 30;
+  EXPECT_EQ(Trainer(rewind, test::world()).run(log).steps, 30);
+  EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(30), checkpoints.path(20),
+                                                          checkpoints.path(10)}));
 }
 
 TEST(Resume, AutoWithNoCheckpointStartsAfresh) {

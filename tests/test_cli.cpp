@@ -85,6 +85,7 @@ TEST_P(CliBadInput, IsOneLineNamingTheProblem) {
   std::string args = GetParam().args;
   for (size_t at; (at = args.find("DIR")) != std::string::npos;) args.replace(at, 3, dir_.path());
   std::ofstream(dir_.path("junk.h5")) << "junk";
+  std::filesystem::create_symlink("/dev/null", dir_.path("null-link.h5"));
   expect_one_line_error(cli(args), GetParam().says);
 }
 
@@ -111,6 +112,13 @@ const BadInput kBadInputs[] = {
     {"NegativeMomentum", "train --data DIR --momentum -1", "--momentum must be in [0, 1), got -1"},
     {"BetaOfOne", "train --data DIR --optimizer adam --beta2 1", "--beta2 must be in [0, 1), got 1"},
     {"NegativePrefetch", "train --data DIR --prefetch -1", "--prefetch must not be negative, got -1"},
+    {"LearningRateBelowFloat", "train --data DIR --lr 1e-50",
+     "the argument ('1e-50') for option '--lr' is outside the range of a 32-bit float"},
+    {"StepScheduleBeyondOverflow", "train --data DIR --lr-schedule step --lr-step-epochs 1e16",
+     "--lr-step-epochs must be at most 1000000, got 1e+16"},
+    {"StragglerSleepingForAges", "train --data DIR --straggler-ms 1e30", "--straggler-ms must be at most 3600000"},
+    {"FusionBufferOfNothing", "train --data DIR --fusion-mb 1e-50", "--fusion-mb must be from 1 byte"},
+    {"FusionBufferBeyondOverflow", "train --data DIR --fusion-mb 1e30", "a terabyte), got 1e+30"},
     {"StragglerOutsideTheJob", "train --data DIR --straggler-rank 3", "--straggler-rank 3 is outside the job's ranks 0..0"},
     {"BatchLargerThanTheData", "train --data DIR --batch 500", "fewer than one batch of 500"},
     {"EvalWithoutModel", "eval --data DIR", "model-file"},
@@ -132,6 +140,8 @@ const BadInput kBadInputs[] = {
      "--save and --metrics name the same path"},
     {"ShardThatIsAFifo", "train --train /dev/stdin", "is not a regular file, not an HDF5 file"},
     {"CheckpointsAmongTheInputs", "train --data DIR --checkpoint-dir DIR", "it holds this run's input"},
+    {"SaveIntoProc", "train --data DIR --save /proc/m.h5", "cannot create a file in '/proc'"},
+    {"SaveThroughALinkToADevice", "train --data DIR --save DIR/null-link.h5", "it is not a regular file"},
     {"CheckpointsWithoutADirectory", "train --data DIR --checkpoint-every 5", "--checkpoint-every needs --checkpoint-dir"},
     {"PrepOfAMissingDirectory", "prep --input /nonexistent --out DIR/p", "no train-images-idx3-ubyte"},
     {"PrepOfAMissingCsv", "prep --format csv --input DIR/x.csv --out DIR/p --target y", "cannot open CSV file"},

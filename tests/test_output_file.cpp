@@ -49,6 +49,26 @@ TEST(OutputFile, RefusesWhatMustNotBeReplacedBeforeTraining) {
       << "the same file by another name";
   EXPECT_NE(refusal(dir.path("no/such/m.h5")).find("directory '" + dir.path("no/such") + "' does not exist"),
             std::string::npos);
+  // Through a link, what counts is what it names.
+  std::filesystem::create_symlink("/dev/null", dir.path("null.h5"));
+  EXPECT_NE(refusal(dir.path("null.h5")).find("it is not a regular file"), std::string::npos);
+  std::filesystem::create_symlink(dir.path("train-00000.h5"), dir.path("shard-link.h5"));
+  EXPECT_NE(refusal(dir.path("shard-link.h5"), {dir.path("train-00000.h5")}).find("one of this run's inputs"),
+            std::string::npos);
+  // Root may write any directory as far as access() is concerned, /proc and /sys too; no file can be made there.
+  EXPECT_NE(refusal("/proc/m.h5").find("cannot create a file in '/proc'"), std::string::npos) << refusal("/proc/m.h5");
+  EXPECT_NE(refusal("/proc/self/status").find("cannot write the model to '/proc/self/status'"), std::string::npos);
+}
+
+// A write through a symbolic link replaces the file it names, and the link stays a link.
+TEST(OutputFile, AWriteThroughALinkKeepsTheLink) {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path("run42"));
+  std::ofstream(dir.path("run42/metrics.csv")) << "old\n";
+  std::filesystem::create_symlink(dir.path("run42/metrics.csv"), dir.path("latest.csv"));
+  write_text_atomically(dir.path("latest.csv"), [](std::ostream& out) { out << "new\n"; });
+  EXPECT_TRUE(std::filesystem::is_symlink(dir.path("latest.csv")));
+  EXPECT_EQ(slurp(dir.path("run42/metrics.csv")), "new\n");
 }
 
 TEST(OutputFile, AFailedWriteKeepsThePreviousFileWhole) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/heartbeat.hpp"
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/comm/mpi_session.hpp"
@@ -42,14 +43,23 @@ int run_devices() {
   return 0;
 }
 
-int run_prep(const std::vector<std::string>& args) {
-  const auto config = ringtrain::cli::parse_prep(args);
-  if (!config) return 0;
-  const ringtrain::PrepReport r = ringtrain::prep(*config);
-  std::cout << "wrote " << config->out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
-            << " test samples; " << r.features << " features, " << r.outputs
-            << (r.classification ? " classes" : " targets") << std::endl;
-  return 0;
+// Rank 0 converts (more would write the same files at once); under a launcher every rank ends with its outcome.
+void prep_on_rank0(const ringtrain::PrepConfig& config, ringtrain::Communicator& world, std::ostream& log) {
+  std::string failure;
+  ringtrain::PrepReport r;
+  if (world.rank() == 0) {
+    try {
+      r = ringtrain::prep(config);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  failure = ringtrain::allgather_strings(world, failure)[0];
+  if (!failure.empty()) throw ringtrain::CollectiveError(failure);
+  log << "wrote " << config.out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
+      << " test samples; " << r.features << " features, " << r.outputs << (r.classification ? " classes" : " targets")
+      << (r.dropped ? "; " + std::to_string(r.dropped) + (r.dropped == 1 ? " row" : " rows") + " with a missing value dropped" : std::string())
+      << std::endl;
 }
 
 // This process's rank as the launcher (mpirun, srun) set it, before MPI starts; 0 without a launcher.
@@ -59,16 +69,19 @@ int launcher_rank() {
   return 0;
 }
 
-// Train and eval run on MPI ranks; rank 0 alone prints progress.
+// Prep, train and eval run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
+// progress and errors that every rank meets alike.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
+  std::optional<ringtrain::PrepConfig> prep;
   std::optional<ringtrain::TrainConfig> train;
   std::optional<ringtrain::EvalConfig> eval;
+  if (command == "prep" && !(prep = ringtrain::cli::parse_prep(args))) return 0;
   if (command == "train" && !(train = ringtrain::cli::parse_train(args))) return 0;
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
   ringtrain::MpiSession mpi(argc, argv);
   try {
     ringtrain::MpiCommunicatorConfig comm;
-    comm.allreduce = train ? train->allreduce : eval->allreduce;
+    if (!prep) comm.allreduce = train ? train->allreduce : eval->allreduce;
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
     const ringtrain::Launch launch = ringtrain::launch_from_environment();
@@ -88,12 +101,15 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
-    if (train) {
+    if (prep) {
+      prep_on_rank0(*prep, world, log);
+    } else if (train) {
       ringtrain::install_stop_handlers();  // SIGTERM: checkpoint at the next step, exit 0
       const ringtrain::Heartbeat heartbeat(MPI_COMM_WORLD, train->peer_timeout_s);  // a rank lost stops the job
       ringtrain::Trainer(*train, world).run(log);
+    } else {
+      ringtrain::evaluate_saved_model(*eval, world, log);
     }
-    else ringtrain::evaluate_saved_model(*eval, world, log);
   } catch (const ringtrain::CollectiveError& e) {
     // Every rank raised it: one line from rank 0, and every rank exits on its own.
     if (mpi.rank() == 0) std::cerr << "ringtrain: error: " << e.what() << std::endl;
@@ -118,9 +134,8 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
-    if (command == "prep") return run_prep(args);
     if (command == "devices") return run_devices();
-    if (command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
+    if (command == "prep" || command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
     std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train, eval or devices)\n";
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {

@@ -1,7 +1,45 @@
 #include "options.hpp"
 
-#include <boost/program_options.hpp>
+#include <boost/any.hpp>
+#include <boost/program_options/errors.hpp>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
+
+// How Boost.Program_options reads a float flag (--lr, --momentum, ...). Its own conversion turns text below
+// float's range into 0 and above it into infinity, so "--lr 1e-50" would be reported as "got 0": here such text
+// is refused as what it is. Declared before Boost's headers so that its value parser finds this overload.
+namespace boost::program_options {
+
+class float_range_error : public error_with_option_name {
+ public:
+  explicit float_range_error(const std::string& text)
+      : error_with_option_name("the argument ('%value%') for option '%canonical_option%' is outside the range of a "
+                               "32-bit float (magnitudes from about 1.2e-38 to 3.4e38, or 0)",
+                               "", "", 0) {
+    set_substitute("value", text);
+  }
+};
+
+inline void validate(boost::any& out, const std::vector<std::string>& texts, float*, int) {
+  if (!out.empty()) throw multiple_occurrences();
+  if (texts.size() != 1) throw validation_error(validation_error::multiple_values_not_allowed);
+  const std::string& text = texts.front();
+  char* end = nullptr;
+  const double wide = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0') throw invalid_option_value(text);
+  const auto narrow = static_cast<float>(wide);
+  const bool lost = std::isfinite(wide) && ((wide != 0.0 && std::fpclassify(narrow) != FP_NORMAL) ||
+                                            !std::isfinite(narrow));
+  if (lost) throw float_range_error(text);
+  out = boost::any(narrow);
+}
+
+}  // namespace boost::program_options
+
+#include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -146,7 +184,8 @@ ResumeFrom parse_resume(const std::string& text) {
 
 std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   PrepConfig c;
-  std::string format, task;
+  std::string format, task, missing, missing_cells = "empty";
+  for (std::string_view token : kMissingCellTokens) missing_cells += ", " + std::string(token);
   po::options_description o("prep options");
   o.add_options()
       ("format", po::value(&format)->default_value("idx"), "idx (MNIST-style, .gz ok) or csv")
@@ -157,11 +196,15 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
       ("test-fraction", po::value(&c.test_fraction)->default_value(0.2), "share held out for testing (csv; idx without t10k files)")
       ("target", po::value(&c.target), "csv: target column")
       ("task", po::value(&task)->default_value("auto"), "csv: auto, classification or regression")
+      ("missing", po::value(&missing)->default_value("error"), ("csv: what a missing cell (" + missing_cells +
+       ") does: error; drop (its row); or mean (numeric: the training mean; categorical: a \"<missing>\" "
+       "category; a missing target stays an error)").c_str())
       ("seed", po::value(&c.seed)->default_value(0), "seed for the held-out splits");
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return std::nullopt;
   c.format = parse_choice<PrepFormat>("--format", format);
   c.task = parse_choice<TaskKind>("--task", task);
+  c.missing = parse_choice<MissingValues>("--missing", missing);
   return c;
 }
 
@@ -261,8 +304,13 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.parallel.mode = parse_choice<ModeKind>("--mode", text.mode);
   c.parallel.pipeline.schedule = parse_choice<PipelineSchedule>("--schedule", text.schedule);
   c.parallel.pipeline.split = parse_split(text.split);
-  // A fusion buffer below one byte is none: validate names it as --fusion-mb.
-  c.parallel.engine.fusion_bytes = text.fusion_mb > 0.0 ? static_cast<size_t>(text.fusion_mb * (1 << 20)) : 0;
+  // Checked here, where the megabytes become bytes: beyond a terabyte the product overflows.
+  if (!(text.fusion_mb * (1 << 20) >= 1.0 && text.fusion_mb <= 1 << 20)) {
+    char got[32];
+    std::snprintf(got, sizeof got, "%.7g", text.fusion_mb);
+    throw UsageError(std::string("--fusion-mb must be from 1 byte (about 1e-06) to 1048576 (a terabyte), got ") + got);
+  }
+  c.parallel.engine.fusion_bytes = static_cast<size_t>(text.fusion_mb * (1 << 20));
   c.data.stage_to = default_stage_dir(text.stage_to);
   c.resume = parse_resume(text.resume);
 }

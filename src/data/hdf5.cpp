@@ -148,12 +148,16 @@ H5Id vlen_string_type() {
 
 }  // namespace
 
-H5Id open_file(const std::string& path) {
+void check_regular_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error("no such file '" + path + "'");
   if (std::filesystem::is_directory(path, ec)) throw Error("'" + path + "' is a directory, not an HDF5 file");
   // A FIFO or a device would block the open (a FIFO until some writer comes) or never end.
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("'" + path + "' is not a regular file, not an HDF5 file");
+}
+
+H5Id open_file(const std::string& path) {
+  check_regular_file(path);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw Error("'" + path + "' is not an HDF5 file");
   return check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open HDF5 file '" + path + "'");
 }
@@ -269,6 +273,8 @@ void write_attr(hid_t obj, const std::string& name, const std::vector<std::strin
 
 int64_t read_attr_i64(hid_t obj, const std::string& name) {
   H5Id attr = open_attr(obj, name);
+  H5Id space = check(H5Aget_space(attr.get()), H5Sclose, "cannot read attribute '" + name + "'");
+  if (H5Sget_simple_extent_npoints(space.get()) != 1) throw Error("attribute '" + name + "' is not one number");
   int64_t v = 0;
   if (H5Aread(attr.get(), H5T_NATIVE_INT64, &v) < 0) throw Error("attribute '" + name + "' is not an integer");
   return v;

@@ -14,7 +14,6 @@
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/model_file.hpp"
-#include "ringtrain/train/output_file.hpp"
 
 namespace ringtrain {
 
@@ -37,14 +36,21 @@ void check_format(hid_t file, const std::string& path) {
     throw Error("'" + path + "' is not a ringtrain checkpoint (no attribute checkpoint = '" + kCheckpointFormat + "')");
 }
 
+// The attributes that place the run, checked before anything is positioned by them.
+void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std::string& path) {
+  const bool fits = at.step >= 0 && at.epoch >= 0 && at.epoch <= at.step && at.pass >= 0 && at.pass <= at.step &&
+                    at.pass_batch >= 0 && at.pass_batch <= at.step && optimizer_steps >= 0;
+  if (!fits)
+    throw Error("'" + path + "' is damaged: its progress does not add up (step " + std::to_string(at.step) +
+                ", epoch " + std::to_string(at.epoch) + ", pass " + std::to_string(at.pass) + ", pass_batch " +
+                std::to_string(at.pass_batch) + ", optimizer_steps " + std::to_string(optimizer_steps) + ")");
+}
+
 }  // namespace
 
 void write_checkpoint(const std::string& path, Model& model, bool classification, const OptimizerState& optimizer,
                       const TrainProgress& progress, const Settings& settings) {
-  auto lock = h5::lock_library();
-  write_atomically(path, [&](const std::string& tmp) {
-    h5::H5Id file = h5::create_file(tmp);
-    const hid_t f = file.get();
+  write_sealed_hdf5(path, [&](hid_t f) {
     write_model(f, model, classification);
     h5::write_attr(f, "checkpoint", std::string(kCheckpointFormat));
     h5::write_attr(f, "step", progress.step);
@@ -66,20 +72,19 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
       const int64_t value = static_cast<int64_t>(*position);
       h5::write_dataset(f, "rng/" + name, {1}, &value, h5::Checksum::fletcher32);
     }
-    h5::flush(f);
   });
 }
 
 void check_checkpoint(const std::string& path) {
   auto lock = h5::lock_library();
-  h5::H5Id file = h5::open_file(path);
+  h5::H5Id file = h5::open_sealed_file(path);
   check_format(file.get(), path);
   h5::verify_datasets(file.get(), path);  // every checksum: a damaged file is passed over, not resumed
 }
 
 CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names) {
   auto lock = h5::lock_library();
-  h5::H5Id file = h5::open_file(path);
+  h5::H5Id file = h5::open_sealed_file(path);
   const hid_t f = file.get();
   check_format(f, path);
   const std::string spec = h5::read_attr_str(f, "model_spec");
@@ -100,6 +105,7 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   for (const NamedParam& p : params) plain.push_back(p.param);
   out.optimizer = zero_optimizer_state(state_names, plain);
   out.optimizer.steps = h5::read_attr_i64(f, "optimizer_steps");
+  check_progress(out.progress, out.optimizer.steps, path);
   for (size_t i = 0; i < params.size(); ++i)
     for (size_t k = 0; k < state_names.size(); ++k) {
       const std::string name = optimizer_name(params[i].name, state_names[k]);
@@ -115,6 +121,14 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
     *position = static_cast<uint64_t>(value[0]);
   }
   return out;
+}
+
+void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const std::string& path) {
+  const int64_t into_epoch = at.step - at.epoch * steps_per_epoch;
+  if (at.pass_batch > steps_per_epoch || into_epoch < 0 || into_epoch > steps_per_epoch)
+    throw Error("'" + path + "' does not fit this run: step " + std::to_string(at.step) + ", epoch " +
+                std::to_string(at.epoch) + " and batch " + std::to_string(at.pass_batch) + " of the pass, with " +
+                std::to_string(steps_per_epoch) + " steps per epoch (was the data changed?)");
 }
 
 std::string checkpoint_mismatch(const Settings& saved, const Settings& now) {
@@ -163,11 +177,18 @@ std::string CheckpointDir::newest_valid(std::ostream& log) const {
   return "";
 }
 
-void CheckpointDir::prune() const {
+std::string CheckpointDir::newest_after(int64_t step) const {
   const std::vector<std::string> all = list();
-  for (size_t i = static_cast<size_t>(std::max(keep_, 1)); i < all.size(); ++i) {
+  return !all.empty() && step_of(all.front()) > step ? all.front() : "";
+}
+
+void CheckpointDir::prune(int64_t written_step) const {
+  int kept = 0;
+  for (const std::string& path : list()) {
+    // Never one newer than the run's own: the run would otherwise remove what it just wrote.
+    if (step_of(path) > written_step || ++kept <= std::max(keep_, 1)) continue;
     std::error_code ignored;
-    std::filesystem::remove(all[i], ignored);
+    std::filesystem::remove(path, ignored);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "ringtrain/train/config.hpp"
 
+#include <filesystem>
+
 #include "ringtrain/data/shard_set.hpp"
 
 namespace ringtrain {
@@ -19,6 +21,16 @@ std::string DataSources::source(Split split) const {
   if (dir.empty()) return "";
   const std::string pattern = ShardSet::split_pattern(dir, split);
   return ShardSet::exists(pattern) ? pattern : "";
+}
+
+std::string DataSources::why_no_source(Split split) const {
+  const std::string name = name_of(split), what = split == Split::train ? "training" : name;
+  if (dir.empty()) return "no " + what + " data: give --data DIR or --" + name + " FILES";
+  const std::string none = "no " + what + " shards (" + name + "-*.h5) in '" + dir + "'";
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return none + ": the directory does not exist";
+  if (!std::filesystem::is_directory(dir, ec)) return none + ": it is not a directory";
+  return none;
 }
 
 }  // namespace ringtrain

@@ -29,8 +29,7 @@ Evaluation open_evaluation(const EvalConfig& config) {
   validate(config);
   Evaluation e{load_model(config.model_file), nullptr, Device::cpu};
   const std::string source = config.data.source(config.split);
-  const std::string split = name_of(config.split);
-  if (source.empty()) throw Error("no " + split + " data: give --data DIR or --" + split + " FILES");
+  if (source.empty()) throw Error(config.data.why_no_source(config.split));
   e.data = std::make_unique<ShardSet>(ShardSet::open(source));
   const ShardMeta& meta = e.data->meta();
   const Model& model = *e.loaded.model;

@@ -25,37 +25,75 @@ void write_model(hid_t file, Model& model, bool classification) {
   for (const NamedTensor& b : model.named_buffers()) write(b.name, *b.tensor);
 }
 
+namespace {
+
+// A shape from a file is checked before anything is allocated by it.
+Shape checked_input_shape(hid_t file, const std::string& path) {
+  const std::vector<int64_t> dims = h5::read_attr_i64s(file, "input_shape");
+  constexpr int64_t kMaxElements = int64_t{1} << 31;
+  int64_t elements = 1;
+  for (const int64_t d : dims) {
+    if (d < 1 || d > kMaxElements || (elements *= d) > kMaxElements)
+      throw Error("'" + path + "' has input_shape " + shape_str(Shape(dims.begin(), dims.end())) +
+                  ": each size must be positive and the sample at most 2^31 values");
+  }
+  if (dims.empty()) throw Error("'" + path + "' has an empty input_shape");
+  return Shape(dims.begin(), dims.end());
+}
+
+int64_t checked_outputs(hid_t file, const std::string& path) {
+  const int64_t outputs = h5::read_attr_i64(file, "outputs");
+  if (outputs < 1 || outputs > (int64_t{1} << 24))
+    throw Error("'" + path + "' has outputs = " + std::to_string(outputs) + ", outside 1 .. 2^24");
+  return outputs;
+}
+
+}  // namespace
+
 void read_model_into(hid_t file, const std::string& path, Model& model) {
+  const Shape input = checked_input_shape(file, path);
+  const int64_t outputs = checked_outputs(file, path);
+  if (input != model.input_shape() || outputs != shape_numel(model.output_shape()))
+    throw Error("'" + path + "' holds a model for input " + shape_str(input) + " and " + std::to_string(outputs) +
+                " outputs, not this run's " + shape_str(model.input_shape()) + " and " +
+                std::to_string(shape_numel(model.output_shape())));
   for (const NamedParam& p : model.named_params())
     h5::read_f32_exact(file, path, p.name, p.param->value.shape(), p.param->value.data());
   for (const NamedTensor& b : model.named_buffers())
     h5::read_f32_exact(file, path, b.name, b.tensor->shape(), b.tensor->data());
 }
 
-void save_model(const std::string& path, Model& model, bool classification) {
+void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t file)>& fill) {
   auto lock = h5::lock_library();
   write_atomically(path, [&](const std::string& tmp) {
-    h5::H5Id file = h5::create_file(tmp);
-    write_model(file.get(), model, classification);
-    h5::flush(file.get());
+    {
+      h5::H5Id file = h5::create_sealed_file(tmp);
+      fill(file.get());
+      h5::flush(file.get());
+    }  // closed: every byte is in the file before the seal sums them
+    h5::seal_file(tmp);
   });
+}
+
+void save_model(const std::string& path, Model& model, bool classification) {
+  write_sealed_hdf5(path, [&](hid_t file) { write_model(file, model, classification); });
 }
 
 LoadedModel load_model(const std::string& path) {
   auto lock = h5::lock_library();
-  h5::H5Id file = h5::open_file(path);
+  h5::H5Id file = h5::open_sealed_file(path);
   if (!h5::has_attr(file.get(), "format") || h5::read_attr_str(file.get(), "format") != kModelFormat)
     throw Error("'" + path + "' is not a ringtrain model file (no format attribute '" + kModelFormat + "')");
   LoadedModel out;
   const std::string spec = h5::read_attr_str(file.get(), "model_spec");
-  const std::vector<int64_t> input = h5::read_attr_i64s(file.get(), "input_shape");
-  const int64_t outputs = h5::read_attr_i64(file.get(), "outputs");
+  const Shape input = checked_input_shape(file.get(), path);
+  const int64_t outputs = checked_outputs(file.get(), path);
   const std::string task = h5::read_attr_str(file.get(), "task");
   const std::optional<TaskKind> kind = enum_from_name<TaskKind>(task);
   if (!kind || kind == TaskKind::automatic)
     throw Error("'" + path + "' has task '" + task + "', neither classification nor regression");
   out.classification = kind == TaskKind::classification;
-  out.model = std::make_unique<Model>(spec, Shape(input.begin(), input.end()), outputs, 0);
+  out.model = std::make_unique<Model>(spec, input, outputs, 0);
   read_model_into(file.get(), path, *out.model);
   return out;
 }

@@ -50,9 +50,7 @@ class LayerSpans final : public LayerObserver {
 
 ShardSet open_train_set(const DataSources& data) {
   const std::string source = data.source(Split::train);
-  if (source.empty())
-    throw Error(data.dir.empty() ? "no training data: give --data DIR or --train FILES"
-                                 : "no training shards (train-*.h5) in '" + data.dir + "'");
+  if (source.empty()) throw Error(data.why_no_source(Split::train));
   return ShardSet::open(source);
 }
 
@@ -69,8 +67,7 @@ void prepare_checkpoint_dir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create the checkpoint directory '" + dir + "': " + ec.message());
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw Error("cannot write checkpoints to '" + dir + "': the directory is not writable (" + std::strerror(errno) + ")");
+  check_writable_dir(dir, "cannot write checkpoints to '" + dir + "': ");
 }
 
 // The files this run reads, which no output may replace.
@@ -90,8 +87,7 @@ void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs)
   for (const auto& [path, what] : outputs) {
     if (path.empty()) continue;
     check_output(path, what, inputs);
-    const std::filesystem::path target = std::filesystem::absolute(path);
-    remove_stale_temporaries(target.parent_path().string(), target.filename().string());
+    remove_stale_temporaries_of(path);
   }
   // Two outputs on one path: the last written would silently replace the other.
   const std::pair<const std::string&, const char*> named[] = {{c.save_model, "--save"}, {c.timeline, "--timeline"},
@@ -110,9 +106,19 @@ void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs)
   if (c.checkpoint_dir.empty()) return;
   std::error_code ec;  // a directory not there yet holds no input
   for (const std::string& input : inputs)
-    if (std::filesystem::equivalent(std::filesystem::absolute(input).parent_path(), c.checkpoint_dir, ec))
+    if (!(c.resume.kind == ResumeFrom::file && input == c.resume.path) &&  // the run's own earlier checkpoint
+        std::filesystem::equivalent(std::filesystem::absolute(input).parent_path(), c.checkpoint_dir, ec))
       throw Error("cannot write checkpoints to '" + c.checkpoint_dir + "': it holds this run's input '" + input +
                   "' (old checkpoints there are removed)");
+}
+
+// A run that does not resume would prune the checkpoints another run left in its directory.
+void check_no_foreign_checkpoints(const TrainConfig& c) {
+  if (c.resume.kind != ResumeFrom::nothing) return;  // load_checkpoint checks what is newer than the one resumed
+  const std::string newest = CheckpointDir(c.checkpoint_dir, c.keep_checkpoints).newest_after(-1);
+  if (!newest.empty())
+    throw Error("--checkpoint-dir '" + c.checkpoint_dir + "' already holds checkpoints (" + newest +
+                "): add --resume auto to continue them, or give another directory (this run would prune them)");
 }
 
 // A setting as every rank prints it, at float precision: 0.05, not 0.0500000007.
@@ -174,6 +180,7 @@ void Trainer::open() {
       prepare_checkpoint_dir(config_.checkpoint_dir);
       checkpoint_lock_.emplace(config_.checkpoint_dir);
       remove_stale_temporaries(config_.checkpoint_dir, "step-");  // under the lock: no other job writes there
+      check_no_foreign_checkpoints(config_);
     }
   }
   const ShardMeta& meta = train_set_->meta();
@@ -239,7 +246,7 @@ Settings Trainer::checkpoint_settings() const {
   return s;
 }
 
-bool Trainer::load_checkpoint(std::ostream& log) {
+bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
   std::string path = config_.resume.path;
   if (config_.resume.kind == ResumeFrom::newest) {
     if (world_.rank() == 0) path = checkpoints_->newest_valid(log);
@@ -254,6 +261,14 @@ bool Trainer::load_checkpoint(std::ostream& log) {
     resumed_ = read_checkpoint(path, *model_, optimizer_->state_names());
     const std::string mismatch = checkpoint_mismatch(resumed_->settings, checkpoint_settings());
     if (!mismatch.empty()) throw Error("'" + path + "' is another run's: " + mismatch);
+    check_progress_fits(resumed_->progress, steps_per_epoch, path);
+    // --resume auto chose the newest valid one: anything newer is damaged, and is replaced in time.
+    const bool chosen = config_.resume.kind == ResumeFrom::file;
+    const std::string newer =
+        world_.rank() == 0 && chosen && checkpoints_ ? checkpoints_->newest_after(resumed_->progress.step) : "";
+    if (!newer.empty())
+      throw Error("--checkpoint-dir '" + checkpoints_->dir() + "' holds " + newer + ", newer than '" + path +
+                  "': move the newer checkpoints away or give another --checkpoint-dir (the two histories would mix)");
   } catch (const std::exception& e) {
     failure = std::string("cannot resume: ") + e.what();
   }
@@ -333,7 +348,7 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   // A checkpoint goes into the host model before the mode moves it to the device.
   TrainProgress at;
   ResumePoint resume;
-  if (config_.resume.kind != ResumeFrom::nothing && load_checkpoint(log)) {
+  if (config_.resume.kind != ResumeFrom::nothing && load_checkpoint(steps_per_epoch, log)) {
     at = resumed_->progress;
     resume = {&resumed_->optimizer, at.step, at.epoch};
   }

@@ -13,7 +13,7 @@ std::string ranks(int n) { return std::to_string(n) + (n == 1 ? " rank" : " rank
 
 std::string number(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
+  std::snprintf(buf, sizeof buf, "%.7g", v);
   return buf;
 }
 
@@ -33,16 +33,33 @@ void not_negative(double v, const char* flag) {
 void fraction(double v, const char* flag) {
   require(v >= 0.0 && v < 1.0, std::string(flag) + " must be in [0, 1), got " + number(v));
 }
+// Upper bounds: beyond them a setting means nothing useful, and its arithmetic (steps from epochs, durations
+// from seconds, buffer sizes) would overflow.
+void at_most(double v, double limit, const char* flag) {
+  require(v <= limit, std::string(flag) + " must be at most " + number(limit) + ", got " + number(v));
+}
+void at_most(int64_t v, int64_t limit, const char* flag) {
+  require(v <= limit, std::string(flag) + " must be at most " + std::to_string(limit) + ", got " + std::to_string(v));
+}
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr double kMaxSeconds = 1e6;  // about 11 days: a debugger session, not an overflow
+constexpr int64_t kMaxBatch = int64_t{1} << 24;
+constexpr int64_t kMaxThreads = 4096;
 
 void validate_schedule(const TrainConfig& c) {
   require(c.batch >= 1, "--batch must be at least 1");
+  at_most(c.batch, kMaxBatch, "--batch");
   require(c.epochs >= 1, "--epochs must be at least 1");
+  at_most(c.epochs, kMaxEpochs, "--epochs");
   require(c.max_steps >= 0, "--steps must not be negative, got " + std::to_string(c.max_steps));
   require(c.threads >= 1, "--threads must be at least 1");
+  at_most(int64_t{c.threads}, kMaxThreads, "--threads");
   require(c.log_every >= 0, "--log-every must not be negative, got " + std::to_string(c.log_every));
   positive(c.lr, "--lr");
   not_negative(c.warmup_epochs, "--warmup-epochs");
+  at_most(c.warmup_epochs, double(kMaxEpochs), "--warmup-epochs");
   positive(c.lr_step_epochs, "--lr-step-epochs");
+  at_most(c.lr_step_epochs, double(kMaxEpochs), "--lr-step-epochs");
   require(c.lr_gamma > 0.0f && c.lr_gamma <= 1.0f, "--lr-gamma must be in (0, 1], got " + number(c.lr_gamma));
   not_negative(c.lr_min, "--lr-min");
   require(c.lr_min < c.lr, "--lr-min " + number(c.lr_min) + " must be below --lr " + number(c.lr));
@@ -61,23 +78,28 @@ void validate_optimizer(const OptimizerConfig& o) {
 
 void validate_data(const DataSources& d) {
   require(d.prefetch >= 0, "--prefetch must not be negative, got " + std::to_string(d.prefetch));
+  at_most(int64_t{d.prefetch}, 1024, "--prefetch");  // batches held in memory
   require(d.window_shards >= 0, "--shuffle-window must not be negative, got " + std::to_string(d.window_shards));
 }
 
 void validate_checkpoints(const TrainConfig& c) {
   require(c.checkpoint_every >= 0, "--checkpoint-every must not be negative");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
+  at_most(int64_t{c.keep_checkpoints}, 1000000, "--keep-checkpoints");
   require(c.checkpoint_every == 0 || !c.checkpoint_dir.empty(),
           "--checkpoint-every needs --checkpoint-dir (where to write them)");
   require(c.resume.kind != ResumeFrom::newest || !c.checkpoint_dir.empty(),
           "--resume auto needs --checkpoint-dir (where to look)");
   not_negative(c.peer_timeout_s, "--peer-timeout-s");
+  at_most(c.peer_timeout_s, kMaxSeconds, "--peer-timeout-s");
 }
 
 void validate_engine(const EngineConfig& e) {
   require(e.fusion_bytes > 0, "--fusion-mb must be positive");
   positive(e.cycle_ms, "--cycle-ms");
+  at_most(e.cycle_ms, 1e4, "--cycle-ms");
   not_negative(e.stall_warn_s, "--stall-warn-s");
+  at_most(e.stall_warn_s, kMaxSeconds, "--stall-warn-s");
 }
 
 void validate_pipeline(const PipelineConfig& p, int64_t batch, int world) {
@@ -94,6 +116,7 @@ void validate_servers(const ParallelConfig& c, int world) {
   require(ps.servers >= 1, "--ps-servers must be at least 1, got " + std::to_string(ps.servers));
   require(ps.staleness >= 0, "--staleness must be at least 0, got " + std::to_string(ps.staleness));
   positive(ps.timeout_s, "--ps-timeout-s");
+  at_most(ps.timeout_s, kMaxSeconds, "--ps-timeout-s");
   if (c.mode != ModeKind::ps) return;
   require(ps.servers < world, "--ps-servers " + std::to_string(ps.servers) + " leaves no worker among " +
                                   ranks(world) + " (the last K ranks serve: start more ranks)");
@@ -116,6 +139,7 @@ void validate(const TrainConfig& c, int world) {
           "--straggler-rank " + std::to_string(c.straggler_rank) + " is outside the job's ranks 0.." +
               std::to_string(world - 1) + " (-1: none)");
   not_negative(c.straggler_ms, "--straggler-ms");
+  at_most(c.straggler_ms, 3.6e6, "--straggler-ms");  // an hour a step
 }
 
 void validate_stages(const PipelineConfig& p, size_t layers) {
@@ -137,7 +161,9 @@ void validate_stages(const PipelineConfig& p, size_t layers) {
 
 void validate(const EvalConfig& c) {
   require(c.batch >= 1, "--batch must be at least 1");
+  at_most(c.batch, kMaxBatch, "--batch");
   require(c.threads >= 1, "--threads must be at least 1");
+  at_most(int64_t{c.threads}, kMaxThreads, "--threads");
   validate_data(c.data);
   require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
                                   std::to_string(c.device.gpu));

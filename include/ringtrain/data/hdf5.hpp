@@ -45,8 +45,20 @@ struct DatasetInfo {
 // save) holds this lock. It also turns off HDF5's own error-stack printing; our errors say it in one line.
 std::unique_lock<std::recursive_mutex> lock_library();
 
+// Errors "no such file", "is a directory", "is not a regular file" (a FIFO or device would block the open).
+void check_regular_file(const std::string& path);
 H5Id open_file(const std::string& path);                 // read-only; "no such file" / "not an HDF5 file"
 H5Id create_file(const std::string& path);               // truncates
+
+// Sealed files (model files, checkpoints; hdf5_seal.cpp): a CRC-32 of the whole file in a 512-byte HDF5 user
+// block, checked before the HDF5 library parses anything, because the library trusts the file's metadata and
+// a damaged byte there can crash or hang it. Write with create_sealed_file, close the file, then seal_file.
+H5Id create_sealed_file(const std::string& path);
+void seal_file(const std::string& path);
+// Error naming the file when it is truncated or changed since it was sealed; a file without a user block
+// (written before seals) passes.
+void check_seal(const std::string& path);
+H5Id open_sealed_file(const std::string& path);  // check_seal, then open_file
 void flush(hid_t file);
 bool has_dataset(hid_t file, const std::string& name);
 // Reads a float32 dataset that must have exactly `dims`.

@@ -51,6 +51,10 @@ void check_checkpoint(const std::string& path);
 // ones the run's optimizer keeps.
 CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names);
 
+// Error naming `path` unless `at` is a place in a run of `steps_per_epoch` steps per epoch (read_checkpoint
+// checks what needs no run: nothing negative, no epoch beyond the step).
+void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const std::string& path);
+
 // The settings that must match for a run to continue a checkpoint (the model, the data, the batch, the
 // optimizer, the layout of ranks): the first that differs, as "--flag is 'a' in the checkpoint, 'b' here",
 // or "" when none does. Others (--epochs, --lr, ...) may change on resume.
@@ -66,8 +70,11 @@ class CheckpointDir {
   // The newest that check_checkpoint accepts, or "" when there is none; each one passed over gets a line on
   // `log` saying why.
   std::string newest_valid(std::ostream& log) const;
-  // Removes all but the newest `keep`.
-  void prune() const;
+  // The newest checkpoint there when its step is above `step` ("" when none is): a run starting at `step`
+  // would interleave its checkpoints with those.
+  std::string newest_after(int64_t step) const;
+  // Removes all but the newest `keep` up to `written_step`, the checkpoint just written.
+  void prune(int64_t written_step) const;
 
  private:
   std::string dir_;

@@ -25,6 +25,8 @@ struct DataSources {
 
   // The source for a split: the explicit one, else the dir layout when it has such shards, else "".
   std::string source(Split split) const;
+  // Why source(split) is "", as an error message: no --data, a directory that is not there, or no shards.
+  std::string why_no_source(Split split) const;
 
  private:
   const std::string& explicit_source(Split split) const;

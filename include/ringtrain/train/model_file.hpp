@@ -5,6 +5,7 @@
 #pragma once
 #include <hdf5.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,10 @@ inline constexpr const char* kModelFormat = "ringtrain-model-1";
 // interrupted save never destroys the previous file.
 void save_model(const std::string& path, Model& model, bool classification);
 
+// How model files and checkpoints are written: `fill` writes into a new sealed HDF5 file (hdf5.hpp) under a
+// temporary name, which is sealed, synced and renamed to `path`.
+void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t file)>& fill);
+
 struct LoadedModel {
   std::unique_ptr<Model> model;
   bool classification = true;
@@ -26,7 +31,8 @@ LoadedModel load_model(const std::string& path);
 
 // The model's part of an open file: the root attributes and a dataset per parameter and buffer.
 void write_model(hid_t file, Model& model, bool classification);
-// Loads `file`'s parameters and buffers into `model`, which must have the file's architecture.
+// Loads `file`'s parameters and buffers into `model`, which must have the file's architecture, input shape
+// and output count.
 void read_model_into(hid_t file, const std::string& path, Model& model);
 
 }  // namespace ringtrain

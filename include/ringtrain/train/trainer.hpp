@@ -43,7 +43,7 @@ class Trainer {
   Settings checkpoint_settings() const;  // settings() and the world size
   // Collective: loads config.resume's checkpoint (auto: the newest valid one rank 0 finds) into the host
   // model on every rank, keeping the rest in resumed_. False when auto finds none.
-  bool load_checkpoint(std::ostream& log);
+  bool load_checkpoint(int64_t steps_per_epoch, std::ostream& log);
   std::unique_ptr<Run> start(std::ostream& log);
   bool train_epoch(Run& run);
   void end_epoch(Run& run);
