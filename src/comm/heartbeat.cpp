@@ -1,21 +1,80 @@
 #include "ringtrain/comm/heartbeat.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace ringtrain {
 
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kBeat = 1, kGoodbye = 2;
+
+// Where a rank runs, so that a silent one on this node can be looked at.
+struct Whereabouts {
+  char host[256] = {};
+  int pid = 0;
+};
+
+// The state letter of process `pid` in /proc (R, S, D, T stopped, t traced, Z zombie...), or 0 when there is no
+// such process.
+char process_state(int pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char text[512] = {};
+  const size_t n = std::fread(text, 1, sizeof text - 1, f);
+  std::fclose(f);
+  const char* name_end = std::strrchr(text, ')');  // the command name may hold spaces and parentheses
+  return n > 0 && name_end && name_end[1] == ' ' ? name_end[2] : 0;
+}
+
+std::string format_seconds(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", s);
+  return text;
+}
+
 }  // namespace
 
 Heartbeat::Heartbeat(MPI_Comm world, double timeout_s) : timeout_s_(timeout_s), comm_(world) {
   MPI_Comm_rank(comm_.get(), &rank_);
   MPI_Comm_size(comm_.get(), &size_);
-  if (size_ > 1 && timeout_s_ > 0.0) thread_ = std::thread([this] { run(); });
+  if (size_ < 2 || timeout_s_ <= 0.0) return;
+  Whereabouts mine;
+  ::gethostname(mine.host, sizeof mine.host - 1);
+  mine.pid = static_cast<int>(::getpid());
+  std::vector<Whereabouts> all(static_cast<size_t>(size_));
+  MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm_.get());
+  const Whereabouts& previous = all[static_cast<size_t>((rank_ + size_ - 1) % size_)];
+  if (std::strcmp(previous.host, mine.host) == 0) previous_pid_here_ = previous.pid;
+  thread_ = std::thread([this] { run(); });
+}
+
+std::string Heartbeat::why_silent(int previous, double silent) const {
+  char text[96];
+  std::snprintf(text, sizeof text, "rank %d has sent no heartbeat for %.0f s: ", previous, silent);
+  const std::string head = text;
+  const std::string tail = "; rank " + std::to_string(rank_) + " stops the job (--peer-timeout-s " +
+                           format_seconds(timeout_s_) +
+                           "; 0 turns the heartbeat off, as a debugger session needs)";
+  if (previous_pid_here_ == 0) return head + "dead, stopped or its node unreachable" + tail;
+  // On this node its process can be looked at: gone, stopped, or there but starved.
+  const std::string pid = " (pid " + std::to_string(previous_pid_here_) + " on this node)";
+  switch (process_state(previous_pid_here_)) {
+    case 0:
+    case 'Z':
+    case 'X': return head + "it died" + pid + tail;
+    case 'T': return head + "it is stopped" + pid + ", by SIGSTOP or Ctrl-Z" + tail;
+    case 't': return head + "it is stopped in a debugger" + pid + tail;
+    default: return head + "it runs but its heartbeat thread does not" + pid + " (an overloaded node?)" + tail;
+  }
 }
 
 Heartbeat::~Heartbeat() {
@@ -71,10 +130,7 @@ void Heartbeat::run() {
     }
     const double silent = std::chrono::duration<double>(now - heard).count();
     if (!previous_gone && silent > timeout_s_) {
-      std::fprintf(stderr,
-                   "ringtrain: error: rank %d has sent no heartbeat for %.0f s: it died or its node failed "
-                   "(--peer-timeout-s); rank %d stops the job\n",
-                   previous, silent, rank_);
+      std::fprintf(stderr, "ringtrain: error: %s\n", why_silent(previous, silent).c_str());
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 1);
     }

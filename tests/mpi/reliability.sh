@@ -9,6 +9,7 @@
 # - SIGKILL to one rank: the job ends within 30 s naming it (mpirun names it; with orte_enable_recovery,
 #   which keeps mpirun from killing the job itself, ringtrain's heartbeat does), and --resume auto finishes
 #   from the last checkpoint, bitwise again.
+# - SIGSTOP to one rank: the heartbeat says it is stopped (not dead) and ends the job.
 # - Only the newest --keep-checkpoints remain; a damaged newest checkpoint is passed over by --resume auto.
 # - h5py reads a checkpoint as docs/checkpoints.md describes it; `ringtrain eval` scores one.
 # usage: reliability.sh RINGTRAIN MPIRUN
@@ -121,7 +122,7 @@ for launcher in mpirun heartbeat; do
   expected="rank 1"
   if [[ $launcher == heartbeat ]]; then
     extra=(--mca orte_enable_recovery 1)
-    expected="ringtrain: error: rank 1 has sent no heartbeat for [0-9]* s: it died or its node failed"
+    expected="ringtrain: error: rank 1 has sent no heartbeat for [0-9]* s: it died (pid [0-9]* on this node)"
   fi
   interrupt KILL 1 "kill-$launcher" 2 "" "${extra[@]}"
   # In recovery mode mpirun itself exits 0 after the survivor's MPI_Abort; without it, non-zero.
@@ -133,4 +134,13 @@ for launcher in mpirun heartbeat; do
   same "$dir/sync2.ref.h5" "$dir/kill-$launcher.resumed.h5" "SIGKILL ($launcher), then resumed"
   echo "SIGKILL to rank 1 ($launcher): ended in $took s: $(grep -m1 -o "$expected" "$dir/kill-$launcher.err"); resumed: bitwise identical"
 done
+
+# A stopped rank (SIGSTOP, a debugger) is told from a dead one: it still has its process.
+interrupt STOP 1 stop 2 "--peer-timeout-s 3"
+expected="ringtrain: error: rank 1 has sent no heartbeat for [0-9]* s: it is stopped (pid [0-9]* on this node), by SIGSTOP"
+[[ $rc != 124 && $rc != 0 ]] || fail "SIGSTOP: exit $rc"
+((took <= 30)) || fail "SIGSTOP: the job took $took s to end"
+grep -q "$expected" "$dir/stop.err" || fail "SIGSTOP: stderr does not say '$expected': $(cat "$dir/stop.err")"
+grep -q -- "--peer-timeout-s 3; 0 turns the heartbeat off" "$dir/stop.err" || fail "SIGSTOP: no hint: $(cat "$dir/stop.err")"
+echo "SIGSTOP to rank 1: ended in $took s: $(grep -m1 -o "$expected" "$dir/stop.err")"
 echo "PASS"
