@@ -1,8 +1,10 @@
 #include "ringtrain/comm/allreduce_engine.hpp"
+#include "ringtrain/comm/mpi_session.hpp"
 
 #include <sys/prctl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <ostream>
@@ -56,9 +58,11 @@ std::string join_ranks(const std::vector<int>& ranks) {
 }  // namespace
 
 struct AllreduceEngine::State {
+  // First, so it is released last: after the communicators below are freed, by whichever thread frees them.
+  MpiThreadGuard in_use;
   std::unique_ptr<Communicator> control, data;
   EngineConfig config;
-  Timeline* timeline;
+  std::atomic<Timeline*> timeline;  // null once the engine lets its thread go
   std::ostream& warnings;
   int rank, size;
 
@@ -170,7 +174,7 @@ std::vector<std::string> AllreduceEngine::State::negotiate(std::vector<std::stri
     if (id != cache_ids.end()) mine[2 + id->second / 64] |= uint64_t{1} << (id->second % 64);
   }
   const bool busy = !local.empty();
-  Timeline::Scope span(busy ? timeline : nullptr, Timeline::communication, "NEGOTIATE_ALLREDUCE");
+  Timeline::Scope span(busy ? timeline.load() : nullptr, Timeline::communication, "NEGOTIATE_ALLREDUCE");
   std::vector<uint64_t> all(mine.size() * size);
   control->allgather(mine.data(), all.data(), mine.size() * sizeof(uint64_t));
 
@@ -361,8 +365,12 @@ AllreduceEngine::~AllreduceEngine() {
   }
   const bool unwinding = std::uncaught_exceptions() > 0;
   std::unique_lock lock(state_->mu);
-  if (unwinding && !state_->finished) {
-    // The other ranks may never negotiate again: the job is going down, and the thread goes with it.
+  // An error every rank raised (a non-finite stop, a bad setting found together) stops every rank's thread
+  // at its next negotiation, well within the wait. An error of this rank alone leaves the others
+  // negotiating: the job is going down by MPI_Abort, and the thread is let go; it owns the state, and MPI
+  // is not finalized under it (MpiThreadGuard).
+  if (unwinding && !state_->done.wait_for(lock, std::chrono::seconds(2), [&] { return state_->finished; })) {
+    state_->timeline = nullptr;  // the trainer's timeline goes with the unwinding
     lock.unlock();
     thread_.detach();
     return;

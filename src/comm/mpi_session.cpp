@@ -2,7 +2,11 @@
 
 #include <mpi.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 #include "ringtrain/tensor/error.hpp"
 
@@ -22,10 +26,44 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
 }
 
+namespace {
+
+struct MpiThreads {
+  std::mutex mu;
+  std::condition_variable released;
+  int held = 0;
+};
+
+MpiThreads& mpi_threads() {
+  static MpiThreads threads;  // never destroyed before a guard: guards live within main
+  return threads;
+}
+
+}  // namespace
+
+MpiThreadGuard::MpiThreadGuard() {
+  std::lock_guard lock(mpi_threads().mu);
+  ++mpi_threads().held;
+}
+
+MpiThreadGuard::~MpiThreadGuard() {
+  MpiThreads& t = mpi_threads();
+  std::lock_guard lock(t.mu);
+  if (--t.held == 0) t.released.notify_all();
+}
+
 MpiSession::~MpiSession() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  MpiThreads& t = mpi_threads();
+  std::unique_lock lock(t.mu);
+  if (!t.released.wait_for(lock, std::chrono::seconds(10), [&] { return t.held == 0; })) {
+    std::fprintf(stderr, "ringtrain: error: rank %d: a communication thread did not finish; ending the job\n", rank_);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  lock.unlock();
+  MPI_Finalize();
 }
 
 void MpiSession::abort(int code) const {

@@ -44,7 +44,7 @@ void NonfiniteGuard::stop(const GradientCheck::Findings& found) {
                               std::to_string(found.first_step) +
                               ": stopping (--skip-nonfinite would skip such steps); lower --lr or check the data";
   if (verdict_ == Verdict::every_rank) throw CollectiveError(message);
-  throw Error(message);
+  throw NonfiniteStop(message);
 }
 
 }  // namespace ringtrain

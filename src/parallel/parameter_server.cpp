@@ -81,9 +81,15 @@ ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communica
 ParameterServerMode::~ParameterServerMode() {
   // A server's destructor waits for every worker's goodbye. On the way out of an error the job is ending
   // (the error is about to abort it): say nothing, wait for nothing.
-  if (server_ || std::uncaught_exceptions() > 0) return;
+  if (server_ || said_goodbye_ || std::uncaught_exceptions() > 0) return;
+  say_goodbye(0);
+}
+
+void ParameterServerMode::say_goodbye(int64_t flags) {
+  said_goodbye_ = true;
   finish_pushes();
-  const Header bye{};
+  Header bye{};
+  bye.flags = flags;
   for (int k = 0; k < config_.servers; ++k) comm_->send(&bye, sizeof bye, workers_ + k, ps::kBye);
 }
 
@@ -156,8 +162,15 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
   loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
   model_.backward(loss_.backward(1.0f / static_cast<float>(workers_)));
   // This worker's gradient alone, before it reaches a server. Skipped, it pushes zeros: the round still
-  // needs its push.
-  if (!guard_->allow_update(step_ + 1)) model_.zero_grad();
+  // needs its push. So does a stopping worker, until the halt it asks for comes.
+  bool update = false;
+  try {
+    update = guard_->allow_update(step_ + 1);
+  } catch (const NonfiniteStop& e) {
+    if (failure_.empty()) failure_ = e.what();
+    request_halt();
+  }
+  if (!update) model_.zero_grad();
 
   // The previous step's push has long been received (the pull after it was answered), but its buffer is
   // about to be refilled.
@@ -197,16 +210,34 @@ bool ParameterServerMode::end_epoch() {
 // A request goes to the servers, which answer every worker's pull kHalted once all have reached the same
 // step (ps_server.hpp); this rank, too, stops when its pull is answered so.
 bool ParameterServerMode::agree_to_stop(bool requested) {
-  if (requested && !halt_sent_) {
-    halt_sent_ = true;
-    if (server_) {
-      server_->halt();
-    } else {
-      const Header halt{};
-      for (int k = 0; k < config_.servers; ++k) comm_->send(&halt, sizeof halt, workers_ + k, ps::kHalt);
-    }
-  }
+  if (requested) request_halt();
   return stopping_;
+}
+
+void ParameterServerMode::request_halt() {
+  if (halt_sent_) return;
+  halt_sent_ = true;
+  if (server_) {
+    server_->halt();
+  } else {
+    const Header halt{};
+    for (int k = 0; k < config_.servers; ++k) comm_->send(&halt, sizeof halt, workers_ + k, ps::kHalt);
+  }
+}
+
+// Servers learn of it from the goodbyes: they wait for those before their training loop ends, so a
+// collective over every rank here would never complete.
+void ParameterServerMode::end_run() {
+  settle_checks();
+  if (server_) {
+    if (server_->failed()) throw CollectiveError("a worker's non-finite stop");  // rank 0, a worker, says it
+    return;
+  }
+  for (const std::string& failure : allgather_strings(*workers_comm_, failure_)) {
+    if (failure.empty()) continue;
+    say_goodbye(ps::kFailed);
+    throw CollectiveError(failure);  // the lowest worker's that went bad
+  }
 }
 
 void ParameterServerMode::gather_state(OptimizerState& optimizer) {

@@ -23,6 +23,7 @@ enum Flags : int64_t {
   kStop = 2,      // reply: the epoch's updates are all in; no parameters follow
   kSnapshot = 4,  // pull (worker 0, for a checkpoint): under the bound, epoch over or not; a kState follows
   kHalted = 8,    // reply: the job is stopping early (a rank got SIGTERM); no parameters follow
+  kFailed = 16,   // goodbye: the job ends with an error (a worker's non-finite stop, which the workers report)
 };
 
 // Plain bytes on the wire (trivial, so it is copied with memcpy): value-initialise it, Header h{}.

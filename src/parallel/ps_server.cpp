@@ -146,6 +146,7 @@ void Server::handle(int worker, int tag, const float* message) {
       if (halt_round_ < 0) begin_halt();
       break;
     case kBye:
+      if (header.flags & kFailed) failed_ = true;
       ++goodbyes_;
       ended_[static_cast<size_t>(worker)] = std::numeric_limits<int64_t>::max();
       break;

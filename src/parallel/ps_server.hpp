@@ -37,6 +37,8 @@ class Server {
   // Stops the job early: once every worker has reached the step the furthest one has pushed, pulls are
   // answered kHalted.
   void halt() { halting_ = true; }
+  // Whether a worker's goodbye said the job ends with an error (after wait_epoch_end returned false).
+  bool failed() const { return failed_; }
   PsStats take_stats();
 
  private:
@@ -66,6 +68,7 @@ class Server {
   std::vector<Param*> shard_ptrs_;
   std::unique_ptr<Optimizer> optimizer_;
   int round_pushes_ = 0;  // staleness 0: pushes of the current round summed so far
+  std::atomic<bool> failed_{false};
 
   // Progress thread only.
   std::vector<std::vector<float>> inbox_, outbox_;  // per worker

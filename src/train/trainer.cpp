@@ -389,7 +389,7 @@ TrainResult Trainer::run(std::ostream& log) {
   run->callbacks.train_begin(state);
   run->started = Clock::now();
   while (state.epoch < config_.epochs && !state.finishing && train_epoch(*run)) end_epoch(*run);
-  run->mode->settle_checks();  // what a GPU found in the last steps: a bad one is an error, also when stopping
+  run->mode->end_run();  // what a GPU found in the last steps: a bad one is an error, also when stopping
   run->result.steps = state.step;
   run->result.stopped_early = state.interrupted;
   run->callbacks.train_end(state, run->result);

@@ -46,6 +46,7 @@ expect_error() {
 pid_of() {
   local p
   for p in $(pgrep -f "$bin train --data $dir"); do
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == ringtrain ]] || continue  # not a shell that wraps it
     if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$p"; return; fi
   done
 }

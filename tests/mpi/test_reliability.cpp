@@ -38,6 +38,28 @@ TEST(NonFinite, EveryPipelineStageStopsAtTheSameStepNamingTheSameParameter) {
   for (const std::string& m : all) EXPECT_EQ(m, all[0]);
 }
 
+// Parameter-server workers are at different steps and find it alone: the job halts as for a signal, and then
+// every rank, servers too, raises the lowest bad worker's error (rank 0 prints it once), no checkpoint written.
+TEST(NonFinite, AParameterServerWorkersStopEndsEveryRankAlike) {
+  Communicator& world = test::world();
+  if (world.size() < 2) GTEST_SKIP() << "needs a worker and a server";
+  test::SharedDataset data({1, 4, 4});
+  TrainConfig c = overflowing(data.path());
+  c.parallel.mode = ModeKind::ps;
+  c.parallel.ps.staleness = 1;
+  std::ostringstream quiet;
+  std::string message = "(no error)";
+  try {
+    Trainer(c, world).run(quiet);
+  } catch (const CollectiveError& e) {
+    message = e.what();
+  }
+  const std::vector<std::string> all = allgather_strings(world, message);
+  EXPECT_NE(all[0].find("non-finite gradient (NaN or infinity) in linear"), std::string::npos) << all[0];
+  EXPECT_EQ(all[static_cast<size_t>(world.size() - 1)], "a worker's non-finite stop") << "the server";
+  EXPECT_EQ(quiet.str().find("stopped by"), std::string::npos) << quiet.str();
+}
+
 TEST(NonFinite, SkippingRunsEveryModeToTheEnd) {
   Communicator& world = test::world();
   test::SharedDataset data({1, 4, 4});

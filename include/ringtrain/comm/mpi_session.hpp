@@ -4,9 +4,22 @@
 
 namespace ringtrain {
 
+// Held by whatever may call MPI from a thread of its own (the allreduce engine's state, which its thread
+// owns once detached on an error path): MPI_Finalize waits until none is held, since a thread that calls
+// MPI after it crashes the process. Thread-safe.
+class MpiThreadGuard {
+ public:
+  MpiThreadGuard();
+  ~MpiThreadGuard();
+  MpiThreadGuard(const MpiThreadGuard&) = delete;
+  MpiThreadGuard& operator=(const MpiThreadGuard&) = delete;
+};
+
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
+  // Finalizes MPI once no MpiThreadGuard is held; one still held after 10 s (a thread stuck in a collective
+  // with a rank that is gone) ends the job by MPI_Abort instead.
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;

@@ -11,14 +11,21 @@
 #include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/nn/gradient_check.hpp"
 #include "ringtrain/nn/model.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
+
+// The non-finite stop found by one rank alone (Verdict::this_rank): its mode decides how the job ends.
+class NonfiniteStop : public Error {
+ public:
+  using Error::Error;
+};
 
 class NonfiniteGuard {
  public:
   // Who reaches a verdict: every rank alike (they hold the same gradients, or agree over `group`), or this
   // rank alone (a parameter-server worker, on its own gradient): the error is then a CollectiveError, else
-  // an Error (this rank ends the job).
+  // a NonfiniteStop, which the mode turns into a stop of every rank.
   enum class Verdict { every_rank, this_rank };
   // `params`: the gradients to watch, named for the error. `group`: ranks that hold other parts of the model
   // and must decide alike (a pipeline's stages), over MPI, and `device_group`, the same ranks over the

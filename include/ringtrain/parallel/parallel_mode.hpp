@@ -107,6 +107,9 @@ class ParallelMode {
   // the non-finite error for a bad step unless skipping, else counts it. Call it at the same steps on every
   // rank; take_score, a checkpoint and the run's end do, so none records or ends a run past a bad step.
   void settle_checks();
+  // Collective, after the last step (also of a stopped run): settle_checks, and what the mode put off ends
+  // the run here on every rank alike (a parameter-server worker's non-finite stop).
+  virtual void end_run() { settle_checks(); }
   // Collective: the sum of every rank's score.
   Score sum_over_ranks(const Score& mine) { return sum_scores(world_, mine); }
   // Collective, before evaluating or saving: makes non-trained state (BatchNorm statistics) agree.

@@ -50,6 +50,8 @@ class ParameterServerMode final : public ParallelMode {
   void sync_buffers() override;
   void gather_model() override;
   bool agree_to_stop(bool requested) override;
+  // A worker's non-finite stop (it halted the job as a signal would) is raised here on every rank.
+  void end_run() override;
   void gather_state(OptimizerState& optimizer) override;
   // "  parameter servers: ranks 2..3, 2 workers x batch 64, staleness bound 0 (synchronous)"
   std::string description() const override;
@@ -61,6 +63,8 @@ class ParameterServerMode final : public ParallelMode {
   bool pull(int64_t flags);  // false: a server said the epoch is over, or that the job stops
   void wait_for(Transfer& transfer, int server, const char* what);
   void finish_pushes();  // waits for the last step's pushes (their buffer is reused)
+  void request_halt();   // asks the servers to stop every rank at the same step (ps_server.hpp)
+  void say_goodbye(int64_t flags);  // a worker is done with the servers (flags: ps::kFailed or 0)
 
   PsConfig config_;
   int64_t batch_ = 0;
@@ -78,7 +82,11 @@ class ParameterServerMode final : public ParallelMode {
   std::vector<Param*> params_;
   int64_t step_ = 0, epoch_ = 0, staleness_ = 0;
   bool stopping_ = false;   // a server answered kHalted (or, on a server, every worker left after a halt)
-  bool halt_sent_ = false;
+  bool halt_sent_ = false, said_goodbye_ = false;
+  // This worker's non-finite stop: workers are at different steps, so the job halts as for a signal and
+  // end_run raises it on every rank, rather than one worker ending the job alone (each worker that went bad
+  // would print its own line).
+  std::string failure_;
   PsStats worker_stats_;
 };
 
