@@ -125,6 +125,8 @@ row 2 "is outside the range of a 32-bit float" --data "$dir/good" "${model[@]}" 
 row 2 "--lr-step-epochs must be at most 1000000" --data "$dir/good" "${model[@]}" --lr-step-epochs 1e16
 row 2 "--straggler-rank 5 is outside the job's ranks 0..1" --data "$dir/good" "${model[@]}" --straggler-rank 5
 row 2 "is not a regular file" --data "$dir/good" "${model[@]}" --config "$dir"
+printf 'lr = 0.1\0\033[31m\n' >"$dir/binary.ini"
+row 2 "is not a text file (byte 0x00 at offset 8)" --data "$dir/good" "${model[@]}" --config "$dir/binary.ini"
 row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
 row 2 "holds model 'flatten,linear(4),relu,linear(3)', not this run's" --data "$dir/good" "${model[@]}" \
   --resume "$dir/other/step-000000000008.h5"

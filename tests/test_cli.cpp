@@ -170,5 +170,16 @@ TEST_F(Cli, PlaceholderTextIsRefusedRatherThanHangingTheParser) {
   expect_one_line_error(cli("train --config " + dir_.path("bad.ini")), "contains '%option%'");
 }
 
+// A binary file given as --config is refused before its bytes reach a message, and whatever bytes do reach one
+// (a flag's value) are escaped: the error stays one printable line.
+TEST_F(Cli, ErrorsStayOnePrintableLine) {
+  std::ofstream(dir_.path("binary.ini"), std::ios::binary) << std::string("lr = 0.1\0\x01\x1b[31m", 13);
+  expect_one_line_error(cli("train --config " + dir_.path("binary.ini")),
+                        "is not a text file (byte 0x00 at offset 8)");
+  const Outcome o = cli("train --data " + dir_.path() + " --optimizer \"$(printf 'ad\\033[31mam\\rx')\"");
+  expect_one_line_error(o, "got 'ad\\x1b[31mam\\x0dx'");
+  EXPECT_EQ(o.err.find('\x1b'), std::string::npos) << "a raw escape byte reached the terminal";
+}
+
 }  // namespace
 }  // namespace ringtrain

@@ -1,5 +1,6 @@
 // ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -23,6 +24,25 @@
 namespace {
 
 constexpr int kExitError = 1, kExitUsage = 2;
+
+// An error line as the terminal shows it: one line, whatever bytes a bad input put into the message (a
+// control character of a file name, a NUL). UTF-8 passes; other control bytes become \xNN.
+std::string one_line(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    }
+  }
+  return out;
+}
+
+void print_error(const std::string& text) { std::cerr << "ringtrain: error: " << one_line(text) << std::endl; }
 
 const char* kUsage =
     "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"
@@ -89,7 +109,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       ringtrain::check_launch(launch, world.size());
     } catch (const ringtrain::Error& e) {
       // Every task is a world of its own, and each finds this: the launcher's first task says it.
-      if (launch.rank <= 0) std::cerr << "ringtrain: error: " << e.what() << std::endl;
+      if (launch.rank <= 0) print_error(e.what());
       return kExitError;
     }
     if (train) {
@@ -112,12 +132,11 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     }
   } catch (const ringtrain::CollectiveError& e) {
     // Every rank raised it: one line from rank 0, and every rank exits on its own.
-    if (mpi.rank() == 0) std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    if (mpi.rank() == 0) print_error(e.what());
     return kExitError;
   } catch (const std::exception& e) {
     // This rank's alone: the others may be waiting for it in a collective, so it takes the job down.
-    std::cerr << "ringtrain: error: " << (mpi.size() > 1 ? "rank " + std::to_string(mpi.rank()) + ": " : "")
-              << e.what() << std::endl;
+    print_error((mpi.size() > 1 ? "rank " + std::to_string(mpi.rank()) + ": " : "") + e.what());
     if (mpi.size() > 1) mpi.abort(kExitError);
     return kExitError;
   }
@@ -136,15 +155,14 @@ int main(int argc, char** argv) {
   try {
     if (command == "devices") return run_devices();
     if (command == "prep" || command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
-    std::cerr << "ringtrain: error: unknown command '" << command << "' (expected prep, train, eval or devices)\n";
+    print_error("unknown command '" + command + "' (expected prep, train, eval or devices)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.
-    if (launcher_rank() == 0)
-      std::cerr << "ringtrain: error: " << e.what() << " (see ringtrain " << command << " --help)" << std::endl;
+    if (launcher_rank() == 0) print_error(std::string(e.what()) + " (see ringtrain " + command + " --help)");
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::cerr << "ringtrain: error: " << e.what() << std::endl;
+    print_error(e.what());
     return kExitError;
   }
 }

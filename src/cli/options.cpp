@@ -62,6 +62,19 @@ void refuse_placeholders(const std::string& text, const std::string& where) {
       throw UsageError(where + " contains '" + token + "', which ringtrain cannot report errors about");
 }
 
+// A config file is text: a NUL or another control byte means a binary file given by mistake, whose bytes would
+// otherwise reach the error message.
+void refuse_binary(const std::string& text, const std::string& path) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r') {
+      char found[64];
+      std::snprintf(found, sizeof found, "byte 0x%02x at offset %zu", byte, i);
+      throw UsageError("config file '" + path + "' is not a text file (" + found + ")");
+    }
+  }
+}
+
 // Parses flags, then the --config INI file (keys are the long option names); flags win over the file.
 // Returns false when --help was asked for (and printed).
 bool parse(const std::string& command, const std::vector<std::string>& args, po::options_description& options,
@@ -87,6 +100,7 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
       if (!file) throw UsageError("cannot read config file '" + path + "'");
       std::stringstream text;
       text << file.rdbuf();
+      refuse_binary(text.str(), path);
       refuse_placeholders(text.str(), "config file '" + path + "'");
       po::store(po::parse_config_file(text, options), vm);
     }
