@@ -111,7 +111,9 @@ row 2 "declares 128000000000 bytes but the file holds 0 of them" --data "$dir/hu
 row 2 "has no features per sample" --data "$dir/nofeatures" "${model[@]}"
 row 2 "is empty (x has 0 samples)" --data "$dir/empty" "${model[@]}"
 row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas x --batch 8)" --data "$dir/few" "${model[@]}"
-row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer >= 1, got 'abc'" --data "$dir/good" --model "linear(abc)"
+row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
+row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
+  --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"
 row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs [channels, height, width] input" --data "$dir/good" \
   --model "flatten,conv(3,3),linear(out)"
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1

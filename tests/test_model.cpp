@@ -8,6 +8,7 @@
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/model_spec.hpp"
+#include "ringtrain/tensor/host_allocator.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
@@ -47,7 +48,7 @@ TEST(ModelSpec, BadSpecsNameTheProblem) {
   EXPECT_NE(error_of("conv(32,5").find("missing ')'"), std::string::npos);
   EXPECT_NE(error_of("flatten,linear(10)),relu").find("unbalanced"), std::string::npos);
   EXPECT_NE(error_of("flatten,lineer(10)").find("unknown layer 'lineer'"), std::string::npos);
-  EXPECT_NE(error_of("flatten,linear(-3)").find("integer >= 1"), std::string::npos);
+  EXPECT_NE(error_of("flatten,linear(-3)").find("integer from 1 to 2147483647"), std::string::npos);
   EXPECT_NE(error_of("flatten,linear(10,size=3)").find("no argument 'size'"), std::string::npos);
   EXPECT_NE(error_of("flatten,linear(7)").find("produces 7 outputs per sample but the data needs 10"),
             std::string::npos);
@@ -57,6 +58,23 @@ TEST(ModelSpec, BadSpecsNameTheProblem) {
   EXPECT_NE(error_of("flatten,,linear(out)").find("empty layer"), std::string::npos);
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
   EXPECT_EQ(error_of("flatten,linear(out)"), "");
+}
+
+// Linux grants more memory than the node has and kills the process when it touches it, without a word: a
+// buffer beyond what is available is refused up front, saying how large it was and what it was for.
+TEST(Model, ALayerTooLargeForTheMachineIsNamedWithItsSize) {
+  const size_t available = available_host_bytes();
+  try {
+    Model("flatten,linear(2000000000),relu,linear(out)", {1, 4, 4}, 3, 0);
+    FAIL() << "a 128 GB layer was built";
+  } catch (const OutOfMemory& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host "
+                                          "memory: ", 0), 0u) << e.what();
+  }
+  EXPECT_THROW(allocate_host(available + (size_t{1} << 30)), OutOfMemory);
+  EXPECT_THROW(Tensor({int64_t{1} << 40, int64_t{1} << 40}), OutOfMemory) << "a size that wraps is no small buffer";
+  EXPECT_EQ(memory_size(size_t{9400} << 20), "9.9 GB");
+  EXPECT_EQ(memory_size(size_t{512} << 20), "537 MB");
 }
 
 TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {

@@ -73,7 +73,8 @@ ShardMeta read_shard_meta(const std::string& path) {
                 (y.dims.empty() ? std::string("none") : std::to_string(y.dims[0])) + in(path));
 
   m.num_classes = h5::has_attr(file.get(), "num_classes") ? h5::read_attr_i64(file.get(), "num_classes") : 0;
-  if (m.num_classes < 0) throw Error("attribute num_classes is negative" + in(path));
+  if (m.num_classes < 0 || m.num_classes > (int64_t{1} << 24))
+    throw Error("attribute num_classes is " + std::to_string(m.num_classes) + ", outside 0 .. 2^24" + in(path));
   if (m.classification()) {
     if (y.type != h5::ElemType::i64 || y.dims.size() != 1)
       throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +

@@ -19,10 +19,17 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
     for (const LayerSpec& ls : parse_model_spec(expanded)) {
       layers_.push_back(make_layer(ls, outputs));
       layer_shapes_.push_back(shape);
-      shape = layers_.back()->build(shape, init);
+      try {
+        shape = layers_.back()->build(shape, init);
+      } catch (const OutOfMemory& e) {
+        throw OutOfMemory("the model's layer " + layer_name(layers_.size() - 1) + " on input " + shape_str(shape) +
+                          ": " + e.what());
+      }
     }
     layer_shapes_.push_back(shape);
     output_shape_ = shape;
+  } catch (const OutOfMemory&) {
+    throw;  // the spec is fine: the machine is too small for it
   } catch (const Error& e) {
     const std::string what = e.what();
     if (what.rfind("bad model spec", 0) == 0) throw;

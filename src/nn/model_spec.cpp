@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <string_view>
 
 #include "ringtrain/tensor/error.hpp"
@@ -103,8 +104,10 @@ class Args {
     }
     int64_t v = 0;
     auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (ec != std::errc() || end != t.data() + t.size() || v < min)
-      throw Error(spec_.kind + ": '" + key + "' must be an integer >= " + std::to_string(min) + ", got '" + t + "'");
+    // At most 2^31 - 1: a size beyond is no layer a machine could hold, and products of such sizes overflow.
+    if (ec != std::errc() || end != t.data() + t.size() || v < min || v > INT32_MAX)
+      throw Error(spec_.kind + ": '" + key + "' must be an integer from " + std::to_string(min) + " to 2147483647, got '" +
+                  t + "'");
     return v;
   }
   float real(size_t pos, const std::string& key, float fallback, float lo, float hi) const {

@@ -13,7 +13,12 @@ namespace {
 void ensure_state(std::vector<Tensor>& state, const std::vector<Param*>& params) {
   if (state.size() == params.size()) return;
   state.clear();
-  for (const Param* p : params) state.emplace_back(p->value.shape());
+  try {
+    for (const Param* p : params) state.emplace_back(p->value.shape());
+  } catch (const OutOfMemory& e) {
+    throw OutOfMemory(std::string("the optimizer's state (one value per parameter for each of its states): ") +
+                      e.what());
+  }
 }
 
 // state[i][k] = &slots[k][i], each slot's tensors created for `params` first.

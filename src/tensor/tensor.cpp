@@ -8,8 +8,12 @@
 namespace ringtrain {
 
 int64_t shape_numel(const Shape& shape) {
+  // Bytes of float32 must fit in size_t: a product that wrapped would allocate a small buffer for a huge tensor.
+  constexpr int64_t kMaxElements = int64_t{1} << 61;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements || n < -kMaxElements)
+      throw OutOfMemory("a tensor of shape " + shape_str(shape) + " has more elements than any memory holds");
   return n;
 }
 

@@ -18,4 +18,10 @@ class CollectiveError : public Error {
   using Error::Error;
 };
 
+// An allocation that cannot be made, saying how large it was; code that knows what it was for adds that.
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace ringtrain

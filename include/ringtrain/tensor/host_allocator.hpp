@@ -6,11 +6,19 @@
 #pragma once
 #include <cstddef>
 #include <new>
+#include <string>
 
 namespace ringtrain {
 
+// OutOfMemory ("cannot allocate 9.4 GB of host memory: 3.1 GB available on this node") rather than a buffer
+// the kernel cannot back: Linux grants more than the node has and kills the process, without a word, when it
+// touches the pages. Buffers of 64 MiB or more are checked against what is available first.
 void* allocate_host(size_t bytes);
 void free_host(void* p, size_t bytes);
+// The host memory this process may still use: /proc/meminfo's MemAvailable, or less under a cgroup limit.
+size_t available_host_bytes();
+// "9.4 GB", "512 MB": for messages about memory.
+std::string memory_size(size_t bytes);
 
 template <class T>
 struct HostAllocator {
