@@ -70,6 +70,16 @@ void prepare_checkpoint_dir(const std::string& dir) {
   check_writable_dir(dir, "cannot write checkpoints to '" + dir + "': ");
 }
 
+// The shard files `data` names (before staging copies them: the originals), and the checkpoint resumed.
+std::vector<std::string> source_files(const DataSources& data, const ResumeFrom& resume) {
+  std::vector<std::string> inputs;
+  for (const Split split : {Split::train, Split::val, Split::test})
+    if (const std::string source = data.source(split); !source.empty())
+      for (std::string& file : ShardSet::files(source)) inputs.push_back(std::move(file));
+  if (resume.kind == ResumeFrom::file) inputs.push_back(resume.path);
+  return inputs;
+}
+
 // The files this run reads, which no output may replace.
 std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const ResumeFrom& resume) {
   std::vector<std::string> inputs;
@@ -159,6 +169,16 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
   }
   raise_if_any_failed(world_, failure);  // before staging: every rank must know there is nothing to stage
   config_.data.stage_to = agree_stage_dir(config_.data.stage_to, world_);
+  if (!config_.data.stage_to.empty()) {
+    // Against the original shards, which a run on staged copies would otherwise not know it reads, and before
+    // the copying: open() checks again against the copies.
+    try {
+      if (world_.rank() == 0) check_outputs(config_, source_files(config_.data, config_.resume));
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    raise_if_any_failed(world_, failure);
+  }
   if (!config_.data.stage_to.empty()) config_.data = stage_data(config_.data, world_, staging_);
   try {
     open();

@@ -35,4 +35,10 @@ expect_error 2 "rank 0: cannot create the staging directory '/proc/ringtrain-sta
 # different directories are an error.
 expect_error 1 "ranks disagree on --stage-to: '$dir/a' and '$dir/b'" "${train[@]}" --stage-to "$dir/a" : \
   -np 1 "$bin" "${train[@]}" --stage-to "$dir/b"
+# Outputs are checked against the original shards, not only their copies, and before anything is copied.
+sum=$(md5sum <"$dir/data/train-00000.h5")
+expect_error 2 "rank 0: cannot write the model to '$dir/data/train-00000.h5': it is one of this run's inputs" \
+  "${train[@]}" --stage-to "$dir/stage-out" --save "$dir/data/train-00000.h5"
+[[ $(md5sum <"$dir/data/train-00000.h5") == "$sum" && ! -e $dir/stage-out ]] ||
+  fail "a refused --save changed the shard or staged first"
 echo PASS
