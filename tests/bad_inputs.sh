@@ -7,9 +7,10 @@
 set -uo pipefail
 bin=$1 mpirun=$2 table=$3
 dir=$(mktemp -d)
-readonly_dir=""
+readonly_dir="" full_dir=""
 cleanup() {
   [[ -n $readonly_dir ]] && umount "$readonly_dir" 2>/dev/null
+  [[ -n $full_dir ]] && umount "$full_dir" 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -149,6 +150,17 @@ row 2 "it is one of this run's inputs" --data "$dir/good" "${model[@]}" --save "
 row 2 "it is not a regular file (a device, a pipe or a socket)" --data "$dir/good" "${model[@]}" --timeline /dev/null
 row 2 "it is a directory" --data "$dir/good" "${model[@]}" --save "$dir/good"
 row 2 "cannot create a file in '/proc'" --data "$dir/good" "${model[@]}" --save /proc/model.h5
+# A full disk (a 64 KiB tmpfs, as root): the save fails naming the path, and the model saved there before stays.
+if [[ $(id -u) == 0 ]] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmpfs "$dir/full"; then
+  full_dir="$dir/full"
+  timeout 60 "$bin" train --data "$dir/good" --model "flatten,linear(2),linear(out)" --batch 8 --epochs 1 \
+    --save "$dir/full/m.h5" >/dev/null 2>&1 || fail "could not write the model to keep"
+  before=$(md5sum <"$dir/full/m.h5")
+  row 2 "No space left on device (the previous file, if any, is kept)" --data "$dir/good" --batch 8 --epochs 1 \
+    --model "flatten,linear(300),linear(out)" --save "$dir/full/m.h5"
+  [[ $(md5sum <"$dir/full/m.h5") == "$before" ]] || fail "a failed save changed the previous model"
+  [[ $(ls "$dir/full") == m.h5 ]] || fail "a failed save left: $(ls "$dir/full")"
+fi
 command=eval row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --data "$dir/good"
 command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/good"
 command=eval row 2 "the directory does not exist" --model-file "$dir/other/step-000000000008.h5" --data "$dir/missing"

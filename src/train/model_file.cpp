@@ -64,15 +64,12 @@ void read_model_into(hid_t file, const std::string& path, Model& model) {
 }
 
 void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t file)>& fill) {
-  auto lock = h5::lock_library();
-  write_atomically(path, [&](const std::string& tmp) {
-    {
-      h5::H5Id file = h5::create_sealed_file(tmp);
-      fill(file.get());
-      h5::flush(file.get());
-    }  // closed: every byte is in the file before the seal sums them
-    h5::seal_file(tmp);
-  });
+  std::vector<char> image;
+  {
+    auto lock = h5::lock_library();
+    image = h5::sealed_image(fill);
+  }
+  write_bytes_atomically(path, image.data(), image.size());
 }
 
 void save_model(const std::string& path, Model& model, bool classification) {

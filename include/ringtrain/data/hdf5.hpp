@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -52,9 +53,9 @@ H5Id create_file(const std::string& path);               // truncates
 
 // Sealed files (model files, checkpoints; hdf5_seal.cpp): a CRC-32 of the whole file in a 512-byte HDF5 user
 // block, checked before the HDF5 library parses anything, because the library trusts the file's metadata and
-// a damaged byte there can crash or hang it. Write with create_sealed_file, close the file, then seal_file.
-H5Id create_sealed_file(const std::string& path);
-void seal_file(const std::string& path);
+// a damaged byte there can crash or hang it. sealed_image builds one in memory: `fill` writes into the open
+// file; the result is the file's bytes, sealed, for the caller to write.
+std::vector<char> sealed_image(const std::function<void(hid_t file)>& fill);
 // Error naming the file when it is truncated or changed since it was sealed; a file without a user block
 // (written before seals) passes.
 void check_seal(const std::string& path);

@@ -6,8 +6,9 @@
 //   /rng/<layer>/stream<k>                       random stream positions (dropout), int64[1]
 //   root attributes                              checkpoint (format), step, epoch, pass, pass_batch,
 //                                                optimizer_steps, settings ("--flag=value" lines)
-// Files are written atomically (temporary file, fsync, rename, directory fsync): a job killed mid-write
-// leaves the previous checkpoints as they were. The newest `keep` are kept.
+// Files are sealed and written atomically (model_file.hpp write_sealed_hdf5: built in memory, then temporary
+// file, fsync, rename, directory fsync): a job killed mid-write leaves the previous checkpoints as they were.
+// The newest `keep` are kept.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -19,8 +19,9 @@ inline constexpr const char* kModelFormat = "ringtrain-model-1";
 // interrupted save never destroys the previous file.
 void save_model(const std::string& path, Model& model, bool classification);
 
-// How model files and checkpoints are written: `fill` writes into a new sealed HDF5 file (hdf5.hpp) under a
-// temporary name, which is sealed, synced and renamed to `path`.
+// How model files and checkpoints are written: `fill` writes into a new HDF5 file built in memory and sealed
+// (hdf5.hpp sealed_image), whose bytes then go to `path` atomically (write_bytes_atomically). The disk write
+// is ours, so a full disk is an Error naming the path, not a failure inside HDF5.
 void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t file)>& fill);
 
 struct LoadedModel {
