@@ -59,8 +59,18 @@ CONTROL = ["1\nINJECTED-LINE", "\x1b[31m1", "1\r", "1\x7f", "1\tx", "1\x08"]
 JUNK_WORDS = ["", "abc", "A" * 5000, "x\nINJECTED-LINE", "\x1b[2Jx", "%value%", "%canonical_option%"]
 
 
-def pools(rng, weighted):
-    """weighted: [(weight, list of values)] -> one value."""
+class Draw:
+    """What a value generator draws with: the random source, the fixture, and how much to favour the first
+    (valid) pool: a run that draws mostly valid values reaches training, where the settings meet each other."""
+
+    def __init__(self, rng, fx, valid_boost=1):
+        self.rng, self.fx, self.valid_boost = rng, fx, valid_boost
+
+
+def pools(d, weighted):
+    """weighted: [(weight, list of values)], the valid values first -> one value."""
+    rng = d.rng
+    weighted = [(weighted[0][0] * d.valid_boost, weighted[0][1])] + list(weighted[1:])
     total = sum(w for w, values in weighted if values)
     pick = rng.uniform(0, total)
     for w, values in weighted:
@@ -74,33 +84,33 @@ def pools(rng, weighted):
 
 def integer(*valid, boundary=()):
     """An integer flag: mostly small valid values, then boundaries, floats, wrong types, huge, control."""
-    return lambda rng, fx: pools(rng, [(50, [str(v) for v in valid]), (20, INT_BOUNDARY + list(boundary)),
+    return lambda d: pools(d, [(50, [str(v) for v in valid]), (20, INT_BOUNDARY + list(boundary)),
                                        (8, BEYOND), (10, WRONG_INT), (6, HUGE), (6, CONTROL)])
 
 
 def real(*valid, boundary=FLOAT_BOUNDARY):
     """A float flag (boundary: pass a list without valid but slow values where a large one would be long)."""
-    return lambda rng, fx: pools(rng, [(50, [str(v) for v in valid]), (15, list(boundary)), (15, BEYOND),
+    return lambda d: pools(d, [(50, [str(v) for v in valid]), (15, list(boundary)), (15, BEYOND),
                                        (8, WRONG_FLOAT), (6, HUGE), (6, CONTROL)])
 
 
 def choice(*valid, junk=()):
-    return lambda rng, fx: pools(rng, [(60, list(valid)), (40, JUNK_WORDS + list(junk))])
+    return lambda d: pools(d, [(60, list(valid)), (40, JUNK_WORDS + list(junk))])
 
 
-def switch(rng, fx):
+def switch(d):
     """A flag without a value; now and then given one anyway (as --flag=1, or as a stray word after it)."""
-    return pools(rng, [(80, [None]), (10, ["=1", "=abc"]), (10, [["1"], ["abc"]])])
+    return pools(d, [(80, [None]), (10, ["=1", "=abc"]), (10, [["1"], ["abc"]])])
 
 
 def path(*extra):
     """A path flag: the fixture's paths, devices, /proc, missing, huge, relative, plus this flag's own names."""
-    def generate(rng, fx):
-        return pools(rng, [(40, [fx.p(name) for name in extra]), (60, fx.common_paths())])
+    def generate(d):
+        return pools(d, [(40, [d.fx.p(name) for name in extra]), (60, d.fx.common_paths())])
     return generate
 
 
-def model(rng, fx):
+def model(d):
     valid = ["flatten,linear(8),relu,linear(out)", "linreg", "mlp", "cnn", "flatten,linear(out)", "linear(out)",
              "flatten,linear(4),tanh,dropout(0.5),linear(out)", "conv(2,3,pad=1),relu,maxpool(2),flatten,linear(out)",
              "batchnorm,flatten,linear(out)", "flatten,linear(8),sigmoid,linear(8),relu,linear(out)"]
@@ -112,11 +122,11 @@ def model(rng, fx):
            "conv(1,1,stride=0),flatten,linear(out)", "conv(2147483647,1),flatten,linear(out)",
            "avgpool(2147483647),flatten,linear(out)", "batchnorm(eps=0),flatten,linear(out)",
            "flatten,linear(out,bias=2)", "flatten,linear(out,out=3)", "relu", "flatten,linear(8),relu,linear(out)x"]
-    return pools(rng, [(50, valid), (35, bad), (15, JUNK_WORDS + HUGE + CONTROL)])
+    return pools(d, [(50, valid), (35, bad), (15, JUNK_WORDS + HUGE + CONTROL)])
 
 
-def split(rng, fx):
-    return pools(rng, [(50, ["1", "2", "3", "1,2", "1,2,3"]),
+def split(d):
+    return pools(d, [(50, ["1", "2", "3", "1,2", "1,2,3"]),
                        (50, ["0", "4", "3,1", "1,1", "", ",", "1,,2", "-1", "a,b", "99999999999", "1 ,2", "2147483647",
                              "1" * 5000, "," * 5000] + CONTROL)])
 
@@ -136,8 +146,9 @@ FLAGS = {
     "--steps": integer(0, 1, 3, 20),
     "--threads": integer(1, 2, 3, boundary=["4097"]),
     "--seed": integer(0, 1, 42, "18446744073709551615", "18446744073709551616"),
-    "--metrics": path("@out/metrics.csv", "@out/metrics-%j.csv", "metrics.csv"),
-    "--save": path("@out/model.h5", "@out/model-%j.h5", "model.h5", "@out/model.h5"),
+    "--metrics": path("@out/metrics.csv", "@out/metrics-%j.csv", "metrics.csv", "@data/val-00000.h5"),
+    "--save": path("@out/model.h5", "@out/model-%j.h5", "model.h5", "@out/model.h5", "@data/train-00000.h5",
+                   "@links/to-shard.h5"),
     "--log-every": integer(0, 1, 5),
     "--optimizer": choice("sgd", "adam", "rmsprop", junk=["SGD", "sgd ", "sgd,adam", "adamw"]),
     "--lr": real(0.05, 0.01, 0.5, 10, 1e30),
@@ -163,7 +174,7 @@ FLAGS = {
     # no valid value above 20 ms: a cycle of 10 s (the maximum) is legitimately slow
     "--cycle-ms": real(0.1, 1, 5, 20, boundary=["0", "-1", "10001", "2147483647", "1e-50"]),
     "--stall-warn-s": real(0, 0.001, 60, boundary=FLOAT_BOUNDARY + ["1000000", "1000001"]),
-    "--timeline": path("@out/timeline.json", "@out/timeline-%j.json", "timeline.json"),
+    "--timeline": path("@out/timeline.json", "@out/timeline-%j.json", "timeline.json", "@data/test-00000.h5"),
     "--pipeline-stages": integer(1, 2, 3, 4, 5),
     "--micro-batches": integer(1, 2, 3, 4, 8),
     "--schedule": choice("gpipe", "1f1b", junk=["GPipe", "2f2b"]),
@@ -186,6 +197,19 @@ FLAGS = {
                      "@cfg/control.ini", "@cfg/placeholder.ini", "@cfg/huge.ini", "@cfg/dup.ini", "@cfg/empty.ini",
                      "@cfg/nested.ini", "@cfg/section.ini"),
 }
+
+# Flags whose settings act on each other.
+GROUPS = {
+    "files": ["--data", "--train", "--val", "--test", "--save", "--metrics", "--timeline", "--checkpoint-dir",
+              "--checkpoint-every", "--keep-checkpoints", "--resume", "--stage-to", "--config"],
+    "parallel": ["--mode", "--pipeline-stages", "--micro-batches", "--schedule", "--split", "--ps-servers",
+                 "--staleness", "--ps-timeout-s", "--allreduce", "--fusion-mb", "--cycle-ms", "--straggler-rank",
+                 "--straggler-ms", "--peer-timeout-s", "--batch", "--steps", "--threads", "--prefetch"],
+    "optimizer": ["--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay", "--beta1", "--beta2", "--eps",
+                  "--alpha", "--lr-schedule", "--warmup-epochs", "--lr-step-epochs", "--lr-gamma", "--lr-min",
+                  "--lr-scaling", "--skip-nonfinite", "--epochs", "--steps", "--model"],
+}
+assert all(flag in FLAGS for group in GROUPS.values() for flag in group)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fixture: a pristine tree (dataset, a directory, configs, checkpoints, links) copied afresh before every run.
@@ -301,13 +325,18 @@ def snapshot(directory, base, as_root):
 
 
 def draw(rng, fx):
-    """[(flag, [argv words])]: the drawn flags, each as --flag VALUE, now and then --flag=VALUE."""
-    flags = rng.sample(sorted(FLAGS), rng.randint(0, MAX_FLAGS))
+    """[(flag, [argv words])]: the drawn flags, each as --flag VALUE, now and then --flag=VALUE.
+
+    Settings meet in groups (outputs with inputs, parallel modes with each other): most runs draw from one
+    GROUP, and half the runs favour valid values, so that drawn flags reach the code where they interact."""
+    candidates = sorted(FLAGS) if rng.random() < 0.4 else GROUPS[rng.choice(sorted(GROUPS))]
+    d = Draw(rng, fx, valid_boost=rng.choice([1, 10]))
+    flags = rng.sample(candidates, rng.randint(0, MAX_FLAGS))
     if flags and rng.random() < 0.05:  # the same flag twice
         flags.append(rng.choice(flags))
     drawn = []
     for flag in flags:
-        value = FLAGS[flag](rng, fx)
+        value = FLAGS[flag](d)
         if value is None:  # a switch
             words = [flag]
         elif isinstance(value, list):  # a switch followed by a stray word

@@ -3,6 +3,9 @@
 // variable-length strings), and the HDF5 library trusts that metadata: a single changed byte there can crash
 // it or loop for ever. The seal is checked before the library sees the file, so a damaged file is an error
 // naming it, never a crash or a hang. HDF5 skips the user block, so h5py and h5dump read sealed files as usual.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -62,14 +65,15 @@ std::string seal_text(const Body& body) {
 
 }  // namespace
 
-std::vector<char> sealed_image(const std::function<void(hid_t file)>& fill) {
+std::vector<char> file_image(const std::function<void(hid_t file)>& fill, bool sealed) {
   // In memory (the core driver, no backing file): HDF5 never meets a full disk, whose failed flush leaves it
-  // a file it can neither close nor forget (the library then crashes at exit). Our own write reports it.
+  // a file it can neither close nor forget (the library then crashes at exit). write_image reports it.
   H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose), fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  if (!fcpl.valid() || !fapl.valid() || H5Pset_userblock(fcpl.get(), kSealBytes) < 0 ||
+  if (!fcpl.valid() || !fapl.valid() || (sealed && H5Pset_userblock(fcpl.get(), kSealBytes) < 0) ||
       H5Pset_fapl_core(fapl.get(), size_t{64} << 20, 0) < 0)
     throw Error("cannot set up an HDF5 file in memory");
   // The image HDF5 gives back leaves out the user block, which the superblock counts on: the seal goes before.
+  const size_t head = sealed ? kSealBytes : 0;
   std::vector<char> image;
   {
     const hid_t id = H5Fcreate("ringtrain-image.h5", H5F_ACC_TRUNC, fcpl.get(), fapl.get());
@@ -79,10 +83,11 @@ std::vector<char> sealed_image(const std::function<void(hid_t file)>& fill) {
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw Error("cannot flush an HDF5 file in memory");
     const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
     if (size <= 0) throw Error("cannot read back an HDF5 file from memory");
-    image.resize(kSealBytes + static_cast<size_t>(size));
-    if (H5Fget_file_image(file.get(), image.data() + kSealBytes, static_cast<size_t>(size)) != size)
+    image.resize(head + static_cast<size_t>(size));
+    if (H5Fget_file_image(file.get(), image.data() + head, static_cast<size_t>(size)) != size)
       throw Error("cannot read back an HDF5 file from memory");
   }
+  if (!sealed) return image;
   Body body;
   body.bytes = image.size() - kSealBytes;
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -94,6 +99,23 @@ std::vector<char> sealed_image(const std::function<void(hid_t file)>& fill) {
   const std::string text = seal_text(body);
   std::copy(text.begin(), text.end(), image.begin());  // the rest of the user block stays zero
   return image;
+}
+
+void write_image(const std::string& path, const std::vector<char>& image, const std::string& name) {
+  const std::string cannot = "cannot write '" + name + "': ";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(cannot + std::strerror(errno));
+  for (size_t done = 0; done < image.size();) {
+    const ssize_t n = ::write(fd, image.data() + done, image.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw Error(cannot + std::strerror(error));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) throw Error(cannot + std::strerror(errno));
 }
 
 void check_seal(const std::string& path) {

@@ -1,6 +1,10 @@
 #include "prep_common.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -43,6 +47,20 @@ void split_off(const Table& all, double fraction, uint64_t seed, Table& kept, Ta
   kept = take_rows(all, in_rows);
 }
 
+void check_config(const PrepConfig& c) {
+  if (c.input.empty()) throw Error("prep needs --input");
+  if (c.out_dir.empty()) throw Error("prep needs --out");
+  if (c.shards < 1) throw Error("--shards must be at least 1");
+  if (!(c.val_fraction >= 0.0 && c.val_fraction < 1.0)) throw Error("--val-fraction must be in [0, 1)");
+  if (!(c.test_fraction >= 0.0 && c.test_fraction < 1.0)) throw Error("--test-fraction must be in [0, 1)");
+  std::error_code ec;
+  std::filesystem::create_directories(c.out_dir, ec);
+  if (ec) throw Error("cannot create output directory '" + c.out_dir + "': " + ec.message());
+}
+
+namespace {
+
+// Writes <dir>/<split>-NNNNN.h5 in `shards` nearly equal parts; returns the sample count.
 int64_t write_split(const std::string& dir, const std::string& split, const Table& t, int64_t shards) {
   const int64_t n = t.meta.samples;
   if (n == 0) return 0;
@@ -58,25 +76,50 @@ int64_t write_split(const std::string& dir, const std::string& split, const Tabl
   return n;
 }
 
-void check_config(const PrepConfig& c) {
-  if (c.input.empty()) throw Error("prep needs --input");
-  if (c.out_dir.empty()) throw Error("prep needs --out");
-  if (c.shards < 1) throw Error("--shards must be at least 1");
-  if (!(c.val_fraction >= 0.0 && c.val_fraction < 1.0)) throw Error("--val-fraction must be in [0, 1)");
-  if (!(c.test_fraction >= 0.0 && c.test_fraction < 1.0)) throw Error("--test-fraction must be in [0, 1)");
+// What a prep killed while writing left: its temporary directory, named by a process no longer running.
+void remove_dead_staging(const std::string& dir) {
   std::error_code ec;
-  std::filesystem::create_directories(c.out_dir, ec);
-  if (ec) throw Error("cannot create output directory '" + c.out_dir + "': " + ec.message());
+  for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string(), prefix = ".prep.tmp.";
+    if (!name.starts_with(prefix)) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
 }
 
-void clear_old_shards(const std::string& dir) {
-  // Old shards from an earlier run would silently join the new dataset.
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.path().extension() == ".h5" &&
-        (name.rfind("train-", 0) == 0 || name.rfind("val-", 0) == 0 || name.rfind("test-", 0) == 0))
-      std::filesystem::remove(entry.path());
+bool is_shard_name(const std::string& name) {
+  return name.ends_with(".h5") && (name.starts_with("train-") || name.starts_with("val-") || name.starts_with("test-"));
+}
+
+}  // namespace
+
+void publish_splits(const std::string& dir, const Table& train, const Table& val, const Table& test,
+                    int64_t train_shards, PrepReport& report) {
+  namespace fs = std::filesystem;
+  const fs::path staging = fs::path(dir) / (".prep.tmp." + std::to_string(::getpid()));
+  std::error_code ignored;
+  remove_dead_staging(dir);
+  try {
+    fs::create_directory(staging);
+    report.train = write_split(staging.string(), "train", train, train_shards);
+    report.val = write_split(staging.string(), "val", val, 1);
+    report.test = write_split(staging.string(), "test", test, 1);
+    // Old shards from an earlier run would silently join the new dataset.
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir))
+      if (is_shard_name(entry.path().filename().string())) fs::remove(entry.path());
+    for (const fs::directory_entry& entry : fs::directory_iterator(staging))
+      fs::rename(entry.path(), fs::path(dir) / entry.path().filename());
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(staging, ignored);
+    throw Error("cannot write the shards to '" + dir + "': " + e.code().message());
+  } catch (const Error& e) {
+    fs::remove_all(staging, ignored);
+    throw Error(std::string(e.what()) + " (the shards already in '" + dir + "' are kept)");
   }
+  fs::remove(staging, ignored);
 }
 
 }  // namespace ringtrain::prep_detail

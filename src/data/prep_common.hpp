@@ -19,11 +19,14 @@ struct Table {
 Table take_rows(const Table& table, const std::vector<int64_t>& rows);
 // Splits off `fraction` of the rows (at least one when fraction > 0), chosen by a seeded shuffle.
 void split_off(const Table& all, double fraction, uint64_t seed, Table& kept, Table& held_out);
-// Writes <dir>/<split>-NNNNN.h5 in `shards` nearly equal parts; returns the sample count.
-int64_t write_split(const std::string& dir, const std::string& split, const Table& table, int64_t shards);
 
 void check_config(const PrepConfig& config);
-// Removes train-/val-/test-*.h5 left by an earlier run; called only once the new data converted cleanly.
-void clear_old_shards(const std::string& dir);
+
+// Writes the three splits as shards into `dir` (train in `train_shards` parts, val and test in one each),
+// replacing an earlier run's: they are written into a temporary directory inside `dir` first and moved in
+// once all are written, so a failure (a full disk) leaves the earlier shards as they were. Fills the report's
+// sample counts.
+void publish_splits(const std::string& dir, const Table& train, const Table& val, const Table& test,
+                    int64_t train_shards, PrepReport& report);
 
 }  // namespace ringtrain::prep_detail

@@ -374,11 +374,8 @@ PrepReport prep_csv(const PrepConfig& c) {
   standardise(numeric_f, s);
 
   // Only now that the whole file converted: an error above leaves an earlier run's shards as they were.
-  prep_detail::clear_old_shards(c.out_dir);
   PrepReport r;
-  r.train = prep_detail::write_split(c.out_dir, "train", s.train, c.shards);
-  r.val = prep_detail::write_split(c.out_dir, "val", s.val, 1);
-  r.test = prep_detail::write_split(c.out_dir, "test", s.test, 1);
+  prep_detail::publish_splits(c.out_dir, s.train, s.val, s.test, c.shards, r);
   r.features = all.meta.features();
   r.outputs = all.meta.outputs();
   r.classification = all.meta.classification();

@@ -105,11 +105,8 @@ PrepReport prep_idx(const PrepConfig& c) {
     t->meta.x_scale = {static_cast<float>(1.0 / sd)};
     t->meta.x_shift = {static_cast<float>(-mean / sd)};
   }
-  prep_detail::clear_old_shards(c.out_dir);
   PrepReport r;
-  r.train = prep_detail::write_split(c.out_dir, "train", train, c.shards);
-  r.val = prep_detail::write_split(c.out_dir, "val", val, 1);
-  r.test = prep_detail::write_split(c.out_dir, "test", test, 1);
+  prep_detail::publish_splits(c.out_dir, train, val, test, c.shards, r);
   r.features = train.meta.features();
   r.outputs = train.meta.num_classes;
   r.classification = true;

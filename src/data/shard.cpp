@@ -124,26 +124,38 @@ ShardData read_shard_data(const ShardMeta& meta) {
   return d;
 }
 
-void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data) {
-  auto lock = h5::lock_library();
-  h5::H5Id file = h5::create_file(path);
+namespace {
+
+void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   Shape xdims = {meta.samples};
   xdims.insert(xdims.end(), meta.sample_shape.begin(), meta.sample_shape.end());
-  if (meta.x_type == PixelType::u8) h5::write_dataset(file.get(), "x", xdims, data.x_u8.data());
-  else h5::write_dataset(file.get(), "x", xdims, data.x_f32.data());
+  if (meta.x_type == PixelType::u8) h5::write_dataset(f, "x", xdims, data.x_u8.data());
+  else h5::write_dataset(f, "x", xdims, data.x_f32.data());
   if (meta.classification()) {
-    h5::write_dataset(file.get(), "y", {meta.samples}, data.labels.data());
+    h5::write_dataset(f, "y", {meta.samples}, data.labels.data());
   } else {
     Shape ydims = meta.target_dim == 1 ? Shape{meta.samples} : Shape{meta.samples, meta.target_dim};
-    h5::write_dataset(file.get(), "y", ydims, data.targets.data());
+    h5::write_dataset(f, "y", ydims, data.targets.data());
   }
-  h5::write_attr(file.get(), "format", std::string(kShardFormat));
-  h5::write_attr(file.get(), "num_classes", meta.num_classes);
-  h5::write_attr(file.get(), "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
-  h5::write_attr(file.get(), "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
-  if (!meta.feature_names.empty()) h5::write_attr(file.get(), "feature_names", meta.feature_names);
-  if (!meta.target_names.empty()) h5::write_attr(file.get(), "target_names", meta.target_names);
-  if (!meta.class_names.empty()) h5::write_attr(file.get(), "class_names", meta.class_names);
+  h5::write_attr(f, "format", std::string(kShardFormat));
+  h5::write_attr(f, "num_classes", meta.num_classes);
+  h5::write_attr(f, "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
+  h5::write_attr(f, "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
+  if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
+  if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);
+  if (!meta.class_names.empty()) h5::write_attr(f, "class_names", meta.class_names);
+}
+
+}  // namespace
+
+// Built in memory and written by us: a full disk is an error naming the file (hdf5.hpp file_image).
+void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data) {
+  std::vector<char> image;
+  {
+    auto lock = h5::lock_library();
+    image = h5::file_image([&](hid_t file) { write_shard_into(file, meta, data); }, false);
+  }
+  h5::write_image(path, image, path);
 }
 
 void check_compatible(const ShardMeta& a, const ShardMeta& b) {

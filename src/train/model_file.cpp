@@ -67,9 +67,15 @@ void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t f
   std::vector<char> image;
   {
     auto lock = h5::lock_library();
-    image = h5::sealed_image(fill);
+    image = h5::file_image(fill, true);
   }
-  write_bytes_atomically(path, image.data(), image.size());
+  write_atomically(path, [&](const std::string& tmp) {
+    try {
+      h5::write_image(tmp, image, path);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (the previous file, if any, is kept)");
+    }
+  });
 }
 
 void save_model(const std::string& path, Model& model, bool classification) {

@@ -86,24 +86,6 @@ void write_atomically(const std::string& path, const std::function<void(const st
   }
 }
 
-void write_bytes_atomically(const std::string& path, const char* data, size_t size) {
-  write_atomically(path, [&](const std::string& tmp) {
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-    for (size_t done = 0; done < size;) {
-      const ssize_t n = ::write(fd, data + done, size - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const int error = n < 0 ? errno : ENOSPC;
-        ::close(fd);
-        throw Error("cannot write '" + path + "': " + std::strerror(error) + " (the previous file, if any, is kept)");
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::close(fd) != 0) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-  });
-}
-
 void write_text_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   write_atomically(path, [&](const std::string& tmp) {
     errno = 0;

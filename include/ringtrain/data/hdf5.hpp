@@ -51,11 +51,15 @@ void check_regular_file(const std::string& path);
 H5Id open_file(const std::string& path);                 // read-only; "no such file" / "not an HDF5 file"
 H5Id create_file(const std::string& path);               // truncates
 
-// Sealed files (model files, checkpoints; hdf5_seal.cpp): a CRC-32 of the whole file in a 512-byte HDF5 user
-// block, checked before the HDF5 library parses anything, because the library trusts the file's metadata and
-// a damaged byte there can crash or hang it. sealed_image builds one in memory: `fill` writes into the open
-// file; the result is the file's bytes, sealed, for the caller to write.
-std::vector<char> sealed_image(const std::function<void(hid_t file)>& fill);
+// Files built in memory (hdf5_seal.cpp): `fill` writes into an open HDF5 file; the result is the file's bytes,
+// for write_image. The write is then ours, so a full disk is an error naming the path and errno, where HDF5
+// would be left a file it can neither flush nor close. sealed: with a seal (model files, checkpoints), a
+// CRC-32 of the whole file in a 512-byte HDF5 user block, checked before the HDF5 library parses anything,
+// because the library trusts the file's metadata and a damaged byte there can crash or hang it.
+std::vector<char> file_image(const std::function<void(hid_t file)>& fill, bool sealed);
+// Writes `image` to `path` (created or truncated); Error "cannot write '<name>': <strerror>", `name` being
+// the file the user knows (`path` may be its temporary).
+void write_image(const std::string& path, const std::vector<char>& image, const std::string& name);
 // Error naming the file when it is truncated or changed since it was sealed; a file without a user block
 // (written before seals) passes.
 void check_seal(const std::string& path);

@@ -20,7 +20,7 @@ inline constexpr const char* kModelFormat = "ringtrain-model-1";
 void save_model(const std::string& path, Model& model, bool classification);
 
 // How model files and checkpoints are written: `fill` writes into a new HDF5 file built in memory and sealed
-// (hdf5.hpp sealed_image), whose bytes then go to `path` atomically (write_bytes_atomically). The disk write
+// (hdf5.hpp file_image), whose bytes then go to `path` atomically (write_atomically). The disk write
 // is ours, so a full disk is an Error naming the path, not a failure inside HDF5.
 void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t file)>& fill);
 

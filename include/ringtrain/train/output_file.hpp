@@ -8,7 +8,6 @@
 //   file whole;
 // - temporaries a killed run left are removed when the next run starts.
 #pragma once
-#include <cstddef>
 #include <functional>
 #include <iosfwd>
 #include <string>
@@ -27,9 +26,6 @@ void check_writable_dir(const std::string& dir, const std::string& cannot);
 // files), which is then fsynced and renamed over `path`, and the directory fsynced. On any failure the
 // temporary is removed, the error names the path, and whatever was at `path` is untouched.
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
-
-// write_atomically for bytes in memory; a failed write (disk full) names `path` and the reason.
-void write_bytes_atomically(const std::string& path, const char* data, size_t size);
 
 // write_atomically for text: `write` fills a stream; a stream that fails (disk full) is an error naming
 // `path` and the reason.
