@@ -160,6 +160,13 @@ if [[ $(id -u) == 0 ]] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmp
     --model "flatten,linear(300),linear(out)" --save "$dir/full/m.h5"
   [[ $(md5sum <"$dir/full/m.h5") == "$before" ]] || fail "a failed save changed the previous model"
   [[ $(ls "$dir/full") == m.h5 ]] || fail "a failed save left: $(ls "$dir/full")"
+  /usr/bin/python3 -c "
+import random; random.seed(0)
+print(','.join(f'c{j}' for j in range(20)) + ',y')
+for i in range(3000): print(','.join(str(random.random()) for _ in range(20)) + ',' + 'ab'[i % 2])" >"$dir/wide.csv"
+  command=prep row 2 "No space left on device (the shards already in '" --format csv \
+    --input "$dir/wide.csv" --out "$dir/full" --target y
+  [[ $(ls -A "$dir/full") == m.h5 ]] || fail "a failed prep left: $(ls -A "$dir/full")"
 fi
 command=eval row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --data "$dir/good"
 command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/good"
