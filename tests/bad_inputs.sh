@@ -118,6 +118,7 @@ row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host
 row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs [channels, height, width] input" --data "$dir/good" \
   --model "flatten,conv(3,3),linear(out)"
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
+row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2
 row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" --mode async
 row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --data "$dir/good" "${model[@]}" --mode ps \
   --pipeline-stages 2

@@ -92,6 +92,8 @@ TEST_P(CliBadInput, IsOneLineNamingTheProblem) {
 const BadInput kBadInputs[] = {
     {"UnknownCommand", "frobnicate", "unknown command 'frobnicate'"},
     {"UnknownFlag", "train --data DIR --bogus 3", "unrecognised option '--bogus'"},
+    {"StrayValue", "train --data DIR --lr 0.1 0.2", "unexpected argument '0.2'"},
+    {"ValueForASwitch", "train --data DIR --nesterov yes", "unexpected argument 'yes'"},
     {"FlagValueOfTheWrongType", "train --data DIR --batch many", "batch"},
     {"MissingConfigFile", "train --config DIR/none.ini", "cannot read config file"},
     {"ConfigFileThatIsADirectory", "train --config DIR", "' is not a regular file"},

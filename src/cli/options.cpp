@@ -84,7 +84,12 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
                                                      "INI file of option = value lines (flags override it)");
   for (const std::string& arg : args) refuse_placeholders(arg, "argument '" + arg + "'");
   try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
+    const po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+    // A word no flag takes ("--lr 0.1 0.2", "--nesterov yes") would be dropped without a word.
+    for (const std::string& stray : po::collect_unrecognized(parsed.options, po::include_positional))
+      throw UsageError("unexpected argument '" + stray + "' (each flag takes at most one value; switches such as "
+                       "--nesterov take none)");
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << "usage: ringtrain " << command << " [options]\n\n" << options << std::endl;
       return false;

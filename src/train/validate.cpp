@@ -27,7 +27,8 @@ void positive(double v, const char* flag) {
   require(v > 0.0 && std::isfinite(v), std::string(flag) + " must be positive, got " + number(v));
 }
 void not_negative(double v, const char* flag) {
-  require(v >= 0.0 && std::isfinite(v), std::string(flag) + " must not be negative, got " + number(v));
+  require(std::isfinite(v), std::string(flag) + " must be a finite number, got " + number(v));
+  require(v >= 0.0, std::string(flag) + " must not be negative, got " + number(v));
 }
 // In [0, 1): a decay or averaging factor, where 1 would keep the first value for ever.
 void fraction(double v, const char* flag) {

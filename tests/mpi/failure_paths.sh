@@ -32,10 +32,10 @@ attempt() {
   local start=$SECONDS
   timeout 60 "$mpirun" --oversubscribe "${args[@]}" >"$dir/out" 2>"$dir/err" &
   local job=$!
-  if [[ $name == sigterm ]]; then  # to rank 1, once it trains
+  if [[ $name == sigterm ]]; then  # to rank 1, once it trains (before, SIGTERM's default action ends it)
     local pid="" waited=0
-    while [[ -z $pid ]] && ((waited < 100)); do sleep 0.1; ((++waited)); pid=$(pid_of 1); done
-    sleep 0.5
+    while ! grep -q '^model ' "$dir/out" 2>/dev/null && ((waited < 200)); do sleep 0.1; ((++waited)); done
+    pid=$(pid_of 1)
     kill -TERM "$pid" 2>/dev/null
   fi
   wait "$job"
@@ -48,7 +48,7 @@ attempt() {
   for ((r = 0; r < ranks; ++r)); do
     code=$(cat "$dir/exits/$r" 2>/dev/null || echo none)
     [[ $code == "$expected" || ($expected == aborted && $code != 0) ]] ||
-      fail "$name: rank $r exited $code, expected $expected: $(tail -3 "$dir/err")"
+      fail "$name: rank $r exited $code, expected $expected: $(head -c 3000 "$dir/err")"
   done
   local lines
   lines=$(grep -c '^ringtrain: error:' "$dir/err")
