@@ -1,16 +1,19 @@
-// The seal of a model file or checkpoint: a CRC-32 of the whole file, kept in the HDF5 user block at its start.
-// Fletcher-32 guards each dataset's data, but not the file's metadata (object headers, attributes, the heap of
-// variable-length strings), and the HDF5 library trusts that metadata: a single changed byte there can crash
-// it or loop for ever. The seal is checked before the library sees the file, so a damaged file is an error
-// naming it, never a crash or a hang. HDF5 skips the user block, so h5py and h5dump read sealed files as usual.
+// HDF5 files built in memory and written by us (model files, checkpoints, shards), and the seal of a model
+// file or checkpoint: a CRC-32 of the whole file, kept in the HDF5 user block at its start.
+// In memory, because HDF5 meeting a full disk is left with a file it can neither flush nor close, and crashes
+// at exit; our own write says which file and why. The seal, because Fletcher-32 guards each dataset's data but
+// not the file's metadata (object headers, attributes, the heap of variable-length strings), and the HDF5
+// library trusts that metadata: a single changed byte there can crash it or loop for ever. The seal is
+// checked before the library sees the file, so a damaged file is an error naming it, never a crash or a hang.
+// HDF5 skips the user block, so h5py and h5dump read sealed files as usual.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,14 +45,21 @@ struct Body {
   uint64_t bytes = 0;
 };
 
-// CRC-32 (zlib's) of everything after the user block.
+// zlib's CRC-32 continued over `n` bytes (its length argument is 32-bit: larger spans go in pieces).
+uLong add_crc(uLong crc, const char* data, size_t n) {
+  for (size_t at = 0; at < n; at += size_t{1} << 30)
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data + at), static_cast<uInt>(std::min(n - at, size_t{1} << 30)));
+  return crc;
+}
+
+// CRC-32 of everything after the user block.
 Body checksum_body(std::FILE* f, const std::string& path) {
   if (std::fseek(f, static_cast<long>(kSealBytes), SEEK_SET) != 0) throw Error("cannot read '" + path + "'");
   Body body;
   uLong crc = crc32(0L, Z_NULL, 0);
-  std::vector<unsigned char> buffer(1 << 20);
+  std::vector<char> buffer(1 << 20);
   while (const size_t n = std::fread(buffer.data(), 1, buffer.size(), f)) {
-    crc = crc32(crc, buffer.data(), static_cast<uInt>(n));
+    crc = add_crc(crc, buffer.data(), n);
     body.bytes += n;
   }
   if (std::ferror(f)) throw Error("cannot read '" + path + "': " + std::strerror(errno));
@@ -90,12 +100,7 @@ std::vector<char> file_image(const std::function<void(hid_t file)>& fill, bool s
   if (!sealed) return image;
   Body body;
   body.bytes = image.size() - kSealBytes;
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t at = kSealBytes; at < image.size(); at += size_t{1} << 30) {  // crc32's length is 32-bit
-    const size_t n = std::min(image.size() - at, size_t{1} << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(image.data() + at), static_cast<uInt>(n));
-  }
-  body.crc = static_cast<uint32_t>(crc);
+  body.crc = static_cast<uint32_t>(add_crc(crc32(0L, Z_NULL, 0), image.data() + kSealBytes, body.bytes));
   const std::string text = seal_text(body);
   std::copy(text.begin(), text.end(), image.begin());  // the rest of the user block stays zero
   return image;
