@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "ringtrain/tensor/error.hpp"
+
 namespace ringtrain {
 
 namespace {
@@ -21,6 +23,7 @@ constexpr int kBeat = 1, kGoodbye = 2;
 struct Whereabouts {
   char host[256] = {};
   int pid = 0;
+  double timeout_s = 0.0;
 };
 
 // The state letter of process `pid` in /proc (R, S, D, T stopped, t traced, Z zombie...), or 0 when there is no
@@ -46,12 +49,19 @@ std::string format_seconds(double s) {
 Heartbeat::Heartbeat(MPI_Comm world, double timeout_s) : timeout_s_(timeout_s), comm_(world) {
   MPI_Comm_rank(comm_.get(), &rank_);
   MPI_Comm_size(comm_.get(), &size_);
-  if (size_ < 2 || timeout_s_ <= 0.0) return;
+  if (size_ < 2) return;
   Whereabouts mine;
   ::gethostname(mine.host, sizeof mine.host - 1);
   mine.pid = static_cast<int>(::getpid());
+  mine.timeout_s = timeout_s_;
   std::vector<Whereabouts> all(static_cast<size_t>(size_));
   MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm_.get());
+  // A rank without a heartbeat would look dead to its neighbour: every rank must watch alike.
+  for (const Whereabouts& theirs : all)
+    if (theirs.timeout_s != timeout_s_)
+      throw CollectiveError("ranks disagree on --peer-timeout-s: " + format_seconds(all[0].timeout_s) + " and " +
+                            format_seconds(theirs.timeout_s));
+  if (timeout_s_ <= 0.0) return;
   const Whereabouts& previous = all[static_cast<size_t>((rank_ + size_ - 1) % size_)];
   if (std::strcmp(previous.host, mine.host) == 0) previous_pid_here_ = previous.pid;
   thread_ = std::thread([this] { run(); });

@@ -35,6 +35,9 @@ errors=$(grep -c '^ringtrain: error:' "$dir/err")
 grep -q "^ringtrain: error: ranks disagree on --lr: rank 0 has '0.05', rank 1 has '0.1'" "$dir/err" ||
   fail "unexpected error: $(cat "$dir/err")"
 
+# A rank without a heartbeat would look dead to its neighbour: ranks that disagree on it are one error.
+expect_error 1 "ranks disagree on --peer-timeout-s: 0 and 10" "${common[@]}" --peer-timeout-s 0 : -np 1 "$bin" "${common[@]}"
+
 # Only one rank finds its data missing: it is named, and the job ends on every rank.
 timeout 120 "$mpirun" --oversubscribe -np 1 "$bin" "${common[@]}" : -np 1 "$bin" train --data "$dir/none" \
   --model "flatten,linear(8),relu,linear(out)" --epochs 2 --batch 8 >"$dir/out" 2>"$dir/err"

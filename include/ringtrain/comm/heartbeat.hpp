@@ -21,7 +21,8 @@ namespace ringtrain {
 
 class Heartbeat {
  public:
-  // Collective over `world`. timeout_s <= 0, or a one-rank world: no heartbeat.
+  // Collective over `world` (every rank, whatever its timeout: ranks that disagree on it are a
+  // CollectiveError). timeout_s <= 0, or a one-rank world: no heartbeat.
   Heartbeat(MPI_Comm world, double timeout_s);
   ~Heartbeat();  // says goodbye and waits for the previous rank's (not when leaving on an exception)
   Heartbeat(const Heartbeat&) = delete;
