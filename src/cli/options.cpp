@@ -310,8 +310,8 @@ void add_reliability_options(po::options_description& o, TrainConfig& c, TrainFl
        "afresh when there is none); or a checkpoint file")
       ("skip-nonfinite", po::bool_switch(&c.parallel.skip_nonfinite), "skip a step whose gradient is NaN or infinite "
        "(default: stop, naming the step and the layer)")
-      ("peer-timeout-s", po::value(&c.peer_timeout_s)->default_value(10.0), "a rank silent this long (dead, or its "
-       "node gone) stops the job, naming it (0 = never)");
+      ("peer-timeout-s", po::value(&c.peer_timeout_s)->default_value(10.0), "a rank silent this long (dead, "
+       "stopped, or its node gone) stops the job, naming it (0 = never: a debugger session, which stops ranks)");
 }
 
 // The typed values of the flags kept as text; the rules between values are validate's (train/validate.hpp).
