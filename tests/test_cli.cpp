@@ -86,6 +86,7 @@ TEST_P(CliBadInput, IsOneLineNamingTheProblem) {
   for (size_t at; (at = args.find("DIR")) != std::string::npos;) args.replace(at, 3, dir_.path());
   std::ofstream(dir_.path("junk.h5")) << "junk";
   std::filesystem::create_symlink("/dev/null", dir_.path("null-link.h5"));
+  std::ofstream(dir_.path("run.ini")) << "epochs = 1\nbatch = 8\n";
   expect_one_line_error(cli(args), GetParam().says);
 }
 
@@ -143,6 +144,9 @@ const BadInput kBadInputs[] = {
     {"ShardThatIsAFifo", "train --train /dev/stdin", "is not a regular file, not an HDF5 file"},
     {"CheckpointsAmongTheInputs", "train --data DIR --checkpoint-dir DIR", "it holds this run's input"},
     {"SaveIntoProc", "train --data DIR --save /proc/m.h5", "cannot create a file in '/proc'"},
+    {"SaveOntoTheConfigFile", "train --data DIR --config DIR/run.ini --save DIR/run.ini", "it is one of this run's inputs"},
+    {"HeartbeatFasterThanItBeats", "train --data DIR --peer-timeout-s 0.001", "--peer-timeout-s must be 0 (no heartbeat) or at least 1"},
+    {"NumberBeyondADouble", "train --data DIR --momentum 1e-400", "is outside the range of a 32-bit float"},
     {"SaveThroughALinkToADevice", "train --data DIR --save DIR/null-link.h5", "it is not a regular file"},
     {"CheckpointsWithoutADirectory", "train --data DIR --checkpoint-every 5", "--checkpoint-every needs --checkpoint-dir"},
     {"PrepOfAMissingDirectory", "prep --input /nonexistent --out DIR/p", "no train-images-idx3-ubyte"},
@@ -181,6 +185,9 @@ TEST_F(Cli, ErrorsStayOnePrintableLine) {
   const Outcome o = cli("train --data " + dir_.path() + " --optimizer \"$(printf 'ad\\033[31mam\\rx')\"");
   expect_one_line_error(o, "got 'ad\\x1b[31mam\\x0dx'");
   EXPECT_EQ(o.err.find('\x1b'), std::string::npos) << "a raw escape byte reached the terminal";
+  // A C1 control character (U+009B, CSI) and a byte that is not UTF-8 are escaped too; UTF-8 text is not.
+  expect_one_line_error(cli("train --data " + dir_.path() + " --optimizer \"$(printf 'x\\302\\2331m\\377\\303\\251')\""),
+                        "got 'x\\xc2\\x9b1m\\xff\xc3\xa9'");
 }
 
 }  // namespace

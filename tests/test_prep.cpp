@@ -269,6 +269,16 @@ TEST(PrepCsv, DuplicateOrEmptyColumnNamesAreErrors) {
   EXPECT_FALSE(wrote_shards(out));
 }
 
+// A NUL would cut the error message short, or make "p" and "p\0evil" two classes that print alike.
+TEST(PrepCsv, ANulByteIsABinaryFile) {
+  TempDir in, out;
+  for (const std::string& row : {std::string("1,3\0,p\n", 7), std::string("1,3,p\0evil\n", 11)}) {
+    const std::string error = prep_error(csv_config(in, out, "a,b,label\n1,2,p\n1,2,q\n" + row + "1,2,q\n", "label"));
+    EXPECT_EQ(error.rfind("CSV line 4 holds a NUL byte: '", 0), 0u) << error;
+  }
+  EXPECT_FALSE(wrote_shards(out));
+}
+
 TEST(PrepCsv, MissingCellInANumericColumnIsAnErrorNamingLineColumnAndValue) {
   TempDir in, out;
   auto with_cell = [&](const std::string& cell) { return csv_config(in, out, ages_with(cell), "y"); };

@@ -25,24 +25,44 @@ namespace {
 
 constexpr int kExitError = 1, kExitUsage = 2;
 
+// The length of the UTF-8 sequence at `s`, or 0 when it is not a valid one or encodes a C1 control character
+// (U+0080..U+009F, which terminals obey as ESC sequences).
+size_t printable_utf8(const unsigned char* s, size_t left) {
+  const size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+  if (n == 0 || n > left) return 0;
+  for (size_t i = 1; i < n; ++i)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  return n == 2 && s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
+}
+
 // An error line as the terminal shows it: one line, whatever bytes a bad input put into the message (a
-// control character of a file name, a NUL). UTF-8 passes; other control bytes become \xNN.
+// control character of a file name, a NUL, a byte that is not UTF-8). Printable ASCII and UTF-8 pass; other
+// bytes become \xNN.
 std::string one_line(const std::string& text) {
   std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte != 0x7f) {
-      out += c;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = bytes[i] < 0x80 ? (bytes[i] >= 0x20 && bytes[i] != 0x7f ? 1 : 0)
+                                     : printable_utf8(bytes + i, text.size() - i);
+    if (n > 0) {
+      out.append(text, i, n);
+      i += n;
     } else {
       char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", bytes[i++]);
       out += escaped;
     }
   }
   return out;
 }
 
-void print_error(const std::string& text) { std::cerr << "ringtrain: error: " << one_line(text) << std::endl; }
+// One write, so that no other output (mpirun's, another rank's) lands inside the line.
+void print_error(const std::string& text) {
+  const std::string line = "ringtrain: error: " + one_line(text) + "\n";
+  std::fflush(stdout);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
 
 const char* kUsage =
     "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"

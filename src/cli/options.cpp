@@ -2,6 +2,7 @@
 
 #include <boost/any.hpp>
 #include <boost/program_options/errors.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,11 +29,13 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
   if (texts.size() != 1) throw validation_error(validation_error::multiple_values_not_allowed);
   const std::string& text = texts.front();
   char* end = nullptr;
+  errno = 0;
   const double wide = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0') throw invalid_option_value(text);
   const auto narrow = static_cast<float>(wide);
-  const bool lost = std::isfinite(wide) && ((wide != 0.0 && std::fpclassify(narrow) != FP_NORMAL) ||
-                                            !std::isfinite(narrow));
+  // ERANGE: beyond even a double ("1e-400" read as 0, "1e400" as infinity).
+  const bool lost = errno == ERANGE || (std::isfinite(wide) && ((wide != 0.0 && std::fpclassify(narrow) != FP_NORMAL) ||
+                                                                !std::isfinite(narrow)));
   if (lost) throw float_range_error(text);
   out = boost::any(narrow);
 }
@@ -67,7 +70,7 @@ void refuse_placeholders(const std::string& text, const std::string& where) {
 void refuse_binary(const std::string& text, const std::string& path) {
   for (size_t i = 0; i < text.size(); ++i) {
     const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r') {
+    if ((byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r') || byte == 0x7f) {
       char found[64];
       std::snprintf(found, sizeof found, "byte 0x%02x at offset %zu", byte, i);
       throw UsageError("config file '" + path + "' is not a text file (" + found + ")");
@@ -352,6 +355,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   add_reliability_options(o, c, text);
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
+  if (vm.count("config")) c.config_file = vm["config"].as<std::string>();
   read_train_flags(text, c);
   return c;
 }

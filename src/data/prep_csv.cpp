@@ -96,6 +96,9 @@ CsvFile read_csv(const std::string& path) {
   csv.header = split_csv_line(line, 1);
   check_header(csv.header);
   for (int64_t line_no = 2; std::getline(in, line); ++line_no) {
+    // A NUL would cut messages short and make look-alike categories ("p" and "p\0x"): a binary file.
+    if (line.find('\0') != std::string::npos)
+      throw Error("CSV line " + std::to_string(line_no) + " holds a NUL byte: '" + path + "' is not a text file");
     if (blank(line)) continue;
     csv.rows.push_back(split_csv_line(line, line_no));
     csv.lines.push_back(line_no);

@@ -8,6 +8,16 @@
 
 namespace ringtrain {
 
+namespace {
+
+// What a run reads besides its shards: the checkpoint it resumes and its --config file.
+void add_run_inputs(const TrainConfig& c, std::vector<std::string>& inputs) {
+  if (c.resume.kind == ResumeFrom::file) inputs.push_back(c.resume.path);
+  if (!c.config_file.empty()) inputs.push_back(c.config_file);
+}
+
+}  // namespace
+
 // Creates the directory if need be; fails now, not at the first checkpoint hours later.
 void prepare_checkpoint_dir(const std::string& dir) {
   std::error_code ec;
@@ -17,22 +27,22 @@ void prepare_checkpoint_dir(const std::string& dir) {
 }
 
 // The shard files `data` names (before staging copies them: the originals), and the checkpoint resumed.
-std::vector<std::string> source_files(const DataSources& data, const ResumeFrom& resume) {
+std::vector<std::string> source_files(const DataSources& data, const TrainConfig& c) {
   std::vector<std::string> inputs;
   for (const Split split : {Split::train, Split::val, Split::test})
     if (const std::string source = data.source(split); !source.empty())
       for (std::string& file : ShardSet::files(source)) inputs.push_back(std::move(file));
-  if (resume.kind == ResumeFrom::file) inputs.push_back(resume.path);
+  add_run_inputs(c, inputs);
   return inputs;
 }
 
 // The files this run reads, which no output may replace.
-std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const ResumeFrom& resume) {
+std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const TrainConfig& c) {
   std::vector<std::string> inputs;
   for (const ShardSet* set : sets)
     if (set)
       for (const ShardMeta& shard : set->shards()) inputs.push_back(shard.path);
-  if (resume.kind == ResumeFrom::file) inputs.push_back(resume.path);
+  add_run_inputs(c, inputs);
   return inputs;
 }
 

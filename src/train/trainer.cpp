@@ -105,7 +105,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
     // Against the original shards, which a run on staged copies would otherwise not know it reads, and before
     // the copying: open() checks again against the copies.
     try {
-      if (world_.rank() == 0) check_outputs(config_, source_files(config_.data, config_.resume));
+      if (world_.rank() == 0) check_outputs(config_, source_files(config_.data, config_));
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -127,7 +127,7 @@ void Trainer::open() {
   val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
   test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
   if (world_.rank() == 0) {
-    check_outputs(config_, input_files({train_set_.get(), val_set_.get(), test_set_.get()}, config_.resume));
+    check_outputs(config_, input_files({train_set_.get(), val_set_.get(), test_set_.get()}, config_));
     if (!config_.checkpoint_dir.empty()) {
       prepare_checkpoint_dir(config_.checkpoint_dir);
       checkpoint_lock_.emplace(config_.checkpoint_dir);

@@ -93,6 +93,9 @@ void validate_checkpoints(const TrainConfig& c) {
           "--resume auto needs --checkpoint-dir (where to look)");
   not_negative(c.peer_timeout_s, "--peer-timeout-s");
   at_most(c.peer_timeout_s, kMaxSeconds, "--peer-timeout-s");
+  // Beats go once a second at most; a timeout far below that takes every busy rank for a dead one.
+  require(c.peer_timeout_s == 0.0 || c.peer_timeout_s >= 1.0,
+          "--peer-timeout-s must be 0 (no heartbeat) or at least 1, got " + number(c.peer_timeout_s));
 }
 
 void validate_engine(const EngineConfig& e) {

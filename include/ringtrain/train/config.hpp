@@ -64,6 +64,7 @@ struct ResumeFrom {
 
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
+  std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
   DataSources data;
   int64_t batch = 64;         // per rank: the global batch is batch x ranks
   int64_t epochs = 5;
