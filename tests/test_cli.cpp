@@ -151,6 +151,7 @@ const BadInput kBadInputs[] = {
     {"CheckpointsWithoutADirectory", "train --data DIR --checkpoint-every 5", "--checkpoint-every needs --checkpoint-dir"},
     {"PrepOfAMissingDirectory", "prep --input /nonexistent --out DIR/p", "no train-images-idx3-ubyte"},
     {"PrepOfAMissingCsv", "prep --format csv --input DIR/x.csv --out DIR/p --target y", "cannot open CSV file"},
+    {"PrepOfACsvThatIsADirectory", "prep --format csv --input DIR --out DIR/p --target y", "is not a regular file"},
     {"PrepOfAnUnknownFormat", "prep --format parquet --input DIR --out DIR/p", "--format must be idx or csv, got 'parquet'"},
     {"PrepOfAnUnknownTask", "prep --format csv --input DIR/x.csv --out DIR/p --target y --task ranking",
      "--task must be auto, classification or regression, got 'ranking'"},

@@ -11,6 +11,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -87,6 +88,9 @@ void check_header(const std::vector<std::string>& header) {
 bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 CsvFile read_csv(const std::string& path) {
+  std::error_code ec;  // a FIFO would block the open until a writer comes; a directory reads as empty
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error("CSV file '" + path + "' is not a regular file");
   std::ifstream in(path);
   if (!in) throw Error("cannot open CSV file '" + path + "'");
   std::string line;
