@@ -27,9 +27,22 @@ std::optional<size_t> read_number(const char* path) {
   return std::nullopt;
 }
 
+// Ranks of the job on this node, as the launcher says (Open MPI, MPICH/Hydra): they build the same model at
+// once, and each sees the others' memory as free until they touch it, so each may count on its share only.
+size_t ranks_on_this_node() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* value = std::getenv(name)) {
+      const long n = std::strtol(value, nullptr, 10);
+      if (n >= 1) return static_cast<size_t>(n);
+    }
+  return 1;
+}
+
 [[noreturn]] void out_of_memory(size_t bytes, size_t available) {
+  const size_t ranks = ranks_on_this_node();
   throw OutOfMemory("cannot allocate " + memory_size(bytes) + " of host memory: " + memory_size(available) +
-                    " available to this process on this node");
+                    " available to this process on this node" +
+                    (ranks > 1 ? " (its share: " + std::to_string(ranks) + " ranks of the job run there)" : ""));
 }
 }  // namespace
 
@@ -49,7 +62,7 @@ size_t available_host_bytes() {
   if (key == "MemAvailable:") available = kb * 1024;
   const auto limit = read_number("/sys/fs/cgroup/memory.max"), used = read_number("/sys/fs/cgroup/memory.current");
   if (limit && used) available = std::min(available, *limit > *used ? *limit - *used : 0);
-  return available;
+  return available / ranks_on_this_node();
 }
 
 void* allocate_host(size_t bytes) {

@@ -15,7 +15,8 @@ namespace ringtrain {
 // touches the pages. Buffers of 64 MiB or more are checked against what is available first.
 void* allocate_host(size_t bytes);
 void free_host(void* p, size_t bytes);
-// The host memory this process may still use: /proc/meminfo's MemAvailable, or less under a cgroup limit.
+// The host memory this process may still use: /proc/meminfo's MemAvailable, or less under a cgroup limit,
+// divided among the job's ranks on this node (they allocate at once, and none sees what the others will touch).
 size_t available_host_bytes();
 // "9.4 GB", "512 MB": for messages about memory.
 std::string memory_size(size_t bytes);
