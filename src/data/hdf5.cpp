@@ -167,10 +167,6 @@ H5Id create_file(const std::string& path) {
                "cannot create HDF5 file '" + path + "' (is the directory there and writable?)");
 }
 
-void flush(hid_t file) {
-  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error("cannot flush HDF5 file");
-}
-
 void read_f32_exact(hid_t file, const std::string& path, const std::string& name, const Shape& dims, float* out) {
   const DatasetInfo info = dataset_info(file, path, name);
   if (info.dims != dims || info.type != ElemType::f32)

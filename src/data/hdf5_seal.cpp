@@ -123,12 +123,12 @@ void write_image(const std::string& path, const std::vector<char>& image, const 
   if (::close(fd) != 0) throw Error(cannot + std::strerror(errno));
 }
 
-void check_seal(const std::string& path) {
+bool check_seal(const std::string& path) {
   File f = open_stdio(path, "rb");
   char head[kSealBytes] = {};
   const size_t got = std::fread(head, 1, sizeof head, f.get());
   if (got >= sizeof kHdf5Signature && std::memcmp(head, kHdf5Signature, sizeof kHdf5Signature) == 0)
-    return;  // no user block: a file written before seals, guarded by its datasets' checksums only
+    return false;  // no user block: a file written before seals, guarded by its datasets' checksums only
   const std::string damaged = "'" + path + "' is damaged: ";
   if (got < kSealBytes || std::strncmp(head, kSealMagic, sizeof kSealMagic - 1) != 0)
     throw Error(damaged + "its first bytes are neither an HDF5 signature nor a ringtrain seal");
@@ -142,11 +142,13 @@ void check_seal(const std::string& path) {
     throw Error(damaged + "it holds " + std::to_string(body.bytes + kSealBytes) + " bytes, but was written with " +
                 std::to_string(bytes + kSealBytes) + (body.bytes < bytes ? " (truncated)" : ""));
   if (body.crc != crc) throw Error(damaged + "its contents do not match the checksum written with it");
+  return true;
 }
 
-H5Id open_sealed_file(const std::string& path) {
+H5Id open_sealed_file(const std::string& path, bool* sealed) {
   check_regular_file(path);
-  check_seal(path);
+  const bool has_seal = check_seal(path);
+  if (sealed) *sealed = has_seal;
   return open_file(path);
 }
 

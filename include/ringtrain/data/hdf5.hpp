@@ -61,10 +61,10 @@ std::vector<char> file_image(const std::function<void(hid_t file)>& fill, bool s
 // the file the user knows (`path` may be its temporary).
 void write_image(const std::string& path, const std::vector<char>& image, const std::string& name);
 // Error naming the file when it is truncated or changed since it was sealed; a file without a user block
-// (written before seals) passes.
-void check_seal(const std::string& path);
-H5Id open_sealed_file(const std::string& path);  // check_seal, then open_file
-void flush(hid_t file);
+// (written before seals) passes. Returns whether the file has a seal.
+bool check_seal(const std::string& path);
+// check_seal, then open_file; `sealed`, when given, says whether the file had a seal.
+H5Id open_sealed_file(const std::string& path, bool* sealed = nullptr);
 bool has_dataset(hid_t file, const std::string& name);
 // Reads a float32 dataset that must have exactly `dims`.
 void read_f32_exact(hid_t file, const std::string& path, const std::string& name, const Shape& dims, float* out);

@@ -44,7 +44,8 @@ void write_checkpoint(const std::string& path, Model& model, bool classification
                       const TrainProgress& progress, const Settings& settings);
 
 // Throws Error naming the file unless `path` is a complete checkpoint (a valid HDF5 file with the format
-// attribute) whose every dataset matches its checksum; reads the whole file, for picking the newest valid one.
+// attribute) whose seal, or for a file from before seals every dataset's checksum, matches; reads the whole file once,
+// for picking the newest valid one.
 void check_checkpoint(const std::string& path);
 
 // Loads the checkpoint into `model` (on the host; same architecture, else an Error naming the difference)
