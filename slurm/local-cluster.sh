@@ -63,9 +63,16 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
-NodeName=$host CPUs=$(nproc) RealMemory=$memory_mb State=UNKNOWN
-# More tasks than cores, as the tests' mpirun --oversubscribe: a 2-core CI machine runs 4-rank jobs.
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+# A job this one node can never run (--nodes=2, more tasks than its CPUs) fails at once, in sbatch or srun, with
+# the reason ("Node count specification invalid", "More processors requested than permitted") instead of pending
+# for ever, where sbatch --wait would never return.
+EnforcePartLimits=ALL
+# More tasks than cores, as the tests' mpirun --oversubscribe: the node declares 4 CPUs a core, so a 2-core CI
+# machine runs a 4-rank job (OverSubscribe only lets jobs share cores; a job's own tasks could not outnumber
+# them). config_overrides makes slurmd take the declared CPUs rather than drain the node for the mismatch.
+SlurmdParameters=config_overrides
+NodeName=$host CPUs=$(( $(nproc) * 4 )) RealMemory=$memory_mb State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 "${as_root[@]}" slurmctld -f "$conf"
 "${as_root[@]}" slurmd -f "$conf"
