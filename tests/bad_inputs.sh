@@ -115,7 +115,7 @@ row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
 row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
   --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"
-row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs [channels, height, width] input" --data "$dir/good" \
+row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs image input [channels, height, width], got [" --data "$dir/good" \
   --model "flatten,conv(3,3),linear(out)"
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
 row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2
@@ -123,12 +123,16 @@ row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" 
 row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --data "$dir/good" "${model[@]}" --mode ps \
   --pipeline-stages 2
 row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
+row 2 "--timeline-steps 5:3 ends before it begins" --data "$dir/good" "${model[@]}" --timeline "$dir/t.json" \
+  --timeline-steps 5:3
 row 2 "--momentum must be in [0, 1), got -1" --data "$dir/good" "${model[@]}" --momentum -1
 row 2 "--lr must be positive, got inf" --data "$dir/good" "${model[@]}" --lr inf
 row 2 "is outside the range of a 32-bit float" --data "$dir/good" "${model[@]}" --lr 1e-50
 row 2 "--lr-step-epochs must be at most 1000000" --data "$dir/good" "${model[@]}" --lr-step-epochs 1e16
 row 2 "--straggler-rank 5 is outside the job's ranks 0..1" --data "$dir/good" "${model[@]}" --straggler-rank 5
 row 2 "is not a regular file" --data "$dir/good" "${model[@]}" --config "$dir"
+printf '[run]\nlr = 0.1\n' >"$dir/run.ini"
+row 2 "run.ini': unrecognised option 'run.lr'" --data "$dir/good" "${model[@]}" --config "$dir/run.ini"
 printf 'lr = 0.1\0\033[31m\n' >"$dir/binary.ini"
 row 2 "is not a text file (byte 0x00 at offset 8)" --data "$dir/good" "${model[@]}" --config "$dir/binary.ini"
 row 3 "a world of 3 ranks is not divisible by --pipeline-stages 2" --data "$dir/good" "${model[@]}" --pipeline-stages 2
@@ -174,4 +178,7 @@ command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/
 command=eval row 2 "the directory does not exist" --model-file "$dir/other/step-000000000008.h5" --data "$dir/missing"
 command=prep row 2 "CSV line 3, column 'b': missing value ('NA')" --format csv --input "$dir/na.csv" --out "$dir/prep" \
   --target y
+command=prep row 2 "looks like a CSV file: add --format csv" --input "$dir/na.csv" --out "$dir/never"
+[[ ! -e $dir/never ]] || fail "a failed prep left its output directory $dir/never"
+command=prep row 2 "has no such column" --format csv --input "$dir/na.csv" --out "$dir/never" --target y --drop weight
 echo "PASS: $checked rows"

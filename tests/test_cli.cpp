@@ -49,7 +49,7 @@ TEST_F(Cli, TrainsSavesAndEvaluates) {
   EXPECT_TRUE(std::filesystem::exists(dir_.path("m.csv")));
   const Outcome e = cli("eval --model-file " + dir_.path("m.h5") + " --data " + dir_.path());
   ASSERT_EQ(e.code, 0) << e.err;
-  EXPECT_NE(e.out.find("test: loss"), std::string::npos);
+  EXPECT_NE(e.out.find("test  test_loss"), std::string::npos);
 }
 
 TEST_F(Cli, ConfigFileSetsOptionsAndFlagsOverrideIt) {
@@ -60,12 +60,35 @@ TEST_F(Cli, ConfigFileSetsOptionsAndFlagsOverrideIt) {
   EXPECT_NE(o.out.find("flatten,linear(3)"), std::string::npos);
 }
 
+// A wrapper (an sbatch template) passes defaults first and the user's flags after them: the later win, as with
+// argparse and sbatch.
+TEST_F(Cli, ALaterFlagOverridesAnEarlierOne) {
+  const Outcome o = cli("train --data " + dir_.path() + " --model mlp --epochs 3 --batch 8 --model 'flatten,linear(out)'"
+                        " --epochs 1");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("model flatten,linear(3)"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("epoch 1/1"), std::string::npos) << o.out;
+}
+
+TEST_F(Cli, AConfigFileErrorNamesTheFile) {
+  std::ofstream(dir_.path("bad.ini")) << "[run]\nlr = 0.1\n";
+  const Outcome o = cli("train --config " + dir_.path("bad.ini") + " --data " + dir_.path());
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("config file '" + dir_.path("bad.ini") + "': unrecognised option 'run.lr'"), std::string::npos)
+      << o.err;
+}
+
 TEST_F(Cli, HelpForEverySubcommand) {
-  for (const char* cmd : {"prep", "train", "eval"}) {
+  for (const char* cmd : {"prep", "train", "eval", "devices"}) {
     const Outcome o = cli(std::string(cmd) + " --help");
     EXPECT_EQ(o.code, 0);
     EXPECT_NE(o.out.find("usage: ringtrain"), std::string::npos);
+    // Defaults print as given, not as the nearest float: (=0.05), not (=0.0500000007).
+    EXPECT_EQ(o.out.find("0000000"), std::string::npos) << o.out;
+    EXPECT_EQ(o.out.find("9999999"), std::string::npos) << o.out;
   }
+  EXPECT_NE(cli("train --help").out.find("--lr arg (=0.05)"), std::string::npos);
+  EXPECT_EQ(cli("devices --all").code, 2);
 }
 
 // One bad input: its name (the test's), the command line ("DIR" stands for the fixture's dataset

@@ -116,6 +116,40 @@ TEST(Shard, RegressionTargetsRoundTrip) {
   EXPECT_EQ(back.target_dim, 2);
   EXPECT_EQ(back.feature_names, meta.feature_names);
   EXPECT_EQ(read_shard_data(back).targets, data.targets);
+  EXPECT_EQ(back.y_scale, 1.0f);
+  EXPECT_EQ(back.y_shift, 0.0f);
+
+  meta.y_scale = 0.25f, meta.y_shift = -2.0f;
+  write_shard(dir.path("s.h5"), meta, data);
+  const ShardMeta standardised = read_shard_meta(dir.path("s.h5"));
+  EXPECT_EQ(standardised.y_scale, 0.25f);
+  EXPECT_EQ(standardised.y_shift, -2.0f);
+  EXPECT_NE(error_of([&] { check_compatible(back, standardised); }).find("target standardisation"), std::string::npos);
+  // The loader hands the model standardised targets.
+  const ShardSet set = ShardSet::open(dir.path("s.h5"));
+  LoaderConfig lc;
+  lc.batch = 2;
+  lc.shuffle = false;
+  BatchLoader loader(set, lc);
+  loader.start_epoch(0);
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  EXPECT_FLOAT_EQ(batch.y.values[0], 0.5f * 0.25f - 2.0f);
+  EXPECT_FLOAT_EQ(batch.y.values[3], 3.5f * 0.25f - 2.0f);
+
+  for (const auto& [attr, value] : {std::pair{"y_scale", std::vector<float>{0.0f}},
+                                    std::pair{"y_scale", std::vector<float>{1.0f, 2.0f}},
+                                    std::pair{"y_shift", std::vector<float>{NAN}}}) {
+    write_raw(dir.path("bad.h5"), [&](hid_t f) {
+      std::vector<float> x(6), y(2);
+      h5::write_dataset(f, "x", {2, 3}, x.data());
+      h5::write_dataset(f, "y", {2}, y.data());
+      h5::write_attr(f, attr, value);
+    });
+    EXPECT_NE(error_of([&] { read_shard_meta(dir.path("bad.h5")); }).find(std::string("attribute ") + attr + " must be one finite"),
+              std::string::npos)
+        << attr;
+  }
 }
 
 TEST(Shard, BadInputsAreOneLineErrorsNamingTheProblem) {

@@ -69,6 +69,19 @@ TEST(Loss, MseGradientAndMae) {
   EXPECT_DOUBLE_EQ(s.metric(), 1.5);  // (1 + 2) / 2
 }
 
+// Targets standardised as raw * 0.5 + shift: errors are twice as large in raw units, squares four times.
+TEST(Loss, MseScoresInTheTargetsOwnUnits) {
+  MeanSquaredError loss(0.5f);
+  Tensor out({2, 1});
+  out[0] = 1.0f, out[1] = -2.0f;
+  Targets t;
+  t.values = Tensor({2, 1});
+  const Score s = test::score_of(loss, out, t);
+  EXPECT_DOUBLE_EQ(s.loss(), 10.0);   // 2.5 * 4
+  EXPECT_DOUBLE_EQ(s.metric(), 3.0);  // 1.5 * 2
+  EXPECT_EQ(make_loss(TargetSpace{false, 0.5f, 3.0f})->name(), "mse");
+}
+
 TEST(Loss, MseRejectsMismatchedTargets) {
   MeanSquaredError loss;
   Targets t;

@@ -52,7 +52,7 @@ TEST(ModelSpec, BadSpecsNameTheProblem) {
   EXPECT_NE(error_of("flatten,linear(10,size=3)").find("no argument 'size'"), std::string::npos);
   EXPECT_NE(error_of("flatten,linear(7)").find("produces 7 outputs per sample but the data needs 10"),
             std::string::npos);
-  EXPECT_NE(error_of("flatten,conv(4,3),linear(out)").find("conv needs [channels, height, width]"), std::string::npos);
+  EXPECT_NE(error_of("flatten,conv(4,3),linear(out)").find("conv needs image input [channels, height, width], got ["), std::string::npos);
   EXPECT_NE(error_of("maxpool(64),flatten,linear(out)").find("larger than its input"), std::string::npos);
   EXPECT_NE(error_of("dropout(1.5),flatten,linear(out)").find("'p' must be a number"), std::string::npos);
   EXPECT_NE(error_of("flatten,,linear(out)").find("empty layer"), std::string::npos);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 
@@ -432,6 +433,67 @@ TEST(PrepCsv, CommandLineTakesMissingAndReportsABadCellInOneLine) {
   csv_config(in, out, ages_with("NA"), "y");  // rewrites the same file
   EXPECT_EQ(test::run_cli(args + " --missing drop", nullptr, &err), 0) << err;
   EXPECT_EQ(test::run_cli(args + " --missing mean", nullptr, &err), 0) << err;
+}
+
+// Issue 18: prices in the hundreds of thousands trained the default mlp into a non-finite loss in 3 steps.
+TEST(PrepCsv, RegressionTargetIsStandardisedByTheTrainingSplit) {
+  TempDir in, out;
+  const std::string text = numbered_csv("area,price", 200, [](int i) {
+    return std::to_string(50 + i) + "," + std::to_string(100000 + 2500 * i);
+  });
+  prep(csv_config(in, out, text, "price"));
+  const ShardSet train = ShardSet::open(ShardSet::split_pattern(out.path(), Split::train));
+  const ShardMeta& m = train.meta();
+  double sum = 0, sq = 0, n = 0;
+  for (const ShardMeta& s : train.shards())
+    for (const float y : read_shard_data(s).targets) {
+      EXPECT_GE(y, 100000.0f) << "the shards keep the targets as they are";
+      const double v = y * m.y_scale + m.y_shift;
+      sum += v, sq += v * v, ++n;
+    }
+  EXPECT_NEAR(sum / n, 0.0, 1e-3);
+  EXPECT_NEAR(sq / n, 1.0, 1e-3);
+  // Every split carries the training split's standardisation (else check_compatible refuses them).
+  const ShardSet test = ShardSet::open(ShardSet::split_pattern(out.path(), Split::test));
+  EXPECT_EQ(test.meta().y_scale, m.y_scale);
+  EXPECT_EQ(test.meta().y_shift, m.y_shift);
+}
+
+TEST(PrepCsv, DropLeavesColumnsOutAndNamesOnesThatAreNotThere) {
+  TempDir in, out;
+  // The id column would be a feature; "leak" would give the target away. Their cells are not even read.
+  const std::string text = numbered_csv("leak,size,y", 30, [](int i) {
+    return (i == 3 ? std::string("NA") : std::to_string(i)) + "," + std::to_string(i % 7) + "," + std::to_string(i);
+  });
+  PrepConfig c = csv_config(in, out, text, "y");
+  c.drop_columns = {"id", "leak"};
+  EXPECT_EQ(prep(c).features, 1);
+  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names, std::vector<std::string>{"size"});
+  c.drop_columns = {"size", "weight"};
+  EXPECT_EQ(prep_error(c), "--drop 'weight': CSV file '" + c.input + "' has no such column");
+  c.drop_columns = {"y"};
+  EXPECT_EQ(prep_error(c), "--drop 'y' is the --target column");
+  std::string err;
+  EXPECT_EQ(test::run_cli("prep --format csv --input " + c.input + " --target y --out " + out.path() +
+                              " --drop id,leak --drop size",
+                          nullptr, &err),
+            1);
+  EXPECT_EQ(err, "ringtrain: error: CSV file '" + c.input + "' has no feature columns besides the target\n");
+  EXPECT_EQ(test::run_cli("prep --format csv --input " + c.input + " --target y --out " + out.path() + " --drop id,",
+                          nullptr, &err),
+            2);
+  EXPECT_NE(err.find("--drop 'id,' holds an empty column name"), std::string::npos) << err;
+}
+
+TEST(Prep, AFailedPrepLeavesNoOutputDirectoryAndACsvInputNamesTheFlag) {
+  TempDir in, out;
+  PrepConfig c = csv_config(in, out, ages_with("abc"), "y");
+  c.out_dir = out.path("new/data");
+  EXPECT_NE(prep_error(c), "");
+  EXPECT_FALSE(std::filesystem::exists(out.path("new/data")));
+  c.format = PrepFormat::idx;  // the default: a directory of IDX files
+  EXPECT_EQ(prep_error(c).rfind("--input '" + c.input + "' looks like a CSV file: add --format csv", 0), 0u);
+  EXPECT_FALSE(std::filesystem::exists(out.path("new/data")));
 }
 
 }  // namespace

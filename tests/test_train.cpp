@@ -47,6 +47,26 @@ TrainConfig blob_config(const std::string& dir) {
   return test::train_config(dir, {.model = "flatten,linear(32),relu,linear(out)", .batch = 16, .epochs = 8});
 }
 
+// --steps shorter than --epochs: the cosine schedule reaches --lr-min at the run's last step, not at the end of
+// epochs it will never train, and the epoch line says the epoch was cut (issue 18).
+TEST(Trainer, SchedulesSpanTheStepsTheRunMakesAndACutEpochSaysSo) {
+  TempDir dir;
+  write_blobs(dir.path());
+  TrainConfig c = blob_config(dir.path());  // 37 steps per epoch, 8 epochs
+  c.max_steps = 20;
+  c.lr_schedule = LrScheduleKind::cosine;
+  c.lr_min = 0.001f;
+  std::ostringstream log;
+  const TrainResult r = Trainer(c, test::world()).run(log);
+  ASSERT_EQ(r.epochs.size(), 1u);
+  EXPECT_EQ(r.steps, 20);
+  // The last step's rate: cosine at step 19 of 20, a hair above lr_min (it was 0.0499 before, a full rate).
+  EXPECT_LT(r.epochs.back().lr, 0.002);
+  EXPECT_NE(log.str().find("epoch 1/8 (ended by --steps after 20 of 37 steps)"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("--steps 20 ends the run in epoch 1 of 8"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("trained 20 steps in "), std::string::npos) << log.str();
+}
+
 TEST(Trainer, LearnsASeparableProblemAndWritesMetrics) {
   TempDir dir;
   write_blobs(dir.path());
@@ -62,7 +82,7 @@ TEST(Trainer, LearnsASeparableProblemAndWritesMetrics) {
   std::ifstream csv(c.metrics_csv);
   std::string header, line;
   std::getline(csv, header);
-  EXPECT_EQ(header, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,images_per_s,seconds");
+  EXPECT_EQ(header, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,images_per_s,epoch_seconds,elapsed_seconds");
   int rows = 0;
   while (std::getline(csv, line)) ++rows;
   EXPECT_EQ(rows, 8);
@@ -102,7 +122,7 @@ TEST(Trainer, SavedModelRoundTripsAndEvalScoresIt) {
   const TrainResult r = trainer.run(log);
   const LoadedModel loaded = load_model(c.save_model);
   EXPECT_EQ(loaded.model->spec(), trainer.model().spec());
-  EXPECT_TRUE(loaded.classification);
+  EXPECT_TRUE(loaded.targets.classification);
   EvalConfig e;
   e.model_file = c.save_model;
   e.data.dir = dir.path();
@@ -188,22 +208,26 @@ TEST(Trainer, LinearRegressionMatchesLeastSquares) {
   prep(p);
   TrainConfig c = test::train_config(p.out_dir, {.model = "linreg", .batch = 16, .epochs = 60});
   c.lr_schedule = LrScheduleKind::cosine;
+  c.save_model = dir.path("lin.h5");
   std::ostringstream log;
   Trainer trainer(c, test::world());
   const TrainResult r = trainer.run(log);
   EXPECT_NE(log.str().find("mae"), std::string::npos);
 
-  // Least squares on the same normalised training features, by the normal equations (4x4, doubles).
+  // Least squares on the same normalised training features and standardised targets, by the normal equations
+  // (4x4, doubles): the model trains on targets as the shards' y_scale/y_shift give them.
   const ShardSet train = ShardSet::open(ShardSet::split_pattern(p.out_dir, Split::train));
   double ata[4][4] = {}, aty[4] = {};
   for (const ShardMeta& m : train.shards()) {
     const ShardData d = read_shard_data(m);
+    EXPECT_NE(m.y_scale, 1.0f) << "prep standardises a regression target";
     for (int64_t i = 0; i < m.samples; ++i) {
+      const double target = d.targets[static_cast<size_t>(i)] * m.y_scale + m.y_shift;
       double row[4] = {0, 0, 0, 1};
       for (int f = 0; f < 3; ++f)
         row[f] = d.x_f32[static_cast<size_t>(i * 3 + f)] * m.x_scale[static_cast<size_t>(f)] + m.x_shift[static_cast<size_t>(f)];
       for (int j = 0; j < 4; ++j) {
-        aty[j] += row[j] * d.targets[static_cast<size_t>(i)];
+        aty[j] += row[j] * target;
         for (int k = 0; k < 4; ++k) ata[j][k] += row[j] * row[k];
       }
     }
@@ -218,7 +242,28 @@ TEST(Trainer, LinearRegressionMatchesLeastSquares) {
   const auto params = trainer.model().params();
   for (int f = 0; f < 3; ++f) EXPECT_NEAR(params[0]->value[f], aty[f] / ata[f][f], 1e-3) << "coefficient " << f;
   EXPECT_NEAR(params[1]->value[0], aty[3] / ata[3][3], 1e-3) << "intercept";
-  EXPECT_LT(r.test.metric(), 0.1);  // MAE near the noise level
+  EXPECT_LT(r.test.metric(), 0.1);  // MAE near the noise level (uniform in +-0.1), in the target's own units
+  EXPECT_GT(r.test.metric(), 0.02);
+
+  // The model file carries the standardisation: eval scores in the target's units too, and refuses data
+  // whose targets were standardised otherwise (another prep's splits).
+  const LoadedModel loaded = load_model(c.save_model);
+  EXPECT_FALSE(loaded.targets.classification);
+  EXPECT_EQ(loaded.targets.scale, train.meta().y_scale);
+  EvalConfig e;
+  e.model_file = c.save_model;
+  e.data.dir = p.out_dir;
+  EXPECT_NEAR(evaluate_saved_model(e, test::world(), log).metric(), r.test.metric(), 1e-9);
+  p.out_dir = dir.path("other");
+  p.seed = 7;
+  prep(p);
+  e.data.dir = p.out_dir;
+  try {
+    evaluate_saved_model(e, test::world(), log);
+    ADD_FAILURE() << "data standardised otherwise must be refused";
+  } catch (const std::exception& ex) {
+    EXPECT_NE(std::string(ex.what()).find("standardised differently"), std::string::npos) << ex.what();
+  }
 }
 
 }  // namespace

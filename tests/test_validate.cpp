@@ -34,6 +34,8 @@ TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
   EXPECT_EQ(error_of(TrainConfig{}, 1), "");
   const std::pair<void (*)(TrainConfig&), const char*> cases[] = {
       {[](TrainConfig& c) { c.batch = 0; }, "--batch must be at least 1"},
+      {[](TrainConfig& c) { c.timeline_steps = {3, 5}; }, "--timeline-steps needs --timeline FILE (the trace it limits)"},
+      {[](TrainConfig& c) { c.timeline = "t.json", c.timeline_steps = {5, 3}; }, "--timeline-steps 5:3 ends before it begins"},
       {[](TrainConfig& c) { c.epochs = 0; }, "--epochs must be at least 1"},
       {[](TrainConfig& c) { c.threads = 0; }, "--threads must be at least 1"},
       {[](TrainConfig& c) { c.lr = 0.0f; }, "--lr must be positive, got 0"},

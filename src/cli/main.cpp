@@ -15,6 +15,7 @@
 #include "ringtrain/comm/mpi_session.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/stop_request.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
@@ -72,7 +73,13 @@ const char* kUsage =
     "  devices  list the CUDA devices this process can use (or why there are none)\n";
 
 // One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
-int run_devices() {
+int run_devices(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << "usage: ringtrain devices\n\nLists the CUDA devices this process can use, one line each, or why "
+                 "there are none; it takes no options.\n";
+    return 0;
+  }
+  if (!args.empty()) throw ringtrain::cli::UsageError("devices takes no options, got '" + args[0] + "'");
   const ringtrain::CudaProbe probe = ringtrain::probe_cuda();
   if (probe.device_count == 0) {
     std::cout << "cuda: none (" << probe.reason << ")" << std::endl;
@@ -97,7 +104,8 @@ void prep_on_rank0(const ringtrain::PrepConfig& config, ringtrain::Communicator&
   failure = ringtrain::allgather_strings(world, failure)[0];
   if (!failure.empty()) throw ringtrain::CollectiveError(failure);
   log << "wrote " << config.out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
-      << " test samples; " << r.features << " features, " << r.outputs << (r.classification ? " classes" : " targets")
+      << " test samples; " << ringtrain::counted(r.features, "feature") << ", "
+      << ringtrain::counted(r.outputs, r.classification ? "class" : "target")
       << (r.dropped ? "; " + std::to_string(r.dropped) + (r.dropped == 1 ? " row" : " rows") + " with a missing value dropped" : std::string())
       << std::endl;
 }
@@ -173,7 +181,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
-    if (command == "devices") return run_devices();
+    if (command == "devices") return run_devices(args);
     if (command == "prep" || command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
     print_error("unknown command '" + command + "' (expected prep, train, eval or devices)");
     return kExitUsage;

@@ -1,12 +1,17 @@
 #include "options.hpp"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <boost/any.hpp>
 #include <boost/program_options/errors.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 // How Boost.Program_options reads a float flag (--lr, --momentum, ...). Its own conversion turns text below
@@ -46,6 +51,7 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "ringtrain/tensor/error.hpp"
@@ -78,6 +84,31 @@ void refuse_binary(const std::string& text, const std::string& path) {
   }
 }
 
+// A number's default as --help shows it: 0.05, not 0.0500000007 (float) or 0.10000000000000001 (double).
+template <typename T>
+po::typed_value<T>* with_default(T* target, T value) {
+  static_assert(std::is_floating_point_v<T>);
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", static_cast<double>(value));
+  return po::value(target)->default_value(value, text);
+}
+
+// A flag given twice takes its later value, as argparse and sbatch do: a wrapper (an sbatch template, a
+// launcher script) passes its defaults first and the user's "$@" after them, and the user's win. A list
+// flag (--drop a --drop b) gathers every value instead.
+void keep_last_occurrence(po::parsed_options& parsed, const po::options_description& options) {
+  std::vector<po::option>& flags = parsed.options;
+  std::set<std::string> seen;
+  std::vector<po::option> kept;
+  auto gathers = [&](const std::string& key) {
+    const po::option_description* d = options.find_nothrow(key, false);
+    return d && d->semantic()->is_composing();
+  };
+  for (auto it = flags.rbegin(); it != flags.rend(); ++it)
+    if (it->string_key.empty() || gathers(it->string_key) || seen.insert(it->string_key).second) kept.push_back(*it);
+  flags.assign(kept.rbegin(), kept.rend());
+}
+
 // Parses flags, then the --config INI file (keys are the long option names); flags win over the file.
 // Returns false when --help was asked for (and printed).
 bool parse(const std::string& command, const std::vector<std::string>& args, po::options_description& options,
@@ -87,7 +118,8 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
                                                      "INI file of option = value lines (flags override it)");
   for (const std::string& arg : args) refuse_placeholders(arg, "argument '" + arg + "'");
   try {
-    const po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+    po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+    keep_last_occurrence(parsed, options);
     // A word no flag takes ("--lr 0.1 0.2", "--nesterov yes") would be dropped without a word.
     for (const std::string& stray : po::collect_unrecognized(parsed.options, po::include_positional))
       throw UsageError("unexpected argument '" + stray + "' (each flag takes at most one value; switches such as "
@@ -110,7 +142,11 @@ bool parse(const std::string& command, const std::vector<std::string>& args, po:
       text << file.rdbuf();
       refuse_binary(text.str(), path);
       refuse_placeholders(text.str(), "config file '" + path + "'");
-      po::store(po::parse_config_file(text, options), vm);
+      try {
+        po::store(po::parse_config_file(text, options), vm);
+      } catch (const po::error& e) {
+        throw UsageError("config file '" + path + "': " + e.what());
+      }
     }
     po::notify(vm);
   } catch (const po::error& e) {
@@ -163,23 +199,44 @@ void read_choices(const ChoiceFlags& text, DeviceConfig& device, AllreduceAlgori
   allreduce = parse_choice<AllreduceAlgorithm>("--allreduce", text.allreduce);
 }
 
-// --stage-to, or in a SLURM job with a TMPDIR (node-local scratch at most sites) a directory there.
-std::string default_stage_dir(const std::string& given) {
-  if (given == "none") return "";
-  if (!given.empty()) return given;
+// The user's name for a path: letters, digits, '.', '_' and '-' as they are, anything else '_'.
+std::string user_name() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  std::string name = pw && pw->pw_name ? pw->pw_name : std::to_string(::geteuid());
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') ch = '_';
+  return name;
+}
+
+// --stage-to, or in a SLURM job with a TMPDIR (node-local scratch at most sites) a directory there that is
+// this user's and this job's alone: an interactive srun's TMPDIR is often the node's shared /tmp.
+void choose_stage_dir(const std::string& given, DataSources& data) {
+  data.stage_to = given == "none" ? "" : given;
+  data.remove_staged = false;
+  if (!given.empty()) return;
   const char* tmp = std::getenv("TMPDIR");
-  if (std::getenv("SLURM_JOB_ID") && tmp && *tmp) return std::string(tmp) + "/ringtrain-stage";
-  return "";
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (!job || !*job || !tmp || !*tmp) return;
+  data.stage_to = std::string(tmp) + "/ringtrain-stage-" + user_name() + "-" + job;
+  data.remove_staged = true;
+}
+
+// "a,b" -> {"a", "b"}; "" -> {}; empty items stay, for the caller to refuse.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 // "3,7" -> {3, 7}; the trainer checks them against the model.
 std::vector<int> parse_split(const std::string& text) {
   std::vector<int> out;
-  if (text.empty()) return out;
-  size_t start = 0;
-  for (;;) {
-    const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split_list(text)) {
     size_t used = 0;
     int value = -1;
     try {
@@ -190,9 +247,28 @@ std::vector<int> parse_split(const std::string& text) {
     if (item.empty() || used != item.size() || value < 0)
       throw UsageError("--split must be layer indices separated by commas, e.g. 3,7; got '" + text + "'");
     out.push_back(value);
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
   }
+  return out;
+}
+
+// "100:120" -> {100, 120}; both step numbers from 1 (validate checks their order).
+StepRange parse_step_range(const std::string& flag, const std::string& text) {
+  if (text.empty()) return {};
+  const size_t colon = text.find(':');
+  auto step = [&](const std::string& item) {
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || value < 1)
+      throw UsageError(flag + " must be FIRST:LAST step numbers from 1, e.g. 100:120; got '" + text + "'");
+    return value;
+  };
+  if (colon == std::string::npos) return {step(""), 0};
+  return {step(text.substr(0, colon)), step(text.substr(colon + 1))};
 }
 
 // --resume: "auto" (the newest valid checkpoint in --checkpoint-dir) or a checkpoint file.
@@ -207,6 +283,7 @@ ResumeFrom parse_resume(const std::string& text) {
 std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   PrepConfig c;
   std::string format, task, missing, missing_cells = "empty";
+  std::vector<std::string> drop;
   for (std::string_view token : kMissingCellTokens) missing_cells += ", " + std::string(token);
   po::options_description o("prep options");
   o.add_options()
@@ -214,9 +291,11 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
       ("input", po::value(&c.input)->required(), "idx: directory with {train,t10k}-*-ubyte[.gz]; csv: the file")
       ("out", po::value(&c.out_dir)->required(), "output directory for {train,val,test}-NNNNN.h5")
       ("shards", po::value(&c.shards)->default_value(4), "number of training shards")
-      ("val-fraction", po::value(&c.val_fraction)->default_value(0.1), "share of training samples held out for validation")
-      ("test-fraction", po::value(&c.test_fraction)->default_value(0.2), "share held out for testing (csv; idx without t10k files)")
+      ("val-fraction", with_default(&c.val_fraction, 0.1), "share of training samples held out for validation")
+      ("test-fraction", with_default(&c.test_fraction, 0.2), "share held out for testing (csv; idx without t10k files)")
       ("target", po::value(&c.target), "csv: target column")
+      ("drop", po::value(&drop)->composing(), "csv: a column to leave out (an identifier, a column that leaks the "
+       "target); repeat it or give a comma-separated list")
       ("task", po::value(&task)->default_value("auto"), "csv: auto, classification or regression")
       ("missing", po::value(&missing)->default_value("error"), ("csv: what a missing cell (" + missing_cells +
        ") does: error; drop (its row); or mean (numeric: the training mean; categorical: a \"<missing>\" "
@@ -227,6 +306,11 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   c.format = parse_choice<PrepFormat>("--format", format);
   c.task = parse_choice<TaskKind>("--task", task);
   c.missing = parse_choice<MissingValues>("--missing", missing);
+  for (const std::string& list : drop)
+    for (const std::string& name : split_list(list)) {
+      if (name.empty()) throw UsageError("--drop '" + list + "' holds an empty column name");
+      c.drop_columns.push_back(name);
+    }
   return c;
 }
 
@@ -235,7 +319,7 @@ namespace {
 // The text of train's enum-valued and compound flags, read into the config after parsing.
 struct TrainFlags {
   ChoiceFlags choices;
-  std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume;
+  std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps;
   double fusion_mb = 64.0;
 };
 
@@ -243,19 +327,19 @@ void add_optimizer_options(po::options_description& o, TrainConfig& c, TrainFlag
   OptimizerConfig& opt = c.optimizer;
   o.add_options()
       ("optimizer", po::value(&text.optimizer)->default_value("sgd"), "sgd, adam or rmsprop")
-      ("lr", po::value(&c.lr)->default_value(0.05f), "base learning rate")
-      ("momentum", po::value(&opt.momentum)->default_value(0.9f), "sgd/rmsprop momentum")
+      ("lr", with_default(&c.lr, 0.05f), "base learning rate")
+      ("momentum", with_default(&opt.momentum, 0.9f), "sgd/rmsprop momentum (PyTorch's default is 0)")
       ("nesterov", po::bool_switch(&opt.nesterov), "sgd: Nesterov momentum")
-      ("weight-decay", po::value(&opt.weight_decay)->default_value(0.0f), "L2 penalty")
-      ("beta1", po::value(&opt.beta1)->default_value(0.9f), "adam")
-      ("beta2", po::value(&opt.beta2)->default_value(0.999f), "adam")
-      ("eps", po::value(&opt.eps)->default_value(1e-8f), "adam/rmsprop")
-      ("alpha", po::value(&opt.alpha)->default_value(0.99f), "rmsprop smoothing")
+      ("weight-decay", with_default(&opt.weight_decay, 0.0f), "L2 penalty")
+      ("beta1", with_default(&opt.beta1, 0.9f), "adam")
+      ("beta2", with_default(&opt.beta2, 0.999f), "adam")
+      ("eps", with_default(&opt.eps, 1e-8f), "adam/rmsprop")
+      ("alpha", with_default(&opt.alpha, 0.99f), "rmsprop smoothing")
       ("lr-schedule", po::value(&text.lr_schedule)->default_value("constant"), "constant, step or cosine")
-      ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(0.0), "linear warm-up length (may be fractional)")
-      ("lr-step-epochs", po::value(&c.lr_step_epochs)->default_value(1.0), "step schedule: epochs between decays")
-      ("lr-gamma", po::value(&c.lr_gamma)->default_value(0.1f), "step schedule: decay factor")
-      ("lr-min", po::value(&c.lr_min)->default_value(0.0f), "cosine schedule: final learning rate")
+      ("warmup-epochs", with_default(&c.warmup_epochs, 0.0), "linear warm-up length (may be fractional)")
+      ("lr-step-epochs", with_default(&c.lr_step_epochs, 1.0), "step schedule: epochs between decays")
+      ("lr-gamma", with_default(&c.lr_gamma, 0.1f), "step schedule: decay factor")
+      ("lr-min", with_default(&c.lr_min, 0.0f), "cosine schedule: final learning rate")
       ("lr-scaling", po::value(&text.lr_scaling)->default_value("none"), "none, or linear: lr x ranks, reached by the "
        "--warmup-epochs ramp from lr (Goyal et al.)");
 }
@@ -264,7 +348,7 @@ void add_run_options(po::options_description& o, TrainConfig& c) {
   o.add_options()
       ("batch", po::value(&c.batch)->default_value(64), "samples per step (per rank)")
       ("epochs", po::value(&c.epochs)->default_value(5), "passes over the training split")
-      ("steps", po::value(&c.max_steps)->default_value(0), "stop after this many steps (0 = run all epochs)")
+      ("steps", po::value(&c.max_steps)->default_value(0), "stop after this many steps (0 = run all epochs); the learning-rate schedule spans the steps the run makes")
       ("threads", po::value(&c.threads)->default_value(1), "compute threads per rank (BLAS and our loops)")
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and dropout")
       ("metrics", po::value(&c.metrics_csv), "write per-epoch metrics to this CSV file")
@@ -279,11 +363,13 @@ void add_parallel_options(po::options_description& o, TrainConfig& c, TrainFlags
   o.add_options()
       ("mode", po::value(&text.mode)->default_value("sync"), "sync: gradients averaged every step (data "
        "parallel, or a pipeline); ps: parameter servers, workers bounded by --staleness")
-      ("fusion-mb", po::value(&text.fusion_mb)->default_value(64.0), "fusion buffer: ready gradients reduced together up to this size")
-      ("cycle-ms", po::value(&engine.cycle_ms)->default_value(1.0), "how often ranks agree on which gradients are ready")
-      ("stall-warn-s", po::value(&engine.stall_warn_s)->default_value(60.0), "warn when a gradient waits this long for "
+      ("fusion-mb", with_default(&text.fusion_mb, 64.0), "fusion buffer: ready gradients reduced together up to this size")
+      ("cycle-ms", with_default(&engine.cycle_ms, 1.0), "how often ranks agree on which gradients are ready")
+      ("stall-warn-s", with_default(&engine.stall_warn_s, 60.0), "warn when a gradient waits this long for "
        "other ranks (0 = never)")
       ("timeline", po::value(&c.timeline), "write a Chrome/Perfetto trace (JSON) of every rank to this file")
+      ("timeline-steps", po::value(&text.timeline_steps), "trace only steps A:B (e.g. 100:120, counted from 1) and "
+       "the evaluation after B when an epoch ends there")
       ("pipeline-stages", po::value(&pipe.stages)->default_value(1), "split the model by layers over this many ranks; "
        "the world holds ranks / stages data-parallel replicas")
       ("micro-batches", po::value(&pipe.micro_batches)->default_value(1), "split each rank's batch into this many "
@@ -292,15 +378,16 @@ void add_parallel_options(po::options_description& o, TrainConfig& c, TrainFlags
        "of activations held)")
       ("split", po::value(&text.split), "first layer of stages 1.., e.g. 3,7 (default: balance estimated cost)")
       ("stage-to", po::value(&text.stage_to), "copy the shards to this node-local directory first, one rank per node "
-       "(\"%n\": the node's index); default under SLURM: $TMPDIR/ringtrain-stage when TMPDIR is set; none: read in place")
+       "(\"%n\": the node's index); default in a SLURM job with TMPDIR: $TMPDIR/ringtrain-stage-<user>-<job id>, "
+       "removed when the run ends normally; none: read in place")
       ("ps-servers", po::value(&ps.servers)->default_value(1), "--mode ps: the last K ranks are parameter servers")
       ("staleness", po::value(&ps.staleness)->default_value(0), "--mode ps: a worker runs at most S steps ahead of "
        "the slowest (0: synchronous)")
-      ("ps-timeout-s", po::value(&ps.timeout_s)->default_value(30.0), "--mode ps: a worker or server silent this "
+      ("ps-timeout-s", with_default(&ps.timeout_s, 30.0), "--mode ps: a worker or server silent this "
        "long while others wait for it ends the job, naming it")
       ("straggler-rank", po::value(&c.straggler_rank)->default_value(-1), "this rank sleeps --straggler-ms after "
        "every step (studies of slow workers)")
-      ("straggler-ms", po::value(&c.straggler_ms)->default_value(0.0), "see --straggler-rank");
+      ("straggler-ms", with_default(&c.straggler_ms, 0.0), "see --straggler-rank");
 }
 
 void add_reliability_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
@@ -313,7 +400,7 @@ void add_reliability_options(po::options_description& o, TrainConfig& c, TrainFl
        "afresh when there is none); or a checkpoint file")
       ("skip-nonfinite", po::bool_switch(&c.parallel.skip_nonfinite), "skip a step whose gradient is NaN or infinite "
        "(default: stop, naming the step and the layer)")
-      ("peer-timeout-s", po::value(&c.peer_timeout_s)->default_value(10.0), "a rank silent this long (dead, "
+      ("peer-timeout-s", with_default(&c.peer_timeout_s, 10.0), "a rank silent this long (dead, "
        "stopped, or its node gone) stops the job, naming it (0 = never: a debugger session, which stops ranks)");
 }
 
@@ -333,8 +420,9 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
     throw UsageError(std::string("--fusion-mb must be from 1 byte (about 1e-06) to 1048576 (a terabyte), got ") + got);
   }
   c.parallel.engine.fusion_bytes = static_cast<size_t>(text.fusion_mb * (1 << 20));
-  c.data.stage_to = default_stage_dir(text.stage_to);
+  choose_stage_dir(text.stage_to, c.data);
   c.resume = parse_resume(text.resume);
+  c.timeline_steps = parse_step_range("--timeline-steps", text.timeline_steps);
 }
 
 }  // namespace

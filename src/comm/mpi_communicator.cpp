@@ -90,7 +90,7 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, MpiCommunicatorConfig config) 
 }
 
 std::string MpiCommunicator::backend() const {
-  return config_.allreduce == AllreduceAlgorithm::ring ? "mpi-ring" : "mpi";
+  return name_of(config_.allreduce);  // as --allreduce names it
 }
 
 void MpiCommunicator::allreduce_sum(float* data, size_t count) {

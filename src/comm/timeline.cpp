@@ -26,7 +26,17 @@ std::string json_string(const std::string& s) {
 
 Timeline::Timeline() : origin_(Clock::now()) {}
 
+void Timeline::keep_steps(int64_t first, int64_t last) {
+  first_step_ = first, last_step_ = last;
+  recording_ = false;  // until the window's first step
+}
+
+void Timeline::begin_step(int64_t step) {
+  recording_ = first_step_ == 0 || (step >= first_step_ && step <= last_step_);
+}
+
 void Timeline::span(Row row, const std::string& name, Clock::time_point begin, Clock::time_point end) {
+  if (!recording_) return;
   std::lock_guard lock(mu_);
   auto [it, inserted] = name_ids_.try_emplace(name, static_cast<uint32_t>(names_.size()));
   if (inserted) names_.push_back(name);
@@ -39,9 +49,10 @@ std::string Timeline::events_json(int rank) const {
   std::string out = "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"args\":{\"name\":\"rank " + pid +
                     "\"}},{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":" + pid +
                     ",\"args\":{\"sort_index\":" + pid + "}}";
-  for (const char* row : {"training", "communication"})
-    out += ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" +
-           (row[0] == 't' ? "0" : "1") + ",\"args\":{\"name\":\"" + row + "\"}}";
+  const char* rows[] = {"training", "communication", "steps"};  // by Row
+  for (int tid = 0; tid < 3; ++tid)
+    out += ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + std::to_string(tid) +
+           ",\"args\":{\"name\":\"" + rows[tid] + "\"}}";
   char buf[96];
   for (const Event& e : events_) {
     std::snprintf(buf, sizeof buf, ",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%lld,\"dur\":%lld}", rank,

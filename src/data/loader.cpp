@@ -177,7 +177,8 @@ void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int
       out.y.labels[static_cast<size_t>(r)] = static_cast<int32_t>(d.labels[static_cast<size_t>(i)]);
     } else {
       for (int64_t t = 0; t < meta.target_dim; ++t)
-        out.y.values[r * meta.target_dim + t] = d.targets[static_cast<size_t>(i * meta.target_dim + t)];
+        out.y.values[r * meta.target_dim + t] =
+            d.targets[static_cast<size_t>(i * meta.target_dim + t)] * meta.y_scale + meta.y_shift;
     }
   }
 }

@@ -53,9 +53,6 @@ void check_config(const PrepConfig& c) {
   if (c.shards < 1) throw Error("--shards must be at least 1");
   if (!(c.val_fraction >= 0.0 && c.val_fraction < 1.0)) throw Error("--val-fraction must be in [0, 1)");
   if (!(c.test_fraction >= 0.0 && c.test_fraction < 1.0)) throw Error("--test-fraction must be in [0, 1)");
-  std::error_code ec;
-  std::filesystem::create_directories(c.out_dir, ec);
-  if (ec) throw Error("cannot create output directory '" + c.out_dir + "': " + ec.message());
 }
 
 namespace {
@@ -100,7 +97,14 @@ void publish_splits(const std::string& dir, const Table& train, const Table& val
                     int64_t train_shards, PrepReport& report) {
   namespace fs = std::filesystem;
   const fs::path staging = fs::path(dir) / (".prep.tmp." + std::to_string(::getpid()));
-  std::error_code ignored;
+  std::error_code ignored, ec;
+  // Made only now that the input converted, and removed again if nothing could be written into it: a
+  // failed prep leaves no empty directory behind.
+  const bool created = fs::create_directories(dir, ec);
+  if (ec) throw Error("cannot create output directory '" + dir + "': " + ec.message());
+  auto remove_created = [&] {
+    if (created) fs::remove(dir, ignored);  // only when empty
+  };
   remove_dead_staging(dir);
   try {
     fs::create_directory(staging);
@@ -114,9 +118,11 @@ void publish_splits(const std::string& dir, const Table& train, const Table& val
       fs::rename(entry.path(), fs::path(dir) / entry.path().filename());
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(staging, ignored);
+    remove_created();
     throw Error("cannot write the shards to '" + dir + "': " + e.code().message());
   } catch (const Error& e) {
     fs::remove_all(staging, ignored);
+    remove_created();
     throw Error(std::string(e.what()) + " (the shards already in '" + dir + "' are kept)");
   }
   fs::remove(staging, ignored);

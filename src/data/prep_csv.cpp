@@ -11,6 +11,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -332,22 +333,52 @@ void impute_missing(const std::vector<size_t>& numeric, Splits& s) {
   }
 }
 
+// (scale, shift) that take values of the given mean and deviation to mean 0 and deviation 1; a constant
+// column keeps scale 1.
+std::pair<float, float> standardisation(double sum, double sq, double n) {
+  const double mean = sum / n, sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
+  const float scale = sd > 0.0 ? static_cast<float>(1.0 / sd) : 1.0f;
+  return {scale, static_cast<float>(-mean) * scale};
+}
+
 // Numeric features get the training split's mean and deviation as scale and shift; one-hot ones stay 0/1.
+// A regression target likewise (y_scale/y_shift): prices in the hundreds of thousands would give the
+// default model gradients of 1e5 and a non-finite loss within steps; training sees standardised values and
+// reports losses in the target's own units.
 void standardise(const std::vector<size_t>& numeric, Splits& s) {
   const size_t features = static_cast<size_t>(s.train.meta.features());
+  const size_t rows = static_cast<size_t>(s.train.meta.samples);
   std::vector<float> scale(features, 1.0f), shift(features, 0.0f);
-  const double n = static_cast<double>(s.train.meta.samples);
   for (size_t f : numeric) {
     double sum = 0.0, sq = 0.0;
-    for (size_t r = 0; r < static_cast<size_t>(s.train.meta.samples); ++r) {
+    for (size_t r = 0; r < rows; ++r) {
       const double v = s.train.data.x_f32[r * features + f];
       sum += v, sq += v * v;
     }
-    const double mean = sum / n, sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
-    scale[f] = sd > 0.0 ? static_cast<float>(1.0 / sd) : 1.0f;
-    shift[f] = static_cast<float>(-mean) * scale[f];
+    std::tie(scale[f], shift[f]) = standardisation(sum, sq, static_cast<double>(rows));
   }
-  for (prep_detail::Table* t : {&s.train, &s.val, &s.test}) t->meta.x_scale = scale, t->meta.x_shift = shift;
+  float y_scale = 1.0f, y_shift = 0.0f;
+  if (!s.train.meta.classification()) {
+    double sum = 0.0, sq = 0.0;
+    for (const float v : s.train.data.targets) sum += v, sq += static_cast<double>(v) * v;
+    std::tie(y_scale, y_shift) = standardisation(sum, sq, static_cast<double>(s.train.data.targets.size()));
+  }
+  for (prep_detail::Table* t : {&s.train, &s.val, &s.test})
+    t->meta.x_scale = scale, t->meta.x_shift = shift, t->meta.y_scale = y_scale, t->meta.y_shift = y_shift;
+}
+
+// --drop: columns that are no features (identifiers, columns that leak the target) leave the file before
+// anything reads them, so their cells are neither checked nor encoded.
+void drop_columns(CsvFile& csv, const PrepConfig& c) {
+  for (const std::string& name : c.drop_columns) {
+    if (name == c.target) throw Error("--drop '" + name + "' is the --target column");
+    const auto it = std::find(csv.header.begin(), csv.header.end(), name);
+    if (it == csv.header.end())
+      throw Error("--drop '" + name + "': CSV file '" + c.input + "' has no such column");
+    const auto j = it - csv.header.begin();
+    csv.header.erase(it);
+    for (std::vector<std::string>& row : csv.rows) row.erase(row.begin() + j);
+  }
 }
 
 size_t column_index(const CsvFile& csv, const PrepConfig& c) {
@@ -361,7 +392,8 @@ size_t column_index(const CsvFile& csv, const PrepConfig& c) {
 PrepReport prep_csv(const PrepConfig& c) {
   prep_detail::check_config(c);
   if (c.target.empty()) throw Error("prep --format csv needs --target COLUMN");
-  const CsvFile csv = read_csv(c.input);
+  CsvFile csv = read_csv(c.input);
+  drop_columns(csv, c);
   const size_t target = column_index(csv, c);
   const std::vector<bool> numeric = numeric_columns(csv);
   const std::vector<size_t> rows = checked_rows(csv, numeric, target, c.missing);

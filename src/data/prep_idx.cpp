@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cctype>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "prep_common.hpp"
 #include "ringtrain/tensor/error.hpp"
@@ -74,10 +77,27 @@ prep_detail::Table load_pair(const std::string& images_path, const std::string& 
   return t;
 }
 
+// --format idx (the default) reads a directory; given a file, say which flag the user most likely missed.
+void check_is_directory(const std::string& input) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(input, ec)) return;
+  std::ifstream in(input);
+  std::string first_line;
+  std::getline(in, first_line);
+  std::string lower = input;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  if (lower.ends_with(".csv") || first_line.find(',') != std::string::npos)
+    throw Error("--input '" + input + "' looks like a CSV file: add --format csv (and --target COLUMN); the "
+                "default --format idx reads a directory of IDX files");
+  throw Error("--input '" + input + "' is a file; --format idx reads a directory holding "
+              "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (CSV: --format csv)");
+}
+
 }  // namespace
 
 PrepReport prep_idx(const PrepConfig& c) {
   prep_detail::check_config(c);
+  check_is_directory(c.input);
   const std::string train_images = find_idx(c.input, "train-images-idx3-ubyte");
   const std::string train_labels = find_idx(c.input, "train-labels-idx1-ubyte");
   if (train_images.empty() || train_labels.empty())

@@ -30,6 +30,21 @@ void check_stored(const h5::DatasetInfo& d, const char* name, const std::string&
               " of them" + in(path) + ": the file is truncated or its header is wrong");
 }
 
+// y_scale/y_shift: one finite value each, the scale not zero (a target divided by it is reported).
+std::pair<float, float> target_standardisation(hid_t file, const std::string& path) {
+  float values[2] = {1.0f, 0.0f};
+  const char* names[2] = {"y_scale", "y_shift"};
+  for (int k = 0; k < 2; ++k) {
+    if (!h5::has_attr(file, names[k])) continue;
+    const std::vector<float> v = h5::read_attr_f32(file, names[k]);
+    if (v.size() != 1 || !std::isfinite(v[0]) || (k == 0 && v[0] == 0.0f))
+      throw Error(std::string("attribute ") + names[k] + " must be one finite" + (k == 0 ? ", non-zero" : "") +
+                  " number (every target shares it)" + in(path));
+    values[k] = v[0];
+  }
+  return {values[0], values[1]};
+}
+
 // The file's size and modification time, which change when anything rewrites it.
 std::pair<uint64_t, int64_t> file_stamp(const std::string& path) {
   std::error_code ec;
@@ -101,6 +116,7 @@ ShardMeta read_shard_meta(const std::string& path) {
       throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
                   " entries but samples have " + std::to_string(features) + " features" + in(path));
   }
+  if (!m.classification()) std::tie(m.y_scale, m.y_shift) = target_standardisation(file.get(), path);
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
   m.class_names = optional_strs(file.get(), "class_names");
@@ -141,6 +157,10 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   h5::write_attr(f, "num_classes", meta.num_classes);
   h5::write_attr(f, "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
   h5::write_attr(f, "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
+  if (!meta.classification()) {
+    h5::write_attr(f, "y_scale", std::vector<float>{meta.y_scale});
+    h5::write_attr(f, "y_shift", std::vector<float>{meta.y_shift});
+  }
   if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
   if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);
   if (!meta.class_names.empty()) h5::write_attr(f, "class_names", meta.class_names);
@@ -167,6 +187,7 @@ void check_compatible(const ShardMeta& a, const ShardMeta& b) {
   if (a.num_classes != b.num_classes) fail("num_classes");
   if (a.target_dim != b.target_dim) fail("target count");
   if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) fail("normalisation (x_scale/x_shift)");
+  if (a.y_scale != b.y_scale || a.y_shift != b.y_shift) fail("target standardisation (y_scale/y_shift)");
 }
 
 }  // namespace ringtrain

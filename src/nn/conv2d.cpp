@@ -149,7 +149,9 @@ std::string Conv2d::spec() const {
 
 Shape Conv2d::build(const Shape& in, Rng& rng) {
   if (in.size() != 3)
-    throw Error("conv needs [channels, height, width] input, got " + shape_str(in) + " (add no flatten before it)");
+    throw Error("conv needs image input [channels, height, width], got " + shape_str(in) +
+                (in.size() == 1 ? ": flat samples (tabular data, or the output of a flatten) suit linear layers"
+                                : std::string()));
   g_ = {in[0], in[1], in[2], out_c_, kernel_, stride_, pad_, 0, 0};
   g_.out_h = (g_.in_h + 2 * pad_ - kernel_) / stride_ + 1;
   g_.out_w = (g_.in_w + 2 * pad_ - kernel_) / stride_ + 1;

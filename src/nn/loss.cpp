@@ -85,10 +85,10 @@ const Tensor& MeanSquaredError::backward(float scale) {
   return grad_;
 }
 
-std::unique_ptr<Loss> make_loss(bool classification, Device device) {
-  if (device == Device::cuda) return cuda::make_cuda_loss(classification);
-  if (classification) return std::make_unique<SoftmaxCrossEntropy>();
-  return std::make_unique<MeanSquaredError>();
+std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device) {
+  if (device == Device::cuda) return cuda::make_cuda_loss(targets);
+  if (targets.classification) return std::make_unique<SoftmaxCrossEntropy>();
+  return std::make_unique<MeanSquaredError>(targets.scale);
 }
 
 }  // namespace ringtrain

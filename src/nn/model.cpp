@@ -61,9 +61,9 @@ const Tensor& Model::forward(const Tensor& x, Mode mode, LayerRange layers) {
     throw Error("the model runs on " + name_of(device_) + " but its input is on " + name_of(x.device()));
   const Tensor* h = &x;
   for (size_t i = layers.begin; i < layers.end; ++i) {
-    for (LayerObserver* o : observers_) o->forward_begin(i);
+    for (LayerObserver* o : observers_) o->forward_begin(i, mode);
     h = &layers_[i]->forward(*h, mode);
-    for (LayerObserver* o : observers_) o->forward_end(i);
+    for (LayerObserver* o : observers_) o->forward_end(i, mode);
   }
   return *h;
 }

@@ -4,7 +4,7 @@ namespace ringtrain {
 
 DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
     : ParallelMode(world, parts.loss), model_(parts.model), optimizer_(parts.optimizer), params_(parts.model.params()),
-      step_(parts.resume.step), stop_vote_(world) {
+      timeline_(parts.timeline), step_(parts.resume.step), stop_vote_(world) {
   if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, 0, optimizer_, params_);
   // Every rank holds the same averaged gradients, so every rank decides alike without a word.
   guard_ = std::make_unique<NonfiniteGuard>(parts.device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
@@ -27,7 +27,10 @@ void DataParallel::train_step(const Batch& batch, float lr) {
   // with no pass to divide. Backward hands each layer's gradients to the engine as it goes.
   model_.backward(loss_.backward(1.0f / static_cast<float>(world_.size())));
   if (averager_) averager_->finish();
-  if (guard_->allow_update(++step_)) optimizer_.step(params_, lr);
+  if (guard_->allow_update(++step_)) {
+    const Timeline::Scope span(timeline_, Timeline::training, "optimizer step");
+    optimizer_.step(params_, lr);
+  }
 }
 
 Score DataParallel::evaluate(BatchLoader& loader) { return score_batches(model_, loss_, loader); }

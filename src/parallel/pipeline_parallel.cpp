@@ -142,7 +142,10 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     averager_->finish();
     busy_.waiting_s += seconds_since(since);
   }
-  if (guard_->allow_update(++step_)) optimizer_.step(params_, lr);
+  if (guard_->allow_update(++step_)) {
+    const Timeline::Scope span(timeline_, Timeline::training, "optimizer step");
+    optimizer_.step(params_, lr);
+  }
   busy_.step_s += seconds_since(begin);
 }
 

@@ -157,6 +157,8 @@ void Server::handle(int worker, int tag, const float* message) {
 }
 
 void Server::apply(int worker, const Header& header, const float* gradient) {
+  // A server takes no steps of its own: --timeline-steps' window follows the pushing worker's step.
+  if (timeline_) timeline_->begin_step(header.step + 1);
   const Timeline::Scope span(timeline_, Timeline::communication, "apply push of worker " + std::to_string(worker));
   const bool whole_rounds = config_.staleness == 0;
   int64_t offset = 0;
@@ -174,6 +176,7 @@ void Server::apply(int worker, const Header& header, const float* gradient) {
   // Staleness 0: the round's W gradients (each already 1/W of the loss) make one step, as in data parallel.
   // Otherwise every push is a step of its own.
   if (!whole_rounds || ++round_pushes_ == workers_) {
+    const Timeline::Scope step(timeline_, Timeline::training, "optimizer step");
     optimizer_->step(shard_ptrs_, static_cast<float>(header.lr));
     round_pushes_ = 0;
   }

@@ -1,19 +1,37 @@
 // What the CUDA runtime can see, asked without ever failing: the devices, or why there are none.
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "ringtrain/tensor/device.hpp"
 
 namespace ringtrain {
 
+namespace {
+
+// Without an NVIDIA driver the runtime says "CUDA driver version is insufficient", which reads as "upgrade
+// your driver" on a node that has no GPU at all.
+constexpr const char* kNoDriver = "no NVIDIA GPU driver or device found on this node; the CUDA runtime says: ";
+
+bool driver_found() {
+  std::error_code ec;
+  if (std::filesystem::exists("/proc/driver/nvidia/version", ec)) return true;
+  void* libcuda = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (libcuda) ::dlclose(libcuda);
+  return libcuda != nullptr;
+}
+
+}  // namespace
+
 CudaProbe probe_cuda() {
   CudaProbe probe;
   int count = 0;
   cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
-    probe.reason = std::string("no CUDA device: ") + cudaGetErrorString(status);
+    probe.reason = std::string(driver_found() ? "no usable CUDA device: " : kNoDriver) + cudaGetErrorString(status);
     cudaGetLastError();  // clear the sticky error so later CUDA calls start clean
     return probe;
   }

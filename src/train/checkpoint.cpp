@@ -19,6 +19,13 @@ namespace ringtrain {
 
 namespace {
 
+// Checkpoints written before the settings lines were named as they are now.
+std::string current_name(const std::string& name) {
+  if (name == "--ranks") return "ranks";
+  if (name == "the training data") return "training data";
+  return name;
+}
+
 std::string optimizer_name(const std::string& param, const std::string& state) {
   return "optimizer/" + param + "/" + state;
 }
@@ -48,10 +55,10 @@ void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std:
 
 }  // namespace
 
-void write_checkpoint(const std::string& path, Model& model, bool classification, const OptimizerState& optimizer,
+void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const OptimizerState& optimizer,
                       const TrainProgress& progress, const Settings& settings) {
   write_sealed_hdf5(path, [&](hid_t f) {
-    write_model(f, model, classification);
+    write_model(f, model, targets);
     h5::write_attr(f, "checkpoint", std::string(kCheckpointFormat));
     h5::write_attr(f, "step", progress.step);
     h5::write_attr(f, "epoch", progress.epoch);
@@ -95,7 +102,7 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   CheckpointContents out;
   for (const std::string& line : h5::read_attr_strs(f, "settings")) {
     const size_t eq = line.find('=');
-    out.settings.emplace_back(line.substr(0, eq), eq == std::string::npos ? "" : line.substr(eq + 1));
+    out.settings.emplace_back(current_name(line.substr(0, eq)), eq == std::string::npos ? "" : line.substr(eq + 1));
   }
   out.progress.step = h5::read_attr_i64(f, "step");
   out.progress.epoch = h5::read_attr_i64(f, "epoch");
@@ -135,7 +142,7 @@ void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const
 
 std::string checkpoint_mismatch(const Settings& saved, const Settings& now) {
   static const std::vector<std::string> fixed = {
-      "--model", "the training data", "--batch", "--seed", "--shuffle-window", "--optimizer", "--ranks", "--mode",
+      "--model", "training data", "--batch", "--seed", "--shuffle-window", "--optimizer", "ranks", "--mode",
       "--pipeline-stages", "--micro-batches", "--split", "--ps-servers"};
   for (const std::string& flag : fixed) {
     auto find = [&](const Settings& s) {

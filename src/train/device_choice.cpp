@@ -38,11 +38,16 @@ Device resolve(const DeviceConfig& config) {
 
 }  // namespace
 
-Device start_device(const DeviceConfig& config) {
+Device start_device(const DeviceConfig& config, std::string* note) {
   const Device device = resolve(config);
-  if (device == Device::cpu && config.precision != Precision::fp32)
-    throw Error("--precision " + name_of(config.precision) +
-                " is for the CUDA engine; the CPU engine computes in fp32");
+  if (device == Device::cpu && config.precision != Precision::fp32) {
+    if (config.kind == DeviceKind::cpu)
+      throw Error("--precision " + name_of(config.precision) +
+                  " is for the CUDA engine; the CPU engine computes in fp32");
+    if (note)
+      *note = "--device auto found no GPU: computing in fp32 on the CPU (--precision " +
+              name_of(config.precision) + " is for GPUs)";
+  }
   return device;
 }
 

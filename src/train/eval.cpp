@@ -9,6 +9,8 @@
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
+#include "ringtrain/tensor/text.hpp"
+#include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/model_file.hpp"
 #include "ringtrain/train/trainer.hpp"
@@ -23,6 +25,7 @@ struct Evaluation {
   LoadedModel loaded;
   std::unique_ptr<ShardSet> data;
   Device device = Device::cpu;
+  std::string device_note;  // --device auto fell back to the CPU from a GPU precision
 };
 
 Evaluation open_evaluation(const EvalConfig& config) {
@@ -36,11 +39,17 @@ Evaluation open_evaluation(const EvalConfig& config) {
   if (meta.sample_shape != model.input_shape())
     throw Error("the data's samples are " + shape_str(meta.sample_shape) + " but the model expects " +
                 shape_str(model.input_shape()));
-  if (meta.classification() != e.loaded.classification || meta.outputs() != shape_numel(model.output_shape()))
+  const TargetSpace& trained = e.loaded.targets;
+  if (meta.classification() != trained.classification || meta.outputs() != shape_numel(model.output_shape()))
     throw Error("the data has " + std::to_string(meta.outputs()) + (meta.classification() ? " classes" : " targets") +
                 " but the model was trained for " + std::to_string(shape_numel(model.output_shape())) +
-                (e.loaded.classification ? " classes" : " targets"));
-  e.device = start_device(config.device);
+                (trained.classification ? " classes" : " targets"));
+  // The model's outputs are targets standardised as its training data's were; other data's would be scored
+  // on another scale.
+  if (!trained.classification && (meta.y_scale != trained.scale || meta.y_shift != trained.shift))
+    throw Error("the data's targets are standardised differently from the model's training data (their y_scale "
+                "and y_shift differ): evaluate on splits of the prep run that made the training data");
+  e.device = start_device(config.device, &e.device_note);
   return e;
 }
 
@@ -57,9 +66,10 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
     failure = ex.what();
   }
   raise_if_any_failed(world, failure);
+  if (!e->device_note.empty()) log << e->device_note << std::endl;
   set_compute_threads(config.threads);
   e->loaded.model->to(e->device);
-  auto loss = make_loss(e->loaded.classification, e->device);
+  auto loss = make_loss(e->loaded.targets, e->device);
   LoaderConfig lc;
   lc.batch = config.batch;
   lc.shuffle = false;
@@ -70,10 +80,10 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
   lc.world = world.size();
   BatchLoader loader(*e->data, lc);
   const Score score = sum_scores(world, score_batches(*e->loaded.model, *loss, loader));
-  char line[160];
-  std::snprintf(line, sizeof line, "%s: loss %.4f  %s %.4f  (%lld samples)", name_of(config.split).c_str(),
-                score.loss(), loss->metric_name().c_str(), score.metric(), static_cast<long long>(score.samples));
-  log << line << std::endl;
+  // As train prints its test score: one format for both.
+  const std::string split = name_of(config.split);
+  log << split << "  " << format_score(split + "_", score, loss->metric_name()) << "  ("
+      << counted(score.samples, "sample") << ")" << std::endl;
   return score;
 }
 

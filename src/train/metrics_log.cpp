@@ -23,7 +23,7 @@ MetricsLog::MetricsLog(const std::string& path, const std::string& metric, bool 
 void MetricsLog::write(const EpochRecord& r) {
   std::ostringstream out;
   if (!header_written_) {
-    out << "epoch,step,lr,train_loss,train_" << metric_ << ",val_loss,val_" << metric_ << ",images_per_s,seconds";
+    out << "epoch,step,lr,train_loss,train_" << metric_ << ",val_loss,val_" << metric_ << ",images_per_s,epoch_seconds,elapsed_seconds";
     for (const auto& [name, value] : r.columns) out << ',' << name;
     out << '\n';
     header_written_ = true;
@@ -31,7 +31,7 @@ void MetricsLog::write(const EpochRecord& r) {
   out << r.epoch << ',' << r.step << ',' << r.lr << ',' << r.train.loss() << ',' << r.train.metric() << ',';
   if (r.val.samples) out << r.val.loss() << ',' << r.val.metric();
   else out << ',';
-  out << ',' << r.images_per_s << ',' << r.seconds;
+  out << ',' << r.images_per_s << ',' << r.epoch_seconds << ',' << r.elapsed_seconds;
   for (const auto& [name, value] : r.columns) out << ',' << value;
   out << '\n';
   text_ += out.str();

@@ -1,5 +1,6 @@
 #include "ringtrain/train/model_file.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -10,12 +11,16 @@
 
 namespace ringtrain {
 
-void write_model(hid_t file, Model& model, bool classification) {
+void write_model(hid_t file, Model& model, const TargetSpace& targets) {
   h5::write_attr(file, "format", std::string(kModelFormat));
   h5::write_attr(file, "model_spec", model.spec());
   h5::write_attr(file, "input_shape", model.input_shape());
   h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
-  h5::write_attr(file, "task", name_of(classification ? TaskKind::classification : TaskKind::regression));
+  h5::write_attr(file, "task", name_of(targets.classification ? TaskKind::classification : TaskKind::regression));
+  if (!targets.classification) {
+    h5::write_attr(file, "y_scale", std::vector<float>{targets.scale});
+    h5::write_attr(file, "y_shift", std::vector<float>{targets.shift});
+  }
   auto write = [&](const std::string& name, const Tensor& t) {
     if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data(), h5::Checksum::fletcher32);
     const Tensor host = t.to(Device::cpu);
@@ -48,6 +53,19 @@ int64_t checked_outputs(hid_t file, const std::string& path) {
   return outputs;
 }
 
+// Files from before targets were standardised have none: their outputs are the targets as they were.
+TargetSpace checked_target_space(hid_t file, const std::string& path) {
+  TargetSpace t{false};
+  for (auto [name, value] : {std::pair{"y_scale", &t.scale}, std::pair{"y_shift", &t.shift}}) {
+    if (!h5::has_attr(file, name)) continue;
+    const std::vector<float> v = h5::read_attr_f32(file, name);
+    if (v.size() != 1 || !std::isfinite(v[0]) || (value == &t.scale && v[0] == 0.0f))
+      throw Error("'" + path + "' has a damaged " + name + " (one finite number expected, a non-zero scale)");
+    *value = v[0];
+  }
+  return t;
+}
+
 }  // namespace
 
 void read_model_into(hid_t file, const std::string& path, Model& model) {
@@ -78,8 +96,8 @@ void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t f
   });
 }
 
-void save_model(const std::string& path, Model& model, bool classification) {
-  write_sealed_hdf5(path, [&](hid_t file) { write_model(file, model, classification); });
+void save_model(const std::string& path, Model& model, const TargetSpace& targets) {
+  write_sealed_hdf5(path, [&](hid_t file) { write_model(file, model, targets); });
 }
 
 LoadedModel load_model(const std::string& path) {
@@ -95,7 +113,8 @@ LoadedModel load_model(const std::string& path) {
   const std::optional<TaskKind> kind = enum_from_name<TaskKind>(task);
   if (!kind || kind == TaskKind::automatic)
     throw Error("'" + path + "' has task '" + task + "', neither classification nor regression");
-  out.classification = kind == TaskKind::classification;
+  out.targets.classification = kind == TaskKind::classification;
+  if (!out.targets.classification) out.targets = checked_target_space(file.get(), path);
   out.model = std::make_unique<Model>(spec, input, outputs, 0);
   read_model_into(file.get(), path, *out.model);
   return out;

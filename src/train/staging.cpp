@@ -74,8 +74,16 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
                       static_cast<double>(total.replaced), static_cast<double>(total.bytes_copied)};
   world.allreduce_sum(counts, 4);
   summary = {static_cast<int>(nodes.size()), shards, static_cast<int>(counts[0]), static_cast<int>(counts[1]),
-             static_cast<int>(counts[2]), static_cast<int64_t>(counts[3]), dir.string()};
+             static_cast<int>(counts[2]), static_cast<int64_t>(counts[3]), allgather_strings(world, dir.string())[0],
+             dir.string(), leader};
   return staged;
+}
+
+void remove_staged_copies(const StagingSummary& summary, Communicator& world) {
+  world.barrier();  // no rank of the node still reads a copy
+  if (!summary.node_leader) return;
+  std::error_code ignored;  // what cannot be removed is left to the site's TMPDIR clean-up
+  std::filesystem::remove_all(summary.node_dir, ignored);
 }
 
 }  // namespace ringtrain

@@ -14,6 +14,7 @@
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/output_file.hpp"
@@ -26,7 +27,8 @@ namespace {
 
 using Clock = Timeline::Clock;
 
-// Per-layer forward and backward spans on the training row of the timeline.
+// Per-layer forward and backward spans on the training row of the timeline; an evaluation's forwards are
+// named apart from training's.
 class LayerSpans final : public LayerObserver {
  public:
   LayerSpans(Model& model, Timeline* timeline) : model_(model), timeline_(timeline) {
@@ -37,8 +39,11 @@ class LayerSpans final : public LayerObserver {
   ~LayerSpans() override {
     if (timeline_) model_.remove_observer(this);
   }
-  void forward_begin(size_t) override { begin_ = Clock::now(); }
-  void forward_end(size_t i) override { timeline_->span(Timeline::training, "forward " + names_[i], begin_, Clock::now()); }
+  void forward_begin(size_t, Mode) override { begin_ = Clock::now(); }
+  void forward_end(size_t i, Mode mode) override {
+    timeline_->span(Timeline::training, (mode == Mode::eval ? "eval forward " : "forward ") + names_[i], begin_,
+                    Clock::now());
+  }
   void backward_begin(size_t) override { begin_ = Clock::now(); }
   void backward_end(size_t i) override { timeline_->span(Timeline::training, "backward " + names_[i], begin_, Clock::now()); }
 
@@ -101,6 +106,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
   }
   raise_if_any_failed(world_, failure);  // before staging: every rank must know there is nothing to stage
   config_.data.stage_to = agree_stage_dir(config_.data.stage_to, world_);
+  config_.data.remove_staged = agree_any(world_, config_.data.remove_staged) && !config_.data.stage_to.empty();
   if (!config_.data.stage_to.empty()) {
     // Against the original shards, which a run on staged copies would otherwise not know it reads, and before
     // the copying: open() checks again against the copies.
@@ -142,8 +148,8 @@ void Trainer::open() {
   validate_stages(config_.parallel.pipeline, model_->size());
   const bool serving =
       config_.parallel.mode == ModeKind::ps && world_.rank() >= world_.size() - config_.parallel.ps.servers;
-  device_ = serving ? Device::cpu : start_device(config_.device);  // parameter servers work on the host
-  loss_ = make_loss(meta.classification(), device_);
+  device_ = serving ? Device::cpu : start_device(config_.device, &device_note_);  // servers work on the host
+  loss_ = make_loss(meta.target_space(), device_);
   optimizer_ = make_optimizer(config_.optimizer, device_);
 }
 
@@ -156,9 +162,10 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
   const bool servers = config_.parallel.mode == ModeKind::ps;
   std::string split;
   for (int first : pipe.split) split += (split.empty() ? "" : ",") + std::to_string(first);
+  // "--flag" lines hold a flag's value as given; the lines without dashes describe the job.
   return {{"--model", model_->spec()},
-          {"the training data", std::to_string(train_set_->samples()) + " samples of " + shape_str(meta.sample_shape) +
-                                    " in " + std::to_string(train_set_->shards().size()) + " shards"},
+          {"training data", counted(train_set_->samples(), "sample") + " of " + shape_str(meta.sample_shape) +
+                                " in " + counted(static_cast<int64_t>(train_set_->shards().size()), "shard")},
           {"--batch", std::to_string(config_.batch)},
           {"--epochs", std::to_string(config_.epochs)},
           {"--steps", std::to_string(config_.max_steps)},
@@ -186,15 +193,17 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--split", split},
           {"--ps-servers", std::to_string(config_.parallel.ps.servers)},
           {"--staleness", std::to_string(config_.parallel.ps.staleness)},
-          {"--device", servers ? name_of(config_.device.kind) : name_of(device_)},
+          {"--device", name_of(config_.device.kind)},
+          {"device", servers ? name_of(config_.device.kind) : name_of(device_)},  // what --device auto chose
           {"--precision", name_of(config_.device.precision)},
-          {"--allreduce", gradient_backend()},
+          {"--allreduce", name_of(config_.allreduce)},
+          {"gradient averaging", gradient_backend()},
           {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
 }
 
 Settings Trainer::checkpoint_settings() const {
   Settings s = settings();
-  s.emplace_back("--ranks", std::to_string(world_.size()));
+  s.emplace_back("ranks", std::to_string(world_.size()));
   return s;
 }
 
@@ -236,11 +245,11 @@ std::string Trainer::gradient_backend() const {
 }
 
 std::string Trainer::device_description() const {
-  if (device_ == Device::cpu) return std::to_string(config_.threads) + " threads";
+  if (device_ == Device::cpu) return counted(config_.threads, "thread");
   return "GPU " + std::to_string(cuda_gpu()) + " (" + name_of(config_.device.precision) + ")";
 }
 
-std::string Trainer::header(int64_t steps_per_epoch, DataShare share) const {
+std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSchedule& lr) const {
   const int ranks = world_.size(), replicas = share.replicas;
   const bool servers = config_.parallel.mode == ModeKind::ps;
   std::ostringstream out;
@@ -249,11 +258,23 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share) const {
                                                                  gradient_backend() + " allreduce)"
                                                            : std::string();
   out << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
-      << model_->parameter_count() << " parameters; " << train_set_->samples() << " training samples in "
-      << train_set_->shards().size() << " shards, " << steps_per_epoch << " steps per epoch, batch " << config_.batch
+      << counted(model_->parameter_count(), "parameter") << "; " << counted(train_set_->samples(), "training sample")
+      << " in " << counted(static_cast<int64_t>(train_set_->shards().size()), "shard") << ", "
+      << counted(steps_per_epoch, "step") << " per epoch, batch " << config_.batch
       << replicated << ", " << device_description() << "\n";
+  if (!device_note_.empty()) out << "  " << device_note_ << "\n";
+  if (config_.max_steps > 0 && config_.max_steps < config_.epochs * steps_per_epoch)
+    out << "  --steps " << config_.max_steps << " ends the run in epoch "
+        << (config_.max_steps + steps_per_epoch - 1) / steps_per_epoch << " of " << config_.epochs
+        << "; the learning-rate schedule spans those steps\n";
+  if (config_.lr_scaling == LrScaling::linear)
+    out << "  --lr-scaling linear: learning rate " << num(lr.base_lr) << " (--lr " << num(config_.lr) << " x "
+        << counted(replicas, "replica") << ")"
+        << (lr.warmup_steps > 0 ? ", warmed up from " + num(lr.warmup_from) + " over " + counted(lr.warmup_steps, "step")
+                                : std::string())
+        << "\n";
   if (staging_.nodes > 0)
-    out << "  staged " << staging_.shards << " shards to " << staging_.dir << " on " << staging_.nodes << " node"
+    out << "  staged " << counted(staging_.shards, "shard") << " to " << staging_.dir << " on " << staging_.nodes << " node"
         << (staging_.nodes > 1 ? "s: " : ": ") << staging_.copied << " copied (" << staging_.bytes_copied / 1000000
         << " MB), " << staging_.kept << " already there"
         << (staging_.replaced ? ", " + std::to_string(staging_.replaced) +
@@ -271,9 +292,14 @@ LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas) const {
     s.base_lr = config_.lr * static_cast<float>(replicas);
     s.warmup_from = config_.lr;
   }
-  s.warmup_steps = std::llround(config_.warmup_epochs * static_cast<double>(steps_per_epoch));
+  // The schedule spans the steps the run will make: when --steps ends it before --epochs would, cosine still
+  // reaches --lr-min at the last step, and warm-up and step decay keep their share of the run (an epoch of
+  // the schedule is then steps / epochs).
   s.total_steps = config_.epochs * steps_per_epoch;
-  s.decay_every = std::max<int64_t>(1, std::llround(config_.lr_step_epochs * static_cast<double>(steps_per_epoch)));
+  if (config_.max_steps > 0) s.total_steps = std::min(s.total_steps, config_.max_steps);
+  const double epoch = static_cast<double>(s.total_steps) / static_cast<double>(config_.epochs);
+  s.warmup_steps = std::llround(config_.warmup_epochs * epoch);
+  s.decay_every = std::max<int64_t>(1, std::llround(config_.lr_step_epochs * epoch));
   s.gamma = config_.lr_gamma;
   s.min_lr = config_.lr_min;
   return s;
@@ -325,9 +351,9 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   state.steps_per_epoch = steps_per_epoch;
   state.stream = &*run->stream;
   run->context.reset(new TrainContext{config_, world_, *run->mode, *model_, *loss_, *optimizer_,
-                                      train_set_->meta().classification(), test_set_.get(), share,
+                                      train_set_->meta().target_space(), test_set_.get(), share,
                                       run->timeline.get(), checkpoints_ ? &*checkpoints_ : nullptr,
-                                      checkpoint_settings(), header(steps_per_epoch, share), at.step > 0, log});
+                                      checkpoint_settings(), header(steps_per_epoch, share, run->lr), at.step > 0, log});
   run->callbacks = make_callbacks(*run->context);
   for (auto& callback : extra_callbacks_) run->callbacks.add(std::move(callback));
   extra_callbacks_.clear();
@@ -336,16 +362,24 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
 
 TrainResult Trainer::run(std::ostream& log) {
   set_compute_threads(config_.threads);
-  const std::unique_ptr<Run> run = start(log);
-  TrainState& state = run->state;
-  run->callbacks.train_begin(state);
-  run->started = Clock::now();
-  while (state.epoch < config_.epochs && !state.finishing && train_epoch(*run)) end_epoch(*run);
-  run->mode->end_run();  // what a GPU found in the last steps: a bad one is an error, also when stopping
-  run->result.steps = state.step;
-  run->result.stopped_early = state.interrupted;
-  run->callbacks.train_end(state, run->result);
-  return std::move(run->result);
+  TrainResult result;
+  {
+    const std::unique_ptr<Run> run = start(log);
+    TrainState& state = run->state;
+    run->callbacks.train_begin(state);
+    run->started = Clock::now();
+    while (state.epoch < config_.epochs && !state.finishing && train_epoch(*run)) end_epoch(*run);
+    run->mode->end_run();  // what a GPU found in the last steps: a bad one is an error, also when stopping
+    run->result.steps = state.step;
+    run->result.seconds = seconds_since(run->started);
+    run->result.stopped_early = state.interrupted;
+    run->callbacks.train_end(state, run->result);
+    result = std::move(run->result);
+  }  // the readers of the staged copies have stopped
+  // A stopped job (SIGTERM at the time limit) keeps its copies: requeued, it has the same job id and the
+  // same directory, and finds them there.
+  if (config_.data.remove_staged && !result.stopped_early) remove_staged_copies(staging_, world_);
+  return result;
 }
 
 // Steps until the epoch's data ends (as the mode counts it) or a callback finishes the run; false when the
@@ -356,7 +390,11 @@ bool Trainer::train_epoch(Run& run) {
   for (;;) {
     run.callbacks.step_begin(state);
     if (state.interrupted) return false;
-    const Batch* batch = run.mode->next_batch(*run.stream);
+    const Batch* batch = nullptr;
+    {
+      const Timeline::Scope span(run.timeline.get(), Timeline::training, "load batch");
+      batch = run.mode->next_batch(*run.stream);
+    }
     if (!batch) break;
     state.lr = run.lr.at(state.step);
     run.mode->train_step(*batch, static_cast<float>(state.lr));
@@ -391,8 +429,12 @@ EpochRecord Trainer::score_epoch(Run& run) {
   r.train = run.mode->sum_over_ranks(state.epoch_score);
   r.images_per_s = static_cast<double>(r.train.samples) / seconds_since(run.epoch_started);
   run.mode->sync_buffers();
-  if (run.val_loader) r.val = run.mode->sum_over_ranks(run.mode->evaluate(*run.val_loader));
-  r.seconds = seconds_since(run.started);
+  if (run.val_loader) {
+    const Timeline::Scope span(run.timeline.get(), Timeline::training, "evaluate val");
+    r.val = run.mode->sum_over_ranks(run.mode->evaluate(*run.val_loader));
+  }
+  r.epoch_seconds = seconds_since(run.epoch_started);
+  r.elapsed_seconds = seconds_since(run.started);
   return r;
 }
 

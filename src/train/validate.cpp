@@ -4,12 +4,13 @@
 #include <cstdio>
 
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 
 namespace ringtrain {
 
 namespace {
 
-std::string ranks(int n) { return std::to_string(n) + (n == 1 ? " rank" : " ranks"); }
+std::string ranks(int n) { return counted(n, "rank"); }
 
 std::string number(double v) {
   char buf[32];
@@ -56,6 +57,12 @@ void validate_schedule(const TrainConfig& c) {
   require(c.threads >= 1, "--threads must be at least 1");
   at_most(int64_t{c.threads}, kMaxThreads, "--threads");
   require(c.log_every >= 0, "--log-every must not be negative, got " + std::to_string(c.log_every));
+  if (c.timeline_steps.first > 0) {
+    require(!c.timeline.empty(), "--timeline-steps needs --timeline FILE (the trace it limits)");
+    require(c.timeline_steps.last >= c.timeline_steps.first,
+            "--timeline-steps " + std::to_string(c.timeline_steps.first) + ":" + std::to_string(c.timeline_steps.last) +
+                " ends before it begins");
+  }
   positive(c.lr, "--lr");
   not_negative(c.warmup_epochs, "--warmup-epochs");
   at_most(c.warmup_epochs, double(kMaxEpochs), "--warmup-epochs");

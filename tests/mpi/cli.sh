@@ -23,6 +23,24 @@ for rank in (0, 1):
     names = {e["name"].split(" ")[0] for e in spans if e["pid"] == rank}
     for want in ("forward", "backward", "NEGOTIATE_ALLREDUCE", "ALLREDUCE"):
         assert want in names, f"rank {rank} has no {want} span: {sorted(names)}"
+    full = {e["name"] for e in spans if e["pid"] == rank}
+    for want in ("load batch", "optimizer step", "evaluate test", "step 1", "step 50"):
+        assert want in full, f"rank {rank} has no '{want}' span"
+# Evaluation batches hold 256 samples: rank 0 scores all 100 test samples, under their own name.
+assert "eval forward linear1" in {e["name"] for e in spans if e["pid"] == 0}
+PY
+
+# --timeline-steps: only steps 10..12 (a step row span each) and no evaluation, which comes after step 25.
+timeout 120 "$mpirun" --oversubscribe -np 2 "$bin" "${common[@]}" --timeline "$dir/window.json" \
+  --timeline-steps 10:12 >/dev/null 2>"$dir/err" || fail "windowed timeline run failed: $(cat "$dir/err")"
+/usr/bin/python3 - "$dir/window.json" <<'PY' || fail "bad windowed timeline"
+import json, sys
+spans = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e.get("ph") == "X"]
+for rank in (0, 1):
+    steps = sorted(e["name"] for e in spans if e["pid"] == rank and e["tid"] == 2)
+    assert steps == ["step 10", "step 11", "step 12"], steps
+    names = {e["name"] for e in spans if e["pid"] == rank}
+    assert "optimizer step" in names and not any(n.startswith("eval") for n in names), sorted(names)
 PY
 
 # MPMD launch: the second rank gets another learning rate.

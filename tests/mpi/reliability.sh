@@ -63,7 +63,7 @@ for name in ("linear1/weight", "linear1/bias", "linear2/weight", "linear2/bias")
         assert f[f"optimizer/{name}/{state}"].shape == f[name].shape
 assert int(f["rng/dropout1/stream0"][0]) == 50, f["rng/dropout1/stream0"][()]  # 25 steps x 2 micro-batches
 settings = [text(s) for s in f.attrs["settings"]]
-assert "--pipeline-stages=2" in settings and "--ranks=2" in settings, settings
+assert "--pipeline-stages=2" in settings and "ranks=2" in settings, settings
 PY
 timeout 60 "$bin" eval --model-file "$dir/pipeline/step-000000000025.h5" --data "$dir" >/dev/null ||
   fail "ringtrain eval does not read a checkpoint"

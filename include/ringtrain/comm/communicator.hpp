@@ -38,7 +38,7 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;  // "mpi-ring", "mpi", "nccl" ...
+  virtual std::string backend() const = 0;  // "ring" (ours over MPI), "mpi" (MPI_Allreduce), "nccl"
   // Where the buffers passed to this communicator live.
   virtual Device device() const { return Device::cpu; }
 

@@ -1,7 +1,10 @@
 // A Chrome/Perfetto trace of one job (chrome://tracing, ui.perfetto.dev): one process per rank, one thread
-// row for training (per-layer forward/backward) and one for communication (negotiate, fusion copies,
-// allreduce), as Horovod's timeline. Spans are kept in memory and gathered to rank 0 at the end.
+// row for training (data loading, per-layer forward/backward, the optimizer step, evaluation), one for
+// communication (negotiate, fusion copies, allreduce), as Horovod's timeline, and one with a span per step.
+// Spans are kept in memory and gathered to rank 0 at the end; a window of steps keeps a long run's trace
+// small (a 5-epoch mlp on 2 ranks is 13 MB whole).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -15,13 +18,19 @@ namespace ringtrain {
 
 class Timeline {
  public:
-  enum Row : int { training = 0, communication = 1 };
+  enum Row : int { training = 0, communication = 1, steps = 2 };
   using Clock = std::chrono::steady_clock;
 
   // Call at the same moment on every rank (after a barrier): spans are placed relative to it.
   Timeline();
-  // Thread-safe.
+  // Thread-safe. Dropped outside the window of steps.
   void span(Row row, const std::string& name, Clock::time_point begin, Clock::time_point end);
+
+  // Keeps only what happens during steps first..last (counted from 1, as the run counts them), and after
+  // the last of them until the next step begins (an epoch's evaluation).
+  void keep_steps(int64_t first, int64_t last);
+  // Step `step` begins: spans from now until the next call are kept when it is in the window.
+  void begin_step(int64_t step);
 
   // A span from construction to destruction; does nothing when the timeline is null.
   class Scope {
@@ -55,6 +64,8 @@ class Timeline {
     int64_t begin_us, duration_us;
   };
   Clock::time_point origin_;
+  int64_t first_step_ = 0, last_step_ = 0;  // 0: no window
+  std::atomic<bool> recording_{true};       // the communication thread reads it
   mutable std::mutex mu_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, uint32_t> name_ids_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ringtrain/tensor/enum_names.hpp"
 
@@ -47,6 +48,7 @@ struct PrepConfig {
   double val_fraction = 0.1;    // of the training samples, held out for validation
   double test_fraction = 0.2;   // csv, or idx without t10k files: of all samples, held out for testing
   std::string target;           // csv: target column
+  std::vector<std::string> drop_columns;  // csv: columns left out (identifiers, leaking columns)
   TaskKind task = TaskKind::automatic;  // csv
   MissingValues missing = MissingValues::error;  // csv
   uint64_t seed = 0;

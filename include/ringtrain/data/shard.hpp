@@ -1,12 +1,14 @@
 // The HDF5 shard format (docs/data-format.md): datasets `x` [N, ...] (uint8 or float32) and `y` ([N] int64
 // class labels, or [N] / [N, T] float32 targets), with root attributes `format`, `num_classes` (0 for
-// regression), `x_scale`/`x_shift` (value = raw * scale + shift, one entry or one per feature) and optional
-// `feature_names`, `target_names`, `class_names`.
+// regression), `x_scale`/`x_shift` (value = raw * scale + shift, one entry or one per feature), for regression
+// `y_scale`/`y_shift` (one entry each, likewise for the targets), and optional `feature_names`, `target_names`,
+// `class_names`.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "ringtrain/tensor/targets.hpp"
 #include "ringtrain/tensor/tensor.hpp"
 
 namespace ringtrain {
@@ -24,6 +26,9 @@ struct ShardMeta {
   int64_t num_classes = 0;   // > 0: classification with int64 labels in [0, num_classes)
   int64_t target_dim = 0;    // regression: values per sample
   std::vector<float> x_scale, x_shift;
+  // Regression targets are standardised like x (one scale for every target, so that a loss converts back
+  // into the targets' units exactly).
+  float y_scale = 1.0f, y_shift = 0.0f;
   std::vector<std::string> feature_names, target_names, class_names;
   // The file as it was checked: read_shard_data refuses one that has changed since (another job rewrote it).
   uint64_t file_bytes = 0;
@@ -32,6 +37,7 @@ struct ShardMeta {
   bool classification() const { return num_classes > 0; }
   int64_t features() const { return shape_numel(sample_shape); }
   int64_t outputs() const { return classification() ? num_classes : target_dim; }
+  TargetSpace target_space() const { return {classification(), y_scale, y_shift}; }
 };
 
 // A shard's samples, as stored (normalisation is applied when batches are assembled).

@@ -3,6 +3,7 @@
 // running score that take_score() hands over: on the GPU the sums stay on the device, so a training step
 // never waits for it, and only reading the score does.
 #pragma once
+#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,11 @@ struct Score {
   }
   double loss() const { return samples ? loss_sum / static_cast<double>(samples) : 0.0; }
   double metric() const { return samples ? metric_sum / static_cast<double>(samples) : 0.0; }
+  // Squared and absolute errors of targets standardised as raw * target_scale + shift, in raw units.
+  Score in_raw_units(float target_scale) const {
+    const double s = std::fabs(static_cast<double>(target_scale));
+    return {loss_sum / (s * s), metric_sum / s, samples};
+  }
 };
 
 class Loss {
@@ -51,15 +57,19 @@ class SoftmaxCrossEntropy : public Loss {
   const std::vector<int32_t>* labels_ = nullptr;
 };
 
+// Trains on targets as the data gives them (standardised, see TargetSpace) and scores in the target's own
+// units: target_scale is the data's y_scale.
 class MeanSquaredError : public Loss {
  public:
+  explicit MeanSquaredError(float target_scale = 1.0f) : target_scale_(target_scale) {}
   std::string name() const override { return "mse"; }
   std::string metric_name() const override { return "mae"; }
   void forward(const Tensor& out, const Targets& targets) override;
   const Tensor& backward(float scale) override;
-  Score take_score() override { return std::exchange(score_, {}); }
+  Score take_score() override { return std::exchange(score_, {}).in_raw_units(target_scale_); }
 
  private:
+  float target_scale_;
   Score score_;
   Tensor diff_, grad_;
 };
@@ -69,7 +79,10 @@ class MeanSquaredError : public Loss {
 void check_labels(const Targets& targets, int64_t rows, int64_t classes);
 void check_target_values(const Targets& targets, const Tensor& out);
 
-// The loss for the data (classification: cross-entropy, else MSE) on the model's device.
-std::unique_ptr<Loss> make_loss(bool classification, Device device = Device::cpu);
+// The loss for the data (classification: cross-entropy, else MSE in the targets' units) on the model's device.
+std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device = Device::cpu);
+inline std::unique_ptr<Loss> make_loss(bool classification, Device device = Device::cpu) {
+  return make_loss(TargetSpace{classification}, device);
+}
 
 }  // namespace ringtrain

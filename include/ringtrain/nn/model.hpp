@@ -25,8 +25,8 @@ struct NamedParam {
 class LayerObserver {
  public:
   virtual ~LayerObserver() = default;
-  virtual void forward_begin(size_t /*layer*/) {}
-  virtual void forward_end(size_t /*layer*/) {}
+  virtual void forward_begin(size_t /*layer*/, Mode /*mode*/) {}
+  virtual void forward_end(size_t /*layer*/, Mode /*mode*/) {}
   virtual void backward_begin(size_t /*layer*/) {}
   virtual void backward_end(size_t /*layer*/) {}  // the layer's Param::grad are final for this batch
 };

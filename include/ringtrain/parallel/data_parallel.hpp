@@ -31,6 +31,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   Model& model_;
   Optimizer& optimizer_;
   std::vector<Param*> params_;
+  Timeline* timeline_;  // null without --timeline
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
   int64_t step_ = 0;
   StopVote stop_vote_;

@@ -37,6 +37,7 @@ struct TrainResult {
   std::vector<EpochRecord> epochs;
   Score test;  // samples == 0 when there is no test split
   int64_t steps = 0;
+  double seconds = 0.0;  // training, from the first step to the last epoch's end (no test split)
   bool stopped_early = false;  // a stop request (SIGTERM) ended it at a step boundary, after a checkpoint
 };
 

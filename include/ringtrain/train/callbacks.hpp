@@ -24,7 +24,7 @@ struct TrainContext {
   Model& model;         // the host model: rank 0's holds every layer after the mode's gathers
   Loss& loss;
   Optimizer& optimizer;
-  bool classification;
+  TargetSpace targets;  // what the model's outputs are, for the files that save it
   const ShardSet* test_set;         // null: no test split
   DataShare share;
   Timeline* timeline;               // null: no --timeline

@@ -17,6 +17,7 @@
 
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
+#include "ringtrain/tensor/targets.hpp"
 
 namespace ringtrain {
 
@@ -40,7 +41,7 @@ struct CheckpointContents {
 
 // Writes `model` (on the host or the device), `optimizer` (the whole model's) and the rest to `path`,
 // atomically.
-void write_checkpoint(const std::string& path, Model& model, bool classification, const OptimizerState& optimizer,
+void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const OptimizerState& optimizer,
                       const TrainProgress& progress, const Settings& settings);
 
 // Throws Error naming the file unless `path` is a complete checkpoint (a valid HDF5 file with the format

@@ -22,6 +22,9 @@ struct DataSources {
   int64_t window_shards = 0;  // shuffle window (0 = all shards)
   int prefetch = 4;
   std::string stage_to;       // node-local directory the shards are copied to first ("%n": node index); "" = none
+  // stage_to is the default, this job's own directory in TMPDIR (no --stage-to): removed when the run ends
+  // normally, so that node-local disks do not fill with every job's copies.
+  bool remove_staged = false;
 
   // The source for a split: the explicit one, else the dir layout when it has such shards, else "".
   std::string source(Split split) const;
@@ -62,6 +65,11 @@ struct ResumeFrom {
   std::string path;  // kind == file
 };
 
+// Steps first..last, counted from 1 as the run counts them (a resumed run goes on counting).
+struct StepRange {
+  int64_t first = 0, last = 0;
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
@@ -84,6 +92,7 @@ struct TrainConfig {
   std::string save_model;    // "" = none
   int64_t log_every = 0;     // > 0: also print every this many steps
   std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
+  StepRange timeline_steps;  // --timeline-steps A:B; first 0 = every step
   AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;  // the world communicator's (the CLI builds it)
   DeviceConfig device;
   int straggler_rank = -1;    // this rank sleeps straggler_ms before every step (studies of slow workers)

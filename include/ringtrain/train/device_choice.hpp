@@ -2,6 +2,8 @@
 // place on its node (SLURM_LOCALID under srun, OMPI_COMM_WORLD_LOCAL_RANK under mpirun), as Horovod and
 // DDP scripts do with local_rank.
 #pragma once
+#include <string>
+
 #include "ringtrain/train/config.hpp"
 
 namespace ringtrain {
@@ -17,7 +19,9 @@ int choose_gpu(int requested, int local_rank, int device_count, bool own_gpu = f
 
 // Resolves config.kind (auto -> cuda when a GPU is present) and, for cuda, starts the CUDA engine on the
 // chosen GPU: --gpu, else GPU 0 when the launcher left the rank one GPU of its own (CUDA_VISIBLE_DEVICES
-// naming one), else the local rank's. Throws Error naming why there is no usable GPU.
-Device start_device(const DeviceConfig& config);
+// naming one), else the local rank's. Throws Error naming why there is no usable GPU. A GPU-only precision
+// (tf32, bf16, fp16) is an error on --device cpu, but under auto it falls back to fp32 on a CPU node, so that
+// one script serves GPU and CPU nodes: `note` (when given) then holds the line that says so.
+Device start_device(const DeviceConfig& config, std::string* note = nullptr);
 
 }  // namespace ringtrain

@@ -14,7 +14,9 @@ struct EpochRecord {
   int64_t epoch = 0, step = 0;
   double lr = 0.0;
   Score train, val;  // val.samples == 0: no validation split
-  double images_per_s = 0.0, seconds = 0.0;
+  double images_per_s = 0.0;
+  double epoch_seconds = 0.0;    // this epoch's training and validation
+  double elapsed_seconds = 0.0;  // since this run (process) began training, to the epoch's end
   std::string report;  // lines the callbacks add under the epoch's line (the mode's report)
   std::vector<std::pair<std::string, std::string>> columns;  // and extra CSV columns: name, value
 };

@@ -1,6 +1,7 @@
 // Saved models: one HDF5 file, readable by h5py, with one float32 dataset per parameter named
 // "<layer>/<param>" (e.g. "conv1/weight", "linear2/bias"), BatchNorm statistics likewise, and root
-// attributes that rebuild the model: format, model_spec, input_shape, outputs, task. A checkpoint
+// attributes that rebuild the model: format, model_spec, input_shape, outputs, task, and for regression the
+// targets' standardisation y_scale/y_shift (what the outputs mean in the targets' units). A checkpoint
 // (checkpoint.hpp) is such a file with the training state added, so `ringtrain eval` reads either.
 #pragma once
 #include <hdf5.h>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "ringtrain/nn/model.hpp"
+#include "ringtrain/tensor/targets.hpp"
 
 namespace ringtrain {
 
@@ -17,7 +19,7 @@ inline constexpr const char* kModelFormat = "ringtrain-model-1";
 
 // Writes atomically: a temporary file beside `path`, flushed and fsynced, then renamed over it, so an
 // interrupted save never destroys the previous file.
-void save_model(const std::string& path, Model& model, bool classification);
+void save_model(const std::string& path, Model& model, const TargetSpace& targets);
 
 // How model files and checkpoints are written: `fill` writes into a new HDF5 file built in memory and sealed
 // (hdf5.hpp file_image), whose bytes then go to `path` atomically (write_atomically). The disk write
@@ -26,12 +28,12 @@ void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t f
 
 struct LoadedModel {
   std::unique_ptr<Model> model;
-  bool classification = true;
+  TargetSpace targets;
 };
 LoadedModel load_model(const std::string& path);
 
 // The model's part of an open file: the root attributes and a dataset per parameter and buffer.
-void write_model(hid_t file, Model& model, bool classification);
+void write_model(hid_t file, Model& model, const TargetSpace& targets);
 // Loads `file`'s parameters and buffers into `model`, which must have the file's architecture, input shape
 // and output count.
 void read_model_into(hid_t file, const std::string& path, Model& model);

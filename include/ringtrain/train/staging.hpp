@@ -15,6 +15,8 @@ struct StagingSummary {
   int copied = 0, kept = 0, replaced = 0;  // over all nodes
   int64_t bytes_copied = 0;
   std::string dir;                 // rank 0's node's directory
+  std::string node_dir;            // this rank's node's
+  bool node_leader = false;        // this rank copied for its node
 };
 
 // Collective: the staging directory every rank uses. Ranks that were given none follow those that were (the
@@ -25,5 +27,9 @@ std::string agree_stage_dir(const std::string& mine, Communicator& world);
 // Collective. data.stage_to: the agreed directory, where "%n" becomes the node's index. Returns `data` with
 // every split reading its staged copies. Any rank's failure is the same CollectiveError on every rank.
 DataSources stage_data(const DataSources& data, Communicator& world, StagingSummary& summary);
+
+// Collective, once every rank has stopped reading the copies: each node's first rank removes its node's
+// staging directory.
+void remove_staged_copies(const StagingSummary& summary, Communicator& world);
 
 }  // namespace ringtrain

@@ -48,9 +48,9 @@ class Trainer {
   bool train_epoch(Run& run);
   void end_epoch(Run& run);
   EpochRecord score_epoch(Run& run);
-  std::string header(int64_t steps_per_epoch, DataShare share) const;
-  std::string gradient_backend() const;    // "mpi-ring", "mpi", "nccl"
-  std::string device_description() const;  // "1 threads", "GPU 0 (fp32)"
+  std::string header(int64_t steps_per_epoch, DataShare share, const LrSchedule& lr) const;
+  std::string gradient_backend() const;    // "ring", "mpi", "nccl", "parameter servers"
+  std::string device_description() const;  // "1 thread", "GPU 0 (fp32)"
   LrSchedule schedule(int64_t steps_per_epoch, int replicas) const;
 
   TrainConfig config_;  // with the data sources of staged copies when staging
@@ -59,6 +59,7 @@ class Trainer {
   std::unique_ptr<ShardSet> train_set_;
   std::unique_ptr<ShardSet> val_set_, test_set_;
   Device device_ = Device::cpu;
+  std::string device_note_;  // --device auto fell back to the CPU from a GPU precision
   std::unique_ptr<Model> model_;
   std::unique_ptr<Loss> loss_;
   std::unique_ptr<Optimizer> optimizer_;

@@ -79,6 +79,7 @@ class CudaSoftmaxCrossEntropy final : public Loss {
 
 class CudaMeanSquaredError final : public Loss {
  public:
+  explicit CudaMeanSquaredError(float target_scale) : target_scale_(target_scale) {}
   std::string name() const override { return "mse"; }
   std::string metric_name() const override { return "mae"; }
 
@@ -104,18 +105,19 @@ class CudaMeanSquaredError final : public Loss {
     return grad_;
   }
 
-  Score take_score() override { return score_.take(); }
+  Score take_score() override { return score_.take().in_raw_units(target_scale_); }
 
  private:
+  float target_scale_;
   Tensor diff_{{0}, Device::cuda}, grad_{{0}, Device::cuda}, uploaded_targets_{{0}, Device::cuda};
   DeviceScore score_;
 };
 
 }  // namespace
 
-std::unique_ptr<Loss> make_cuda_loss(bool classification) {
-  if (classification) return std::make_unique<CudaSoftmaxCrossEntropy>();
-  return std::make_unique<CudaMeanSquaredError>();
+std::unique_ptr<Loss> make_cuda_loss(const TargetSpace& targets) {
+  if (targets.classification) return std::make_unique<CudaSoftmaxCrossEntropy>();
+  return std::make_unique<CudaMeanSquaredError>(targets.scale);
 }
 
 }  // namespace ringtrain::cuda

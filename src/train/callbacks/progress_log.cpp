@@ -1,17 +1,28 @@
 // What rank 0 prints as the run goes: the run's header, the running loss every --log-every steps, a line per
 // epoch (with the mode's report and skipped steps), and how an interrupted run stopped.
+#include <cmath>
 #include <cstdio>
 
 #include "ringtrain/stop_request.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/callbacks.hpp"
 
 namespace ringtrain {
 
-std::string format_score(const std::string& prefix, const Score& s, const std::string& metric) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%sloss %.4f  %s%s %.4f", prefix.c_str(), s.loss(), prefix.c_str(), metric.c_str(),
-                s.metric());
+namespace {
+
+// Four decimals for the usual losses and accuracies; a regression target's units (prices) need no more than
+// one, and six significant digits at any size.
+std::string number(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, std::fabs(v) < 1000.0 ? "%.4f" : std::fabs(v) < 1e12 ? "%.1f" : "%.6g", v);
   return buf;
+}
+
+}  // namespace
+
+std::string format_score(const std::string& prefix, const Score& s, const std::string& metric) {
+  return prefix + "loss " + number(s.loss()) + "  " + prefix + metric + " " + number(s.metric());
 }
 
 namespace {
@@ -33,8 +44,13 @@ class ProgressLog final : public Callback {
 
   void on_epoch_end(TrainState& state, EpochRecord& r) override {
     char tail[96];
-    std::snprintf(tail, sizeof tail, "  %.0f img/s  %.1f s", r.images_per_s, r.seconds);
-    c_.log << "epoch " << r.epoch << "/" << state.epochs << "  " << format_score("", r.train, metric_)
+    std::snprintf(tail, sizeof tail, "  %.0f img/s  %.1f s", r.images_per_s, r.epoch_seconds);
+    // An epoch that --steps ends early says so: "epoch 1/3" alone reads as a whole epoch.
+    const std::string cut = state.finishing && state.epoch_steps < state.steps_per_epoch
+                                ? " (ended by --steps after " + std::to_string(state.epoch_steps) + " of " +
+                                      std::to_string(state.steps_per_epoch) + " steps)"
+                                : "";
+    c_.log << "epoch " << r.epoch << "/" << state.epochs << cut << "  " << format_score("", r.train, metric_)
            << (r.val.samples ? "  " + format_score("val_", r.val, metric_) : "") << tail << std::endl
            << r.report;
     if (c_.mode.skipped_steps() > 0)
@@ -42,8 +58,13 @@ class ProgressLog final : public Callback {
              << std::endl;
   }
 
-  void on_train_end(TrainState& state, TrainResult&) override {
-    if (!state.interrupted) return;
+  void on_train_end(TrainState& state, TrainResult& result) override {
+    if (!state.interrupted) {
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%.1f s", result.seconds);
+      c_.log << "trained " << counted(result.steps, "step") << " in " << seconds << std::endl;
+      return;
+    }
     const char* saved =
         c_.checkpoints ? "; --resume auto continues from the checkpoint" : "; no --checkpoint-dir, nothing saved";
     c_.log << "stopped by " << (stop_requested() ? stop_reason() : "a signal to another rank") << " after step "

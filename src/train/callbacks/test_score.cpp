@@ -1,4 +1,5 @@
 // At the end of a run that was not interrupted: the test split's score, into the result and the log.
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/callbacks.hpp"
 
 namespace ringtrain {
@@ -10,10 +11,11 @@ class TestScore final : public Callback {
   explicit TestScore(const TrainContext& context) : c_(context) {}
   void on_train_end(TrainState& state, TrainResult& result) override {
     if (state.interrupted) return;
+    const Timeline::Scope span(c_.timeline, Timeline::training, "evaluate test");
     auto loader = make_eval_loader(*c_.test_set, c_.config, c_.share);
     result.test = c_.mode.sum_over_ranks(c_.mode.evaluate(*loader));
-    c_.log << "test  " << format_score("test_", result.test, c_.loss.metric_name()) << "  (" << result.test.samples
-           << " samples)" << std::endl;
+    c_.log << "test  " << format_score("test_", result.test, c_.loss.metric_name()) << "  ("
+           << counted(result.test.samples, "sample") << ")" << std::endl;
   }
 
  private:

@@ -1,5 +1,6 @@
-// --timeline FILE: at the end of a run that was not interrupted, every rank's spans go to rank 0, which
-// writes one Chrome/Perfetto trace (comm/timeline.hpp). The spans themselves are recorded as the run goes.
+// --timeline FILE: a span per step on the timeline's steps row (and --timeline-steps' window), and at the end
+// of a run that was not interrupted, every rank's spans go to rank 0, which writes one Chrome/Perfetto trace
+// (comm/timeline.hpp). The other spans are recorded where the work is done.
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/output_file.hpp"
 
@@ -9,7 +10,17 @@ namespace {
 
 class TimelineFile final : public Callback {
  public:
-  explicit TimelineFile(const TrainContext& context) : c_(context) {}
+  explicit TimelineFile(const TrainContext& context) : c_(context) {
+    const StepRange& window = context.config.timeline_steps;
+    if (window.first > 0) c_.timeline->keep_steps(window.first, window.last);
+  }
+  void on_step_begin(TrainState& state) override {
+    c_.timeline->begin_step(state.step + 1);
+    step_began_ = Timeline::Clock::now();
+  }
+  void on_step_end(TrainState& state) override {
+    c_.timeline->span(Timeline::steps, "step " + std::to_string(state.step), step_began_, Timeline::Clock::now());
+  }
   void on_train_end(TrainState& state, TrainResult&) override {
     if (state.interrupted) return;
     if (c_.world.rank() != 0) return c_.timeline->write(c_.world, nullptr);
@@ -19,6 +30,7 @@ class TimelineFile final : public Callback {
 
  private:
   const TrainContext& c_;
+  Timeline::Clock::time_point step_began_;
 };
 
 }  // namespace
