@@ -27,6 +27,19 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// The batches of an unshuffled epoch, as the loader assembles them (normalised x and y).
+std::vector<Batch> batches_of(const ShardSet& set, int64_t size) {
+  LoaderConfig c;
+  c.batch = size;
+  c.shuffle = false;
+  BatchLoader loader(set, c);
+  loader.start_epoch(0);
+  std::vector<Batch> batches(1);
+  while (loader.next(batches.back())) batches.emplace_back();
+  batches.pop_back();
+  return batches;
+}
+
 // Writes a shard with raw datasets, bypassing write_shard's checks, for the bad-input cases.
 void write_raw(const std::string& path, const std::function<void(hid_t)>& fill) {
   auto lock = h5::lock_library();
@@ -126,14 +139,7 @@ TEST(Shard, RegressionTargetsRoundTrip) {
   EXPECT_EQ(standardised.y_shift, -2.0f);
   EXPECT_NE(error_of([&] { check_compatible(back, standardised); }).find("target standardisation"), std::string::npos);
   // The loader hands the model standardised targets.
-  const ShardSet set = ShardSet::open(dir.path("s.h5"));
-  LoaderConfig lc;
-  lc.batch = 2;
-  lc.shuffle = false;
-  BatchLoader loader(set, lc);
-  loader.start_epoch(0);
-  Batch batch;
-  ASSERT_TRUE(loader.next(batch));
+  const Batch batch = std::move(batches_of(ShardSet::open(dir.path("s.h5")), 2).at(0));
   EXPECT_FLOAT_EQ(batch.y.values[0], 0.5f * 0.25f - 2.0f);
   EXPECT_FLOAT_EQ(batch.y.values[3], 3.5f * 0.25f - 2.0f);
 
@@ -319,17 +325,12 @@ TEST(BatchLoader, NormalisesAndShufflesWindowByWindow) {
   data.labels = {0, 1, 2, 3};
   write_shard(dir.path("a.h5"), meta, data);
   const ShardSet set = ShardSet::open(dir.path());
-  LoaderConfig c;
-  c.batch = 4;
-  c.shuffle = false;
-  BatchLoader loader(set, c);
-  loader.start_epoch(0);
-  Batch b;
-  ASSERT_TRUE(loader.next(b));
+  const std::vector<Batch> batches = batches_of(set, 4);
+  ASSERT_EQ(batches.size(), 1u);
+  const Batch& b = batches[0];
   EXPECT_EQ(b.x.shape(), (Shape{4, 2}));
   EXPECT_FLOAT_EQ(b.x[2], 2 * 0.5f + 1.0f);
   EXPECT_FLOAT_EQ(b.x[3], 3 * 2.0f + 1.0f);
-  EXPECT_FALSE(loader.next(b));
 }
 
 TEST(BatchLoader, ReaderErrorsReachTheTrainingThread) {
