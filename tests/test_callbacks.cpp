@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <thread>
 
+#include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -116,6 +118,27 @@ TEST(CallbackList, AnInterruptStopsTheEventsDispatch) {
   TrainResult result;
   list.train_end(state, result);  // already interrupted: the end reaches everyone
   EXPECT_EQ(second.train_end, 1);
+}
+
+// --timeline-steps 3:4: spans of steps 3 and 4 and what follows step 4 until step 5 begins (an epoch's
+// evaluation) are kept; the rest, also from another thread, is dropped.
+TEST(Timeline, KeepsOnlyItsWindowOfSteps) {
+  Timeline timeline(3, 4);
+  const auto now = Timeline::Clock::now();
+  for (int64_t step = 1; step <= 6; ++step) {
+    timeline.begin_step(step);
+    timeline.span(Timeline::steps, "step " + std::to_string(step), now, now);
+    std::thread([&] { timeline.span(Timeline::communication, "ALLREDUCE " + std::to_string(step), now, now); }).join();
+    if (step == 4) timeline.span(Timeline::training, "evaluate val", now, now);
+  }
+  const std::string json = timeline.events_json(0);
+  for (const char* kept : {"step 3", "step 4", "ALLREDUCE 3", "ALLREDUCE 4", "evaluate val"})
+    EXPECT_NE(json.find(std::string("\"") + kept + "\""), std::string::npos) << kept;
+  for (const char* dropped : {"step 2", "step 5", "ALLREDUCE 1", "ALLREDUCE 6"})
+    EXPECT_EQ(json.find(std::string("\"") + dropped + "\""), std::string::npos) << dropped;
+  Timeline whole;  // no window: everything
+  whole.span(Timeline::training, "load batch", now, now);
+  EXPECT_NE(whole.events_json(0).find("load batch"), std::string::npos);
 }
 
 }  // namespace

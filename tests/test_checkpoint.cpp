@@ -109,6 +109,20 @@ TEST(CheckpointFile, RoundTripsModelOptimizerRandomStreamsAndProgress) {
   EXPECT_THROW(read_checkpoint(path, loaded, {"momentum"}), Error);  // written by Adam, read for SGD
 }
 
+// Checkpoints from before the settings lines were renamed ("--ranks", "the training data ... 1 shards") still
+// resume: their lines are read under today's names and wording.
+TEST(CheckpointFile, OlderSettingsNamesAreReadAsTodays) {
+  TempDir dir;
+  Model model("flatten,linear(out)", {4}, 3, 7);
+  const std::string path = dir.path("old.h5");
+  write_checkpoint(path, model, TargetSpace{}, {}, {10, 0, 0, 10},
+                   {{"--model", model.spec()}, {"the training data", "1 samples of [4] in 1 shards"}, {"--ranks", "2"}});
+  const CheckpointContents back = read_checkpoint(path, model, {});
+  EXPECT_EQ(back.settings, (Settings{{"--model", model.spec()}, {"training data", "1 sample of [4] in 1 shard"},
+                                     {"ranks", "2"}}));
+  EXPECT_TRUE(back.targets.classification);
+}
+
 TEST(CheckpointFile, MismatchNamesTheFirstSettingThatMustNotChange) {
   const Settings saved{{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"ranks", "2"}};
   EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.5"}, {"ranks", "2"}}), "");
@@ -388,6 +402,31 @@ TEST(Resume, AutoWithNoCheckpointStartsAfresh) {
   EXPECT_NE(log.str().find("to resume from: starting afresh"), std::string::npos) << log.str();
 }
 
+// A resumed run: a checkpoint at --steps trains nothing; another --steps that moves the schedule says so; the
+// "trained" line counts this run's steps.
+TEST(Resume, SaysWhatItTrainsAndWhenTheScheduleMoved) {
+  TempDir dir;
+  write_data(dir);
+  TrainConfig c = small_run(dir.path());
+  c.checkpoint_dir = dir.path("checkpoints");
+  c.lr_schedule = LrScheduleKind::cosine;
+  c.max_steps = 10;
+  std::ostringstream first;
+  EXPECT_EQ(Trainer(c, test::world()).run(first).steps, 10);
+  c.resume = {ResumeFrom::newest, ""};
+  std::ostringstream again;
+  EXPECT_EQ(Trainer(c, test::world()).run(again).steps, 10);
+  EXPECT_NE(again.str().find("the checkpoint is at step 10, --steps 10: nothing to train"), std::string::npos)
+      << again.str();
+  c.max_steps = 15;
+  std::ostringstream more;
+  EXPECT_EQ(Trainer(c, test::world()).run(more).steps, 15);
+  EXPECT_NE(more.str().find("the learning-rate schedule now spans 15 steps; the checkpoint's run planned 10"),
+            std::string::npos)
+      << more.str();
+  EXPECT_NE(more.str().find("trained 5 steps (steps 11 to 15)"), std::string::npos) << more.str();
+}
+
 TEST(Resume, AStopRequestCheckpointsWithinAStepAndEndsEarly) {
   TempDir dir;
   write_data(dir);
@@ -478,6 +517,21 @@ TEST(NonFinite, TheCheckLooksAtTheParametersItIsGiven) {
   EXPECT_EQ(found.first_step, 12);
   EXPECT_EQ(found.first_param, 1);
   EXPECT_EQ(check->take_findings().bad_steps, 0);
+}
+
+// A regression model's file carries its targets' standardisation, checked like a shard's.
+TEST(ModelFile, RegressionTargetStandardisationRoundTripsAndIsChecked) {
+  TempDir dir;
+  Model model("flatten,linear(out)", {4}, 2, 7);
+  save_model(dir.path("r.h5"), model, TargetSpace{false, 0.25f, -3.0f});
+  const LoadedModel back = load_model(dir.path("r.h5"));
+  EXPECT_FALSE(back.targets.classification);
+  EXPECT_EQ(back.targets.scale, 0.25f);
+  EXPECT_EQ(back.targets.shift, -3.0f);
+  save_model(dir.path("zero.h5"), model, TargetSpace{false, 0.0f, 0.0f});
+  expect_error([&] { load_model(dir.path("zero.h5")); },
+               "attribute y_scale must be one finite, non-zero number (every target shares it) in '" +
+                   dir.path("zero.h5") + "'");
 }
 
 }  // namespace

@@ -143,6 +143,12 @@ TEST(Shard, RegressionTargetsRoundTrip) {
   EXPECT_FLOAT_EQ(batch.y.values[0], 0.5f * 0.25f - 2.0f);
   EXPECT_FLOAT_EQ(batch.y.values[3], 3.5f * 0.25f - 2.0f);
 
+  // A scale that overflows the targets it standardises is refused where the data is read, naming the sample.
+  meta.y_scale = 3e38f;
+  write_shard(dir.path("o.h5"), meta, data);
+  const std::string overflow = error_of([&] { read_shard_data(read_shard_meta(dir.path("o.h5"))); });
+  EXPECT_NE(overflow.find("the target of sample 0 overflows when standardised"), std::string::npos) << overflow;
+
   for (const auto& [attr, value] : {std::pair{"y_scale", std::vector<float>{0.0f}},
                                     std::pair{"y_scale", std::vector<float>{1.0f, 2.0f}},
                                     std::pair{"y_shift", std::vector<float>{NAN}}}) {

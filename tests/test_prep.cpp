@@ -92,6 +92,16 @@ TEST(PrepIdx, BadFilesAreNamed) {
   }
   write_file(in.path("train-labels-idx1-ubyte"), {1, 2, 3, 4, 5, 6, 7, 8}, false);
   EXPECT_THROW(prep(c), Error);
+  // A header whose sizes multiply past 2 GiB (or wrap around) is refused before any memory is taken for it.
+  write_file(in.path("train-labels-idx1-ubyte"), idx_bytes({10}, std::vector<uint8_t>(10)), false);
+  write_file(in.path("train-images-idx3-ubyte"), {0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255},
+             false);
+  try {
+    prep(c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("declares an array of more than 2 GiB"), std::string::npos) << e.what();
+  }
 }
 
 TEST(PrepCsv, RegressionStandardisesNumericAndOneHotsCategoricalColumns) {
@@ -459,6 +469,20 @@ TEST(PrepCsv, RegressionTargetIsStandardisedByTheTrainingSplit) {
   EXPECT_EQ(test.meta().y_shift, m.y_shift);
 }
 
+// A spread too small for a float32 scale would put an infinite scale in the shards that no run could use.
+TEST(PrepCsv, AColumnThatVariesTooLittleForFloat32IsNamed) {
+  TempDir in, out;
+  const std::string text = numbered_csv("a,y", 20, [](int i) { return std::to_string(i % 3) + "e-41," + std::to_string(i); });
+  EXPECT_EQ(prep_error(csv_config(in, out, text, "y")).rfind("CSV column 'a' varies too little to standardise", 0), 0u);
+  EXPECT_FALSE(wrote_shards(out));
+  // A small spread on a large offset keeps its deviation (two passes, not the sum of squares).
+  const std::string offset = numbered_csv("a,y", 40, [](int i) { return std::to_string(i) + "," + std::to_string(1000000000 + 64 * (i % 2)); });
+  prep(csv_config(in, out, offset, "y"));
+  const float y_scale = read_split(out.path(), Split::train).meta.y_scale;  // 1 / 32 for an even split; was 1
+  EXPECT_GT(y_scale, 0.02f);
+  EXPECT_LT(y_scale, 0.05f);
+}
+
 TEST(PrepCsv, DropLeavesColumnsOutAndNamesOnesThatAreNotThere) {
   TempDir in, out;
   // The id column would be a feature; "leak" would give the target away. Their cells are not even read.
@@ -492,6 +516,8 @@ TEST(Prep, AFailedPrepLeavesNoOutputDirectoryAndACsvInputNamesTheFlag) {
   EXPECT_NE(prep_error(c), "");
   EXPECT_FALSE(std::filesystem::exists(out.path("new/data")));
   c.format = PrepFormat::idx;  // the default: a directory of IDX files
+  EXPECT_EQ(prep_error(c).rfind("--target, --task, --missing and --drop are for --format csv", 0), 0u);
+  c.target.clear();
   EXPECT_EQ(prep_error(c).rfind("--input '" + c.input + "' looks like a CSV file: add --format csv", 0), 0u);
   EXPECT_FALSE(std::filesystem::exists(out.path("new/data")));
 }

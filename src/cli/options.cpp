@@ -5,6 +5,7 @@
 
 #include <boost/any.hpp>
 #include <boost/program_options/errors.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -104,8 +105,23 @@ void keep_last_occurrence(po::parsed_options& parsed, const po::options_descript
     const po::option_description* d = options.find_nothrow(key, false);
     return d && d->semantic()->is_composing();
   };
-  for (auto it = flags.rbegin(); it != flags.rend(); ++it)
+  // A value that is overridden is still read, so that "--lr abc --lr 0.1" is the error it would be alone.
+  auto check_value = [&](const po::option& flag) {
+    boost::any scratch;
+    const po::option_description* d = options.find_nothrow(flag.string_key, false);
+    if (!d) return;
+    try {
+      d->semantic()->parse(scratch, flag.value, true);
+    } catch (po::error_with_option_name& e) {
+      e.set_option_name(flag.string_key);  // as store() names it: --lr
+      e.set_prefix(po::command_line_style::allow_long);
+      throw;
+    }
+  };
+  for (auto it = flags.rbegin(); it != flags.rend(); ++it) {
     if (it->string_key.empty() || gathers(it->string_key) || seen.insert(it->string_key).second) kept.push_back(*it);
+    else check_value(*it);
+  }
   flags.assign(kept.rbegin(), kept.rend());
 }
 
@@ -199,13 +215,17 @@ void read_choices(const ChoiceFlags& text, DeviceConfig& device, AllreduceAlgori
   allreduce = parse_choice<AllreduceAlgorithm>("--allreduce", text.allreduce);
 }
 
-// The user's name for a path: letters, digits, '.', '_' and '-' as they are, anything else '_'.
+// Text safe in one path component: letters, digits, '.', '_' and '-' as they are, anything else ('/', '%',
+// spaces) '_'. A job id of "../.." must not name a directory outside TMPDIR, which would be removed.
+std::string path_word(std::string text) {
+  for (char& ch : text)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') ch = '_';
+  return text;
+}
+
 std::string user_name() {
   const passwd* pw = ::getpwuid(::geteuid());
-  std::string name = pw && pw->pw_name ? pw->pw_name : std::to_string(::geteuid());
-  for (char& ch : name)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') ch = '_';
-  return name;
+  return path_word(pw && pw->pw_name ? pw->pw_name : std::to_string(::geteuid()));
 }
 
 // --stage-to, or in a SLURM job with a TMPDIR (node-local scratch at most sites) a directory there that is
@@ -217,7 +237,7 @@ void choose_stage_dir(const std::string& given, DataSources& data) {
   const char* tmp = std::getenv("TMPDIR");
   const char* job = std::getenv("SLURM_JOB_ID");
   if (!job || !*job || !tmp || !*tmp) return;
-  data.stage_to = std::string(tmp) + "/ringtrain-stage-" + user_name() + "-" + job;
+  data.stage_to = std::string(tmp) + "/ringtrain-stage-" + user_name() + "-" + path_word(job);
   data.remove_staged = true;
 }
 
@@ -295,7 +315,7 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
       ("test-fraction", with_default(&c.test_fraction, 0.2), "share held out for testing (csv; idx without t10k files)")
       ("target", po::value(&c.target), "csv: target column")
       ("drop", po::value(&drop)->composing(), "csv: a column to leave out (an identifier, a column that leaks the "
-       "target); repeat it or give a comma-separated list")
+       "target); repeat it or give a comma-separated list (a name that holds a comma cannot be given)")
       ("task", po::value(&task)->default_value("auto"), "csv: auto, classification or regression")
       ("missing", po::value(&missing)->default_value("error"), ("csv: what a missing cell (" + missing_cells +
        ") does: error; drop (its row); or mean (numeric: the training mean; categorical: a \"<missing>\" "
@@ -307,9 +327,13 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   c.task = parse_choice<TaskKind>("--task", task);
   c.missing = parse_choice<MissingValues>("--missing", missing);
   for (const std::string& list : drop)
-    for (const std::string& name : split_list(list)) {
+    for (std::string name : split_list(list.empty() ? std::string(",") : list)) {
+      // Trimmed as the CSV header's names are.
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
       if (name.empty()) throw UsageError("--drop '" + list + "' holds an empty column name");
-      c.drop_columns.push_back(name);
+      if (std::find(c.drop_columns.begin(), c.drop_columns.end(), name) == c.drop_columns.end())
+        c.drop_columns.push_back(name);
     }
   return c;
 }

@@ -24,12 +24,8 @@ std::string json_string(const std::string& s) {
 
 }  // namespace
 
-Timeline::Timeline() : origin_(Clock::now()) {}
-
-void Timeline::keep_steps(int64_t first, int64_t last) {
-  first_step_ = first, last_step_ = last;
-  recording_ = false;  // until the window's first step
-}
+Timeline::Timeline(int64_t first_step, int64_t last_step)
+    : origin_(Clock::now()), first_step_(first_step), last_step_(last_step), recording_(first_step <= 1) {}
 
 void Timeline::begin_step(int64_t step) {
   recording_ = first_step_ == 0 || (step >= first_step_ && step <= last_step_);

@@ -99,11 +99,16 @@ void publish_splits(const std::string& dir, const Table& train, const Table& val
   const fs::path staging = fs::path(dir) / (".prep.tmp." + std::to_string(::getpid()));
   std::error_code ignored, ec;
   // Made only now that the input converted, and removed again if nothing could be written into it: a
-  // failed prep leaves no empty directory behind.
+  // failed prep leaves no empty directory behind, nor the parents it made for it (--out new/data).
+  fs::path first_made = fs::absolute(dir, ec);
+  while (first_made.parent_path() != first_made && !fs::exists(first_made.parent_path(), ignored))
+    first_made = first_made.parent_path();
   const bool created = fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create output directory '" + dir + "': " + ec.message());
   auto remove_created = [&] {
-    if (created) fs::remove(dir, ignored);  // only when empty
+    if (!created) return;
+    for (fs::path p = fs::absolute(dir, ignored); fs::remove(p, ignored) && p != first_made; p = p.parent_path()) {
+    }  // fs::remove takes only empty directories
   };
   remove_dead_staging(dir);
   try {
@@ -123,7 +128,8 @@ void publish_splits(const std::string& dir, const Table& train, const Table& val
   } catch (const Error& e) {
     fs::remove_all(staging, ignored);
     remove_created();
-    throw Error(std::string(e.what()) + " (the shards already in '" + dir + "' are kept)");
+    throw Error(std::string(e.what()) + (created ? std::string(" (nothing was written)")
+                                                 : " (the shards already in '" + dir + "' are kept)"));
   }
   fs::remove(staging, ignored);
 }

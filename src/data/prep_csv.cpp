@@ -10,9 +10,11 @@
 #include <charconv>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <tuple>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -333,36 +335,43 @@ void impute_missing(const std::vector<size_t>& numeric, Splits& s) {
   }
 }
 
-// (scale, shift) that take values of the given mean and deviation to mean 0 and deviation 1; a constant
-// column keeps scale 1.
-std::pair<float, float> standardisation(double sum, double sq, double n) {
-  const double mean = sum / n, sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
-  const float scale = sd > 0.0 ? static_cast<float>(1.0 / sd) : 1.0f;
-  return {scale, static_cast<float>(-mean) * scale};
+// (scale, shift) that take `n` values (value(i)) to mean 0 and deviation 1; a constant column keeps scale 1.
+// Two passes in double: the one-pass sum of squares loses a small spread on a large offset (1e9 + {0, 64}).
+// A spread too small for float32's scale (below about 3e-39) is an error naming the column, not an infinite
+// scale in the shards that no run could use.
+std::pair<float, float> standardisation(size_t n, const std::function<double(size_t)>& value, const std::string& column) {
+  double sum = 0.0, sq = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += value(i);
+  const double mean = sum / static_cast<double>(n);
+  for (size_t i = 0; i < n; ++i) sq += (value(i) - mean) * (value(i) - mean);
+  const double sd = std::sqrt(sq / static_cast<double>(n));
+  if (sd == 0.0) return {1.0f, static_cast<float>(-mean)};
+  const float scale = static_cast<float>(1.0 / sd);
+  if (!std::isfinite(scale)) {
+    char deviation[32];
+    std::snprintf(deviation, sizeof deviation, "%.3g", sd);
+    throw Error("CSV column '" + column + "' varies too little to standardise in float32 (deviation " + deviation +
+                "): multiply it by a power of ten first");
+  }
+  return {scale, static_cast<float>(-mean / sd)};
 }
 
 // Numeric features get the training split's mean and deviation as scale and shift; one-hot ones stay 0/1.
 // A regression target likewise (y_scale/y_shift): prices in the hundreds of thousands would give the
 // default model gradients of 1e5 and a non-finite loss within steps; training sees standardised values and
 // reports losses in the target's own units.
-void standardise(const std::vector<size_t>& numeric, Splits& s) {
-  const size_t features = static_cast<size_t>(s.train.meta.features());
-  const size_t rows = static_cast<size_t>(s.train.meta.samples);
+void standardise(const std::vector<size_t>& numeric, const std::string& target, Splits& s) {
+  const prep_detail::Table& train = s.train;
+  const size_t features = static_cast<size_t>(train.meta.features());
+  const size_t rows = static_cast<size_t>(train.meta.samples);
   std::vector<float> scale(features, 1.0f), shift(features, 0.0f);
-  for (size_t f : numeric) {
-    double sum = 0.0, sq = 0.0;
-    for (size_t r = 0; r < rows; ++r) {
-      const double v = s.train.data.x_f32[r * features + f];
-      sum += v, sq += v * v;
-    }
-    std::tie(scale[f], shift[f]) = standardisation(sum, sq, static_cast<double>(rows));
-  }
+  for (size_t f : numeric)
+    std::tie(scale[f], shift[f]) = standardisation(
+        rows, [&](size_t r) { return train.data.x_f32[r * features + f]; }, train.meta.feature_names[f]);
   float y_scale = 1.0f, y_shift = 0.0f;
-  if (!s.train.meta.classification()) {
-    double sum = 0.0, sq = 0.0;
-    for (const float v : s.train.data.targets) sum += v, sq += static_cast<double>(v) * v;
-    std::tie(y_scale, y_shift) = standardisation(sum, sq, static_cast<double>(s.train.data.targets.size()));
-  }
+  if (!train.meta.classification())
+    std::tie(y_scale, y_shift) =
+        standardisation(train.data.targets.size(), [&](size_t i) { return train.data.targets[i]; }, target);
   for (prep_detail::Table* t : {&s.train, &s.val, &s.test})
     t->meta.x_scale = scale, t->meta.x_shift = shift, t->meta.y_scale = y_scale, t->meta.y_shift = y_shift;
 }
@@ -410,7 +419,7 @@ PrepReport prep_csv(const PrepConfig& c) {
   prep_detail::split_off(rest, c.val_fraction, c.seed, s.train, s.val);
   const std::vector<size_t> numeric_f = numeric_features(layout.columns);
   impute_missing(numeric_f, s);
-  standardise(numeric_f, s);
+  standardise(numeric_f, c.target, s);
 
   // Only now that the whole file converted: an error above leaves an earlier run's shards as they were.
   PrepReport r;

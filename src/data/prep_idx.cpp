@@ -34,16 +34,26 @@ IdxArray read_idx(const std::string& path) {
       magic[3] > 4)
     throw Error("'" + path + "' is not an IDX file of unsigned bytes (bad magic number)");
   IdxArray a;
+  // A header's sizes multiply to at most 2^31 bytes (far above MNIST's 47 MB); beyond, or wrapped around,
+  // they would ask for any amount of memory.
+  constexpr int64_t kMaxBytes = int64_t{1} << 31;
   int64_t total = 1;
   for (int d = 0; d < magic[3]; ++d) {
     std::array<uint8_t, 4> b{};
     if (gzread(f, b.data(), 4) != 4) throw Error("'" + path + "' ends inside its IDX header");
     a.dims.push_back((int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+    if (a.dims.back() > 0 && total > kMaxBytes / a.dims.back())
+      throw Error("'" + path + "' declares an array of more than 2 GiB in its IDX header");
     total *= a.dims.back();
   }
-  a.bytes.resize(static_cast<size_t>(total));
-  if (total > 0 && gzread(f, a.bytes.data(), static_cast<unsigned>(total)) != static_cast<int>(total))
-    throw Error("'" + path + "' is truncated: its header promises " + std::to_string(total) + " bytes");
+  // Read as the bytes come, so that a short file that declares much is found before memory is taken for it.
+  constexpr int64_t kChunk = int64_t{64} << 20;
+  while (static_cast<int64_t>(a.bytes.size()) < total) {
+    const size_t have = a.bytes.size(), want = static_cast<size_t>(std::min(kChunk, total - static_cast<int64_t>(have)));
+    a.bytes.resize(have + want);
+    if (gzread(f, a.bytes.data() + have, static_cast<unsigned>(want)) != static_cast<int>(want))
+      throw Error("'" + path + "' is truncated: its header promises " + std::to_string(total) + " bytes");
+  }
   return a;
 }
 
@@ -86,7 +96,11 @@ void check_is_directory(const std::string& input) {
   std::getline(in, first_line);
   std::string lower = input;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  if (lower.ends_with(".csv") || first_line.find(',') != std::string::npos)
+  // A binary file may hold a comma before its first newline: CSV only when that line is text.
+  const bool text = std::none_of(first_line.begin(), first_line.end(), [](unsigned char ch) {
+    return ch < 0x20 && ch != '\t' && ch != '\r';
+  });
+  if (lower.ends_with(".csv") || (text && first_line.find(',') != std::string::npos))
     throw Error("--input '" + input + "' looks like a CSV file: add --format csv (and --target COLUMN); the "
                 "default --format idx reads a directory of IDX files");
   throw Error("--input '" + input + "' is a file; --format idx reads a directory holding "
@@ -97,6 +111,10 @@ void check_is_directory(const std::string& input) {
 
 PrepReport prep_idx(const PrepConfig& c) {
   prep_detail::check_config(c);
+  // Flags the IDX path would ignore: --target regression on images would silently be classification.
+  if (!c.target.empty() || !c.drop_columns.empty() || c.task != TaskKind::automatic || c.missing != MissingValues::error)
+    throw Error("--target, --task, --missing and --drop are for --format csv; --input '" + c.input +
+                "' is read as IDX files (the default --format idx)");
   check_is_directory(c.input);
   const std::string train_images = find_idx(c.input, "train-images-idx3-ubyte");
   const std::string train_labels = find_idx(c.input, "train-labels-idx1-ubyte");

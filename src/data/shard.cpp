@@ -30,21 +30,6 @@ void check_stored(const h5::DatasetInfo& d, const char* name, const std::string&
               " of them" + in(path) + ": the file is truncated or its header is wrong");
 }
 
-// y_scale/y_shift: one finite value each, the scale not zero (a target divided by it is reported).
-std::pair<float, float> target_standardisation(hid_t file, const std::string& path) {
-  float values[2] = {1.0f, 0.0f};
-  const char* names[2] = {"y_scale", "y_shift"};
-  for (int k = 0; k < 2; ++k) {
-    if (!h5::has_attr(file, names[k])) continue;
-    const std::vector<float> v = h5::read_attr_f32(file, names[k]);
-    if (v.size() != 1 || !std::isfinite(v[0]) || (k == 0 && v[0] == 0.0f))
-      throw Error(std::string("attribute ") + names[k] + " must be one finite" + (k == 0 ? ", non-zero" : "") +
-                  " number (every target shares it)" + in(path));
-    values[k] = v[0];
-  }
-  return {values[0], values[1]};
-}
-
 // The file's size and modification time, which change when anything rewrites it.
 std::pair<uint64_t, int64_t> file_stamp(const std::string& path) {
   std::error_code ec;
@@ -116,12 +101,32 @@ ShardMeta read_shard_meta(const std::string& path) {
       throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
                   " entries but samples have " + std::to_string(features) + " features" + in(path));
   }
-  if (!m.classification()) std::tie(m.y_scale, m.y_shift) = target_standardisation(file.get(), path);
+  if (!m.classification()) std::tie(m.y_scale, m.y_shift) = read_target_standardisation(file.get(), in(path));
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
   m.class_names = optional_strs(file.get(), "class_names");
   std::tie(m.file_bytes, m.modified_ns) = file_stamp(path);
   return m;
+}
+
+// y_scale/y_shift: one finite value each, the scale not zero (a target divided by it is reported).
+std::pair<float, float> read_target_standardisation(hid_t file, const std::string& where) {
+  float values[2] = {1.0f, 0.0f};
+  const char* names[2] = {"y_scale", "y_shift"};
+  for (int k = 0; k < 2; ++k) {
+    if (!h5::has_attr(file, names[k])) continue;
+    std::vector<float> v;
+    try {
+      v = h5::read_attr_f32(file, names[k]);
+    } catch (const Error& e) {
+      throw Error(e.what() + where);  // a string attribute: name the file
+    }
+    if (v.size() != 1 || !std::isfinite(v[0]) || (k == 0 && v[0] == 0.0f))
+      throw Error(std::string("attribute ") + names[k] + " must be one finite" + (k == 0 ? ", non-zero" : "") +
+                  " number (every target shares it)" + where);
+    values[k] = v[0];
+  }
+  return {values[0], values[1]};
 }
 
 ShardData read_shard_data(const ShardMeta& meta) {
@@ -137,6 +142,11 @@ ShardData read_shard_data(const ShardMeta& meta) {
   else h5::read_f32(file.get(), "y", d.targets);
   check_finite(d.x_f32, meta.features(), "x", meta.path);
   check_finite(d.targets, meta.target_dim, "y", meta.path);
+  // What the loader hands the model must be finite too: a y_scale of 3e38 overflows any target above 1.
+  for (size_t i = 0; i < d.targets.size(); ++i)
+    if (!std::isfinite(d.targets[i] * meta.y_scale + meta.y_shift))
+      throw Error("the target of sample " + std::to_string(static_cast<int64_t>(i) / std::max<int64_t>(meta.target_dim, 1)) +
+                  " overflows when standardised (y * y_scale + y_shift)" + in(meta.path));
   return d;
 }
 

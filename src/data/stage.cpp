@@ -1,6 +1,7 @@
 #include "ringtrain/data/stage.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -114,6 +115,13 @@ StageReport stage_files(const std::vector<std::string>& sources, const std::stri
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create the staging directory '" + dir + "': " + ec.message());
+  // Runs that stage into one directory at once (job steps started side by side) take turns: they would
+  // write the same temporary files and manifest. The later one then finds the copies there.
+  const std::string lock_path = (fs::path(dir) / (std::string(kManifest) + ".lock")).string();
+  Fd lock(lock_path, O_RDWR | O_CREAT | O_CLOEXEC);
+  if (!lock) throw Error("cannot create '" + lock_path + "': " + why());
+  while (::flock(lock.get(), LOCK_EX) != 0 && errno == EINTR) {
+  }
   std::map<std::string, Entry> manifest = read_manifest(dir);
   StageReport report;
   for (const std::string& source : sources) {
@@ -145,6 +153,15 @@ StageReport stage_files(const std::vector<std::string>& sources, const std::stri
     report.local.push_back(local.string());
   }
   return report;
+}
+
+void remove_staged_files(const std::string& dir) {
+  std::error_code ignored;
+  for (const auto& [name, entry] : read_manifest(dir))
+    if (name.find('/') == std::string::npos && name != "." && name != "..")  // a file of this directory only
+      fs::remove(fs::path(dir) / name, ignored);
+  for (const std::string suffix : {"", ".lock", ".tmp"}) fs::remove(fs::path(dir) / (kManifest + suffix), ignored);
+  fs::remove(dir, ignored);  // only when empty
 }
 
 }  // namespace ringtrain

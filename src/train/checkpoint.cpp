@@ -19,11 +19,14 @@ namespace ringtrain {
 
 namespace {
 
-// Checkpoints written before the settings lines were named as they are now.
-std::string current_name(const std::string& name) {
-  if (name == "--ranks") return "ranks";
-  if (name == "the training data") return "training data";
-  return name;
+// A settings line of a checkpoint written before the lines were named and worded as they are now.
+std::pair<std::string, std::string> current_setting(const std::string& name, std::string value) {
+  if (name == "--ranks") return {"ranks", value};
+  if (name != "the training data") return {name, value};
+  for (const auto& [old, now] : {std::pair{"1 samples of", "1 sample of"}, std::pair{" 1 shards", " 1 shard"}})
+    if (const size_t at = value.find(old); at != std::string::npos && (at == 0 || old[0] == ' '))
+      value.replace(at, std::strlen(old), now);
+  return {"training data", value};
 }
 
 std::string optimizer_name(const std::string& param, const std::string& state) {
@@ -102,8 +105,9 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   CheckpointContents out;
   for (const std::string& line : h5::read_attr_strs(f, "settings")) {
     const size_t eq = line.find('=');
-    out.settings.emplace_back(current_name(line.substr(0, eq)), eq == std::string::npos ? "" : line.substr(eq + 1));
+    out.settings.push_back(current_setting(line.substr(0, eq), eq == std::string::npos ? "" : line.substr(eq + 1)));
   }
+  out.targets = read_target_space(f, path);
   out.progress.step = h5::read_attr_i64(f, "step");
   out.progress.epoch = h5::read_attr_i64(f, "epoch");
   out.progress.pass = h5::read_attr_i64(f, "pass");

@@ -3,9 +3,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
+#include <optional>
 
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/data/prep.hpp"
+#include "ringtrain/data/shard.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/output_file.hpp"
 
@@ -53,20 +56,19 @@ int64_t checked_outputs(hid_t file, const std::string& path) {
   return outputs;
 }
 
-// Files from before targets were standardised have none: their outputs are the targets as they were.
-TargetSpace checked_target_space(hid_t file, const std::string& path) {
+}  // namespace
+
+TargetSpace read_target_space(hid_t file, const std::string& path) {
+  const std::string task = h5::read_attr_str(file, "task");
+  const std::optional<TaskKind> kind = enum_from_name<TaskKind>(task);
+  if (!kind || kind == TaskKind::automatic)
+    throw Error("'" + path + "' has task '" + task + "', neither classification nor regression");
+  if (kind == TaskKind::classification) return TargetSpace{true};
+  // Files from before targets were standardised have none: their outputs are the targets as they were.
   TargetSpace t{false};
-  for (auto [name, value] : {std::pair{"y_scale", &t.scale}, std::pair{"y_shift", &t.shift}}) {
-    if (!h5::has_attr(file, name)) continue;
-    const std::vector<float> v = h5::read_attr_f32(file, name);
-    if (v.size() != 1 || !std::isfinite(v[0]) || (value == &t.scale && v[0] == 0.0f))
-      throw Error("'" + path + "' has a damaged " + name + " (one finite number expected, a non-zero scale)");
-    *value = v[0];
-  }
+  std::tie(t.scale, t.shift) = read_target_standardisation(file, " in '" + path + "'");
   return t;
 }
-
-}  // namespace
 
 void read_model_into(hid_t file, const std::string& path, Model& model) {
   const Shape input = checked_input_shape(file, path);
@@ -109,12 +111,7 @@ LoadedModel load_model(const std::string& path) {
   const std::string spec = h5::read_attr_str(file.get(), "model_spec");
   const Shape input = checked_input_shape(file.get(), path);
   const int64_t outputs = checked_outputs(file.get(), path);
-  const std::string task = h5::read_attr_str(file.get(), "task");
-  const std::optional<TaskKind> kind = enum_from_name<TaskKind>(task);
-  if (!kind || kind == TaskKind::automatic)
-    throw Error("'" + path + "' has task '" + task + "', neither classification nor regression");
-  out.targets.classification = kind == TaskKind::classification;
-  if (!out.targets.classification) out.targets = checked_target_space(file.get(), path);
+  out.targets = read_target_space(file.get(), path);
   out.model = std::make_unique<Model>(spec, input, outputs, 0);
   read_model_into(file.get(), path, *out.model);
   return out;

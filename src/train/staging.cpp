@@ -1,6 +1,12 @@
 #include "ringtrain/train/staging.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdlib>
@@ -23,7 +29,48 @@ std::string node_name() {
   return host;
 }
 
+bool same_file(int fd, const std::string& path) {
+  struct stat held {}, now {};
+  return ::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_dev == now.st_dev &&
+         held.st_ino == now.st_ino;
+}
+
 }  // namespace
+
+StagedCopiesLease::StagedCopiesLease(const std::string& dir) : dir_(dir) {
+  const std::string marker = (std::filesystem::path(dir) / ".in-use").string();
+  // The run that removes the directory holds the lock alone while it does; a lock taken on the marker it
+  // unlinked would guard nothing, so the marker is checked to be still the directory's afterwards.
+  for (;;) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw Error("cannot create the staging directory '" + dir + "': " + ec.message());
+    fd_ = ::open(marker.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw Error("cannot create '" + marker + "': " + std::strerror(errno));
+    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {
+    }
+    if (same_file(fd_, marker)) return;
+    ::close(fd_);
+  }
+}
+
+StagedCopiesLease::~StagedCopiesLease() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void StagedCopiesLease::remove_unless_shared() {
+  if (fd_ < 0) return;
+  // Only what staging made: a file a user saved there (--save into TMPDIR's staging directory) stays.
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+    for (Split split : {Split::train, Split::val, Split::test})
+      remove_staged_files((std::filesystem::path(dir_) / name_of(split)).string());
+    std::error_code ignored;
+    std::filesystem::remove(std::filesystem::path(dir_) / ".in-use", ignored);
+    std::filesystem::remove(dir_, ignored);  // only when empty
+  }
+  ::close(fd_);
+  fd_ = -1;
+}
 
 std::string agree_stage_dir(const std::string& mine, Communicator& world) {
   std::string agreed;
@@ -47,6 +94,7 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
   const bool leader = std::find(names.begin(), names.end(), mine) - names.begin() == world.rank();
   const std::filesystem::path dir = replace_placeholder(data.stage_to, 'n', std::to_string(node));
 
+  std::shared_ptr<StagedCopiesLease> lease;
   DataSources staged = data;
   staged.dir.clear();
   StageReport total;
@@ -63,6 +111,7 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
       const std::vector<std::string> files = ShardSet::files(source);
       shards += static_cast<int>(files.size());
       if (!leader) continue;
+      if (data.remove_staged && !lease) lease = std::make_shared<StagedCopiesLease>(dir.string());
       const StageReport r = stage_files(files, target);
       total.copied += r.copied, total.kept += r.kept, total.replaced += r.replaced, total.bytes_copied += r.bytes_copied;
     }
@@ -75,15 +124,13 @@ DataSources stage_data(const DataSources& data, Communicator& world, StagingSumm
   world.allreduce_sum(counts, 4);
   summary = {static_cast<int>(nodes.size()), shards, static_cast<int>(counts[0]), static_cast<int>(counts[1]),
              static_cast<int>(counts[2]), static_cast<int64_t>(counts[3]), allgather_strings(world, dir.string())[0],
-             dir.string(), leader};
+             std::move(lease)};
   return staged;
 }
 
 void remove_staged_copies(const StagingSummary& summary, Communicator& world) {
   world.barrier();  // no rank of the node still reads a copy
-  if (!summary.node_leader) return;
-  std::error_code ignored;  // what cannot be removed is left to the site's TMPDIR clean-up
-  std::filesystem::remove_all(summary.node_dir, ignored);
+  if (summary.lease) summary.lease->remove_unless_shared();
 }
 
 }  // namespace ringtrain

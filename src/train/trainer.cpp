@@ -68,6 +68,9 @@ std::unique_ptr<ShardSet> open_optional(const DataSources& data, Split split, co
   return set;
 }
 
+// The settings line of a checkpoint that records how many steps its run's learning-rate schedule spans.
+constexpr const char* kScheduleSteps = "lr schedule steps";
+
 // A setting as every rank prints it, at float precision: 0.05, not 0.0500000007.
 std::string num(double v) {
   char buf[32];
@@ -194,7 +197,9 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--ps-servers", std::to_string(config_.parallel.ps.servers)},
           {"--staleness", std::to_string(config_.parallel.ps.staleness)},
           {"--device", name_of(config_.device.kind)},
-          {"device", servers ? name_of(config_.device.kind) : name_of(device_)},  // what --device auto chose
+          // The device in use (what --device auto chose); parameter servers work on the host whatever the
+          // workers use, so with them every rank gives the flag's value.
+          {"device", servers ? name_of(config_.device.kind) : name_of(device_)},
           {"--precision", name_of(config_.device.precision)},
           {"--allreduce", name_of(config_.allreduce)},
           {"gradient averaging", gradient_backend()},
@@ -222,6 +227,13 @@ bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
     resumed_ = read_checkpoint(path, *model_, optimizer_->state_names());
     const std::string mismatch = checkpoint_mismatch(resumed_->settings, checkpoint_settings());
     if (!mismatch.empty()) throw Error("'" + path + "' is another run's: " + mismatch);
+    const TargetSpace data = train_set_->meta().target_space();
+    if (resumed_->targets.classification != data.classification)
+      throw Error("'" + path + "' was trained for " + (data.classification ? "regression" : "classification") +
+                  ", this data is for " + (data.classification ? "classification" : "regression"));
+    if (resumed_->targets.scale != data.scale || resumed_->targets.shift != data.shift)
+      throw Error("'" + path + "' was trained on targets standardised otherwise (y_scale and y_shift differ from "
+                  "this data's): resume on the data of the prep run it was trained on");
     check_progress_fits(resumed_->progress, steps_per_epoch, path);
     // --resume auto chose the newest valid one: anything newer is damaged, and is replaced in time.
     const bool chosen = config_.resume.kind == ResumeFrom::file;
@@ -234,8 +246,8 @@ bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
     failure = std::string("cannot resume: ") + e.what();
   }
   raise_if_any_failed(world_, failure);
-  log << "resuming from " << path << " (step " << resumed_->progress.step << ", " << resumed_->progress.epoch
-      << " epochs done)" << std::endl;
+  log << "resuming from " << path << " (step " << resumed_->progress.step << ", "
+      << counted(resumed_->progress.epoch, "epoch") << " done)" << std::endl;
   return true;
 }
 
@@ -293,8 +305,8 @@ LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas) const {
     s.warmup_from = config_.lr;
   }
   // The schedule spans the steps the run will make: when --steps ends it before --epochs would, cosine still
-  // reaches --lr-min at the last step, and warm-up and step decay keep their share of the run (an epoch of
-  // the schedule is then steps / epochs).
+  // decays to --lr-min over the run's steps, and warm-up and step decay keep their share of the run (an epoch
+  // of the schedule is then steps / epochs).
   s.total_steps = config_.epochs * steps_per_epoch;
   if (config_.max_steps > 0) s.total_steps = std::min(s.total_steps, config_.max_steps);
   const double epoch = static_cast<double>(s.total_steps) / static_cast<double>(config_.epochs);
@@ -326,14 +338,17 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   // A checkpoint goes into the host model before the mode moves it to the device.
   TrainProgress at;
   ResumePoint resume;
+  std::string planned_schedule;  // the resumed run's schedule length, as its checkpoint records it
   if (config_.resume.kind != ResumeFrom::nothing && load_checkpoint(steps_per_epoch, log)) {
     at = resumed_->progress;
     resume = {&resumed_->optimizer, at.step, at.epoch};
+    for (const auto& [name, value] : resumed_->settings)
+      if (name == kScheduleSteps) planned_schedule = value;
   }
   run->stream.emplace(run->batches, at.pass, at.pass_batch);
   if (!config_.timeline.empty()) {
     world_.barrier();  // one time origin for every rank
-    run->timeline = std::make_unique<Timeline>();
+    run->timeline = std::make_unique<Timeline>(config_.timeline_steps.first, config_.timeline_steps.last);
   }
   run->spans = std::make_unique<LayerSpans>(*model_, run->timeline.get());
   run->mode = make_parallel_mode(config_.parallel, world_,
@@ -341,6 +356,12 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
                                   steps_per_epoch, run->timeline.get(), std::cerr, resume});
   resumed_.reset();  // the mode has taken its part of the optimizer state
   run->lr = schedule(steps_per_epoch, share.replicas);
+  Settings saved = checkpoint_settings();
+  saved.emplace_back(kScheduleSteps, std::to_string(run->lr.total_steps));
+  // Another --epochs or --steps moves the schedule under a resumed run: say so rather than let its rate jump.
+  if (!planned_schedule.empty() && planned_schedule != saved.back().second)
+    log << "the learning-rate schedule now spans " << run->lr.total_steps << " steps; the checkpoint's run planned "
+        << planned_schedule << " (--epochs or --steps changed)" << std::endl;
   if (val_set_) run->val_loader = make_eval_loader(*val_set_, config_, share);
   // A resumed run picks the epoch up where the checkpoint left it.
   TrainState& state = run->state;
@@ -350,10 +371,16 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   state.epoch_steps = at.step - at.epoch * steps_per_epoch;
   state.steps_per_epoch = steps_per_epoch;
   state.stream = &*run->stream;
+  // A checkpoint at or beyond --steps: nothing is left to train (the test split is still scored).
+  if (config_.max_steps > 0 && at.step >= config_.max_steps) {
+    state.finishing = true;
+    log << "the checkpoint is at step " << at.step << ", --steps " << config_.max_steps << ": nothing to train"
+        << std::endl;
+  }
   run->context.reset(new TrainContext{config_, world_, *run->mode, *model_, *loss_, *optimizer_,
                                       train_set_->meta().target_space(), test_set_.get(), share,
                                       run->timeline.get(), checkpoints_ ? &*checkpoints_ : nullptr,
-                                      checkpoint_settings(), header(steps_per_epoch, share, run->lr), at.step > 0, log});
+                                      saved, header(steps_per_epoch, share, run->lr), at.step > 0, log});
   run->callbacks = make_callbacks(*run->context);
   for (auto& callback : extra_callbacks_) run->callbacks.add(std::move(callback));
   extra_callbacks_.clear();

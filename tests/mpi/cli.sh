@@ -42,6 +42,14 @@ for rank in (0, 1):
     names = {e["name"] for e in spans if e["pid"] == rank}
     assert "optimizer step" in names and not any(n.startswith("eval") for n in names), sorted(names)
 PY
+# A window that ends with an epoch keeps that epoch's evaluation (here the test split's, after step 50).
+timeout 120 "$mpirun" --oversubscribe -np 2 "$bin" "${common[@]}" --timeline "$dir/last.json" \
+  --timeline-steps 49:50 >/dev/null 2>"$dir/err" || fail "windowed timeline run failed: $(cat "$dir/err")"
+/usr/bin/python3 - "$dir/last.json" <<'PY' || fail "the window's last step lost its evaluation"
+import json, sys
+names = {e["name"] for e in json.load(open(sys.argv[1]))["traceEvents"] if e.get("ph") == "X" and e["pid"] == 0}
+assert {"step 49", "step 50", "evaluate test"} <= names and "step 48" not in names, sorted(names)
+PY
 
 # MPMD launch: the second rank gets another learning rate.
 timeout 120 "$mpirun" --oversubscribe -np 1 "$bin" "${common[@]}" --lr 0.05 : -np 1 "$bin" "${common[@]}" --lr 0.1 \

@@ -21,15 +21,15 @@ class Timeline {
   enum Row : int { training = 0, communication = 1, steps = 2 };
   using Clock = std::chrono::steady_clock;
 
-  // Call at the same moment on every rank (after a barrier): spans are placed relative to it.
-  Timeline();
+  // Call at the same moment on every rank (after a barrier): spans are placed relative to it. With
+  // first_step > 0, only what happens during steps first..last (counted from 1, as the run counts them) is
+  // kept, and what follows the last of them until the next step begins (an epoch's evaluation).
+  explicit Timeline(int64_t first_step = 0, int64_t last_step = 0);
   // Thread-safe. Dropped outside the window of steps.
   void span(Row row, const std::string& name, Clock::time_point begin, Clock::time_point end);
 
-  // Keeps only what happens during steps first..last (counted from 1, as the run counts them), and after
-  // the last of them until the next step begins (an epoch's evaluation).
-  void keep_steps(int64_t first, int64_t last);
-  // Step `step` begins: spans from now until the next call are kept when it is in the window.
+  // Step `step` begins: spans from now until the next call are kept when it is in the window. Called by one
+  // thread: the training thread, or on a parameter server the thread that applies the workers' steps.
   void begin_step(int64_t step);
 
   // A span from construction to destruction; does nothing when the timeline is null.
@@ -64,8 +64,8 @@ class Timeline {
     int64_t begin_us, duration_us;
   };
   Clock::time_point origin_;
-  int64_t first_step_ = 0, last_step_ = 0;  // 0: no window
-  std::atomic<bool> recording_{true};       // the communication thread reads it
+  const int64_t first_step_, last_step_;  // 0: no window
+  std::atomic<bool> recording_;           // the communication thread reads it
   mutable std::mutex mu_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, uint32_t> name_ids_;

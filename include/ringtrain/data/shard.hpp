@@ -4,8 +4,11 @@
 // `y_scale`/`y_shift` (one entry each, likewise for the targets), and optional `feature_names`, `target_names`,
 // `class_names`.
 #pragma once
+#include <hdf5.h>
+
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ringtrain/tensor/targets.hpp"
@@ -51,6 +54,10 @@ struct ShardData {
 // Opens the shard and checks format, dtypes, shapes and label range; throws Error naming file and problem.
 ShardMeta read_shard_meta(const std::string& path);
 ShardData read_shard_data(const ShardMeta& meta);
+
+// The attributes y_scale and y_shift of an open shard or model file (1 and 0 where absent), checked;
+// `where` ends the error message (" in shard 'a.h5'").
+std::pair<float, float> read_target_standardisation(hid_t file, const std::string& where);
 
 // Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
 void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data);

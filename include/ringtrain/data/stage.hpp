@@ -22,6 +22,11 @@ struct StageReport {
 // cannot be read, the directory cannot be written, or a fresh copy does not match its source.
 StageReport stage_files(const std::vector<std::string>& sources, const std::string& dir);
 
+// Removes what stage_files made in `dir`: the copies its manifest lists, the manifest and its lock, and `dir`
+// itself when that leaves it empty. Anything else there (a user's file) stays. Errors are ignored: what cannot
+// be removed is left to the site's clean-up of node-local disks.
+void remove_staged_files(const std::string& dir);
+
 // CRC-32 of a file's bytes (zlib's).
 uint32_t file_crc32(const std::string& path);
 

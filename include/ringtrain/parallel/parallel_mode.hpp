@@ -96,6 +96,8 @@ class ParallelMode {
   virtual bool end_epoch() { return true; }
   // false: ranks are at different steps, so per-step collectives (progress lines) are not possible.
   virtual bool steps_in_lockstep() const { return true; }
+  // false on a parameter server, whose rank takes no training steps of its own (it applies the workers').
+  virtual bool takes_steps() const { return true; }
 
   // Collective over the ranks that read the same batches: scores every batch `loader` gives, in evaluation
   // mode. Returns this rank's part (zero on ranks that compute no loss); the loss's score must be empty.

@@ -46,6 +46,7 @@ class ParameterServerMode final : public ParallelMode {
   void train_step(const Batch& batch, float lr) override;
   bool end_epoch() override;  // a worker tells the servers; false once a server has answered "halted"
   bool steps_in_lockstep() const override { return false; }
+  bool takes_steps() const override { return !server_; }
   Score evaluate(BatchLoader& loader) override;
   void sync_buffers() override;
   void gather_model() override;

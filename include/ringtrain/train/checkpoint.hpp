@@ -34,6 +34,7 @@ struct TrainProgress {
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
 struct CheckpointContents {
+  TargetSpace targets;  // what the model's outputs are (a regression's target standardisation)
   TrainProgress progress;
   OptimizerState optimizer;
   Settings settings;

@@ -34,6 +34,8 @@ LoadedModel load_model(const std::string& path);
 
 // The model's part of an open file: the root attributes and a dataset per parameter and buffer.
 void write_model(hid_t file, Model& model, const TargetSpace& targets);
+// What an open model file's or checkpoint's outputs are: its task, and a regression's target standardisation.
+TargetSpace read_target_space(hid_t file, const std::string& path);
 // Loads `file`'s parameters and buffers into `model`, which must have the file's architecture, input shape
 // and output count.
 void read_model_into(hid_t file, const std::string& path, Model& model);

@@ -3,6 +3,7 @@
 // rank reads the copies. Nodes are told apart by host name, or by RINGTRAIN_NODE_ID where it is set (tests
 // simulate several nodes on one machine).
 #pragma once
+#include <memory>
 #include <string>
 
 #include "ringtrain/comm/communicator.hpp"
@@ -10,13 +11,31 @@
 
 namespace ringtrain {
 
+// A run's hold on the default staging directory (this user's and job's, removed when done), which several
+// runs of one job share: job steps started side by side (`srun ... & srun ... & wait`) stage into it at once.
+// Each node's first rank holds a shared lock on <dir>/.in-use while its run reads the copies; the run that
+// ends last, the only one that can then take the lock alone, removes the directory.
+class StagedCopiesLease {
+ public:
+  explicit StagedCopiesLease(const std::string& dir);  // blocks while another run removes the directory
+  ~StagedCopiesLease();
+  StagedCopiesLease(const StagedCopiesLease&) = delete;
+  StagedCopiesLease& operator=(const StagedCopiesLease&) = delete;
+  // Removes the directory unless another run still holds it; the lease ends either way.
+  void remove_unless_shared();
+
+ private:
+  std::string dir_;
+  int fd_ = -1;
+};
+
 struct StagingSummary {
   int nodes = 0, shards = 0;       // shards per node
   int copied = 0, kept = 0, replaced = 0;  // over all nodes
   int64_t bytes_copied = 0;
   std::string dir;                 // rank 0's node's directory
-  std::string node_dir;            // this rank's node's
-  bool node_leader = false;        // this rank copied for its node
+  // The node's first rank's hold on a directory to remove at the end (DataSources::remove_staged).
+  std::shared_ptr<StagedCopiesLease> lease;
 };
 
 // Collective: the staging directory every rank uses. Ranks that were given none follow those that were (the
@@ -29,7 +48,7 @@ std::string agree_stage_dir(const std::string& mine, Communicator& world);
 DataSources stage_data(const DataSources& data, Communicator& world, StagingSummary& summary);
 
 // Collective, once every rank has stopped reading the copies: each node's first rank removes its node's
-// staging directory.
+// staging directory, unless another run of the job still reads it.
 void remove_staged_copies(const StagingSummary& summary, Communicator& world);
 
 }  // namespace ringtrain

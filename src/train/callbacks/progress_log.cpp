@@ -11,11 +11,14 @@ namespace ringtrain {
 
 namespace {
 
-// Four decimals for the usual losses and accuracies; a regression target's units (prices) need no more than
-// one, and six significant digits at any size.
+// Four decimals for the usual losses and accuracies; one for values from 1000 on (a regression target's
+// units, prices, need no more); six significant digits from 1e12 on, and below 1e-3, where four decimals
+// would print a small target's error as 0.0000.
 std::string number(double v) {
+  const double size = std::fabs(v);
+  const char* format = size >= 1e12 || (size > 0.0 && size < 1e-3) ? "%.6g" : size >= 1000.0 ? "%.1f" : "%.4f";
   char buf[48];
-  std::snprintf(buf, sizeof buf, std::fabs(v) < 1000.0 ? "%.4f" : std::fabs(v) < 1e12 ? "%.1f" : "%.6g", v);
+  std::snprintf(buf, sizeof buf, format, v);
   return buf;
 }
 
@@ -31,7 +34,10 @@ class ProgressLog final : public Callback {
  public:
   explicit ProgressLog(const TrainContext& context) : c_(context), metric_(context.loss.metric_name()) {}
 
-  void on_train_begin(TrainState&) override { c_.log << c_.header << c_.mode.description(); }
+  void on_train_begin(TrainState& state) override {
+    first_step_ = state.step;
+    c_.log << c_.header << c_.mode.description();
+  }
 
   void on_step_end(TrainState& state) override {
     const int64_t every = c_.config.log_every;
@@ -62,7 +68,11 @@ class ProgressLog final : public Callback {
     if (!state.interrupted) {
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.1f s", result.seconds);
-      c_.log << "trained " << counted(result.steps, "step") << " in " << seconds << std::endl;
+      // A resumed run trained only the steps after its checkpoint in that time.
+      c_.log << "trained " << counted(result.steps - first_step_, "step")
+             << (first_step_ > 0 ? " (steps " + std::to_string(first_step_ + 1) + " to " + std::to_string(result.steps) + ")"
+                                 : std::string())
+             << " in " << seconds << std::endl;
       return;
     }
     const char* saved =
@@ -74,6 +84,7 @@ class ProgressLog final : public Callback {
  private:
   const TrainContext& c_;
   std::string metric_;
+  int64_t first_step_ = 0;  // where this run began: a resumed run's checkpoint step
 };
 
 }  // namespace

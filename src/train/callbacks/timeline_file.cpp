@@ -10,15 +10,16 @@ namespace {
 
 class TimelineFile final : public Callback {
  public:
-  explicit TimelineFile(const TrainContext& context) : c_(context) {
-    const StepRange& window = context.config.timeline_steps;
-    if (window.first > 0) c_.timeline->keep_steps(window.first, window.last);
-  }
+  explicit TimelineFile(const TrainContext& context) : c_(context) {}
+  // A parameter server takes no steps: its window follows the steps of the pushes it applies. After an
+  // epoch's last step no step follows before the epoch's evaluation, which belongs with that last step.
   void on_step_begin(TrainState& state) override {
-    c_.timeline->begin_step(state.step + 1);
+    if (!c_.mode.takes_steps()) return;
+    if (state.epoch_steps < state.steps_per_epoch) c_.timeline->begin_step(state.step + 1);
     step_began_ = Timeline::Clock::now();
   }
   void on_step_end(TrainState& state) override {
+    if (!c_.mode.takes_steps()) return;
     c_.timeline->span(Timeline::steps, "step " + std::to_string(state.step), step_began_, Timeline::Clock::now());
   }
   void on_train_end(TrainState& state, TrainResult&) override {
