@@ -149,9 +149,10 @@ TEST(Shard, RegressionTargetsRoundTrip) {
   const std::string overflow = error_of([&] { read_shard_data(read_shard_meta(dir.path("o.h5"))); });
   EXPECT_NE(overflow.find("the target of sample 0 overflows when standardised"), std::string::npos) << overflow;
 
-  for (const auto& [attr, value] : {std::pair{"y_scale", std::vector<float>{0.0f}},
-                                    std::pair{"y_scale", std::vector<float>{1.0f, 2.0f}},
-                                    std::pair{"y_shift", std::vector<float>{NAN}}}) {
+  for (const auto& bad : {std::pair{"y_scale", std::vector<float>{0.0f}}, std::pair{"y_scale", std::vector<float>{1.0f, 2.0f}},
+                          std::pair{"y_shift", std::vector<float>{NAN}}}) {
+    const std::string attr = bad.first;  // named, not bound: clang 14's lambdas cannot capture a binding
+    const std::vector<float>& value = bad.second;
     write_raw(dir.path("bad.h5"), [&](hid_t f) {
       std::vector<float> x(6), y(2);
       h5::write_dataset(f, "x", {2, 3}, x.data());
