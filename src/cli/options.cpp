@@ -111,7 +111,7 @@ void keep_last_occurrence(po::parsed_options& parsed, const po::options_descript
     const po::option_description* d = options.find_nothrow(flag.string_key, false);
     if (!d) return;
     try {
-      d->semantic()->parse(scratch, flag.value, true);
+      d->semantic()->parse(scratch, flag.value, false);
     } catch (po::error_with_option_name& e) {
       e.set_option_name(flag.string_key);  // as store() names it: --lr
       e.set_prefix(po::command_line_style::allow_long);

@@ -10,11 +10,10 @@ namespace ringtrain {
 
 // What a model's outputs are: class scores, or values of regression targets that the data standardised
 // (standardised = raw * scale + shift, so that a target in the hundreds of thousands trains with the default
-// learning rate); scores and predictions are turned back into the target's own units.
+// learning rate); losses and errors are reported in the target's own units.
 struct TargetSpace {
   bool classification = true;
   float scale = 1.0f, shift = 0.0f;  // regression only
-  float to_raw(float standardised) const { return (standardised - shift) / scale; }
 };
 
 struct Targets {
