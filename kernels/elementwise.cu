@@ -31,21 +31,40 @@ __global__ void relu_mask_kernel(const float* dy, const float* y, float* out, in
   RINGTRAIN_GRID_STRIDE(i, n) out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-__global__ void activation_forward_kernel(Activation kind, const float* x, float* y, int64_t n) {
-  RINGTRAIN_GRID_STRIDE(i, n) {
-    const float v = x[i];
-    y[i] = kind == Activation::relu ? fmaxf(v, 0.0f) : kind == Activation::tanh ? tanhf(v) : 1.0f / (1.0f + expf(-v));
+// The CPU engine's formulas (src/nn/activation.cpp), element by element.
+__device__ float activation_value(Activation kind, float param, float v) {
+  switch (kind) {
+    case Activation::relu: return fmaxf(v, 0.0f);
+    case Activation::tanh: return tanhf(v);
+    case Activation::sigmoid: return 1.0f / (1.0f + expf(-v));
+    case Activation::leaky_relu: return v > 0.0f ? v : param * v;
+    case Activation::elu: return v > 0.0f ? v : param * expm1f(v);
+    case Activation::gelu: return 0.5f * v * (1.0f + erff(v * 0.70710678f));
   }
+  return v;
 }
 
-__global__ void activation_backward_kernel(Activation kind, const float* y, const float* dy, float* dx, int64_t n) {
-  RINGTRAIN_GRID_STRIDE(i, n) {
-    const float out = y[i];
-    const float d = kind == Activation::relu ? (out > 0.0f ? 1.0f : 0.0f)
-                    : kind == Activation::tanh ? 1.0f - out * out
-                                               : out * (1.0f - out);
-    dx[i] = dy[i] * d;
+// `s`: the output y, or GELU's input x.
+__device__ float activation_derivative(Activation kind, float param, float s) {
+  const float out = s, x = s;
+  switch (kind) {
+    case Activation::relu: return out > 0.0f ? 1.0f : 0.0f;
+    case Activation::tanh: return 1.0f - out * out;
+    case Activation::sigmoid: return out * (1.0f - out);
+    case Activation::leaky_relu: return out > 0.0f ? 1.0f : param;
+    case Activation::elu: return out > 0.0f ? 1.0f : out + param;
+    case Activation::gelu: return 0.5f * (1.0f + erff(x * 0.70710678f)) + x * expf(-0.5f * x * x) * 0.39894228f;
   }
+  return 1.0f;
+}
+
+__global__ void activation_forward_kernel(Activation kind, float param, const float* x, float* y, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) y[i] = activation_value(kind, param, x[i]);
+}
+
+__global__ void activation_backward_kernel(Activation kind, float param, const float* saved, const float* dy,
+                                           float* dx, int64_t n) {
+  RINGTRAIN_GRID_STRIDE(i, n) dx[i] = dy[i] * activation_derivative(kind, param, saved[i]);
 }
 
 __global__ void dropout_kernel(const float* x, float* y, int64_t n, float p, float keep_scale, uint64_t seed,
@@ -80,15 +99,16 @@ void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStrea
   check_launch("relu_mask");
 }
 
-void activation_forward(Activation kind, const float* x, float* y, int64_t n, cudaStream_t stream) {
+void activation_forward(Activation kind, float param, const float* x, float* y, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, y, n);
+  activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, param, x, y, n);
   check_launch("activation_forward");
 }
 
-void activation_backward(Activation kind, const float* y, const float* dy, float* dx, int64_t n, cudaStream_t stream) {
+void activation_backward(Activation kind, float param, const float* saved, const float* dy, float* dx, int64_t n,
+                         cudaStream_t stream) {
   if (n == 0) return;
-  activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, y, dy, dx, n);
+  activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, param, saved, dy, dx, n);
   check_launch("activation_backward");
 }
 

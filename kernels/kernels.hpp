@@ -36,10 +36,13 @@ void bias_relu(float* y, const float* bias, int64_t n, int64_t channels, int64_t
 // out[i] = y[i] > 0 ? dy[i] : 0: the gradient through a ReLU folded into the layer before it.
 void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStream_t stream);
 
-enum class Activation { relu, tanh, sigmoid };
-void activation_forward(Activation kind, const float* x, float* y, int64_t n, cudaStream_t stream);
-// dx from dy and the forward output y (each derivative is a function of y).
-void activation_backward(Activation kind, const float* y, const float* dy, float* dx, int64_t n, cudaStream_t stream);
+// param: LeakyReLU's negative slope (>= 0) or ELU's alpha; unused by the others.
+enum class Activation { relu, tanh, sigmoid, leaky_relu, elu, gelu };
+void activation_forward(Activation kind, float param, const float* x, float* y, int64_t n, cudaStream_t stream);
+// dx from dy and what forward saved: its output y (every derivative but GELU's is a function of y), or GELU's
+// input x.
+void activation_backward(Activation kind, float param, const float* saved, const float* dy, float* dx, int64_t n,
+                         cudaStream_t stream);
 
 // Inverted dropout with the mask of counter_uniform(seed, call, i) < p: y = x * (keep ? 1/(1-p) : 0).
 // Backward is the same function of dy.

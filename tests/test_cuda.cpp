@@ -401,6 +401,9 @@ TEST_F(CudaEngine, ActivationsDropoutFlattenAgree) {
   expect_devices_agree("tanh", {10});
   expect_devices_agree("sigmoid", {10});
   expect_devices_agree("relu", {3, 4, 4});
+  expect_devices_agree("leakyrelu(0.2)", {10});
+  expect_devices_agree("elu(0.7)", {10});
+  expect_devices_agree("gelu", {3, 4, 4});
   expect_devices_agree("dropout(0.3)", {50});  // counter-based masks: the same elements dropped on both
   expect_devices_agree("flatten", {2, 3, 4});
 }

@@ -93,9 +93,33 @@ TEST(LayerGradients, AvgPool) {
 }
 
 TEST(LayerGradients, Activations) {
-  for (ActivationKind k : {ActivationKind::relu, ActivationKind::tanh, ActivationKind::sigmoid}) {
+  for (ActivationKind k : {ActivationKind::relu, ActivationKind::tanh, ActivationKind::sigmoid, ActivationKind::gelu}) {
     Activation layer(k);
     check_all_gradients(layer, {4, 5});
+  }
+  Activation leaky(ActivationKind::leaky_relu, 0.2f), elu(ActivationKind::elu, 0.7f);
+  check_all_gradients(leaky, {4, 5});
+  check_all_gradients(elu, {4, 5});
+}
+
+// PyTorch's definitions of LeakyReLU(0.2), ELU(0.7) and GELU() (exact, erf), evaluated in float64.
+TEST(Activations, MatchPyTorchsDefinitions) {
+  Tensor x({1, 4});
+  x[0] = -2.0f, x[1] = -0.5f, x[2] = 0.0f, x[3] = 1.5f;
+  auto values = [&](ActivationKind kind, float param) {
+    Activation layer(kind, param);
+    const Tensor& y = layer.forward(x, Mode::eval);
+    return std::vector<float>(y.data(), y.data() + 4);
+  };
+  const std::vector<float> leaky = values(ActivationKind::leaky_relu, 0.2f), elu = values(ActivationKind::elu, 0.7f),
+                           gelu = values(ActivationKind::gelu, 0.0f);
+  const float want_leaky[] = {-0.4f, -0.1f, 0.0f, 1.5f};
+  const float want_elu[] = {-0.60526530f, -0.27542854f, 0.0f, 1.5f};        // 0.7 (e^x - 1)
+  const float want_gelu[] = {-0.04550026f, -0.15426877f, 0.0f, 1.39978920f};  // x Phi(x)
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_FLOAT_EQ(leaky[static_cast<size_t>(i)], want_leaky[i]);
+    EXPECT_NEAR(elu[static_cast<size_t>(i)], want_elu[i], 1e-6);
+    EXPECT_NEAR(gelu[static_cast<size_t>(i)], want_gelu[i], 1e-6);
   }
 }
 

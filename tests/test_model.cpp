@@ -42,6 +42,11 @@ TEST(ModelSpec, CanonicalSpecRebuildsTheSameModel) {
   ASSERT_EQ(a.named_params().size(), b.named_params().size());
   EXPECT_EQ(a.named_params()[0].name, "conv1/weight");
   EXPECT_EQ(a.named_buffers()[0].name, "batchnorm1/running_mean");
+  // Activations with a parameter keep it; PyTorch's defaults when none is given.
+  Model c("flatten,linear(8),leakyrelu(0.2),linear(8),elu,linear(8),gelu,linear(8),leakyrelu,linear(out)", {4}, 3, 1);
+  EXPECT_EQ(c.spec(), Model(c.spec(), {4}, 3, 1).spec());
+  for (const char* part : {"leakyrelu(0.200000003)", "elu(1)", "gelu", "leakyrelu(0.00999999978)"})
+    EXPECT_NE(c.spec().find(part), std::string::npos) << c.spec();
 }
 
 TEST(ModelSpec, BadSpecsNameTheProblem) {
@@ -55,6 +60,9 @@ TEST(ModelSpec, BadSpecsNameTheProblem) {
   EXPECT_NE(error_of("flatten,conv(4,3),linear(out)").find("conv needs image input [channels, height, width], got ["), std::string::npos);
   EXPECT_NE(error_of("maxpool(64),flatten,linear(out)").find("larger than its input"), std::string::npos);
   EXPECT_NE(error_of("dropout(1.5),flatten,linear(out)").find("'p' must be a number"), std::string::npos);
+  EXPECT_NE(error_of("flatten,leakyrelu(-1),linear(out)").find("'negative_slope' must be a number in [0"), std::string::npos);
+  EXPECT_NE(error_of("flatten,elu(alpha=-1),linear(out)").find("'alpha' must be a number in [0"), std::string::npos);
+  EXPECT_NE(error_of("flatten,gelu(1),linear(out)").find("gelu"), std::string::npos);
   EXPECT_NE(error_of("flatten,,linear(out)").find("empty layer"), std::string::npos);
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
   EXPECT_EQ(error_of("flatten,linear(out)"), "");

@@ -2,8 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <numbers>
 
 namespace ringtrain {
+
+namespace {
+
+// GELU(x) = x Phi(x), with Phi the standard normal CDF; its derivative Phi(x) + x phi(x).
+float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f)); }
+float gelu_derivative(float x) {
+  const float cdf = 0.5f * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f));
+  const float pdf = std::exp(-0.5f * x * x) * (std::numbers::inv_sqrtpi_v<float> * std::numbers::sqrt2_v<float> * 0.5f);
+  return cdf + x * pdf;
+}
+
+}  // namespace
 
 // Element-wise loops stay on one thread: they are memory-bound and short next to the GEMMs, and written
 // branch-free (select instead of if) so that they vectorise.
@@ -12,8 +26,18 @@ std::string Activation::kind() const {
     case ActivationKind::relu: return "relu";
     case ActivationKind::tanh: return "tanh";
     case ActivationKind::sigmoid: return "sigmoid";
+    case ActivationKind::leaky_relu: return "leakyrelu";
+    case ActivationKind::elu: return "elu";
+    case ActivationKind::gelu: return "gelu";
   }
   return "";
+}
+
+std::string Activation::spec() const {
+  if (act_ != ActivationKind::leaky_relu && act_ != ActivationKind::elu) return kind();
+  char text[48];
+  std::snprintf(text, sizeof text, "%s(%.9g)", kind().c_str(), static_cast<double>(param_));
+  return text;
 }
 
 const Tensor& Activation::forward(const Tensor& x, Mode) {
@@ -22,6 +46,7 @@ const Tensor& Activation::forward(const Tensor& x, Mode) {
   const int64_t n = x.numel();
   const float* __restrict in = x.data();
   float* __restrict out = y_.data();
+  const float a = param_;
   switch (act_) {
     case ActivationKind::relu:
       for (int64_t i = 0; i < n; ++i) out[i] = std::max(in[i], 0.0f);
@@ -31,6 +56,17 @@ const Tensor& Activation::forward(const Tensor& x, Mode) {
       break;
     case ActivationKind::sigmoid:
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
+      break;
+    case ActivationKind::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : a * in[i];
+      break;
+    case ActivationKind::elu:
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : a * std::expm1(in[i]);
+      break;
+    case ActivationKind::gelu:
+      x_.resize(x.shape());
+      x_.copy_from(x);
+      for (int64_t i = 0; i < n; ++i) out[i] = gelu(in[i]);
       break;
   }
   return y_;
@@ -44,6 +80,7 @@ const Tensor& Activation::backward(const Tensor& dy) {
   const float* __restrict y = y_.data();
   const float* __restrict g = dy.data();
   float* __restrict dx = dx_.data();
+  const float a = param_;
   switch (act_) {
     case ActivationKind::relu:
       for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : 0.0f;
@@ -54,6 +91,17 @@ const Tensor& Activation::backward(const Tensor& dy) {
     case ActivationKind::sigmoid:
       for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * y[i] * (1.0f - y[i]);
       break;
+    case ActivationKind::leaky_relu:  // y > 0 exactly where x > 0, the slope being at least 0
+      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : a * g[i];
+      break;
+    case ActivationKind::elu:  // for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha
+      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : g[i] * (y[i] + a);
+      break;
+    case ActivationKind::gelu: {
+      const float* __restrict x = x_.data();
+      for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * gelu_derivative(x[i]);
+      break;
+    }
   }
   return dx_;
 }

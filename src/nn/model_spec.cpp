@@ -178,6 +178,17 @@ std::unique_ptr<Layer> make_activation(const Args& a) {
   return std::make_unique<Activation>(kind);
 }
 
+// PyTorch's defaults: LeakyReLU(negative_slope=0.01), ELU(alpha=1.0).
+std::unique_ptr<Layer> make_leaky_relu(const Args& a) {
+  a.only(1, {"negative_slope"});
+  return std::make_unique<Activation>(ActivationKind::leaky_relu, a.real(0, "negative_slope", 0.01f, 0.0f, 1.0f));
+}
+
+std::unique_ptr<Layer> make_elu(const Args& a) {
+  a.only(1, {"alpha"});
+  return std::make_unique<Activation>(ActivationKind::elu, a.real(0, "alpha", 1.0f, 0.0f, 100.0f));
+}
+
 std::unique_ptr<Layer> make_dropout(const Args& a) {
   a.only(1, {"p"});
   return std::make_unique<Dropout>(a.real(0, "p", 0.5f, 0.0f, 1.0f));
@@ -204,6 +215,9 @@ const std::map<std::string, LayerFactory, std::less<>>& layer_factories() {
       {"relu", make_activation<ActivationKind::relu>},
       {"tanh", make_activation<ActivationKind::tanh>},
       {"sigmoid", make_activation<ActivationKind::sigmoid>},
+      {"leakyrelu", make_leaky_relu},
+      {"elu", make_elu},
+      {"gelu", make_activation<ActivationKind::gelu>},
       {"dropout", make_dropout},
       {"flatten", make_flatten},
       {"batchnorm", make_batchnorm},
@@ -217,7 +231,8 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int64_t outputs) {
   const auto factory = layer_factories().find(s.kind);
   if (factory == layer_factories().end())
     throw Error("unknown layer '" + s.kind +
-                "' (known: linear, conv, maxpool, avgpool, relu, tanh, sigmoid, dropout, flatten, batchnorm)");
+                "' (known: linear, conv, maxpool, avgpool, relu, tanh, sigmoid, leakyrelu, elu, gelu, dropout, flatten, "
+                "batchnorm)");
   return factory->second(Args(s, outputs));
 }
 

@@ -1,30 +1,34 @@
-// Element-wise activations: ReLU, Tanh, Sigmoid. Backward uses the saved output (all three derivatives
-// are functions of y), so the input need not outlive forward.
+// Element-wise activations, as PyTorch's: ReLU, Tanh, Sigmoid, LeakyReLU(negative_slope), ELU(alpha) and
+// GELU (the exact one, with erf). Backward uses the saved output where the derivative is a function of it
+// (all but GELU), so the input need not outlive forward; GELU keeps its input.
 #pragma once
 #include "ringtrain/nn/layer.hpp"
 
 namespace ringtrain {
 
-enum class ActivationKind { relu, tanh, sigmoid };
+enum class ActivationKind { relu, tanh, sigmoid, leaky_relu, elu, gelu };
 
 class Activation : public Layer {
  public:
-  explicit Activation(ActivationKind kind) : act_(kind) {}
+  // param: LeakyReLU's negative slope in [0, 1], or ELU's alpha (> 0); unused by the others.
+  explicit Activation(ActivationKind kind, float param = 0.0f) : act_(kind), param_(param) {}
   std::string kind() const override;
-  std::string spec() const override { return kind(); }
+  std::string spec() const override;
   Shape build(const Shape& sample_in, Rng&) override { return sample_in; }
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{&y_}}; }
+  ForwardState forward_state() override { return {{act_ == ActivationKind::gelu ? &x_ : &y_}}; }
   // The previous layer applies this ReLU itself (Layer::fold_relu); this layer passes values through.
   void set_folded() { folded_ = true; }
   bool folded() const { return folded_; }
   ActivationKind activation() const { return act_; }
+  float param() const { return param_; }
 
  private:
   ActivationKind act_;
+  float param_;
   bool folded_ = false;
-  Tensor y_, dx_;
+  Tensor x_, y_, dx_;  // x_: GELU's input, the only one whose derivative needs it
 };
 
 }  // namespace ringtrain

@@ -100,12 +100,13 @@ class CudaActivation final : public CudaLayer {
   explicit CudaActivation(Activation& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{&y_}}; }
+  ForwardState forward_state() override { return {{kind_ == kernels::Activation::gelu ? &x_ : &y_}}; }
 
  private:
   kernels::Activation kind_;
+  float param_;  // LeakyReLU's slope, ELU's alpha
   bool folded_;  // the layer before applies this ReLU: pass through
-  DeviceTensor y_, dx_;
+  DeviceTensor x_, y_, dx_;  // x_: GELU's input
 };
 
 class CudaDropout final : public CudaLayer {

@@ -10,6 +10,9 @@ kernels::Activation kernel_kind(ActivationKind kind) {
     case ActivationKind::relu: return kernels::Activation::relu;
     case ActivationKind::tanh: return kernels::Activation::tanh;
     case ActivationKind::sigmoid: return kernels::Activation::sigmoid;
+    case ActivationKind::leaky_relu: return kernels::Activation::leaky_relu;
+    case ActivationKind::elu: return kernels::Activation::elu;
+    case ActivationKind::gelu: return kernels::Activation::gelu;
   }
   return kernels::Activation::relu;
 }
@@ -17,12 +20,16 @@ kernels::Activation kernel_kind(ActivationKind kind) {
 }  // namespace
 
 CudaActivation::CudaActivation(Activation& source)
-    : CudaLayer(source), kind_(kernel_kind(source.activation())), folded_(source.folded()) {}
+    : CudaLayer(source), kind_(kernel_kind(source.activation())), param_(source.param()), folded_(source.folded()) {}
 
 const Tensor& CudaActivation::forward(const Tensor& x, Mode) {
   if (folded_) return x;
   y_.resize(x.shape());
-  kernels::activation_forward(kind_, x.data(), y_.data(), x.numel(), stream());
+  if (kind_ == kernels::Activation::gelu) {  // its derivative needs the input
+    x_.resize(x.shape());
+    x_.copy_from(x);
+  }
+  kernels::activation_forward(kind_, param_, x.data(), y_.data(), x.numel(), stream());
   return y_;
 }
 
@@ -30,7 +37,8 @@ const Tensor& CudaActivation::backward(const Tensor& dy) {
   if (folded_) return dy;
   if (!input_grad_needed_) return dx_;
   dx_.resize(dy.shape());
-  kernels::activation_backward(kind_, y_.data(), dy.data(), dx_.data(), dy.numel(), stream());
+  const float* saved = kind_ == kernels::Activation::gelu ? x_.data() : y_.data();
+  kernels::activation_backward(kind_, param_, saved, dy.data(), dx_.data(), dy.numel(), stream());
   return dx_;
 }
 
