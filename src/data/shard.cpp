@@ -129,6 +129,11 @@ std::pair<float, float> read_target_standardisation(hid_t file, const std::strin
   return {values[0], values[1]};
 }
 
+void write_target_standardisation(hid_t file, float scale, float shift) {
+  h5::write_attr(file, "y_scale", std::vector<float>{scale});
+  h5::write_attr(file, "y_shift", std::vector<float>{shift});
+}
+
 ShardData read_shard_data(const ShardMeta& meta) {
   if (file_stamp(meta.path) != std::pair{meta.file_bytes, meta.modified_ns})
     throw Error("shard '" + meta.path + "' changed on disk since the run checked it (its size or modification "
@@ -167,10 +172,7 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   h5::write_attr(f, "num_classes", meta.num_classes);
   h5::write_attr(f, "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
   h5::write_attr(f, "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
-  if (!meta.classification()) {
-    h5::write_attr(f, "y_scale", std::vector<float>{meta.y_scale});
-    h5::write_attr(f, "y_shift", std::vector<float>{meta.y_shift});
-  }
+  if (!meta.classification()) write_target_standardisation(f, meta.y_scale, meta.y_shift);
   if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
   if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);
   if (!meta.class_names.empty()) h5::write_attr(f, "class_names", meta.class_names);
@@ -197,7 +199,7 @@ void check_compatible(const ShardMeta& a, const ShardMeta& b) {
   if (a.num_classes != b.num_classes) fail("num_classes");
   if (a.target_dim != b.target_dim) fail("target count");
   if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) fail("normalisation (x_scale/x_shift)");
-  if (a.y_scale != b.y_scale || a.y_shift != b.y_shift) fail("target standardisation (y_scale/y_shift)");
+  if (a.target_space() != b.target_space()) fail("target standardisation (y_scale/y_shift)");
 }
 
 }  // namespace ringtrain

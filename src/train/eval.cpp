@@ -46,7 +46,7 @@ Evaluation open_evaluation(const EvalConfig& config) {
                 (trained.classification ? " classes" : " targets"));
   // The model's outputs are targets standardised as its training data's were; other data's would be scored
   // on another scale.
-  if (!trained.classification && (meta.y_scale != trained.scale || meta.y_shift != trained.shift))
+  if (!trained.classification && meta.target_space() != trained)
     throw Error("the data's targets are standardised differently from the model's training data (their y_scale "
                 "and y_shift differ): evaluate on splits of the prep run that made the training data");
   e.device = start_device(config.device, &e.device_note);

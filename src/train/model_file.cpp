@@ -1,10 +1,9 @@
 #include "ringtrain/train/model_file.hpp"
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <tuple>
 #include <optional>
+#include <tuple>
 
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/data/prep.hpp"
@@ -20,10 +19,7 @@ void write_model(hid_t file, Model& model, const TargetSpace& targets) {
   h5::write_attr(file, "input_shape", model.input_shape());
   h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
   h5::write_attr(file, "task", name_of(targets.classification ? TaskKind::classification : TaskKind::regression));
-  if (!targets.classification) {
-    h5::write_attr(file, "y_scale", std::vector<float>{targets.scale});
-    h5::write_attr(file, "y_shift", std::vector<float>{targets.shift});
-  }
+  if (!targets.classification) write_target_standardisation(file, targets.scale, targets.shift);
   auto write = [&](const std::string& name, const Tensor& t) {
     if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data(), h5::Checksum::fletcher32);
     const Tensor host = t.to(Device::cpu);

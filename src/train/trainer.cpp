@@ -231,7 +231,7 @@ bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
     if (resumed_->targets.classification != data.classification)
       throw Error("'" + path + "' was trained for " + (data.classification ? "regression" : "classification") +
                   ", this data is for " + (data.classification ? "classification" : "regression"));
-    if (resumed_->targets.scale != data.scale || resumed_->targets.shift != data.shift)
+    if (resumed_->targets != data)
       throw Error("'" + path + "' was trained on targets standardised otherwise (y_scale and y_shift differ from "
                   "this data's): resume on the data of the prep run it was trained on");
     check_progress_fits(resumed_->progress, steps_per_epoch, path);

@@ -58,6 +58,8 @@ ShardData read_shard_data(const ShardMeta& meta);
 // The attributes y_scale and y_shift of an open shard or model file (1 and 0 where absent), checked;
 // `where` ends the error message (" in shard 'a.h5'").
 std::pair<float, float> read_target_standardisation(hid_t file, const std::string& where);
+// Writes them, as shards and model files of regression data hold them.
+void write_target_standardisation(hid_t file, float scale, float shift);
 
 // Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
 void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data);

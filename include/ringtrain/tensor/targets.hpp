@@ -14,6 +14,7 @@ namespace ringtrain {
 struct TargetSpace {
   bool classification = true;
   float scale = 1.0f, shift = 0.0f;  // regression only
+  bool operator==(const TargetSpace&) const = default;
 };
 
 struct Targets {
