@@ -1,48 +1,41 @@
 #include "ringtrain/nn/model.hpp"
 
+#include <algorithm>
 #include <cstring>
-#include <map>
+#include <iterator>
 
 #include "cuda_factories.hpp"
 #include "ringtrain/tensor/error.hpp"
-#include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/model_spec.hpp"
+#include "ringtrain/nn/residual.hpp"
 
 namespace ringtrain {
 
 Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, uint64_t seed)
     : input_shape_(sample_in) {
-  const std::string expanded = expand_preset(spec);
-  try {
-    Rng init(seed);
-    Shape shape = sample_in;
-    for (const LayerSpec& ls : parse_model_spec(expanded)) {
-      layers_.push_back(make_layer(ls, outputs));
+  const std::string quoted = "bad model spec '" + spec + "': ";
+  Rng init(seed);
+  Shape shape = sample_in;
+  const std::vector<LayerSpec> specs = parse_model_spec(spec);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    try {
+      layers_.push_back(make_layer(specs[i], outputs));
       layer_shapes_.push_back(shape);
-      try {
-        shape = layers_.back()->build(shape, init);
-      } catch (const OutOfMemory& e) {
-        throw OutOfMemory("the model's layer " + layer_name(layers_.size() - 1) + " on input " + shape_str(shape) +
-                          ": " + e.what());
-      }
+      shape = layers_.back()->build(shape, init);
+    } catch (const OutOfMemory& e) {
+      // The spec is fine: the machine is too small for it.
+      throw OutOfMemory("the model's layer " + layer_name(i) + " on input " + shape_str(shape) + ": " + e.what());
+    } catch (const Error& e) {
+      throw Error(quoted + layer_location(i, specs[i].text) + ": " + e.what());
     }
-    layer_shapes_.push_back(shape);
-    output_shape_ = shape;
-  } catch (const OutOfMemory&) {
-    throw;  // the spec is fine: the machine is too small for it
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    if (what.rfind("bad model spec", 0) == 0) throw;
-    throw Error("bad model spec '" + expanded + "': " + what);
   }
+  layer_shapes_.push_back(shape);
+  output_shape_ = shape;
   if (outputs > 0 && shape_numel(output_shape_) != outputs)
-    throw Error("bad model spec '" + expanded + "': the model produces " + std::to_string(shape_numel(output_shape_)) +
+    throw Error(quoted + "the model produces " + std::to_string(shape_numel(output_shape_)) +
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
   layers_.front()->set_input_grad_needed(false);
-  for (size_t i = 0; i + 1 < layers_.size(); ++i)
-    if (auto* act = dynamic_cast<Activation*>(layers_[i + 1].get());
-        act && act->activation() == ActivationKind::relu && layers_[i]->fold_relu())
-      act->set_folded();
+  fold_relus(layers_);
 }
 
 void Model::to(Device device) { to(device, all_layers()); }
@@ -122,50 +115,56 @@ std::vector<Param*> Model::params(LayerRange layers) {
   return out;
 }
 
-std::vector<std::string> Model::layer_names() const {
-  std::map<std::string, int> seen;
-  std::vector<std::string> names;
-  for (const auto& layer : layers_) names.push_back(layer->kind() + std::to_string(++seen[layer->kind()]));
-  return names;
+std::vector<std::string> Model::layer_names() const { return stack_layer_names(layers_); }
+
+namespace {
+
+// Calls visit(name, layer) for every layer that is not a block, depth first, named by its path from the
+// top ("residual3/shortcut/conv1"): the order in which a block lists its parts' params, buffers and streams.
+template <class Visit>
+void visit_leaves(Layer& layer, const std::string& name, Visit&& visit) {
+  const auto parts = layer.sublayers();
+  if (parts.empty()) visit(name, layer);
+  for (const auto& [part_name, part] : parts) visit_leaves(*part, name + "/" + part_name, visit);
+}
+
+}  // namespace
+
+std::vector<NamedParam> Model::named_params(size_t layer) {
+  std::vector<NamedParam> out;
+  visit_leaves(*layers_[layer], layer_name(layer), [&](const std::string& name, Layer& leaf) {
+    for (Param* p : leaf.params()) out.push_back({name + "/" + p->name, p});
+  });
+  return out;
 }
 
 std::vector<NamedParam> Model::named_params() {
   std::vector<NamedParam> out;
-  const auto names = layer_names();
-  for (size_t i = 0; i < layers_.size(); ++i)
-    for (Param* p : layers_[i]->params()) out.push_back({names[i] + "/" + p->name, p});
-  return out;
-}
-
-std::vector<NamedParam> Model::named_params(size_t layer) {
-  std::vector<NamedParam> out;
-  const std::string name = layer_name(layer);
-  for (Param* p : layers_[layer]->params()) out.push_back({name + "/" + p->name, p});
+  for (size_t i = 0; i < layers_.size(); ++i) std::ranges::move(named_params(i), std::back_inserter(out));
   return out;
 }
 
 std::vector<NamedTensor> Model::named_buffers(size_t layer) {
   std::vector<NamedTensor> out;
-  const std::string name = layer_name(layer);
-  for (const NamedTensor& b : layers_[layer]->buffers()) out.push_back({name + "/" + b.name, b.tensor});
+  visit_leaves(*layers_[layer], layer_name(layer), [&](const std::string& name, Layer& leaf) {
+    for (const NamedTensor& b : leaf.buffers()) out.push_back({name + "/" + b.name, b.tensor});
+  });
   return out;
 }
 
 std::vector<NamedTensor> Model::named_buffers() {
   std::vector<NamedTensor> out;
-  const auto names = layer_names();
-  for (size_t i = 0; i < layers_.size(); ++i)
-    for (const NamedTensor& b : layers_[i]->buffers()) out.push_back({names[i] + "/" + b.name, b.tensor});
+  for (size_t i = 0; i < layers_.size(); ++i) std::ranges::move(named_buffers(i), std::back_inserter(out));
   return out;
 }
 
 std::vector<std::pair<std::string, uint64_t*>> Model::named_random_streams() {
   std::vector<std::pair<std::string, uint64_t*>> out;
-  const auto names = layer_names();
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const std::vector<uint64_t*> streams = layers_[i]->random_streams();
-    for (size_t k = 0; k < streams.size(); ++k) out.emplace_back(names[i] + "/stream" + std::to_string(k), streams[k]);
-  }
+  for (size_t i = 0; i < layers_.size(); ++i)
+    visit_leaves(*layers_[i], layer_name(i), [&](const std::string& name, Layer& leaf) {
+      const std::vector<uint64_t*> streams = leaf.random_streams();
+      for (size_t k = 0; k < streams.size(); ++k) out.emplace_back(name + "/stream" + std::to_string(k), streams[k]);
+    });
   return out;
 }
 

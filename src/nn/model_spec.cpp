@@ -13,11 +13,66 @@
 #include "ringtrain/nn/dropout.hpp"
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/pool2d.hpp"
+#include "ringtrain/nn/residual.hpp"
 
 namespace ringtrain {
 namespace {
 
 constexpr std::string_view kOutputsSymbol = "out";  // stands for the data's classes or targets
+
+// ResNet pieces, shaped as torchvision builds them: convolutions without bias, each followed by a batchnorm.
+std::string conv_bn(int64_t channels, int64_t kernel, int64_t stride, int64_t pad) {
+  return "conv(" + std::to_string(channels) + "," + std::to_string(kernel) +
+         (stride != 1 ? ",stride=" + std::to_string(stride) : "") + (pad != 0 ? ",pad=" + std::to_string(pad) : "") +
+         ",bias=0),batchnorm";
+}
+
+// Two 3x3 convolutions; a projection shortcut where the block changes the shape.
+std::string basic_block(int64_t channels, int64_t stride, bool project) {
+  return "residual(" + conv_bn(channels, 3, stride, 1) + ",relu," + conv_bn(channels, 3, 1, 1) +
+         (project ? ",shortcut=" + conv_bn(channels, 1, stride, 0) : "") + "),relu";
+}
+
+// 1x1 down to `width`, 3x3 (strided, as torchvision's "v1.5"), 1x1 up to 4 x width.
+std::string bottleneck_block(int64_t width, int64_t stride, bool project) {
+  return "residual(" + conv_bn(width, 1, 1, 0) + ",relu," + conv_bn(width, 3, stride, 1) + ",relu," +
+         conv_bn(4 * width, 1, 1, 0) + (project ? ",shortcut=" + conv_bn(4 * width, 1, stride, 0) : "") + "),relu";
+}
+
+// Stages of blocks, the first block of every stage but the first halving the resolution.
+std::string resnet_stages(const std::vector<int64_t>& widths, const std::vector<int>& blocks, bool bottleneck) {
+  std::string s;
+  for (size_t stage = 0; stage < widths.size(); ++stage)
+    for (int i = 0; i < blocks[stage]; ++i) {
+      const int64_t stride = stage > 0 && i == 0 ? 2 : 1;
+      const bool project = i == 0 && (stage > 0 || bottleneck);  // a bottleneck's first block widens 4x
+      s += "," + (bottleneck ? bottleneck_block(widths[stage], stride, project)
+                             : basic_block(widths[stage], stride, project));
+    }
+  return s;
+}
+
+// torchvision's ImageNet ResNets: a 7x7 stem and a max pool to a quarter of the resolution, four stages.
+std::string imagenet_resnet(const std::vector<int>& blocks, bool bottleneck) {
+  return "conv(64,7,stride=2,pad=3,bias=0),batchnorm,relu,maxpool(3,stride=2,pad=1)" +
+         resnet_stages({64, 128, 256, 512}, blocks, bottleneck) + ",globalavgpool,linear(out)";
+}
+
+// He et al.'s CIFAR ResNet-20 (section 4.2), for small images: three stages of three basic blocks, 16, 32
+// and 64 channels; projection shortcuts (their option B) where the shape changes.
+std::string cifar_resnet20() {
+  return "conv(16,3,pad=1,bias=0),batchnorm,relu" + resnet_stages({16, 32, 64}, {3, 3, 3}, false) +
+         ",globalavgpool,linear(out)";
+}
+
+// torchvision's VGG-16 (configuration D, no batchnorm). Its adaptive 7x7 average pool is the identity on
+// 224x224 inputs, the size the published figures use, and is left out.
+std::string vgg16() {
+  std::string s;
+  for (const int64_t c : {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0})
+    s += c == 0 ? "maxpool(2)," : "conv(" + std::to_string(c) + ",3,pad=1),relu,";
+  return s + "flatten,linear(4096),relu,dropout(0.5),linear(4096),relu,dropout(0.5),linear(out)";
+}
 
 const std::map<std::string, std::string>& presets() {
   static const std::map<std::string, std::string> table = {
@@ -26,6 +81,11 @@ const std::map<std::string, std::string>& presets() {
       {"mlp", "flatten,linear(256),relu,linear(128),relu,linear(100),relu,linear(out)"},
       {"cnn", "conv(32,5,pad=2),relu,maxpool(2),conv(64,5,pad=2),relu,maxpool(2),flatten,linear(1024),relu,"
               "linear(out)"},
+      {"resnet20", cifar_resnet20()},
+      {"resnet18", imagenet_resnet({2, 2, 2, 2}, false)},
+      {"resnet50", imagenet_resnet({3, 4, 6, 3}, true)},
+      {"resnet101", imagenet_resnet({3, 4, 23, 3}, true)},
+      {"vgg16", vgg16()},
   };
   return table;
 }
@@ -37,43 +97,89 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// Splits on commas that are not inside parentheses.
-std::vector<std::string> split_top_level(const std::string& text, const std::string& whole) {
+std::string joined(const std::vector<std::string>& words) {
+  std::string s;
+  for (const std::string& w : words) s += (s.empty() ? "" : ", ") + w;
+  return s;
+}
+
+// Splits on commas that are not inside parentheses. `at` is where `text` starts in the whole spec, so that
+// a bracket error can point at its character.
+std::vector<std::string> split_top_level(const std::string& text, size_t at) {
   std::vector<std::string> parts;
-  int depth = 0;
+  std::vector<size_t> open;  // positions of the '(' not yet closed
   std::string cur;
-  for (char ch : text) {
-    if (ch == '(') ++depth;
-    if (ch == ')' && --depth < 0) throw Error("bad model spec '" + whole + "': unbalanced ')'");
-    if (ch == ',' && depth == 0) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '(') open.push_back(at + i);
+    if (ch == ')') {
+      if (open.empty()) throw Error("unbalanced ')' at character " + std::to_string(at + i + 1));
+      open.pop_back();
+    }
+    if (ch == ',' && open.empty()) {
       parts.push_back(trim(cur));
       cur.clear();
     } else {
       cur += ch;
     }
   }
-  if (depth != 0) throw Error("bad model spec '" + whole + "': missing ')'");
+  if (!open.empty()) throw Error("missing ')' for the '(' at character " + std::to_string(open.back() + 1));
   parts.push_back(trim(cur));
   return parts;
 }
 
-LayerSpec parse_layer(const std::string& item, const std::string& whole) {
-  if (item.empty()) throw Error("bad model spec '" + whole + "': empty layer between commas");
+// "key=value" when the '=' comes before any '(' (so "conv(8,3,pad=1)" is a layer, not a keyword).
+bool is_keyword(const std::string& arg, size_t& eq) {
+  eq = arg.find('=');
+  return eq != std::string::npos && eq < arg.find('(');
+}
+
+LayerSpec parse_layer(const std::string& item);
+
+// A residual block's arguments: layers of the body, then after `shortcut=` the layers of the shortcut.
+void parse_residual(const std::vector<std::string>& args, LayerSpec& spec) {
+  std::vector<LayerSpec>* stack = &spec.body;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    size_t eq = 0;
+    if (is_keyword(arg, eq)) {
+      const std::string key = trim(arg.substr(0, eq));
+      if (key != "shortcut") throw Error("residual has no argument '" + key + "' (only shortcut=)");
+      if (stack == &spec.shortcut) throw Error("residual: a second 'shortcut='");
+      stack = &spec.shortcut;
+      arg = trim(arg.substr(eq + 1));
+    }
+    const char* part = stack == &spec.body ? "body" : "shortcut";
+    try {
+      stack->push_back(parse_layer(arg));
+    } catch (const Error& e) {
+      throw Error(std::string(part) + " layer " + std::to_string(stack->size() + 1) + " '" + arg + "': " + e.what());
+    }
+  }
+  if (spec.body.empty()) throw Error("residual needs at least one layer in its body");
+}
+
+LayerSpec parse_layer(const std::string& item) {
+  if (item.empty()) throw Error("empty layer between commas");
   LayerSpec spec;
+  spec.text = item;
   const size_t open = item.find('(');
   spec.kind = trim(item.substr(0, open));
   for (char ch : spec.kind)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_')
-      throw Error("bad model spec '" + whole + "': bad layer name '" + spec.kind + "'");
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') throw Error("bad layer name '" + spec.kind + "'");
   if (open == std::string::npos) return spec;
-  if (item.back() != ')') throw Error("bad model spec '" + whole + "': text after ')' in '" + item + "'");
+  if (item.back() != ')') throw Error("text after ')' in '" + item + "'");
   const std::string inside = item.substr(open + 1, item.size() - open - 2);
   if (trim(inside).empty()) return spec;
-  for (const std::string& arg : split_top_level(inside, whole)) {
-    const size_t eq = arg.find('=');
-    if (eq == std::string::npos) {
-      if (!spec.kwargs.empty())
-        throw Error("bad model spec '" + whole + "': positional argument after key=value in '" + item + "'");
+  const std::vector<std::string> args = split_top_level(inside, open + 1);
+  if (spec.kind == "residual") {
+    parse_residual(args, spec);
+    return spec;
+  }
+  for (const std::string& arg : args) {
+    size_t eq = 0;
+    if (!is_keyword(arg, eq)) {
+      if (!spec.kwargs.empty()) throw Error("positional argument after key=value in '" + item + "'");
       spec.args.push_back(arg);
     } else {
       spec.kwargs[trim(arg.substr(0, eq))] = trim(arg.substr(eq + 1));
@@ -134,23 +240,6 @@ class Args {
   int64_t outputs_;
 };
 
-}  // namespace
-
-std::string expand_preset(const std::string& text) {
-  auto it = presets().find(trim(text));
-  return it == presets().end() ? text : it->second;
-}
-
-std::vector<LayerSpec> parse_model_spec(const std::string& text) {
-  const std::string spec = trim(expand_preset(text));
-  if (spec.empty()) throw Error("bad model spec: empty (give a preset: linreg, mlp, cnn, or a layer list)");
-  std::vector<LayerSpec> layers;
-  for (const std::string& item : split_top_level(spec, spec)) layers.push_back(parse_layer(item, spec));
-  return layers;
-}
-
-namespace {
-
 using LayerFactory = std::unique_ptr<Layer> (*)(const Args&);
 
 std::unique_ptr<Layer> make_linear(const Args& a) {
@@ -167,9 +256,14 @@ std::unique_ptr<Layer> make_conv(const Args& a) {
 
 template <PoolKind kind>
 std::unique_ptr<Layer> make_pool(const Args& a) {
-  a.only(1, {"kernel", "stride"});
+  a.only(1, {"kernel", "stride", "pad"});
   const int64_t k = a.integer(0, "kernel", -1, 1);
-  return std::make_unique<Pool2d>(kind, k, a.integer(99, "stride", k, 1));
+  return std::make_unique<Pool2d>(kind, k, a.integer(99, "stride", k, 1), a.integer(99, "pad", 0, 0));
+}
+
+std::unique_ptr<Layer> make_global_avg_pool(const Args& a) {
+  a.only(0, {});
+  return std::make_unique<GlobalAvgPool>();
 }
 
 template <ActivationKind kind>
@@ -212,6 +306,7 @@ const std::map<std::string, LayerFactory, std::less<>>& layer_factories() {
       {"conv2d", make_conv},
       {"maxpool", make_pool<PoolKind::max>},
       {"avgpool", make_pool<PoolKind::avg>},
+      {"globalavgpool", make_global_avg_pool},
       {"relu", make_activation<ActivationKind::relu>},
       {"tanh", make_activation<ActivationKind::tanh>},
       {"sigmoid", make_activation<ActivationKind::sigmoid>},
@@ -225,14 +320,76 @@ const std::map<std::string, LayerFactory, std::less<>>& layer_factories() {
   return table;
 }
 
+std::vector<std::string> layer_kinds() {
+  std::vector<std::string> kinds{"residual"};
+  for (const auto& [kind, factory] : layer_factories()) kinds.push_back(kind);
+  return kinds;
+}
+
+bool is_layer_kind(const std::string& word) { return word == "residual" || layer_factories().contains(word); }
+
+// One of a residual block's stacks; an error names the layer within the block.
+LayerStack make_stack(const std::vector<LayerSpec>& specs, const char* part, int64_t outputs) {
+  LayerStack stack;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    try {
+      stack.push_back(make_layer(specs[i], outputs));
+    } catch (const Error& e) {
+      throw Error(std::string(part) + " layer " + std::to_string(i + 1) + " '" + specs[i].text + "': " + e.what());
+    }
+  }
+  return stack;
+}
+
 }  // namespace
 
+std::string expand_preset(const std::string& text) {
+  auto it = presets().find(trim(text));
+  return it == presets().end() ? text : it->second;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, spec] : presets()) names.push_back(name);
+  return names;
+}
+
+std::string layer_location(size_t index, const std::string& text) {
+  const std::string kind = trim(text.substr(0, text.find('(')));
+  return "layer " + std::to_string(index + 1) + (kind == "residual" ? " (residual)" : " '" + text + "'");
+}
+
+std::vector<LayerSpec> parse_model_spec(const std::string& text) {
+  const std::string spec = trim(expand_preset(text));
+  const std::string quoted = "bad model spec '" + trim(text) + "': ";
+  if (spec.empty()) throw Error("bad model spec: empty (give a preset: " + joined(preset_names()) + "; or a layer list)");
+  std::vector<LayerSpec> layers;
+  try {
+    const std::vector<std::string> items = split_top_level(spec, 0);
+    // One bare word that names no layer is a preset the user meant.
+    if (items.size() == 1 && items[0].find('(') == std::string::npos && !is_layer_kind(items[0]))
+      throw Error("unknown preset '" + items[0] + "' (presets: " + joined(preset_names()) + ")");
+    for (size_t i = 0; i < items.size(); ++i) {
+      try {
+        layers.push_back(parse_layer(items[i]));
+      } catch (const Error& e) {
+        throw Error(layer_location(i, items[i]) + ": " + e.what());
+      }
+    }
+  } catch (const Error& e) {
+    throw Error(quoted + e.what());
+  }
+  return layers;
+}
+
 std::unique_ptr<Layer> make_layer(const LayerSpec& s, int64_t outputs) {
+  if (s.kind == "residual") {
+    if (s.body.empty()) throw Error("residual needs at least one layer in its body");
+    return std::make_unique<Residual>(make_stack(s.body, "body", outputs), make_stack(s.shortcut, "shortcut", outputs));
+  }
   const auto factory = layer_factories().find(s.kind);
   if (factory == layer_factories().end())
-    throw Error("unknown layer '" + s.kind +
-                "' (known: linear, conv, maxpool, avgpool, relu, tanh, sigmoid, leakyrelu, elu, gelu, dropout, flatten, "
-                "batchnorm)");
+    throw Error("unknown layer '" + s.kind + "' (layers: " + joined(layer_kinds()) + ")");
   return factory->second(Args(s, outputs));
 }
 

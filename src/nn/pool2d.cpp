@@ -14,16 +14,20 @@ namespace ringtrain {
 
 std::string Pool2d::spec() const {
   return kind() + "(" + std::to_string(kernel_) + (stride_ != kernel_ ? ",stride=" + std::to_string(stride_) : "") +
-         ")";
+         (pad_ != 0 ? ",pad=" + std::to_string(pad_) : "") + ")";
 }
 
 Shape Pool2d::build(const Shape& in, Rng&) {
   if (in.size() != 3) throw Error(kind() + " needs [channels, height, width] input, got " + shape_str(in));
-  if (in[1] < kernel_ || in[2] < kernel_)
-    throw Error(kind() + " kernel " + std::to_string(kernel_) + " is larger than its input " + shape_str(in));
+  // PyTorch's rule: with more padding than half the kernel, a window could hold nothing but padding.
+  if (2 * pad_ > kernel_)
+    throw Error(kind() + " padding " + std::to_string(pad_) + " is more than half its kernel " + std::to_string(kernel_));
+  if (in[1] + 2 * pad_ < kernel_ || in[2] + 2 * pad_ < kernel_)
+    throw Error(kind() + " kernel " + std::to_string(kernel_) + " is larger than its input " + shape_str(in) +
+                (pad_ ? " padded by " + std::to_string(pad_) : ""));
   c_ = in[0], h_ = in[1], w_ = in[2];
-  oh_ = (h_ - kernel_) / stride_ + 1;
-  ow_ = (w_ - kernel_) / stride_ + 1;
+  oh_ = (h_ + 2 * pad_ - kernel_) / stride_ + 1;
+  ow_ = (w_ + 2 * pad_ - kernel_) / stride_ + 1;
   return {c_, oh_, ow_};
 }
 
@@ -100,30 +104,54 @@ void max_pool_2x2(const float* in, int64_t w, int64_t oh, int64_t ow, float* out
   }
 }
 
-void max_pool(const float* in, int64_t w, int64_t k, int64_t stride, int64_t oh, int64_t ow, float* out,
-              int32_t* argmax) {
+// The part of a pooling window inside the input: window (i, j) covers input rows [i*stride - pad, ... + k),
+// clipped to [0, h); likewise columns.
+struct Window {
+  int64_t row_begin, row_end, col_begin, col_end;
+};
+
+struct PoolGeometry {
+  int64_t h, w, k, stride, pad;
+  Window window(int64_t i, int64_t j) const {
+    const int64_t r = i * stride - pad, c = j * stride - pad;
+    return {std::max<int64_t>(r, 0), std::min(r + k, h), std::max<int64_t>(c, 0), std::min(c + k, w)};
+  }
+};
+
+void max_pool(const float* in, const PoolGeometry& g, int64_t oh, int64_t ow, float* out, int32_t* argmax) {
   for (int64_t i = 0; i < oh; ++i)
     for (int64_t j = 0; j < ow; ++j) {
+      const Window win = g.window(i, j);
       float best = -std::numeric_limits<float>::infinity();
-      int32_t at = 0;
-      for (int64_t ki = 0; ki < k; ++ki)
-        for (int64_t kj = 0; kj < k; ++kj) {
-          const int64_t idx = (i * stride + ki) * w + j * stride + kj;
-          if (in[idx] > best) best = in[idx], at = static_cast<int32_t>(idx);
-        }
+      int32_t at = static_cast<int32_t>(win.row_begin * g.w + win.col_begin);
+      for (int64_t r = win.row_begin; r < win.row_end; ++r)
+        for (int64_t c = win.col_begin; c < win.col_end; ++c)
+          if (in[r * g.w + c] > best) best = in[r * g.w + c], at = static_cast<int32_t>(r * g.w + c);
       out[i * ow + j] = best;
       argmax[i * ow + j] = at;
     }
 }
 
-void avg_pool(const float* in, int64_t w, int64_t k, int64_t stride, int64_t oh, int64_t ow, float* out) {
-  const float inv_area = 1.0f / static_cast<float>(k * k);
+void avg_pool(const float* in, const PoolGeometry& g, int64_t oh, int64_t ow, float* out) {
+  const float inv_area = 1.0f / static_cast<float>(g.k * g.k);
   for (int64_t i = 0; i < oh; ++i)
     for (int64_t j = 0; j < ow; ++j) {
+      const Window win = g.window(i, j);
       float sum = 0.0f;
-      for (int64_t ki = 0; ki < k; ++ki)
-        for (int64_t kj = 0; kj < k; ++kj) sum += in[(i * stride + ki) * w + j * stride + kj];
+      for (int64_t r = win.row_begin; r < win.row_end; ++r)
+        for (int64_t c = win.col_begin; c < win.col_end; ++c) sum += in[r * g.w + c];
       out[i * ow + j] = sum * inv_area;
+    }
+}
+
+void avg_pool_backward(const float* dout, const PoolGeometry& g, int64_t oh, int64_t ow, float* din) {
+  const float inv_area = 1.0f / static_cast<float>(g.k * g.k);
+  for (int64_t i = 0; i < oh; ++i)
+    for (int64_t j = 0; j < ow; ++j) {
+      const Window win = g.window(i, j);
+      const float share = dout[i * ow + j] * inv_area;
+      for (int64_t r = win.row_begin; r < win.row_end; ++r)
+        for (int64_t c = win.col_begin; c < win.col_end; ++c) din[r * g.w + c] += share;
     }
 }
 
@@ -132,40 +160,72 @@ void avg_pool(const float* in, int64_t w, int64_t k, int64_t stride, int64_t oh,
 const Tensor& Pool2d::forward(const Tensor& x, Mode) {
   x_ = &x;
   const int64_t planes = x.dim(0) * c_, in_plane = h_ * w_, out_plane = oh_ * ow_;
+  const PoolGeometry g{h_, w_, kernel_, stride_, pad_};
   y_.resize({x.dim(0), c_, oh_, ow_});
   if (pool_ == PoolKind::max) argmax_.resize(static_cast<size_t>(y_.numel()));
 #pragma omp parallel for schedule(static) if (planes > 64)
   for (int64_t p = 0; p < planes; ++p) {
     const float* in = x.data() + p * in_plane;
     float* out = y_.data() + p * out_plane;
-    if (pool_ == PoolKind::avg) avg_pool(in, w_, kernel_, stride_, oh_, ow_, out);
-    else if (kernel_ == 2 && stride_ == 2) max_pool_2x2(in, w_, oh_, ow_, out, argmax_.data() + p * out_plane);
-    else max_pool(in, w_, kernel_, stride_, oh_, ow_, out, argmax_.data() + p * out_plane);
+    if (pool_ == PoolKind::avg) avg_pool(in, g, oh_, ow_, out);
+    else if (kernel_ == 2 && stride_ == 2 && pad_ == 0)
+      max_pool_2x2(in, w_, oh_, ow_, out, argmax_.data() + p * out_plane);
+    else max_pool(in, g, oh_, ow_, out, argmax_.data() + p * out_plane);
   }
   return y_;
 }
 
 const Tensor& Pool2d::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
-  const int64_t planes = dy.dim(0) * c_;
+  const int64_t planes = dy.dim(0) * c_, out_plane = oh_ * ow_;
+  const PoolGeometry g{h_, w_, kernel_, stride_, pad_};
   dx_.resize(x_->shape());
   dx_.fill(0.0f);
-  const float inv_area = 1.0f / static_cast<float>(kernel_ * kernel_);
 #pragma omp parallel for schedule(static) if (planes > 64)
   for (int64_t p = 0; p < planes; ++p) {
     float* din = dx_.data() + p * h_ * w_;
-    const float* dout = dy.data() + p * oh_ * ow_;
-    for (int64_t i = 0; i < oh_; ++i)
-      for (int64_t j = 0; j < ow_; ++j) {
-        const int64_t o = i * ow_ + j;
-        if (pool_ == PoolKind::max) {
-          din[argmax_[static_cast<size_t>(p * oh_ * ow_ + o)]] += dout[o];
-        } else {
-          for (int64_t ki = 0; ki < kernel_; ++ki)
-            for (int64_t kj = 0; kj < kernel_; ++kj)
-              din[(i * stride_ + ki) * w_ + j * stride_ + kj] += dout[o] * inv_area;
-        }
-      }
+    const float* dout = dy.data() + p * out_plane;
+    if (pool_ == PoolKind::avg) {
+      avg_pool_backward(dout, g, oh_, ow_, din);
+    } else {
+      const int32_t* from = argmax_.data() + p * out_plane;
+      for (int64_t o = 0; o < out_plane; ++o) din[from[o]] += dout[o];
+    }
+  }
+  return dx_;
+}
+
+Shape GlobalAvgPool::build(const Shape& in, Rng&) {
+  if (in.size() != 3) throw Error("globalavgpool needs [channels, height, width] input, got " + shape_str(in));
+  sample_in_ = in;
+  c_ = in[0], plane_ = in[1] * in[2];
+  return {c_};
+}
+
+const Tensor& GlobalAvgPool::forward(const Tensor& x, Mode) {
+  const int64_t planes = x.dim(0) * c_;
+  const float inv = 1.0f / static_cast<float>(plane_);
+  y_.resize({x.dim(0), c_});
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* in = x.data() + p * plane_;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < plane_; ++i) sum += in[i];
+    y_.data()[p] = sum * inv;
+  }
+  return y_;
+}
+
+const Tensor& GlobalAvgPool::backward(const Tensor& dy) {
+  if (!input_grad_needed_) return dx_;
+  const int64_t planes = dy.dim(0) * c_;
+  const float inv = 1.0f / static_cast<float>(plane_);
+  Shape shape = sample_in_;
+  shape.insert(shape.begin(), dy.dim(0));
+  dx_.resize(shape);
+  for (int64_t p = 0; p < planes; ++p) {
+    const float share = dy.data()[p] * inv;
+    float* out = dx_.data() + p * plane_;
+    for (int64_t i = 0; i < plane_; ++i) out[i] = share;
   }
   return dx_;
 }

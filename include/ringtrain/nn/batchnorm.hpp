@@ -19,11 +19,17 @@ class BatchNorm : public Layer {
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
 
+  // ResNets follow nearly every batchnorm with a ReLU: y = max(bn(x), 0) here, and backward passes the
+  // gradient only where y > 0 (Layer::fold_relu).
+  bool fold_relu() override { return relu_ = true; }
+  bool relu_folded() const { return relu_; }
+
   float momentum() const { return momentum_; }
   float eps() const { return eps_; }
 
  private:
   float momentum_, eps_;
+  bool relu_ = false;
   int64_t channels_ = 0, spatial_ = 1;
   Param gamma_{"weight", {}, {}}, beta_{"bias", {}, {}};
   Tensor running_mean_, running_var_;

@@ -82,8 +82,13 @@ class Layer {
   // memory; results are bitwise the same. Returns false where the layer has no such epilogue.
   virtual bool fold_relu() { return false; }
 
-  // The first layer's input gradient is never used; skipping it saves a GEMM per step.
-  void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+  // A block of layers (residual) names its parts, "conv1" or "shortcut/conv1", in the order its params(),
+  // buffers() and random_streams() list theirs; a plain layer has none.
+  virtual std::vector<std::pair<std::string, Layer*>> sublayers() { return {}; }
+
+  // The first layer's input gradient is never used; skipping it saves a GEMM per step. A block passes the
+  // setting on to its own first layers.
+  virtual void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
   bool input_grad_needed() const { return input_grad_needed_; }
 
  protected:
