@@ -115,8 +115,14 @@ row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
 row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
   --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"
-row 2 "bad model spec 'flatten,conv(3,3),linear(out)': conv needs image input [channels, height, width], got [" --data "$dir/good" \
+row 2 "bad model spec 'flatten,conv(3,3),linear(out)': layer 2 'conv(3,3)': conv needs image input [channels, height, width], got [" --data "$dir/good" \
   --model "flatten,conv(3,3),linear(out)"
+row 2 "bad model spec 'residual(conv(8,3,pad=1)': missing ')' for the '(' at character 9" --data "$dir/good" \
+  --model "residual(conv(8,3,pad=1)"
+row 2 "which an identity shortcut cannot add to; give a projection shortcut" --data "$dir/good" \
+  --model "residual(conv(8,3,pad=1)),flatten,linear(out)"
+row 2 "bad model spec 'resnet34': unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101, resnet18," \
+  --data "$dir/good" --model resnet34
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
 row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2
 row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" --mode async

@@ -9,7 +9,9 @@
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/dropout.hpp"
 #include "ringtrain/nn/linear.hpp"
+#include "ringtrain/nn/model_spec.hpp"
 #include "ringtrain/nn/pool2d.hpp"
+#include "ringtrain/nn/residual.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
@@ -131,6 +133,86 @@ TEST(LayerGradients, BatchNormFeatures) {
 TEST(LayerGradients, BatchNormChannels) {
   BatchNorm layer(0.1f, 1e-5f);
   check_all_gradients(layer, {3, 4, 4}, 2);
+}
+
+TEST(LayerGradients, BatchNormWithAFoldedRelu) {
+  BatchNorm layer(0.1f, 1e-5f);
+  ASSERT_TRUE(layer.fold_relu());
+  check_all_gradients(layer, {3, 4, 4}, 2);
+}
+
+TEST(LayerGradients, PaddedPooling) {
+  Pool2d max(PoolKind::max, 3, 2, 1), avg(PoolKind::avg, 3, 2, 1), wide(PoolKind::max, 2, 1, 1);
+  check_all_gradients(max, {2, 7, 6});
+  check_all_gradients(avg, {2, 7, 6});
+  check_all_gradients(wide, {1, 4, 5});
+}
+
+TEST(LayerGradients, GlobalAvgPool) {
+  GlobalAvgPool layer;
+  check_all_gradients(layer, {3, 4, 5});
+}
+
+std::unique_ptr<Layer> layer_from_spec(const std::string& text) {
+  return make_layer(parse_model_spec(text).front(), 0);
+}
+
+// The block's own gradient (the sum of its two paths, the folded ReLU) and its parts' parameter gradients.
+// Smooth bodies: a batchnorm's output sits near ReLU's kink wherever its mean is, so central differences
+// across a ReLU after it measure the kink, not the gradient (Model.FoldedRelusGiveBitwiseTheSameResults
+// pins the folded ReLUs against the plain layer instead).
+TEST(LayerGradients, ResidualWithAnIdentityShortcut) {
+  auto block = layer_from_spec("residual(conv(3,3,pad=1),batchnorm,sigmoid,conv(3,3,pad=1),batchnorm)");
+  check_all_gradients(*block, {3, 5, 5}, 2);
+  auto relu_after = layer_from_spec("residual(conv(3,3,pad=1),tanh,conv(3,3,pad=1))");
+  ASSERT_TRUE(relu_after->fold_relu());
+  check_all_gradients(*relu_after, {3, 5, 5}, 2);
+}
+
+TEST(LayerGradients, ResidualWithAProjectionShortcut) {
+  auto block = layer_from_spec("residual(conv(4,3,stride=2,pad=1),batchnorm,sigmoid,conv(4,3,pad=1),"
+                               "shortcut=conv(4,1,stride=2),batchnorm)");
+  check_all_gradients(*block, {2, 6, 5}, 2);
+}
+
+TEST(LayerGradients, NestedResidualBlocks) {
+  auto block = layer_from_spec("residual(linear(5),tanh,residual(linear(5),sigmoid),shortcut=linear(5))");
+  check_all_gradients(*block, {4});
+}
+
+TEST(Residual, AddsTheBodyToItsInput) {
+  auto block = layer_from_spec("residual(linear(3,bias=0))");
+  Rng init(2);
+  block->build({3}, init);
+  Tensor& w = block->params()[0]->value;
+  w.fill(0.0f);
+  for (int64_t i = 0; i < 3; ++i) w[i * 3 + i] = 2.0f;  // body(x) = 2x
+  Tensor x({2, 3});
+  for (int64_t i = 0; i < 6; ++i) x[i] = static_cast<float>(i) - 2.5f;
+  const Tensor& y = block->forward(x, Mode::train);
+  for (int64_t i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(y[i], 3.0f * x[i]);
+  ASSERT_TRUE(block->fold_relu());
+  const Tensor& clamped = block->forward(x, Mode::train);
+  for (int64_t i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(clamped[i], std::max(0.0f, 3.0f * x[i]));
+}
+
+// PyTorch: F.max_pool2d(x, 3, 2, 1) and F.avg_pool2d(x, 3, 2, 1) (count_include_pad=True) of
+// x = arange(16).reshape(1, 1, 4, 4): [[5, 7], [13, 15]] and [[10/9, 24/9], [51/9, 90/9]].
+TEST(Pool2d, PaddingMatchesPyTorch) {
+  Tensor x({1, 1, 4, 4});
+  for (int64_t i = 0; i < 16; ++i) x[i] = static_cast<float>(i);
+  Pool2d max(PoolKind::max, 3, 2, 1), avg(PoolKind::avg, 3, 2, 1);
+  Rng init(1);
+  EXPECT_EQ(max.build({1, 4, 4}, init), (Shape{1, 2, 2}));
+  avg.build({1, 4, 4}, init);
+  const Tensor& m = max.forward(x, Mode::train);
+  const Tensor& a = avg.forward(x, Mode::train);
+  const float want_max[] = {5, 7, 13, 15}, want_avg[] = {10.0f / 9, 24.0f / 9, 51.0f / 9, 90.0f / 9};
+  for (int64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(m[i], want_max[i]);
+    EXPECT_FLOAT_EQ(a[i], want_avg[i]);
+  }
+  EXPECT_EQ(max.spec(), "maxpool(3,stride=2,pad=1)");
 }
 
 TEST(LayerGradients, Flatten) {

@@ -35,6 +35,82 @@ TEST(ModelSpec, PresetsBuildThePeerArchitectures) {
   EXPECT_EQ(linreg.output_shape(), (Shape{1}));
 }
 
+// torchvision's counts (torchvision.models.resnet18() etc.: sum of p.numel() over parameters()) for 1000
+// classes; the shapes of every layer follow from them, batchnorm's weight and bias included.
+TEST(ModelSpec, ResNetAndVggPresetsHaveTorchvisionsParameterCounts) {
+  EXPECT_EQ(Model("resnet18", {3, 224, 224}, 1000, 0).parameter_count(), 11'689'512);
+  EXPECT_EQ(Model("resnet50", {3, 224, 224}, 1000, 0).parameter_count(), 25'557'032);
+  EXPECT_EQ(Model("resnet101", {3, 224, 224}, 1000, 0).parameter_count(), 44'549'160);
+  EXPECT_EQ(Model("vgg16", {3, 224, 224}, 1000, 0).parameter_count(), 138'357'544);
+  // He et al.'s CIFAR ResNet-20 with projection shortcuts, as bench/torch_resnet.py builds it.
+  Model resnet20("resnet20", {1, 28, 28}, 10, 0);
+  EXPECT_EQ(resnet20.parameter_count(), 272'186);
+  EXPECT_EQ(resnet20.output_shape(), (Shape{10}));
+  EXPECT_EQ(Model("resnet50", {3, 224, 224}, 1000, 0).layer_input_shape(5), (Shape{256, 56, 56}));
+}
+
+TEST(ModelSpec, ResidualBlocksNameTheirPartsAndRebuildFromTheirSpec) {
+  const std::string spec =
+      "conv(4,3,pad=1),residual(conv(4,3,pad=1,bias=0),batchnorm,relu,conv(4,3,pad=1)),relu,"
+      "residual(conv(8,3,stride=2,pad=1),batchnorm,shortcut=conv(8,1,stride=2),batchnorm),globalavgpool,linear(out)";
+  Model a(spec, {1, 8, 8}, 3, 1);
+  Model b(a.spec(), {1, 8, 8}, 3, 1);
+  EXPECT_EQ(a.spec(), b.spec());
+  EXPECT_EQ(a.size(), 6u);  // the blocks are one layer each, so a pipeline cuts between them
+  EXPECT_EQ(a.output_shape(), (Shape{3}));
+  std::vector<std::string> names;
+  for (const NamedParam& p : a.named_params()) names.push_back(p.name);
+  const std::vector<std::string> expected = {
+      "conv1/weight", "conv1/bias",
+      "residual1/conv1/weight", "residual1/batchnorm1/weight", "residual1/batchnorm1/bias",
+      "residual1/conv2/weight", "residual1/conv2/bias",
+      "residual2/conv1/weight", "residual2/conv1/bias", "residual2/batchnorm1/weight", "residual2/batchnorm1/bias",
+      "residual2/shortcut/conv1/weight", "residual2/shortcut/conv1/bias",
+      "residual2/shortcut/batchnorm1/weight", "residual2/shortcut/batchnorm1/bias",
+      "linear1/weight", "linear1/bias"};
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(a.named_buffers().back().name, "residual2/shortcut/batchnorm1/running_var");
+  // params() lists the same tensors in the same order as named_params().
+  ASSERT_EQ(a.params().size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(a.params()[i], a.named_params()[i].param) << names[i];
+  // Nested blocks and a dropout's random stream below them.
+  Model c("flatten,residual(linear(6),residual(linear(6),dropout(0.1)),relu)", {6}, 0, 1);
+  EXPECT_EQ(c.named_params()[2].name, "residual1/residual1/linear1/weight");
+  ASSERT_EQ(c.named_random_streams().size(), 1u);
+  EXPECT_EQ(c.named_random_streams()[0].first, "residual1/residual1/dropout1/stream0");
+}
+
+TEST(ModelSpec, BadResidualSpecsSayWhereTheProblemIs) {
+  EXPECT_NE(error_of("residual(conv(8,3,pad=1)),flatten,linear(out)")
+                .find("layer 1 (residual): the body maps [1, 28, 28] to [8, 28, 28], which an identity shortcut "
+                      "cannot add to; give a projection shortcut (shortcut=conv(8,1,stride=S),batchnorm)"),
+            std::string::npos)
+      << error_of("residual(conv(8,3,pad=1)),flatten,linear(out)");
+  EXPECT_NE(error_of("conv(4,3),residual(conv(4,3,stride=2,pad=1),shortcut=conv(4,1)),flatten,linear(out)")
+                .find("layer 2 (residual): the body gives [4, 13, 13] but the shortcut gives [4, 26, 26]"),
+            std::string::npos);
+  EXPECT_NE(error_of("conv(4,3),residual(conv(4,3,pad=1),batchnorm(mom=1)),flatten,linear(out)")
+                .find("layer 2 (residual): body layer 2 'batchnorm(mom=1)': batchnorm has no argument 'mom'"),
+            std::string::npos);
+  EXPECT_NE(error_of("conv(4,3),residual(conv(4,3,pad=1),shortcut=conv(4,1,strid=2)),flatten,linear(out)")
+                .find("shortcut layer 1 'conv(4,1,strid=2)': conv has no argument 'strid'"),
+            std::string::npos);
+  EXPECT_NE(error_of("residual(conv(8,3,pad=1)").find("missing ')' for the '(' at character 9"), std::string::npos);
+  EXPECT_NE(error_of("residual(relu))").find("unbalanced ')' at character 15"), std::string::npos);
+  EXPECT_NE(error_of("residual(shortcut=relu),flatten,linear(out)").find("at least one layer in its body"),
+            std::string::npos);
+  EXPECT_NE(error_of("residual(relu,shortcut=relu,shortcut=relu)").find("a second 'shortcut='"), std::string::npos);
+  EXPECT_NE(error_of("residual(relu,stride=2)").find("residual has no argument 'stride'"), std::string::npos);
+  EXPECT_NE(error_of("resnet34").find("unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101, resnet18, "
+                                      "resnet20, resnet50, vgg16)"),
+            std::string::npos);
+  EXPECT_NE(error_of("flatten,resnet34").find("unknown layer 'resnet34'"), std::string::npos);
+  EXPECT_NE(error_of("maxpool(3,pad=2),flatten,linear(out)").find("padding 2 is more than half its kernel 3"),
+            std::string::npos);
+  EXPECT_NE(error_of("globalavgpool,linear(out)", {12}).find("globalavgpool needs [channels, height, width]"),
+            std::string::npos);
+}
+
 TEST(ModelSpec, CanonicalSpecRebuildsTheSameModel) {
   Model a("conv(3,3,stride=2,pad=1,bias=0),batchnorm,tanh,avgpool(2),flatten,dropout(0.25),linear(out)", {2, 9, 9}, 4, 1);
   Model b(a.spec(), {2, 9, 9}, 4, 1);
@@ -94,27 +170,40 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
   EXPECT_NE(0, std::memcmp(wa.data(), wc.data(), sizeof(float) * static_cast<size_t>(wa.numel())));
 }
 
-TEST(Model, FoldedReluGivesBitwiseTheSameOutputsAndGradients) {
-  // The model folds the ReLU into the conv's epilogue; the same two layers run unfolded must agree exactly.
-  Model m("conv(3,3,pad=1),relu", {2, 5, 5}, 0, 4);
-  Conv2d conv(3, 3, 1, 1, true);
+// The model folds each ReLU into the epilogue of the layer before it (conv, batchnorm, a residual block's
+// sum); the same layers run unfolded, the ReLU as a layer of its own, must agree exactly.
+void expect_folded_relu_is_bitwise_the_plain_one(const std::string& layer_spec, const Shape& sample) {
+  Model m(layer_spec + ",relu", sample, 0, 4);
+  auto plain = make_layer(parse_model_spec(layer_spec).front(), 0);
   Activation relu(ActivationKind::relu);
   Rng init(4);
-  relu.build(conv.build({2, 5, 5}, init), init);
-  conv.set_input_grad_needed(false);
-  const Tensor x = test::random_tensor({2, 2, 5, 5}, 5), dy = test::random_tensor({2, 3, 5, 5}, 6);
+  relu.build(plain->build(sample, init), init);
+  plain->set_input_grad_needed(false);
+  Shape batch = sample;
+  batch.insert(batch.begin(), 2);
+  const Tensor x = test::random_tensor(batch, 5);
   const Tensor folded = m.forward(x, Mode::train);
-  const Tensor unfolded = relu.forward(conv.forward(x, Mode::train), Mode::train);
-  ASSERT_EQ(folded.numel(), unfolded.numel());
-  EXPECT_EQ(0, std::memcmp(folded.data(), unfolded.data(), sizeof(float) * static_cast<size_t>(folded.numel())));
+  const Tensor unfolded = relu.forward(plain->forward(x, Mode::train), Mode::train);
+  ASSERT_EQ(folded.numel(), unfolded.numel()) << layer_spec;
+  EXPECT_EQ(0, std::memcmp(folded.data(), unfolded.data(), sizeof(float) * static_cast<size_t>(folded.numel())))
+      << layer_spec;
+  const Tensor dy = test::random_tensor(folded.shape(), 6);
   m.zero_grad();
   m.backward(dy);
-  conv.backward(relu.backward(dy));
-  for (size_t i = 0; i < 2; ++i) {
+  plain->backward(relu.backward(dy));
+  ASSERT_EQ(m.params().size(), plain->params().size());
+  for (size_t i = 0; i < m.params().size(); ++i) {
     const Tensor& a = m.params()[i]->grad;
-    const Tensor& b = conv.params()[i]->grad;
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<size_t>(a.numel()))) << i;
+    const Tensor& b = plain->params()[i]->grad;
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<size_t>(a.numel()))) << layer_spec << i;
   }
+}
+
+TEST(Model, FoldedRelusGiveBitwiseTheSameResults) {
+  expect_folded_relu_is_bitwise_the_plain_one("conv(3,3,pad=1)", {2, 5, 5});
+  expect_folded_relu_is_bitwise_the_plain_one("batchnorm", {2, 5, 5});
+  expect_folded_relu_is_bitwise_the_plain_one("residual(conv(2,3,pad=1),batchnorm,relu,conv(2,3,pad=1),batchnorm)",
+                                              {2, 5, 5});
 }
 
 TEST(Model, WholeModelGradientMatchesNumeric) {

@@ -132,6 +132,11 @@ TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAlone) {
   expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7});
   expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8});
   expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6});
+  // Residual blocks keep their parts' states: identity and projection shortcuts, folded ReLUs, a dropout.
+  expect_stash_round_trip("conv(3,3,pad=1),residual(conv(3,3,pad=1),batchnorm,relu,conv(3,3,pad=1),dropout(0.2)),relu,"
+                          "residual(conv(4,3,stride=2,pad=1),batchnorm,shortcut=conv(4,1,stride=2),batchnorm),"
+                          "globalavgpool,linear(out)",
+                          {2, 6, 6});
 }
 
 // The CUDA twins' forward state: the same round trip on the GPU.
@@ -143,6 +148,10 @@ TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAloneOnTheGpu) {
   expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8},
                           Device::cuda);
   expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6}, Device::cuda);
+  expect_stash_round_trip("conv(3,3,pad=1),residual(conv(3,3,pad=1),batchnorm,relu,conv(3,3,pad=1)),relu,"
+                          "residual(conv(4,3,stride=2,pad=1),batchnorm,shortcut=conv(4,1,stride=2),batchnorm),"
+                          "maxpool(3,stride=2,pad=1),globalavgpool,linear(out)",
+                          {2, 6, 6}, Device::cuda);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
       // The spec is fine: the machine is too small for it.
       throw OutOfMemory("the model's layer " + layer_name(i) + " on input " + shape_str(shape) + ": " + e.what());
     } catch (const Error& e) {
-      throw Error(quoted + layer_location(i, specs[i].text) + ": " + e.what());
+      throw Error(quoted + at_layer(i, specs.size(), specs[i].text, e.what()));
     }
   }
   layer_shapes_.push_back(shape);

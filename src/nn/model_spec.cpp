@@ -354,9 +354,10 @@ std::vector<std::string> preset_names() {
   return names;
 }
 
-std::string layer_location(size_t index, const std::string& text) {
+std::string at_layer(size_t index, size_t count, const std::string& text, const std::string& problem) {
   const std::string kind = trim(text.substr(0, text.find('(')));
-  return "layer " + std::to_string(index + 1) + (kind == "residual" ? " (residual)" : " '" + text + "'");
+  if (kind == "residual") return "layer " + std::to_string(index + 1) + " (residual): " + problem;
+  return count == 1 ? problem : "layer " + std::to_string(index + 1) + " '" + text + "': " + problem;
 }
 
 std::vector<LayerSpec> parse_model_spec(const std::string& text) {
@@ -373,7 +374,7 @@ std::vector<LayerSpec> parse_model_spec(const std::string& text) {
       try {
         layers.push_back(parse_layer(items[i]));
       } catch (const Error& e) {
-        throw Error(layer_location(i, items[i]) + ": " + e.what());
+        throw Error(at_layer(i, items.size(), items[i], e.what()));
       }
     }
   } catch (const Error& e) {

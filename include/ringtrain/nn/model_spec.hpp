@@ -27,9 +27,9 @@ struct LayerSpec {
 std::vector<LayerSpec> parse_model_spec(const std::string& text);
 // The spec a preset stands for, or the text itself when it names no preset.
 std::string expand_preset(const std::string& text);
-// "layer 3 'conv(8,3)'", or "layer 3 (residual)" for a block (its own message names the part): where the
-// top-level item at `index`, written `text`, is in the spec.
-std::string layer_location(size_t index, const std::string& text);
+// `problem` placed in the spec: "layer 3 'conv(8,3)': problem", or "layer 3 (residual): problem" for a block
+// (whose own message names the part); a spec of one plain layer needs no place.
+std::string at_layer(size_t index, size_t count, const std::string& text, const std::string& problem);
 // The preset names, sorted.
 std::vector<std::string> preset_names();
 // Builds one layer (a residual block with its stacks); `outputs` replaces the symbol `out`.
