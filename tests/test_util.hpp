@@ -75,6 +75,13 @@ class SharedDataset {
   std::string path_;
 };
 
+// A small residual network for [2, 6, 6] samples, for the N-ranks-equal-one-rank tests of every mode: an
+// identity block with a ReLU folded into its sum and a strided block with a projection shortcut; no
+// batchnorm, whose statistics are each rank's own batch's.
+inline constexpr const char* kResidualNet =
+    "conv(4,3,pad=1),relu,residual(conv(4,3,pad=1),relu,conv(4,3,pad=1)),relu,"
+    "residual(conv(6,3,stride=2,pad=1),tanh,conv(6,3,pad=1),shortcut=conv(6,1,stride=2)),globalavgpool,linear(out)";
+
 // What the training tests vary; the rest of their TrainConfig is the same small run.
 struct SmallRun {
   std::string model = "flatten,linear(8),relu,linear(out)";

@@ -58,10 +58,17 @@ TEST(DataParallel, ConvNetWithAdamOnNRanksEqualsOneRank) {
   expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam);
 }
 
+// Residual blocks with identity and projection shortcuts (no batchnorm: its statistics are each rank's own
+// batch's unless --sync-batchnorm, so they differ from one rank's with the whole batch by design).
+TEST(DataParallel, ResidualNetOnNRanksEqualsOneRank) {
+  expect_n_ranks_equal_one(test::kResidualNet, {2, 6, 6}, OptimizerKind::sgd);
+}
+
 // The same on GPUs, gradients over NCCL: each rank's reference run is on its own GPU too.
 TEST(DataParallel, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
   expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam, DeviceKind::cuda);
+  expect_n_ranks_equal_one(test::kResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cuda);
 }
 
 TEST(DataParallel, RankZerosParametersAreBroadcast) {

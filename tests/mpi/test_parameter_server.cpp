@@ -18,9 +18,9 @@ namespace {
 
 int servers_for(int world) { return world >= 4 ? 2 : 1; }
 
-TrainConfig ps_config(const std::string& data, int staleness) {
-  TrainConfig c =
-      test::train_config(data, {.model = "flatten,linear(16),relu,linear(out)", .epochs = 2, .weight_decay = 1e-4f});
+TrainConfig ps_config(const std::string& data, int staleness,
+                      const std::string& model = "flatten,linear(16),relu,linear(out)") {
+  TrainConfig c = test::train_config(data, {.model = model, .epochs = 2, .weight_decay = 1e-4f});
   c.parallel.mode = ModeKind::ps;
   c.parallel.ps.servers = servers_for(test::world().size());
   c.parallel.ps.staleness = staleness;
@@ -57,10 +57,10 @@ std::vector<std::string> csv_column(const std::string& path, const std::string& 
   return out;
 }
 
-TEST(ParameterServer, StalenessZeroEqualsSynchronousDataParallel) {
+void expect_staleness_zero_equals_synchronous(const std::string& model, const Shape& sample) {
   Communicator& world = test::world();
-  test::SharedDataset data({2, 4, 4});
-  TrainConfig c = ps_config(data.path(), 0);
+  test::SharedDataset data(sample);
+  TrainConfig c = ps_config(data.path(), 0, model);
   c.save_model = data.path() + "/ps.h5";
   std::ostringstream quiet;
   const TrainResult served = Trainer(c, world).run(quiet);
@@ -80,9 +80,17 @@ TEST(ParameterServer, StalenessZeroEqualsSynchronousDataParallel) {
   ASSERT_EQ(got.size(), want.size());
   double worst = 0.0;
   for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
-  EXPECT_LT(worst, 1e-5) << workers << " workers, " << c.parallel.ps.servers << " servers";
+  EXPECT_LT(worst, 1e-5) << model << ": " << workers << " workers, " << c.parallel.ps.servers << " servers";
   EXPECT_EQ(served.epochs.back().step * workers, alone.epochs.back().step * workers);
   EXPECT_NEAR(served.test.loss_sum, alone.test.loss_sum, 1e-4 * alone.test.loss_sum);
+}
+
+TEST(ParameterServer, StalenessZeroEqualsSynchronousDataParallel) {
+  expect_staleness_zero_equals_synchronous("flatten,linear(16),relu,linear(out)", {2, 4, 4});
+}
+
+TEST(ParameterServer, ResidualNetWithStalenessZeroEqualsSynchronousDataParallel) {
+  expect_staleness_zero_equals_synchronous(test::kResidualNet, {2, 6, 6});
 }
 
 TEST(ParameterServer, EveryPushIsAppliedOnceAndNoneIsStalerThanTheBound) {

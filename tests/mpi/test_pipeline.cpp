@@ -106,6 +106,12 @@ TEST(Pipeline, ConvNetWithAdamEqualsOneRankUnderBothSchedules) {
   expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, PipelineSchedule::gpipe, 3, OptimizerKind::adam});
 }
 
+// Stages cut between residual blocks (each block is one layer to the balancer).
+TEST(Pipeline, ResidualNetEqualsOneRankUnderBothSchedules) {
+  expect_stages_equal_one_rank({test::kResidualNet, {2, 6, 6}, PipelineSchedule::one_f_one_b, 4});
+  expect_stages_equal_one_rank({test::kResidualNet, {2, 6, 6}, PipelineSchedule::gpipe, 3, OptimizerKind::adam});
+}
+
 TEST(Pipeline, OneFOneBHoldsAtMostStagesMicroBatchesWhereGpipeHoldsAll) {
   const int p = test::world().size();
   int peak = 0, stage = 0;
