@@ -112,6 +112,12 @@ row 2 "declares 128000000000 bytes but the file holds 0 of them" --data "$dir/hu
 row 2 "has no features per sample" --data "$dir/nofeatures" "${model[@]}"
 row 2 "is empty (x has 0 samples)" --data "$dir/empty" "${model[@]}"
 row 2 "the training split has 10 samples, fewer than one batch of 16 (2 replicas x --batch 8)" --data "$dir/few" "${model[@]}"
+row 2 "--data 'synthetic:' has no sample shape" --data synthetic: "${model[@]}"
+row 2 "dimension 2 of the sample shape must be at least 1, got 0" --data synthetic:3x0x224:1000 "${model[@]}"
+row 2 "--stage-to: synthetic data is made in memory on every rank; it has no shards to stage" --data synthetic:16:3 \
+  --stage-to "$dir/stage" "${model[@]}"
+row 2 "does not match 'synthetic:16:3': different sample shape [1, 4, 4] vs [16]" --data synthetic:16:3 \
+  --val "$dir/good/train-00000.h5" "${model[@]}"
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
 row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
   --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"

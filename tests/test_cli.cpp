@@ -188,10 +188,59 @@ const BadInput kBadInputs[] = {
     {"PrepOfAnUnknownFormat", "prep --format parquet --input DIR --out DIR/p", "--format must be idx or csv, got 'parquet'"},
     {"PrepOfAnUnknownTask", "prep --format csv --input DIR/x.csv --out DIR/p --target y --task ranking",
      "--task must be auto, classification or regression, got 'ranking'"},
+    {"SyntheticWithoutAShape", "train --data synthetic:", "--data 'synthetic:' has no sample shape"},
+    {"SyntheticWithoutClasses", "train --data synthetic:784", "--data 'synthetic:784' has no number of classes"},
+    {"SyntheticWithAZeroDimension", "train --data synthetic:3x0x224:1000",
+     "--data 'synthetic:3x0x224:1000': dimension 2 of the sample shape must be at least 1, got 0"},
+    {"SyntheticWithANegativeDimension", "train --data synthetic:3x-1x224:1000", "must be at least 1, got -1"},
+    {"SyntheticWithALetterForADimension", "train --data synthetic:3xax224:1000",
+     "--data 'synthetic:3xax224:1000': dimension 'a' is not a whole number"},
+    {"SyntheticWithFourDimensions", "train --data synthetic:1x3x8x8:10", "a sample has 1 to 3 dimensions"},
+    {"SyntheticWithOneClass", "train --data synthetic:784:1", "synthetic data needs at least 2 classes, got 1"},
+    {"SyntheticWithWordsForClasses", "train --data synthetic:784:ten",
+     "the number of classes 'ten' is not a whole number"},
+    {"SyntheticWithoutSamples", "train --data synthetic:784:10:0", "an epoch needs at least 1 sample, got 0"},
+    {"SyntheticSampleTooLarge", "train --data synthetic:100000x100000x100000:10",
+     "a sample of more than 67108864 values (256 MiB of float32) is too large to make"},
+    {"SyntheticNumberBeyond64Bits", "train --data synthetic:99999999999999999999:10",
+     "dimension '99999999999999999999' is too large"},
+    {"SyntheticWithExtraFields", "train --data synthetic:784:10:100:5",
+     "--data 'synthetic:784:10:100:5' has 4 fields after 'synthetic:', at most 3"},
+    {"SyntheticDataStaged", "train --data synthetic:784:10 --stage-to DIR/stage",
+     "--stage-to: synthetic data is made in memory on every rank; it has no shards to stage"},
+    {"SyntheticDataInShuffleWindows", "train --data synthetic:784:10 --shuffle-window 2",
+     "--shuffle-window counts shards, and synthetic data has none"},
+    {"SyntheticDataAndTrainingShards", "train --data synthetic:784:10 --train DIR/train-00000.h5",
+     "--train and --data synthetic:784:10 both give the training data: give one of them"},
+    {"SyntheticValidationData", "train --data DIR --val synthetic:784:10",
+     "--val 'synthetic:784:10': synthetic data is given with --data"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Table, CliBadInput, ::testing::ValuesIn(kBadInputs),
                          [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
+
+// --data synthetic:... (also from a config file): no validation or test split of its own; eval scores a
+// split of it.
+TEST_F(Cli, TrainsAndEvaluatesOnSyntheticData) {
+  const Outcome t = cli("train --data synthetic:3x8x8:4:64 --model \"conv(2,3,pad=1),relu,maxpool(2),flatten,"
+                        "linear(out)\" --epochs 1 --batch 8 --save " + dir_.path("m.h5"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("64 training samples made in memory (synthetic:3x8x8:4:64, 4 classes)"), std::string::npos)
+      << t.out;
+  EXPECT_NE(t.out.find("epoch 1/1"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("val_"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("test "), std::string::npos) << t.out;
+  const Outcome e = cli("eval --model-file " + dir_.path("m.h5") + " --data synthetic:3x8x8:4:32");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("test  test_loss"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("(32 samples)"), std::string::npos) << e.out;
+  std::ofstream(dir_.path("synthetic.ini")) << "data = synthetic:16:3:32\nmodel = flatten,linear(out)\nepochs = 1\n";
+  const Outcome c = cli("train --config " + dir_.path("synthetic.ini") + " --batch 8");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("32 training samples made in memory (synthetic:16:3:32, 3 classes), 4 steps per epoch"),
+            std::string::npos)
+      << c.out;
+}
 
 TEST_F(Cli, EvalRejectsDataOfAnotherShape) {
   ASSERT_EQ(cli("train --data " + dir_.path() + " --model \"flatten,linear(out)\" --epochs 1 --batch 8 --save " +

@@ -149,6 +149,54 @@ TEST(Validate, EvaluationSettings) {
   EXPECT_THROW(validate(c), Error);
 }
 
+// --data synthetic:... (data/synthetic.hpp): its numbers' ranges, and the flags about shards beside it.
+TEST(Validate, NamesEachBrokenRuleOfSyntheticData) {
+  TrainConfig good;
+  good.data.synthetic = SyntheticData{{3, 224, 224}, 1000};
+  EXPECT_EQ(error_of(good, 1), "");
+  good.data.synthetic = SyntheticData{{4, 4096, 4096}, int64_t{1} << 24, int64_t{1} << 27};  // every limit
+  EXPECT_EQ(error_of(good, 1), "");
+  const std::pair<void (*)(TrainConfig&), const char*> cases[] = {
+      {[](TrainConfig& c) { c.data.synthetic->sample = {}; }, "a sample has 1 to 3 dimensions"},
+      {[](TrainConfig& c) { c.data.synthetic->sample = {1, 3, 8, 8}; },
+       "--data 'synthetic:1x3x8x8:10': a sample has 1 to 3 dimensions ([features] or [channels, height, width]), got 4"},
+      {[](TrainConfig& c) { c.data.synthetic->sample = {3, 0, 224}; },
+       "--data 'synthetic:3x0x224:10': dimension 2 of the sample shape must be at least 1, got 0"},
+      {[](TrainConfig& c) { c.data.synthetic->sample = {-3}; }, "dimension 1 of the sample shape must be at least 1, got -3"},
+      {[](TrainConfig& c) { c.data.synthetic->sample = {4, 4096, 4097}; },
+       "a sample of more than 67108864 values (256 MiB of float32) is too large to make"},
+      // A product beyond int64 (2^24 * 2^62): refused before it is computed.
+      {[](TrainConfig& c) { c.data.synthetic->sample = {4096, 4096, int64_t{1} << 62}; }, "is too large to make"},
+      {[](TrainConfig& c) { c.data.synthetic->classes = 1; }, "synthetic data needs at least 2 classes, got 1"},
+      {[](TrainConfig& c) { c.data.synthetic->classes = -4; }, "needs at least 2 classes, got -4"},
+      {[](TrainConfig& c) { c.data.synthetic->classes = (int64_t{1} << 24) + 1; }, "at most 16777216 classes, got 16777217"},
+      {[](TrainConfig& c) { c.data.synthetic->samples = 0; }, "--data 'synthetic:784:10:0': an epoch needs at least 1 sample, got 0"},
+      {[](TrainConfig& c) { c.data.synthetic->samples = (int64_t{1} << 27) + 1; },
+       "at most 134217728 samples an epoch (its order is held in memory), got 134217729"},
+      {[](TrainConfig& c) { c.data.train = "t.h5"; },
+       "--train and --data synthetic:784:10 both give the training data: give one of them"},
+      {[](TrainConfig& c) { c.data.stage_to = "/tmp/stage"; },
+       "--stage-to: synthetic data is made in memory on every rank; it has no shards to stage"},
+      {[](TrainConfig& c) { c.data.window_shards = 2; }, "--shuffle-window counts shards, and synthetic data has none"},
+  };
+  for (const auto& [set, says] : cases) {
+    TrainConfig c;
+    c.data.synthetic = SyntheticData{{784}, 10};
+    set(c);
+    EXPECT_NE(error_of(c, 1).find(says), std::string::npos) << says << ": got '" << error_of(c, 1) << "'";
+  }
+  // Beside synthetic data the other splits may be shards; eval's split is the one synthetic data makes.
+  TrainConfig with_val = good;
+  with_val.data.val = "v.h5";
+  EXPECT_EQ(error_of(with_val, 1), "");
+  EvalConfig e;
+  e.data.synthetic = SyntheticData{{784}, 10};
+  e.data.test = "t.h5";
+  EXPECT_THROW(validate(e), Error);
+  e.split = Split::val;
+  EXPECT_NO_THROW(validate(e));
+}
+
 // The rules let through what they should: the edges of each range.
 TEST(Validate, TheEdgesOfEachRangePass) {
   TrainConfig c;

@@ -181,7 +181,9 @@ E parse_choice(const std::string& flag, const std::string& text) {
 
 void add_data_options(po::options_description& o, DataSources& d) {
   o.add_options()
-      ("data", po::value(&d.dir), "dataset directory written by `ringtrain prep` ({train,val,test}-*.h5)")
+      ("data", po::value(&d.dir), "dataset directory written by `ringtrain prep` ({train,val,test}-*.h5), or "
+       "synthetic:SHAPE:CLASSES[:SAMPLES] (e.g. synthetic:3x224x224:1000): random samples made in memory, 1280 "
+       "per replica by default")
       ("train", po::value(&d.train), "training shards: file, directory or glob (overrides --data)")
       ("val", po::value(&d.val), "validation shards (overrides --data)")
       ("test", po::value(&d.test), "test shards (overrides --data)")
@@ -233,7 +235,7 @@ std::string user_name() {
 void choose_stage_dir(const std::string& given, DataSources& data) {
   data.stage_to = given == "none" ? "" : given;
   data.remove_staged = false;
-  if (!given.empty()) return;
+  if (!given.empty() || data.synthetic) return;  // synthetic data has no shards to stage
   const char* tmp = std::getenv("TMPDIR");
   const char* job = std::getenv("SLURM_JOB_ID");
   if (!job || !*job || !tmp || !*tmp) return;
@@ -242,15 +244,64 @@ void choose_stage_dir(const std::string& given, DataSources& data) {
 }
 
 // "a,b" -> {"a", "b"}; "" -> {}; empty items stay, for the caller to refuse.
-std::vector<std::string> split_list(const std::string& text) {
+std::vector<std::string> split_list(const std::string& text, char separator = ',') {
   std::vector<std::string> out;
   if (text.empty()) return out;
   for (size_t start = 0;;) {
-    const size_t comma = text.find(',', start);
+    const size_t comma = text.find(separator, start);
     out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (comma == std::string::npos) return out;
     start = comma + 1;
   }
+}
+
+// --data synthetic:SHAPE:CLASSES[:SAMPLES] (data/synthetic.hpp): the text becomes numbers here, and
+// validate checks their ranges. A --data that does not start so is a directory.
+constexpr std::string_view kSyntheticPrefix = "synthetic:";
+constexpr const char* kSyntheticForm = "synthetic:SHAPE:CLASSES[:SAMPLES], e.g. synthetic:3x224x224:1000";
+
+int64_t synthetic_number(const std::string& text, const std::string& item, const std::string& what) {
+  size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(item, &used);
+  } catch (const std::out_of_range&) {
+    throw UsageError("--data '" + text + "': " + what + " '" + item + "' is too large");
+  } catch (const std::invalid_argument&) {
+    used = 0;
+  }
+  if (item.empty() || used != item.size())
+    throw UsageError("--data '" + text + "': " + what + " '" + item + "' is not a whole number");
+  return value;
+}
+
+SyntheticData parse_synthetic(const std::string& text) {
+  const std::vector<std::string> fields = split_list(text.substr(kSyntheticPrefix.size()), ':');
+  if (fields.empty() || fields[0].empty())
+    throw UsageError("--data '" + text + "' has no sample shape: synthetic data is " + kSyntheticForm);
+  if (fields.size() < 2 || fields[1].empty())
+    throw UsageError("--data '" + text + "' has no number of classes: synthetic data is " + kSyntheticForm);
+  if (fields.size() > 3)
+    throw UsageError("--data '" + text + "' has " + std::to_string(fields.size()) +
+                     " fields after 'synthetic:', at most 3: synthetic data is " + kSyntheticForm);
+  SyntheticData data;
+  for (const std::string& dim : split_list(fields[0], 'x'))
+    data.sample.push_back(synthetic_number(text, dim, "dimension"));
+  data.classes = synthetic_number(text, fields[1], "the number of classes");
+  if (fields.size() == 3) data.samples = synthetic_number(text, fields[2], "the number of samples");
+  return data;
+}
+
+// After parsing: a synthetic --data into its struct. Only --data makes synthetic data; the splits' own flags
+// name shards.
+void read_data_sources(DataSources& d) {
+  for (const Split split : {Split::train, Split::val, Split::test})
+    if (d.explicit_source(split).starts_with(kSyntheticPrefix))
+      throw UsageError("--" + name_of(split) + " '" + d.explicit_source(split) +
+                       "': synthetic data is given with --data; --train, --val and --test name shards");
+  if (!d.dir.starts_with(kSyntheticPrefix)) return;
+  d.synthetic = parse_synthetic(d.dir);
+  d.dir.clear();
 }
 
 // "3,7" -> {3, 7}; the trainer checks them against the model.
@@ -468,6 +519,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
   if (vm.count("config")) c.config_file = vm["config"].as<std::string>();
+  read_data_sources(c.data);
   read_train_flags(text, c);
   return c;
 }
@@ -487,6 +539,7 @@ std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
   add_rank_options(o, choices);
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return std::nullopt;
+  read_data_sources(c.data);
   read_choices(choices, c.device, c.allreduce);
   c.split = parse_choice<Split>("--split", split);
   return c;

@@ -14,20 +14,6 @@ void shuffle(std::vector<int64_t>& v, size_t begin, size_t end, Rng& rng) {  // 
   for (size_t i = end - begin; i > 1; --i) std::swap(v[begin + i - 1], v[begin + rng.below(i)]);
 }
 
-// x = raw * scale + shift, with one (scale, shift) for all features or one per feature.
-template <typename Raw>
-void normalise(const Raw* __restrict raw, const ShardMeta& meta, int64_t features, float* __restrict x) {
-  if (meta.x_scale.size() == 1 && meta.x_shift.size() == 1) {
-    const float scale = meta.x_scale[0], shift = meta.x_shift[0];
-    for (int64_t f = 0; f < features; ++f) x[f] = static_cast<float>(raw[f]) * scale + shift;
-    return;
-  }
-  const bool per_scale = meta.x_scale.size() > 1, per_shift = meta.x_shift.size() > 1;
-  for (int64_t f = 0; f < features; ++f)
-    x[f] = static_cast<float>(raw[f]) * meta.x_scale[per_scale ? static_cast<size_t>(f) : 0] +
-           meta.x_shift[per_shift ? static_cast<size_t>(f) : 0];
-}
-
 }  // namespace
 
 std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool shuffle_samples, uint64_t seed,
@@ -55,16 +41,15 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool s
   return order;
 }
 
-BatchLoader::BatchLoader(const ShardSet& data, LoaderConfig config) : data_(data), config_(config) {
+BatchLoader::BatchLoader(const SampleSource& data, LoaderConfig config) : data_(data), config_(config) {
   if (config_.batch < 1) throw Error("batch size must be at least 1");
-  offsets_.push_back(0);
-  for (const ShardMeta& s : data_.shards()) offsets_.push_back(offsets_.back() + s.samples);
+  reader_ = data_.reader(config_.window_shards);
 }
 
 BatchLoader::~BatchLoader() { stop(); }
 
 int64_t BatchLoader::batches_per_epoch() const {
-  const int64_t global = config_.batch * config_.world, total = offsets_.back();
+  const int64_t global = config_.batch * config_.world, total = data_.samples();
   if (config_.drop_last) return total / global;
   // Partial last global batch: this rank has a batch there only if its slice starts inside it.
   const int64_t full = total / global, rest = total % global;
@@ -108,9 +93,8 @@ bool BatchLoader::next(Batch& batch) {
 
 void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
   try {
-    std::vector<int64_t> sizes;
-    for (const ShardMeta& s : data_.shards()) sizes.push_back(s.samples);
-    const std::vector<int64_t> order = epoch_order(sizes, config_.shuffle, config_.seed, epoch, config_.window_shards);
+    const std::vector<int64_t> order =
+        epoch_order(data_.block_sizes(), config_.shuffle, config_.seed, epoch, config_.window_shards);
     const int64_t global = config_.batch * config_.world, total = static_cast<int64_t>(order.size());
     for (int64_t k = first_batch; k < batches_per_epoch(); ++k) {
       const int64_t begin = k * global + config_.rank * config_.batch;
@@ -142,20 +126,6 @@ void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
   cv_.notify_all();
 }
 
-const ShardData& BatchLoader::shard(size_t index) {
-  auto it = cache_.find(index);
-  if (it != cache_.end()) return it->second;
-  // Keep one shuffle window resident: a rank's positions only move forward through the windows, so the
-  // oldest shard loaded is never needed again once the window is full.
-  const size_t capacity = config_.window_shards > 0 ? static_cast<size_t>(config_.window_shards) : data_.shards().size();
-  if (cache_.size() >= capacity && !cache_order_.empty()) {
-    cache_.erase(cache_order_.front());
-    cache_order_.pop_front();
-  }
-  cache_order_.push_back(index);
-  return cache_.emplace(index, read_shard_data(data_.shards()[index])).first->second;
-}
-
 void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out) {
   const ShardMeta& meta = data_.meta();
   const int64_t n = end - begin, features = meta.features();
@@ -164,23 +134,8 @@ void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int
   out.x.resize(xs);
   if (meta.classification()) out.y.labels.resize(static_cast<size_t>(n));
   else out.y.values.resize({n, meta.target_dim});
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t g = order[static_cast<size_t>(begin + r)];
-    const size_t s = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), g) - offsets_.begin() - 1);
-    const int64_t i = g - offsets_[s];
-    const ShardData& d = shard(s);
-    float* x = out.x.data() + r * features;
-    const size_t first = static_cast<size_t>(i * features);
-    if (meta.x_type == PixelType::u8) normalise(d.x_u8.data() + first, meta, features, x);
-    else normalise(d.x_f32.data() + first, meta, features, x);
-    if (meta.classification()) {
-      out.y.labels[static_cast<size_t>(r)] = static_cast<int32_t>(d.labels[static_cast<size_t>(i)]);
-    } else {
-      for (int64_t t = 0; t < meta.target_dim; ++t)
-        out.y.values[r * meta.target_dim + t] =
-            d.targets[static_cast<size_t>(i * meta.target_dim + t)] * meta.y_scale + meta.y_shift;
-    }
-  }
+  for (int64_t r = 0; r < n; ++r)
+    reader_->read(order[static_cast<size_t>(begin + r)], out.x.data() + r * features, out.y, r);
 }
 
 }  // namespace ringtrain

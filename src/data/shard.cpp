@@ -190,16 +190,26 @@ void write_shard(const std::string& path, const ShardMeta& meta, const ShardData
   h5::write_image(path, image, path);
 }
 
+namespace {
+
+[[noreturn]] void mismatch(const ShardMeta& a, const ShardMeta& b, const std::string& what) {
+  throw Error("shard '" + b.path + "' does not match '" + a.path + "': different " + what);
+}
+
+}  // namespace
+
+void check_same_task(const ShardMeta& a, const ShardMeta& b) {
+  if (a.sample_shape != b.sample_shape)
+    mismatch(a, b, "sample shape " + shape_str(b.sample_shape) + " vs " + shape_str(a.sample_shape));
+  if (a.num_classes != b.num_classes) mismatch(a, b, "num_classes");
+  if (a.target_dim != b.target_dim) mismatch(a, b, "target count");
+  if (a.target_space() != b.target_space()) mismatch(a, b, "target standardisation (y_scale/y_shift)");
+}
+
 void check_compatible(const ShardMeta& a, const ShardMeta& b) {
-  auto fail = [&](const std::string& what) {
-    throw Error("shard '" + b.path + "' does not match '" + a.path + "': different " + what);
-  };
-  if (a.sample_shape != b.sample_shape) fail("sample shape " + shape_str(b.sample_shape) + " vs " + shape_str(a.sample_shape));
-  if (a.x_type != b.x_type) fail("x dtype");
-  if (a.num_classes != b.num_classes) fail("num_classes");
-  if (a.target_dim != b.target_dim) fail("target count");
-  if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) fail("normalisation (x_scale/x_shift)");
-  if (a.target_space() != b.target_space()) fail("target standardisation (y_scale/y_shift)");
+  check_same_task(a, b);
+  if (a.x_type != b.x_type) mismatch(a, b, "x dtype");
+  if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) mismatch(a, b, "normalisation (x_scale/x_shift)");
 }
 
 }  // namespace ringtrain

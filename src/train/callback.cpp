@@ -57,7 +57,7 @@ CallbackList make_callbacks(const TrainContext& context) {
   return list;
 }
 
-std::unique_ptr<BatchLoader> make_eval_loader(const ShardSet& split, const TrainConfig& config, DataShare share) {
+std::unique_ptr<BatchLoader> make_eval_loader(const SampleSource& split, const TrainConfig& config, DataShare share) {
   LoaderConfig c;
   c.batch = std::max<int64_t>(config.batch, 256);
   c.shuffle = false;

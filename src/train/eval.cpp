@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "ringtrain/comm/agreement.hpp"
+#include "ringtrain/data/synthetic.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/blas.hpp"
@@ -23,17 +24,23 @@ namespace {
 // What an evaluation reads, checked: the model, the split, and the device.
 struct Evaluation {
   LoadedModel loaded;
-  std::unique_ptr<ShardSet> data;
+  std::unique_ptr<SampleSource> data;
   Device device = Device::cpu;
   std::string device_note;  // --device auto fell back to the CPU from a GPU precision
 };
 
-Evaluation open_evaluation(const EvalConfig& config) {
-  validate(config);
-  Evaluation e{load_model(config.model_file), nullptr, Device::cpu};
+// The split's synthetic samples (seed 0; each rank scores its share), or its shards.
+std::unique_ptr<SampleSource> open_split(const EvalConfig& config, int ranks) {
+  if (config.data.synthetic) return std::make_unique<SyntheticSource>(*config.data.synthetic, 0, config.split, ranks);
   const std::string source = config.data.source(config.split);
   if (source.empty()) throw Error(config.data.why_no_source(config.split));
-  e.data = std::make_unique<ShardSet>(ShardSet::open(source));
+  return std::make_unique<ShardSet>(ShardSet::open(source));
+}
+
+Evaluation open_evaluation(const EvalConfig& config, int ranks) {
+  validate(config);
+  Evaluation e{load_model(config.model_file), nullptr, Device::cpu, {}};
+  e.data = open_split(config, ranks);
   const ShardMeta& meta = e.data->meta();
   const Model& model = *e.loaded.model;
   if (meta.sample_shape != model.input_shape())
@@ -61,7 +68,7 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
   std::optional<Evaluation> e;
   std::string failure;
   try {
-    e.emplace(open_evaluation(config));
+    e.emplace(open_evaluation(config, world.size()));
   } catch (const std::exception& ex) {
     failure = ex.what();
   }

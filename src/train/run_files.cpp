@@ -37,11 +37,11 @@ std::vector<std::string> source_files(const DataSources& data, const TrainConfig
 }
 
 // The files this run reads, which no output may replace.
-std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const TrainConfig& c) {
+std::vector<std::string> input_files(const std::vector<const SampleSource*>& sets, const TrainConfig& c) {
   std::vector<std::string> inputs;
-  for (const ShardSet* set : sets)
+  for (const SampleSource* set : sets)
     if (set)
-      for (const ShardMeta& shard : set->shards()) inputs.push_back(shard.path);
+      for (std::string& path : set->paths()) inputs.push_back(std::move(path));
   add_run_inputs(c, inputs);
   return inputs;
 }

@@ -12,6 +12,7 @@
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/data/device_batches.hpp"
+#include "ringtrain/data/synthetic.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
@@ -54,17 +55,21 @@ class LayerSpans final : public LayerObserver {
   Clock::time_point begin_;
 };
 
-ShardSet open_train_set(const DataSources& data) {
+// Synthetic samples (each replica's default share of them), or the training shards.
+std::unique_ptr<SampleSource> open_train_set(const DataSources& data, uint64_t seed, int replicas) {
+  if (data.synthetic) return std::make_unique<SyntheticSource>(*data.synthetic, seed, Split::train, replicas);
   const std::string source = data.source(Split::train);
   if (source.empty()) throw Error(data.why_no_source(Split::train));
-  return ShardSet::open(source);
+  return std::make_unique<ShardSet>(ShardSet::open(source));
 }
 
-std::unique_ptr<ShardSet> open_optional(const DataSources& data, Split split, const ShardMeta& like) {
+// Validation and test shards: of the training shards' dataset, or beside synthetic data fitting its model.
+std::unique_ptr<SampleSource> open_optional(const DataSources& data, Split split, const ShardMeta& like) {
   const std::string source = data.source(split);
   if (source.empty()) return nullptr;
   auto set = std::make_unique<ShardSet>(ShardSet::open(source));
-  check_compatible(like, set->meta());
+  if (data.synthetic) check_same_task(like, set->meta());
+  else check_compatible(like, set->meta());
   return set;
 }
 
@@ -83,7 +88,7 @@ std::string num(double v) {
 // Everything one call of run() builds: this rank's data stream, the mode, the callbacks, and where the run
 // stands.
 struct Trainer::Run {
-  Run(const ShardSet& train, const LoaderConfig& loader_config, Device device)
+  Run(const SampleSource& train, const LoaderConfig& loader_config, Device device)
       : loader(train, loader_config), batches(loader, device) {}
   BatchLoader loader;
   DeviceBatches batches;
@@ -132,7 +137,8 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
 }
 
 void Trainer::open() {
-  train_set_ = std::make_unique<ShardSet>(open_train_set(config_.data));
+  const int replicas = data_share(config_.parallel, world_.rank(), world_.size()).replicas;
+  train_set_ = open_train_set(config_.data, config_.seed, replicas);
   val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
   test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
   if (world_.rank() == 0) {
@@ -167,8 +173,8 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
   for (int first : pipe.split) split += (split.empty() ? "" : ",") + std::to_string(first);
   // "--flag" lines hold a flag's value as given; the lines without dashes describe the job.
   return {{"--model", model_->spec()},
-          {"training data", counted(train_set_->samples(), "sample") + " of " + shape_str(meta.sample_shape) +
-                                " in " + counted(static_cast<int64_t>(train_set_->shards().size()), "shard")},
+          {"training data", counted(train_set_->samples(), "sample") + " of " + shape_str(meta.sample_shape) + " " +
+                                train_set_->origin()},
           {"--batch", std::to_string(config_.batch)},
           {"--epochs", std::to_string(config_.epochs)},
           {"--steps", std::to_string(config_.max_steps)},
@@ -271,7 +277,7 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
                                                            : std::string();
   out << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
       << counted(model_->parameter_count(), "parameter") << "; " << counted(train_set_->samples(), "training sample")
-      << " in " << counted(static_cast<int64_t>(train_set_->shards().size()), "shard") << ", "
+      << " " << train_set_->origin() << ", "
       << counted(steps_per_epoch, "step") << " per epoch, batch " << config_.batch
       << replicated << ", " << device_description() << "\n";
   if (!device_note_.empty()) out << "  " << device_note_ << "\n";

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "ringtrain/data/synthetic.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
 
@@ -84,10 +85,55 @@ void validate_optimizer(const OptimizerConfig& o) {
   positive(o.eps, "--eps");
 }
 
-void validate_data(const DataSources& d) {
+// The sample shape of --data synthetic:...: 1 to 3 dimensions, each at least 1, their product within the
+// per-sample limit (checked before multiplying, so that it cannot overflow).
+void validate_synthetic_shape(const Shape& sample, const std::string& flag) {
+  require(!sample.empty() && sample.size() <= 3, flag + "a sample has 1 to 3 dimensions ([features] or [channels, "
+                                                        "height, width]), got " + std::to_string(sample.size()));
+  for (size_t d = 0; d < sample.size(); ++d)
+    require(sample[d] >= 1, flag + "dimension " + std::to_string(d + 1) +
+                                " of the sample shape must be at least 1, got " + std::to_string(sample[d]));
+  int64_t values = 1;
+  for (int64_t dim : sample) {
+    require(dim <= kMaxSyntheticValues / values, flag + "a sample of more than " + std::to_string(kMaxSyntheticValues) +
+                                                     " values (256 MiB of float32) is too large to make");
+    values *= dim;
+  }
+}
+
+// Its classes (at least 2, as many as a shard may have) and, when given, its samples an epoch.
+void validate_synthetic_counts(const SyntheticData& s, const std::string& flag) {
+  require(s.classes >= 2, flag + "synthetic data needs at least 2 classes, got " + std::to_string(s.classes));
+  require(s.classes <= kMaxSyntheticClasses, flag + "at most " + std::to_string(kMaxSyntheticClasses) +
+                                                 " classes, got " + std::to_string(s.classes));
+  if (!s.samples) return;
+  require(*s.samples >= 1, flag + "an epoch needs at least 1 sample, got " + std::to_string(*s.samples));
+  require(*s.samples <= kMaxSyntheticSamples, flag + "at most " + std::to_string(kMaxSyntheticSamples) +
+                                                  " samples an epoch (its order is held in memory), got " +
+                                                  std::to_string(*s.samples));
+}
+
+// Synthetic data (data/synthetic.hpp) replaces the split it makes (`made`), and has no shards for the flags
+// about shards to act on.
+void validate_synthetic(const DataSources& d, Split made) {
+  const SyntheticData& s = *d.synthetic;
+  const std::string flag = "--data '" + synthetic_spec(s) + "': ";
+  validate_synthetic_shape(s.sample, flag);
+  validate_synthetic_counts(s, flag);
+  const char* what = made == Split::train ? "training" : made == Split::val ? "validation" : "test";
+  require(d.explicit_source(made).empty(), "--" + name_of(made) + " and --data " + synthetic_spec(s) +
+                                               " both give the " + what + " data: give one of them");
+  require(d.stage_to.empty(), "--stage-to: synthetic data is made in memory on every rank; it has no shards to stage");
+  require(d.window_shards == 0, "--shuffle-window counts shards, and synthetic data has none (its samples are "
+                                "shuffled as one block)");
+}
+
+// `made`: the split that synthetic data would make (train's training split, the split eval scores).
+void validate_data(const DataSources& d, Split made) {
   require(d.prefetch >= 0, "--prefetch must not be negative, got " + std::to_string(d.prefetch));
   at_most(int64_t{d.prefetch}, 1024, "--prefetch");  // batches held in memory
   require(d.window_shards >= 0, "--shuffle-window must not be negative, got " + std::to_string(d.window_shards));
+  if (d.synthetic) validate_synthetic(d, made);
 }
 
 void validate_checkpoints(const TrainConfig& c) {
@@ -139,7 +185,7 @@ void validate_servers(const ParallelConfig& c, int world) {
 void validate(const TrainConfig& c, int world) {
   validate_schedule(c);
   validate_optimizer(c.optimizer);
-  validate_data(c.data);
+  validate_data(c.data, Split::train);
   validate_checkpoints(c);
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
@@ -175,7 +221,7 @@ void validate(const EvalConfig& c) {
   at_most(c.batch, kMaxBatch, "--batch");
   require(c.threads >= 1, "--threads must be at least 1");
   at_most(int64_t{c.threads}, kMaxThreads, "--threads");
-  validate_data(c.data);
+  validate_data(c.data, c.split);
   require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
                                   std::to_string(c.device.gpu));
 }

@@ -1,22 +1,23 @@
-// Batches for one rank, assembled on a background thread so HDF5 reads and normalisation overlap compute.
+// Batches for one rank, assembled on a background thread so HDF5 reads and normalisation (or making synthetic
+// samples) overlap compute.
 //
-// The sample order is defined for the whole job, not per rank: each epoch permutes the shards, groups them
-// into windows of `window_shards` (the shuffle buffer; 0 = all shards), and permutes the samples inside each
-// window. Global batch k is positions [k*B, (k+1)*B) of that order with B = batch * world, and rank r takes
-// the contiguous slice [k*B + r*batch, k*B + (r+1)*batch). So N ranks with batch b see exactly the samples
-// one rank with batch N*b sees, and a rank reads only the shards its slices touch.
+// The sample order is defined for the whole job, not per rank: each epoch permutes the shards (a source's
+// blocks: sample_source.hpp), groups them into windows of `window_shards` (the shuffle buffer; 0 = all
+// shards), and permutes the samples inside each window. Global batch k is positions [k*B, (k+1)*B) of that
+// order with B = batch * world, and rank r takes the contiguous slice [k*B + r*batch, k*B + (r+1)*batch). So
+// N ranks with batch b see exactly the samples one rank with batch N*b sees, and a rank reads only the
+// shards its slices touch.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/data/sample_source.hpp"
 #include "ringtrain/tensor/targets.hpp"
 
 namespace ringtrain {
@@ -43,7 +44,7 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool s
 
 class BatchLoader {
  public:
-  BatchLoader(const ShardSet& data, LoaderConfig config);
+  BatchLoader(const SampleSource& data, LoaderConfig config);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -59,14 +60,11 @@ class BatchLoader {
  private:
   void produce(int64_t epoch, int64_t first_batch);
   void stop();
-  const ShardData& shard(size_t index);
   void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out);
 
-  const ShardSet& data_;
+  const SampleSource& data_;
   LoaderConfig config_;
-  std::vector<int64_t> offsets_;  // first global index of each shard, plus the total
-  std::map<size_t, ShardData> cache_;
-  std::deque<size_t> cache_order_;
+  std::unique_ptr<SampleReader> reader_;  // used by the worker thread only
 
   std::thread worker_;
   std::mutex mu_;

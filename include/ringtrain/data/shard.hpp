@@ -66,5 +66,8 @@ void write_shard(const std::string& path, const ShardMeta& meta, const ShardData
 
 // Throws unless two shards of one dataset agree on everything but their sample count.
 void check_compatible(const ShardMeta& first, const ShardMeta& other);
+// Throws unless `other`'s samples fit the model that `first`'s train: sample shape, classes or target count,
+// and target standardisation (a split beside synthetic data, which shares no storage type or normalisation).
+void check_same_task(const ShardMeta& first, const ShardMeta& other);
 
 }  // namespace ringtrain

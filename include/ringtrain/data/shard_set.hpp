@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "ringtrain/data/sample_source.hpp"
 #include "ringtrain/data/shard.hpp"
 #include "ringtrain/tensor/enum_names.hpp"
 
@@ -12,7 +13,7 @@ enum class Split { train, val, test };
 inline constexpr EnumNames<Split, 3> kSplitNames{{{Split::train, "train"}, {Split::val, "val"}, {Split::test, "test"}}};
 constexpr const auto& enum_names(Split) { return kSplitNames; }
 
-class ShardSet {
+class ShardSet final : public SampleSource {
  public:
   // source: one shard file, a directory (every *.h5 in it) or a glob pattern; shards sorted by path.
   static ShardSet open(const std::string& source);
@@ -23,8 +24,14 @@ class ShardSet {
   static bool exists(const std::string& pattern);
 
   const std::vector<ShardMeta>& shards() const { return shards_; }
-  const ShardMeta& meta() const { return shards_.front(); }
-  int64_t samples() const { return samples_; }
+  const ShardMeta& meta() const override { return shards_.front(); }
+  int64_t samples() const override { return samples_; }
+  std::vector<int64_t> block_sizes() const override;
+  std::vector<std::string> paths() const override;
+  std::string origin() const override;
+  // Reads whole shards as the order reaches them, keeping a shuffle window of them (a rank's positions only
+  // move forward through the windows), and normalises each sample into the batch.
+  std::unique_ptr<SampleReader> reader(int64_t window_blocks) const override;
 
  private:
   std::vector<ShardMeta> shards_;

@@ -25,7 +25,7 @@ struct TrainContext {
   Loss& loss;
   Optimizer& optimizer;
   TargetSpace targets;  // what the model's outputs are, for the files that save it
-  const ShardSet* test_set;         // null: no test split
+  const SampleSource* test_set;     // null: no test split
   DataShare share;
   Timeline* timeline;               // null: no --timeline
   const CheckpointDir* checkpoints; // null: no --checkpoint-dir
@@ -54,6 +54,6 @@ std::unique_ptr<Callback> make_timeline_file(const TrainContext& context);  // -
 std::string format_score(const std::string& prefix, const Score& score, const std::string& metric);
 
 // The evaluation loader every split is scored with: in order, whole batches of at least 256 samples.
-std::unique_ptr<BatchLoader> make_eval_loader(const ShardSet& split, const TrainConfig& config, DataShare share);
+std::unique_ptr<BatchLoader> make_eval_loader(const SampleSource& split, const TrainConfig& config, DataShare share);
 
 }  // namespace ringtrain

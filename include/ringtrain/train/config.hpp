@@ -2,10 +2,12 @@
 // validate (validate.hpp) checks them once; nothing below reads a setting's text.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/data/synthetic.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
@@ -16,6 +18,9 @@ namespace ringtrain {
 
 struct DataSources {
   std::string dir;    // a `ringtrain prep` output directory: <dir>/{train,val,test}-*.h5
+  // --data synthetic:...: samples made in memory instead (dir is then ""): train's training split, the split
+  // eval scores. The other splits come only from their explicit sources.
+  std::optional<SyntheticData> synthetic;
   std::string train;  // explicit file, directory or glob; overrides dir for that split
   std::string val;
   std::string test;
@@ -30,8 +35,7 @@ struct DataSources {
   std::string source(Split split) const;
   // Why source(split) is "", as an error message: no --data, a directory that is not there, or no shards.
   std::string why_no_source(Split split) const;
-
- private:
+  // --train, --val or --test ("" when not given).
   const std::string& explicit_source(Split split) const;
 };
 

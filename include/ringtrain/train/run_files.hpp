@@ -14,7 +14,7 @@ namespace ringtrain {
 std::vector<std::string> source_files(const DataSources& data, const TrainConfig& c);
 // The files of the opened sets (null ones skipped), the checkpoint resumed and the --config file: the run's
 // inputs.
-std::vector<std::string> input_files(const std::vector<const ShardSet*>& sets, const TrainConfig& c);
+std::vector<std::string> input_files(const std::vector<const SampleSource*>& sets, const TrainConfig& c);
 // Every output of `c` (output_file.hpp check_output, clearing a killed run's temporaries), no two on one
 // path, and no --checkpoint-dir that holds an input (its old checkpoints are pruned) but the run's own.
 void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs);

@@ -56,8 +56,8 @@ class Trainer {
   TrainConfig config_;  // with the data sources of staged copies when staging
   StagingSummary staging_;
   Communicator& world_;
-  std::unique_ptr<ShardSet> train_set_;
-  std::unique_ptr<ShardSet> val_set_, test_set_;
+  std::unique_ptr<SampleSource> train_set_;
+  std::unique_ptr<SampleSource> val_set_, test_set_;
   Device device_ = Device::cpu;
   std::string device_note_;  // --device auto fell back to the CPU from a GPU precision
   std::unique_ptr<Model> model_;
