@@ -72,34 +72,73 @@ void add_row_gradient_sums(const float* dy, const float* xhat, const float* y, b
 }  // namespace
 
 // Element (n, c, s) of a [N, C, S] view lives at (n * C + c) * S + s.
+int64_t BatchNorm::batch_moments(const Tensor& x, std::vector<float>& mean, std::vector<float>& var) {
+  const int64_t n = x.dim(0);
+  double count = static_cast<double>(n * spatial_);
+  std::vector<float> shift(static_cast<size_t>(channels_));
+  std::vector<double> sums(static_cast<size_t>(2 * channels_));  // per channel: sum of x - shift, then of its square
+  auto channel_sums = [&] {
+#pragma omp parallel for schedule(static) if (x.numel() > (1 << 16))
+    for (int64_t c = 0; c < channels_; ++c) {
+      double sum = 0.0, squares = 0.0;
+      for (int64_t b = 0; b < n; ++b)
+        add_row_moments(x.data() + (b * channels_ + c) * spatial_, spatial_, shift[c], sum, squares);
+      sums[c] = sum, sums[channels_ + c] = squares;
+    }
+  };
+  if (!replicas_) {
+    for (int64_t c = 0; c < channels_; ++c) shift[c] = x.data()[c * spatial_];  // one of the channel's values
+    channel_sums();
+  } else {
+    // The replicas must shift alike: first the global mean, then every replica's moments about it.
+    channel_sums();  // shift 0: plain sums
+    std::vector<double> totals(sums.begin(), sums.begin() + channels_);
+    totals.push_back(count);
+    replicas_->sum(totals.data(), totals.size());
+    count = totals.back();
+    for (int64_t c = 0; c < channels_; ++c) shift[c] = static_cast<float>(totals[c] / count);
+    channel_sums();
+    replicas_->sum(sums.data(), sums.size());
+  }
+  for (int64_t c = 0; c < channels_; ++c) {
+    const double shifted_mean = sums[c] / count;
+    mean[c] = static_cast<float>(shift[c] + shifted_mean);
+    var[c] = static_cast<float>(std::max(0.0, sums[channels_ + c] / count - shifted_mean * shifted_mean));
+  }
+  return static_cast<int64_t>(count);
+}
+
+void BatchNorm::update_running_statistics(const std::vector<float>& mean, const std::vector<float>& var,
+                                          int64_t count) {
+  const float unbiased = static_cast<float>(count) / static_cast<float>(count - 1);
+  for (int64_t c = 0; c < channels_; ++c) {
+    running_mean_[c] = (1.0f - momentum_) * running_mean_[c] + momentum_ * mean[c];
+    running_var_[c] = (1.0f - momentum_) * running_var_[c] + momentum_ * var[c] * unbiased;
+  }
+}
+
 const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
-  const int64_t n = x.dim(0), count = n * spatial_;
-  if (mode == Mode::train && count < 2)
-    throw Error("batchnorm needs more than one value per channel in training (batch of 1 without spatial dims)");
+  const int64_t n = x.dim(0);
+  std::vector<float> mean(static_cast<size_t>(channels_)), var(static_cast<size_t>(channels_));
+  if (mode == Mode::train) {
+    const int64_t count = batch_moments(x, mean, var);
+    if (count < 2)
+      throw Error("batchnorm needs more than one value per channel in training (batch of 1 without spatial dims)");
+    update_running_statistics(mean, var, count);
+    batch_count_ = static_cast<uint64_t>(count);
+  } else {
+    mean.assign(running_mean_.data(), running_mean_.data() + channels_);
+    var.assign(running_var_.data(), running_var_.data() + channels_);
+  }
   y_.resize(x.shape());
   xhat_.resize(x.shape());
   inv_std_.resize({channels_});
+  // Without a folded ReLU the floor is -inf, which the select leaves alone (NaN included: the compare is false).
+  const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
 #pragma omp parallel for schedule(static) if (x.numel() > (1 << 16))
   for (int64_t c = 0; c < channels_; ++c) {
-    float mean, var;
-    if (mode == Mode::train) {
-      const float shift = x.data()[c * spatial_];
-      double sum = 0.0, squares = 0.0;
-      for (int64_t b = 0; b < n; ++b) add_row_moments(x.data() + (b * channels_ + c) * spatial_, spatial_, shift, sum, squares);
-      const double shifted_mean = sum / static_cast<double>(count);
-      mean = static_cast<float>(shift + shifted_mean);
-      var = static_cast<float>(std::max(0.0, squares / static_cast<double>(count) - shifted_mean * shifted_mean));
-      const float unbiased = var * static_cast<float>(count) / static_cast<float>(count - 1);
-      running_mean_[c] = (1.0f - momentum_) * running_mean_[c] + momentum_ * mean;
-      running_var_[c] = (1.0f - momentum_) * running_var_[c] + momentum_ * unbiased;
-    } else {
-      mean = running_mean_[c];
-      var = running_var_[c];
-    }
-    const float inv_std = 1.0f / std::sqrt(var + eps_);
-    const float gamma = gamma_.value[c], beta = beta_.value[c];
-    // Without a folded ReLU the floor is -inf, which max leaves alone (NaN included: the compare is false).
-    const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
+    const float inv_std = 1.0f / std::sqrt(var[c] + eps_);
+    const float gamma = gamma_.value[c], beta = beta_.value[c], m = mean[c];
     inv_std_[c] = inv_std;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * channels_ + c) * spatial_;
@@ -107,7 +146,7 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
       float* __restrict xh = xhat_.data() + off;
       float* __restrict out = y_.data() + off;
       for (int64_t s = 0; s < spatial_; ++s) {
-        xh[s] = (in[s] - mean) * inv_std;
+        xh[s] = (in[s] - m) * inv_std;
         const float v = gamma * xh[s] + beta;
         out[s] = v < floor ? floor : v;
       }
@@ -118,8 +157,7 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
 
 const Tensor& BatchNorm::backward(const Tensor& dy) {
   const int64_t n = dy.dim(0);
-  const float count = static_cast<float>(n * spatial_);
-  if (input_grad_needed_) dx_.resize(dy.shape());
+  std::vector<double> sums(static_cast<size_t>(2 * channels_));  // per channel: sum of dy, then of dy * xhat
 #pragma omp parallel for schedule(static) if (dy.numel() > (1 << 16))
   for (int64_t c = 0; c < channels_; ++c) {
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
@@ -127,10 +165,18 @@ const Tensor& BatchNorm::backward(const Tensor& dy) {
       const int64_t off = (b * channels_ + c) * spatial_;
       add_row_gradient_sums(dy.data() + off, xhat_.data() + off, y_.data() + off, relu_, spatial_, sum_dy, sum_dy_xhat);
     }
-    gamma_.grad[c] += sum_dy_xhat;
+    gamma_.grad[c] += sum_dy_xhat;  // this replica's share: the gradient averager sums the replicas'
     beta_.grad[c] += sum_dy;
-    if (!input_grad_needed_) continue;
+    sums[c] = sum_dy, sums[channels_ + c] = sum_dy_xhat;
+  }
+  if (!input_grad_needed_) return dx_;
+  if (replicas_) replicas_->sum(sums.data(), sums.size());
+  const float count = static_cast<float>(batch_count_);
+  dx_.resize(dy.shape());
+#pragma omp parallel for schedule(static) if (dy.numel() > (1 << 16))
+  for (int64_t c = 0; c < channels_; ++c) {
     const float scale = gamma_.value[c] * inv_std_[c] / count;
+    const float sum_dy = static_cast<float>(sums[c]), sum_dy_xhat = static_cast<float>(sums[channels_ + c]);
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * channels_ + c) * spatial_;
       const float* __restrict g = dy.data() + off;

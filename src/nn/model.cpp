@@ -73,6 +73,10 @@ const Tensor& Model::backward(const Tensor& dout, LayerRange layers) {
   return *g;
 }
 
+void Model::share_batch_statistics(CrossReplicaSum* sum) {
+  for (auto& layer : layers_) layer->share_batch_statistics(sum);
+}
+
 void Model::remove_observer(LayerObserver* observer) {
   std::erase(observers_, observer);
 }

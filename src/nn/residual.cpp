@@ -160,6 +160,10 @@ void Residual::set_input_grad_needed(bool needed) {
   if (!shortcut_.empty()) shortcut_.front()->set_input_grad_needed(needed);
 }
 
+void Residual::share_batch_statistics(CrossReplicaSum* sum) {
+  for (const auto& [name, layer] : sublayers()) layer->share_batch_statistics(sum);
+}
+
 // Element-wise loops stay on one thread and branch-free, as the activations' do (activation.cpp).
 void Residual::add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   out.resize(a.shape());

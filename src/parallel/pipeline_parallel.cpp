@@ -97,6 +97,12 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   if (replicas_ > 1)
     averager_ = std::make_unique<GradientAverager>(*stage_group_, model, layers_, config.engine, timeline_,
                                                    parts.warnings);
+  // Micro-batch k's statistics are summed over micro-batch k of every replica: the replicas run one
+  // schedule, so their stages reach each batchnorm in the same order.
+  if (replicas_ > 1 && config.sync_batchnorm) {
+    batch_statistics_ = std::make_unique<ReplicaSum>(*stage_group_);
+    model.share_batch_statistics(batch_statistics_.get());
+  }
   // Each stage sees only its own gradients: the stages of a replica agree on the verdict (on GPUs over
   // NCCL, on the device), so any stage's non-finite gradient skips, or stops, every stage's step. The
   // replicas of a stage hold the same averaged gradients and so reach the same verdict.
@@ -109,7 +115,10 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   model.add_observer(this);
 }
 
-PipelineParallel::~PipelineParallel() { model_.remove_observer(this); }
+PipelineParallel::~PipelineParallel() {
+  model_.remove_observer(this);
+  model_.share_batch_statistics(nullptr);  // the model may outlive this mode
+}
 
 void PipelineParallel::backward_end(size_t layer) {
   // Only the last micro-batch's backward finishes a layer's gradients; the reduction of each layer then

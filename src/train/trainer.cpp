@@ -1,5 +1,7 @@
 #include "ringtrain/train/trainer.hpp"
 
+#include "ringtrain/nn/model_spec.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +15,7 @@
 #include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/data/synthetic.hpp"
+#include "ringtrain/nn/model_spec.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
@@ -275,7 +278,12 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
                                                                  (replicas == ranks ? " ranks (" : " replicas (") +
                                                                  gradient_backend() + " allreduce)"
                                                            : std::string();
-  out << "model " << model_->spec() << "\n  input " << shape_str(model_->input_shape()) << ", "
+  // A ResNet's canonical spec runs to kilobytes: a preset that long goes by its name.
+  const bool long_preset = expand_preset(config_.model) != config_.model && model_->spec().size() > 200;
+  out << "model "
+      << (long_preset ? config_.model + " (" + counted(static_cast<int64_t>(model_->size()), "layer") + ")"
+                      : model_->spec())
+      << "\n  input " << shape_str(model_->input_shape()) << ", "
       << counted(model_->parameter_count(), "parameter") << "; " << counted(train_set_->samples(), "training sample")
       << " " << train_set_->origin() << ", "
       << counted(steps_per_epoch, "step") << " per epoch, batch " << config_.batch

@@ -178,6 +178,8 @@ void validate_servers(const ParallelConfig& c, int world) {
   require(ps.servers < world, "--ps-servers " + std::to_string(ps.servers) + " leaves no worker among " +
                                   ranks(world) + " (the last K ranks serve: start more ranks)");
   require(!c.pipeline.pipelined(), "--mode ps does not combine with --pipeline-stages or --micro-batches");
+  require(!c.sync_batchnorm, "--sync-batchnorm needs --mode sync: parameter-server workers step on their own, with "
+                             "no global batch to share statistics over");
 }
 
 }  // namespace

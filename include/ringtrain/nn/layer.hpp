@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringtrain/nn/cross_replica_sum.hpp"
 #include "ringtrain/tensor/rng.hpp"
 #include "ringtrain/tensor/tensor.hpp"
 
@@ -81,6 +82,10 @@ class Layer {
   // output is 0, while the ReLU layer passes values through. Saves the activation's two passes over
   // memory; results are bitwise the same. Returns false where the layer has no such epilogue.
   virtual bool fold_relu() { return false; }
+
+  // Training statistics over the whole global batch (sync batchnorm): the layer sums its per-batch
+  // statistics through `sum` (null: this rank's batch alone). A block passes it on to its parts.
+  virtual void share_batch_statistics(CrossReplicaSum* /*sum*/) {}
 
   // A block of layers (residual) names its parts, "conv1" or "shortcut/conv1", in the order its params(),
   // buffers() and random_streams() list theirs; a plain layer has none.

@@ -80,6 +80,9 @@ class Model {
   Layer& layer(size_t i) { return *layers_[i]; }
   std::string layer_name(size_t i) const { return layer_names()[i]; }  // "conv2"
 
+  // Layer::share_batch_statistics for every layer (sync batchnorm); `sum` must outlive its use.
+  void share_batch_statistics(CrossReplicaSum* sum);
+
   // Observers are not owned and must outlive their registration.
   void add_observer(LayerObserver* observer) { observers_.push_back(observer); }
   void remove_observer(LayerObserver* observer);

@@ -38,6 +38,7 @@ class Residual : public Layer {
   bool fold_relu() override { return relu_ = true; }
   std::vector<std::pair<std::string, Layer*>> sublayers() override;
   void set_input_grad_needed(bool needed) override;
+  void share_batch_statistics(CrossReplicaSum* sum) override;
 
   bool relu_folded() const { return relu_; }
   bool identity_shortcut() const { return shortcut_.empty(); }

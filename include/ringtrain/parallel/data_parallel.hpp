@@ -8,6 +8,7 @@
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/parallel/gradient_averager.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/parallel/replica_sum.hpp"
 
 namespace ringtrain {
 
@@ -33,6 +34,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   std::vector<Param*> params_;
   Timeline* timeline_;  // null without --timeline
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
+  std::unique_ptr<ReplicaSum> batch_statistics_;  // --sync-batchnorm on more than one rank
   int64_t step_ = 0;
   StopVote stop_vote_;
   bool stopping_ = false;

@@ -51,6 +51,8 @@ struct ParallelConfig {
   // A NaN or infinite gradient (after averaging) stops the job naming the step and the parameter; with
   // this, the step's update is skipped instead and counted.
   bool skip_nonfinite = false;
+  // Batchnorm statistics over the whole global batch (every replica's samples), not each rank's own.
+  bool sync_batchnorm = false;
 };
 
 // Where a resumed run picks up (a checkpoint's): the optimizer's state for the whole model, the steps

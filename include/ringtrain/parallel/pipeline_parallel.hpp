@@ -19,6 +19,7 @@
 #include "ringtrain/parallel/gradient_averager.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/parallel/pipeline_schedule.hpp"
+#include "ringtrain/parallel/replica_sum.hpp"
 
 namespace ringtrain {
 
@@ -85,6 +86,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   bool reduce_after_sends_ = false;  // the replicas' allreduces wait for the step's last send (NCCL; see the .cpp)
   std::unique_ptr<Communicator> stage_group_;            // this stage in every replica
   std::unique_ptr<GradientAverager> averager_;         // when there is more than one replica
+  std::unique_ptr<ReplicaSum> batch_statistics_;       // --sync-batchnorm with more than one replica
   bool last_backward_ = false;
 
   std::vector<Param*> params_;
