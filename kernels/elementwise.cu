@@ -1,5 +1,5 @@
-// Element-wise kernels for the layers: the non-finite flag, bf16 conversion, bias and ReLU epilogues,
-// activations, dropout.
+// Element-wise kernels for the layers: the non-finite flag, bf16 conversion, bias and ReLU epilogues, the
+// residual sum, activations, dropout.
 #include "kernels/kernels.hpp"
 #include "kernels/launch.cuh"
 #include "ringtrain/tensor/counter_rng.hpp"
@@ -29,6 +29,13 @@ __global__ void bias_relu_kernel(float* y, const float* bias, int64_t n, int64_t
 
 __global__ void relu_mask_kernel(const float* dy, const float* y, float* out, int64_t n) {
   RINGTRAIN_GRID_STRIDE(i, n) out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+__global__ void add_kernel(const float* a, const float* b, float* out, int64_t n, bool relu) {
+  RINGTRAIN_GRID_STRIDE(i, n) {
+    const float s = a[i] + b[i];
+    out[i] = relu ? fmaxf(s, 0.0f) : s;
+  }
 }
 
 // The CPU engine's formulas (src/nn/activation.cpp), element by element.
@@ -97,6 +104,12 @@ void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStrea
   if (n == 0) return;
   relu_mask_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dy, y, out, n);
   check_launch("relu_mask");
+}
+
+void add(const float* a, const float* b, float* out, int64_t n, bool relu, cudaStream_t stream) {
+  if (n == 0) return;
+  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n, relu);
+  check_launch("add");
 }
 
 void activation_forward(Activation kind, float param, const float* x, float* y, int64_t n, cudaStream_t stream) {

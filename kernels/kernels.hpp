@@ -1,4 +1,4 @@
-// ringtrain's own CUDA kernels: everything that is not a GEMM, a convolution, pooling or batch
+// ringtrain's own CUDA kernels: everything that is not a GEMM, a convolution, windowed pooling or batch
 // normalisation (those are cuBLAS and cuDNN). Each launcher queues one kernel on `stream` and returns;
 // pointers are device memory. The formulas are the CPU engine's (src/nn), element for element.
 #pragma once
@@ -35,6 +35,13 @@ void bias_relu(float* y, const float* bias, int64_t n, int64_t channels, int64_t
                cudaStream_t stream);
 // out[i] = y[i] > 0 ? dy[i] : 0: the gradient through a ReLU folded into the layer before it.
 void relu_mask(const float* dy, const float* y, float* out, int64_t n, cudaStream_t stream);
+// out[i] = a[i] + b[i], then max(out, 0) when relu: a residual block's two paths joined (with its folded
+// ReLU), or its input gradient summed from both paths. out may be a or b.
+void add(const float* a, const float* b, float* out, int64_t n, bool relu, cudaStream_t stream);
+// Global average pooling of [planes, plane] (x) into [planes] (y), each the plane's sum times 1/plane as on
+// the CPU; its backward spreads dy[p] / plane over plane p of dx.
+void plane_mean(const float* x, float* y, int64_t planes, int64_t plane, cudaStream_t stream);
+void plane_mean_backward(const float* dy, float* dx, int64_t planes, int64_t plane, cudaStream_t stream);
 
 // param: LeakyReLU's negative slope (>= 0) or ELU's alpha; unused by the others.
 enum class Activation { relu, tanh, sigmoid, leaky_relu, elu, gelu };

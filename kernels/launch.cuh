@@ -1,4 +1,5 @@
-// What every kernel file shares: grid sizing (tensor/cuda_grid.hpp) and the check after a launch.
+// What every kernel file shares: grid sizing (tensor/cuda_grid.hpp), the warp sum of the kernels that give
+// each row a warp, and the check after a launch.
 #pragma once
 #include "ringtrain/tensor/cuda_context.hpp"
 #include "ringtrain/tensor/cuda_grid.hpp"
@@ -10,5 +11,15 @@ namespace ringtrain::kernels {
 // error pass on purpose clears it (cuda_events.hpp event_done, the convolution's algorithm search), so that
 // this reports only the launch it follows.
 inline void check_launch(const char* kernel) { cuda::check(cudaGetLastError(), kernel); }
+
+inline constexpr int kWarp = 32;
+
+// The sum of v over the 32 lanes of a full warp, in every lane (a butterfly of shuffles: no shared memory,
+// and the same order of additions every run).
+template <class T>
+__device__ T warp_sum(T v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
 
 }  // namespace ringtrain::kernels

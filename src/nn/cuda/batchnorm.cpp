@@ -4,7 +4,7 @@
 namespace ringtrain::cuda {
 
 CudaBatchNorm::CudaBatchNorm(BatchNorm& source)
-    : CudaLayer(source), momentum_(source.momentum()), eps_(source.eps()) {
+    : CudaLayer(source), momentum_(source.momentum()), eps_(source.eps()), relu_(source.relu_folded()) {
   const std::vector<Param*> p = source.params();
   gamma_ = to_device(*p[0]);
   beta_ = to_device(*p[1]);
@@ -48,6 +48,8 @@ const Tensor& CudaBatchNorm::forward(const Tensor& x, Mode mode) {
                                                   beta_.value.data(), running_mean_.data(), running_var_.data(), eps_),
           "cudnnBatchNormalizationForwardInference");
   }
+  // The folded ReLU, in both modes as on the CPU: the bias-and-ReLU epilogue without a bias.
+  if (relu_) kernels::bias_relu(y_.data(), nullptr, y_.numel(), 1, 1, true, stream());
   return y_;
 }
 
@@ -56,10 +58,17 @@ const Tensor& CudaBatchNorm::backward(const Tensor& dy) {
   // forwards in between, and traded this one's state back in).
   describe_input(*x_);
   dx_.resize(dy.shape());  // cuDNN computes the input gradient whether or not it is needed
+  // Through the folded ReLU first: dy where y > 0. y_ is this micro-batch's (forward_state trades it).
+  const Tensor* g = &dy;
+  if (relu_) {
+    dy_relu_.resize(dy.shape());
+    kernels::relu_mask(dy.data(), y_.data(), dy_relu_.data(), dy.numel(), stream());
+    g = &dy_relu_;
+  }
   const float one = 1.0f, zero = 0.0f;
   // Parameter gradients accumulate (beta 1), as Param::grad requires.
   check(cudnnBatchNormalizationBackward(context().cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &one, x_desc_,
-                                        x_->data(), x_desc_, dy.data(), x_desc_, dx_.data(), param_desc_,
+                                        x_->data(), x_desc_, g->data(), x_desc_, dx_.data(), param_desc_,
                                         gamma_.value.data(), gamma_.grad.data(), beta_.grad.data(), eps_,
                                         saved_mean_.data(), saved_inv_std_.data()),
         "cudnnBatchNormalizationBackward");

@@ -10,6 +10,7 @@
 #include "ringtrain/nn/dropout.hpp"
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/pool2d.hpp"
+#include "ringtrain/nn/residual.hpp"
 
 namespace ringtrain::cuda {
 
@@ -34,6 +35,10 @@ std::unique_ptr<Layer> make_cuda_layer(Layer& source) {
   if (auto* l = dynamic_cast<Dropout*>(&source)) return std::make_unique<CudaDropout>(*l);
   if (auto* l = dynamic_cast<Flatten*>(&source)) return std::make_unique<CudaFlatten>(*l);
   if (auto* l = dynamic_cast<BatchNorm*>(&source)) return std::make_unique<CudaBatchNorm>(*l);
+  if (auto* l = dynamic_cast<GlobalAvgPool*>(&source)) return std::make_unique<CudaGlobalAvgPool>(*l);
+  // A block converts its parts with this same function (nested blocks included); the result is a Residual,
+  // not a CudaLayer.
+  if (auto* l = dynamic_cast<Residual*>(&source)) return std::make_unique<CudaResidual>(*l);
   throw Error("the CUDA engine has no '" + source.kind() + "' layer");
 }
 

@@ -9,6 +9,7 @@
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/per_batch_algorithms.hpp"
 #include "ringtrain/nn/pool2d.hpp"
+#include "ringtrain/nn/residual.hpp"
 
 namespace ringtrain::cuda {
 
@@ -76,6 +77,8 @@ class CudaConv2d final : public CudaLayer {
   PerBatchAlgorithms<Choice<cudnnConvolutionFwdAlgo_t>, BackwardChoices> algorithms_;
 };
 
+// cuDNN pooling with the CPU layer's padding: max pooling ignores padded positions (as the CPU's -infinity
+// does), average pooling divides by the whole window, padding included (count_include_pad).
 class CudaPool2d final : public CudaLayer {
  public:
   explicit CudaPool2d(Pool2d& source);
@@ -86,12 +89,25 @@ class CudaPool2d final : public CudaLayer {
  private:
   void describe_input(const Tensor& x);
 
-  int64_t kernel_, stride_;
+  int64_t kernel_, stride_, pad_;
   int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;  // of the last input
   PoolingDescriptor pool_desc_;
   TensorDescriptor x_desc_, y_desc_;
   int64_t batch_ = -1;
   const Tensor* x_ = nullptr;
+  DeviceTensor y_, dx_;
+};
+
+// Our kernels (kernels/pooling.cu): a warp sums each plane; backward spreads dy / (H * W) over it.
+class CudaGlobalAvgPool final : public CudaLayer {
+ public:
+  explicit CudaGlobalAvgPool(GlobalAvgPool& source) : CudaLayer(source) {}
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_}}; }
+
+ private:
+  Shape in_shape_;  // of the last input; backward takes its batch size from dy
   DeviceTensor y_, dx_;
 };
 
@@ -138,7 +154,9 @@ class CudaFlatten final : public CudaLayer {
 };
 
 // cuDNN spatial batch normalisation: the same statistics as the CPU layer (biased variance to normalise,
-// unbiased in the running estimate, PyTorch's momentum).
+// unbiased in the running estimate, PyTorch's momentum). A ReLU folded into the source (BatchNorm::fold_relu)
+// is applied to y in place after cuDNN's forward, and backward hands cuDNN dy masked where y is 0; the
+// CudaActivation after it passes values through, as the CPU's ReLU does.
 class CudaBatchNorm final : public CudaLayer {
  public:
   explicit CudaBatchNorm(BatchNorm& source);
@@ -152,6 +170,7 @@ class CudaBatchNorm final : public CudaLayer {
   void describe_input(const Tensor& x);
 
   float momentum_, eps_;
+  bool relu_;  // the source's folded ReLU
   int64_t channels_;
   Param gamma_, beta_;
   Tensor running_mean_, running_var_;
@@ -159,7 +178,19 @@ class CudaBatchNorm final : public CudaLayer {
   TensorDescriptor x_desc_, param_desc_;
   int64_t described_batch_ = -1, spatial_ = 1;  // the input x_desc_ describes
   const Tensor* x_ = nullptr;
-  DeviceTensor y_, dx_;
+  DeviceTensor y_, dx_, dy_relu_;  // dy_relu_: dy masked by the folded ReLU, cuDNN's input in backward
+};
+
+// A residual block on the GPU: the CPU block's own forward and backward (Residual), over its parts made CUDA
+// layers by make_cuda_layer, with its tensors on the device and its two element-wise steps as kernels on the
+// compute stream. Not a CudaLayer: its kind, spec and flops are the CPU block's, computed from its parts.
+class CudaResidual final : public Residual {
+ public:
+  explicit CudaResidual(Residual& source);
+
+ private:
+  void add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) override;
+  void relu_gradient(const Tensor& dy, const Tensor& y, Tensor& out) override;
 };
 
 }  // namespace ringtrain::cuda
