@@ -114,6 +114,10 @@ TEST(Validate, NamesLayoutsTheWorldCannotRun) {
             std::string::npos);
   c.parallel.pipeline.stages = 1;
   EXPECT_EQ(error_of(c, 2), "");
+  c.parallel.sync_batchnorm = true;
+  EXPECT_NE(error_of(c, 2).find("--sync-batchnorm needs --mode sync: parameter-server workers step on their own"),
+            std::string::npos);
+  c.parallel.sync_batchnorm = false;
   EXPECT_NE(error_of(c, 1).find("--ps-servers 1 leaves no worker among 1 rank"), std::string::npos);
   c.parallel.ps.servers = 2;
   EXPECT_NE(error_of(c, 2).find("--ps-servers 2 leaves no worker among 2 ranks"), std::string::npos);

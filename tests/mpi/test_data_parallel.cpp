@@ -22,20 +22,25 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
   Trainer trainer(config, comm);
   trainer.run(quiet);
   std::vector<float> out;
-  for (Param* p : trainer.model().params()) {
-    const Tensor host = p->value.to(Device::cpu);
+  std::vector<const Tensor*> tensors;
+  for (Param* p : trainer.model().params()) tensors.push_back(&p->value);
+  for (const NamedTensor& b : trainer.model().named_buffers()) tensors.push_back(b.tensor);  // batchnorm's running statistics
+  for (const Tensor* t : tensors) {
+    const Tensor host = t->to(Device::cpu);
     out.insert(out.end(), host.data(), host.data() + host.numel());
   }
   return out;
 }
 
-void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer,
-                              DeviceKind device = DeviceKind::cpu) {
+// The largest difference between the weights (and batchnorm statistics) N ranks reach and one rank's.
+double n_ranks_vs_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer, DeviceKind device,
+                      bool sync_batchnorm) {
   Communicator& world = test::world();
   SharedDataset data(sample_shape);
   TrainConfig c = test::train_config(
       data.path(), {.model = model, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
   c.device.kind = device;
+  c.parallel.sync_batchnorm = sync_batchnorm;
   const std::vector<float> parallel = trained_weights(c, world);
 
   TrainConfig one = c;
@@ -43,11 +48,19 @@ void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shap
   MpiCommunicator self(MPI_COMM_SELF);
   const std::vector<float> reference = trained_weights(one, self);
 
-  ASSERT_EQ(parallel.size(), reference.size());
-  double worst = 0.0;
-  for (size_t i = 0; i < parallel.size(); ++i) worst = std::max(worst, std::fabs(double(parallel[i]) - reference[i]));
+  EXPECT_EQ(parallel.size(), reference.size());
+  double worst = parallel.size() == reference.size() ? 0.0 : INFINITY;
+  for (size_t i = 0; i < parallel.size() && i < reference.size(); ++i)
+    worst = std::max(worst, std::fabs(double(parallel[i]) - reference[i]));
+  return worst;
+}
+
+void expect_n_ranks_equal_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer,
+                              DeviceKind device = DeviceKind::cpu, bool sync_batchnorm = false) {
+  const double worst = n_ranks_vs_one(model, sample_shape, optimizer, device, sync_batchnorm);
   // cuDNN picks its algorithms per batch size, so on a GPU the two runs also sum in different orders.
-  EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4) << model << " with " << name_of(optimizer) << " on " << world.size() << " ranks";
+  EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4)
+      << model << " with " << name_of(optimizer) << " on " << test::world().size() << " ranks";
 }
 
 TEST(DataParallel, MlpOnNRanksEqualsOneRankWithNTimesTheBatch) {
@@ -64,11 +77,24 @@ TEST(DataParallel, ResidualNetOnNRanksEqualsOneRank) {
   expect_n_ranks_equal_one(test::kResidualNet, {2, 6, 6}, OptimizerKind::sgd);
 }
 
+// --sync-batchnorm: every rank normalises by the whole global batch's statistics, so N ranks equal one rank
+// again with batchnorm in the model (running statistics included); without it they do not.
+const char* kBatchNormResidualNet =
+    "conv(4,3,pad=1),batchnorm,relu,residual(conv(4,3,pad=1),batchnorm,relu,conv(4,3,pad=1),batchnorm),relu,"
+    "globalavgpool,linear(out)";
+
+TEST(DataParallel, SyncBatchnormOnNRanksEqualsOneRank) {
+  expect_n_ranks_equal_one(kBatchNormResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cpu, true);
+  EXPECT_GT(n_ranks_vs_one(kBatchNormResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cpu, false), 1e-3)
+      << "per-rank statistics should differ from the whole batch's";
+}
+
 // The same on GPUs, gradients over NCCL: each rank's reference run is on its own GPU too.
 TEST(DataParallel, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
   expect_n_ranks_equal_one("conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)", {2, 6, 6}, OptimizerKind::adam, DeviceKind::cuda);
   expect_n_ranks_equal_one(test::kResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cuda);
+  expect_n_ranks_equal_one(kBatchNormResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cuda, true);
 }
 
 TEST(DataParallel, RankZerosParametersAreBroadcast) {
