@@ -105,6 +105,15 @@ TEST(ModelSpec, BadResidualSpecsSayWhereTheProblemIs) {
                                       "resnet20, resnet50, vgg16)"),
             std::string::npos);
   EXPECT_NE(error_of("flatten,resnet34").find("unknown layer 'resnet34'"), std::string::npos);
+  // A hostile spec: nesting beyond the bound, and a page of text, answer with one short line.
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += "residual(";
+  deep += "relu" + std::string(40, ')');
+  const std::string too_deep = error_of(deep);
+  EXPECT_NE(too_deep.find("brackets nest more than 32 deep (blocks within blocks)"), std::string::npos) << too_deep;
+  EXPECT_LT(too_deep.size(), 300u);
+  std::string wide(100000, 'x');
+  EXPECT_LT(error_of("flatten," + wide + "(1),linear(out)").size(), 600u);
   EXPECT_NE(error_of("maxpool(3,pad=2),flatten,linear(out)").find("padding 2 is more than half its kernel 3"),
             std::string::npos);
   EXPECT_NE(error_of("globalavgpool,linear(out)", {12}).find("globalavgpool needs [channels, height, width]"),

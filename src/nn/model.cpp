@@ -6,6 +6,7 @@
 
 #include "cuda_factories.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/nn/model_spec.hpp"
 #include "ringtrain/nn/residual.hpp"
 
@@ -13,7 +14,7 @@ namespace ringtrain {
 
 Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, uint64_t seed)
     : input_shape_(sample_in) {
-  const std::string quoted = "bad model spec '" + spec + "': ";
+  const std::string quoted = "bad model spec '" + excerpt(spec) + "': ";
   Rng init(seed);
   Shape shape = sample_in;
   const std::vector<LayerSpec> specs = parse_model_spec(spec);

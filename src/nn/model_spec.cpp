@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"
@@ -134,6 +135,16 @@ bool is_keyword(const std::string& arg, size_t& eq) {
   return eq != std::string::npos && eq < arg.find('(');
 }
 
+// Blocks parse by recursion; a bound on the brackets' depth keeps a hostile spec ("residual(residual(...")
+// from overflowing the stack, checked before any parsing. No real network nests blocks more than a few deep.
+constexpr int kMaxDepth = 32;
+
+int bracket_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  for (char ch : text) deepest = std::max(deepest, depth += ch == '(' ? 1 : ch == ')' ? -1 : 0);
+  return deepest;
+}
+
 LayerSpec parse_layer(const std::string& item);
 
 // A residual block's arguments: layers of the body, then after `shortcut=` the layers of the shortcut.
@@ -153,7 +164,8 @@ void parse_residual(const std::vector<std::string>& args, LayerSpec& spec) {
     try {
       stack->push_back(parse_layer(arg));
     } catch (const Error& e) {
-      throw Error(std::string(part) + " layer " + std::to_string(stack->size() + 1) + " '" + arg + "': " + e.what());
+      throw Error(std::string(part) + " layer " + std::to_string(stack->size() + 1) + " '" + excerpt(arg) + "': " +
+                  e.what());
     }
   }
   if (spec.body.empty()) throw Error("residual needs at least one layer in its body");
@@ -168,7 +180,7 @@ LayerSpec parse_layer(const std::string& item) {
   for (char ch : spec.kind)
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') throw Error("bad layer name '" + spec.kind + "'");
   if (open == std::string::npos) return spec;
-  if (item.back() != ')') throw Error("text after ')' in '" + item + "'");
+  if (item.back() != ')') throw Error("text after ')' in '" + excerpt(item) + "'");
   const std::string inside = item.substr(open + 1, item.size() - open - 2);
   if (trim(inside).empty()) return spec;
   const std::vector<std::string> args = split_top_level(inside, open + 1);
@@ -179,7 +191,7 @@ LayerSpec parse_layer(const std::string& item) {
   for (const std::string& arg : args) {
     size_t eq = 0;
     if (!is_keyword(arg, eq)) {
-      if (!spec.kwargs.empty()) throw Error("positional argument after key=value in '" + item + "'");
+      if (!spec.kwargs.empty()) throw Error("positional argument after key=value in '" + excerpt(item) + "'");
       spec.args.push_back(arg);
     } else {
       spec.kwargs[trim(arg.substr(0, eq))] = trim(arg.substr(eq + 1));
@@ -335,7 +347,8 @@ LayerStack make_stack(const std::vector<LayerSpec>& specs, const char* part, int
     try {
       stack.push_back(make_layer(specs[i], outputs));
     } catch (const Error& e) {
-      throw Error(std::string(part) + " layer " + std::to_string(i + 1) + " '" + specs[i].text + "': " + e.what());
+      throw Error(std::string(part) + " layer " + std::to_string(i + 1) + " '" + excerpt(specs[i].text) + "': " +
+                  e.what());
     }
   }
   return stack;
@@ -357,19 +370,21 @@ std::vector<std::string> preset_names() {
 std::string at_layer(size_t index, size_t count, const std::string& text, const std::string& problem) {
   const std::string kind = trim(text.substr(0, text.find('(')));
   if (kind == "residual") return "layer " + std::to_string(index + 1) + " (residual): " + problem;
-  return count == 1 ? problem : "layer " + std::to_string(index + 1) + " '" + text + "': " + problem;
+  return count == 1 ? problem : "layer " + std::to_string(index + 1) + " '" + excerpt(text) + "': " + problem;
 }
 
 std::vector<LayerSpec> parse_model_spec(const std::string& text) {
   const std::string spec = trim(expand_preset(text));
-  const std::string quoted = "bad model spec '" + trim(text) + "': ";
+  const std::string quoted = "bad model spec '" + excerpt(trim(text)) + "': ";
   if (spec.empty()) throw Error("bad model spec: empty (give a preset: " + joined(preset_names()) + "; or a layer list)");
   std::vector<LayerSpec> layers;
   try {
     const std::vector<std::string> items = split_top_level(spec, 0);
+    if (bracket_depth(spec) > kMaxDepth)
+      throw Error("brackets nest more than " + std::to_string(kMaxDepth) + " deep (blocks within blocks)");
     // One bare word that names no layer is a preset the user meant.
     if (items.size() == 1 && items[0].find('(') == std::string::npos && !is_layer_kind(items[0]))
-      throw Error("unknown preset '" + items[0] + "' (presets: " + joined(preset_names()) + ")");
+      throw Error("unknown preset '" + excerpt(items[0]) + "' (presets: " + joined(preset_names()) + ")");
     for (size_t i = 0; i < items.size(); ++i) {
       try {
         layers.push_back(parse_layer(items[i]));
@@ -390,7 +405,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int64_t outputs) {
   }
   const auto factory = layer_factories().find(s.kind);
   if (factory == layer_factories().end())
-    throw Error("unknown layer '" + s.kind + "' (layers: " + joined(layer_kinds()) + ")");
+    throw Error("unknown layer '" + excerpt(s.kind) + "' (layers: " + joined(layer_kinds()) + ")");
   return factory->second(Args(s, outputs));
 }
 

@@ -4,6 +4,7 @@
 
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 
 namespace ringtrain {
 
@@ -39,7 +40,7 @@ Shape build_stack(LayerStack& stack, const char* part, const Shape& in, Rng& rng
     } catch (const OutOfMemory&) {
       throw;
     } catch (const Error& e) {
-      throw Error(std::string(part) + " layer " + std::to_string(i + 1) + " '" + stack[i]->spec() + "' on input " +
+      throw Error(std::string(part) + " layer " + std::to_string(i + 1) + " '" + excerpt(stack[i]->spec()) + "' on input " +
                   shape_str(shape) + ": " + e.what());
     }
   }

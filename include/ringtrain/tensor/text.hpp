@@ -1,4 +1,4 @@
-// Words for numbers in what the program prints: "1 thread", "2 threads".
+// Words for numbers and quotes of user text in what the program prints: "1 thread", "2 threads".
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,6 +12,13 @@ inline std::string counted(int64_t n, std::string_view noun) {
   if (n == 1) return out;
   const bool es = noun.ends_with("s") || noun.ends_with("x") || noun.ends_with("sh");
   return out + (es ? "es" : "s");
+}
+
+// `text` as quoted in a one-line message: whole when short, else its start and "..." (a spec of kilobytes,
+// or a hostile one, must not turn an error into a page).
+inline std::string excerpt(std::string_view text, size_t max = 120) {
+  if (text.size() <= max) return std::string(text);
+  return std::string(text.substr(0, max - 3)) + "...";
 }
 
 }  // namespace ringtrain
