@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# GPU training throughput, ringtrain vs PyTorch on the same GPU, same model (mlp, cnn), batch (64, 512)
-# and optimizer, measured side by side in one run; prints img/s for both and the ratio ours / peer.
-# ringtrain reads its HDF5 shards through the loader and uploads every batch; the peer
-# (bench/torch_gpu_train.py) indexes a dataset already in GPU memory, its most favourable setting.
-# ringtrain's figure is its best epoch of EPOCHS (the first includes cuDNN's algorithm search); the peer's
-# covers as many steps after 20 warm-up steps.
+# GPU training throughput, ringtrain vs PyTorch on the same GPU, same model, batch and optimizer, measured
+# side by side in one run; prints img/s for both and the ratio ours / peer. Models: mlp and cnn on
+# Fashion-MNIST (batch 64 and 512), and resnet50 on synthetic 3x224x224 data with 1000 classes (batch 64).
+# ringtrain reads its HDF5 shards through the loader and uploads every batch (resnet50: makes its synthetic
+# samples on the CPU and uploads them); the peer (bench/torch_gpu_train.py) indexes a dataset already in GPU
+# memory (resnet50: reuses one random batch made on the GPU), its most favourable setting.
+# ringtrain's figure is its best epoch of EPOCHS (the first includes cuDNN's algorithm search; a synthetic
+# epoch is 1280 samples, 20 steps at batch 64); the peer's covers as many steps after 20 warm-up steps.
 # usage: bench/gpu_vs_torch.sh [EPOCHS] [MATH...]   (MATH: fp32 tf32 bf16; default fp32 tf32)
 #   env: RINGTRAIN (binary, default build/src/ringtrain), DATA (prepared shards, default
-#        build/data/fashion-mnist), PYTHON (default /usr/bin/python3), FMNIST_IDX (the peer's IDX files)
+#        build/data/fashion-mnist), PYTHON (default /usr/bin/python3), FMNIST_IDX (the peer's IDX files),
+#        MODELS (default "mlp cnn resnet50"), RESNET50_BATCHES (default 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}
@@ -15,27 +18,38 @@ shift || true
 maths=("${@:-fp32 tf32}")
 read -r -a maths <<<"${maths[*]}"
 bin=${RINGTRAIN:-build/src/ringtrain} data=${DATA:-build/data/fashion-mnist} python=${PYTHON:-/usr/bin/python3}
-[[ -x $bin && -f $data/train-00000.h5 ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN and DATA)"; exit 1; }
+models=${MODELS:-mlp cnn resnet50}
+synthetic=synthetic:3x224x224:1000
+[[ -x $bin ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN)"; exit 1; }
+if [[ " $models " == *" mlp "* || " $models " == *" cnn "* ]]; then
+  [[ -f $data/train-00000.h5 ]] || { echo "run .ci/setup --no-run first (or set DATA)"; exit 1; }
+fi
 devices=$("$bin" devices)
 if [[ $devices == "cuda: none"* ]]; then echo "skipped: ${devices#cuda: none }"; exit 0; fi
 echo "$devices"
 
-ours() {  # model batch math -> best epoch img/s
-  "$bin" train --data "$data" --model "$1" --batch "$2" --precision "$3" --device cuda --epochs "$epochs" \
-    --lr 0.05 --prefetch 8 | sed -n 's/^epoch .*  \([0-9]*\) img\/s.*/\1/p' | sort -n | tail -1
+ours() {  # model batch math data -> best epoch img/s (nothing if the run failed)
+  "$bin" train --data "$4" --model "$1" --batch "$2" --precision "$3" --device cuda --epochs "$epochs" \
+    --lr 0.05 --prefetch 8 | sed -n 's/^epoch .*  \([0-9]*\) img\/s.*/\1/p' | sort -n | tail -1 || true
 }
-peer() {  # model batch math steps -> img/s
-  "$python" bench/torch_gpu_train.py "$1" "$2" "$4" "$3" | sed -n 's/.*img_per_s=\([0-9]*\).*/\1/p'
+peer() {  # model batch math steps data -> img/s (nothing if the run failed)
+  "$python" bench/torch_gpu_train.py "$1" "$2" "$4" "$3" --data "$5" | sed -n 's/.*img_per_s=\([0-9]*\).*/\1/p' || true
 }
 
-printf "%-5s %6s %5s %16s %14s %7s\n" model batch math ringtrain_img/s pytorch_img/s ratio
-for model in ${MODELS:-mlp cnn}; do
-  for batch in 64 512; do
-    steps=$((54000 / batch))  # one epoch of the training split
+printf "%-8s %6s %5s %16s %14s %7s\n" model batch math ringtrain_img/s pytorch_img/s ratio
+for model in $models; do
+  if [[ $model == resnet50 ]]; then
+    batches=${RESNET50_BATCHES:-64} ours_data=$synthetic peer_data=$synthetic
+  else
+    batches="64 512" ours_data=$data peer_data=fashion-mnist
+  fi
+  for batch in $batches; do
+    # Fashion-MNIST: one epoch of the training split; synthetic: two of ringtrain's 1280-sample epochs.
+    if [[ $model == resnet50 ]]; then steps=$((2560 / batch)); else steps=$((54000 / batch)); fi
     for math in "${maths[@]}"; do
-      o=$(ours "$model" "$batch" "$math"); p=$(peer "$model" "$batch" "$math" "$steps")
-      printf "%-5s %6d %5s %16d %14d %7.2f\n" "$model" "$batch" "$math" "$o" "$p" \
-        "$(awk -v a="$o" -v b="$p" 'BEGIN { print a / b }')"
+      o=$(ours "$model" "$batch" "$math" "$ours_data"); p=$(peer "$model" "$batch" "$math" "$steps" "$peer_data")
+      printf "%-8s %6d %5s %16s %14s %7s\n" "$model" "$batch" "$math" "${o:--}" "${p:--}" \
+        "$(awk -v a="$o" -v b="$p" 'BEGIN { if (a == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }')"
     done
   done
 done
