@@ -124,10 +124,12 @@ assert abs(float(rows[0]["step_s_one_rank"]) - 64 / 2000) < 1e-6, rows[0]  # --r
 assert float(rows[-1]["overlap_efficiency"]) < 1.0 and int(rows[-1]["allreduces"]) > 0, rows[-1]
 sens = list(csv.DictReader(open(os.path.join(run, "sensitivity.csv"))))
 assert [float(s["alpha_us"]) for s in sens] == [1, 2, 5, 10, 20, 50], sens
-# More latency never helps: each engine's 512-rank efficiency falls (or stays) as alpha grows.
-for col in ("no_overlap_efficiency", "overlap_efficiency_ringtrain", "overlap_efficiency_horovod"):
-    values = [float(s[col]) for s in sens]
-    assert values == sorted(values, reverse=True), (col, values)
+# The bound falls as alpha grows. The engines' cycles are discrete (a longer allreduce lets more tensors fuse
+# into the next one), so between neighbours they may not, but 50 µs is worse than 1 µs for each.
+values = [float(s["no_overlap_efficiency"]) for s in sens]
+assert values == sorted(values, reverse=True), values
+for col in ("overlap_efficiency_ringtrain", "overlap_efficiency_horovod"):
+    assert float(sens[-1][col]) < float(sens[0][col]), (col, sens)
 report = open(os.path.join(run, "report.md"), encoding="utf-8").read()
 for want in ("# Overlap prediction: resnet20", "### resnet20", "| 8 |", "| 1024 |", "efficiency, overlap",
              "Horovod's engine of 2017", "set by --horovod", "### How the 512-rank prediction moves with alpha",
