@@ -1,10 +1,12 @@
 // ringtrain's own CUDA kernels: everything that is not a GEMM, a convolution, windowed pooling or batch
-// normalisation (those are cuBLAS and cuDNN). Each launcher queues one kernel on `stream` and returns;
-// pointers are device memory. The formulas are the CPU engine's (src/nn), element for element.
+// normalisation over this process's batch alone (those are cuBLAS and cuDNN). Each launcher queues one kernel
+// on `stream` and returns; pointers are device memory. The formulas are the CPU engine's (src/nn), element for
+// element.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ringtrain::kernels {
@@ -42,6 +44,39 @@ void add(const float* a, const float* b, float* out, int64_t n, bool relu, cudaS
 // the CPU; its backward spreads dy[p] / plane over plane p of dx.
 void plane_mean(const float* x, float* y, int64_t planes, int64_t plane, cudaStream_t stream);
 void plane_mean_backward(const float* dy, float* dx, int64_t planes, int64_t plane, cudaStream_t stream);
+
+// ---- sync batchnorm (nn/cuda/batchnorm.cpp): tensors viewed as [n, channels, spatial] ----
+// Per-channel sums in two stages through `scratch` (batchnorm_scratch_doubles(...) doubles), in a fixed
+// order: the same input gives bitwise the same sums. They land in sums[0..2 * channels), the CPU layer's
+// layout: channel c's first sum at c, its second at channels + c.
+size_t batchnorm_scratch_doubles(int64_t n, int64_t channels, int64_t spatial);
+// Sums of d = x - shift and of d^2, where shift = float(totals[c] / count) (the global mean of a first pass
+// when totals is not null) or 0.
+void batchnorm_moments(const float* x, int64_t n, int64_t channels, int64_t spatial, const double* totals,
+                       double count, double* scratch, double* sums, cudaStream_t stream);
+// From the replicas' sums of both passes (totals: the first's sums of x; sums: the second's moments) over
+// `count` values: mean[c], inv_std[c] = 1 / sqrt(var + eps) with the biased variance, and the running
+// statistics updated with momentum and the unbiased variance (var * count / (count - 1)).
+void batchnorm_statistics(const double* totals, const double* sums, double count, int64_t channels, float eps,
+                          float momentum, float* mean, float* inv_std, float* running_mean, float* running_var,
+                          cudaStream_t stream);
+// y = gamma * (x - mean) * inv_std + beta, clamped at 0 when relu (a folded ReLU).
+void batchnorm_normalize(const float* x, const float* mean, const float* inv_std, const float* gamma,
+                         const float* beta, float* y, int64_t n, int64_t channels, int64_t spatial, bool relu,
+                         cudaStream_t stream);
+// Sums of g and of g * xhat, where g = dy (0 where y <= 0 when y is not null: a folded ReLU's output) and
+// xhat = (x - mean) * inv_std.
+void batchnorm_gradient_sums(const float* x, const float* dy, const float* y, const float* mean,
+                             const float* inv_std, int64_t n, int64_t channels, int64_t spatial, double* scratch,
+                             double* sums, cudaStream_t stream);
+// gamma_grad[c] += sums[channels + c] (the sum of g * xhat), beta_grad[c] += sums[c] (the sum of g).
+void batchnorm_parameter_gradients(const double* sums, int64_t channels, float* gamma_grad, float* beta_grad,
+                                   cudaStream_t stream);
+// dx = gamma * inv_std / count * (count * g - sum_g - xhat * sum_g_xhat), with g and xhat as above and the
+// sums (those of every replica) in batchnorm_gradient_sums' layout.
+void batchnorm_input_gradient(const float* x, const float* dy, const float* y, const float* mean,
+                              const float* inv_std, const float* gamma, const double* sums, float count, float* dx,
+                              int64_t n, int64_t channels, int64_t spatial, cudaStream_t stream);
 
 // param: LeakyReLU's negative slope (>= 0) or ELU's alpha; unused by the others.
 enum class Activation { relu, tanh, sigmoid, leaky_relu, elu, gelu };

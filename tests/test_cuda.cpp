@@ -3,6 +3,7 @@
 // twin to 1e-4 relative (the scale being the largest CPU value), forward and backward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <cmath>
@@ -289,10 +290,16 @@ class CudaEngine : public ::testing::Test {
   }
 };
 
+double host_relative_error(const Tensor& g, const Tensor& cpu);
+
 // max |gpu - cpu| / max |cpu|: errors relative to the tensor's scale.
 double relative_error(const Tensor& gpu, const Tensor& cpu) {
   EXPECT_EQ(gpu.device(), Device::cuda);
-  const Tensor g = gpu.to(Device::cpu);
+  return host_relative_error(gpu.to(Device::cpu), cpu);
+}
+
+// The same of a GPU result already copied to the host.
+double host_relative_error(const Tensor& g, const Tensor& cpu) {
   EXPECT_EQ(g.shape(), cpu.shape());
   if (g.numel() != cpu.numel()) return INFINITY;
   double worst = 0.0, scale = 1e-30;
@@ -449,6 +456,94 @@ TEST_F(CudaEngine, BatchNormWithFoldedReluAgrees) {
     ASSERT_NE(folded, nullptr);
     ASSERT_TRUE(folded->relu_folded()) << "the model did not fold the ReLU into its batchnorm";
     expect_models_agree(m.cpu, m.gpu, sample, batch, 1e-4);
+  }
+}
+
+// Samples [begin, begin + count) of a host batch.
+Tensor samples_of(const Tensor& t, int64_t begin, int64_t count) {
+  Shape shape = t.shape();
+  shape[0] = count;
+  Tensor out(shape);
+  const int64_t per = t.numel() / t.dim(0);
+  std::copy(t.data() + begin * per, t.data() + (begin + count) * per, out.data());
+  return out;
+}
+
+// Sync batchnorm on the GPU (a CudaBatchNorm with a CrossReplicaSum runs our kernels, not cuDNN): two CUDA
+// batchnorms on the two halves of a batch, paired as two replicas (test::PairedReplicas: a thread each, one
+// running at a time), against one CPU batchnorm on the whole batch: outputs and input gradients of each
+// half's samples, gamma's and beta's gradients added over the halves, the running statistics, and the
+// evaluation forward on them. The halves are offset from each other, so either half's own statistics are
+// far from the whole batch's. Replica 0's layer gets its sum on the CPU before the move (its CUDA twin takes
+// it over), replica 1's after. A second training forward of the same halves must give bitwise the same
+// output: the per-channel sums are deterministic.
+TEST_F(CudaEngine, SyncBatchNormOnTwoHalvesAgreesWithTheWholeBatch) {
+  using Case = std::tuple<std::string, Shape, int64_t>;  // spec, sample, samples per half
+  for (const auto& [spec, sample, half] : {Case{"batchnorm", {6}, 4}, Case{"batchnorm", {3, 4, 5}, 3},
+                                           Case{"batchnorm,relu", {6}, 4}, Case{"batchnorm,relu", {3, 4, 5}, 3}}) {
+    SCOPED_TRACE(spec + " on " + shape_str(sample));
+    Model whole(spec, sample, 0, 7), a(spec, sample, 0, 7), b(spec, sample, 0, 7);
+    const int64_t channels = sample[0];
+    const Tensor gamma = test::random_tensor({channels}, 3, 0.5f, 1.5f), beta = test::random_tensor({channels}, 4);
+    for (Model* m : {&whole, &a, &b}) {
+      for (size_t i = 0; i < m->size(); ++i) m->layer(i).set_input_grad_needed(true);
+      m->params()[0]->value.copy_from(gamma);
+      m->params()[1]->value.copy_from(beta);
+    }
+    const auto* bn = dynamic_cast<const BatchNorm*>(&whole.layer(0));
+    ASSERT_NE(bn, nullptr);
+    ASSERT_EQ(bn->relu_folded(), spec == "batchnorm,relu");
+    test::PairedReplicas pair;
+    a.layer(0).share_batch_statistics(&pair.side(0));
+    a.to(Device::cuda), b.to(Device::cuda);
+    b.layer(0).share_batch_statistics(&pair.side(1));
+
+    Tensor x = test::spaced_tensor(batch_of(2 * half, sample), 11);
+    const int64_t per_sample = x.numel() / x.dim(0), offset = half * per_sample;
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = 3.0f + x[i] + (i < offset ? 0.0f : 1.5f);
+    const Tensor dy = test::random_tensor(x.shape(), 12);
+    // Only the batchnorms run: a folded ReLU's layer passes values through.
+    const Tensor y = whole.layer(0).forward(x, Mode::train);
+    const Tensor dx = whole.layer(0).backward(dy);
+    const Tensor xa = samples_of(x, 0, half).to(Device::cuda), xb = samples_of(x, half, half).to(Device::cuda);
+    const Tensor dya = samples_of(dy, 0, half).to(Device::cuda), dyb = samples_of(dy, half, half).to(Device::cuda);
+    Tensor ya, yb, dxa, dxb;  // host copies
+    auto step = [](Layer& layer, const Tensor& x, const Tensor& dy, Tensor& y, Tensor& dx) {
+      y = layer.forward(x, Mode::train).to(Device::cpu);
+      dx = layer.backward(dy).to(Device::cpu);
+    };
+    pair.run([&] { step(a.layer(0), xa, dya, ya, dxa); }, [&] { step(b.layer(0), xb, dyb, yb, dxb); });
+    EXPECT_EQ(pair.sums(), 3) << "forward's two passes and backward's gradient sums";
+
+    EXPECT_LT(host_relative_error(ya, samples_of(y, 0, half)), 1e-4) << "first half's output";
+    EXPECT_LT(host_relative_error(yb, samples_of(y, half, half)), 1e-4) << "second half's output";
+    EXPECT_LT(host_relative_error(dxa, samples_of(dx, 0, half)), 1e-4) << "first half's input gradient";
+    EXPECT_LT(host_relative_error(dxb, samples_of(dx, half, half)), 1e-4) << "second half's input gradient";
+    for (size_t p = 0; p < 2; ++p) {
+      Tensor added = a.params()[p]->grad.to(Device::cpu);
+      const Tensor other = b.params()[p]->grad.to(Device::cpu);
+      for (int64_t c = 0; c < channels; ++c) added[c] += other[c];
+      EXPECT_LT(host_relative_error(added, whole.params()[p]->grad), 1e-4) << whole.params()[p]->name << " gradient";
+    }
+    const auto want = whole.named_buffers();
+    for (Model* m : {&a, &b}) {
+      const auto got = m->named_buffers();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t k = 0; k < want.size(); ++k)
+        EXPECT_LT(relative_error(*got[k].tensor, *want[k].tensor), 1e-4) << want[k].name;
+    }
+    // Evaluation sums nothing: cuDNN's inference on the running statistics, on this thread.
+    const Tensor y_eval = whole.layer(0).forward(x, Mode::eval);
+    EXPECT_LT(relative_error(a.layer(0).forward(xa, Mode::eval), samples_of(y_eval, 0, half)), 1e-4) << "evaluation";
+    EXPECT_LT(relative_error(b.layer(0).forward(xb, Mode::eval), samples_of(y_eval, half, half)), 1e-4) << "evaluation";
+    EXPECT_EQ(pair.sums(), 3);
+
+    Tensor ya2, yb2;
+    pair.run([&] { ya2 = a.layer(0).forward(xa, Mode::train).to(Device::cpu); },
+             [&] { yb2 = b.layer(0).forward(xb, Mode::train).to(Device::cpu); });
+    EXPECT_EQ(pair.sums(), 5);
+    for (int64_t i = 0; i < ya.numel(); ++i) ASSERT_EQ(ya2[i], ya[i]) << "first half, element " << i;
+    for (int64_t i = 0; i < yb.numel(); ++i) ASSERT_EQ(yb2[i], yb[i]) << "second half, element " << i;
   }
 }
 

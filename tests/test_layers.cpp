@@ -2,6 +2,7 @@
 // differences of L = sum(w .* layer(x)).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ringtrain/nn/activation.hpp"
@@ -12,6 +13,7 @@
 #include "ringtrain/nn/model_spec.hpp"
 #include "ringtrain/nn/pool2d.hpp"
 #include "ringtrain/nn/residual.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
@@ -275,6 +277,99 @@ TEST(BatchNorm, EvaluationUsesRunningStatistics) {
   // Feature 0: mean 1.5, unbiased variance 5/3.
   EXPECT_NEAR(y[0], (0.0f - 1.5f) / std::sqrt(5.0f / 3.0f + 1e-5f), 1e-5);
   EXPECT_NEAR(y[1], 0.0f, 1e-5);
+}
+
+// Samples [begin, begin + count) of a batch.
+Tensor samples(const Tensor& t, int64_t begin, int64_t count) {
+  Shape shape = t.shape();
+  shape[0] = count;
+  Tensor out(shape);
+  const int64_t per = t.numel() / t.dim(0);
+  std::copy(t.data() + begin * per, t.data() + (begin + count) * per, out.data());
+  return out;
+}
+
+// max |got - want| / max |want| over `want`'s elements, starting at element `offset` of `want`.
+double relative_difference(const Tensor& got, const Tensor& want, int64_t offset = 0) {
+  double worst = 0.0, scale = 1e-30;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[offset + i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(want[offset + i])));
+  }
+  return worst / scale;
+}
+
+// Sync batchnorm (Layer::share_batch_statistics): two layers with one set of parameters on the two halves of
+// a batch, their sums paired as two replicas' are, compute what one layer computes on the whole batch: the
+// outputs and input gradients of their samples, the running statistics, and gamma's and beta's gradients
+// once the halves' are added (as the gradient averager adds the replicas'). The halves' samples are offset
+// from each other, so that either half's own statistics are far from the whole batch's.
+void expect_sync_halves_equal_whole(const Shape& sample, int64_t half, bool relu) {
+  SCOPED_TRACE(shape_str(sample) + (relu ? " with a folded ReLU" : ""));
+  BatchNorm whole(0.1f, 1e-5f), a(0.1f, 1e-5f), b(0.1f, 1e-5f);
+  const int64_t channels = sample[0];
+  const Tensor gamma = random_tensor({channels}, 3, 0.5f, 1.5f), beta = random_tensor({channels}, 4);
+  for (BatchNorm* layer : {&whole, &a, &b}) {
+    Rng init(1);
+    layer->build(sample, init);
+    if (relu) ASSERT_TRUE(layer->fold_relu());
+    layer->params()[0]->value.copy_from(gamma);
+    layer->params()[1]->value.copy_from(beta);
+  }
+  Tensor x = test::spaced_tensor(batched(2 * half, sample), 11);
+  const int64_t per_sample = x.numel() / x.dim(0);
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = 3.0f + x[i] + (i < half * per_sample ? 0.0f : 1.5f);
+  const Tensor dy = random_tensor(x.shape(), 12);
+  const Tensor& y = whole.forward(x, Mode::train);
+  const Tensor& dx = whole.backward(dy);
+
+  test::PairedReplicas pair;
+  a.share_batch_statistics(&pair.side(0));
+  b.share_batch_statistics(&pair.side(1));
+  const Tensor xa = samples(x, 0, half), xb = samples(x, half, half);
+  const Tensor dya = samples(dy, 0, half), dyb = samples(dy, half, half);
+  const Tensor *ya = nullptr, *yb = nullptr, *dxa = nullptr, *dxb = nullptr;
+  pair.run([&] { ya = &a.forward(xa, Mode::train), dxa = &a.backward(dya); },
+           [&] { yb = &b.forward(xb, Mode::train), dxb = &b.backward(dyb); });
+  EXPECT_EQ(pair.sums(), 3) << "forward's two passes and backward's gradient sums";
+
+  constexpr double kSame = 1e-5;  // two float summation orders of one formula
+  const int64_t offset = half * per_sample;
+  EXPECT_LT(relative_difference(*ya, y), kSame) << "first half's output";
+  EXPECT_LT(relative_difference(*yb, y, offset), kSame) << "second half's output";
+  EXPECT_LT(relative_difference(*dxa, dx), kSame) << "first half's input gradient";
+  EXPECT_LT(relative_difference(*dxb, dx, offset), kSame) << "second half's input gradient";
+  for (size_t p = 0; p < 2; ++p) {
+    Tensor added = a.params()[p]->grad;
+    for (int64_t c = 0; c < channels; ++c) added[c] += b.params()[p]->grad[c];
+    EXPECT_LT(relative_difference(added, whole.params()[p]->grad), kSame) << whole.params()[p]->name << " gradient";
+  }
+  for (size_t k = 0; k < 2; ++k) {
+    const NamedTensor want = whole.buffers()[k];
+    EXPECT_LT(relative_difference(*a.buffers()[k].tensor, *want.tensor), kSame) << want.name;
+    EXPECT_LT(relative_difference(*b.buffers()[k].tensor, *want.tensor), kSame) << want.name;
+  }
+}
+
+TEST(BatchNorm, SyncStatisticsOverTwoHalvesEqualTheWholeBatch) {
+  for (bool relu : {false, true}) {
+    expect_sync_halves_equal_whole({5}, 4, relu);
+    expect_sync_halves_equal_whole({3, 4, 5}, 3, relu);
+  }
+}
+
+// The pairing itself must not let a broken replica hang a test: a sum the other replica never joins throws.
+TEST(BatchNorm, ASumTheOtherReplicaNeverJoinsThrows) {
+  test::PairedReplicas pair;
+  double v = 1.0;
+  EXPECT_THROW(pair.run([] {}, [&] { pair.side(1).sum(&v, 1); }), Error);
+  pair.run([&] { pair.side(0).sum(&v, 1); }, [&] {
+    double w = 2.0;
+    pair.side(1).sum(&w, 1);
+    EXPECT_EQ(w, 3.0);
+  });
+  EXPECT_EQ(v, 3.0);
+  EXPECT_EQ(pair.sums(), 1);
 }
 
 TEST(Im2col, Col2imIsItsAdjoint) {

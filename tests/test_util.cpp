@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 namespace ringtrain::test {
 
@@ -178,6 +181,78 @@ TrainConfig train_config(const std::string& data_dir, const SmallRun& run) {
   c.optimizer.momentum = run.momentum;
   c.optimizer.weight_decay = run.weight_decay;
   return c;
+}
+
+class PairedReplicas::Side final : public CrossReplicaSum {
+ public:
+  Side(PairedReplicas& pair, int index) : pair_(pair), index_(index) {}
+  void sum(double* values, size_t count) override { pair_.sum(index_, values, count); }
+
+ private:
+  PairedReplicas& pair_;
+  int index_;
+};
+
+PairedReplicas::PairedReplicas() : sides_{std::make_unique<Side>(*this, 0), std::make_unique<Side>(*this, 1)} {}
+PairedReplicas::~PairedReplicas() = default;
+
+CrossReplicaSum& PairedReplicas::side(int i) { return *sides_[i]; }
+
+void PairedReplicas::hand_over(int side, std::unique_lock<std::mutex>& lock) {
+  if (finished_[1 - side]) return;
+  turn_ = 1 - side;
+  turn_changed_.notify_all();
+  turn_changed_.wait(lock, [&] { return turn_ == side; });
+}
+
+void PairedReplicas::sum(int side, double* values, size_t count) {
+  std::unique_lock lock(mutex_);
+  if (!waiting_) {  // the first to arrive: leave the values, let the other replica add its own
+    pending_.assign(values, values + count);
+    waiting_ = true;
+    hand_over(side, lock);  // back when the other has added its values, or has finished without
+    if (waiting_) {
+      waiting_ = false;
+      throw Error("replica " + std::to_string(side) + " waits at a sum the other replica never joined");
+    }
+  } else {  // the second: both replicas' values are here
+    if (pending_.size() != count)  // the first replica, left waiting, throws too
+      throw Error("the replicas sum " + std::to_string(pending_.size()) + " and " + std::to_string(count) + " values");
+    waiting_ = false;
+    for (size_t i = 0; i < count; ++i) pending_[i] += values[i];  // a + b == b + a: both get the same doubles
+    std::copy(pending_.begin(), pending_.end(), values);  // before the first replica reuses pending_
+    ++sums_;
+    hand_over(side, lock);  // the first replica takes the sum and runs on to its next
+    return;
+  }
+  std::copy(pending_.begin(), pending_.end(), values);
+}
+
+void PairedReplicas::run(const std::function<void()>& first, const std::function<void()>& second) {
+  {
+    std::lock_guard lock(mutex_);
+    turn_ = 0, finished_[0] = finished_[1] = false, waiting_ = false;
+  }
+  std::exception_ptr errors[2];
+  auto replica = [&](int side, const std::function<void()>& work) {
+    {
+      std::unique_lock lock(mutex_);
+      turn_changed_.wait(lock, [&] { return turn_ == side; });
+    }
+    try {
+      work();
+    } catch (...) {
+      errors[side] = std::current_exception();
+    }
+    std::lock_guard lock(mutex_);
+    finished_[side] = true;
+    turn_ = 1 - side;  // the other replica runs on (and finds any sum it waits at unjoined)
+    turn_changed_.notify_all();
+  };
+  std::thread a(replica, 0, std::cref(first)), b(replica, 1, std::cref(second));
+  a.join(), b.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace ringtrain::test

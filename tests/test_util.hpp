@@ -3,14 +3,17 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard.hpp"
+#include "ringtrain/nn/cross_replica_sum.hpp"
 #include "ringtrain/nn/layer.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/tensor/rng.hpp"
@@ -49,6 +52,40 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
 // differences, where f = the layer's forward and w is fixed random. Param gradients are compared when
 // `param` is non-null, else the input gradient.
 double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode = Mode::train, float eps = 1e-2f);
+
+// Two replicas of a sync batchnorm (Layer::share_batch_statistics) in one process, for the tests that split a
+// batch in halves: side(0) and side(1) are the two replicas' CrossReplicaSums, and each sum() returns both
+// sides' values added. A sum is collective, so run() gives each replica a thread and lets one run at a time:
+// replica 0 runs up to its first sum, replica 1 up to its first (which completes the sum for both), replica 0
+// up to its next, and so on. The turns make it deterministic, and nothing runs concurrently (the CUDA
+// layers' stream and buffers see one caller at a time).
+class PairedReplicas {
+ public:
+  PairedReplicas();
+  ~PairedReplicas();
+  CrossReplicaSum& side(int i);
+  // Runs `first` as replica 0 and `second` as replica 1 until both return, and rethrows the first exception
+  // either threw. A sum the other replica never joins (it returned or threw first) throws Error, so a broken
+  // layer fails the test instead of hanging it.
+  void run(const std::function<void()>& first, const std::function<void()>& second);
+  int sums() const { return sums_; }  // completed since construction
+
+ private:
+  class Side;
+  void sum(int side, double* values, size_t count);
+  // Hands the turn to the other replica and waits for it to come back; returns at once when the other has
+  // finished. Called with mutex_ held (the lock).
+  void hand_over(int side, std::unique_lock<std::mutex>& lock);
+
+  std::unique_ptr<Side> sides_[2];
+  std::mutex mutex_;
+  std::condition_variable turn_changed_;
+  int turn_ = 0;
+  bool finished_[2] = {false, false};
+  bool waiting_ = false;         // a replica has put its values in pending_ and waits for the other's
+  std::vector<double> pending_;  // its values, then the sum
+  int sums_ = 0;
+};
 
 // Collective over `world`: starts the CUDA engine on every rank's own GPU, chosen as the trainer chooses
 // (the one GPU a launcher left the rank, as srun --gpus-per-task=1 does, else its local rank's), and returns

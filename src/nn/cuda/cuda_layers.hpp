@@ -157,28 +157,51 @@ class CudaFlatten final : public CudaLayer {
 // unbiased in the running estimate, PyTorch's momentum). A ReLU folded into the source (BatchNorm::fold_relu)
 // is applied to y in place after cuDNN's forward, and backward hands cuDNN dy masked where y is 0; the
 // CudaActivation after it passes values through, as the CPU's ReLU does.
+//
+// With a CrossReplicaSum (sync batchnorm, share_batch_statistics) training runs our kernels instead
+// (kernels/batchnorm.cu), since cuDNN computes its statistics over this process's batch alone: the CPU
+// layer's two passes of per-channel sums, each copied to the host, summed over the replicas and copied back,
+// then the global mean and variance normalise and update the running statistics; backward sums dy and
+// dy * xhat, adds the local sums to the parameter gradients and the replicas' sums into dx. Evaluation
+// normalises with the running statistics either way (cuDNN's inference).
 class CudaBatchNorm final : public CudaLayer {
  public:
   explicit CudaBatchNorm(BatchNorm& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{&y_, &saved_mean_, &saved_inv_std_}}; }
+  // batch_count_: the values behind the statistics, every replica's (the sync backward divides by it).
+  ForwardState forward_state() override { return {{&y_, &saved_mean_, &saved_inv_std_}, {}, {&batch_count_}}; }
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<NamedTensor> buffers() override { return {{"running_mean", &running_mean_}, {"running_var", &running_var_}}; }
+  void share_batch_statistics(CrossReplicaSum* sum) override { replicas_ = sum; }
 
  private:
   void describe_input(const Tensor& x);
+  const Tensor& sync_forward(const Tensor& x);
+  const Tensor& sync_backward(const Tensor& dy);
+  // Copies `count` device doubles at `from` to the host (a stream sync), appends `extra` values, sums them all
+  // over the replicas, and queues the first `count` sums' copy to `to` (may be `from`). Returns the host copy,
+  // extras included.
+  const std::vector<double>& sum_over_replicas(const double* from, double* to, size_t count,
+                                               const std::vector<double>& extra = {});
 
   float momentum_, eps_;
   bool relu_;  // the source's folded ReLU
+  CrossReplicaSum* replicas_;  // null: statistics over this process's batch (cuDNN)
   int64_t channels_;
   Param gamma_, beta_;
   Tensor running_mean_, running_var_;
   DeviceTensor saved_mean_, saved_inv_std_;  // the batch's mean and 1/std, for backward
+  uint64_t batch_count_ = 0;  // values per channel behind them, all replicas' (sync batchnorm)
   TensorDescriptor x_desc_, param_desc_;
   int64_t described_batch_ = -1, spatial_ = 1;  // the input x_desc_ describes
   const Tensor* x_ = nullptr;
   DeviceTensor y_, dx_, dy_relu_;  // dy_relu_: dy masked by the folded ReLU, cuDNN's input in backward
+  // Sync batchnorm's: the reduction's scratch, the per-channel sums (2 * channels doubles), the first pass's
+  // global sums of x (channels doubles), and the host copy that goes through the CrossReplicaSum. Used within
+  // one forward or backward call only: nothing here needs to be in forward_state().
+  DeviceBuffer scratch_, sums_, totals_;
+  std::vector<double> host_sums_;
 };
 
 // A residual block on the GPU: the CPU block's own forward and backward (Residual), over its parts made CUDA
