@@ -11,6 +11,10 @@ using cuda::kThreads;
 
 namespace {
 
+// max(v, 0) as the CPU's std::max(v, 0.0f) computes it: a NaN passes (fmaxf would make it 0), so that the
+// non-finite guard sees a diverged step on either device.
+__device__ float relu_of(float v) { return v < 0.0f ? 0.0f : v; }
+
 __global__ void flag_nonfinite_kernel(const float* x, int64_t n, int* flag) {
   RINGTRAIN_GRID_STRIDE(i, n) if (!isfinite(x[i])) *flag = 1;  // a benign race: every writer writes 1
 }
@@ -23,7 +27,7 @@ __global__ void bias_relu_kernel(float* y, const float* bias, int64_t n, int64_t
   RINGTRAIN_GRID_STRIDE(i, n) {
     float v = y[i];
     if (bias) v += bias[(i / inner) % channels];
-    y[i] = relu ? fmaxf(v, 0.0f) : v;
+    y[i] = relu ? relu_of(v) : v;
   }
 }
 
@@ -34,14 +38,14 @@ __global__ void relu_mask_kernel(const float* dy, const float* y, float* out, in
 __global__ void add_kernel(const float* a, const float* b, float* out, int64_t n, bool relu) {
   RINGTRAIN_GRID_STRIDE(i, n) {
     const float s = a[i] + b[i];
-    out[i] = relu ? fmaxf(s, 0.0f) : s;
+    out[i] = relu ? relu_of(s) : s;
   }
 }
 
 // The CPU engine's formulas (src/nn/activation.cpp), element by element.
 __device__ float activation_value(Activation kind, float param, float v) {
   switch (kind) {
-    case Activation::relu: return fmaxf(v, 0.0f);
+    case Activation::relu: return relu_of(v);
     case Activation::tanh: return tanhf(v);
     case Activation::sigmoid: return 1.0f / (1.0f + expf(-v));
     case Activation::leaky_relu: return v > 0.0f ? v : param * v;

@@ -130,6 +130,7 @@ void expect_stash_round_trip(const std::string& spec, const Shape& sample, Devic
 
 TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAlone) {
   expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7});
+  expect_stash_round_trip("linear(6),gelu,linear(5),elu,linear(5),leakyrelu(0.1),linear(out)", {7});
   expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8});
   expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6});
   // Residual blocks keep their parts' states: identity and projection shortcuts, folded ReLUs, a dropout.
@@ -145,6 +146,7 @@ TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAloneOnTheGpu) {
   if (probe.device_count == 0) GTEST_SKIP() << probe.reason;
   use_cuda_device(0, Precision::fp32);
   expect_stash_round_trip("linear(6),relu,linear(5),tanh,dropout(0.3),linear(out)", {7}, Device::cuda);
+  expect_stash_round_trip("linear(6),gelu,linear(5),elu,linear(5),leakyrelu(0.1),linear(out)", {7}, Device::cuda);
   expect_stash_round_trip("conv(3,3,pad=1),relu,maxpool(2),conv(2,3,pad=1),avgpool(2),flatten,linear(out)", {2, 8, 8},
                           Device::cuda);
   expect_stash_round_trip("conv(3,3),batchnorm,sigmoid,flatten,batchnorm,linear(out)", {1, 6, 6}, Device::cuda);

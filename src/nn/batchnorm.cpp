@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "ringtrain/tensor/error.hpp"
 
@@ -30,43 +31,38 @@ Shape BatchNorm::build(const Shape& in, Rng&) {
 
 namespace {
 
-// Sums of a row's values and squares less `shift`, in 16 float lanes (which vectorise without -ffast-math)
-// and then in double. Shifting by a value of the channel keeps E[x^2] - E[x]^2 from cancelling when the
-// mean is large next to the spread (the shifted-data algorithm).
-void add_row_moments(const float* p, int64_t n, float shift, double& sum, double& squares) {
+// Adds term(i) = {u, v} over i < n into sum_u and sum_v: in 16 float lanes, which vectorise without
+// -ffast-math, then each row's lanes in double, so long channels (a ResNet stem's 800k values) do not drift.
+template <class Term>
+void add_in_lanes(int64_t n, Term term, double& sum_u, double& sum_v) {
   constexpr int kLanes = 16;
-  float s[kLanes] = {}, q[kLanes] = {};
+  float u[kLanes] = {}, v[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int l = 0; l < kLanes; ++l) {
-      const float d = p[i + l] - shift;
-      s[l] += d;
-      q[l] += d * d;
+      const auto [a, b] = term(i + l);
+      u[l] += a, v[l] += b;
     }
-  for (int l = 0; l < kLanes; ++l) sum += s[l], squares += q[l];
   for (; i < n; ++i) {
-    const double d = static_cast<double>(p[i]) - shift;
-    sum += d, squares += d * d;
+    const auto [a, b] = term(i);
+    u[0] += a, v[0] += b;
   }
+  for (int l = 0; l < kLanes; ++l) sum_u += u[l], sum_v += v[l];
 }
 
-// Sums of g and of g * xhat over a row, where g is dy, or 0 where a folded ReLU's output y was 0.
-void add_row_gradient_sums(const float* dy, const float* xhat, const float* y, bool relu, int64_t n, float& sum_dy,
-                           float& sum_dy_xhat) {
-  constexpr int kLanes = 16;
-  float s[kLanes] = {}, q[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float g = !relu || y[i + l] > 0.0f ? dy[i + l] : 0.0f;
-      s[l] += g;
-      q[l] += g * xhat[i + l];
-    }
-  for (; i < n; ++i) {
+// A row's values and squares less `shift`. Shifting by a value of the channel keeps E[x^2] - E[x]^2 from
+// cancelling when the mean is large next to the spread (the shifted-data algorithm).
+void add_row_moments(const float* p, int64_t n, float shift, double& sum, double& squares) {
+  add_in_lanes(n, [&](int64_t i) { const float d = p[i] - shift; return std::pair{d, d * d}; }, sum, squares);
+}
+
+// A row's g and g * xhat, where g is dy, or 0 where a folded ReLU's output y was 0.
+void add_row_gradient_sums(const float* dy, const float* xhat, const float* y, bool relu, int64_t n, double& sum_dy,
+                           double& sum_dy_xhat) {
+  add_in_lanes(n, [&](int64_t i) {
     const float g = !relu || y[i] > 0.0f ? dy[i] : 0.0f;
-    s[0] += g, q[0] += g * xhat[i];
-  }
-  for (int l = 0; l < kLanes; ++l) sum_dy += s[l], sum_dy_xhat += q[l];
+    return std::pair{g, g * xhat[i]};
+  }, sum_dy, sum_dy_xhat);
 }
 
 }  // namespace
@@ -87,7 +83,8 @@ int64_t BatchNorm::batch_moments(const Tensor& x, std::vector<float>& mean, std:
     }
   };
   if (!replicas_) {
-    for (int64_t c = 0; c < channels_; ++c) shift[c] = x.data()[c * spatial_];  // one of the channel's values
+    // One of the channel's values (none in an empty batch, which the caller then refuses).
+    for (int64_t c = 0; c < channels_; ++c) shift[c] = n > 0 ? x.data()[c * spatial_] : 0.0f;
     channel_sums();
   } else {
     // The replicas must shift alike: first the global mean, then every replica's moments about it.
@@ -160,13 +157,13 @@ const Tensor& BatchNorm::backward(const Tensor& dy) {
   std::vector<double> sums(static_cast<size_t>(2 * channels_));  // per channel: sum of dy, then of dy * xhat
 #pragma omp parallel for schedule(static) if (dy.numel() > (1 << 16))
   for (int64_t c = 0; c < channels_; ++c) {
-    float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * channels_ + c) * spatial_;
       add_row_gradient_sums(dy.data() + off, xhat_.data() + off, y_.data() + off, relu_, spatial_, sum_dy, sum_dy_xhat);
     }
-    gamma_.grad[c] += sum_dy_xhat;  // this replica's share: the gradient averager sums the replicas'
-    beta_.grad[c] += sum_dy;
+    gamma_.grad[c] += static_cast<float>(sum_dy_xhat);  // this replica's share: the gradient averager sums them
+    beta_.grad[c] += static_cast<float>(sum_dy);
     sums[c] = sum_dy, sums[channels_ + c] = sum_dy_xhat;
   }
   if (!input_grad_needed_) return dx_;

@@ -25,7 +25,8 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
       shape = layers_.back()->build(shape, init);
     } catch (const OutOfMemory& e) {
       // The spec is fine: the machine is too small for it.
-      throw OutOfMemory("the model's layer " + layer_name(i) + " on input " + shape_str(shape) + ": " + e.what());
+      const std::string name = i < layers_.size() ? layer_name(i) : specs[i].kind;
+      throw OutOfMemory("the model's layer " + name + " on input " + shape_str(shape) + ": " + e.what());
     } catch (const Error& e) {
       throw Error(quoted + at_layer(i, specs.size(), specs[i].text, e.what()));
     }

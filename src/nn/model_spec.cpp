@@ -155,7 +155,7 @@ void parse_residual(const std::vector<std::string>& args, LayerSpec& spec) {
     size_t eq = 0;
     if (is_keyword(arg, eq)) {
       const std::string key = trim(arg.substr(0, eq));
-      if (key != "shortcut") throw Error("residual has no argument '" + key + "' (only shortcut=)");
+      if (key != "shortcut") throw Error("residual has no argument '" + excerpt(key) + "' (only shortcut=)");
       if (stack == &spec.shortcut) throw Error("residual: a second 'shortcut='");
       stack = &spec.shortcut;
       arg = trim(arg.substr(eq + 1));
@@ -178,7 +178,7 @@ LayerSpec parse_layer(const std::string& item) {
   const size_t open = item.find('(');
   spec.kind = trim(item.substr(0, open));
   for (char ch : spec.kind)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') throw Error("bad layer name '" + spec.kind + "'");
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') throw Error("bad layer name '" + excerpt(spec.kind) + "'");
   if (open == std::string::npos) return spec;
   if (item.back() != ')') throw Error("text after ')' in '" + excerpt(item) + "'");
   const std::string inside = item.substr(open + 1, item.size() - open - 2);
@@ -225,7 +225,7 @@ class Args {
     // At most 2^31 - 1: a size beyond is no layer a machine could hold, and products of such sizes overflow.
     if (ec != std::errc() || end != t.data() + t.size() || v < min || v > INT32_MAX)
       throw Error(spec_.kind + ": '" + key + "' must be an integer from " + std::to_string(min) + " to 2147483647, got '" +
-                  t + "'");
+                  excerpt(t) + "'");
     return v;
   }
   float real(size_t pos, const std::string& key, float fallback, float lo, float hi) const {
@@ -235,7 +235,7 @@ class Args {
     auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (ec != std::errc() || end != t.data() + t.size() || !(v >= lo && v < hi))
       throw Error(spec_.kind + ": '" + key + "' must be a number in [" + std::to_string(lo) + ", " +
-                  std::to_string(hi) + "), got '" + t + "'");
+                  std::to_string(hi) + "), got '" + excerpt(t) + "'");
     return v;
   }
   // Rejects arguments the layer does not take, so typos do not pass silently.
@@ -244,7 +244,7 @@ class Args {
       throw Error(spec_.kind + " takes at most " + std::to_string(max_positional) + " positional arguments");
     for (const auto& [k, v] : spec_.kwargs)
       if (std::find(keys.begin(), keys.end(), k) == keys.end())
-        throw Error(spec_.kind + " has no argument '" + k + "'");
+        throw Error(spec_.kind + " has no argument '" + excerpt(k) + "'");
   }
 
  private:

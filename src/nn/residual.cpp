@@ -178,7 +178,7 @@ void Residual::add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   }
   for (int64_t i = 0; i < n; ++i) {
     const float s = pa[i] + pb[i];
-    o[i] = s > 0.0f ? s : 0.0f;
+    o[i] = s < 0.0f ? 0.0f : s;  // as std::max(s, 0) in the ReLU layer: a NaN passes, for the guard to see
   }
 }
 

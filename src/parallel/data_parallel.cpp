@@ -11,19 +11,13 @@ DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, co
                                             model_.named_params(), nullptr, nullptr);
   optimizer_.skip_update_when(guard_->skip_flag());
   if (world.size() == 1) return;
-  if (config.sync_batchnorm) {
-    batch_statistics_ = std::make_unique<ReplicaSum>(world);
-    model_.share_batch_statistics(batch_statistics_.get());
-  }
+  if (config.sync_batchnorm) batch_statistics_ = std::make_unique<SharedBatchStatistics>(model_, world);
   averager_ = std::make_unique<GradientAverager>(world, model_, model_.all_layers(), config.engine, parts.timeline,
                                                  parts.warnings);
   model_.add_observer(this);
 }
 
-DataParallel::~DataParallel() {
-  model_.remove_observer(this);
-  model_.share_batch_statistics(nullptr);  // the model may outlive this mode (an evaluation after it)
-}
+DataParallel::~DataParallel() { model_.remove_observer(this); }
 
 void DataParallel::backward_end(size_t layer) { averager_->layer_done(layer); }
 

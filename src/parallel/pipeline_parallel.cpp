@@ -99,10 +99,8 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
                                                    parts.warnings);
   // Micro-batch k's statistics are summed over micro-batch k of every replica: the replicas run one
   // schedule, so their stages reach each batchnorm in the same order.
-  if (replicas_ > 1 && config.sync_batchnorm) {
-    batch_statistics_ = std::make_unique<ReplicaSum>(*stage_group_);
-    model.share_batch_statistics(batch_statistics_.get());
-  }
+  if (replicas_ > 1 && config.sync_batchnorm)
+    batch_statistics_ = std::make_unique<SharedBatchStatistics>(model, *stage_group_);
   // Each stage sees only its own gradients: the stages of a replica agree on the verdict (on GPUs over
   // NCCL, on the device), so any stage's non-finite gradient skips, or stops, every stage's step. The
   // replicas of a stage hold the same averaged gradients and so reach the same verdict.
@@ -115,10 +113,7 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   model.add_observer(this);
 }
 
-PipelineParallel::~PipelineParallel() {
-  model_.remove_observer(this);
-  model_.share_batch_statistics(nullptr);  // the model may outlive this mode
-}
+PipelineParallel::~PipelineParallel() { model_.remove_observer(this); }
 
 void PipelineParallel::backward_end(size_t layer) {
   // Only the last micro-batch's backward finishes a layer's gradients; the reduction of each layer then

@@ -1,7 +1,5 @@
 #include "ringtrain/train/trainer.hpp"
 
-#include "ringtrain/nn/model_spec.hpp"
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -205,6 +203,8 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--split", split},
           {"--ps-servers", std::to_string(config_.parallel.ps.servers)},
           {"--staleness", std::to_string(config_.parallel.ps.staleness)},
+          // Sync batchnorm adds allreduces inside every batchnorm's forward and backward.
+          {"--sync-batchnorm", config_.parallel.sync_batchnorm ? "true" : "false"},
           {"--device", name_of(config_.device.kind)},
           // The device in use (what --device auto chose); parameter servers work on the host whatever the
           // workers use, so with them every rank gives the flag's value.

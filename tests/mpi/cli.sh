@@ -61,6 +61,10 @@ errors=$(grep -c '^ringtrain: error:' "$dir/err")
 grep -q "^ringtrain: error: ranks disagree on --lr: rank 0 has '0.05', rank 1 has '0.1'" "$dir/err" ||
   fail "unexpected error: $(cat "$dir/err")"
 
+# A rank with --sync-batchnorm would wait in allreduces inside batchnorm that the other never makes.
+expect_error 1 "ranks disagree on --sync-batchnorm: rank 0 has 'true', rank 1 has 'false'" "${common[@]}" \
+  --sync-batchnorm : -np 1 "$bin" "${common[@]}"
+
 # A rank without a heartbeat would look dead to its neighbour: ranks that disagree on it are one error.
 expect_error 1 "ranks disagree on --peer-timeout-s: 0 and 10" "${common[@]}" --peer-timeout-s 0 : -np 1 "$bin" "${common[@]}"
 

@@ -124,13 +124,25 @@ TEST(Pipeline, OneFOneBHoldsAtMostStagesMicroBatchesWhereGpipeHoldsAll) {
 
 // Through the trainer: the world as `stages` x (world / stages) and one rank with the replicas' global
 // batch end with the same weights; rank 0 saves the gathered model; the test split scores alike.
-void expect_trainer_equals_one_rank(int stages, DeviceKind device = DeviceKind::cpu) {
+struct TrainerRun {
+  int stages;
+  DeviceKind device = DeviceKind::cpu;
+  const char* model = kMlp;
+  Shape sample = {2, 4, 4};
+  int micro_batches = 2;
+  bool sync_batchnorm = false;
+};
+
+void expect_trainer_equals_one_rank(const TrainerRun& run) {
+  const int stages = run.stages;
+  const DeviceKind device = run.device;
   Communicator& world = test::world();
-  test::SharedDataset data({2, 4, 4});
-  TrainConfig c = test::train_config(data.path(), {.model = kMlp, .steps = 10});
+  test::SharedDataset data(run.sample);
+  TrainConfig c = test::train_config(data.path(), {.model = run.model, .steps = 10});
   c.save_model = data.path() + "/pipeline.h5";
   c.parallel.pipeline.stages = stages;
-  c.parallel.pipeline.micro_batches = 2;
+  c.parallel.pipeline.micro_batches = run.micro_batches;
+  c.parallel.sync_batchnorm = run.sync_batchnorm;
   c.device.kind = device;
   std::ostringstream quiet;
   const TrainResult piped = Trainer(c, world).run(quiet);
@@ -145,31 +157,49 @@ void expect_trainer_equals_one_rank(int stages, DeviceKind device = DeviceKind::
   const TrainResult alone = reference.run(quiet);
 
   const LoadedModel saved = load_model(c.save_model);
-  const auto got = saved.model->named_params(), want = reference.model().named_params();
+  // Parameters, then buffers (batchnorm's running statistics), by name.
+  std::vector<NamedTensor> got, want;
+  for (const NamedParam& p : saved.model->named_params()) got.push_back({p.name, &p.param->value});
+  for (const NamedParam& p : reference.model().named_params()) want.push_back({p.name, &p.param->value});
+  for (const NamedTensor& b : saved.model->named_buffers()) got.push_back(b);
+  for (const NamedTensor& b : reference.model().named_buffers()) want.push_back(b);
   ASSERT_EQ(got.size(), want.size());
   double worst = 0.0;
   for (size_t p = 0; p < got.size(); ++p) {
     ASSERT_EQ(got[p].name, want[p].name);
-    const Tensor expect = want[p].param->value.to(Device::cpu);
+    const Tensor expect = want[p].tensor->to(Device::cpu);
     for (int64_t k = 0; k < expect.numel(); ++k)
-      worst = std::max(worst, std::fabs(double(got[p].param->value[k]) - expect[k]));
+      worst = std::max(worst, std::fabs(double((*got[p].tensor)[k]) - expect[k]));
   }
   EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4) << stages << " stages on " << world.size() << " ranks";
   EXPECT_EQ(piped.test.samples, 50);
   EXPECT_NEAR(piped.test.loss_sum, alone.test.loss_sum, 1e-4 * alone.test.loss_sum);
 }
 
-TEST(Pipeline, TrainerWithEveryRankAStageEqualsOneRank) { expect_trainer_equals_one_rank(test::world().size()); }
+TEST(Pipeline, TrainerWithEveryRankAStageEqualsOneRank) { expect_trainer_equals_one_rank({test::world().size()}); }
 
 TEST(Pipeline, HybridTwoReplicasOfTwoStagesEqualsOneRank) {
   if (test::world().size() != 4) GTEST_SKIP() << "the 2 x 2 hybrid needs 4 ranks (mpi.np4)";
-  expect_trainer_equals_one_rank(2);
+  expect_trainer_equals_one_rank({2});
+}
+
+// --sync-batchnorm in the hybrid: each stage's batchnorms sum over the same stage of the other replica, so
+// 2 replicas of 2 stages (one micro-batch: a replica's whole batch) equal one rank with the global batch,
+// running statistics included.
+TEST(Pipeline, HybridWithSyncBatchnormEqualsOneRank) {
+  if (test::world().size() != 4) GTEST_SKIP() << "the 2 x 2 hybrid needs 4 ranks (mpi.np4)";
+  expect_trainer_equals_one_rank({.stages = 2,
+                                  .model = "conv(4,3,pad=1),batchnorm,relu,residual(conv(4,3,pad=1),batchnorm,relu,"
+                                           "conv(4,3,pad=1),batchnorm),relu,globalavgpool,linear(out)",
+                                  .sample = {2, 6, 6},
+                                  .micro_batches = 1,
+                                  .sync_batchnorm = true});
 }
 
 // The same on GPUs: activations and gradients over NCCL send/recv.
 TEST(Pipeline, OnGpusOverNcclEqualsOneGpu) {
   if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
-  expect_trainer_equals_one_rank(test::world().size(), DeviceKind::cuda);
+  expect_trainer_equals_one_rank({test::world().size(), DeviceKind::cuda});
 }
 
 }  // namespace

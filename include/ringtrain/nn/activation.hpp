@@ -17,7 +17,10 @@ class Activation : public Layer {
   Shape build(const Shape& sample_in, Rng&) override { return sample_in; }
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{act_ == ActivationKind::gelu ? &x_ : &y_}}; }
+  // The output is the next layer's input, which its backward reads; GELU's backward reads its input too.
+  ForwardState forward_state() override {
+    return act_ == ActivationKind::gelu ? ForwardState{{&x_, &y_}} : ForwardState{{&y_}};
+  }
   // The previous layer applies this ReLU itself (Layer::fold_relu); this layer passes values through.
   void set_folded() { folded_ = true; }
   bool folded() const { return folded_; }

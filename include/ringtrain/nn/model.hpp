@@ -80,7 +80,9 @@ class Model {
   Layer& layer(size_t i) { return *layers_[i]; }
   std::string layer_name(size_t i) const { return layer_names()[i]; }  // "conv2"
 
-  // Layer::share_batch_statistics for every layer (sync batchnorm); `sum` must outlive its use.
+  // Layer::share_batch_statistics for every layer (sync batchnorm); `sum` must outlive its use. While a sum
+  // is shared, forward in training mode and backward are collective over the replicas: every replica must
+  // run them, in the same order.
   void share_batch_statistics(CrossReplicaSum* sum);
 
   // Observers are not owned and must outlive their registration.

@@ -34,7 +34,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   std::vector<Param*> params_;
   Timeline* timeline_;  // null without --timeline
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
-  std::unique_ptr<ReplicaSum> batch_statistics_;  // --sync-batchnorm on more than one rank
+  std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm on more than one rank
   int64_t step_ = 0;
   StopVote stop_vote_;
   bool stopping_ = false;

@@ -86,7 +86,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   bool reduce_after_sends_ = false;  // the replicas' allreduces wait for the step's last send (NCCL; see the .cpp)
   std::unique_ptr<Communicator> stage_group_;            // this stage in every replica
   std::unique_ptr<GradientAverager> averager_;         // when there is more than one replica
-  std::unique_ptr<ReplicaSum> batch_statistics_;       // --sync-batchnorm with more than one replica
+  std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm with more than one replica
   bool last_backward_ = false;
 
   std::vector<Param*> params_;

@@ -116,7 +116,10 @@ class CudaActivation final : public CudaLayer {
   explicit CudaActivation(Activation& source);
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{kind_ == kernels::Activation::gelu ? &x_ : &y_}}; }
+  // The output is the next layer's input, which its backward reads; GELU's backward reads its input too.
+  ForwardState forward_state() override {
+    return kind_ == kernels::Activation::gelu ? ForwardState{{&x_, &y_}} : ForwardState{{&y_}};
+  }
 
  private:
   kernels::Activation kind_;
