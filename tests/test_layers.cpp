@@ -66,7 +66,7 @@ TEST(LayerGradients, Conv2dWideKernelStridePad) {
 }
 
 TEST(LayerGradients, Conv2dManyChannelsFewTaps) {
-  // K = in_c * kernel^2 = 8 <= 2 * Cout: the forward takes the im2col path, the others read in place.
+  // An even kernel with padding on both sides: the output is one larger than the input.
   Conv2d layer(6, 2, 1, 1, true);
   check_all_gradients(layer, {2, 5, 4});
 }
@@ -75,6 +75,18 @@ TEST(LayerGradients, Conv2dUnpaddedStrideOne) {
   // The stride-1 input gradient as a convolution of dy padded by kernel - 1 - pad: here the widest padding.
   Conv2d layer(3, 3, 1, 0, true);
   check_all_gradients(layer, {2, 6, 5});
+}
+
+TEST(LayerGradients, Conv2dBlockedLayouts) {
+  // 16 channels in and out: oneDNN computes in its blocked layouts, and the layer converts on the way in and out.
+  Conv2d layer(16, 3, 1, 1, true);
+  check_all_gradients(layer, {16, 4, 5}, 2);
+}
+
+TEST(LayerGradients, Conv2dStridedProjection) {
+  // A ResNet shortcut: 1x1, stride 2, no bias.
+  Conv2d layer(16, 1, 2, 0, false);
+  check_all_gradients(layer, {16, 5, 5}, 2);
 }
 
 TEST(LayerGradients, MaxPool2x2) {
@@ -372,22 +384,6 @@ TEST(BatchNorm, ASumTheOtherReplicaNeverJoinsThrows) {
   EXPECT_EQ(pair.sums(), 1);
 }
 
-TEST(Im2col, Col2imIsItsAdjoint) {
-  // <im2col(x), c> == <x, col2im(c)> for any x, c: the backward of the gather is the scatter.
-  ConvGeometry g{2, 5, 6, 1, 3, 2, 1, 0, 0};
-  g.out_h = (g.in_h + 2 * g.pad - g.kernel) / g.stride + 1;
-  g.out_w = (g.in_w + 2 * g.pad - g.kernel) / g.stride + 1;
-  Tensor x = random_tensor({g.in_c, g.in_h, g.in_w}, 1), c = random_tensor({g.col_rows(), g.col_cols()}, 2);
-  Tensor col({g.col_rows() * g.col_cols() + kIm2colSlack}), dx({g.in_c, g.in_h, g.in_w});
-  Tensor pad({g.in_c * g.padded_h() * g.padded_w() + kIm2colSlack});
-  im2col(g, x.data(), pad.data(), col.data());
-  col2im(g, c.data(), pad.data(), dx.data());
-  double lhs = 0, rhs = 0;
-  for (int64_t i = 0; i < c.numel(); ++i) lhs += col[i] * c[i];
-  for (int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * dx[i];
-  EXPECT_NEAR(lhs, rhs, 1e-4);
-}
-
 TEST(Conv2d, MatchesDirectConvolution) {
   Conv2d layer(2, 3, 2, 1, true);
   Rng init(1);
@@ -411,6 +407,30 @@ TEST(Conv2d, MatchesDirectConvolution) {
               }
           EXPECT_NEAR(y[((n * 2 + o) * 3 + i) * 3 + j], s, 1e-5);
         }
+}
+
+// Results are bitwise repeatable at a fixed thread count, also when other batch sizes (a pipeline's
+// micro-batches, the last evaluation batch) ran in between on primitives of their own.
+TEST(Conv2d, BitwiseRepeatableAcrossBatchSizes) {
+  Conv2d layer(16, 3, 2, 1, true);
+  layer.fold_relu();
+  Rng init(1);
+  layer.build({16, 9, 9}, init);
+  const Tensor x = random_tensor({4, 16, 9, 9}, 2), dy = random_tensor({4, 16, 5, 5}, 3);
+  const Tensor other = random_tensor({3, 16, 9, 9}, 4);
+  auto step = [&] {
+    for (Param* p : layer.params()) p->grad.fill(0.0f);
+    std::vector<float> out;
+    const Tensor& y = layer.forward(x, Mode::train);
+    out.assign(y.data(), y.data() + y.numel());
+    const Tensor& dx = layer.backward(dy);
+    out.insert(out.end(), dx.data(), dx.data() + dx.numel());
+    for (Param* p : layer.params()) out.insert(out.end(), p->grad.data(), p->grad.data() + p->grad.numel());
+    return out;
+  };
+  const std::vector<float> first = step();
+  layer.forward(other, Mode::eval);
+  EXPECT_EQ(step(), first);
 }
 
 TEST(Layer, GradientsAccumulateAcrossBackwardCalls) {
