@@ -1,14 +1,15 @@
 // Convolution kernels on ResNet shapes: ringtrain's Conv2d layer beside oneDNN's convolution primitives
 // called directly, forward, backward-data and backward-weights, at 1 and 2 OpenMP threads, in one run.
-// usage: build/bench/conv_kernels [ROUNDS] [FILTER]
+// usage: build/bench/conv_kernels [ROUNDS] [FILTER] [THREADS, e.g. 1,2]
 // Each measurement is the fastest call over ROUNDS interleaved rounds (layer, oneDNN, layer, oneDNN, ...), so
-// both see the same machine noise; FILTER keeps the shapes whose name contains it. The oneDNN side does what a layer
-// holding NCHW tensors must do every step: it lets oneDNN pick its layouts (format_tag::any) and counts the
-// reorders into and out of them (weights once per step, activations and gradients each time), and a
-// second oneDNN column forces NCHW activations (weights still `any`), which needs no activation reorders.
-// The layer's backward computes both gradients in one call: its backward-data is timed as (both) - (weights
-// only, input gradient switched off). The last lines weigh each shape by how often the cnn preset, resnet20
-// and ResNet-50 use it (without the first layer's input gradient, which training never computes).
+// both see the same machine noise; FILTER keeps the shapes whose name contains it. The oneDNN side does what a
+// layer holding NCHW tensors must do every step: it lets oneDNN pick its layouts (format_tag::any) and counts
+// the reorders into and out of them (weights once per step, activations and gradients each time). Two more
+// oneDNN columns: NCHW activations (weights still `any`; no activation reorders), and oneDNN's Winograd
+// algorithm where it has one for the shape. The layer's backward computes both gradients in one call: its
+// backward-data is timed as (both) - (weights only, input gradient switched off). The last lines weigh each
+// shape by how often the cnn preset, resnet20 and ResNet-50 use it (without the first layer's input gradient,
+// which training never computes).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -54,6 +55,8 @@ const std::vector<ConvCase> kCases = {
     {"resnet50", "64->256 1x1 56", 8, 64, 256, 1, 1, 0, 56, 4},
     {"resnet50", "256->64 1x1 56", 8, 256, 64, 1, 1, 0, 56, 2},
     {"resnet50", "128->128 3x3 s2 56", 8, 128, 128, 3, 2, 1, 56, 1},
+    {"resnet50", "128->128 3x3 28", 8, 128, 128, 3, 1, 1, 28, 3},
+    {"resnet50", "256->256 3x3 14", 8, 256, 256, 3, 1, 1, 14, 5},
     {"resnet50", "512->512 3x3 7", 8, 512, 512, 3, 1, 1, 7, 2},
     {"resnet50", "2048->512 1x1 7", 8, 2048, 512, 1, 1, 0, 7, 2},
 };
@@ -135,7 +138,8 @@ struct Operand {
 // oneDNN's three convolution primitives on user buffers in NCHW (weights OIHW), as a layer would run them.
 class DnnlConv {
  public:
-  DnnlConv(const ConvCase& c, bool nchw_activations) : eng_(engine::kind::cpu, 0), strm_(eng_) {
+  DnnlConv(const ConvCase& c, bool nchw_activations, algorithm alg = algorithm::convolution_direct)
+      : eng_(engine::kind::cpu, 0), strm_(eng_) {
     const memory::dims x_dims{c.batch, c.in_c, c.size, c.size}, w_dims{c.out_c, c.in_c, c.kernel, c.kernel},
         y_dims{c.batch, c.out_c, out_size(c), out_size(c)}, strides{c.stride, c.stride}, pads{c.pad, c.pad};
     const auto f32 = memory::data_type::f32;
@@ -145,12 +149,11 @@ class DnnlConv {
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);
     const convolution_forward::primitive_desc fwd(
-        {prop_kind::forward_training, algorithm::convolution_direct, x_any, w_any, y_any, strides, pads, pads}, attr,
-        eng_);
-    const convolution_backward_data::primitive_desc bwd_data(
-        {algorithm::convolution_direct, x_any, w_any, y_any, strides, pads, pads}, attr, eng_, fwd);
-    const convolution_backward_weights::primitive_desc bwd_weights(
-        {algorithm::convolution_direct, x_any, w_any, y_any, strides, pads, pads}, attr, eng_, fwd);
+        {prop_kind::forward_training, alg, x_any, w_any, y_any, strides, pads, pads}, attr, eng_);
+    const convolution_backward_data::primitive_desc bwd_data({alg, x_any, w_any, y_any, strides, pads, pads}, attr,
+                                                             eng_, fwd);
+    const convolution_backward_weights::primitive_desc bwd_weights({alg, x_any, w_any, y_any, strides, pads, pads},
+                                                                   attr, eng_, fwd);
     impl_ = std::string(fwd.impl_info_str()) + " / " + bwd_data.impl_info_str() + " / " + bwd_weights.impl_info_str();
     fwd_ = convolution_forward(fwd);
     bwd_data_ = convolution_backward_data(bwd_data);
@@ -235,17 +238,40 @@ struct Times {
   void keep_best(Direction d, double s) { t[d] = std::min(t[d], s); }
 };
 
-// One round for one shape: the layer, then oneDNN with chosen layouts, then oneDNN with NCHW activations.
-void measure_round(LayerConv& layer, DnnlConv& any, DnnlConv& nchw, Times& ours, double& ours_both, Times& dnnl_any,
-                   Times& dnnl_nchw) {
+// oneDNN's Winograd convolution (F(4x4, 3x3)), where it has one for the shape and this CPU.
+std::optional<DnnlConv> winograd(const ConvCase& c) {
+  try {
+    return std::optional<DnnlConv>(std::in_place, c, false, algorithm::convolution_winograd);
+  } catch (const dnnl::error&) {
+    return std::nullopt;
+  }
+}
+
+enum Variant { kAny, kNchw, kWinograd, kVariants };
+
+// One round for one shape: the layer, then oneDNN in its chosen layouts, with NCHW activations, and Winograd.
+void measure_round(LayerConv& layer, DnnlConv* dnnl[kVariants], Times& ours, double& ours_both,
+                   Times dnnl_times[kVariants]) {
   ours.keep_best(kForward, seconds_per_call([&] { layer.forward(); }));
   ours.keep_best(kBackwardWeights, seconds_per_call([&] { layer.backward(false); }));
   ours_both = std::min(ours_both, seconds_per_call([&] { layer.backward(true); }));
-  for (auto [conv, times] : {std::pair{&any, &dnnl_any}, std::pair{&nchw, &dnnl_nchw}}) {
-    times->keep_best(kForward, seconds_per_call([&] { conv->forward(); }));
-    times->keep_best(kBackwardData, seconds_per_call([&] { conv->backward_data(); }));
-    times->keep_best(kBackwardWeights, seconds_per_call([&] { conv->backward_weights(); }));
+  for (int v = 0; v < kVariants; ++v) {
+    if (!dnnl[v]) continue;
+    DnnlConv& conv = *dnnl[v];
+    dnnl_times[v].keep_best(kForward, seconds_per_call([&] { conv.forward(); }));
+    dnnl_times[v].keep_best(kBackwardData, seconds_per_call([&] { conv.backward_data(); }));
+    dnnl_times[v].keep_best(kBackwardWeights, seconds_per_call([&] { conv.backward_weights(); }));
   }
+}
+
+std::vector<int> thread_counts(const char* list) {
+  std::vector<int> counts;
+  for (const char* p = list; *p;) {
+    counts.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p) ++p;
+  }
+  return counts;
 }
 
 }  // namespace
@@ -253,38 +279,44 @@ void measure_round(LayerConv& layer, DnnlConv& any, DnnlConv& nchw, Times& ours,
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 3;
   const std::string filter = argc > 2 ? argv[2] : "";
-  // Weighted sums per model and thread count: uses x time, for the layer and for the better oneDNN column.
-  std::map<std::string, double> weighted_ours, weighted_dnnl, weighted_any;
-  std::printf("%-20s %-11s %3s %9s %9s %9s %9s %9s\n", "shape", "direction", "thr", "ours ms", "dnnl ms",
-              "nchw ms", "ours/dnnl", "ours/nchw");
+  const std::vector<int> threads_list = thread_counts(argc > 3 ? argv[3] : "1,2");
+  // Weighted sums per model and thread count (uses x time): the layer, and oneDNN in the layouts the layer
+  // asks for (NCHW activations for 1x1 kernels, its own choice otherwise).
+  std::map<std::string, double> weighted_ours, weighted_dnnl;
+  std::printf("%-20s %-11s %3s %9s %9s %9s %9s %9s %9s %9s\n", "shape", "direction", "thr", "ours ms", "any ms",
+              "nchw ms", "wino ms", "ours/any", "ours/nchw", "ours/wino");
   for (const ConvCase& c : kCases) {
     if (!filter.empty() && std::string(c.name).find(filter) == std::string::npos) continue;
-    for (int threads : {1, 2}) {
+    for (int threads : threads_list) {
       set_compute_threads(threads);
       LayerConv layer(c);
       DnnlConv any(c, false), nchw(c, true);
-      Times ours, dnnl_any, dnnl_nchw;
+      std::optional<DnnlConv> wino = winograd(c);
+      DnnlConv* dnnl[kVariants] = {&any, &nchw, wino ? &*wino : nullptr};
+      Times ours, dnnl_times[kVariants];
       double ours_both = 1e30;  // the layer's backward with both gradients
-      for (int r = 0; r < rounds; ++r) measure_round(layer, any, nchw, ours, ours_both, dnnl_any, dnnl_nchw);
+      for (int r = 0; r < rounds; ++r) measure_round(layer, dnnl, ours, ours_both, dnnl_times);
       ours.t[kBackwardData] = std::max(ours_both - ours.t[kBackwardWeights], 0.0);
       for (int d = 0; d < kDirections; ++d) {
-        const double o = ours.t[d] * 1e3, a = dnnl_any.t[d] * 1e3, n = dnnl_nchw.t[d] * 1e3;
-        std::printf("%-20s %-11s %3d %9.3f %9.3f %9.3f %9.2f %9.2f\n", c.name, kDirectionNames[d], threads, o, a, n,
-                    o / a, o / n);
+        const double o = ours.t[d] * 1e3, a = dnnl_times[kAny].t[d] * 1e3, n = dnnl_times[kNchw].t[d] * 1e3;
+        const double w = wino ? dnnl_times[kWinograd].t[d] * 1e3 : 0.0;
+        std::printf("%-20s %-11s %3d %9.3f %9.3f %9.3f %9.3f %9.2f %9.2f %9.2f\n", c.name, kDirectionNames[d], threads,
+                    o, a, n, w, o / a, o / n, wino ? o / w : 0.0);
         const std::string key = std::string(c.model) + " " + std::to_string(threads) + " thr";
         if (c.first && d == kBackwardData) continue;
         weighted_ours[key] += c.uses * o;
-        weighted_any[key] += c.uses * a;
-        weighted_dnnl[key] += c.uses * std::min(a, n);
+        weighted_dnnl[key] += c.uses * (c.kernel == 1 ? n : a);
       }
-      if (threads == 1) std::printf("  oneDNN any:  %s\n  oneDNN nchw: %s\n", any.impl().c_str(), nchw.impl().c_str());
+      if (threads == threads_list.front())
+        std::printf("  oneDNN any:  %s\n  oneDNN nchw: %s\n  oneDNN wino: %s\n", any.impl().c_str(),
+                    nchw.impl().c_str(), wino ? wino->impl().c_str() : "(none for this shape)");
     }
     std::fflush(stdout);
   }
   std::printf("\nweighted by uses, all three directions (ms per step of these convolutions; the first layer\n"
-              "without its input gradient):\n");
+              "without its input gradient; oneDNN in the layouts the layer asks for):\n");
   for (const auto& [key, o] : weighted_ours)
-    std::printf("%-16s ours %9.2f  oneDNN any %9.2f (ours/dnnl %.2f)  oneDNN best-of-two %9.2f (%.2f)\n", key.c_str(),
-                o, weighted_any[key], o / weighted_any[key], weighted_dnnl[key], o / weighted_dnnl[key]);
+    std::printf("%-16s ours %9.2f  oneDNN %9.2f  ours/oneDNN %.2f\n", key.c_str(), o, weighted_dnnl[key],
+                o / weighted_dnnl[key]);
   return 0;
 }

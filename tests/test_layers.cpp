@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
@@ -410,27 +411,71 @@ TEST(Conv2d, MatchesDirectConvolution) {
 }
 
 // Results are bitwise repeatable at a fixed thread count, also when other batch sizes (a pipeline's
-// micro-batches, the last evaluation batch) ran in between on primitives of their own.
+// micro-batches, the last evaluation batch) ran in between on primitives of their own; for the direct
+// algorithm and for Winograd (64 channels on 14x14, where the CPU has it).
 TEST(Conv2d, BitwiseRepeatableAcrossBatchSizes) {
-  Conv2d layer(16, 3, 2, 1, true);
-  layer.fold_relu();
+  for (const auto& [channels, size, stride] : {std::tuple{16, 9, 2}, std::tuple{64, 14, 1}}) {
+    Conv2d layer(channels, 3, stride, 1, true);
+    layer.fold_relu();
+    Rng init(1);
+    const Shape out = layer.build({channels, size, size}, init);
+    const Tensor x = random_tensor(batched(4, {channels, size, size}), 2), dy = random_tensor(batched(4, out), 3);
+    const Tensor other = random_tensor(batched(3, {channels, size, size}), 4);
+    auto step = [&] {
+      for (Param* p : layer.params()) p->grad.fill(0.0f);
+      std::vector<float> result;
+      const Tensor& y = layer.forward(x, Mode::train);
+      result.assign(y.data(), y.data() + y.numel());
+      const Tensor& dx = layer.backward(dy);
+      result.insert(result.end(), dx.data(), dx.data() + dx.numel());
+      for (Param* p : layer.params()) result.insert(result.end(), p->grad.data(), p->grad.data() + p->grad.numel());
+      return result;
+    };
+    const std::vector<float> first = step();
+    layer.forward(other, Mode::eval);
+    EXPECT_EQ(step(), first) << layer.spec() << " on " << channels << " channels";
+  }
+}
+
+// The largest difference between `got` and `want`, relative to want's largest magnitude.
+double relative_error(const Tensor& got, const std::vector<double>& want) {
+  double worst = 0.0, scale = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    worst = std::max(worst, std::fabs(got[static_cast<int64_t>(i)] - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  return worst / scale;
+}
+
+// 64 channels on 14x14 take oneDNN's Winograd algorithm (where the CPU has it): forward, input and weight
+// gradients against a direct convolution in double precision.
+TEST(Conv2d, WinogradShapesMatchDirectConvolution) {
+  constexpr int64_t n = 2, c = 64, s = 14;
+  Conv2d layer(c, 3, 1, 1, false);
   Rng init(1);
-  layer.build({16, 9, 9}, init);
-  const Tensor x = random_tensor({4, 16, 9, 9}, 2), dy = random_tensor({4, 16, 5, 5}, 3);
-  const Tensor other = random_tensor({3, 16, 9, 9}, 4);
-  auto step = [&] {
-    for (Param* p : layer.params()) p->grad.fill(0.0f);
-    std::vector<float> out;
-    const Tensor& y = layer.forward(x, Mode::train);
-    out.assign(y.data(), y.data() + y.numel());
-    const Tensor& dx = layer.backward(dy);
-    out.insert(out.end(), dx.data(), dx.data() + dx.numel());
-    for (Param* p : layer.params()) out.insert(out.end(), p->grad.data(), p->grad.data() + p->grad.numel());
-    return out;
-  };
-  const std::vector<float> first = step();
-  layer.forward(other, Mode::eval);
-  EXPECT_EQ(step(), first);
+  layer.build({c, s, s}, init);
+  const Tensor x = random_tensor({n, c, s, s}, 2), dy = random_tensor({n, c, s, s}, 3);
+  const Tensor& w = layer.params()[0]->value;
+  std::vector<double> y(static_cast<size_t>(n * c * s * s)), dx(y.size()), dw(static_cast<size_t>(c * c * 9));
+  auto at = [&](int64_t b, int64_t ch, int64_t h, int64_t v) { return ((b * c + ch) * s + h) * s + v; };
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t o = 0; o < c; ++o)
+      for (int64_t i = 0; i < c; ++i)
+        for (int64_t ki = 0; ki < 3; ++ki)
+          for (int64_t kj = 0; kj < 3; ++kj) {
+            const int64_t wi = ((o * c + i) * 3 + ki) * 3 + kj;
+            for (int64_t h = 0; h < s; ++h)
+              for (int64_t v = 0; v < s; ++v) {
+                const int64_t ih = h - 1 + ki, iv = v - 1 + kj;
+                if (ih < 0 || ih >= s || iv < 0 || iv >= s) continue;
+                y[static_cast<size_t>(at(b, o, h, v))] += static_cast<double>(w[wi]) * x[at(b, i, ih, iv)];
+                dx[static_cast<size_t>(at(b, i, ih, iv))] += static_cast<double>(w[wi]) * dy[at(b, o, h, v)];
+                dw[static_cast<size_t>(wi)] += static_cast<double>(dy[at(b, o, h, v)]) * x[at(b, i, ih, iv)];
+              }
+          }
+  EXPECT_LT(relative_error(layer.forward(x, Mode::train), y), 1e-5);
+  EXPECT_LT(relative_error(layer.backward(dy), dx), 1e-5);
+  EXPECT_LT(relative_error(layer.params()[0]->grad, dw), 1e-5);
 }
 
 TEST(Layer, GradientsAccumulateAcrossBackwardCalls) {

@@ -1,5 +1,6 @@
-// 2-D convolution over [batch, C, H, W] on oneDNN's convolution primitives, which measured faster than our
-// own im2col + GEMM on the cnn, resnet20 and ResNet-50 shapes (docs/benchmarks.md). Tensors stay NCHW
+// 2-D convolution over [batch, C, H, W] on oneDNN's convolution primitives (direct, or Winograd for large
+// 3x3 ones), which measured faster than our own im2col + GEMM on the cnn, resnet20 and ResNet-50 shapes
+// (docs/benchmarks.md). Tensors stay NCHW
 // (weights OIHW) outside the layer, as every other layer reads them; inside, oneDNN works in the layouts it
 // prefers and the layer reorders on the way in and out.
 #pragma once
