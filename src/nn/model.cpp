@@ -25,7 +25,7 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
       shape = layers_.back()->build(shape, init);
     } catch (const OutOfMemory& e) {
       // The spec is fine: the machine is too small for it.
-      const std::string name = i < layers_.size() ? layer_name(i) : specs[i].kind;
+      const std::string name = i < layers_.size() ? stack_layer_names(layers_)[i] : specs[i].kind;
       throw OutOfMemory("the model's layer " + name + " on input " + shape_str(shape) + ": " + e.what());
     } catch (const Error& e) {
       throw Error(quoted + at_layer(i, specs.size(), specs[i].text, e.what()));
@@ -38,6 +38,7 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
   layers_.front()->set_input_grad_needed(false);
   fold_relus(layers_);
+  names_ = stack_layer_names(layers_);
 }
 
 void Model::to(Device device) { to(device, all_layers()); }
@@ -120,8 +121,6 @@ std::vector<Param*> Model::params(LayerRange layers) {
     for (Param* p : layers_[i]->params()) out.push_back(p);
   return out;
 }
-
-std::vector<std::string> Model::layer_names() const { return stack_layer_names(layers_); }
 
 namespace {
 

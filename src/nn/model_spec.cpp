@@ -168,7 +168,9 @@ void parse_residual(const std::vector<std::string>& args, LayerSpec& spec) {
                   e.what());
     }
   }
-  if (spec.body.empty()) throw Error("residual needs at least one layer in its body");
+  if (spec.body.empty())
+    throw Error("residual needs at least one layer in its body, before 'shortcut=' (everything after it is the "
+                "shortcut)");
 }
 
 LayerSpec parse_layer(const std::string& item) {

@@ -278,11 +278,13 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
                                                                  (replicas == ranks ? " ranks (" : " replicas (") +
                                                                  gradient_backend() + " allreduce)"
                                                            : std::string();
-  // A ResNet's canonical spec runs to kilobytes: a preset that long goes by its name.
-  const bool long_preset = expand_preset(config_.model) != config_.model && model_->spec().size() > 200;
+  // A ResNet's canonical spec runs to kilobytes: a preset that long goes by its name, a spec by its start.
+  const std::string spec = model_->spec();
+  const bool preset = expand_preset(config_.model) != config_.model;
   out << "model "
-      << (long_preset ? config_.model + " (" + counted(static_cast<int64_t>(model_->size()), "layer") + ")"
-                      : model_->spec())
+      << (spec.size() <= 300 ? spec
+                             : (preset ? config_.model : excerpt(spec, 300)) + " (" +
+                                   counted(static_cast<int64_t>(model_->size()), "layer") + ")")
       << "\n  input " << shape_str(model_->input_shape()) << ", "
       << counted(model_->parameter_count(), "parameter") << "; " << counted(train_set_->samples(), "training sample")
       << " " << train_set_->origin() << ", "

@@ -78,7 +78,7 @@ class Model {
   double flops_per_sample() const;
   size_t size() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_[i]; }
-  std::string layer_name(size_t i) const { return layer_names()[i]; }  // "conv2"
+  const std::string& layer_name(size_t i) const { return names_[i]; }  // "conv2"
 
   // Layer::share_batch_statistics for every layer (sync batchnorm); `sum` must outlive its use. While a sum
   // is shared, forward in training mode and backward are collective over the replicas: every replica must
@@ -90,12 +90,12 @@ class Model {
   void remove_observer(LayerObserver* observer);
 
  private:
-  std::vector<std::string> layer_names() const;
 
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<LayerObserver*> observers_;
   Shape input_shape_, output_shape_;
-  std::vector<Shape> layer_shapes_;  // layer i's input; the last is the model's output
+  std::vector<Shape> layer_shapes_;
+  std::vector<std::string> names_;  // each layer's, made once: a spec of thousands of layers asks for them often  // layer i's input; the last is the model's output
   Device device_ = Device::cpu;
 };
 
