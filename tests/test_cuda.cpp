@@ -459,15 +459,7 @@ TEST_F(CudaEngine, BatchNormWithFoldedReluAgrees) {
   }
 }
 
-// Samples [begin, begin + count) of a host batch.
-Tensor samples_of(const Tensor& t, int64_t begin, int64_t count) {
-  Shape shape = t.shape();
-  shape[0] = count;
-  Tensor out(shape);
-  const int64_t per = t.numel() / t.dim(0);
-  std::copy(t.data() + begin * per, t.data() + (begin + count) * per, out.data());
-  return out;
-}
+using test::samples_of;
 
 // Sync batchnorm on the GPU (a CudaBatchNorm with a CrossReplicaSum runs our kernels, not cuDNN): two CUDA
 // batchnorms on the two halves of a batch, paired as two replicas (test::PairedReplicas: a thread each, one

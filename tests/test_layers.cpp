@@ -292,15 +292,7 @@ TEST(BatchNorm, EvaluationUsesRunningStatistics) {
   EXPECT_NEAR(y[1], 0.0f, 1e-5);
 }
 
-// Samples [begin, begin + count) of a batch.
-Tensor samples(const Tensor& t, int64_t begin, int64_t count) {
-  Shape shape = t.shape();
-  shape[0] = count;
-  Tensor out(shape);
-  const int64_t per = t.numel() / t.dim(0);
-  std::copy(t.data() + begin * per, t.data() + (begin + count) * per, out.data());
-  return out;
-}
+using test::samples_of;
 
 // max |got - want| / max |want| over `want`'s elements, starting at element `offset` of `want`.
 double relative_difference(const Tensor& got, const Tensor& want, int64_t offset = 0) {
@@ -339,8 +331,8 @@ void expect_sync_halves_equal_whole(const Shape& sample, int64_t half, bool relu
   test::PairedReplicas pair;
   a.share_batch_statistics(&pair.side(0));
   b.share_batch_statistics(&pair.side(1));
-  const Tensor xa = samples(x, 0, half), xb = samples(x, half, half);
-  const Tensor dya = samples(dy, 0, half), dyb = samples(dy, half, half);
+  const Tensor xa = samples_of(x, 0, half), xb = samples_of(x, half, half);
+  const Tensor dya = samples_of(dy, 0, half), dyb = samples_of(dy, half, half);
   const Tensor *ya = nullptr, *yb = nullptr, *dxa = nullptr, *dxb = nullptr;
   pair.run([&] { ya = &a.forward(xa, Mode::train), dxa = &a.backward(dya); },
            [&] { yb = &b.forward(xb, Mode::train), dxb = &b.backward(dyb); });

@@ -65,6 +65,15 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
   write_shard(path, meta, data);
 }
 
+Tensor samples_of(const Tensor& t, int64_t begin, int64_t count) {
+  Shape shape = t.shape();
+  shape[0] = count;
+  Tensor out(shape);
+  const int64_t per = t.numel() / t.dim(0);
+  std::copy(t.data() + begin * per, t.data() + (begin + count) * per, out.data());
+  return out;
+}
+
 double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode, float eps) {
   const Tensor& y0 = layer.forward(x, mode);
   const Tensor w = random_tensor(y0.shape(), 99);

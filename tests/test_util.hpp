@@ -112,6 +112,9 @@ class SharedDataset {
   std::string path_;
 };
 
+// Samples [begin, begin + count) of a host batch.
+Tensor samples_of(const Tensor& t, int64_t begin, int64_t count);
+
 // A small residual network for [2, 6, 6] samples, for the N-ranks-equal-one-rank tests of every mode: an
 // identity block with a ReLU folded into its sum and a strided block with a projection shortcut; no
 // batchnorm, whose statistics are each rank's own batch's.
