@@ -97,9 +97,10 @@ Layouts layouts(const ConvGeometry& g, int64_t batch) {
 }
 
 // oneDNN's Winograd convolution (F(4x4, 3x3)) for 3x3, stride-1 convolutions of 64 or more channels on
-// outputs of 14x14 or more: 1.3-3x faster than direct on ResNet-50's 64@56x56, 128@28x28 and 256@14x14,
-// slower at 512@7x7 and on resnet20's 16-64 channels (bench/conv_kernels). Its scratchpad is larger
-// (10-35 MB for those shapes), and it rounds differently from direct, as cuDNN's Winograd does.
+// outputs of 14x14 or more: 1.5-2x faster than direct on ResNet-50's 64@56x56, 128@28x28 and 256@14x14,
+// slower at 512@7x7 and on resnet20's 16-32 channels (bench/conv_kernels, docs/benchmarks.md). Its
+// scratchpad is larger (10-35 MB for those shapes), and it rounds differently from direct, as cuDNN's
+// Winograd does.
 bool winograd_pays(const ConvGeometry& g) {
   return g.kernel == 3 && g.stride == 1 && std::min(g.in_c, g.out_c) >= 64 && g.out_h * g.out_w >= 14 * 14;
 }
