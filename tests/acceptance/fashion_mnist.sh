@@ -14,13 +14,7 @@ if [[ ${DEVICE:-cpu} == cuda ]]; then
   if [[ $devices == "cuda: none"* ]]; then echo "SKIP: ${devices#cuda: none }"; exit 77; fi
   set -- "$@" --device cuda
 fi
-launch=()
-if ((${RANKS:-1} > 1)); then launch=("${MPIRUN:-mpirun}" --oversubscribe -np "$RANKS"); fi
-src=${FMNIST_IDX:-/usr/share/datasets/fashion-mnist}
-[[ -f $src/train-images-idx3-ubyte.gz ]] || { echo "Fashion-MNIST missing: install dataset-fashion-mnist (.ci/setup does)"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$bin" prep --input "$src" --out "$work/data" --shards 4
+source "$(dirname "$0")/prepared_data.sh"
 "${launch[@]}" "$bin" train --data "$work/data" --model "$model" --epochs "$epochs" --save "$work/model.h5" "$@" | tee "$work/log"
 acc=$(sed -n 's/.*test_accuracy \([0-9.]*\).*/\1/p' "$work/log")
 echo "test accuracy $acc (need >= $min)"

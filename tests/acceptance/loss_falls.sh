@@ -6,13 +6,7 @@
 set -euo pipefail
 bin=$1 ratio=$2
 shift 2
-launch=()
-if ((${RANKS:-1} > 1)); then launch=("${MPIRUN:-mpirun}" --oversubscribe -np "$RANKS"); fi
-src=${FMNIST_IDX:-/usr/share/datasets/fashion-mnist}
-[[ -f $src/train-images-idx3-ubyte.gz ]] || { echo "Fashion-MNIST missing: install dataset-fashion-mnist (.ci/setup does)"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$bin" prep --input "$src" --out "$work/data" --shards 4 >/dev/null
+source "$(dirname "$0")/prepared_data.sh"
 "${launch[@]}" "$bin" train --data "$work/data" --epochs 1 "$@" | tee "$work/log"
 losses=$(sed -n 's/^  step [0-9]*  loss \([0-9.]*\).*/\1/p' "$work/log")
 first=$(head -1 <<<"$losses") last=$(tail -1 <<<"$losses")

@@ -5,22 +5,24 @@
 # driver hold (Open MPI with its components, help files, orterun/orted and PMIx; HDF5 and what it links; Boost;
 # OpenBLAS with the gfortran runtime; hwloc, libevent...), the scripts that tests/gpu/on-device.sh runs, and
 # Fashion-MNIST's IDX files. Writes OUT/ringtrain-gpu.tar.gz and OUT/fashion-mnist/*.gz, at most 64 MiB in all.
-# usage: tests/gpu/bundle.sh [--build DIR] [--reuse] [--out DIR]
+# usage: tests/gpu/bundle.sh [--build DIR] [--reuse] [--out DIR] [--size-warning]
 #   --build DIR  build directory (default build-gpu): configured and built here for sm_90
 #   --reuse      take the binaries already built in DIR as they are (they must hold sm_90 code); the dry run's
 #                CTest uses the main build this way, and such a bundle is marked as not portable if that build
 #                was tuned for this CPU
 #   --out DIR    where the bundle goes (default DIR/bundle, the folder to `carry` to a GPU machine)
+#   --size-warning  a bundle over 64 MiB is a warning, not a failure (the dry run: it checks the rest)
 #   env: FMNIST_IDX (the IDX files, default /usr/share/datasets/fashion-mnist), JOBS (build jobs, default 2)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-build=$src/build-gpu reuse=0 out=''
+build=$src/build-gpu reuse=0 out='' size_warning=0
 while (($#)); do
   case $1 in
     --build) build=$(realpath -m "$2"); shift 2 ;;
     --reuse) reuse=1; shift ;;
     --out) out=$(realpath -m "$2"); shift 2 ;;
-    *) sed -n '8,14s/^# \{0,1\}//p' "$0"; exit 2 ;;
+    --size-warning) size_warning=1; shift ;;
+    *) sed -n '8,15s/^# \{0,1\}//p' "$0"; exit 2 ;;
   esac
 done
 out=${out:-$build/bundle}
@@ -109,7 +111,7 @@ for e in "${elves[@]}"; do
   done <<<"$lines"
 done
 
-cp "$src/tests/acceptance/fashion_mnist.sh" "$root/tests/acceptance/"
+cp "$src/tests/acceptance/fashion_mnist.sh" "$src/tests/acceptance/prepared_data.sh" "$root/tests/acceptance/"
 cp "$src/bench/gpu_vs_torch.sh" "$src/bench/torch_gpu_train.py" "$root/bench/"
 printf '%s\n' "${!cuda[@]}" | sort >"$root/cuda-libs.txt"
 # The CUDA acceptance runs as CTest registers them (tests/CMakeLists.txt): "NAME ARGS..." after the binary.
@@ -198,5 +200,8 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "bundle: $out ($(mib "$size"): archive $(mib "$(stat -c %s "$out/ringtrain-gpu.tar.gz")"), data" \
      "$(mib "$(du -cb "$out"/fashion-mnist/* | tail -1 | cut -f1)"); ${#carried[@]} libraries carried;" \
      "portable CPU code: $portable)"
-((size <= limit)) || die "the bundle is $(mib "$size"), over the 64 MiB that a GPU machine is sent"
+if ((size > limit)); then
+  ((size_warning)) || die "the bundle is $(mib "$size"), over the 64 MiB that a GPU machine is sent"
+  echo "bundle.sh: warning: the bundle is $(mib "$size"), over the 64 MiB that a GPU machine is sent" >&2
+fi
 ((size + tree <= limit)) || echo "bundle.sh: warning: with the working tree ($(mib "$tree")) it is over 64 MiB" >&2
