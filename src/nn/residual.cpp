@@ -1,5 +1,7 @@
 #include "ringtrain/nn/residual.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "ringtrain/nn/activation.hpp"
@@ -127,26 +129,23 @@ std::vector<std::pair<std::string, Layer*>> Residual::sublayers() {
   return parts;
 }
 
-std::vector<Param*> Residual::params() {
-  std::vector<Param*> out;
-  for (const auto& [name, layer] : sublayers())
-    for (Param* p : layer->params()) out.push_back(p);
+namespace {
+
+// Every part's items of one kind (parameters, buffers, random streams), in the order sublayers() names them.
+template <class Item>
+std::vector<Item> gather(const std::vector<std::pair<std::string, Layer*>>& parts, std::vector<Item> (Layer::*items)()) {
+  std::vector<Item> out;
+  for (const auto& [name, layer] : parts) std::ranges::move((layer->*items)(), std::back_inserter(out));
   return out;
 }
 
-std::vector<NamedTensor> Residual::buffers() {
-  std::vector<NamedTensor> out;
-  for (const auto& [name, layer] : sublayers())
-    for (const NamedTensor& b : layer->buffers()) out.push_back(b);
-  return out;
-}
+}  // namespace
 
-std::vector<uint64_t*> Residual::random_streams() {
-  std::vector<uint64_t*> out;
-  for (const auto& [name, layer] : sublayers())
-    for (uint64_t* s : layer->random_streams()) out.push_back(s);
-  return out;
-}
+std::vector<Param*> Residual::params() { return gather(sublayers(), &Layer::params); }
+
+std::vector<NamedTensor> Residual::buffers() { return gather(sublayers(), &Layer::buffers); }
+
+std::vector<uint64_t*> Residual::random_streams() { return gather(sublayers(), &Layer::random_streams); }
 
 double Residual::flops_per_sample() const {
   double f = 0.0;
