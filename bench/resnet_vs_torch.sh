@@ -6,10 +6,11 @@
 #   resnet50 on synthetic 3x224x224 data, 1000 classes, a small batch (2 CPU cores do a few img/s).
 # Each pair runs REPEAT times interleaved (ours, peer, ours, peer, ...) at 1 and 2 threads and the best of
 # each is kept, since this 2-core machine is noisy. Prints img/s for both and the ratio ours / peer.
-# Both make W warm-up steps plus STEPS steps: the peer times only the STEPS; ringtrain's figure (its
-# --metrics images_per_s, unrounded) covers all W + STEPS, so it carries its first step's costs.
-# ringtrain scores the val split (6,000 images) before its epoch line; this script stops it there, without
-# its test pass (10,000 more images), since the throughput is all it reads.
+# Both make W warm-up steps plus STEPS steps and both figures time only the STEPS: the peer's own timer, and
+# ringtrain's step lines (--log-every 1, each with the rate since the line before). The first steps carry
+# one-off costs (memory first touched, oneDNN's kernels made: about 15 s of resnet50's first step here, most
+# of it the kernel zeroing fresh pages), which a throughput figure must not average in. This script stops
+# ringtrain after its last step line, without its val and test passes.
 # Defaults take about 5-10 minutes on 2 quiet cores; each of the 16 runs is cut at RUN_TIMEOUT seconds
 # (then "-"), so no run of the defaults passes 40 minutes whatever happens.
 # On a machine others are loading, OpenMP's spinning workers (libgomp's default, in both programs) can make
@@ -46,22 +47,25 @@ setup() {
   esac
 }
 
-ours() {  # model threads -> img/s of its one (cut-short) epoch, or nothing if it failed or ran out of time
-  local csv=$tmp/metrics.csv log=$tmp/ringtrain.log pid waited=0
-  rm -f "$csv"
+ours() {  # model threads -> img/s over its steps after the warm-up, or nothing if it failed or ran out of time
+  local log=$tmp/ringtrain.log pid waited=0 lines
+  rm -f "$log"
   "$bin" train --data "$rt_data" --model "$1" --threads "$2" --batch "$batch" --epochs 1 \
-    --steps $((warmup + steps)) --prefetch 4 --metrics "$csv" >"$log" 2>&1 &
+    --steps $((warmup + steps)) --log-every 1 --prefetch 4 >"$log" 2>&1 &
   pid=$!
-  # The metrics row is written once the epoch (and its val pass) ends; the test pass after it is not needed.
-  while kill -0 "$pid" 2>/dev/null && [[ ! -s $csv || $(wc -l <"$csv") -lt 2 ]] && ((waited < 2 * run_timeout)); do
+  # Each step line carries the rate since the line before; the val and test passes after them are not needed.
+  while kill -0 "$pid" 2>/dev/null && (($(grep -c '^  step ' "$log") < warmup + steps)) && ((waited < 2 * run_timeout)); do
     sleep 0.5; ((++waited))
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  if [[ -s $csv ]]; then
-    awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i == "images_per_s") c = i; next } c { v = $c } END { print v }' "$csv"
+  lines=$(grep -c '^  step ' "$log" || true)
+  if ((lines == warmup + steps)); then
+    # Every step trains `batch` images, so the rate over the timed steps is the harmonic mean of theirs.
+    sed -n 's/^  step \([0-9]*\) .*  \([0-9.]*\) img\/s$/\1 \2/p' "$log" |
+      awk -v w="$warmup" '$1 > w { n++; t += 1 / $2 } END { if (n) print n / t }'
   else
-    echo "ringtrain $1 (threads $2) gave no epoch; its last lines:" >&2; tail -3 "$log" >&2
+    echo "ringtrain $1 (threads $2) gave $lines of $((warmup + steps)) steps; its last lines:" >&2; tail -3 "$log" >&2
   fi
 }
 peer() {  # model threads -> img/s over its timed steps

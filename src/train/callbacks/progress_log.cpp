@@ -1,5 +1,6 @@
-// What rank 0 prints as the run goes: the run's header, the running loss every --log-every steps, a line per
-// epoch (with the mode's report and skipped steps), and how an interrupted run stopped.
+// What rank 0 prints as the run goes: the run's header, the running loss and throughput every --log-every
+// steps, a line per epoch (with the mode's report and skipped steps), and how an interrupted run stopped.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -39,13 +40,24 @@ class ProgressLog final : public Callback {
     c_.log << c_.header << c_.mode.description();
   }
 
+  void on_step_begin(TrainState& state) override {
+    if (state.epoch_steps == 0) mark(0);  // the epoch's score (and so its sample count) starts again
+  }
+
   void on_step_end(TrainState& state) override {
     const int64_t every = c_.config.log_every;
     if (every <= 0 || state.step % every != 0) return;
     state.epoch_score += c_.mode.take_score();  // on a GPU: waits for the step
     // Ranks out of step cannot sum at every step: then rank 0 reports its own running loss.
     const Score score = c_.mode.steps_in_lockstep() ? c_.mode.sum_over_ranks(state.epoch_score) : state.epoch_score;
-    c_.log << "  step " << state.step << "  " << format_score("", score, metric_) << std::endl;
+    // The rate since the last line, not since the epoch began: the first steps (memory first touched,
+    // convolution kernels chosen) are slower, and a benchmark reads the steady lines after them.
+    const double seconds = std::chrono::duration<double>(Clock::now() - since_).count();
+    const double images_per_s = static_cast<double>(score.samples - samples_at_) / seconds;
+    char rate[32];
+    std::snprintf(rate, sizeof rate, images_per_s < 100.0 ? "  %.1f img/s" : "  %.0f img/s", images_per_s);
+    c_.log << "  step " << state.step << "  " << format_score("", score, metric_) << rate << std::endl;
+    mark(score.samples);
   }
 
   void on_epoch_end(TrainState& state, EpochRecord& r) override {
@@ -82,9 +94,17 @@ class ProgressLog final : public Callback {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  void mark(int64_t samples) {
+    since_ = Clock::now();
+    samples_at_ = samples;
+  }
+
   const TrainContext& c_;
   std::string metric_;
   int64_t first_step_ = 0;  // where this run began: a resumed run's checkpoint step
+  Clock::time_point since_;  // the last step line, or the epoch's start
+  int64_t samples_at_ = 0;   // the epoch's samples then
 };
 
 }  // namespace
