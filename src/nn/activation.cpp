@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <numbers>
 
+#include "ringtrain/tensor/cpu_features.hpp"
+
 namespace ringtrain {
 
 namespace {
@@ -19,8 +21,8 @@ float gelu_derivative(float x) {
 
 }  // namespace
 
-// Element-wise loops stay on one thread: they are memory-bound and short next to the GEMMs, and written
-// branch-free (select instead of if) so that they vectorise.
+// Element-wise loops, written branch-free (select instead of if) so that they vectorise, over chunks spread
+// across the threads (for_each_chunk).
 std::string Activation::kind() const {
   switch (act_) {
     case ActivationKind::relu: return "relu";
@@ -47,28 +49,29 @@ const Tensor& Activation::forward(const Tensor& x, Mode) {
   const float* __restrict in = x.data();
   float* __restrict out = y_.data();
   const float a = param_;
-  switch (act_) {
-    case ActivationKind::relu:
-      for (int64_t i = 0; i < n; ++i) out[i] = std::max(in[i], 0.0f);
-      break;
-    case ActivationKind::tanh:
-      for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
-      break;
-    case ActivationKind::sigmoid:
-      for (int64_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
-      break;
-    case ActivationKind::leaky_relu:
-      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : a * in[i];
-      break;
-    case ActivationKind::elu:
-      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : a * std::expm1(in[i]);
-      break;
-    case ActivationKind::gelu:
-      x_.resize(x.shape());
-      x_.copy_from(x);
-      for (int64_t i = 0; i < n; ++i) out[i] = gelu(in[i]);
-      break;
-  }
+  if (act_ == ActivationKind::gelu) x_.copy_from(x);  // its derivative needs x, which y does not give back
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    switch (act_) {
+      case ActivationKind::relu:
+        for (int64_t i = begin; i < end; ++i) out[i] = std::max(in[i], 0.0f);
+        break;
+      case ActivationKind::tanh:
+        for (int64_t i = begin; i < end; ++i) out[i] = std::tanh(in[i]);
+        break;
+      case ActivationKind::sigmoid:
+        for (int64_t i = begin; i < end; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
+        break;
+      case ActivationKind::leaky_relu:
+        for (int64_t i = begin; i < end; ++i) out[i] = in[i] > 0.0f ? in[i] : a * in[i];
+        break;
+      case ActivationKind::elu:
+        for (int64_t i = begin; i < end; ++i) out[i] = in[i] > 0.0f ? in[i] : a * std::expm1(in[i]);
+        break;
+      case ActivationKind::gelu:
+        for (int64_t i = begin; i < end; ++i) out[i] = gelu(in[i]);
+        break;
+    }
+  });
   return y_;
 }
 
@@ -81,28 +84,30 @@ const Tensor& Activation::backward(const Tensor& dy) {
   const float* __restrict g = dy.data();
   float* __restrict dx = dx_.data();
   const float a = param_;
-  switch (act_) {
-    case ActivationKind::relu:
-      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : 0.0f;
-      break;
-    case ActivationKind::tanh:
-      for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * (1.0f - y[i] * y[i]);
-      break;
-    case ActivationKind::sigmoid:
-      for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * y[i] * (1.0f - y[i]);
-      break;
-    case ActivationKind::leaky_relu:  // y > 0 exactly where x > 0, the slope being at least 0
-      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : a * g[i];
-      break;
-    case ActivationKind::elu:  // for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha
-      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? g[i] : g[i] * (y[i] + a);
-      break;
-    case ActivationKind::gelu: {
-      const float* __restrict x = x_.data();
-      for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * gelu_derivative(x[i]);
-      break;
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    switch (act_) {
+      case ActivationKind::relu:
+        for (int64_t i = begin; i < end; ++i) dx[i] = y[i] > 0.0f ? g[i] : 0.0f;
+        break;
+      case ActivationKind::tanh:
+        for (int64_t i = begin; i < end; ++i) dx[i] = g[i] * (1.0f - y[i] * y[i]);
+        break;
+      case ActivationKind::sigmoid:
+        for (int64_t i = begin; i < end; ++i) dx[i] = g[i] * y[i] * (1.0f - y[i]);
+        break;
+      case ActivationKind::leaky_relu:  // y > 0 exactly where x > 0, the slope being at least 0
+        for (int64_t i = begin; i < end; ++i) dx[i] = y[i] > 0.0f ? g[i] : a * g[i];
+        break;
+      case ActivationKind::elu:  // for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha
+        for (int64_t i = begin; i < end; ++i) dx[i] = y[i] > 0.0f ? g[i] : g[i] * (y[i] + a);
+        break;
+      case ActivationKind::gelu: {
+        const float* __restrict x = x_.data();
+        for (int64_t i = begin; i < end; ++i) dx[i] = g[i] * gelu_derivative(x[i]);
+        break;
+      }
     }
-  }
+  });
   return dx_;
 }
 

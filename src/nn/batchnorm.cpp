@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -77,8 +78,10 @@ int64_t BatchNorm::batch_moments(const Tensor& x, std::vector<float>& mean, std:
 #pragma omp parallel for schedule(static) if (x.numel() > (1 << 16))
     for (int64_t c = 0; c < channels_; ++c) {
       double sum = 0.0, squares = 0.0;
-      for (int64_t b = 0; b < n; ++b)
-        add_row_moments(x.data() + (b * channels_ + c) * spatial_, spatial_, shift[c], sum, squares);
+      run_vectorised([&] {
+        for (int64_t b = 0; b < n; ++b)
+          add_row_moments(x.data() + (b * channels_ + c) * spatial_, spatial_, shift[c], sum, squares);
+      });
       sums[c] = sum, sums[channels_ + c] = squares;
     }
   };
@@ -137,17 +140,19 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
     const float inv_std = 1.0f / std::sqrt(var[c] + eps_);
     const float gamma = gamma_.value[c], beta = beta_.value[c], m = mean[c];
     inv_std_[c] = inv_std;
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t off = (b * channels_ + c) * spatial_;
-      const float* __restrict in = x.data() + off;
-      float* __restrict xh = xhat_.data() + off;
-      float* __restrict out = y_.data() + off;
-      for (int64_t s = 0; s < spatial_; ++s) {
-        xh[s] = (in[s] - m) * inv_std;
-        const float v = gamma * xh[s] + beta;
-        out[s] = v < floor ? floor : v;
+    run_vectorised([&] {
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t off = (b * channels_ + c) * spatial_;
+        const float* __restrict in = x.data() + off;
+        float* __restrict xh = xhat_.data() + off;
+        float* __restrict out = y_.data() + off;
+        for (int64_t s = 0; s < spatial_; ++s) {
+          xh[s] = (in[s] - m) * inv_std;
+          const float v = gamma * xh[s] + beta;
+          out[s] = v < floor ? floor : v;
+        }
       }
-    }
+    });
   }
   return y_;
 }
@@ -158,10 +163,13 @@ const Tensor& BatchNorm::backward(const Tensor& dy) {
 #pragma omp parallel for schedule(static) if (dy.numel() > (1 << 16))
   for (int64_t c = 0; c < channels_; ++c) {
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t off = (b * channels_ + c) * spatial_;
-      add_row_gradient_sums(dy.data() + off, xhat_.data() + off, y_.data() + off, relu_, spatial_, sum_dy, sum_dy_xhat);
-    }
+    run_vectorised([&] {
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t off = (b * channels_ + c) * spatial_;
+        add_row_gradient_sums(dy.data() + off, xhat_.data() + off, y_.data() + off, relu_, spatial_, sum_dy,
+                              sum_dy_xhat);
+      }
+    });
     gamma_.grad[c] += static_cast<float>(sum_dy_xhat);  // this replica's share: the gradient averager sums them
     beta_.grad[c] += static_cast<float>(sum_dy);
     sums[c] = sum_dy, sums[channels_ + c] = sum_dy_xhat;
@@ -174,17 +182,19 @@ const Tensor& BatchNorm::backward(const Tensor& dy) {
   for (int64_t c = 0; c < channels_; ++c) {
     const float scale = gamma_.value[c] * inv_std_[c] / count;
     const float sum_dy = static_cast<float>(sums[c]), sum_dy_xhat = static_cast<float>(sums[channels_ + c]);
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t off = (b * channels_ + c) * spatial_;
-      const float* __restrict g = dy.data() + off;
-      const float* __restrict xh = xhat_.data() + off;
-      const float* __restrict out = y_.data() + off;
-      float* __restrict dx = dx_.data() + off;
-      for (int64_t s = 0; s < spatial_; ++s) {
-        const float gs = !relu_ || out[s] > 0.0f ? g[s] : 0.0f;
-        dx[s] = scale * (count * gs - sum_dy - xh[s] * sum_dy_xhat);
+    run_vectorised([&] {
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t off = (b * channels_ + c) * spatial_;
+        const float* __restrict g = dy.data() + off;
+        const float* __restrict xh = xhat_.data() + off;
+        const float* __restrict out = y_.data() + off;
+        float* __restrict dx = dx_.data() + off;
+        for (int64_t s = 0; s < spatial_; ++s) {
+          const float gs = !relu_ || out[s] > 0.0f ? g[s] : 0.0f;
+          dx[s] = scale * (count * gs - sum_dy - xh[s] * sum_dy_xhat);
+        }
       }
-    }
+    });
   }
   return dx_;
 }

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "ringtrain/nn/activation.hpp"
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
 
@@ -28,7 +29,10 @@ namespace {
 
 std::string stack_spec(const LayerStack& stack) {
   std::string s;
-  for (const auto& layer : stack) s += (s.empty() ? "" : ",") + layer->spec();
+  for (const auto& layer : stack) {
+    if (!s.empty()) s += ',';
+    s += layer->spec();
+  }
   return s;
 }
 
@@ -164,30 +168,32 @@ void Residual::share_batch_statistics(CrossReplicaSum* sum) {
   for (const auto& [name, layer] : sublayers()) layer->share_batch_statistics(sum);
 }
 
-// Element-wise loops stay on one thread and branch-free, as the activations' do (activation.cpp).
+// Branch-free element-wise loops (selects, not ifs), so that they vectorise.
 void Residual::add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   out.resize(a.shape());
-  const int64_t n = out.numel();
   const float* __restrict pa = a.data();
   const float* __restrict pb = b.data();
   float* __restrict o = out.data();
-  if (!relu) {
-    for (int64_t i = 0; i < n; ++i) o[i] = pa[i] + pb[i];
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = pa[i] + pb[i];
-    o[i] = s < 0.0f ? 0.0f : s;  // as std::max(s, 0) in the ReLU layer: a NaN passes, for the guard to see
-  }
+  for_each_chunk(out.numel(), [&](int64_t begin, int64_t end) {
+    if (!relu) {
+      for (int64_t i = begin; i < end; ++i) o[i] = pa[i] + pb[i];
+      return;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const float s = pa[i] + pb[i];
+      o[i] = s < 0.0f ? 0.0f : s;  // as std::max(s, 0) in the ReLU layer: a NaN passes, for the guard to see
+    }
+  });
 }
 
 void Residual::relu_gradient(const Tensor& dy, const Tensor& y, Tensor& out) {
   out.resize(dy.shape());
-  const int64_t n = out.numel();
   const float* __restrict g = dy.data();
   const float* __restrict v = y.data();
   float* __restrict o = out.data();
-  for (int64_t i = 0; i < n; ++i) o[i] = v[i] > 0.0f ? g[i] : 0.0f;
+  for_each_chunk(out.numel(), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) o[i] = v[i] > 0.0f ? g[i] : 0.0f;
+  });
 }
 
 }  // namespace ringtrain

@@ -3,6 +3,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <string_view>
+
 #include "ringtrain/tensor/cpu_features.hpp"
 
 namespace ringtrain {
@@ -22,5 +24,12 @@ void set_compute_threads(int threads) {
 }
 
 int compute_threads() { return omp_get_max_threads(); }
+
+std::string blas_kernels_for_unrecognised_cpu() {
+  if (std::string_view(openblas_get_corename()) != "Prescott") return "";  // its fallback for a CPU it does not know
+  if (cpu_has_avx512()) return "SkylakeX";
+  if (cpu_has_avx2_fma()) return "Haswell";
+  return "";
+}
 
 }  // namespace ringtrain

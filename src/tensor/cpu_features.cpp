@@ -11,7 +11,8 @@ namespace {
 
 constexpr const char* kVariable = "RINGTRAIN_CPU";
 
-// The AVX-512 subsets RINGTRAIN_TARGET_AVX512 compiles for.
+}  // namespace
+
 bool cpu_has_avx512() {
 #if RINGTRAIN_X86_64
   __builtin_cpu_init();  // the first kernel may run before the constructor that fills in the CPU model
@@ -22,7 +23,14 @@ bool cpu_has_avx512() {
 #endif
 }
 
-}  // namespace
+bool cpu_has_avx2_fma() {
+#if RINGTRAIN_X86_64
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
 
 CpuPath choose_cpu_path(const char* setting, bool cpu_has_avx512) {
   const std::string_view wanted = setting ? setting : "";

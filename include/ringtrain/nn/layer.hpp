@@ -30,9 +30,9 @@ struct NamedTensor {
 // their forward and backward; it trades these with a stash per micro-batch (std::swap: buffers change
 // hands, nothing is copied), so one set of layers serves them all.
 struct ForwardState {
-  std::vector<Tensor*> tensors;
-  std::vector<std::vector<int32_t>*> indices;
-  std::vector<uint64_t*> counters;
+  std::vector<Tensor*> tensors = {};
+  std::vector<std::vector<int32_t>*> indices = {};
+  std::vector<uint64_t*> counters = {};
   void append(const ForwardState& other);
 };
 

@@ -5,6 +5,8 @@
 // has it. The environment variable RINGTRAIN_CPU overrides the choice: `portable` forces the portable code
 // (to test it, or to compare), `avx512` insists on AVX-512.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <string_view>
 
 #include "ringtrain/tensor/enum_names.hpp"
@@ -24,6 +26,10 @@ namespace ringtrain {
 enum class CpuPath { portable, avx512 };
 inline constexpr EnumNames<CpuPath, 2> kCpuPathNames{{{CpuPath::portable, "portable"}, {CpuPath::avx512, "avx512"}}};
 constexpr const auto& enum_names(CpuPath) { return kCpuPathNames; }
+
+// The AVX-512 subsets RINGTRAIN_TARGET_AVX512 compiles for (F, BW, DQ, VL); AVX2 with FMA.
+bool cpu_has_avx512();
+bool cpu_has_avx2_fma();
 
 // The path for a value of RINGTRAIN_CPU (null or empty: the best this CPU has). Error for an unknown
 // value, or for avx512 on a CPU without it.
@@ -57,6 +63,24 @@ void run_vectorised(const F& f) {
   if (cpu_path() == CpuPath::avx512) return run_compiled_for_avx512(f);
 #endif
   f();
+}
+
+// Element-wise work over [0, n): f(begin, end) on chunks spread over the OpenMP threads (where there are
+// enough elements to pay for a parallel region), each chunk's loop vectorised as run_vectorised's. Every
+// element is computed alike whatever the thread count, so results are bitwise the same on 1 thread or many.
+// ResNets' batchnorm, residual sums and ReLUs are such loops over tensors of megabytes: on one thread and at
+// the baseline's 4-wide vectors they took a third of a ResNet-20 step.
+template <class F>
+void for_each_chunk(int64_t n, const F& f) {
+  constexpr int64_t kChunk = int64_t{1} << 14, kParallelFrom = int64_t{1} << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
+#endif
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    run_vectorised([&] { f(begin, end); });
+  }
 }
 
 }  // namespace ringtrain
