@@ -137,7 +137,8 @@ if [[ ${1:-} == --part ]]; then "part_$2" "${@:3}"; exit; fi
 die() { echo "on-device.sh: $*" >&2; exit 1; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=$(realpath -m "${1:-$repo/build-gpu/bundle}")
-[[ -f $bundle/ringtrain-gpu.tar.gz ]] ||
+archive=$bundle/ringtrain-gpu.tar.xz
+[[ -f $archive ]] ||
   die "no bundle in $bundle: make one with tests/gpu/bundle.sh on a build machine and carry it (docs/gpu.md)"
 results=${OUT:-$(dirname "$bundle")}
 mkdir -p "$results"
@@ -146,7 +147,10 @@ start=$SECONDS
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringtrain-gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/logs"
-tar -C "$work" -xzf "$bundle/ringtrain-gpu.tar.gz" || die "cannot unpack $bundle/ringtrain-gpu.tar.gz"
+# The system's xz, or the bundle's own (tests/gpu/bundle.sh: a bare system has none) with its liblzma.
+xz=$(command -v xz || echo "$bundle/tools/xz")
+LD_LIBRARY_PATH=$bundle/tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$xz" -dc "$archive" | tar -C "$work" -xf - ||
+  die "cannot unpack $archive"
 export RT_BUNDLE=$work/ringtrain-gpu RT_WORK=$work RT_IDX=$bundle/fashion-mnist RT_STRICT=${RT_STRICT:-0}
 export PYTHON=${PYTHON:-python3}
 sed -n '1,5p' "$RT_BUNDLE/MANIFEST.txt"
