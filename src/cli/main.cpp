@@ -183,7 +183,13 @@ void restart_with_fitting_blas_kernels(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE")) return;
   const std::string kernels = ringtrain::blas_kernels_for_unrecognised_cpu();
   if (kernels.empty() || setenv("OPENBLAS_CORETYPE", kernels.c_str(), 1) != 0) return;
-  execv("/proc/self/exe", argv);
+  // The binary's own path, not /proc/self/exe: the kernel names the process after the file it executes, and
+  // top, pgrep and scancel's users look for "ringtrain".
+  char path[4096];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (length <= 0 || static_cast<size_t>(length) >= sizeof path - 1) return;
+  path[length] = '\0';
+  execv(path, argv);
 }
 
 }  // namespace
