@@ -1,7 +1,5 @@
 // ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -19,7 +17,6 @@
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
 #include "ringtrain/stop_request.hpp"
-#include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
@@ -174,28 +171,9 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   return 0;
 }
 
-// OpenBLAS picks its kernels as it loads, before main: on a CPU it does not recognise
-// (blas_kernels_for_unrecognised_cpu) the process names the right ones in OPENBLAS_CORETYPE and starts
-// itself again, once, before MPI or anything else has started (under mpirun and srun the rank keeps its pid,
-// so the launcher sees nothing). A user's own OPENBLAS_CORETYPE is left alone; if the restart fails, the run
-// goes on with the generic kernels.
-void restart_with_fitting_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE")) return;
-  const std::string kernels = ringtrain::blas_kernels_for_unrecognised_cpu();
-  if (kernels.empty() || setenv("OPENBLAS_CORETYPE", kernels.c_str(), 1) != 0) return;
-  // The binary's own path, not /proc/self/exe: the kernel names the process after the file it executes, and
-  // top, pgrep and scancel's users look for "ringtrain".
-  char path[4096];
-  const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
-  if (length <= 0 || static_cast<size_t>(length) >= sizeof path - 1) return;
-  path[length] = '\0';
-  execv(path, argv);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  restart_with_fitting_blas_kernels(argv);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
     return argc < 2 ? kExitUsage : 0;

@@ -171,7 +171,10 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
   const PipelineConfig& pipe = config_.parallel.pipeline;
   const bool servers = config_.parallel.mode == ModeKind::ps;
   std::string split;
-  for (int first : pipe.split) split += (split.empty() ? "" : ",") + std::to_string(first);
+  for (int first : pipe.split) {
+    if (!split.empty()) split += ',';
+    split += std::to_string(first);
+  }
   // "--flag" lines hold a flag's value as given; the lines without dashes describe the job.
   return {{"--model", model_->spec()},
           {"training data", counted(train_set_->samples(), "sample") + " of " + shape_str(meta.sample_shape) + " " +

@@ -1,7 +1,6 @@
 // Row-major single-precision GEMM, the one primitive every layer's heavy lifting goes through.
 #pragma once
 #include <cstdint>
-#include <string>
 
 namespace ringtrain {
 
@@ -15,12 +14,5 @@ void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, cons
 // which CPU kernels run (cpu_path), so an Error for a bad RINGTRAIN_CPU comes from here.
 void set_compute_threads(int threads);
 int compute_threads();
-
-// Debian 12's OpenBLAS (0.3.21) does not recognise CPUs newer than itself (Sapphire and Emerald Rapids among
-// them) and runs its generic "Prescott" kernels there: SSE3 GEMMs several times slower than the AVX-512
-// ones, half of a CNN step. It reads OPENBLAS_CORETYPE only as it loads. This names the kernels such a CPU
-// should get ("SkylakeX" with AVX-512, "Haswell" with AVX2 and FMA), or "" where OpenBLAS recognised the CPU
-// (or nothing better can be said): the CLI then sets the variable and starts itself again.
-std::string blas_kernels_for_unrecognised_cpu();
 
 }  // namespace ringtrain
