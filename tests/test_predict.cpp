@@ -13,6 +13,7 @@
 #include "ringtrain/data/idx.hpp"
 #include "ringtrain/data/sample_range.hpp"
 #include "ringtrain/data/shard_set.hpp"
+#include "ringtrain/tensor/device.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/inference.hpp"
 #include "ringtrain/train/model_file.hpp"
@@ -267,6 +268,21 @@ TEST_F(PredictCli, ACheckpointPredictsAsTheSavedModel) {
             0)
       << err_;
   EXPECT_EQ(test::slurp(dir_.path("model.csv")), test::slurp(dir_.path("ckpt.csv")));
+}
+
+// The CUDA engine's predictions: the CPU's, to float rounding (its GEMMs sum in another order). Skipped,
+// saying why, where no GPU is usable.
+TEST_F(PredictCli, OnTheGpuAsOnTheCpu) {
+  const CudaProbe probe = probe_cuda();
+  if (probe.device_count == 0) GTEST_SKIP() << "no GPU: " << probe.reason;
+  ASSERT_EQ(cli(predict("--input " + shards_.path() + " --out " + dir_.path("cpu.h5"))), 0) << err_;
+  ASSERT_EQ(cli(predict("--input " + shards_.path() + " --out " + dir_.path("gpu.h5") + " --device cuda")), 0) << err_;
+  auto lock = h5::lock_library();
+  std::vector<float> cpu, gpu;
+  h5::read_f32(h5::open_sealed_file(dir_.path("cpu.h5")).get(), "probabilities", cpu);
+  h5::read_f32(h5::open_sealed_file(dir_.path("gpu.h5")).get(), "probabilities", gpu);
+  ASSERT_EQ(cpu.size(), gpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_NEAR(cpu[i], gpu[i], 1e-5) << i;
 }
 
 TEST_F(PredictCli, OutputsThatMustNotBeWritten) {
