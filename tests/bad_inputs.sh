@@ -188,6 +188,47 @@ fi
 command=eval row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --data "$dir/good"
 command=eval row 2 "no such file '" --model-file "$dir/missing.h5" --data "$dir/good"
 command=eval row 2 "the directory does not exist" --model-file "$dir/other/step-000000000008.h5" --data "$dir/missing"
+# predict and eval --report: IDX images of another shape and of none, data of one class and its model, a
+# model of a CSV's data.
+/usr/bin/python3 - "$dir" <<'PY' || fail "could not write the predict fixtures"
+import gzip, os, sys, h5py, numpy as np
+root = sys.argv[1]
+def idx(name, dims):
+    with gzip.open(os.path.join(root, name), "wb") as f:
+        f.write(bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + bytes(int(np.prod(dims))))
+idx("five-images.gz", [2, 5, 5]); idx("no-images.gz", [0, 4, 4])
+os.makedirs(os.path.join(root, "one"))
+with h5py.File(os.path.join(root, "one/train-00000.h5"), "w") as f:
+    f["x"] = np.random.default_rng(0).normal(size=(16, 1, 4, 4)).astype(np.float32); f["y"] = np.zeros(16, np.int64)
+    f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 1
+PY
+timeout 60 "$bin" train --data "$dir/one" --model "flatten,linear(out)" --batch 8 --epochs 1 --save "$dir/one.h5" \
+  >/dev/null 2>&1 || fail "could not train the one-class model"
+printf 'a,b,y\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n2,1,x\n4,3,y\n6,5,x\n8,7,y\n' >"$dir/ab.csv"
+{ timeout 60 "$bin" prep --format csv --input "$dir/ab.csv" --target y --out "$dir/ab" &&
+  timeout 60 "$bin" train --data "$dir/ab" --model "linear(out)" --batch 2 --epochs 1 --save "$dir/ab.h5"; } \
+  >/dev/null 2>&1 || fail "could not train the CSV's model"
+m=$dir/other/step-000000000008.h5
+command=predict row 2 "no such file '" --model-file "$dir/missing.h5" --input "$dir/good" --out "$dir/p.csv"
+command=predict row 2 "is not a ringtrain model file" --model-file "$dir/good/train-00000.h5" --input "$dir/good" \
+  --out "$dir/p.csv"
+command=predict row 2 "the data's samples are [1, 5, 5] but the model expects [1, 4, 4]" --model-file "$m" \
+  --input "$dir/five-images.gz" --out "$dir/p.csv"
+command=predict row 2 "no val shards (val-*.h5) in" --model-file "$m" --input "$dir/good" --split val --out "$dir/p.csv"
+command=predict row 2 "holds no images (its header says 0)" --model-file "$m" --input "$dir/no-images.gz" --out "$dir/p.csv"
+command=predict row 2 "no shards match" --model-file "$m" --input "$dir/new/*.h5" --out "$dir/p.csv"
+command=predict row 2 "was trained on data standardised feature by feature (a CSV's), not on images prepared from IDX files" \
+  --model-file "$dir/ab.h5" --input "$dir/five-images.gz" --out "$dir/p.csv"
+command=predict row 2 "must end in .csv or .h5 (.hdf5), which choose the file's format; got '.txt'" --model-file "$m" \
+  --input "$dir/good" --out "$dir/p.txt"
+command=predict row 2 "cannot write the predictions to" --model-file "$m" --input "$dir/good" --out "$dir/readonly/p.csv"
+command=predict row 2 "it is one of this run's inputs" --model-file "$m" --input "$dir/good" --out "$m"
+[[ ! -e $dir/p.csv && ! -e $dir/p.txt ]] || fail "a failed predict wrote its output"
+command=eval row 2 "is a file; it names the directory the report goes into" --model-file "$m" --data "$dir/good" \
+  --report "$dir/na.csv"
+command=eval row 2 "cannot create the report directory" --model-file "$m" --data "$dir/good" --report "$dir/readonly/report"
+command=eval row 2 "--report: the model has 1 class" --model-file "$dir/one.h5" --data "$dir/one" --split train \
+  --report "$dir/r1"
 command=prep row 2 "CSV line 3, column 'b': missing value ('NA')" --format csv --input "$dir/na.csv" --out "$dir/prep" \
   --target y
 command=prep row 2 "looks like a CSV file: add --format csv" --input "$dir/na.csv" --out "$dir/never"

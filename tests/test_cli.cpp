@@ -79,7 +79,7 @@ TEST_F(Cli, AConfigFileErrorNamesTheFile) {
 }
 
 TEST_F(Cli, HelpForEverySubcommand) {
-  for (const char* cmd : {"prep", "train", "eval", "devices"}) {
+  for (const char* cmd : {"prep", "train", "eval", "predict", "devices"}) {
     const Outcome o = cli(std::string(cmd) + " --help");
     EXPECT_EQ(o.code, 0);
     EXPECT_NE(o.out.find("usage: ringtrain"), std::string::npos);
@@ -161,6 +161,18 @@ const BadInput kBadInputs[] = {
     {"EvalOfAShard", "eval --model-file DIR/train-00000.h5 --data DIR", "not a ringtrain model file"},
     {"EvalOfAnUnknownSplit", "eval --model-file DIR/m.h5 --data DIR --split dev",
      "--split must be train, val or test, got 'dev'"},
+    {"PredictWithoutModel", "predict --input DIR --out DIR/p.csv", "model-file"},
+    {"PredictWithoutOutput", "predict --model-file DIR/m.h5 --input DIR", "the option '--out' is required"},
+    {"PredictToAnUnknownFormat", "predict --model-file DIR/m.h5 --input DIR --out DIR/p.txt",
+     "/p.txt' must end in .csv or .h5 (.hdf5), which choose the file's format; got '.txt'"},
+    {"PredictToAFileWithoutExtension", "predict --model-file DIR/m.h5 --input DIR --out DIR/p", "got no extension"},
+    {"PredictOfAnUnknownSplit", "predict --model-file DIR/m.h5 --input DIR --split dev --out DIR/p.csv",
+     "--split must be train, val or test, got 'dev'"},
+    {"PredictInBatchesOfNothing", "predict --model-file DIR/m.h5 --input DIR --out DIR/p.csv --batch 0",
+     "--batch must be at least 1"},
+    {"PredictOfAShard", "predict --model-file DIR/train-00000.h5 --input DIR --out DIR/p.csv",
+     "not a ringtrain model file"},
+    {"EvalReportOfAShard", "eval --model-file DIR/train-00000.h5 --data DIR --report DIR/r", "not a ringtrain model file"},
     {"StagesThatDoNotDivideTheWorld", "train --data DIR --pipeline-stages 2",
      "a world of 1 rank is not divisible by --pipeline-stages 2"},
     {"NoMicroBatches", "train --data DIR --micro-batches 0", "--micro-batches must be at least 1"},

@@ -14,6 +14,7 @@
 namespace ringtrain {
 namespace {
 
+using test::slurp;
 using test::TempDir;
 
 std::string refusal(const std::string& path, const std::vector<std::string>& inputs = {}) {
@@ -23,13 +24,6 @@ std::string refusal(const std::string& path, const std::vector<std::string>& inp
     return e.what();
   }
   return "";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 TEST(OutputFile, RefusesWhatMustNotBeReplacedBeforeTraining) {

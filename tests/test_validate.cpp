@@ -153,6 +153,28 @@ TEST(Validate, EvaluationSettings) {
   EXPECT_THROW(validate(c), Error);
 }
 
+// predict's settings: eval's rules for the forward passes, and its own --prefetch.
+TEST(Validate, PredictionSettings) {
+  auto error_of = [](void (*change)(PredictConfig&)) {
+    PredictConfig c;
+    change(c);
+    try {
+      validate(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of([](PredictConfig&) {}), "");
+  EXPECT_EQ(error_of([](PredictConfig& c) { c.batch = 0; }), "--batch must be at least 1");
+  EXPECT_EQ(error_of([](PredictConfig& c) { c.batch = int64_t{1} << 30; }),
+            "--batch must be at most 16777216, got 1073741824");
+  EXPECT_EQ(error_of([](PredictConfig& c) { c.threads = 0; }), "--threads must be at least 1");
+  EXPECT_EQ(error_of([](PredictConfig& c) { c.prefetch = -1; }), "--prefetch must not be negative, got -1");
+  EXPECT_EQ(error_of([](PredictConfig& c) { c.device.gpu = -2; }),
+            "--gpu must be a GPU index, or -1 for the node-local rank's, got -2");
+}
+
 // --data synthetic:... (data/synthetic.hpp): its numbers' ranges, and the flags about shards beside it.
 TEST(Validate, NamesEachBrokenRuleOfSyntheticData) {
   TrainConfig good;

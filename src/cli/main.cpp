@@ -1,4 +1,4 @@
-// ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
+// ringtrain: prep | train | eval | predict | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +20,7 @@
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
+#include "ringtrain/train/predict.hpp"
 #include "ringtrain/train/trainer.hpp"
 
 namespace {
@@ -69,7 +70,8 @@ const char* kUsage =
     "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"
     "  prep   convert IDX (MNIST, Fashion-MNIST) or CSV files into HDF5 shards\n"
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
-    "  eval   score a saved model on a dataset split\n"
+    "  eval   score a saved model on a dataset split (--report DIR: metrics and plots)\n"
+    "  predict  run a saved model over new data (shards or IDX images); predictions to CSV or HDF5\n"
     "  devices  list the CUDA devices this process can use (or why there are none)\n";
 
 // One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
@@ -117,19 +119,21 @@ int launcher_rank() {
   return 0;
 }
 
-// Prep, train and eval run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
+// Prep, train, eval and predict run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
 // progress and errors that every rank meets alike.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
   std::optional<ringtrain::PrepConfig> prep;
   std::optional<ringtrain::TrainConfig> train;
   std::optional<ringtrain::EvalConfig> eval;
+  std::optional<ringtrain::PredictConfig> predict;
   if (command == "prep" && !(prep = ringtrain::cli::parse_prep(args))) return 0;
   if (command == "train" && !(train = ringtrain::cli::parse_train(args))) return 0;
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
+  if (command == "predict" && !(predict = ringtrain::cli::parse_predict(args))) return 0;
   ringtrain::MpiSession mpi(argc, argv);
   try {
     ringtrain::MpiCommunicatorConfig comm;
-    if (!prep) comm.allreduce = train ? train->allreduce : eval->allreduce;
+    if (!prep) comm.allreduce = train ? train->allreduce : eval ? eval->allreduce : predict->allreduce;
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
     const ringtrain::Launch launch = ringtrain::launch_from_environment();
@@ -155,8 +159,10 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       ringtrain::install_stop_handlers();  // SIGTERM: checkpoint at the next step, exit 0
       const ringtrain::Heartbeat heartbeat(MPI_COMM_WORLD, train->peer_timeout_s);  // a rank lost stops the job
       ringtrain::Trainer(*train, world).run(log);
-    } else {
+    } else if (eval) {
       ringtrain::evaluate_saved_model(*eval, world, log);
+    } else {
+      ringtrain::predict_saved_model(*predict, world, log);
     }
   } catch (const ringtrain::CollectiveError& e) {
     // Every rank raised it: one line from rank 0, and every rank exits on its own.
@@ -182,8 +188,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "devices") return run_devices(args);
-    if (command == "prep" || command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
-    print_error("unknown command '" + command + "' (expected prep, train, eval or devices)");
+    if (command == "prep" || command == "train" || command == "eval" || command == "predict")
+      return run_on_ranks(command, args, &argc, &argv);
+    print_error("unknown command '" + command + "' (expected prep, train, eval, predict or devices)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.

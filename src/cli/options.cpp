@@ -536,7 +536,10 @@ std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
   o.add_options()
       ("split", po::value(&split)->default_value("test"), "split of --data to score: train, val or test")
       ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass")
-      ("threads", po::value(&c.threads)->default_value(1), "compute threads");
+      ("threads", po::value(&c.threads)->default_value(1), "compute threads")
+      ("report", po::value(&c.report_dir), "also write a report into this directory (created if missing): the "
+       "confusion matrix, precision, recall, F1, ROC curves and AUC, or MAE, RMSE and R^2, as JSON and CSV, and "
+       "plots (PNG, with matplotlib)");
   add_device_options(o, c.device, choices);
   add_rank_options(o, choices);
   po::variables_map vm;
@@ -544,6 +547,45 @@ std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {
   read_data_sources(c.data);
   read_choices(choices, c.device, c.allreduce);
   c.split = parse_choice<Split>("--split", split);
+  return c;
+}
+
+namespace {
+
+// predict --out: the file's format, by its extension.
+PredictionFormat prediction_format(const std::string& out) {
+  std::string extension = std::filesystem::path(out).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (extension == ".csv") return PredictionFormat::csv;
+  if (extension == ".h5" || extension == ".hdf5") return PredictionFormat::hdf5;
+  throw UsageError("--out '" + out + "' must end in .csv or .h5 (.hdf5), which choose the file's format; got " +
+                   (extension.empty() ? std::string("no extension") : "'" + extension + "'"));
+}
+
+}  // namespace
+
+std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args) {
+  PredictConfig c;
+  ChoiceFlags choices;
+  std::string split;
+  po::options_description o("predict options");
+  o.add_options()
+      ("model-file", po::value(&c.model_file)->required(), "model saved by `ringtrain train --save`, or a checkpoint")
+      ("input", po::value(&c.input)->required(), "shards (a file, a directory, a glob, or a prep directory: its "
+       "--split), or an IDX images file (MNIST's format, .gz or plain)")
+      ("split", po::value(&split)->default_value("test"), "the split of a prep directory: train, val or test")
+      ("out", po::value(&c.out)->required(), "the predictions, in the input's order: FILE.csv or FILE.h5")
+      ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass (per rank)")
+      ("threads", po::value(&c.threads)->default_value(1), "compute threads")
+      ("prefetch", po::value(&c.prefetch)->default_value(4), "batches prepared ahead (0: none)");
+  add_device_options(o, c.device, choices);
+  add_rank_options(o, choices);
+  po::variables_map vm;
+  if (!parse("predict", args, o, vm)) return std::nullopt;
+  read_choices(choices, c.device, c.allreduce);
+  c.split = parse_choice<Split>("--split", split);
+  c.format = prediction_format(c.out);
   return c;
 }
 

@@ -14,6 +14,7 @@ namespace ringtrain::cli {
 std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args);
 std::optional<TrainConfig> parse_train(const std::vector<std::string>& args);
 std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args);
+std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args);
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;

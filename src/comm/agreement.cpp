@@ -22,6 +22,16 @@ void raise_if_any_failed(Communicator& comm, const std::string& failure) {
   throw CollectiveError("rank " + std::to_string(first) + ": " + messages[first]);
 }
 
+void run_agreed(Communicator& comm, const std::function<void()>& work) {
+  std::string failure;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  raise_if_any_failed(comm, failure);
+}
+
 void check_same_on_all_ranks(Communicator& comm, const std::vector<std::pair<std::string, std::string>>& settings) {
   std::ostringstream mine;
   for (const auto& [name, value] : settings) mine << name << '=' << value << '\n';

@@ -1,9 +1,5 @@
-// IDX files (yann.lecun.com/exdb/mnist format): big-endian magic 0x0000 0x08 <ndims>, ndims big-endian
-// uint32 sizes, then uint8 data. zlib's gzread reads .gz and plain files alike.
-#include <zlib.h>
-
+// `ringtrain prep` of IDX files (data/idx.hpp): a directory of MNIST-style training and test images and labels.
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cctype>
 #include <filesystem>
@@ -11,51 +7,12 @@
 #include <string>
 
 #include "prep_common.hpp"
+#include "ringtrain/data/idx.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 
 namespace {
-
-struct IdxArray {
-  std::vector<int64_t> dims;
-  std::vector<uint8_t> bytes;
-};
-
-IdxArray read_idx(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot open IDX file '" + path + "'");
-  struct Closer {
-    gzFile f;
-    ~Closer() { gzclose(f); }
-  } closer{f};
-  std::array<uint8_t, 4> magic{};
-  if (gzread(f, magic.data(), 4) != 4 || magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] == 0 ||
-      magic[3] > 4)
-    throw Error("'" + path + "' is not an IDX file of unsigned bytes (bad magic number)");
-  IdxArray a;
-  // A header's sizes multiply to at most 2^31 bytes (far above MNIST's 47 MB); beyond, or wrapped around,
-  // they would ask for any amount of memory.
-  constexpr int64_t kMaxBytes = int64_t{1} << 31;
-  int64_t total = 1;
-  for (int d = 0; d < magic[3]; ++d) {
-    std::array<uint8_t, 4> b{};
-    if (gzread(f, b.data(), 4) != 4) throw Error("'" + path + "' ends inside its IDX header");
-    a.dims.push_back((int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
-    if (a.dims.back() > 0 && total > kMaxBytes / a.dims.back())
-      throw Error("'" + path + "' declares an array of more than 2 GiB in its IDX header");
-    total *= a.dims.back();
-  }
-  // Read as the bytes come, so that a short file that declares much is found before memory is taken for it.
-  constexpr int64_t kChunk = int64_t{64} << 20;
-  while (static_cast<int64_t>(a.bytes.size()) < total) {
-    const size_t have = a.bytes.size(), want = static_cast<size_t>(std::min(kChunk, total - static_cast<int64_t>(have)));
-    a.bytes.resize(have + want);
-    if (gzread(f, a.bytes.data() + have, static_cast<unsigned>(want)) != static_cast<int>(want))
-      throw Error("'" + path + "' is truncated: its header promises " + std::to_string(total) + " bytes");
-  }
-  return a;
-}
 
 std::string find_idx(const std::string& dir, const std::string& stem) {
   for (const std::string& name : {stem, stem + ".gz"}) {
@@ -74,8 +31,7 @@ prep_detail::Table load_pair(const std::string& images_path, const std::string& 
                 "' has " + std::to_string(labels.dims[0]) + " labels");
   prep_detail::Table t;
   t.meta.samples = images.dims[0];
-  t.meta.sample_shape = {1};  // one channel, so conv layers apply directly
-  t.meta.sample_shape.insert(t.meta.sample_shape.end(), images.dims.begin() + 1, images.dims.end());
+  t.meta.sample_shape = idx_image_shape(images);
   t.meta.x_type = PixelType::u8;
   t.data.x_u8 = images.bytes;
   int64_t max_label = 0;

@@ -92,15 +92,8 @@ ShardMeta read_shard_meta(const std::string& path) {
     m.target_dim = y.dims.size() == 2 ? y.dims[1] : 1;
   }
 
-  const int64_t features = m.features();
-  for (auto* attr : {&m.x_scale, &m.x_shift}) {
-    const char* name = attr == &m.x_scale ? "x_scale" : "x_shift";
-    *attr = h5::has_attr(file.get(), name) ? h5::read_attr_f32(file.get(), name)
-                                           : std::vector<float>{attr == &m.x_scale ? 1.0f : 0.0f};
-    if (attr->size() != 1 && static_cast<int64_t>(attr->size()) != features)
-      throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
-                  " entries but samples have " + std::to_string(features) + " features" + in(path));
-  }
+  const InputTransform input = read_input_transform(file.get(), m.features(), in(path));
+  m.x_scale = input.x_scale, m.x_shift = input.x_shift;
   if (!m.classification()) std::tie(m.y_scale, m.y_shift) = read_target_standardisation(file.get(), in(path));
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
@@ -132,6 +125,23 @@ std::pair<float, float> read_target_standardisation(hid_t file, const std::strin
 void write_target_standardisation(hid_t file, float scale, float shift) {
   h5::write_attr(file, "y_scale", std::vector<float>{scale});
   h5::write_attr(file, "y_shift", std::vector<float>{shift});
+}
+
+InputTransform read_input_transform(hid_t file, int64_t features, const std::string& where) {
+  InputTransform t;
+  for (auto* attr : {&t.x_scale, &t.x_shift}) {
+    const char* name = attr == &t.x_scale ? "x_scale" : "x_shift";
+    if (h5::has_attr(file, name)) *attr = h5::read_attr_f32(file, name);
+    if (attr->size() != 1 && static_cast<int64_t>(attr->size()) != features)
+      throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
+                  " entries but samples have " + std::to_string(features) + " features" + where);
+  }
+  return t;
+}
+
+void write_input_transform(hid_t file, const InputTransform& transform) {
+  h5::write_attr(file, "x_scale", transform.x_scale);
+  h5::write_attr(file, "x_shift", transform.x_shift);
 }
 
 ShardData read_shard_data(const ShardMeta& meta) {
@@ -170,8 +180,8 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   }
   h5::write_attr(f, "format", std::string(kShardFormat));
   h5::write_attr(f, "num_classes", meta.num_classes);
-  h5::write_attr(f, "x_scale", meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale);
-  h5::write_attr(f, "x_shift", meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift);
+  write_input_transform(f, {meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale,
+                            meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift});
   if (!meta.classification()) write_target_standardisation(f, meta.y_scale, meta.y_shift);
   if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
   if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);

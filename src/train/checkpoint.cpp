@@ -59,9 +59,9 @@ void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std:
 }  // namespace
 
 void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const OptimizerState& optimizer,
-                      const TrainProgress& progress, const Settings& settings) {
+                      const TrainProgress& progress, const Settings& settings, const InputTransform& input) {
   write_sealed_hdf5(path, [&](hid_t f) {
-    write_model(f, model, targets);
+    write_model(f, model, targets, input);
     h5::write_attr(f, "checkpoint", std::string(kCheckpointFormat));
     h5::write_attr(f, "step", progress.step);
     h5::write_attr(f, "epoch", progress.epoch);

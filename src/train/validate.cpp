@@ -128,10 +128,14 @@ void validate_synthetic(const DataSources& d, Split made) {
                                 "shuffled as one block)");
 }
 
+void validate_prefetch(int prefetch) {
+  require(prefetch >= 0, "--prefetch must not be negative, got " + std::to_string(prefetch));
+  at_most(int64_t{prefetch}, 1024, "--prefetch");  // batches held in memory
+}
+
 // `made`: the split that synthetic data would make (train's training split, the split eval scores).
 void validate_data(const DataSources& d, Split made) {
-  require(d.prefetch >= 0, "--prefetch must not be negative, got " + std::to_string(d.prefetch));
-  at_most(int64_t{d.prefetch}, 1024, "--prefetch");  // batches held in memory
+  validate_prefetch(d.prefetch);
   require(d.window_shards >= 0, "--shuffle-window must not be negative, got " + std::to_string(d.window_shards));
   if (d.synthetic) validate_synthetic(d, made);
 }
@@ -218,14 +222,28 @@ void validate_stages(const PipelineConfig& p, size_t layers) {
   }
 }
 
+namespace {
+
+// What eval and predict share: forward passes of --batch samples, on --threads or a --gpu.
+void validate_inference(int64_t batch, int threads, const DeviceConfig& device) {
+  require(batch >= 1, "--batch must be at least 1");
+  at_most(batch, kMaxBatch, "--batch");
+  require(threads >= 1, "--threads must be at least 1");
+  at_most(int64_t{threads}, kMaxThreads, "--threads");
+  require(device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
+                                std::to_string(device.gpu));
+}
+
+}  // namespace
+
 void validate(const EvalConfig& c) {
-  require(c.batch >= 1, "--batch must be at least 1");
-  at_most(c.batch, kMaxBatch, "--batch");
-  require(c.threads >= 1, "--threads must be at least 1");
-  at_most(int64_t{c.threads}, kMaxThreads, "--threads");
+  validate_inference(c.batch, c.threads, c.device);
   validate_data(c.data, c.split);
-  require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
-                                  std::to_string(c.device.gpu));
+}
+
+void validate(const PredictConfig& c) {
+  validate_inference(c.batch, c.threads, c.device);
+  validate_prefetch(c.prefetch);
 }
 
 }  // namespace ringtrain

@@ -1,6 +1,7 @@
 // Collective checks that turn one rank's problem into the same clear error on every rank, so a job never
 // hangs with some ranks waiting in a collective that others will not reach.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +14,9 @@ namespace ringtrain {
 // Collective. `failure` is this rank's error message ("" when it succeeded). If any rank failed, every rank
 // throws the same CollectiveError: the lowest failed rank's message, naming the rank unless all failed alike.
 void raise_if_any_failed(Communicator& comm, const std::string& failure);
+// Collective: runs this rank's `work` (which makes no collective call), then raise_if_any_failed with the
+// message of what it threw, if anything.
+void run_agreed(Communicator& comm, const std::function<void()>& work);
 
 // Collective. settings: (name, value) pairs every rank must agree on, in the same order on every rank.
 // Throws CollectiveError naming the first setting that differs and the ranks' values.

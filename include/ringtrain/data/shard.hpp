@@ -20,6 +20,13 @@ inline constexpr const char* kShardFormat = "ringtrain-shard-1";
 
 enum class PixelType { u8, f32 };
 
+// How a model's input values were made from the stored ones, as the training shards record it and model files
+// copy it: value = raw * x_scale + x_shift (one entry, or one per feature).
+struct InputTransform {
+  std::vector<float> x_scale{1.0f}, x_shift{0.0f};
+  bool operator==(const InputTransform&) const = default;
+};
+
 // What a reader needs to know about a shard without holding its samples; every field is checked.
 struct ShardMeta {
   std::string path;
@@ -41,6 +48,7 @@ struct ShardMeta {
   int64_t features() const { return shape_numel(sample_shape); }
   int64_t outputs() const { return classification() ? num_classes : target_dim; }
   TargetSpace target_space() const { return {classification(), y_scale, y_shift}; }
+  InputTransform input_transform() const { return {x_scale, x_shift}; }
 };
 
 // A shard's samples, as stored (normalisation is applied when batches are assembled).
@@ -60,6 +68,11 @@ ShardData read_shard_data(const ShardMeta& meta);
 std::pair<float, float> read_target_standardisation(hid_t file, const std::string& where);
 // Writes them, as shards and model files of regression data hold them.
 void write_target_standardisation(hid_t file, float scale, float shift);
+
+// The attributes x_scale and x_shift (1 and 0 where absent) of an open shard or model file, checked against a
+// sample of `features` values; `where` ends the error message.
+InputTransform read_input_transform(hid_t file, int64_t features, const std::string& where);
+void write_input_transform(hid_t file, const InputTransform& transform);
 
 // Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
 void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data);

@@ -1,5 +1,6 @@
 // Words for numbers and quotes of user text in what the program prints: "1 thread", "2 threads".
 #pragma once
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -19,6 +20,32 @@ inline std::string counted(int64_t n, std::string_view noun) {
 inline std::string excerpt(std::string_view text, size_t max = 120) {
   if (text.size() <= max) return std::string(text);
   return std::string(text.substr(0, max - 3)) + "...";
+}
+
+// `text` as a JSON string, quoted; control characters are left out (names in a trace or a report).
+inline std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+// The shortest text that reads back as the same float (written predictions: "0.25", not "0.250000000").
+inline std::string float_text(float v) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+  return std::string(text, end);
+}
+
+// `text` as a CSV field: quoted when it holds a separator, a quote or a line break (RFC 4180).
+inline std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
 }
 
 }  // namespace ringtrain

@@ -25,6 +25,7 @@ struct TrainContext {
   Loss& loss;
   Optimizer& optimizer;
   TargetSpace targets;  // what the model's outputs are, for the files that save it
+  InputTransform input;  // how the training data became the model's input, likewise
   const SampleSource* test_set;     // null: no test split
   DataShare share;
   Timeline* timeline;               // null: no --timeline

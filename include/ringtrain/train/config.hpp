@@ -116,6 +116,25 @@ struct EvalConfig {
   int threads = 1;
   AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;
   DeviceConfig device;
+  std::string report_dir;  // --report: "" = none (train/report/report.hpp)
+};
+
+// `ringtrain predict`: what the output file holds is chosen by its extension (the CLI reads it).
+enum class PredictionFormat { csv, hdf5 };
+
+struct PredictConfig {
+  std::string model_file;
+  // Shards (a file, a directory, a glob, or a `prep` directory, of which `split` is read), or an IDX images
+  // file (train/predict.hpp: open_prediction_input).
+  std::string input;
+  Split split = Split::test;
+  std::string out;
+  PredictionFormat format = PredictionFormat::csv;
+  int64_t batch = 256;
+  int threads = 1;
+  int prefetch = 4;
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;  // the world communicator's (the CLI builds it)
+  DeviceConfig device;
 };
 
 }  // namespace ringtrain

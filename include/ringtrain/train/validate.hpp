@@ -13,5 +13,6 @@ void validate(const TrainConfig& config, int world);
 // The rules that need the built model: the pipeline's stages and --split against its `layers` layers.
 void validate_stages(const PipelineConfig& pipeline, size_t layers);
 void validate(const EvalConfig& config);
+void validate(const PredictConfig& config);
 
 }  // namespace ringtrain
