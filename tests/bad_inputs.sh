@@ -163,6 +163,10 @@ exec 9>&-
 row 2 "cannot create the checkpoint directory" --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/readonly/checkpoints"
 row 2 "cannot write the model to" --data "$dir/good" "${model[@]}" --save "$dir/readonly/model.h5"
 row 2 "cannot write the metrics to" --data "$dir/good" "${model[@]}" --metrics "$dir/readonly/m.csv"
+row 2 "cannot write TensorBoard events to" --data "$dir/good" "${model[@]}" --tensorboard "$dir/readonly/tb"
+row 2 "it is not a directory (--tensorboard names the directory the event files go in)" --data "$dir/good" \
+  "${model[@]}" --tensorboard "$dir/good/train-00000.h5"
+row 2 "--progress must be auto, bar, lines or none, got 'fancy'" --data "$dir/good" "${model[@]}" --progress fancy
 row 2 "it is one of this run's inputs" --data "$dir/good" "${model[@]}" --save "$dir/good/train-00000.h5"
 row 2 "it is not a regular file (a device, a pipe or a socket)" --data "$dir/good" "${model[@]}" --timeline /dev/null
 row 2 "it is a directory" --data "$dir/good" "${model[@]}" --save "$dir/good"

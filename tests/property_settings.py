@@ -12,8 +12,8 @@ alternate between one process and `mpirun -np 2`. Whatever the settings, every r
   - exit 0, or 1 or 2 with exactly one "ringtrain: error:" line on stderr (none on success);
   - print that error line as a single printable line (no control characters but tab, not split by one);
   - create nothing in the fixture directory except at a path an output flag named (--save, --metrics,
-    --timeline, --checkpoint-dir, --stage-to, directly or through --config), change no existing file that no
-    output flag named, and never change the dataset's shards.
+    --timeline, --checkpoint-dir, --stage-to, --tensorboard, directly or through --config), change no existing
+    file that no output flag named, and never change the dataset's shards.
 Why: users and schedulers pass settings by hand, by script and by config file; a wrong one must be an error
 that says so, not a crash, a hang, a garbled message or a file written somewhere else.
 
@@ -43,7 +43,7 @@ MEMORY_LIMIT = 4 << 30  # RLIMIT_AS per process
 MAX_FLAGS = 5
 BASE_FLAGS = {"--epochs": "1", "--batch": "8", "--model": "flatten,linear(8),relu,linear(out)", "--device": "cpu"}
 OUTPUT_FILE_FLAGS = {"--save", "--metrics", "--timeline"}
-OUTPUT_DIR_FLAGS = {"--checkpoint-dir", "--stage-to"}
+OUTPUT_DIR_FLAGS = {"--checkpoint-dir", "--stage-to", "--tensorboard"}
 SIGNAL_TEXT = ("exited on signal", "Segmentation fault", "core dumped", "terminate called", "Aborted")
 ERROR_PREFIX = "ringtrain: error:"
 
@@ -153,6 +153,8 @@ FLAGS = {
     "--save": path("@out/model.h5", "@out/model-%j.h5", "model.h5", "@out/model.h5", "@data/train-00000.h5",
                    "@links/to-shard.h5"),
     "--log-every": integer(0, 1, 5),
+    "--progress": choice("auto", "bar", "lines", "none", junk=["Bar", "fancy", "bar,lines"]),
+    "--tensorboard": path("@out/tb", "@out/tb-%j", "@out/new/tb", "@adir", "tb", "@data/test-00000.h5"),
     "--optimizer": choice("sgd", "adam", "rmsprop", junk=["SGD", "sgd ", "sgd,adam", "adamw"]),
     "--lr": real(0.05, 0.01, 0.5, 10, 1e30),
     "--momentum": real(0, 0.5, 0.9, 0.99),
@@ -204,7 +206,7 @@ FLAGS = {
 # Flags whose settings act on each other.
 GROUPS = {
     "files": ["--data", "--train", "--val", "--test", "--save", "--metrics", "--timeline", "--checkpoint-dir",
-              "--checkpoint-every", "--keep-checkpoints", "--resume", "--stage-to", "--config"],
+              "--checkpoint-every", "--keep-checkpoints", "--resume", "--stage-to", "--config", "--tensorboard"],
     "parallel": ["--mode", "--pipeline-stages", "--micro-batches", "--schedule", "--split", "--ps-servers",
                  "--staleness", "--ps-timeout-s", "--allreduce", "--fusion-mb", "--cycle-ms", "--straggler-rank",
                  "--straggler-ms", "--peer-timeout-s", "--batch", "--steps", "--threads", "--prefetch"],

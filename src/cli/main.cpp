@@ -150,6 +150,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       train->save_model = ringtrain::expand_output_name(train->save_model, job);
       train->timeline = ringtrain::expand_output_name(train->timeline, job);
       train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, job);
+      train->tensorboard_dir = ringtrain::expand_output_name(train->tensorboard_dir, job);
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;

@@ -395,6 +395,7 @@ namespace {
 struct TrainFlags {
   ChoiceFlags choices;
   std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps;
+  std::string progress;
   double fusion_mb = 64.0;
 };
 
@@ -428,7 +429,17 @@ void add_run_options(po::options_description& o, TrainConfig& c) {
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and dropout")
       ("metrics", po::value(&c.metrics_csv), "write per-epoch metrics to this CSV file")
       ("save", po::value(&c.save_model), "save the trained model to this HDF5 file")
-      ("log-every", po::value(&c.log_every)->default_value(0), "also print the running loss every N steps");
+      ("log-every", po::value(&c.log_every)->default_value(0), "also print the running loss every N steps (with "
+       "--progress lines; a bar and TensorBoard show it every N steps)");
+}
+
+void add_watch_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
+  o.add_options()
+      ("progress", po::value(&text.progress)->default_value("auto"), "auto (a bar when stdout is a terminal, else "
+       "lines), bar (one line redrawn in place: steps, loss, img/s, ETA), lines (a line every --log-every steps) "
+       "or none")
+      ("tensorboard", po::value(&c.tensorboard_dir), "write TensorBoard event files to this directory (\"%j\": the "
+       "job id): per-step and per-epoch losses, metrics, learning rate, throughput");
 }
 
 void add_parallel_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
@@ -500,6 +511,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   choose_stage_dir(text.stage_to, c.data);
   c.resume = parse_resume(text.resume);
   c.timeline_steps = parse_step_range("--timeline-steps", text.timeline_steps);
+  c.progress = parse_choice<ProgressKind>("--progress", text.progress);
 }
 
 }  // namespace
@@ -513,6 +525,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
        "\"flatten,linear(128),relu,linear(out)\"");
   add_data_options(o, c.data);
   add_run_options(o, c);
+  add_watch_options(o, c, text);
   add_optimizer_options(o, c, text);
   add_device_options(o, c.device, text.choices);
   add_rank_options(o, text.choices);

@@ -47,11 +47,13 @@ CallbackList make_callbacks(const TrainContext& context) {
   // The order matters where two write to the log or one reads what another adds: the stop vote first (an
   // interrupted boundary runs nothing else); a checkpoint due at a step's end is written at the next
   // boundary, and the final one before the closing lines; the mode's report before the CSV and the epoch
-  // line that print it; the step limit after the step's line.
+  // line that print it; the running score before the step's line, bar and TensorBoard point that show it;
+  // the step limit after them.
   using Factory = std::unique_ptr<Callback> (*)(const TrainContext&);
-  constexpr Factory factories[] = {make_stop_vote,   make_checkpointer, make_straggler,   make_mode_report,
-                                   make_metrics_csv, make_progress_log, make_step_limit,  make_test_score,
-                                   make_model_saver, make_timeline_file};
+  constexpr Factory factories[] = {make_stop_vote,     make_checkpointer, make_straggler,    make_mode_report,
+                                   make_metrics_csv,   make_running_score, make_progress_log, make_progress_bar,
+                                   make_tensorboard,   make_step_limit,   make_test_score,   make_model_saver,
+                                   make_timeline_file};
   CallbackList list;
   for (Factory make : factories) list.add(make(context));
   return list;

@@ -19,6 +19,7 @@
 #include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/device_choice.hpp"
+#include "ringtrain/train/event_file.hpp"
 #include "ringtrain/train/output_file.hpp"
 #include "ringtrain/train/run_files.hpp"
 #include "ringtrain/train/validate.hpp"
@@ -114,6 +115,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world) : config_(confi
     failure = e.what();
   }
   raise_if_any_failed(world_, failure);  // before staging: every rank must know there is nothing to stage
+  config_.progress = choose_progress(config_.progress, world_);  // a bar on rank 0's terminal, else lines
   config_.data.stage_to = agree_stage_dir(config_.data.stage_to, world_);
   config_.data.remove_staged = agree_any(world_, config_.data.remove_staged) && !config_.data.stage_to.empty();
   if (!config_.data.stage_to.empty()) {
@@ -150,6 +152,7 @@ void Trainer::open() {
       remove_stale_temporaries(config_.checkpoint_dir, "step-");  // under the lock: no other job writes there
       check_no_foreign_checkpoints(config_);
     }
+    if (!config_.tensorboard_dir.empty()) prepare_event_dir(config_.tensorboard_dir);
   }
   const ShardMeta& meta = train_set_->meta();
   // Built whole on the host from the seed on every rank; the parallel mode moves what this rank runs to the
@@ -215,7 +218,11 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--precision", name_of(config_.device.precision)},
           {"--allreduce", name_of(config_.allreduce)},
           {"gradient averaging", gradient_backend()},
-          {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))}};
+          {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))},
+          // The steps at which the running score is summed over the ranks follow these (score_every).
+          {"--log-every", std::to_string(config_.log_every)},
+          {"--progress", name_of(config_.progress)},
+          {"TensorBoard", config_.tensorboard_dir.empty() ? "off" : "on"}};
 }
 
 Settings Trainer::checkpoint_settings() const {

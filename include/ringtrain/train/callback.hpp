@@ -28,6 +28,14 @@ struct TrainState {
   Score epoch_score;            // this rank's running score since the epoch began (Loss::take_score adds to it)
   bool finishing = false, interrupted = false;
   const BatchStream* stream = nullptr;
+  // The epoch's running training score at the last score point (progress_score.cpp), summed over the ranks
+  // where they step together, and the samples a second since the point before; what the step lines, the bar
+  // and TensorBoard show. `step` is that point's (-1: none yet).
+  struct RunningScore {
+    int64_t step = -1;
+    Score score;
+    double samples_per_s = 0.0;
+  } running;
 
   // The place a checkpoint records: the steps and epochs done, and where rank 0's data stream continues.
   TrainProgress progress() const;

@@ -45,7 +45,10 @@ std::unique_ptr<Callback> make_checkpointer(const TrainContext& context);   // -
 std::unique_ptr<Callback> make_straggler(const TrainContext& context);      // --straggler-rank
 std::unique_ptr<Callback> make_mode_report(const TrainContext& context);    // the pipeline's and servers' figures
 std::unique_ptr<Callback> make_metrics_csv(const TrainContext& context);    // --metrics
+std::unique_ptr<Callback> make_running_score(const TrainContext& context);  // the score points (TrainState::running)
 std::unique_ptr<Callback> make_progress_log(const TrainContext& context);   // the header, --log-every, epochs
+std::unique_ptr<Callback> make_progress_bar(const TrainContext& context);   // --progress bar
+std::unique_ptr<Callback> make_tensorboard(const TrainContext& context);    // --tensorboard
 std::unique_ptr<Callback> make_step_limit(const TrainContext& context);     // --steps
 std::unique_ptr<Callback> make_test_score(const TrainContext& context);     // the test split, at the end
 std::unique_ptr<Callback> make_model_saver(const TrainContext& context);    // --save
@@ -53,6 +56,20 @@ std::unique_ptr<Callback> make_timeline_file(const TrainContext& context);  // -
 
 // "loss 0.4123  accuracy 0.8812", with `prefix` before each name ("val_loss ...").
 std::string format_score(const std::string& prefix, const Score& score, const std::string& metric);
+// "12.5 img/s", "10234 img/s": a decimal below 100.
+std::string format_rate(double per_s, const std::string& unit);
+
+// Watching a run (progress_*.cpp, tensorboard.cpp).
+// The running training score is taken at every `score_every` steps (0: never): --log-every's, or where a bar or
+// TensorBoard shows it without one, about 100 times an epoch. Every rank takes it at the same steps.
+int64_t score_every(const TrainConfig& config, int64_t steps_per_epoch);
+// Collective: --progress auto made bar or lines, alike on every rank (the score points depend on it). A bar
+// when rank 0's stdout is a terminal, except under Open MPI's mpirun, which gives its ranks a pseudo-terminal
+// even when its own output goes to a file.
+ProgressKind choose_progress(ProgressKind asked, Communicator& world);
+// The unit the lines, the bar and TensorBoard's tags give a run's throughput in: "img/s", samples a second (a
+// text model's will count tokens: this is the one place that says which).
+std::string throughput_unit(const TrainContext& context);
 
 // The evaluation loader every split is scored with: in order, whole batches of at least 256 samples.
 std::unique_ptr<BatchLoader> make_eval_loader(const SampleSource& split, const TrainConfig& config, DataShare share);

@@ -62,6 +62,19 @@ enum class LrScaling {
 inline constexpr EnumNames<LrScaling, 2> kLrScalingNames{{{LrScaling::none, "none"}, {LrScaling::linear, "linear"}}};
 constexpr const auto& enum_names(LrScaling) { return kLrScalingNames; }
 
+// What rank 0 shows of the steps between its epoch lines (src/train/callbacks/progress_*.cpp).
+enum class ProgressKind {
+  automatic,  // a bar on a terminal, else lines (choose_progress, callbacks.hpp)
+  bar,        // one line redrawn in place: step/steps, running loss, throughput, ETA
+  lines,      // a line every --log-every steps
+  none,       // neither: the epoch lines alone
+};
+inline constexpr EnumNames<ProgressKind, 4> kProgressKindNames{{{ProgressKind::automatic, "auto"},
+                                                                {ProgressKind::bar, "bar"},
+                                                                {ProgressKind::lines, "lines"},
+                                                                {ProgressKind::none, "none"}}};
+constexpr const auto& enum_names(ProgressKind) { return kProgressKindNames; }
+
 // Where a run starts: afresh, from the newest valid checkpoint in the checkpoint directory (afresh when
 // there is none: `--resume auto`), or from one checkpoint file.
 struct ResumeFrom {
@@ -106,6 +119,9 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   ResumeFrom resume;
   double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
+  // Watching a run. The CLI's --progress default is auto; a Trainer made in code prints lines unless told.
+  ProgressKind progress = ProgressKind::lines;
+  std::string tensorboard_dir;    // "" = none; else TensorBoard event files written there by rank 0
 };
 
 struct EvalConfig {

@@ -1,6 +1,6 @@
 // What rank 0 prints as the run goes: the run's header, the running loss and throughput every --log-every
-// steps, a line per epoch (with the mode's report and skipped steps), and how an interrupted run stopped.
-#include <chrono>
+// steps (--progress lines), a line per epoch (with the mode's report and skipped steps), and how an
+// interrupted run stopped.
 #include <cmath>
 #include <cstdio>
 
@@ -29,40 +29,36 @@ std::string format_score(const std::string& prefix, const Score& s, const std::s
   return prefix + "loss " + number(s.loss()) + "  " + prefix + metric + " " + number(s.metric());
 }
 
+std::string format_rate(double per_s, const std::string& unit) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, per_s < 100.0 ? "%.1f " : "%.0f ", per_s);
+  return buf + unit;
+}
+
 namespace {
 
 class ProgressLog final : public Callback {
  public:
-  explicit ProgressLog(const TrainContext& context) : c_(context), metric_(context.loss.metric_name()) {}
+  explicit ProgressLog(const TrainContext& context)
+      : c_(context), metric_(context.loss.metric_name()), unit_(throughput_unit(context)) {}
 
   void on_train_begin(TrainState& state) override {
     first_step_ = state.step;
     c_.log << c_.header << c_.mode.description();
   }
 
-  void on_step_begin(TrainState& state) override {
-    if (state.epoch_steps == 0) mark(0);  // the epoch's score (and so its sample count) starts again
-  }
-
+  // The score point's line (progress_score.cpp), where lines show the steps: a bar (progress_bar.cpp) shows
+  // the same figures in place.
   void on_step_end(TrainState& state) override {
-    const int64_t every = c_.config.log_every;
-    if (every <= 0 || state.step % every != 0) return;
-    state.epoch_score += c_.mode.take_score();  // on a GPU: waits for the step
-    // Ranks out of step cannot sum at every step: then rank 0 reports its own running loss.
-    const Score score = c_.mode.steps_in_lockstep() ? c_.mode.sum_over_ranks(state.epoch_score) : state.epoch_score;
-    // The rate since the last line, not since the epoch began: the first steps (memory first touched,
-    // convolution kernels chosen) are slower, and a benchmark reads the steady lines after them.
-    const double seconds = std::chrono::duration<double>(Clock::now() - since_).count();
-    const double images_per_s = static_cast<double>(score.samples - samples_at_) / seconds;
-    char rate[32];
-    std::snprintf(rate, sizeof rate, images_per_s < 100.0 ? "  %.1f img/s" : "  %.0f img/s", images_per_s);
-    c_.log << "  step " << state.step << "  " << format_score("", score, metric_) << rate << std::endl;
-    mark(score.samples);
+    if (c_.config.progress != ProgressKind::lines || c_.config.log_every <= 0 || state.running.step != state.step)
+      return;
+    c_.log << "  step " << state.step << "  " << format_score("", state.running.score, metric_) << "  "
+           << format_rate(state.running.samples_per_s, unit_) << std::endl;
   }
 
   void on_epoch_end(TrainState& state, EpochRecord& r) override {
     char tail[96];
-    std::snprintf(tail, sizeof tail, "  %.0f img/s  %.1f s", r.images_per_s, r.epoch_seconds);
+    std::snprintf(tail, sizeof tail, "  %.0f %s  %.1f s", r.images_per_s, unit_.c_str(), r.epoch_seconds);
     // An epoch that --steps ends early says so: "epoch 1/3" alone reads as a whole epoch.
     const std::string cut = state.finishing && state.epoch_steps < state.steps_per_epoch
                                 ? " (ended by --steps after " + std::to_string(state.epoch_steps) + " of " +
@@ -94,20 +90,14 @@ class ProgressLog final : public Callback {
   }
 
  private:
-  using Clock = std::chrono::steady_clock;
-  void mark(int64_t samples) {
-    since_ = Clock::now();
-    samples_at_ = samples;
-  }
-
   const TrainContext& c_;
-  std::string metric_;
+  std::string metric_, unit_;
   int64_t first_step_ = 0;  // where this run began: a resumed run's checkpoint step
-  Clock::time_point since_;  // the last step line, or the epoch's start
-  int64_t samples_at_ = 0;   // the epoch's samples then
 };
 
 }  // namespace
+
+std::string throughput_unit(const TrainContext&) { return "img/s"; }
 
 std::unique_ptr<Callback> make_progress_log(const TrainContext& context) {
   return std::make_unique<ProgressLog>(context);
