@@ -394,7 +394,8 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
         << std::endl;
   }
   run->context.reset(new TrainContext{config_, world_, *run->mode, *model_, *loss_, *optimizer_,
-                                      train_set_->meta().target_space(), test_set_.get(), share,
+                                      train_set_->meta().target_space(), train_set_->meta().input_transform(),
+                                      test_set_.get(), share,
                                       run->timeline.get(), checkpoints_ ? &*checkpoints_ : nullptr,
                                       saved, header(steps_per_epoch, share, run->lr), at.step > 0, log});
   run->callbacks = make_callbacks(*run->context);

@@ -1,0 +1,20 @@
+// Helpers of the prep tests (test_prep.cpp, test_prep_like.cpp).
+#pragma once
+#include <string>
+
+#include "ringtrain/data/prep.hpp"
+#include "ringtrain/tensor/error.hpp"
+
+namespace ringtrain::test {
+
+// The one-line error prep(c) throws, or "" when the input converts.
+inline std::string prep_error(const PrepConfig& c) {
+  try {
+    prep(c);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace ringtrain::test
