@@ -2,6 +2,7 @@
 // was), the CSV transform in shards and model files, and the CSV sample source predict reads raw CSVs with.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -68,6 +69,15 @@ SplitData read_split(const std::string& dir, Split split, TargetsNeeded targets 
     out.data.targets.insert(out.data.targets.end(), d.targets.begin(), d.targets.end());
   }
   return out;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // A shard of two samples of three float features in two classes.
@@ -411,9 +421,9 @@ TEST(CsvSource, AModelFileCarriesTheTransformAndReproducesTheShardFeatures) {
 
   // What the source refuses: a missing value under the default, --missing drop (a row without a prediction),
   // and a model trained on data that did not come from a CSV.
-  auto source_error = [&](const InputTransform& inputs, MissingValues missing) {
+  auto source_error = [&](const InputTransform& inputs, MissingValues missing, TargetSpace targets = {}) {
     try {
-      open_csv_with_transform(csv, inputs, loaded.targets, missing);
+      open_csv_with_transform(csv, inputs, targets, missing);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -425,6 +435,8 @@ TEST(CsvSource, AModelFileCarriesTheTransformAndReproducesTheShardFeatures) {
   EXPECT_EQ(source_error(InputTransform{}, MissingValues::mean),
             "the model was not trained on data prep made from a CSV (its file holds no CSV transform): it cannot "
             "read CSV file '" + csv + "'");
+  EXPECT_EQ(source_error(loaded.inputs, MissingValues::mean, TargetSpace{false}),
+            "the model's CSV transform is for classification, its outputs for regression");
 }
 
 // The attributes are checked when read: a shard or model file whose transform does not add up is named.
@@ -454,24 +466,62 @@ TEST(CsvSource, ATransformThatDoesNotAddUpIsNamed) {
   EXPECT_EQ(error_with([](ShardMeta& m) { m.csv->columns[0].name = "t"; }),
             "the CSV transform names column 't' twice" + in);
   EXPECT_EQ(error_with([](ShardMeta& m) { m.features_only = true; }), "");
-  // features_only and a y together: one of them is wrong.
-  {
-    auto lock = h5::lock_library();
-    h5::H5Id file = h5::create_file(dir.path("both.h5"));
-    const std::vector<float> x(6, 1.0f);
-    const std::vector<int64_t> y{0, 1};
-    h5::write_dataset(file.get(), "x", {2, 3}, x.data());
-    h5::write_dataset(file.get(), "y", {2}, y.data());
-    h5::write_attr(file.get(), "num_classes", int64_t{2});
-    h5::write_attr(file.get(), "features_only", int64_t{1});
-  }
-  try {
-    read_shard_meta(dir.path("both.h5"));
-    ADD_FAILURE();
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "attribute features_only is 1 but dataset 'y' is there in shard '" +
-                                         dir.path("both.h5") + "'");
-  }
+
+  // Attributes written by another tool: each inconsistency is named.
+  auto raw_error = [&](const std::function<void(hid_t)>& change) {
+    {
+      auto lock = h5::lock_library();
+      h5::H5Id file = h5::create_file(dir.path("raw.h5"));
+      const std::vector<float> x(6, 1.0f);
+      const std::vector<int64_t> y{0, 1};
+      h5::write_dataset(file.get(), "x", {2, 3}, x.data());
+      h5::write_dataset(file.get(), "y", {2}, y.data());
+      h5::write_attr(file.get(), "num_classes", int64_t{2});
+      write_csv_transform(file.get(), *meta.csv);
+      change(file.get());
+    }
+    try {
+      read_shard_meta(dir.path("raw.h5"));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string raw = " in shard '" + dir.path("raw.h5") + "'";
+  EXPECT_EQ(raw_error([](hid_t) {}), "");
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "features_only", int64_t{1}); }),
+            "attribute features_only is 1 but dataset 'y' is there" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_target", std::string()); }),
+            "attribute csv_target is empty" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_columns", std::vector<std::string>{"a", ""}); }),
+            "the CSV transform names column '' without a name" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_means", std::vector<float>{1.0f}); }),
+            "attributes csv_category_counts and csv_means need one entry per csv_columns entry (2), not 2 and 1" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_category_counts", std::vector<int64_t>{0, -1}); }),
+            "attribute csv_category_counts holds -1, outside 0 .. 2 (csv_categories' length)" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_category_counts", std::vector<int64_t>{1, 2}); }),
+            "attribute csv_category_counts adds up to 3 but csv_categories holds 2" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_means", std::vector<float>{NAN, 0.0f}); }),
+            "attribute csv_means holds a value that is not finite" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_classes", std::vector<std::string>{"only"}); }),
+            "attribute csv_classes holds one class" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { H5Adelete(f, "csv_columns"); }), "missing attribute 'csv_columns'" + raw);
+  EXPECT_EQ(raw_error([](hid_t f) { h5::write_attr(f, "csv_means", std::string("x")); }).rfind("attribute 'csv_means'", 0),
+            0u);
+
+  // One split's shards agree on the transform and on holding targets.
+  ShardMeta other = meta;
+  other.csv->columns[0].mean = 2.5f;
+  std::filesystem::create_directory(dir.path("split"));
+  write_shard(dir.path("split/a.h5"), meta, data);
+  write_shard(dir.path("split/b.h5"), other, data);
+  EXPECT_NE(error_of([&] { ShardSet::open(dir.path("split")); }).find("different CSV transform (csv_*)"), std::string::npos);
+  other = meta;
+  other.features_only = true;
+  write_shard(dir.path("split/b.h5"), other, data);
+  EXPECT_NE(error_of([&] { ShardSet::open(dir.path("split"), TargetsNeeded::no); })
+                .find("different content: one has targets (y), the other features only"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -83,7 +83,6 @@ void check_names(const StoredTransform& s) {
 }
 
 void check_shapes(const StoredTransform& s) {
-  if (s.columns.empty()) throw Error("attribute csv_columns names no column");
   if (s.counts.size() != s.columns.size() || s.means.size() != s.columns.size())
     throw Error("attributes csv_category_counts and csv_means need one entry per csv_columns entry (" +
                 std::to_string(s.columns.size()) + "), not " + std::to_string(s.counts.size()) + " and " +
