@@ -3,18 +3,13 @@
 #include <string>
 
 #include "ringtrain/data/prep.hpp"
-#include "ringtrain/tensor/error.hpp"
+#include "test_util.hpp"
 
 namespace ringtrain::test {
 
 // The one-line error prep(c) throws, or "" when the input converts.
 inline std::string prep_error(const PrepConfig& c) {
-  try {
-    prep(c);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { prep(c); });
 }
 
 }  // namespace ringtrain::test
