@@ -238,4 +238,16 @@ command=prep row 2 "CSV line 3, column 'b': missing value ('NA')" --format csv -
 command=prep row 2 "looks like a CSV file: add --format csv" --input "$dir/na.csv" --out "$dir/never"
 [[ ! -e $dir/never ]] || fail "a failed prep left its output directory $dir/never"
 command=prep row 2 "has no such column" --format csv --input "$dir/na.csv" --out "$dir/never" --target y --drop weight
+# prep --like: a category the training data never had; a shard of features only given to train.
+printf 'a,colour,y\n1,red,x\n2,green,y\n3,blue,x\n4,red,y\n5,green,x\n6,blue,y\n' >"$dir/like.csv"
+printf 'a,colour,y\n1,purple,x\n' >"$dir/purple.csv"
+printf 'a,colour\n1,red\n2,blue\n' >"$dir/unlabelled.csv"
+{ "$bin" prep --format csv --input "$dir/like.csv" --target y --out "$dir/liketrain" --val-fraction 0 \
+    --test-fraction 0 && "$bin" prep --input "$dir/unlabelled.csv" --like "$dir/liketrain" --out "$dir/unlabelled"
+} >/dev/null 2>&1 || fail "could not prep the --like fixtures"
+command=prep row 2 "'purple' is not a category of the training data, which has blue, green, red" \
+  --input "$dir/purple.csv" --like "$dir/liketrain" --out "$dir/never"
+[[ ! -e $dir/never ]] || fail "a failed prep --like left its output directory $dir/never"
+row 2 "holds features only, no targets (prep --like of a CSV without the target column): only predict reads it" \
+  --train "$dir/unlabelled/test-00000.h5" "${model[@]}"
 echo "PASS: $checked rows"

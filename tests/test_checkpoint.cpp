@@ -82,7 +82,8 @@ TEST(CheckpointFile, RoundTripsModelOptimizerRandomStreamsAndProgress) {
   copy_optimizer_state_out(*optimizer, model.params(), state);
   *model.named_random_streams().at(0).second = 41;
   const std::string path = dir.path("c.h5");
-  write_checkpoint(path, model, TargetSpace{}, state, {12, 1, 2, 3}, {{"--model", spec}, {"--batch", "8"}});
+  write_checkpoint(path, model, TargetSpace{}, InputTransform{}, state, {12, 1, 2, 3},
+                   {{"--model", spec}, {"--batch", "8"}});
 
   Model loaded(spec, {4}, 3, 99);  // other initial weights
   const CheckpointContents back = read_checkpoint(path, loaded, optimizer->state_names());
@@ -115,7 +116,7 @@ TEST(CheckpointFile, OlderSettingsNamesAreReadAsTodays) {
   TempDir dir;
   Model model("flatten,linear(out)", {4}, 3, 7);
   const std::string path = dir.path("old.h5");
-  write_checkpoint(path, model, TargetSpace{}, {}, {10, 0, 0, 10},
+  write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, {10, 0, 0, 10},
                    {{"--model", model.spec()}, {"the training data", "1 samples of [4] in 1 shards"}, {"--ranks", "2"}});
   const CheckpointContents back = read_checkpoint(path, model, {});
   EXPECT_EQ(back.settings, (Settings{{"--model", model.spec()}, {"training data", "1 sample of [4] in 1 shard"},
@@ -135,7 +136,8 @@ TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
   Model model("flatten,linear(out)", {2}, 2, 1);
   const CheckpointDir checkpoints(dir.path(), 2);
   for (int64_t step : {5, 20, 100})
-    write_checkpoint(checkpoints.path(step), model, TargetSpace{}, {}, {step, 0, 0, step}, {{"--model", model.spec()}});
+    write_checkpoint(checkpoints.path(step), model, TargetSpace{}, InputTransform{}, {}, {step, 0, 0, step},
+                     {{"--model", model.spec()}});
   std::ofstream(dir.path("notes.txt")) << "not a checkpoint";
   EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(20),
                                                           checkpoints.path(5)}));
@@ -144,7 +146,8 @@ TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
   EXPECT_TRUE(std::filesystem::exists(dir.path("notes.txt")));
   // One newer than the one just written (a damaged one --resume auto passed over) is not counted and is not
   // removed, and the run's own newest checkpoint stays.
-  write_checkpoint(checkpoints.path(50), model, TargetSpace{}, {}, {50, 0, 0, 50}, {{"--model", model.spec()}});
+  write_checkpoint(checkpoints.path(50), model, TargetSpace{}, InputTransform{}, {}, {50, 0, 0, 50},
+                   {{"--model", model.spec()}});
   checkpoints.prune(50);
   EXPECT_EQ(checkpoints.list(), (std::vector<std::string>{checkpoints.path(100), checkpoints.path(50),
                                                           checkpoints.path(20)}));
@@ -185,7 +188,8 @@ TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
   Model model("flatten,linear(16),relu,linear(out)", {4}, 3, 7);
   const CheckpointDir checkpoints(dir.path(), 3);
   for (int64_t step : {10, 20})
-    write_checkpoint(checkpoints.path(step), model, TargetSpace{}, {}, {step, 0, 0, step}, {{"--model", model.spec()}});
+    write_checkpoint(checkpoints.path(step), model, TargetSpace{}, InputTransform{}, {}, {step, 0, 0, step},
+                     {{"--model", model.spec()}});
   flip_sign_on_disk(checkpoints.path(20), model.params()[0]->value);
   Model loaded(model.spec(), {4}, 3, 1);
   const std::string changed = "' is damaged: its contents do not match the checksum written with it";
@@ -196,7 +200,7 @@ TEST(CheckpointFile, ChangedDataIsFoundAndTheNewestGoodOneIsTaken) {
             std::string::npos)
       << log.str();
 
-  save_model(dir.path("model.h5"), model, TargetSpace{});
+  save_model(dir.path("model.h5"), model, TargetSpace{}, InputTransform{});
   flip_sign_on_disk(dir.path("model.h5"), model.params()[2]->value);
   expect_error([&] { load_model(dir.path("model.h5")); }, dir.path("model.h5") + changed);
 }
@@ -227,7 +231,8 @@ TEST(CheckpointFile, DamageOutsideTheDataIsFoundBeforeHdf5ReadsTheFile) {
   const std::string expected[] = {"contents do not match", "contents do not match", "(truncated)",
                                   "neither an HDF5 signature nor a ringtrain seal"};
   for (size_t i = 0; i < std::size(damages); ++i) {
-    write_checkpoint(path, model, TargetSpace{}, {}, {10, 0, 0, 10}, {{"--model", model.spec()}, {"--lr", "0.1"}});
+    write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, {10, 0, 0, 10},
+                     {{"--model", model.spec()}, {"--lr", "0.1"}});
     ASSERT_NO_THROW(check_checkpoint(path));
     damage(path, damages[i].first, damages[i].second);
     expect_error([&] { check_checkpoint(path); }, "'" + path + "' is damaged: ");
@@ -242,7 +247,7 @@ TEST(CheckpointFile, ProgressAndShapesOutOfRangeAreRefused) {
   Model model("flatten,linear(out)", {4}, 3, 7);
   const std::string path = dir.path("step.h5");
   for (const TrainProgress& bad : {TrainProgress{10, 0, 0, -7}, TrainProgress{-1, 0, 0, 0}, TrainProgress{10, 11, 0, 0}}) {
-    write_checkpoint(path, model, TargetSpace{}, {}, bad, {{"--model", model.spec()}});
+    write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, bad, {{"--model", model.spec()}});
     Model loaded(model.spec(), {4}, 3, 1);
     expect_error([&] { read_checkpoint(path, loaded, {}); }, "is damaged: its progress does not add up");
   }
@@ -250,7 +255,7 @@ TEST(CheckpointFile, ProgressAndShapesOutOfRangeAreRefused) {
   expect_error([] { check_progress_fits({12, 1, 1, 11}, 10, "c.h5"); }, "does not fit this run");
   EXPECT_NO_THROW(check_progress_fits({12, 1, 1, 2}, 10, "c.h5"));
 
-  write_checkpoint(path, model, TargetSpace{}, {}, {10, 0, 0, 10}, {{"--model", model.spec()}});
+  write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, {10, 0, 0, 10}, {{"--model", model.spec()}});
   Model wider(model.spec(), {5}, 3, 1);  // the same spec for another input
   expect_error([&] { read_checkpoint(path, wider, {}); }, "holds a model for input [4] and 3 outputs, not this run's [5]");
 }
@@ -523,12 +528,12 @@ TEST(NonFinite, TheCheckLooksAtTheParametersItIsGiven) {
 TEST(ModelFile, RegressionTargetStandardisationRoundTripsAndIsChecked) {
   TempDir dir;
   Model model("flatten,linear(out)", {4}, 2, 7);
-  save_model(dir.path("r.h5"), model, TargetSpace{false, 0.25f, -3.0f});
+  save_model(dir.path("r.h5"), model, TargetSpace{false, 0.25f, -3.0f}, InputTransform{});
   const LoadedModel back = load_model(dir.path("r.h5"));
   EXPECT_FALSE(back.targets.classification);
   EXPECT_EQ(back.targets.scale, 0.25f);
   EXPECT_EQ(back.targets.shift, -3.0f);
-  save_model(dir.path("zero.h5"), model, TargetSpace{false, 0.0f, 0.0f});
+  save_model(dir.path("zero.h5"), model, TargetSpace{false, 0.0f, 0.0f}, InputTransform{});
   expect_error([&] { load_model(dir.path("zero.h5")); },
                "attribute y_scale must be one finite, non-zero number (every target shares it) in '" +
                    dir.path("zero.h5") + "'");

@@ -17,15 +17,7 @@ namespace ringtrain {
 namespace {
 
 using test::TempDir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // The batches of an unshuffled epoch, as the loader assembles them (normalised x and y).
 std::vector<Batch> batches_of(const ShardSet& set, int64_t size) {

@@ -315,7 +315,7 @@ TEST_F(PredictCli, InputsThatDoNotFit) {
 TEST_F(PredictCli, IdxImagesNeedTheModelsStandardisation) {
   LoadedModel loaded = load_model(shards_.path("m.h5"));
   write_sealed_hdf5(dir_.path("old.h5"), [&](hid_t file) {
-    write_model(file, *loaded.model, loaded.targets);
+    write_model(file, *loaded.model, loaded.targets, loaded.inputs);
     H5Adelete(file, "x_scale");
     H5Adelete(file, "x_shift");
   });

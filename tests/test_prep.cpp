@@ -8,12 +8,14 @@
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "prep_util.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
 namespace {
 
 using test::TempDir;
+using test::prep_error;
 
 std::vector<uint8_t> idx_bytes(const std::vector<int64_t>& dims, const std::vector<uint8_t>& data) {
   std::vector<uint8_t> b = {0, 0, 0x08, static_cast<uint8_t>(dims.size())};
@@ -208,16 +210,6 @@ PrepConfig csv_config(const TempDir& in, const TempDir& out, const std::string& 
   c.target = target;
   c.missing = missing;
   return c;
-}
-
-// The one-line error prep(c) throws, or "" when the file converts.
-std::string prep_error(const PrepConfig& c) {
-  try {
-    prep(c);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // "id,<columns>" then n rows "i,<row(i)>": row i is file line i + 2, and the id column (stored as is: the
@@ -477,7 +469,9 @@ TEST(PrepCsv, AColumnThatVariesTooLittleForFloat32IsNamed) {
   EXPECT_FALSE(wrote_shards(out));
   // A small spread on a large offset keeps its deviation (two passes, not the sum of squares).
   const std::string offset = numbered_csv("a,y", 40, [](int i) { return std::to_string(i) + "," + std::to_string(1000000000 + 64 * (i % 2)); });
-  prep(csv_config(in, out, offset, "y"));
+  PrepConfig c = csv_config(in, out, offset, "y");
+  c.task = TaskKind::regression;  // two integer values: --task auto would take them for classes
+  prep(c);
   const float y_scale = read_split(out.path(), Split::train).meta.y_scale;  // 1 / 32 for an even split; was 1
   EXPECT_GT(y_scale, 0.02f);
   EXPECT_LT(y_scale, 0.05f);

@@ -16,6 +16,7 @@
 #include "ringtrain/nn/cross_replica_sum.hpp"
 #include "ringtrain/nn/layer.hpp"
 #include "ringtrain/nn/loss.hpp"
+#include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/rng.hpp"
 #include "ringtrain/train/config.hpp"
 
@@ -31,6 +32,16 @@ class TempDir {
  private:
   std::filesystem::path dir_;
 };
+
+// The one-line message of the Error `f` throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // The score of one forward of `loss` alone (anything still in its running score is dropped first).
 inline Score score_of(Loss& loss, const Tensor& out, const Targets& targets) {

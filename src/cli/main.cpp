@@ -105,6 +105,7 @@ void prep_on_rank0(const ringtrain::PrepConfig& config, ringtrain::Communicator&
   }
   failure = ringtrain::allgather_strings(world, failure)[0];
   if (!failure.empty()) throw ringtrain::CollectiveError(failure);
+  if (!r.task_reason.empty()) log << r.task_reason << std::endl;
   log << "wrote " << config.out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
       << " test samples; " << ringtrain::counted(r.features, "feature") << ", "
       << ringtrain::counted(r.outputs, r.classification ? "class" : "target")

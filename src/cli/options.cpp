@@ -358,7 +358,7 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   for (std::string_view token : kMissingCellTokens) missing_cells += ", " + std::string(token);
   po::options_description o("prep options");
   o.add_options()
-      ("format", po::value(&format)->default_value("idx"), "idx (MNIST-style, .gz ok) or csv")
+      ("format", po::value(&format)->default_value("idx"), "idx (MNIST-style, .gz ok) or csv (the default with --like)")
       ("input", po::value(&c.input)->required(), "idx: directory with {train,t10k}-*-ubyte[.gz]; csv: the file")
       ("out", po::value(&c.out_dir)->required(), "output directory for {train,val,test}-NNNNN.h5")
       ("shards", po::value(&c.shards)->default_value(4), "number of training shards")
@@ -367,14 +367,26 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
       ("target", po::value(&c.target), "csv: target column")
       ("drop", po::value(&drop)->composing(), "csv: a column to leave out (an identifier, a column that leaks the "
        "target); repeat it or give a comma-separated list (a name that holds a comma cannot be given)")
-      ("task", po::value(&task)->default_value("auto"), "csv: auto, classification or regression")
+      ("task", po::value(&task)->default_value("auto"), "csv: auto (text, or at most 20 distinct integers: "
+       "classification; other numbers: regression), classification or regression")
       ("missing", po::value(&missing)->default_value("error"), ("csv: what a missing cell (" + missing_cells +
        ") does: error; drop (its row); or mean (numeric: the training mean; categorical: a \"<missing>\" "
        "category; a missing target stays an error)").c_str())
-      ("seed", po::value(&c.seed)->default_value(0), "seed for the held-out splits");
+      ("seed", po::value(&c.seed)->default_value(0), "seed for the held-out splits")
+      ("like", po::value(&c.like_dir), "csv: convert --input as prep converted the training data in this directory "
+       "(its columns, categories, classes, normalisation); every row goes to <out>/test-00000.h5, features only "
+       "when the file has no target column");
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return std::nullopt;
   c.format = parse_choice<PrepFormat>("--format", format);
+  // --like takes the task and the format from the training data and puts every row in the test split.
+  if (!c.like_dir.empty()) {
+    for (const char* flag : {"task", "val-fraction", "test-fraction", "shards", "seed"})
+      if (!vm[flag].defaulted())
+        throw UsageError("--" + std::string(flag) + " has no effect with --like (the training data decides the "
+                         "task; every row goes to the test split)");
+    if (vm["format"].defaulted()) c.format = PrepFormat::csv;
+  }
   c.task = parse_choice<TaskKind>("--task", task);
   c.missing = parse_choice<MissingValues>("--missing", missing);
   for (const std::string& list : drop)
@@ -581,12 +593,15 @@ PredictionFormat prediction_format(const std::string& out) {
 std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args) {
   PredictConfig c;
   ChoiceFlags choices;
-  std::string split;
+  std::string split, missing;
   po::options_description o("predict options");
   o.add_options()
       ("model-file", po::value(&c.model_file)->required(), "model saved by `ringtrain train --save`, or a checkpoint")
       ("input", po::value(&c.input)->required(), "shards (a file, a directory, a glob, or a prep directory: its "
-       "--split), or an IDX images file (MNIST's format, .gz or plain)")
+       "--split), an IDX images file (MNIST's format, .gz or plain), or a raw CSV FILE.csv converted as the "
+       "model's training CSV was")
+      ("missing", po::value(&missing)->default_value("error"), "a raw CSV's missing cells: error, or mean (the "
+       "training split's mean; categorical: the \"<missing>\" category)")
       ("split", po::value(&split)->default_value("test"), "the split of a prep directory: train, val or test")
       ("out", po::value(&c.out)->required(), "the predictions, in the input's order: FILE.csv or FILE.h5")
       ("batch", po::value(&c.batch)->default_value(256), "samples per forward pass (per rank)")
@@ -598,6 +613,7 @@ std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args)
   if (!parse("predict", args, o, vm)) return std::nullopt;
   read_choices(choices, c.device, c.allreduce);
   c.split = parse_choice<Split>("--split", split);
+  c.missing = parse_choice<MissingValues>("--missing", missing);
   c.format = prediction_format(c.out);
   return c;
 }

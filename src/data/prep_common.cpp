@@ -26,6 +26,7 @@ Table take_rows(const Table& t, const std::vector<int64_t>& rows) {
       out.data.x_u8.insert(out.data.x_u8.end(), t.data.x_u8.begin() + i * f, t.data.x_u8.begin() + (i + 1) * f);
     else
       out.data.x_f32.insert(out.data.x_f32.end(), t.data.x_f32.begin() + i * f, t.data.x_f32.begin() + (i + 1) * f);
+    if (t.meta.features_only) continue;
     if (t.meta.classification()) out.data.labels.push_back(t.data.labels[i]);
     else out.data.targets.insert(out.data.targets.end(), t.data.targets.begin() + i * k, t.data.targets.begin() + (i + 1) * k);
   }

@@ -109,8 +109,10 @@ PrepReport prep_idx(const PrepConfig& c) {
 
 PrepReport prep(const PrepConfig& c) {
   switch (c.format) {
-    case PrepFormat::idx: return prep_idx(c);
-    case PrepFormat::csv: return prep_csv(c);
+    case PrepFormat::idx:
+      if (!c.like_dir.empty()) throw Error("--like converts a CSV file (--format csv), not IDX files");
+      return prep_idx(c);
+    case PrepFormat::csv: return c.like_dir.empty() ? prep_csv(c) : prep_csv_like(c);
   }
   throw Error("unknown prep format");
 }

@@ -48,39 +48,27 @@ void check_finite(const std::vector<float>& values, int64_t per_sample, const ch
                   std::to_string(static_cast<int64_t>(i) / std::max<int64_t>(per_sample, 1)) + in(path));
 }
 
-}  // namespace
+// A shard of features only says so (attribute features_only = 1), so that a shard that lost its `y` is still
+// an error naming the dataset.
+bool is_features_only(hid_t file, const std::string& path) {
+  if (!h5::has_attr(file, "features_only") || h5::read_attr_i64(file, "features_only") != 1) return false;
+  if (h5::has_dataset(file, "y")) throw Error("attribute features_only is 1 but dataset 'y' is there" + in(path));
+  return true;
+}
 
-ShardMeta read_shard_meta(const std::string& path) {
-  auto lock = h5::lock_library();
-  h5::H5Id file = h5::open_file(path);
-  ShardMeta m;
-  m.path = path;
-  const h5::DatasetInfo x = h5::dataset_info(file.get(), path, "x");
-  const h5::DatasetInfo y = h5::dataset_info(file.get(), path, "y");
-  if (x.dims.empty()) throw Error("dataset 'x' is a scalar" + in(path) + "; expected [samples, ...]");
-  check_stored(x, "x", path);
+// y's type and shape, which say the task with num_classes, and the labels' range.
+void read_targets_meta(hid_t file, const std::string& path, ShardMeta& m) {
+  const h5::DatasetInfo y = h5::dataset_info(file, path, "y");
   check_stored(y, "y", path);
-  if (x.type == h5::ElemType::u8) m.x_type = PixelType::u8;
-  else if (x.type == h5::ElemType::f32) m.x_type = PixelType::f32;
-  else throw Error("dataset 'x' has type " + x.type_name + in(path) + "; expected uint8 or float32");
-  m.samples = x.dims[0];
-  if (m.samples == 0) throw Error("shard '" + path + "' is empty (x has 0 samples)");
-  m.sample_shape.assign(x.dims.begin() + 1, x.dims.end());
-  if (m.sample_shape.empty()) m.sample_shape = {1};
-  if (m.features() == 0) throw Error("x of shape " + shape_str(x.dims) + " has no features per sample" + in(path));
   if (y.dims.empty() || y.dims[0] != m.samples)
     throw Error("x has " + std::to_string(m.samples) + " samples but y has " +
                 (y.dims.empty() ? std::string("none") : std::to_string(y.dims[0])) + in(path));
-
-  m.num_classes = h5::has_attr(file.get(), "num_classes") ? h5::read_attr_i64(file.get(), "num_classes") : 0;
-  if (m.num_classes < 0 || m.num_classes > (int64_t{1} << 24))
-    throw Error("attribute num_classes is " + std::to_string(m.num_classes) + ", outside 0 .. 2^24" + in(path));
   if (m.classification()) {
     if (y.type != h5::ElemType::i64 || y.dims.size() != 1)
       throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +
                   "; classification shards need int64 labels [samples]");
     std::vector<int64_t> labels;
-    h5::read_i64(file.get(), "y", labels);
+    h5::read_i64(file, "y", labels);
     for (size_t i = 0; i < labels.size(); ++i)
       if (labels[i] < 0 || labels[i] >= m.num_classes)
         throw Error("label " + std::to_string(labels[i]) + " at sample " + std::to_string(i) + " is out of range [0, " +
@@ -91,15 +79,105 @@ ShardMeta read_shard_meta(const std::string& path) {
                   "; regression shards need float32 targets [samples] or [samples, targets] (or set num_classes)");
     m.target_dim = y.dims.size() == 2 ? y.dims[1] : 1;
   }
+}
 
-  const InputTransform input = read_input_transform(file.get(), m.features(), in(path));
-  m.x_scale = input.x_scale, m.x_shift = input.x_shift;
+}  // namespace
+
+ShardMeta read_shard_meta(const std::string& path) {
+  auto lock = h5::lock_library();
+  h5::H5Id file = h5::open_file(path);
+  ShardMeta m;
+  m.path = path;
+  const h5::DatasetInfo x = h5::dataset_info(file.get(), path, "x");
+  if (x.dims.empty()) throw Error("dataset 'x' is a scalar" + in(path) + "; expected [samples, ...]");
+  check_stored(x, "x", path);
+  if (x.type == h5::ElemType::u8) m.x_type = PixelType::u8;
+  else if (x.type == h5::ElemType::f32) m.x_type = PixelType::f32;
+  else throw Error("dataset 'x' has type " + x.type_name + in(path) + "; expected uint8 or float32");
+  m.samples = x.dims[0];
+  if (m.samples == 0) throw Error("shard '" + path + "' is empty (x has 0 samples)");
+  m.sample_shape.assign(x.dims.begin() + 1, x.dims.end());
+  if (m.sample_shape.empty()) m.sample_shape = {1};
+  if (m.features() == 0) throw Error("x of shape " + shape_str(x.dims) + " has no features per sample" + in(path));
+
+  m.num_classes = h5::has_attr(file.get(), "num_classes") ? h5::read_attr_i64(file.get(), "num_classes") : 0;
+  if (m.num_classes < 0 || m.num_classes > (int64_t{1} << 24))
+    throw Error("attribute num_classes is " + std::to_string(m.num_classes) + ", outside 0 .. 2^24" + in(path));
+  m.features_only = is_features_only(file.get(), path);
+  if (!m.features_only) read_targets_meta(file.get(), path, m);
+
+  InputTransform input = read_input_transform(file.get(), m.features(), m.num_classes, in(path));
+  m.x_scale = std::move(input.x_scale);
+  m.x_shift = std::move(input.x_shift);
+  m.csv = std::move(input.csv);
   if (!m.classification()) std::tie(m.y_scale, m.y_shift) = read_target_standardisation(file.get(), in(path));
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
   m.class_names = optional_strs(file.get(), "class_names");
+  // Without y, the names say how many targets a regression model gives.
+  if (m.features_only && !m.classification())
+    m.target_dim = std::max<int64_t>(1, static_cast<int64_t>(m.target_names.size()));
   std::tie(m.file_bytes, m.modified_ns) = file_stamp(path);
   return m;
+}
+
+InputTransform read_input_transform(hid_t file, int64_t features, int64_t num_classes, const std::string& where) {
+  InputTransform t;
+  for (auto* attr : {&t.x_scale, &t.x_shift}) {
+    const char* name = attr == &t.x_scale ? "x_scale" : "x_shift";
+    if (h5::has_attr(file, name)) *attr = h5::read_attr_f32(file, name);
+    if (attr->size() != 1 && static_cast<int64_t>(attr->size()) != features)
+      throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
+                  " entries but samples have " + std::to_string(features) + " features" + where);
+  }
+  t.csv = read_csv_transform(file, where);
+  if (!t.csv) return t;
+  if (t.csv->features() != features)
+    throw Error("the CSV transform (csv_*) makes " + std::to_string(t.csv->features()) + " features but samples have " +
+                std::to_string(features) + where);
+  if (static_cast<int64_t>(t.csv->classes.size()) != num_classes)
+    throw Error("the CSV transform (csv_classes) has " + std::to_string(t.csv->classes.size()) + " classes but the " +
+                "task has " + std::to_string(num_classes) + where);
+  return t;
+}
+
+void write_input_transform(hid_t file, const InputTransform& t) {
+  h5::write_attr(file, "x_scale", t.x_scale);
+  h5::write_attr(file, "x_shift", t.x_shift);
+  if (t.csv) write_csv_transform(file, *t.csv);
+}
+
+namespace {
+
+// x = raw * scale + shift, with one (scale, shift) for all features or one per feature.
+template <typename Raw>
+void normalise(const Raw* __restrict raw, const ShardMeta& meta, float* __restrict x) {
+  const int64_t features = meta.features();
+  if (meta.x_scale.size() == 1 && meta.x_shift.size() == 1) {
+    const float scale = meta.x_scale[0], shift = meta.x_shift[0];
+    for (int64_t f = 0; f < features; ++f) x[f] = static_cast<float>(raw[f]) * scale + shift;
+    return;
+  }
+  const bool per_scale = meta.x_scale.size() > 1, per_shift = meta.x_shift.size() > 1;
+  for (int64_t f = 0; f < features; ++f)
+    x[f] = static_cast<float>(raw[f]) * meta.x_scale[per_scale ? static_cast<size_t>(f) : 0] +
+           meta.x_shift[per_shift ? static_cast<size_t>(f) : 0];
+}
+
+}  // namespace
+
+void sample_into_batch(const ShardMeta& meta, const ShardData& data, int64_t i, float* x, Targets& y, int64_t row) {
+  const size_t first = static_cast<size_t>(i * meta.features());
+  if (meta.x_type == PixelType::u8) normalise(data.x_u8.data() + first, meta, x);
+  else normalise(data.x_f32.data() + first, meta, x);
+  if (meta.features_only) return;  // the batch's targets stay as the loader made them: predict reads none
+  if (meta.classification()) {
+    y.labels[static_cast<size_t>(row)] = static_cast<int32_t>(data.labels[static_cast<size_t>(i)]);
+    return;
+  }
+  for (int64_t t = 0; t < meta.target_dim; ++t)
+    y.values[row * meta.target_dim + t] =
+        data.targets[static_cast<size_t>(i * meta.target_dim + t)] * meta.y_scale + meta.y_shift;
 }
 
 // y_scale/y_shift: one finite value each, the scale not zero (a target divided by it is reported).
@@ -127,23 +205,6 @@ void write_target_standardisation(hid_t file, float scale, float shift) {
   h5::write_attr(file, "y_shift", std::vector<float>{shift});
 }
 
-InputTransform read_input_transform(hid_t file, int64_t features, const std::string& where) {
-  InputTransform t;
-  for (auto* attr : {&t.x_scale, &t.x_shift}) {
-    const char* name = attr == &t.x_scale ? "x_scale" : "x_shift";
-    if (h5::has_attr(file, name)) *attr = h5::read_attr_f32(file, name);
-    if (attr->size() != 1 && static_cast<int64_t>(attr->size()) != features)
-      throw Error(std::string("attribute ") + name + " has " + std::to_string(attr->size()) +
-                  " entries but samples have " + std::to_string(features) + " features" + where);
-  }
-  return t;
-}
-
-void write_input_transform(hid_t file, const InputTransform& transform) {
-  h5::write_attr(file, "x_scale", transform.x_scale);
-  h5::write_attr(file, "x_shift", transform.x_shift);
-}
-
 ShardData read_shard_data(const ShardMeta& meta) {
   if (file_stamp(meta.path) != std::pair{meta.file_bytes, meta.modified_ns})
     throw Error("shard '" + meta.path + "' changed on disk since the run checked it (its size or modification "
@@ -153,8 +214,12 @@ ShardData read_shard_data(const ShardMeta& meta) {
   ShardData d;
   if (meta.x_type == PixelType::u8) h5::read_u8(file.get(), "x", d.x_u8);
   else h5::read_f32(file.get(), "x", d.x_f32);
-  if (meta.classification()) h5::read_i64(file.get(), "y", d.labels);
-  else h5::read_f32(file.get(), "y", d.targets);
+  if (meta.features_only) {
+  } else if (meta.classification()) {
+    h5::read_i64(file.get(), "y", d.labels);
+  } else {
+    h5::read_f32(file.get(), "y", d.targets);
+  }
   check_finite(d.x_f32, meta.features(), "x", meta.path);
   check_finite(d.targets, meta.target_dim, "y", meta.path);
   // What the loader hands the model must be finite too: a y_scale of 3e38 overflows any target above 1.
@@ -172,7 +237,9 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   xdims.insert(xdims.end(), meta.sample_shape.begin(), meta.sample_shape.end());
   if (meta.x_type == PixelType::u8) h5::write_dataset(f, "x", xdims, data.x_u8.data());
   else h5::write_dataset(f, "x", xdims, data.x_f32.data());
-  if (meta.classification()) {
+  if (meta.features_only) {
+    h5::write_attr(f, "features_only", int64_t{1});
+  } else if (meta.classification()) {
     h5::write_dataset(f, "y", {meta.samples}, data.labels.data());
   } else {
     Shape ydims = meta.target_dim == 1 ? Shape{meta.samples} : Shape{meta.samples, meta.target_dim};
@@ -180,8 +247,10 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   }
   h5::write_attr(f, "format", std::string(kShardFormat));
   h5::write_attr(f, "num_classes", meta.num_classes);
-  write_input_transform(f, {meta.x_scale.empty() ? std::vector<float>{1.0f} : meta.x_scale,
-                            meta.x_shift.empty() ? std::vector<float>{0.0f} : meta.x_shift});
+  InputTransform input = meta.input_transform();
+  if (input.x_scale.empty()) input.x_scale = {1.0f};
+  if (input.x_shift.empty()) input.x_shift = {0.0f};
+  write_input_transform(f, input);
   if (!meta.classification()) write_target_standardisation(f, meta.y_scale, meta.y_shift);
   if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
   if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);
@@ -220,6 +289,8 @@ void check_compatible(const ShardMeta& a, const ShardMeta& b) {
   check_same_task(a, b);
   if (a.x_type != b.x_type) mismatch(a, b, "x dtype");
   if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) mismatch(a, b, "normalisation (x_scale/x_shift)");
+  if (a.csv != b.csv) mismatch(a, b, "CSV transform (csv_*)");
+  if (a.features_only != b.features_only) mismatch(a, b, "content: one has targets (y), the other features only");
 }
 
 }  // namespace ringtrain

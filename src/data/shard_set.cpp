@@ -24,20 +24,6 @@ std::vector<std::string> glob_paths(const std::string& pattern) {
   return out;
 }
 
-// x = raw * scale + shift, with one (scale, shift) for all features or one per feature.
-template <typename Raw>
-void normalise(const Raw* __restrict raw, const ShardMeta& meta, int64_t features, float* __restrict x) {
-  if (meta.x_scale.size() == 1 && meta.x_shift.size() == 1) {
-    const float scale = meta.x_scale[0], shift = meta.x_shift[0];
-    for (int64_t f = 0; f < features; ++f) x[f] = static_cast<float>(raw[f]) * scale + shift;
-    return;
-  }
-  const bool per_scale = meta.x_scale.size() > 1, per_shift = meta.x_shift.size() > 1;
-  for (int64_t f = 0; f < features; ++f)
-    x[f] = static_cast<float>(raw[f]) * meta.x_scale[per_scale ? static_cast<size_t>(f) : 0] +
-           meta.x_shift[per_shift ? static_cast<size_t>(f) : 0];
-}
-
 class ShardReader final : public SampleReader {
  public:
   ShardReader(const ShardSet& set, size_t capacity) : set_(set), capacity_(capacity) {
@@ -46,21 +32,10 @@ class ShardReader final : public SampleReader {
   }
 
   void read(int64_t index, float* x, Targets& y, int64_t row) override {
-    const ShardMeta& meta = set_.meta();
     const auto after = std::upper_bound(offsets_.begin(), offsets_.end(), index);
     const size_t s = static_cast<size_t>(after - offsets_.begin() - 1);
-    const int64_t i = index - offsets_[s], features = meta.features();
     const ShardData& d = shard(s);
-    const size_t first = static_cast<size_t>(i * features);
-    if (meta.x_type == PixelType::u8) normalise(d.x_u8.data() + first, meta, features, x);
-    else normalise(d.x_f32.data() + first, meta, features, x);
-    if (meta.classification()) {
-      y.labels[static_cast<size_t>(row)] = static_cast<int32_t>(d.labels[static_cast<size_t>(i)]);
-      return;
-    }
-    for (int64_t t = 0; t < meta.target_dim; ++t)
-      y.values[row * meta.target_dim + t] =
-          d.targets[static_cast<size_t>(i * meta.target_dim + t)] * meta.y_scale + meta.y_shift;
+    sample_into_batch(set_.meta(), d, index - offsets_[s], x, y, row);
   }
 
  private:
@@ -124,10 +99,13 @@ std::unique_ptr<SampleReader> ShardSet::reader(int64_t window_blocks) const {
   return std::make_unique<ShardReader>(*this, window_blocks > 0 ? static_cast<size_t>(window_blocks) : shards_.size());
 }
 
-ShardSet ShardSet::open(const std::string& source) {
+ShardSet ShardSet::open(const std::string& source, TargetsNeeded targets) {
   ShardSet set;
   for (const std::string& p : files(source)) {
     set.shards_.push_back(read_shard_meta(p));
+    if (set.shards_.back().features_only && targets == TargetsNeeded::yes)
+      throw Error("shard '" + p + "' holds features only, no targets (prep --like of a CSV without the target "
+                  "column): only predict reads it");
     check_compatible(set.shards_.front(), set.shards_.back());
     set.samples_ += set.shards_.back().samples;
   }

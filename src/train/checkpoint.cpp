@@ -58,10 +58,10 @@ void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std:
 
 }  // namespace
 
-void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const OptimizerState& optimizer,
-                      const TrainProgress& progress, const Settings& settings, const InputTransform& input) {
+void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const InputTransform& inputs,
+                      const OptimizerState& optimizer, const TrainProgress& progress, const Settings& settings) {
   write_sealed_hdf5(path, [&](hid_t f) {
-    write_model(f, model, targets, input);
+    write_model(f, model, targets, inputs);
     h5::write_attr(f, "checkpoint", std::string(kCheckpointFormat));
     h5::write_attr(f, "step", progress.step);
     h5::write_attr(f, "epoch", progress.epoch);

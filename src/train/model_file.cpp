@@ -13,14 +13,14 @@
 
 namespace ringtrain {
 
-void write_model(hid_t file, Model& model, const TargetSpace& targets, const InputTransform& input) {
+void write_model(hid_t file, Model& model, const TargetSpace& targets, const InputTransform& inputs) {
   h5::write_attr(file, "format", std::string(kModelFormat));
   h5::write_attr(file, "model_spec", model.spec());
   h5::write_attr(file, "input_shape", model.input_shape());
   h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
   h5::write_attr(file, "task", name_of(targets.classification ? TaskKind::classification : TaskKind::regression));
   if (!targets.classification) write_target_standardisation(file, targets.scale, targets.shift);
-  write_input_transform(file, input);
+  write_input_transform(file, inputs);
   auto write = [&](const std::string& name, const Tensor& t) {
     if (t.device() == Device::cpu) return h5::write_dataset(file, name, t.shape(), t.data(), h5::Checksum::fletcher32);
     const Tensor host = t.to(Device::cpu);
@@ -95,8 +95,8 @@ void write_sealed_hdf5(const std::string& path, const std::function<void(hid_t f
   });
 }
 
-void save_model(const std::string& path, Model& model, const TargetSpace& targets, const InputTransform& input) {
-  write_sealed_hdf5(path, [&](hid_t file) { write_model(file, model, targets, input); });
+void save_model(const std::string& path, Model& model, const TargetSpace& targets, const InputTransform& inputs) {
+  write_sealed_hdf5(path, [&](hid_t file) { write_model(file, model, targets, inputs); });
 }
 
 LoadedModel load_model(const std::string& path) {
@@ -109,8 +109,8 @@ LoadedModel load_model(const std::string& path) {
   const Shape input = checked_input_shape(file.get(), path);
   const int64_t outputs = checked_outputs(file.get(), path);
   out.targets = read_target_space(file.get(), path);
-  if (h5::has_attr(file.get(), "x_scale"))
-    out.input = read_input_transform(file.get(), shape_numel(input), " in '" + path + "'");
+  out.inputs = read_input_transform(file.get(), shape_numel(input), out.targets.classification ? outputs : 0,
+                                    " in '" + path + "'");
   out.model = std::make_unique<Model>(spec, input, outputs, 0);
   read_model_into(file.get(), path, *out.model);
   return out;

@@ -7,6 +7,7 @@
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/timeline.hpp"
+#include "ringtrain/data/csv_source.hpp"
 #include "ringtrain/data/idx.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/tensor/blas.hpp"
@@ -35,16 +36,22 @@ std::string shards_in(const std::string& dir, Split split) {
 }
 
 // IDX images standardised as the model's training data was: prep of IDX files stores one scale and shift
-// (x_scale, x_shift) in the shards, and the model file copies them.
+// (x_scale, x_shift) in the shards, and the model file copies them (1 and 0 in a file from before it did,
+// which no prep of images gives).
 std::unique_ptr<SampleSource> open_idx(const std::string& path, const LoadedModel& loaded, const std::string& model_file) {
-  if (!loaded.input)
-    throw Error("'" + model_file + "' does not record how its training data was standardised (a model saved before "
-                "ringtrain recorded it): predict on shards that prep made of the images instead");
-  const InputTransform& t = *loaded.input;
-  if (t.x_scale.size() != 1 || t.x_shift.size() != 1)
+  const InputTransform& t = loaded.inputs;
+  if (t.csv || t.x_scale.size() != 1 || t.x_shift.size() != 1)
     throw Error("'" + model_file + "' was trained on data standardised feature by feature (a CSV's), not on images "
                 "prepared from IDX files");
+  if (t.x_scale[0] == 1.0f && t.x_shift[0] == 0.0f)
+    throw Error("'" + model_file + "' does not record how its training data was standardised (a model saved before "
+                "ringtrain recorded it): predict on shards that prep made of the images instead");
   return std::make_unique<IdxImages>(path, t.x_scale[0], t.x_shift[0]);
+}
+
+bool is_csv(const std::string& path) {
+  const std::string extension = fs::path(path).extension().string();
+  return extension == ".csv" || extension == ".CSV";
 }
 
 // What a prediction reads, checked: the model, the input, the device.
@@ -75,9 +82,12 @@ std::unique_ptr<SampleSource> open_prediction_input(const PredictConfig& config,
   const std::string& in = config.input;
   std::error_code ec;
   std::unique_ptr<SampleSource> source;
-  if (fs::is_directory(in, ec)) source = std::make_unique<ShardSet>(ShardSet::open(shards_in(in, config.split)));
+  // Shards of features only (prep --like of data without its target) are data to predict too.
+  if (fs::is_directory(in, ec))
+    source = std::make_unique<ShardSet>(ShardSet::open(shards_in(in, config.split), TargetsNeeded::no));
   else if (fs::is_regular_file(in, ec) && looks_like_idx(in)) source = open_idx(in, loaded, config.model_file);
-  else source = std::make_unique<ShardSet>(ShardSet::open(in));  // a shard or a glob: its errors say what is wrong
+  else if (is_csv(in)) source = open_csv_with_transform(in, loaded.inputs, loaded.targets, config.missing);
+  else source = std::make_unique<ShardSet>(ShardSet::open(in, TargetsNeeded::no));  // a shard or a glob: its errors say what is wrong
   check_input_shape(source->meta(), *loaded.model);
   return source;
 }

@@ -1,5 +1,6 @@
 // `ringtrain prep`: converts IDX (MNIST, Fashion-MNIST; .gz or plain) and CSV files into HDF5 shards
-// <out>/train-NNNNN.h5, val-NNNNN.h5 and test-NNNNN.h5.
+// <out>/train-NNNNN.h5, val-NNNNN.h5 and test-NNNNN.h5; with --like DIR, a second CSV into <out>/test-00000.h5
+// as the training data in DIR was converted.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -17,7 +18,9 @@ constexpr const auto& enum_names(PrepFormat) { return kPrepFormatNames; }
 
 // What a CSV's target column is for.
 enum class TaskKind {
-  automatic,  // classification when the target column is not numeric (most of its values are not numbers)
+  // classification when the target column is not numeric (most of its values are not numbers), or when its
+  // values are all integers and few (prep_csv.cpp kMaxAutoClasses, and fewer than half the rows)
+  automatic,
   classification,
   regression,
 };
@@ -52,16 +55,22 @@ struct PrepConfig {
   TaskKind task = TaskKind::automatic;  // csv
   MissingValues missing = MissingValues::error;  // csv
   uint64_t seed = 0;
+  // csv: a prep output directory whose training shards' CSV transform converts `input` (every row to the
+  // test split); "" = make the transform from `input`
+  std::string like_dir;
 };
 
 struct PrepReport {
   int64_t train = 0, val = 0, test = 0, features = 0, outputs = 0;
   bool classification = false;
   int64_t dropped = 0;  // csv rows left out by --missing drop
+  bool features_only = false;  // --like of a CSV without the target column
+  std::string task_reason;     // csv: the task and why, one line ("target 'digit': 10 distinct integer values -> ...")
 };
 
 PrepReport prep_idx(const PrepConfig& config);
 PrepReport prep_csv(const PrepConfig& config);
-PrepReport prep(const PrepConfig& config);  // dispatches on config.format
+PrepReport prep_csv_like(const PrepConfig& config);  // config.like_dir
+PrepReport prep(const PrepConfig& config);  // dispatches on config.format and like_dir
 
 }  // namespace ringtrain

@@ -1,4 +1,5 @@
-// Where a BatchLoader's samples come from: HDF5 shards (ShardSet) or samples made in memory (SyntheticSource).
+// Where a BatchLoader's samples come from: HDF5 shards (ShardSet), samples made in memory (SyntheticSource) or a raw
+// CSV read through a model's CSV transform (csv_source.hpp).
 // The loader owns the order (epoch_order over the source's blocks), the slicing between ranks and the
 // background thread; a source says what its samples are and writes any one of them into a batch.
 #pragma once

@@ -2,15 +2,18 @@
 // class labels, or [N] / [N, T] float32 targets), with root attributes `format`, `num_classes` (0 for
 // regression), `x_scale`/`x_shift` (value = raw * scale + shift, one entry or one per feature), for regression
 // `y_scale`/`y_shift` (one entry each, likewise for the targets), and optional `feature_names`, `target_names`,
-// `class_names`.
+// `class_names` and, for data prep converted from a CSV, the CSV transform (csv_transform.hpp). A shard of
+// features only (`prep --like` of a CSV without the target column) has no `y` and says so: `features_only`.
 #pragma once
 #include <hdf5.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "ringtrain/data/csv_transform.hpp"
 #include "ringtrain/tensor/targets.hpp"
 #include "ringtrain/tensor/tensor.hpp"
 
@@ -20,10 +23,12 @@ inline constexpr const char* kShardFormat = "ringtrain-shard-1";
 
 enum class PixelType { u8, f32 };
 
-// How a model's input values were made from the stored ones, as the training shards record it and model files
-// copy it: value = raw * x_scale + x_shift (one entry, or one per feature).
+// How a model's input values were made from raw data, as the training shards record it and model files copy
+// it: value = raw * x_scale + x_shift (one entry, or one per feature), and for data prep converted from a
+// CSV, how a row of the CSV becomes the raw values.
 struct InputTransform {
   std::vector<float> x_scale{1.0f}, x_shift{0.0f};
+  std::optional<CsvTransform> csv;
   bool operator==(const InputTransform&) const = default;
 };
 
@@ -40,6 +45,10 @@ struct ShardMeta {
   // into the targets' units exactly).
   float y_scale = 1.0f, y_shift = 0.0f;
   std::vector<std::string> feature_names, target_names, class_names;
+  std::optional<CsvTransform> csv;  // data prep converted from a CSV
+  // No targets (no `y`): features to predict on (prep --like of a CSV without the target column). The task
+  // (classes or target count) is still the training data's.
+  bool features_only = false;
   // The file as it was checked: read_shard_data refuses one that has changed since (another job rewrote it).
   uint64_t file_bytes = 0;
   int64_t modified_ns = 0;
@@ -48,7 +57,7 @@ struct ShardMeta {
   int64_t features() const { return shape_numel(sample_shape); }
   int64_t outputs() const { return classification() ? num_classes : target_dim; }
   TargetSpace target_space() const { return {classification(), y_scale, y_shift}; }
-  InputTransform input_transform() const { return {x_scale, x_shift}; }
+  InputTransform input_transform() const { return {x_scale, x_shift, csv}; }
 };
 
 // A shard's samples, as stored (normalisation is applied when batches are assembled).
@@ -69,10 +78,14 @@ std::pair<float, float> read_target_standardisation(hid_t file, const std::strin
 // Writes them, as shards and model files of regression data hold them.
 void write_target_standardisation(hid_t file, float scale, float shift);
 
-// The attributes x_scale and x_shift (1 and 0 where absent) of an open shard or model file, checked against a
-// sample of `features` values; `where` ends the error message.
-InputTransform read_input_transform(hid_t file, int64_t features, const std::string& where);
+// The attributes x_scale/x_shift (1 and 0 where absent) and csv_* of an open shard or model file, checked
+// against a sample of `features` values and `num_classes` classes (0: regression); `where` ends the message.
+InputTransform read_input_transform(hid_t file, int64_t features, int64_t num_classes, const std::string& where);
 void write_input_transform(hid_t file, const InputTransform& transform);
+
+// Sample `i` of `data` as the model sees it: its meta.features() values normalised (raw * x_scale + x_shift)
+// to `x`, its label or standardised targets to row `row` of `y` (nothing for a shard of features only).
+void sample_into_batch(const ShardMeta& meta, const ShardData& data, int64_t i, float* x, Targets& y, int64_t row);
 
 // Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
 void write_shard(const std::string& path, const ShardMeta& meta, const ShardData& data);

@@ -13,10 +13,14 @@ enum class Split { train, val, test };
 inline constexpr EnumNames<Split, 3> kSplitNames{{{Split::train, "train"}, {Split::val, "val"}, {Split::test, "test"}}};
 constexpr const auto& enum_names(Split) { return kSplitNames; }
 
+// Whether a split's samples must come with targets: training and evaluation need them, predict does not
+// (a shard of features only, ShardMeta::features_only).
+enum class TargetsNeeded { yes, no };
+
 class ShardSet final : public SampleSource {
  public:
   // source: one shard file, a directory (every *.h5 in it) or a glob pattern; shards sorted by path.
-  static ShardSet open(const std::string& source);
+  static ShardSet open(const std::string& source, TargetsNeeded targets = TargetsNeeded::yes);
   // The shard files a source names, sorted; throws Error when there are none.
   static std::vector<std::string> files(const std::string& source);
   // "<dir>/<split>-*.h5", the layout `ringtrain prep` writes.

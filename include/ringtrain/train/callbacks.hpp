@@ -25,7 +25,7 @@ struct TrainContext {
   Loss& loss;
   Optimizer& optimizer;
   TargetSpace targets;  // what the model's outputs are, for the files that save it
-  InputTransform input;  // how the training data became the model's input, likewise
+  InputTransform inputs;  // how its inputs were made (the training shards' normalisation, CSV transform), likewise
   const SampleSource* test_set;     // null: no test split
   DataShare share;
   Timeline* timeline;               // null: no --timeline

@@ -43,8 +43,8 @@ struct CheckpointContents {
 
 // Writes `model` (on the host or the device), `optimizer` (the whole model's) and the rest to `path`,
 // atomically.
-void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const OptimizerState& optimizer,
-                      const TrainProgress& progress, const Settings& settings, const InputTransform& input = {});
+void write_checkpoint(const std::string& path, Model& model, const TargetSpace& targets, const InputTransform& inputs,
+                      const OptimizerState& optimizer, const TrainProgress& progress, const Settings& settings);
 
 // Throws Error naming the file unless `path` is a complete checkpoint (a valid HDF5 file with the format
 // attribute) whose seal, or for a file from before seals every dataset's checksum, matches; reads the whole file once,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
+#include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/synthetic.hpp"
 #include "ringtrain/nn/lr_schedule.hpp"
@@ -140,10 +141,11 @@ enum class PredictionFormat { csv, hdf5 };
 
 struct PredictConfig {
   std::string model_file;
-  // Shards (a file, a directory, a glob, or a `prep` directory, of which `split` is read), or an IDX images
-  // file (train/predict.hpp: open_prediction_input).
+  // Shards (a file, a directory, a glob, or a `prep` directory, of which `split` is read), an IDX images
+  // file, or a raw CSV (train/predict.hpp: open_prediction_input).
   std::string input;
   Split split = Split::test;
+  MissingValues missing = MissingValues::error;  // a raw CSV's missing cells (drop is refused: a row per row)
   std::string out;
   PredictionFormat format = PredictionFormat::csv;
   int64_t batch = 256;

@@ -42,7 +42,7 @@ class Checkpointer final : public Callback {
     c_.mode.gather_state(optimizer);
     if (c_.world.rank() != 0) return;
     const std::string path = c_.checkpoints->path(state.step);
-    write_checkpoint(path, c_.model, c_.targets, optimizer, state.progress(), c_.checkpoint_settings, c_.input);
+    write_checkpoint(path, c_.model, c_.targets, c_.inputs, optimizer, state.progress(), c_.checkpoint_settings);
     c_.checkpoints->prune(state.step);
     char took[64];
     std::snprintf(took, sizeof took, " (%.1f MB, %.0f ms)", static_cast<double>(std::filesystem::file_size(path)) / 1e6,

@@ -14,7 +14,7 @@ class ModelSaver final : public Callback {
     if (state.interrupted) return;
     c_.mode.gather_model();
     if (c_.world.rank() != 0) return;
-    save_model(c_.config.save_model, c_.model, c_.targets, c_.input);
+    save_model(c_.config.save_model, c_.model, c_.targets, c_.inputs);
     c_.log << "saved model to " << c_.config.save_model << std::endl;
   }
 
