@@ -13,6 +13,7 @@
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/tensor/enum_names.hpp"
+#include "ringtrain/train/monitor.hpp"
 
 namespace ringtrain {
 
@@ -106,6 +107,12 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   ResumeFrom resume;
   double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
+  // Early stopping and --save-best watch a validation metric (monitor.hpp); --l1 is OptimizerConfig::l1.
+  std::optional<int64_t> early_stop_patience;  // epochs without improvement that end the run; none: no early stop
+  Monitor monitor = Monitor::val_loss;
+  double min_delta = 0.0;
+  std::string save_best;        // "" = none; else the best epoch's model, written when an epoch improves
+  float label_smoothing = 0.0f; // cross-entropy's targets: (1 - eps) * onehot + eps / classes
 };
 
 struct EvalConfig {
