@@ -91,12 +91,13 @@ void activation_backward(Activation kind, float param, const float* saved, const
 void dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t call, cudaStream_t stream);
 
 // ---- losses ----
-// Per row r: probs = softmax(logits[r]), row_loss[r] = -log probs[label], row_hit[r] = argmax == label.
+// Per row r: probs = softmax(logits[r]), row_loss[r] = -sum_j target_j log probs[j], row_hit[r] = argmax ==
+// label, where target = (1 - smoothing) * onehot(label) + smoothing / classes (nn/loss.hpp).
 void softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs, double* row_loss,
-                           double* row_hit, int64_t rows, int64_t classes, cudaStream_t stream);
-// grad = k * (probs - onehot(label)).
+                           double* row_hit, int64_t rows, int64_t classes, float smoothing, cudaStream_t stream);
+// grad = k * (probs - target), the same target.
 void softmax_cross_entropy_grad(const float* probs, const int32_t* labels, float* grad, int64_t rows, int64_t classes,
-                                float k, cudaStream_t stream);
+                                float k, float smoothing, cudaStream_t stream);
 // diff = out - target; per row the mean squared and mean absolute difference.
 void squared_error(const float* out, const float* target, float* diff, double* row_sq, double* row_abs, int64_t rows,
                    int64_t cols, cudaStream_t stream);
@@ -105,13 +106,15 @@ void scale(const float* x, float* y, int64_t n, float k, cudaStream_t stream);  
 void accumulate_sums(const double* a, const double* b, int64_t n, double* sums, cudaStream_t stream);
 
 // ---- optimizers: one launch updates every parameter ----
-// A parameter tensor's slice [begin, end) with its gradient and state (s1, s2 may be null when unused).
+// A parameter tensor's slice [begin, end) with its gradient and state (s1, s2 may be null when unused), and
+// the L1 penalty's factor for it (OptimizerConfig::l1 on kernels, 0 on the other parameters).
 struct ParamChunk {
   float* w;
   const float* g;
   float* s1;
   float* s2;
   int64_t begin, end;
+  float l1;
 };
 // Each optimizer reads `skip` (a device float, may be null) first and leaves everything as it is when it
 // is not 0: the step's gradients were not finite (NonfiniteStatus::skip).

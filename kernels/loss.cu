@@ -19,7 +19,7 @@ __device__ float warp_max(float v) {
 
 // One warp per row. The arg-max is the first index of the maximum, as on the CPU.
 __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t* labels, float* probs, double* row_loss,
-                                             double* row_hit, int64_t rows, int64_t classes) {
+                                             double* row_hit, int64_t rows, int64_t classes, float smoothing) {
   const int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x / kWarp) + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (r >= rows) return;
@@ -29,14 +29,16 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t*
   for (int64_t j = lane; j < classes; j += kWarp) zmax = fmaxf(zmax, z[j]);
   zmax = warp_max(zmax);
   int64_t first_max = classes;
-  double sum = 0.0;
+  double sum = 0.0, shifted = 0.0;
   for (int64_t j = lane; j < classes; j += kWarp) {
     const float e = expf(z[j] - zmax);
     p[j] = e;
     sum += e;
+    shifted += static_cast<double>(z[j] - zmax);
     if (z[j] == zmax && j < first_max) first_max = j;
   }
   sum = warp_sum(sum);
+  shifted = warp_sum(shifted);
   for (int o = kWarp / 2; o > 0; o /= 2) {
     const long long other = __shfl_xor_sync(0xffffffffu, static_cast<long long>(first_max), o);
     first_max = other < first_max ? other : first_max;
@@ -44,17 +46,21 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t*
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t j = lane; j < classes; j += kWarp) p[j] *= inv;
   if (lane == 0) {
+    // As on the CPU (src/nn/loss.cpp): the smoothing's term only with smoothing, where it cannot be 0 * inf.
     const int32_t label = labels[r];
-    row_loss[r] = log(sum) - static_cast<double>(z[label] - zmax);
+    double loss = log(sum) - (1.0 - static_cast<double>(smoothing)) * static_cast<double>(z[label] - zmax);
+    if (smoothing > 0.0f) loss -= static_cast<double>(smoothing) / static_cast<double>(classes) * shifted;
+    row_loss[r] = loss;
     row_hit[r] = first_max == label ? 1.0 : 0.0;
   }
 }
 
 __global__ void softmax_cross_entropy_grad_kernel(const float* probs, const int32_t* labels, float* grad, int64_t rows,
-                                                  int64_t classes, float k) {
+                                                  int64_t classes, float k, float smoothing) {
+  const float off_label = smoothing / static_cast<float>(classes), on_label = 1.0f - smoothing + off_label;
   RINGTRAIN_GRID_STRIDE(i, rows * classes) {
     const int64_t r = i / classes, j = i % classes;
-    grad[i] = k * (probs[i] - (j == labels[r] ? 1.0f : 0.0f));
+    grad[i] = k * (probs[i] - (j == labels[r] ? on_label : off_label));
   }
 }
 
@@ -94,19 +100,20 @@ __global__ void accumulate_sums_kernel(const double* a, const double* b, int64_t
 }  // namespace
 
 void softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs, double* row_loss,
-                           double* row_hit, int64_t rows, int64_t classes, cudaStream_t stream) {
+                           double* row_hit, int64_t rows, int64_t classes, float smoothing, cudaStream_t stream) {
   if (rows == 0) return;
   constexpr int kRowsPerBlock = kThreads / kWarp;
   const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  softmax_cross_entropy_kernel<<<blocks, kThreads, 0, stream>>>(logits, labels, probs, row_loss, row_hit, rows, classes);
+  softmax_cross_entropy_kernel<<<blocks, kThreads, 0, stream>>>(logits, labels, probs, row_loss, row_hit, rows, classes,
+                                                                smoothing);
   check_launch("softmax_cross_entropy");
 }
 
 void softmax_cross_entropy_grad(const float* probs, const int32_t* labels, float* grad, int64_t rows, int64_t classes,
-                                float k, cudaStream_t stream) {
+                                float k, float smoothing, cudaStream_t stream) {
   if (rows == 0) return;
   softmax_cross_entropy_grad_kernel<<<blocks_for(rows * classes), kThreads, 0, stream>>>(probs, labels, grad, rows,
-                                                                                          classes, k);
+                                                                                          classes, k, smoothing);
   check_launch("softmax_cross_entropy_grad");
 }
 

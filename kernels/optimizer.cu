@@ -12,11 +12,16 @@ namespace {
 
 __device__ bool skipped(const float* skip) { return skip != nullptr && *skip != 0.0f; }
 
+// The gradient an update follows, as on the CPU: the loss's, weight decay's and the L1 penalty's l1 * sign(w).
+__device__ float penalised(float g, float w, float weight_decay, float l1) {
+  return g + weight_decay * w + l1 * static_cast<float>((w > 0.0f) - (w < 0.0f));
+}
+
 __global__ void sgd_kernel(const ParamChunk* chunks, SgdArgs a) {
   if (skipped(a.skip)) return;
   const ParamChunk c = chunks[blockIdx.x];
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
-    const float d = c.g[j] + a.weight_decay * c.w[j];
+    const float d = penalised(c.g[j], c.w[j], a.weight_decay, c.l1);
     if (a.momentum == 0.0f) {
       c.w[j] -= a.lr * d;
       continue;
@@ -34,7 +39,7 @@ __global__ void adam_kernel(const ParamChunk* chunks, AdamArgs a) {
   const float step_size = a.lr / (1.0f - powf(a.beta1, t));
   const float inv_sqrt_bc2 = rsqrtf(1.0f - powf(a.beta2, t));
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
-    const float d = c.g[j] + a.weight_decay * c.w[j];
+    const float d = penalised(c.g[j], c.w[j], a.weight_decay, c.l1);
     const float m = a.beta1 * c.s1[j] + (1.0f - a.beta1) * d;
     const float v = a.beta2 * c.s2[j] + (1.0f - a.beta2) * d * d;
     c.s1[j] = m;
@@ -47,7 +52,7 @@ __global__ void rmsprop_kernel(const ParamChunk* chunks, RmspropArgs a) {
   if (skipped(a.skip)) return;
   const ParamChunk c = chunks[blockIdx.x];
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
-    const float d = c.g[j] + a.weight_decay * c.w[j];
+    const float d = penalised(c.g[j], c.w[j], a.weight_decay, c.l1);
     const float s = a.alpha * c.s1[j] + (1.0f - a.alpha) * d * d;
     c.s1[j] = s;
     const float update = d / (sqrtf(s) + a.eps);

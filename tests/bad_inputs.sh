@@ -38,6 +38,9 @@ shard("labels/train-00000.h5", y=np.full(64, 7, np.int64))
 shard("empty/train-00000.h5", x=np.zeros((0, 1, 4, 4), np.float32), y=np.zeros(0, np.int64))
 shard("few/train-00000.h5", n=10)
 shard("nofeatures/train-00000.h5", x=np.zeros((64, 0), np.float32))
+with h5py.File(os.path.join(root, "good/regression-00000.h5"), "w") as f:  # a regression training shard
+    f["x"] = rng.normal(size=(64, 1, 4, 4)).astype(np.float32); f["y"] = rng.normal(size=64).astype(np.float32)
+    f.attrs["format"] = "ringtrain-shard-1"
 os.makedirs(os.path.join(root, "huge"))
 with h5py.File(os.path.join(root, "huge/train-00000.h5"), "w") as f:  # a header of 2e9 samples, no data
     f.create_dataset("x", shape=(2000000000, 1, 4, 4), dtype="f4"); f.create_dataset("y", shape=(2000000000,), dtype="i8")
@@ -171,6 +174,30 @@ row 2 "it is one of this run's inputs" --data "$dir/good" "${model[@]}" --save "
 row 2 "it is not a regular file (a device, a pipe or a socket)" --data "$dir/good" "${model[@]}" --timeline /dev/null
 row 2 "it is a directory" --data "$dir/good" "${model[@]}" --save "$dir/good"
 row 2 "cannot create a file in '/proc'" --data "$dir/good" "${model[@]}" --save /proc/model.h5
+# Early stopping and regularisation.
+val=(--val "$dir/good/test-00000.h5")
+row 2 "--early-stop-patience must be at least 1, got 0" --data "$dir/good" "${val[@]}" "${model[@]}" \
+  --early-stop-patience 0
+row 2 "--monitor must be val_loss, val_accuracy or val_mae, got 'val_f1'" --data "$dir/good" "${val[@]}" "${model[@]}" \
+  --early-stop-patience 2 --monitor val_f1
+row 2 "--monitor val_mae: this data is for classification, whose validation metrics are val_loss and val_accuracy" \
+  --data "$dir/good" "${val[@]}" "${model[@]}" --early-stop-patience 2 --monitor val_mae
+row 2 "--monitor val_accuracy needs --early-stop-patience or --save-best (what watches it)" --data "$dir/good" \
+  "${val[@]}" "${model[@]}" --monitor val_accuracy
+row 2 "--min-delta needs --early-stop-patience or --save-best" --data "$dir/good" "${model[@]}" --min-delta 0.1
+row 2 "--min-delta must not be negative, got -1" --data "$dir/good" "${val[@]}" "${model[@]}" --early-stop-patience 2 \
+  --min-delta -1
+row 2 "--early-stop-patience needs a validation split to monitor: --val FILES, or val-*.h5 shards in --data" \
+  --data "$dir/good" "${model[@]}" --early-stop-patience 2
+row 2 "--save-best needs a validation split to monitor" --data "$dir/good" "${model[@]}" --save-best "$dir/best.h5"
+row 2 "cannot write the best model to" --data "$dir/good" "${val[@]}" "${model[@]}" --save-best "$dir/missing/best.h5"
+row 2 "--save and --save-best name the same path" --data "$dir/good" "${val[@]}" "${model[@]}" --save "$dir/m.h5" \
+  --save-best "$dir/./m.h5"
+row 2 "--l1 must not be negative, got -0.01" --data "$dir/good" "${model[@]}" --l1 -0.01
+row 2 "--l1 must be a finite number, got inf" --data "$dir/good" "${model[@]}" --l1 inf
+row 2 "--label-smoothing must be in [0, 1), got 1" --data "$dir/good" "${model[@]}" --label-smoothing 1
+row 2 "--label-smoothing is for classification (it smooths class labels); this data is for regression" \
+  --train "$dir/good/regression-00000.h5" "${model[@]}" --label-smoothing 0.1
 # A full disk (a 64 KiB tmpfs, as root): the save fails naming the path, and the model saved there before stays.
 if [[ $(id -u) == 0 ]] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmpfs "$dir/full"; then
   full_dir="$dir/full"
@@ -181,6 +208,14 @@ if [[ $(id -u) == 0 ]] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmp
     --model "flatten,linear(300),linear(out)" --save "$dir/full/m.h5"
   [[ $(md5sum <"$dir/full/m.h5") == "$before" ]] || fail "a failed save changed the previous model"
   [[ $(ls "$dir/full") == m.h5 ]] || fail "a failed save left: $(ls "$dir/full")"
+  # A model file of about 27 KB: the first best fits, the second does not fit beside it (validated on the
+  # training shard itself, whose loss falls every epoch, so that the second epoch is a new best).
+  row 2 "No space left on device (the previous file, if any, is kept)" --data "$dir/good" --batch 8 --epochs 2 \
+    --model "flatten,linear(100),linear(out)" --val "$dir/good/train-00000.h5" --save-best "$dir/full/best.h5"
+  timeout 60 "$bin" eval --model-file "$dir/full/best.h5" --data "$dir/good" >/dev/null ||
+    fail "a failed --save-best did not keep the previous best whole"
+  [[ $(ls "$dir/full" | tr '\n' ' ') == "best.h5 m.h5 " ]] || fail "a failed --save-best left: $(ls "$dir/full")"
+  rm "$dir/full/best.h5"
   /usr/bin/python3 -c "
 import random; random.seed(0)
 print(','.join(f'c{j}' for j in range(20)) + ',y')

@@ -12,7 +12,7 @@ alternate between one process and `mpirun -np 2`. Whatever the settings, every r
   - exit 0, or 1 or 2 with exactly one "ringtrain: error:" line on stderr (none on success);
   - print that error line as a single printable line (no control characters but tab, not split by one);
   - create nothing in the fixture directory except at a path an output flag named (--save, --metrics,
-    --timeline, --checkpoint-dir, --stage-to, --tensorboard, directly or through --config), change no existing
+    --save-best, --timeline, --checkpoint-dir, --stage-to, --tensorboard, directly or through --config), change no existing
     file that no output flag named, and never change the dataset's shards.
 Why: users and schedulers pass settings by hand, by script and by config file; a wrong one must be an error
 that says so, not a crash, a hang, a garbled message or a file written somewhere else.
@@ -42,7 +42,7 @@ TIMEOUT_S = 60
 MEMORY_LIMIT = 4 << 30  # RLIMIT_AS per process
 MAX_FLAGS = 5
 BASE_FLAGS = {"--epochs": "1", "--batch": "8", "--model": "flatten,linear(8),relu,linear(out)", "--device": "cpu"}
-OUTPUT_FILE_FLAGS = {"--save", "--metrics", "--timeline"}
+OUTPUT_FILE_FLAGS = {"--save", "--metrics", "--timeline", "--save-best"}
 OUTPUT_DIR_FLAGS = {"--checkpoint-dir", "--stage-to", "--tensorboard"}
 SIGNAL_TEXT = ("exited on signal", "Segmentation fault", "core dumped", "terminate called", "Aborted")
 ERROR_PREFIX = "ringtrain: error:"
@@ -198,6 +198,12 @@ FLAGS = {
                      "@ckpt"),
     "--skip-nonfinite": switch,
     "--peer-timeout-s": real(0, 0.5, 10, boundary=FLOAT_BOUNDARY + ["1000000", "1000001"]),
+    "--early-stop-patience": integer(1, 2, 3, boundary=["1000000", "1000001"]),
+    "--monitor": choice("val_loss", "val_accuracy", "val_mae", junk=["loss", "val_acc", "VAL_LOSS"]),
+    "--min-delta": real(0, 0.001, 0.1, 10),
+    "--save-best": path("@out/best.h5", "@out/best-%j.h5", "best.h5", "@out/model.h5", "@data/val-00000.h5"),
+    "--l1": real(0, 1e-5, 1e-3, 1e30),
+    "--label-smoothing": real(0, 0.1, 0.5, boundary=FLOAT_BOUNDARY + ["1", "0.9999999"]),
     "--config": path("@cfg/good.ini", "@cfg/outputs.ini", "@cfg/junk.ini", "@cfg/unknown.ini", "@cfg/badvalue.ini",
                      "@cfg/control.ini", "@cfg/placeholder.ini", "@cfg/huge.ini", "@cfg/dup.ini", "@cfg/empty.ini",
                      "@cfg/nested.ini", "@cfg/section.ini"),
@@ -213,6 +219,9 @@ GROUPS = {
     "optimizer": ["--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay", "--beta1", "--beta2", "--eps",
                   "--alpha", "--lr-schedule", "--warmup-epochs", "--lr-step-epochs", "--lr-gamma", "--lr-min",
                   "--lr-scaling", "--skip-nonfinite", "--epochs", "--steps", "--model"],
+    "early stopping": ["--early-stop-patience", "--monitor", "--min-delta", "--save-best", "--save", "--l1",
+                       "--label-smoothing", "--data", "--train", "--val", "--epochs", "--steps", "--checkpoint-dir",
+                       "--resume", "--mode"],
 }
 assert all(flag in FLAGS for group in GROUPS.values() for flag in group)
 

@@ -578,8 +578,12 @@ TEST_F(CudaEngine, PresetModelsAgree) {
 }
 
 TEST_F(CudaEngine, LossesAgree) {
-  for (bool classification : {true, false}) {
-    auto cpu = make_loss(classification), gpu = make_loss(classification, Device::cuda);
+  // Cross-entropy without and with label smoothing, and MSE.
+  for (const auto& [classification, smoothing] :
+       {std::pair{true, 0.0f}, std::pair{true, 0.1f}, std::pair{false, 0.0f}}) {
+    SCOPED_TRACE("label smoothing " + std::to_string(smoothing));
+    auto cpu = make_loss(TargetSpace{classification}, Device::cpu, smoothing);
+    auto gpu = make_loss(TargetSpace{classification}, Device::cuda, smoothing);
     const Tensor out = test::random_tensor({9, 10}, 3, -4.0f, 4.0f);
     Targets t, t_gpu;
     if (classification) {
@@ -616,13 +620,14 @@ TEST_F(CudaEngine, FusedOptimizersAgree) {
   adam.kind = OptimizerKind::adam;
   adam.weight_decay = 0.01f;
   rmsprop.kind = OptimizerKind::rmsprop;
+  for (OptimizerConfig* c : {&sgd, &nesterov, &adam, &rmsprop}) c->l1 = 0.02f;
   for (const OptimizerConfig& c : {sgd, nesterov, adam, rmsprop}) {
     SCOPED_TRACE(name_of(c.kind) + (c.nesterov ? " nesterov" : ""));
-    // Two tensors, one spanning several of the kernel's chunks.
+    // Two tensors, one spanning several of the kernel's chunks: that one a kernel, which --l1 penalises.
     std::vector<Param> cpu, gpu;
     for (int64_t n : {int64_t{37}, int64_t{200003}}) {
-      cpu.push_back({"w", test::random_tensor({n}, n), Tensor({n})});
-      gpu.push_back({"w", cpu.back().value.to(Device::cuda), Tensor({n}, Device::cuda)});
+      cpu.push_back({"w", test::random_tensor({n}, n), Tensor({n}), n > 37});
+      gpu.push_back({"w", cpu.back().value.to(Device::cuda), Tensor({n}, Device::cuda), n > 37});
     }
     std::vector<Param*> pc{&cpu[0], &cpu[1]}, pg{&gpu[0], &gpu[1]};
     auto oc = make_optimizer(c), og = make_optimizer(c, Device::cuda);

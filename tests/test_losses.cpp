@@ -49,6 +49,49 @@ TEST(Loss, CrossEntropyValueAndAccuracy) {
   EXPECT_EQ(s.samples, 2);
 }
 
+// PyTorch's CrossEntropyLoss(label_smoothing=eps) (mean over the batch) and its gradient, computed with
+// torch 1.13 in float64 and written here:
+//   z = torch.tensor([[2, -1, .5, 3], [0, 0, 0, 0], [-2, 4, 1, -.5]], dtype=torch.float64, requires_grad=True)
+//   torch.nn.CrossEntropyLoss(label_smoothing=eps)(z, torch.tensor([0, 3, 1])).backward()  # z.grad
+TEST(Loss, LabelSmoothingMatchesPyTorch) {
+  const float logits[] = {2.0f, -1.0f, 0.5f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, -2.0f, 4.0f, 1.0f, -0.5f};
+  struct Reference {
+    float eps;
+    double loss;
+    double grad[12];
+  };
+  const Reference references[] = {
+      {0.1f, 1.0856112342355821,
+       {-0.22481624271096173, -0.004175262232632229, 0.010301848472367365, 0.2186896564712267, 0.07500000000000001,
+        0.07500000000000001, 0.07500000000000001, -0.225, -0.007556325346796505, 0.005134061209438651,
+        0.0072732892698638375, -0.004851025132505843}},
+      {0.3f, 1.3689445675689154,
+       {-0.17481624271096172, -0.020841928899298895, -0.006364818194299304, 0.20202298980456, 0.058333333333333334,
+        0.058333333333333334, 0.058333333333333334, -0.175, -0.02422299201346317, 0.055134061209438645,
+        -0.00939337739680283, -0.021517691799172508}},
+  };
+  Tensor z({3, 4});
+  for (int64_t i = 0; i < 12; ++i) z[i] = logits[i];
+  Targets t;
+  t.labels = {0, 3, 1};
+  for (const Reference& r : references) {
+    SoftmaxCrossEntropy loss(r.eps);
+    EXPECT_NEAR(test::score_of(loss, z, t).loss(), r.loss, 1e-6) << "eps " << r.eps;
+    const Tensor& grad = loss.backward(1.0f);
+    for (int64_t i = 0; i < 12; ++i) EXPECT_NEAR(grad[i], r.grad[i], 1e-6) << "eps " << r.eps << ", logit " << i;
+  }
+  // Accuracy is the labels' own: smoothing changes the target, not which class is right.
+  SoftmaxCrossEntropy smoothed(0.3f), plain;
+  EXPECT_EQ(test::score_of(smoothed, z, t).metric_sum, test::score_of(plain, z, t).metric_sum);
+}
+
+TEST(Loss, LabelSmoothingGradient) {
+  SoftmaxCrossEntropy loss(0.2f);
+  Targets t;
+  t.labels = {1, 0, 3};
+  EXPECT_LT(loss_gradient_error(loss, test::random_tensor({3, 4}, 5, -3.0f, 3.0f), t), 1e-4);
+}
+
 TEST(Loss, CrossEntropyRejectsLabelOutOfRange) {
   SoftmaxCrossEntropy loss;
   Targets t;

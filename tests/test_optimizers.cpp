@@ -10,16 +10,16 @@
 namespace ringtrain {
 namespace {
 
-Param scalar_param(float w) {
-  Param p{"w", Tensor({1}), Tensor({1})};
+Param scalar_param(float w, bool kernel) {
+  Param p{"w", Tensor({1}), Tensor({1}), kernel};
   p.value[0] = w;
   return p;
 }
 
 // Runs the optimizer on one scalar with the given gradient each step; returns the weights after each.
-std::vector<float> run(OptimizerConfig c, float w0, std::vector<float> grads, float lr) {
+std::vector<float> run(OptimizerConfig c, float w0, std::vector<float> grads, float lr, bool kernel = false) {
   auto opt = make_optimizer(c);
-  Param p = scalar_param(w0);
+  Param p = scalar_param(w0, kernel);
   std::vector<float> out;
   for (float g : grads) {
     p.grad[0] = g;
@@ -83,6 +83,42 @@ TEST(Optimizer, RmsProp) {
   w = run(c, 1.0f, {2.0f, 2.0f}, 0.1f);
   const double u2 = 2.0 / std::sqrt(0.0796);
   EXPECT_NEAR(w[1], 1.0 - 0.1 * 10.0 - 0.1 * (0.5 * 10.0 + u2), 1e-4);
+}
+
+// --l1: lambda * sign(w) joins the gradient of a kernel (a linear or conv weight) in every optimizer, beside
+// weight decay; other parameters (biases, batchnorm) get none. By hand from the update rules above.
+TEST(Optimizer, L1PenaltyOnKernelsOnly) {
+  OptimizerConfig c;
+  c.momentum = 0.0f;
+  c.l1 = 0.1f;
+  // d = 0.2 + 0.1 * sign(w): 0.3 above 0, 0.1 below, 0.2 at 0 (sign(0) = 0); w -= 0.1 * d.
+  EXPECT_NEAR(run(c, 0.5f, {0.2f, 0.2f}, 0.1f, true)[1], 0.44f, 1e-6);
+  EXPECT_NEAR(run(c, -0.5f, {0.2f}, 0.1f, true)[0], -0.51f, 1e-6);
+  EXPECT_NEAR(run(c, 0.0f, {0.2f}, 0.1f, true)[0], -0.02f, 1e-6);
+  EXPECT_NEAR(run(c, 0.5f, {0.2f}, 0.1f, false)[0], 0.48f, 1e-6) << "not a kernel: no penalty";
+  // With momentum and weight decay: step 1 d = 0.5 + 0.1 * 1 + 0.2 = 0.8, v = 0.8, w = 0.92;
+  // step 2 d = 0.5 + 0.092 + 0.2 = 0.792, v = 0.72 + 0.792 = 1.512, w = 0.92 - 0.1512 = 0.7688.
+  c.momentum = 0.9f;
+  c.weight_decay = 0.1f;
+  c.l1 = 0.2f;
+  auto w = run(c, 1.0f, {0.5f, 0.5f}, 0.1f, true);
+  EXPECT_NEAR(w[0], 0.92f, 1e-6);
+  EXPECT_NEAR(w[1], 0.7688f, 1e-6);
+  c.nesterov = true;  // w = 1 - 0.1 * (0.8 + 0.9 * 0.8)
+  EXPECT_NEAR(run(c, 1.0f, {0.5f}, 0.1f, true)[0], 0.848f, 1e-6);
+  // Adam's and RMSprop's first step moves by lr (RMSprop: lr / sqrt(1 - alpha)) against the sign of d: a
+  // gradient of -0.05 alone raises w, with the penalty's 0.1 it lowers it.
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::adam;
+  adam.l1 = 0.1f;
+  EXPECT_NEAR(run(adam, 1.0f, {-0.05f}, 0.01f, true)[0], 0.99f, 1e-6);
+  EXPECT_NEAR(run(adam, 1.0f, {-0.05f}, 0.01f, false)[0], 1.01f, 1e-6);
+  OptimizerConfig rmsprop;
+  rmsprop.kind = OptimizerKind::rmsprop;
+  rmsprop.momentum = 0.0f;
+  rmsprop.l1 = 0.1f;
+  EXPECT_NEAR(run(rmsprop, 1.0f, {-0.05f}, 0.01f, true)[0], 1.0f - 0.1f, 1e-5);
+  EXPECT_NEAR(run(rmsprop, 1.0f, {-0.05f}, 0.01f, false)[0], 1.0f + 0.1f, 1e-5);
 }
 
 TEST(LrSchedule, WarmupThenStepAndCosine) {

@@ -95,6 +95,23 @@ TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
       {[](TrainConfig& c) { c.data.window_shards = -3; }, "--shuffle-window must not be negative, got -3"},
       {[](TrainConfig& c) { c.device.gpu = -2; }, "--gpu must be a GPU index, or -1 for the node-local rank's, got -2"},
       {[](TrainConfig& c) { c.parallel.engine.cycle_ms = std::nan(""); }, "--cycle-ms must be positive, got nan"},
+      // Early stopping and regularisation.
+      {[](TrainConfig& c) { c.early_stop_patience = 0; }, "--early-stop-patience must be at least 1, got 0"},
+      {[](TrainConfig& c) { c.early_stop_patience = -3; }, "--early-stop-patience must be at least 1, got -3"},
+      {[](TrainConfig& c) { c.early_stop_patience = int64_t{1} << 40; },
+       "--early-stop-patience must be at most 1000000"},
+      {[](TrainConfig& c) { c.early_stop_patience = 3, c.min_delta = -0.1; },
+       "--min-delta must not be negative, got -0.1"},
+      {[](TrainConfig& c) { c.save_best = "b.h5", c.min_delta = std::nan(""); },
+       "--min-delta must be a finite number, got nan"},
+      {[](TrainConfig& c) { c.monitor = Monitor::val_accuracy; },
+       "--monitor val_accuracy needs --early-stop-patience or --save-best (what watches it)"},
+      {[](TrainConfig& c) { c.min_delta = 0.01; }, "--min-delta needs --early-stop-patience or --save-best"},
+      {[](TrainConfig& c) { c.optimizer.l1 = -0.01f; }, "--l1 must not be negative, got -0.01"},
+      {[](TrainConfig& c) { c.optimizer.l1 = INFINITY; }, "--l1 must be a finite number, got inf"},
+      {[](TrainConfig& c) { c.label_smoothing = 1.0f; }, "--label-smoothing must be in [0, 1), got 1"},
+      {[](TrainConfig& c) { c.label_smoothing = -0.1f; }, "--label-smoothing must be in [0, 1), got -0.1"},
+      {[](TrainConfig& c) { c.label_smoothing = std::nanf(""); }, "--label-smoothing must be in [0, 1), got nan"},
   };
   for (const auto& [set, says] : cases) {
     TrainConfig c;
@@ -223,6 +240,39 @@ TEST(Validate, NamesEachBrokenRuleOfSyntheticData) {
   EXPECT_NO_THROW(validate(e));
 }
 
+// The rules that need the data: what it is for, and whether it has a validation split to watch.
+TEST(Validate, EarlyStoppingAndLabelSmoothingAgainstTheData) {
+  auto error = [](const TrainConfig& c, bool classification, bool validation) {
+    try {
+      validate_for_data(c, classification, validation);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  TrainConfig c;
+  EXPECT_EQ(error(c, false, false), "");
+  c.label_smoothing = 0.1f;
+  EXPECT_EQ(error(c, true, false), "");
+  EXPECT_EQ(error(c, false, true),
+            "--label-smoothing is for classification (it smooths class labels); this data is for regression");
+  c.label_smoothing = 0.0f;
+  c.early_stop_patience = 3;
+  EXPECT_EQ(error(c, true, true), "");
+  EXPECT_EQ(error(c, true, false), "--early-stop-patience needs a validation split to monitor: --val FILES, or "
+                                   "val-*.h5 shards in --data");
+  c.early_stop_patience.reset();
+  c.save_best = "best.h5";
+  EXPECT_EQ(error(c, false, false).rfind("--save-best needs a validation split to monitor", 0), 0u);
+  c.monitor = Monitor::val_mae;
+  EXPECT_EQ(error(c, false, true), "");
+  EXPECT_EQ(error(c, true, true), "--monitor val_mae: this data is for classification, whose validation metrics are "
+                                  "val_loss and val_accuracy");
+  c.monitor = Monitor::val_accuracy;
+  EXPECT_EQ(error(c, false, true), "--monitor val_accuracy: this data is for regression, whose validation metrics "
+                                   "are val_loss and val_mae");
+}
+
 // The rules let through what they should: the edges of each range.
 TEST(Validate, TheEdgesOfEachRangePass) {
   TrainConfig c;
@@ -232,6 +282,11 @@ TEST(Validate, TheEdgesOfEachRangePass) {
   c.lr_gamma = 1.0f;
   c.data.prefetch = 0;
   c.straggler_rank = 3;
+  c.early_stop_patience = 1;
+  c.monitor = Monitor::val_mae;
+  c.min_delta = 0.0;
+  c.label_smoothing = 0.0f;
+  c.optimizer.l1 = 0.0f;
   EXPECT_EQ(error_of(c, 4), "");
 }
 

@@ -149,6 +149,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       const std::string job = ringtrain::output_job_id(launch, world);
       train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, job);
       train->save_model = ringtrain::expand_output_name(train->save_model, job);
+      train->save_best = ringtrain::expand_output_name(train->save_best, job);
       train->timeline = ringtrain::expand_output_name(train->timeline, job);
       train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, job);
       train->tensorboard_dir = ringtrain::expand_output_name(train->tensorboard_dir, job);

@@ -406,7 +406,7 @@ namespace {
 // The text of train's enum-valued and compound flags, read into the config after parsing.
 struct TrainFlags {
   ChoiceFlags choices;
-  std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps;
+  std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps, monitor;
   std::string progress;
   double fusion_mb = 64.0;
 };
@@ -419,6 +419,8 @@ void add_optimizer_options(po::options_description& o, TrainConfig& c, TrainFlag
       ("momentum", with_default(&opt.momentum, 0.9f), "sgd/rmsprop momentum (PyTorch's default is 0)")
       ("nesterov", po::bool_switch(&opt.nesterov), "sgd: Nesterov momentum")
       ("weight-decay", with_default(&opt.weight_decay, 0.0f), "L2 penalty")
+      ("l1", with_default(&opt.l1, 0.0f), "L1 penalty on the weights of linear and conv layers (not biases or "
+       "batchnorm): LAMBDA x sum |w|, added to the reported loss as Keras does")
       ("beta1", with_default(&opt.beta1, 0.9f), "adam")
       ("beta2", with_default(&opt.beta2, 0.999f), "adam")
       ("eps", with_default(&opt.eps, 1e-8f), "adam/rmsprop")
@@ -504,6 +506,19 @@ void add_reliability_options(po::options_description& o, TrainConfig& c, TrainFl
        "stopped, or its node gone) stops the job, naming it (0 = never: a debugger session, which stops ranks)");
 }
 
+void add_early_stop_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
+  o.add_options()
+      ("early-stop-patience", po::value<int64_t>()->notifier([&c](int64_t n) { c.early_stop_patience = n; }),
+       "end the run after N epochs in a row without improvement of --monitor (needs a validation split)")
+      ("monitor", po::value(&text.monitor)->default_value("val_loss"), "what early stopping and --save-best watch: "
+       "val_loss, or the task's metric: val_accuracy (classification) or val_mae (regression)")
+      ("min-delta", with_default(&c.min_delta, 0.0), "how much --monitor must improve by to count")
+      ("save-best", po::value(&c.save_best), "save the best epoch's model (by --monitor) to this HDF5 file, "
+       "whenever an epoch improves on it")
+      ("label-smoothing", with_default(&c.label_smoothing, 0.0f), "classification: train against (1 - EPS) x the "
+       "label + EPS / classes on every class (PyTorch's and Keras's label_smoothing)");
+}
+
 // The typed values of the flags kept as text; the rules between values are validate's (train/validate.hpp).
 void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   read_choices(text.choices, c.device, c.allreduce);
@@ -524,6 +539,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.resume = parse_resume(text.resume);
   c.timeline_steps = parse_step_range("--timeline-steps", text.timeline_steps);
   c.progress = parse_choice<ProgressKind>("--progress", text.progress);
+  c.monitor = parse_choice<Monitor>("--monitor", text.monitor);
 }
 
 }  // namespace
@@ -543,6 +559,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   add_rank_options(o, text.choices);
   add_parallel_options(o, c, text);
   add_reliability_options(o, c, text);
+  add_early_stop_options(o, c, text);
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
   if (vm.count("config")) c.config_file = vm["config"].as<std::string>();

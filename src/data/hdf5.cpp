@@ -252,6 +252,9 @@ void write_attr(hid_t obj, const std::string& name, int64_t value) {
 void write_attr(hid_t obj, const std::string& name, const std::vector<float>& values) {
   write_attr_raw(obj, name, H5T_NATIVE_FLOAT, {static_cast<int64_t>(values.size())}, values.data());
 }
+void write_attr(hid_t obj, const std::string& name, const std::vector<double>& values) {
+  write_attr_raw(obj, name, H5T_NATIVE_DOUBLE, {static_cast<int64_t>(values.size())}, values.data());
+}
 void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values) {
   write_attr_raw(obj, name, H5T_NATIVE_INT64, {static_cast<int64_t>(values.size())}, values.data());
 }
@@ -289,6 +292,9 @@ std::vector<T> read_attr_vector(hid_t obj, const std::string& name, hid_t mem_ty
 
 std::vector<float> read_attr_f32(hid_t obj, const std::string& name) {
   return read_attr_vector<float>(obj, name, H5T_NATIVE_FLOAT);
+}
+std::vector<double> read_attr_f64(hid_t obj, const std::string& name) {
+  return read_attr_vector<double>(obj, name, H5T_NATIVE_DOUBLE);
 }
 std::vector<int64_t> read_attr_i64s(hid_t obj, const std::string& name) {
   return read_attr_vector<int64_t>(obj, name, H5T_NATIVE_INT64);

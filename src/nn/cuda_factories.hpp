@@ -14,7 +14,7 @@
 namespace ringtrain::cuda {
 
 std::unique_ptr<Layer> make_cuda_layer(Layer& source);
-std::unique_ptr<Loss> make_cuda_loss(const TargetSpace& targets);
+std::unique_ptr<Loss> make_cuda_loss(const TargetSpace& targets, float label_smoothing);
 std::unique_ptr<Optimizer> make_cuda_optimizer(const OptimizerConfig& config);
 std::unique_ptr<GradientCheck> make_cuda_gradient_check(bool keep_skipping);
 

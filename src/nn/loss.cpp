@@ -30,6 +30,10 @@ void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) 
   probs_.resize({n, classes});
   Score score;
   score.samples = n;
+  // -sum_j target_j log p_j with log p_j = z_j - zmax - log(sum): the label's share (1 - eps) of its z, and
+  // eps / K of every class's (left out without smoothing, where an infinite logit would make it 0 * inf).
+  const double on_label = 1.0 - static_cast<double>(smoothing_);
+  const double per_class = static_cast<double>(smoothing_) / static_cast<double>(classes);
   for (int64_t r = 0; r < n; ++r) {
     const float* z = logits.data() + r * classes;
     float* p = probs_.data() + r * classes;
@@ -38,11 +42,16 @@ void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) 
     float zmax = z[0];
     for (int64_t j = 1; j < classes; ++j)
       if (z[j] > zmax) zmax = z[j], best = j;
-    double sum = 0.0;
-    for (int64_t j = 0; j < classes; ++j) sum += (p[j] = std::exp(z[j] - zmax));
+    double sum = 0.0, shifted = 0.0;
+    for (int64_t j = 0; j < classes; ++j) {
+      sum += (p[j] = std::exp(z[j] - zmax));
+      shifted += static_cast<double>(z[j] - zmax);
+    }
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < classes; ++j) p[j] *= inv;
-    score.loss_sum += std::log(sum) - static_cast<double>(z[label] - zmax);
+    double loss = std::log(sum) - on_label * static_cast<double>(z[label] - zmax);
+    if (smoothing_ > 0.0f) loss -= per_class * shifted;
+    score.loss_sum += loss;
     score.metric_sum += best == label ? 1.0 : 0.0;
   }
   score_ += score;
@@ -52,9 +61,12 @@ const Tensor& SoftmaxCrossEntropy::backward(float scale) {
   const int64_t n = probs_.dim(0), classes = probs_.dim(1);
   grad_.resize(probs_.shape());
   const float k = scale / static_cast<float>(n);
+  // The target: eps / K everywhere and 1 - eps more on the label (1 and 0 without smoothing).
+  const float off_label = smoothing_ / static_cast<float>(classes), on_label = 1.0f - smoothing_ + off_label;
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < classes; ++j)
-      grad_[r * classes + j] = k * (probs_[r * classes + j] - (j == (*labels_)[static_cast<size_t>(r)] ? 1.0f : 0.0f));
+      grad_[r * classes + j] =
+          k * (probs_[r * classes + j] - (j == (*labels_)[static_cast<size_t>(r)] ? on_label : off_label));
   return grad_;
 }
 
@@ -85,9 +97,9 @@ const Tensor& MeanSquaredError::backward(float scale) {
   return grad_;
 }
 
-std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device) {
-  if (device == Device::cuda) return cuda::make_cuda_loss(targets);
-  if (targets.classification) return std::make_unique<SoftmaxCrossEntropy>();
+std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device, float label_smoothing) {
+  if (device == Device::cuda) return cuda::make_cuda_loss(targets, label_smoothing);
+  if (targets.classification) return std::make_unique<SoftmaxCrossEntropy>(label_smoothing);
   return std::make_unique<MeanSquaredError>(targets.scale);
 }
 

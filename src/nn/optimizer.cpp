@@ -37,23 +37,30 @@ std::vector<std::vector<Tensor*>> per_param(const std::vector<std::vector<Tensor
 // compiles them for AVX-512 where the CPU has it. This file is built with -ffp-contract=off (src/CMakeLists):
 // the portable and the AVX-512 path then round every update alike, so data-parallel replicas on nodes of
 // different CPU generations, which apply the same averaged gradient, keep the same weights.
-void sgd_update(float* __restrict w, const float* __restrict g, int64_t n, float lr, float wd) {
-  for (int64_t j = 0; j < n; ++j) w[j] -= lr * (g[j] + wd * w[j]);
+
+// The gradient an update follows: the loss's, weight decay's wd * w and the L1 penalty's l1 * sign(w) (l1 is 0
+// on parameters that are not kernels).
+inline float penalised(float g, float w, float wd, float l1) {
+  return g + wd * w + l1 * static_cast<float>((w > 0.0f) - (w < 0.0f));
+}
+
+void sgd_update(float* __restrict w, const float* __restrict g, int64_t n, float lr, float wd, float l1) {
+  for (int64_t j = 0; j < n; ++j) w[j] -= lr * penalised(g[j], w[j], wd, l1);
 }
 
 // PyTorch starts the momentum buffer at the first gradient, which equals mu * 0 + g.
 void sgd_momentum_update(float* __restrict w, const float* __restrict g, float* __restrict v, int64_t n, float lr,
-                         float wd, float mu) {
+                         float wd, float l1, float mu) {
   for (int64_t j = 0; j < n; ++j) {
-    v[j] = mu * v[j] + g[j] + wd * w[j];
+    v[j] = mu * v[j] + penalised(g[j], w[j], wd, l1);
     w[j] -= lr * v[j];
   }
 }
 
 void sgd_nesterov_update(float* __restrict w, const float* __restrict g, float* __restrict v, int64_t n, float lr,
-                         float wd, float mu) {
+                         float wd, float l1, float mu) {
   for (int64_t j = 0; j < n; ++j) {
-    const float d = g[j] + wd * w[j];
+    const float d = penalised(g[j], w[j], wd, l1);
     v[j] = mu * v[j] + d;
     w[j] -= lr * (d + mu * v[j]);
   }
@@ -61,9 +68,9 @@ void sgd_nesterov_update(float* __restrict w, const float* __restrict g, float* 
 
 // step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t).
 void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
-                 OptimizerConfig c, float step_size, float inv_sqrt_bc2) {
+                 OptimizerConfig c, float l1, float step_size, float inv_sqrt_bc2) {
   for (int64_t j = 0; j < n; ++j) {
-    const float d = g[j] + c.weight_decay * w[j];
+    const float d = penalised(g[j], w[j], c.weight_decay, l1);
     m[j] = c.beta1 * m[j] + (1.0f - c.beta1) * d;
     v[j] = c.beta2 * v[j] + (1.0f - c.beta2) * d * d;
     w[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + c.eps);
@@ -72,9 +79,9 @@ void adam_update(float* __restrict w, const float* __restrict g, float* __restri
 
 // b: the momentum buffer, null without momentum.
 void rmsprop_update(float* __restrict w, const float* __restrict g, float* __restrict s, float* __restrict b,
-                    int64_t n, OptimizerConfig c, float lr) {
+                    int64_t n, OptimizerConfig c, float l1, float lr) {
   for (int64_t j = 0; j < n; ++j) {
-    const float d = g[j] + c.weight_decay * w[j];
+    const float d = penalised(g[j], w[j], c.weight_decay, l1);
     s[j] = c.alpha * s[j] + (1.0f - c.alpha) * d * d;
     const float update = d / (std::sqrt(s[j]) + c.eps);
     if (b) {
@@ -85,6 +92,9 @@ void rmsprop_update(float* __restrict w, const float* __restrict g, float* __res
     }
   }
 }
+
+// The L1 penalty's factor for a parameter: the config's on kernels, none on the rest.
+float l1_of(const Param& p, const OptimizerConfig& c) { return p.kernel ? c.l1 : 0.0f; }
 
 class Sgd : public Optimizer {
  public:
@@ -99,10 +109,11 @@ class Sgd : public Optimizer {
       const float* g = params[i]->grad.data();
       const int64_t n = params[i]->value.numel();
       float* v = mu > 0.0f ? velocity_[i].data() : nullptr;
+      const float l1 = l1_of(*params[i], c_);
       run_vectorised([=] {
-        if (!v) return sgd_update(w, g, n, lr, wd);
-        if (nesterov) return sgd_nesterov_update(w, g, v, n, lr, wd, mu);
-        sgd_momentum_update(w, g, v, n, lr, wd, mu);
+        if (!v) return sgd_update(w, g, n, lr, wd, l1);
+        if (nesterov) return sgd_nesterov_update(w, g, v, n, lr, wd, l1, mu);
+        sgd_momentum_update(w, g, v, n, lr, wd, l1, mu);
       });
     }
   }
@@ -135,7 +146,8 @@ class Adam : public Optimizer {
       const float* g = params[i]->grad.data();
       float *m = m_[i].data(), *v = v_[i].data();
       const int64_t n = params[i]->value.numel();
-      run_vectorised([=] { adam_update(w, g, m, v, n, c, step_size, inv_sqrt_bc2); });
+      const float l1 = l1_of(*params[i], c);
+      run_vectorised([=] { adam_update(w, g, m, v, n, c, l1, step_size, inv_sqrt_bc2); });
     }
   }
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
@@ -162,7 +174,8 @@ class RmsProp : public Optimizer {
       float* s = square_avg_[i].data();
       float* b = c.momentum > 0.0f ? buf_[i].data() : nullptr;
       const int64_t n = params[i]->value.numel();
-      run_vectorised([=] { rmsprop_update(w, g, s, b, n, c, lr); });
+      const float l1 = l1_of(*params[i], c);
+      run_vectorised([=] { rmsprop_update(w, g, s, b, n, c, l1, lr); });
     }
   }
   std::vector<std::string> state_names() const override {

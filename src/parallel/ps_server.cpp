@@ -32,7 +32,7 @@ Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig&
     const int64_t n = p.value.numel();
     const int64_t lo = std::max(offset, begin_), hi = std::min(offset + n, end_);
     if (lo < hi) {
-      Param slice{params[i].name, Tensor({hi - lo}), Tensor({hi - lo})};
+      Param slice{params[i].name, Tensor({hi - lo}), Tensor({hi - lo}), p.kernel};
       std::memcpy(slice.value.data(), p.value.data() + (lo - offset), sizeof(float) * static_cast<size_t>(hi - lo));
       shard_.push_back(std::move(slice));
       shard_param_.push_back(i);

@@ -10,8 +10,8 @@ TrainProgress TrainState::progress() const {
   // so that a resumed run first ends that epoch. (Parameter servers, whose epochs are not passes, read on
   // from either place alike.)
   if (stream->batch() == steps_per_epoch && epoch_steps < steps_per_epoch)
-    return {step, epochs_done, stream->pass() + 1, 0};
-  return {step, epochs_done, stream->pass(), stream->batch()};
+    return {step, epochs_done, stream->pass() + 1, 0, best};
+  return {step, epochs_done, stream->pass(), stream->batch(), best};
 }
 
 void CallbackList::add(std::unique_ptr<Callback> callback) {
@@ -46,13 +46,15 @@ void CallbackList::train_end(TrainState& s, TrainResult& result) {
 CallbackList make_callbacks(const TrainContext& context) {
   // The order matters where two write to the log or one reads what another adds: the stop vote first (an
   // interrupted boundary runs nothing else); a checkpoint due at a step's end is written at the next
-  // boundary, and the final one before the closing lines; the mode's report before the CSV and the epoch
-  // line that print it; the running score before the step's line, bar and TensorBoard point that show it;
-  // the step limit after them.
+  // boundary, and the final one before the closing lines; the mode's report, the L1 penalty (in the losses)
+  // and the best epoch (which watches val_loss) before the CSV and the epoch line that print them; the
+  // running score before the step's line, bar and TensorBoard point that show it; early stopping and the best
+  // model after the epoch's line, which their lines follow; the step limit after the step's line.
   using Factory = std::unique_ptr<Callback> (*)(const TrainContext&);
   constexpr Factory factories[] = {make_stop_vote,     make_checkpointer, make_straggler,    make_mode_report,
-                                   make_metrics_csv,   make_running_score, make_progress_log, make_progress_bar,
-                                   make_tensorboard,   make_step_limit,   make_test_score,   make_model_saver,
+                                   make_l1_penalty,    make_best_epoch,   make_metrics_csv,  make_running_score,
+                                   make_progress_log,  make_progress_bar, make_tensorboard,  make_early_stop,
+                                   make_best_model,    make_step_limit,   make_test_score,   make_model_saver,
                                    make_timeline_file};
   CallbackList list;
   for (Factory make : factories) list.add(make(context));

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <regex>
 
@@ -46,14 +47,37 @@ void check_format(hid_t file, const std::string& path) {
     throw Error("'" + path + "' is not a ringtrain checkpoint (no attribute checkpoint = '" + kCheckpointFormat + "')");
 }
 
+void write_best_epoch(hid_t f, const BestEpoch& best) {
+  h5::write_attr(f, "monitor", name_of(best.monitor));
+  h5::write_attr(f, "best_epoch", best.epoch);
+  h5::write_attr(f, "best_value", std::vector<double>{best.value});
+  h5::write_attr(f, "epochs_since_best", best.epochs_since);
+}
+
+// A checkpoint from before the best epoch was kept has seen none.
+BestEpoch read_best_epoch(hid_t f, const std::string& path) {
+  BestEpoch best;
+  if (!h5::has_attr(f, "best_epoch")) return best;
+  const std::string name = h5::read_attr_str(f, "monitor");
+  const std::optional<Monitor> monitor = enum_from_name<Monitor>(name);
+  if (!monitor)
+    throw Error("'" + path + "' is damaged: its monitor '" + name + "' is not " + choices_of<Monitor>());
+  const std::vector<double> value = h5::read_attr_f64(f, "best_value");
+  if (value.size() != 1) throw Error("'" + path + "' is damaged: its best_value is not one number");
+  return {*monitor, h5::read_attr_i64(f, "best_epoch"), value[0], h5::read_attr_i64(f, "epochs_since_best")};
+}
+
 // The attributes that place the run, checked before anything is positioned by them.
 void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std::string& path) {
   const bool fits = at.step >= 0 && at.epoch >= 0 && at.epoch <= at.step && at.pass >= 0 && at.pass <= at.step &&
-                    at.pass_batch >= 0 && at.pass_batch <= at.step && optimizer_steps >= 0;
+                    at.pass_batch >= 0 && at.pass_batch <= at.step && optimizer_steps >= 0 && at.best.epoch >= 0 &&
+                    at.best.epoch <= at.epoch && at.best.epochs_since >= 0 && at.best.epochs_since <= at.epoch;
   if (!fits)
     throw Error("'" + path + "' is damaged: its progress does not add up (step " + std::to_string(at.step) +
                 ", epoch " + std::to_string(at.epoch) + ", pass " + std::to_string(at.pass) + ", pass_batch " +
-                std::to_string(at.pass_batch) + ", optimizer_steps " + std::to_string(optimizer_steps) + ")");
+                std::to_string(at.pass_batch) + ", optimizer_steps " + std::to_string(optimizer_steps) +
+                ", best_epoch " + std::to_string(at.best.epoch) + ", epochs_since_best " +
+                std::to_string(at.best.epochs_since) + ")");
 }
 
 }  // namespace
@@ -68,6 +92,7 @@ void write_checkpoint(const std::string& path, Model& model, const TargetSpace& 
     h5::write_attr(f, "pass", progress.pass);
     h5::write_attr(f, "pass_batch", progress.pass_batch);
     h5::write_attr(f, "optimizer_steps", optimizer.steps);
+    write_best_epoch(f, progress.best);
     std::vector<std::string> lines;
     for (const auto& [flag, value] : settings) lines.push_back(flag + "=" + value);
     h5::write_attr(f, "settings", lines);
@@ -112,6 +137,7 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   out.progress.epoch = h5::read_attr_i64(f, "epoch");
   out.progress.pass = h5::read_attr_i64(f, "pass");
   out.progress.pass_batch = h5::read_attr_i64(f, "pass_batch");
+  out.progress.best = read_best_epoch(f, path);
   read_model_into(f, path, model);
   const std::vector<NamedParam> params = model.named_params();
   std::vector<Param*> plain;

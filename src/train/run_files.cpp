@@ -48,8 +48,10 @@ std::vector<std::string> input_files(const std::vector<const SampleSource*>& set
 
 // Fails now rather than after hours of training, and clears what a run killed while writing left.
 void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs) {
-  const std::pair<const std::string&, const char*> outputs[] = {
-      {c.save_model, "the model"}, {c.timeline, "the timeline"}, {c.metrics_csv, "the metrics"}};
+  const std::pair<const std::string&, const char*> outputs[] = {{c.save_model, "the model"},
+                                                                {c.timeline, "the timeline"},
+                                                                {c.metrics_csv, "the metrics"},
+                                                                {c.save_best, "the best model"}};
   for (const auto& [path, what] : outputs) {
     if (path.empty()) continue;
     check_output(path, what, inputs);
@@ -58,7 +60,8 @@ void check_outputs(const TrainConfig& c, const std::vector<std::string>& inputs)
   // Two outputs on one path: the last written would silently replace the other.
   const std::pair<const std::string&, const char*> named[] = {{c.save_model, "--save"}, {c.timeline, "--timeline"},
                                                               {c.metrics_csv, "--metrics"},
-                                                              {c.checkpoint_dir, "--checkpoint-dir"}};
+                                                              {c.checkpoint_dir, "--checkpoint-dir"},
+                                                              {c.save_best, "--save-best"}};
   auto canonical = [](const std::string& path) {
     std::error_code ec;
     const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);

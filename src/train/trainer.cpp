@@ -144,6 +144,7 @@ void Trainer::open() {
   train_set_ = open_train_set(config_.data, config_.seed, replicas);
   val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
   test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
+  validate_for_data(config_, train_set_->meta().classification(), val_set_ != nullptr);
   if (world_.rank() == 0) {
     check_outputs(config_, input_files({train_set_.get(), val_set_.get(), test_set_.get()}, config_));
     if (!config_.checkpoint_dir.empty()) {
@@ -162,7 +163,7 @@ void Trainer::open() {
   const bool serving =
       config_.parallel.mode == ModeKind::ps && world_.rank() >= world_.size() - config_.parallel.ps.servers;
   device_ = serving ? Device::cpu : start_device(config_.device, &device_note_);  // servers work on the host
-  loss_ = make_loss(meta.target_space(), device_);
+  loss_ = make_loss(meta.target_space(), device_, config_.label_smoothing);
   optimizer_ = make_optimizer(config_.optimizer, device_);
 }
 
@@ -222,7 +223,14 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           // The steps at which the running score is summed over the ranks follow these (score_every).
           {"--log-every", std::to_string(config_.log_every)},
           {"--progress", name_of(config_.progress)},
-          {"TensorBoard", config_.tensorboard_dir.empty() ? "off" : "on"}};
+          {"TensorBoard", config_.tensorboard_dir.empty() ? "off" : "on"},
+          // Early stopping's decision and --save-best's gathers are collective: every rank must watch alike.
+          {"--early-stop-patience", config_.early_stop_patience ? std::to_string(*config_.early_stop_patience) : ""},
+          {"--monitor", name_of(config_.monitor)},
+          {"--min-delta", num(config_.min_delta)},
+          {"--save-best", config_.save_best},
+          {"--l1", num(o.l1)},
+          {"--label-smoothing", num(config_.label_smoothing)}};
 }
 
 Settings Trainer::checkpoint_settings() const {
@@ -396,6 +404,7 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   state.epochs = config_.epochs;
   state.epoch_steps = at.step - at.epoch * steps_per_epoch;
   state.steps_per_epoch = steps_per_epoch;
+  state.best = at.best;
   state.stream = &*run->stream;
   // A checkpoint at or beyond --steps: nothing is left to train (the test split is still scored).
   if (config_.max_steps > 0 && at.step >= config_.max_steps) {

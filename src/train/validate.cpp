@@ -79,6 +79,7 @@ void validate_optimizer(const OptimizerConfig& o) {
   fraction(o.momentum, "--momentum");
   require(!o.nesterov || o.momentum > 0.0f, "--nesterov needs a --momentum above 0");
   not_negative(o.weight_decay, "--weight-decay");
+  not_negative(o.l1, "--l1");
   fraction(o.beta1, "--beta1");
   fraction(o.beta2, "--beta2");
   fraction(o.alpha, "--alpha");
@@ -155,6 +156,23 @@ void validate_checkpoints(const TrainConfig& c) {
           "--peer-timeout-s must be 0 (no heartbeat) or at least 1, got " + number(c.peer_timeout_s));
 }
 
+// Early stopping and --save-best (monitor.hpp): what they watch is checked against the data later
+// (validate_for_data).
+void validate_early_stop(const TrainConfig& c) {
+  if (c.early_stop_patience) {
+    require(*c.early_stop_patience >= 1,
+            "--early-stop-patience must be at least 1, got " + std::to_string(*c.early_stop_patience));
+    at_most(*c.early_stop_patience, kMaxEpochs, "--early-stop-patience");
+  }
+  not_negative(c.min_delta, "--min-delta");
+  const bool watched = c.early_stop_patience || !c.save_best.empty();
+  require(watched || c.monitor == Monitor::val_loss,
+          "--monitor " + name_of(c.monitor) + " needs --early-stop-patience or --save-best (what watches it)");
+  require(watched || c.min_delta == 0.0, "--min-delta needs --early-stop-patience or --save-best (what watches the "
+                                         "metric it applies to)");
+  fraction(c.label_smoothing, "--label-smoothing");
+}
+
 void validate_engine(const EngineConfig& e) {
   require(e.fusion_bytes > 0, "--fusion-mb must be positive");
   positive(e.cycle_ms, "--cycle-ms");
@@ -193,6 +211,7 @@ void validate(const TrainConfig& c, int world) {
   validate_optimizer(c.optimizer);
   validate_data(c.data, Split::train);
   validate_checkpoints(c);
+  validate_early_stop(c);
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
   validate_servers(c.parallel, world);
@@ -203,6 +222,18 @@ void validate(const TrainConfig& c, int world) {
               std::to_string(world - 1) + " (-1: none)");
   not_negative(c.straggler_ms, "--straggler-ms");
   at_most(c.straggler_ms, 3.6e6, "--straggler-ms");  // an hour a step
+}
+
+void validate_for_data(const TrainConfig& c, bool classification, bool validation_split) {
+  const std::string task = classification ? "classification" : "regression";
+  require(c.label_smoothing == 0.0f || classification,
+          "--label-smoothing is for classification (it smooths class labels); this data is for regression");
+  require(monitor_fits(c.monitor, classification),
+          "--monitor " + name_of(c.monitor) + ": this data is for " + task + ", whose validation metrics are " +
+              "val_loss and " + (classification ? "val_accuracy" : "val_mae"));
+  const std::string needs = " needs a validation split to monitor: --val FILES, or val-*.h5 shards in --data";
+  require(!c.early_stop_patience || validation_split, "--early-stop-patience" + needs);
+  require(c.save_best.empty() || validation_split, "--save-best" + needs);
 }
 
 void validate_stages(const PipelineConfig& p, size_t layers) {

@@ -2,7 +2,8 @@
 # Checkpoints, early stops and lost ranks through the CLI under mpirun.
 # - Resume: a run cut at step 25 (checkpoints every 9 steps, one of them deferred to an epoch's end) and
 #   continued with --resume auto ends with weights bitwise identical to an uninterrupted run: data parallel
-#   on 2 and 3 ranks, a 2-stage pipeline, parameter servers (2 workers + 1 server, staleness 0).
+#   on 2 and 3 ranks, a 2-stage pipeline, parameter servers (2 workers + 1 server, staleness 0); and with
+#   early stopping, which stops the resumed run after the same epoch, its best model the same.
 # - SIGTERM to one rank (a data-parallel rank, a pipeline stage, a parameter-server worker, the server):
 #   every rank stops at the same step, a checkpoint is written, every rank exits 0, and resuming finishes
 #   bitwise like the uninterrupted run.
@@ -48,6 +49,23 @@ resume_case sync2 2
 resume_case sync3 3
 resume_case pipeline 2 --pipeline-stages 2 --micro-batches 2
 resume_case ps 3 --mode ps --staleness 0
+
+# Early stopping (val_accuracy, patience 2) with --save-best: the uninterrupted run stops after epoch 9 of 10,
+# its best epoch the 7th. A run cut in the 8th (its best model written, one epoch counted) and resumed stops
+# after the same epoch, with the same final and best models.
+early=(--epochs 10 --val "$dir/test-00000.h5" --monitor val_accuracy --early-stop-patience 2)
+run 2 early.ref "${early[@]}" --save "$dir/early.ref.h5" --save-best "$dir/early.ref-best.h5"
+grep -q "^early stopping: val_accuracy has not improved .*; the run ends after epoch [0-9] of 10" "$dir/early.ref.out" ||
+  fail "early stopping: the reference run did not stop early: $(cat "$dir/early.ref.out")"
+run 2 early.cut "${early[@]}" --steps 280 --checkpoint-dir "$dir/early" --checkpoint-every 9 \
+  --save-best "$dir/early-best.h5"
+run 2 early.resumed "${early[@]}" --checkpoint-dir "$dir/early" --resume auto --save "$dir/early.resumed.h5" \
+  --save-best "$dir/early-best.h5"
+[[ "$(grep '^early stopping' "$dir/early.resumed.out")" == "$(grep '^early stopping' "$dir/early.ref.out")" ]] ||
+  fail "early stopping: the resumed run stopped otherwise: $(cat "$dir/early.resumed.out")"
+same "$dir/early.ref.h5" "$dir/early.resumed.h5" "early stopping, resumed"
+same "$dir/early.ref-best.h5" "$dir/early-best.h5" "early stopping's best model, resumed"
+echo "early stopping: $(grep '^early stopping' "$dir/early.ref.out" | sed 's/.*; //'), resumed alike; bitwise identical"
 
 # h5py reads a checkpoint: parameters by layer, optimizer state, random streams, where training stood, the
 # settings; and `ringtrain eval` scores it as a model file.

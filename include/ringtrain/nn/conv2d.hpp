@@ -48,7 +48,7 @@ class Conv2d : public Layer {
   int64_t out_c_, kernel_, stride_, pad_;
   bool has_bias_, relu_ = false;
   ConvGeometry g_{};
-  Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
+  Param weight_{"weight", {}, {}, true}, bias_{"bias", {}, {}};
   const Tensor* x_ = nullptr;
   Tensor y_, dx_;
   // Primitives are made for a batch size and a thread count (oneDNN splits the work when it makes them):

@@ -18,6 +18,9 @@ struct Param {
   std::string name;  // "weight", "bias", ...
   Tensor value;
   Tensor grad;  // accumulated by backward, cleared by Model::zero_grad (micro-batches add up)
+  // A linear or convolution layer's weight: what --l1 penalises, as Keras's kernel_regularizer does (not
+  // biases, nor batchnorm's scale and shift).
+  bool kernel = false;
 };
 
 struct NamedTensor {

@@ -26,7 +26,7 @@ class Linear : public Layer {
  private:
   int64_t in_ = 0, out_;
   bool has_bias_, relu_ = false;
-  Param weight_{"weight", {}, {}}, bias_{"bias", {}, {}};
+  Param weight_{"weight", {}, {}, true}, bias_{"bias", {}, {}};
   const Tensor* x_ = nullptr;
   Tensor y_, dx_, dy_relu_;  // dy_relu_: the incoming gradient masked by a folded ReLU
 };

@@ -1,7 +1,7 @@
-// Losses with their metric. Softmax cross-entropy scores class labels (metric: accuracy); MSE scores target
-// values (metric: mean absolute error). Scores are sums so ranks and batches can add them up. A loss keeps a
-// running score that take_score() hands over: on the GPU the sums stay on the device, so a training step
-// never waits for it, and only reading the score does.
+// Losses with their metric. Softmax cross-entropy scores class labels (metric: accuracy), optionally against
+// smoothed labels; MSE scores target values (metric: mean absolute error). Scores are sums so ranks and
+// batches can add them up. A loss keeps a running score that take_score() hands over: on the GPU the sums
+// stay on the device, so a training step never waits for it, and only reading the score does.
 #pragma once
 #include <cmath>
 #include <memory>
@@ -43,8 +43,12 @@ class Loss {
   virtual Score take_score() = 0;
 };
 
+// With label smoothing eps the target of a sample of class c is (1 - eps) * onehot(c) + eps / K over the K
+// classes, as PyTorch's CrossEntropyLoss(label_smoothing=eps) and Keras's label_smoothing have it: the loss
+// (which the score reports) is the cross-entropy against that target, and its gradient softmax - target.
 class SoftmaxCrossEntropy : public Loss {
  public:
+  explicit SoftmaxCrossEntropy(float label_smoothing = 0.0f) : smoothing_(label_smoothing) {}
   std::string name() const override { return "cross_entropy"; }
   std::string metric_name() const override { return "accuracy"; }
   void forward(const Tensor& logits, const Targets& targets) override;
@@ -52,6 +56,7 @@ class SoftmaxCrossEntropy : public Loss {
   Score take_score() override { return std::exchange(score_, {}); }
 
  private:
+  float smoothing_;
   Score score_;
   Tensor probs_, grad_;
   const std::vector<int32_t>* labels_ = nullptr;
@@ -79,8 +84,9 @@ class MeanSquaredError : public Loss {
 void check_labels(const Targets& targets, int64_t rows, int64_t classes);
 void check_target_values(const Targets& targets, const Tensor& out);
 
-// The loss for the data (classification: cross-entropy, else MSE in the targets' units) on the model's device.
-std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device = Device::cpu);
+// The loss for the data (classification: cross-entropy, with `label_smoothing`; else MSE in the targets' units)
+// on the model's device.
+std::unique_ptr<Loss> make_loss(const TargetSpace& targets, Device device = Device::cpu, float label_smoothing = 0.0f);
 inline std::unique_ptr<Loss> make_loss(bool classification, Device device = Device::cpu) {
   return make_loss(TargetSpace{classification}, device);
 }

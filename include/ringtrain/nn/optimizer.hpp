@@ -1,5 +1,6 @@
 // Optimizers with PyTorch's update rules (torch.optim.SGD, Adam, RMSprop), so hyper-parameters carry over.
-// Weight decay is the coupled L2 form: g += weight_decay * w.
+// Weight decay is the coupled L2 form: g += weight_decay * w, on every parameter as in PyTorch. An L1 penalty
+// l1 * sum |w| over the kernels (Param::kernel) adds its gradient likewise: g += l1 * sign(w), sign(0) = 0.
 #pragma once
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@ struct OptimizerConfig {
   float momentum = 0.9f;     // sgd, rmsprop
   bool nesterov = false;     // sgd
   float weight_decay = 0.0f;
+  float l1 = 0.0f;           // kernels only
   float beta1 = 0.9f, beta2 = 0.999f;  // adam
   float alpha = 0.99f;                 // rmsprop smoothing
   float eps = 1e-8f;                   // adam, rmsprop

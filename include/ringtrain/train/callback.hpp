@@ -26,6 +26,7 @@ struct TrainState {
   int64_t steps_per_epoch = 0;  // of this rank's data share
   double lr = 0.0;              // of the last step
   Score epoch_score;            // this rank's running score since the epoch began (Loss::take_score adds to it)
+  BestEpoch best;               // by --monitor, kept while early stopping or --save-best watch it
   bool finishing = false, interrupted = false;
   const BatchStream* stream = nullptr;
   // The epoch's running training score at the last score point (progress_score.cpp), summed over the ranks
@@ -47,6 +48,8 @@ struct TrainResult {
   int64_t steps = 0;
   double seconds = 0.0;  // training, from the first step to the last epoch's end (no test split)
   bool stopped_early = false;  // a stop request (SIGTERM) ended it at a step boundary, after a checkpoint
+  BestEpoch best;                // the best epoch by --monitor (epoch 0: none watched)
+  int64_t early_stopped_after = 0;  // early stopping ended the run after this epoch (from 1); 0: it did not
 };
 
 class Callback {

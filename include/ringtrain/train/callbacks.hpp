@@ -53,6 +53,15 @@ std::unique_ptr<Callback> make_step_limit(const TrainContext& context);     // -
 std::unique_ptr<Callback> make_test_score(const TrainContext& context);     // the test split, at the end
 std::unique_ptr<Callback> make_model_saver(const TrainContext& context);    // --save
 std::unique_ptr<Callback> make_timeline_file(const TrainContext& context);  // --timeline
+// Early stopping and regularisation (monitor.hpp):
+std::unique_ptr<Callback> make_l1_penalty(const TrainContext& context);   // --l1's penalty in the reported losses
+std::unique_ptr<Callback> make_best_epoch(const TrainContext& context);   // --monitor's best epoch, when watched
+std::unique_ptr<Callback> make_early_stop(const TrainContext& context);   // --early-stop-patience
+std::unique_ptr<Callback> make_best_model(const TrainContext& context);   // --save-best
+
+// Collective: the mode's gather, then rank 0 writes the whole model to `path` atomically (model_file.hpp); a
+// failed write is a CollectiveError on every rank, and the file that was there is kept. --save, --save-best.
+void save_gathered_model(const TrainContext& context, const std::string& path);
 
 // "loss 0.4123  accuracy 0.8812", with `prefix` before each name ("val_loss ...").
 std::string format_score(const std::string& prefix, const Score& score, const std::string& metric);

@@ -5,7 +5,9 @@
 //   /optimizer/<layer>/<param>/<state>           optimizer state ("momentum", "exp_avg", ...)
 //   /rng/<layer>/stream<k>                       random stream positions (dropout), int64[1]
 //   root attributes                              checkpoint (format), step, epoch, pass, pass_batch,
-//                                                optimizer_steps, settings ("--flag=value" lines)
+//                                                optimizer_steps, settings ("--flag=value" lines),
+//                                                monitor, best_epoch, best_value, epochs_since_best (the
+//                                                best epoch so far by --monitor: monitor.hpp)
 // Files are sealed and written atomically (model_file.hpp write_sealed_hdf5: built in memory, then temporary
 // file, fsync, rename, directory fsync): a job killed mid-write leaves the previous checkpoints as they were.
 // The newest `keep` are kept.
@@ -19,6 +21,7 @@
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
 #include "ringtrain/tensor/targets.hpp"
+#include "ringtrain/train/monitor.hpp"
 
 namespace ringtrain {
 
@@ -30,6 +33,7 @@ struct TrainProgress {
   int64_t epoch = 0;       // epochs finished
   int64_t pass = 0;        // rank 0's data stream: the pass over its share of the data
   int64_t pass_batch = 0;  // and the batch within it that the next step reads
+  BestEpoch best;          // what early stopping and --save-best have seen (none before it was kept)
 };
 
 using Settings = std::vector<std::pair<std::string, std::string>>;

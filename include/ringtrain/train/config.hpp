@@ -14,6 +14,7 @@
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/tensor/enum_names.hpp"
+#include "ringtrain/train/monitor.hpp"
 
 namespace ringtrain {
 
@@ -123,6 +124,12 @@ struct TrainConfig {
   // Watching a run. The CLI's --progress default is auto; a Trainer made in code prints lines unless told.
   ProgressKind progress = ProgressKind::lines;
   std::string tensorboard_dir;    // "" = none; else TensorBoard event files written there by rank 0
+  // Early stopping and --save-best watch a validation metric (monitor.hpp); --l1 is OptimizerConfig::l1.
+  std::optional<int64_t> early_stop_patience;  // epochs without improvement that end the run; none: no early stop
+  Monitor monitor = Monitor::val_loss;
+  double min_delta = 0.0;
+  std::string save_best;        // "" = none; else the best epoch's model, written when an epoch improves
+  float label_smoothing = 0.0f; // cross-entropy's targets: (1 - eps) * onehot + eps / classes
 };
 
 struct EvalConfig {

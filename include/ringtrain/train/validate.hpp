@@ -10,6 +10,9 @@ namespace ringtrain {
 
 // The rules of the settings themselves and of a world of `world` ranks.
 void validate(const TrainConfig& config, int world);
+// The rules that need the data: what it is for (classification or regression: --label-smoothing, --monitor)
+// and whether it has a validation split (early stopping and --save-best watch one).
+void validate_for_data(const TrainConfig& config, bool classification, bool validation_split);
 // The rules that need the built model: the pipeline's stages and --split against its `layers` layers.
 void validate_stages(const PipelineConfig& pipeline, size_t layers);
 void validate(const EvalConfig& config);

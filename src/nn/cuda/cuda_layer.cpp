@@ -24,7 +24,7 @@ Shape CudaLayer::build(const Shape&, Rng&) {
 }
 
 Param CudaLayer::to_device(const Param& p) {
-  return {p.name, p.value.to(Device::cuda), Tensor(p.value.shape(), Device::cuda)};
+  return {p.name, p.value.to(Device::cuda), Tensor(p.value.shape(), Device::cuda), p.kernel};
 }
 
 std::unique_ptr<Layer> make_cuda_layer(Layer& source) {

@@ -39,8 +39,10 @@ class DeviceScore {
   int64_t samples_ = 0;
 };
 
+// With label smoothing as the CPU's SoftmaxCrossEntropy (nn/loss.hpp).
 class CudaSoftmaxCrossEntropy final : public Loss {
  public:
+  explicit CudaSoftmaxCrossEntropy(float label_smoothing) : smoothing_(label_smoothing) {}
   std::string name() const override { return "cross_entropy"; }
   std::string metric_name() const override { return "accuracy"; }
 
@@ -56,7 +58,7 @@ class CudaSoftmaxCrossEntropy final : public Loss {
     probs_.resize({n, classes});
     score_.ensure_rows(n);
     kernels::softmax_cross_entropy(logits.data(), labels_, probs_.data(), score_.row_a(), score_.row_b(), n, classes,
-                                   context().compute());
+                                   smoothing_, context().compute());
     score_.add_rows(n);
   }
 
@@ -64,13 +66,14 @@ class CudaSoftmaxCrossEntropy final : public Loss {
     const int64_t n = probs_.dim(0), classes = probs_.dim(1);
     grad_.resize(probs_.shape());
     kernels::softmax_cross_entropy_grad(probs_.data(), labels_, grad_.data(), n, classes, scale / static_cast<float>(n),
-                                        context().compute());
+                                        smoothing_, context().compute());
     return grad_;
   }
 
   Score take_score() override { return score_.take(); }
 
  private:
+  float smoothing_;
   Tensor probs_{{0}, Device::cuda}, grad_{{0}, Device::cuda};
   const int32_t* labels_ = nullptr;
   DeviceBuffer uploaded_labels_;
@@ -115,8 +118,8 @@ class CudaMeanSquaredError final : public Loss {
 
 }  // namespace
 
-std::unique_ptr<Loss> make_cuda_loss(const TargetSpace& targets) {
-  if (targets.classification) return std::make_unique<CudaSoftmaxCrossEntropy>();
+std::unique_ptr<Loss> make_cuda_loss(const TargetSpace& targets, float label_smoothing) {
+  if (targets.classification) return std::make_unique<CudaSoftmaxCrossEntropy>(label_smoothing);
   return std::make_unique<CudaMeanSquaredError>(targets.scale);
 }
 

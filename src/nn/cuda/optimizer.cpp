@@ -91,8 +91,10 @@ class CudaOptimizer final : public Optimizer {
       if (uses_second) second_.emplace_back(p->value.shape(), Device::cuda);
       float* s1 = uses_first ? first_.back().data() : nullptr;
       float* s2 = uses_second ? second_.back().data() : nullptr;
+      const float l1 = p->kernel ? c_.l1 : 0.0f;
       for (int64_t begin = 0; begin < p->value.numel(); begin += kChunk)
-        chunks.push_back({p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel())});
+        chunks.push_back(
+            {p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel()), l1});
     }
     chunk_count_ = static_cast<int>(chunks.size());
     chunks_ = DeviceBuffer(sizeof(kernels::ParamChunk) * chunks.size());

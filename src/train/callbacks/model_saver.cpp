@@ -1,9 +1,25 @@
 // --save FILE: at the end of a run that was not interrupted, rank 0 writes the whole trained model
 // (model_file.hpp), gathered from the ranks that hold its parts.
+#include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/model_file.hpp"
 
 namespace ringtrain {
+
+// Every rank learns of a failed write (a full disk), so that each leaves on the same error instead of
+// waiting for rank 0 at the next collective.
+void save_gathered_model(const TrainContext& c, const std::string& path) {
+  c.mode.gather_model();
+  std::string failure;
+  if (c.world.rank() == 0) {
+    try {
+      save_model(path, c.model, c.targets, c.inputs);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  raise_if_any_failed(c.world, failure);
+}
 
 namespace {
 
@@ -12,9 +28,7 @@ class ModelSaver final : public Callback {
   explicit ModelSaver(const TrainContext& context) : c_(context) {}
   void on_train_end(TrainState& state, TrainResult&) override {
     if (state.interrupted) return;
-    c_.mode.gather_model();
-    if (c_.world.rank() != 0) return;
-    save_model(c_.config.save_model, c_.model, c_.targets, c_.inputs);
+    save_gathered_model(c_, c_.config.save_model);
     c_.log << "saved model to " << c_.config.save_model << std::endl;
   }
 
