@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ostream>
 
+#include "ringtrain/tensor/text.hpp"
 
 namespace ringtrain {
 
@@ -10,16 +11,6 @@ namespace {
 
 int64_t micros(Timeline::Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out + "\"";
 }
 
 }  // namespace
