@@ -20,6 +20,7 @@
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
+#include "ringtrain/train/run_dir.hpp"
 #include "ringtrain/train/trainer.hpp"
 
 namespace {
@@ -117,6 +118,26 @@ int launcher_rank() {
   return 0;
 }
 
+// How the process was started, as a shell would take it back: run.json records it.
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) line += (i ? " " : "") + ringtrain::shell_word(argv[i]);
+  return line;
+}
+
+// A training run, recorded in its --run-dir when it has one: run.json says how it ended, also when it failed.
+void train_in_run_dir(const ringtrain::TrainConfig& config, ringtrain::Communicator& world, std::ostream& log,
+                      const std::string& job) {
+  ringtrain::RunDir run_dir(config, world, job);
+  try {
+    ringtrain::Trainer trainer(config, world);
+    run_dir.finish(trainer.run(run_dir.log(log)));
+  } catch (const std::exception& e) {
+    run_dir.fail(e.what());
+    throw;
+  }
+}
+
 // Prep, train and eval run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
 // progress and errors that every rank meets alike.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
@@ -125,6 +146,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   std::optional<ringtrain::EvalConfig> eval;
   if (command == "prep" && !(prep = ringtrain::cli::parse_prep(args))) return 0;
   if (command == "train" && !(train = ringtrain::cli::parse_train(args))) return 0;
+  if (train) train->run_dir.command_line = command_line(*argc, *argv);
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
   ringtrain::MpiSession mpi(argc, argv);
   try {
@@ -140,12 +162,15 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       if (launch.rank <= 0) print_error(e.what());
       return kExitError;
     }
+    std::string job;
     if (train) {
-      const std::string job = ringtrain::output_job_id(launch, world);
+      job = ringtrain::output_job_id(launch, world);
       train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, job);
       train->save_model = ringtrain::expand_output_name(train->save_model, job);
       train->timeline = ringtrain::expand_output_name(train->timeline, job);
       train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, job);
+      train->run_dir.dir = ringtrain::expand_output_name(train->run_dir.dir, job);
+      ringtrain::use_run_dir_outputs(*train);
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
@@ -154,7 +179,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     } else if (train) {
       ringtrain::install_stop_handlers();  // SIGTERM: checkpoint at the next step, exit 0
       const ringtrain::Heartbeat heartbeat(MPI_COMM_WORLD, train->peer_timeout_s);  // a rank lost stops the job
-      ringtrain::Trainer(*train, world).run(log);
+      train_in_run_dir(*train, world, log, job);
     } else {
       ringtrain::evaluate_saved_model(*eval, world, log);
     }

@@ -56,6 +56,7 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
 #include <sstream>
 
 #include "ringtrain/tensor/error.hpp"
+#include "settings_ini.hpp"
 
 namespace po = boost::program_options;
 
@@ -502,12 +503,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.timeline_steps = parse_step_range("--timeline-steps", text.timeline_steps);
 }
 
-}  // namespace
-
-std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
-  TrainConfig c;
-  TrainFlags text;
-  po::options_description o("train options");
+void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
   o.add_options()
       ("model", po::value(&c.model)->default_value("mlp"), "preset (linreg, mlp, cnn) or layer spec, e.g. "
        "\"flatten,linear(128),relu,linear(out)\"");
@@ -518,11 +514,33 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   add_rank_options(o, text.choices);
   add_parallel_options(o, c, text);
   add_reliability_options(o, c, text);
+  // Run directories (train/run_dir.hpp).
+  o.add_options()("run-dir", po::value(&c.run_dir.dir), "one directory for the run (\"%j\": the job id): "
+                  "settings.ini (which --config reads to repeat the run), log.txt, metrics.csv, model.h5, "
+                  "checkpoints/ (with --checkpoint-every or --resume) and run.json; --metrics, --save and "
+                  "--checkpoint-dir still name their own");
+}
+
+// Not settings of the run but where its files go and where it starts: a run directory's settings.ini leaves
+// them out, so that --config of it repeats the run wherever --run-dir puts it (run.json keeps the command line).
+const std::set<std::string> kNotSettings = {"help", "config", "run-dir", "resume"};
+
+}  // namespace
+
+std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
+  TrainConfig c;
+  TrainFlags text;
+  po::options_description o("train options");
+  add_train_options(o, c, text);
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return std::nullopt;
   if (vm.count("config")) c.config_file = vm["config"].as<std::string>();
   read_data_sources(c.data);
   read_train_flags(text, c);
+  if (vm.count("run-dir"))
+    c.run_dir.settings = "# The settings of a ringtrain train run, every option's value, defaults included:\n"
+                         "# `ringtrain train --config settings.ini --run-dir NEW_DIR` repeats the run.\n" +
+                         settings_ini(o, vm, kNotSettings);
   return c;
 }
 

@@ -74,6 +74,13 @@ struct StepRange {
   int64_t first = 0, last = 0;
 };
 
+// --run-dir (run_dir.hpp): one directory holding a run's settings, log, metrics, model, checkpoints and record.
+struct RunDirConfig {
+  std::string dir;           // "" = none; "%j" expanded by the CLI
+  std::string settings;      // settings.ini: every option of the run as `key = value` lines that --config reads
+  std::string command_line;  // as the process was started, for run.json
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
@@ -106,6 +113,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   ResumeFrom resume;
   double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
+  RunDirConfig run_dir;
 };
 
 struct EvalConfig {
