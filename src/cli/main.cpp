@@ -1,4 +1,4 @@
-// ringtrain: prep | train | eval | devices. Parses flags into config structs, starts MPI for the commands that run
+// ringtrain: prep | train | eval | sweep | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +71,7 @@ const char* kUsage =
     "  prep   convert IDX (MNIST, Fashion-MNIST) or CSV files into HDF5 shards\n"
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
     "  eval   score a saved model on a dataset split\n"
+    "  sweep  train over a grid or random draws of settings, locally or as a SLURM job array; rank the trials\n"
     "  devices  list the CUDA devices this process can use (or why there are none)\n";
 
 // One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
@@ -207,8 +208,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "devices") return run_devices(args);
+    if (command == "sweep") return ringtrain::cli::run_sweep(args);
     if (command == "prep" || command == "train" || command == "eval") return run_on_ranks(command, args, &argc, &argv);
-    print_error("unknown command '" + command + "' (expected prep, train, eval or devices)");
+    print_error("unknown command '" + command + "' (expected prep, train, eval, sweep or devices)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.
