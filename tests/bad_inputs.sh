@@ -285,4 +285,15 @@ command=prep row 2 "'purple' is not a category of the training data, which has b
 [[ ! -e $dir/never ]] || fail "a failed prep --like left its output directory $dir/never"
 row 2 "holds features only, no targets (prep --like of a CSV without the target column): only predict reads it" \
   --train "$dir/unlabelled/test-00000.h5" "${model[@]}"
+# Run directories (--run-dir): another run's directory, a file, one that cannot be made, a value settings.ini
+# cannot record.
+timeout 60 "$bin" train --data "$dir/good" "${model[@]}" --run-dir "$dir/run" >/dev/null 2>&1 || fail "could not fill a run directory"
+row 2 "holds a run that finished at" --data "$dir/good" "${model[@]}" --run-dir "$dir/run"
+mkdir -p "$dir/oldrun" && touch "$dir/oldrun/metrics.csv"
+row 2 "holds an earlier run's metrics.csv" --data "$dir/good" "${model[@]}" --run-dir "$dir/oldrun"
+touch "$dir/notes.txt"
+row 2 "is not a directory" --data "$dir/good" "${model[@]}" --run-dir "$dir/notes.txt"
+row 2 "cannot create --run-dir" --data "$dir/good" "${model[@]}" --run-dir "$dir/readonly/run"
+row 2 "cannot be recorded in settings.ini: an INI value holds no '#' or line break" --data "$dir/shards#1" "${model[@]}" \
+  --run-dir "$dir/hash"
 echo "PASS: $checked rows"

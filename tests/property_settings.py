@@ -12,8 +12,8 @@ alternate between one process and `mpirun -np 2`. Whatever the settings, every r
   - exit 0, or 1 or 2 with exactly one "ringtrain: error:" line on stderr (none on success);
   - print that error line as a single printable line (no control characters but tab, not split by one);
   - create nothing in the fixture directory except at a path an output flag named (--save, --metrics,
-    --save-best, --timeline, --checkpoint-dir, --stage-to, --tensorboard, directly or through --config), change no existing
-    file that no output flag named, and never change the dataset's shards.
+    --save-best, --timeline, --checkpoint-dir, --stage-to, --tensorboard, --run-dir, directly or through --config), change no
+    existing file that no output flag named, and never change the dataset's shards.
 Why: users and schedulers pass settings by hand, by script and by config file; a wrong one must be an error
 that says so, not a crash, a hang, a garbled message or a file written somewhere else.
 
@@ -43,7 +43,7 @@ MEMORY_LIMIT = 4 << 30  # RLIMIT_AS per process
 MAX_FLAGS = 5
 BASE_FLAGS = {"--epochs": "1", "--batch": "8", "--model": "flatten,linear(8),relu,linear(out)", "--device": "cpu"}
 OUTPUT_FILE_FLAGS = {"--save", "--metrics", "--timeline", "--save-best"}
-OUTPUT_DIR_FLAGS = {"--checkpoint-dir", "--stage-to", "--tensorboard"}
+OUTPUT_DIR_FLAGS = {"--checkpoint-dir", "--stage-to", "--tensorboard", "--run-dir"}
 SIGNAL_TEXT = ("exited on signal", "Segmentation fault", "core dumped", "terminate called", "Aborted")
 ERROR_PREFIX = "ringtrain: error:"
 
@@ -197,6 +197,7 @@ FLAGS = {
     "--resume": path("auto", "auto", "auto", "@ckpt/step-000000000016.h5", "@ckpt-other/step-000000000016.h5",
                      "@ckpt"),
     "--skip-nonfinite": switch,
+    "--run-dir": path("@out/run", "@out/run-%j", "run", "@out/new/run", "@ckpt", "@data/train-00000.h5"),
     "--peer-timeout-s": real(0, 0.5, 10, boundary=FLOAT_BOUNDARY + ["1000000", "1000001"]),
     "--early-stop-patience": integer(1, 2, 3, boundary=["1000000", "1000001"]),
     "--monitor": choice("val_loss", "val_accuracy", "val_mae", junk=["loss", "val_acc", "VAL_LOSS"]),
@@ -212,7 +213,8 @@ FLAGS = {
 # Flags whose settings act on each other.
 GROUPS = {
     "files": ["--data", "--train", "--val", "--test", "--save", "--metrics", "--timeline", "--checkpoint-dir",
-              "--checkpoint-every", "--keep-checkpoints", "--resume", "--stage-to", "--config", "--tensorboard"],
+              "--checkpoint-every", "--keep-checkpoints", "--resume", "--stage-to", "--config", "--tensorboard",
+              "--run-dir", "--save-best"],
     "parallel": ["--mode", "--pipeline-stages", "--micro-batches", "--schedule", "--split", "--ps-servers",
                  "--staleness", "--ps-timeout-s", "--allreduce", "--fusion-mb", "--cycle-ms", "--straggler-rank",
                  "--straggler-ms", "--peer-timeout-s", "--batch", "--steps", "--threads", "--prefetch"],

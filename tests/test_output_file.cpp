@@ -14,7 +14,7 @@
 namespace ringtrain {
 namespace {
 
-using test::slurp;
+using test::read_text;
 using test::TempDir;
 
 std::string refusal(const std::string& path, const std::vector<std::string>& inputs = {}) {
@@ -62,14 +62,14 @@ TEST(OutputFile, AWriteThroughALinkKeepsTheLink) {
   std::filesystem::create_symlink(dir.path("run42/metrics.csv"), dir.path("latest.csv"));
   write_text_atomically(dir.path("latest.csv"), [](std::ostream& out) { out << "new\n"; });
   EXPECT_TRUE(std::filesystem::is_symlink(dir.path("latest.csv")));
-  EXPECT_EQ(slurp(dir.path("run42/metrics.csv")), "new\n");
+  EXPECT_EQ(read_text(dir.path("run42/metrics.csv")), "new\n");
 }
 
 TEST(OutputFile, AFailedWriteKeepsThePreviousFileWhole) {
   TempDir dir;
   const std::string path = dir.path("metrics.csv");
   write_text_atomically(path, [](std::ostream& out) { out << "epoch\n1\n"; });
-  EXPECT_EQ(slurp(path), "epoch\n1\n");
+  EXPECT_EQ(read_text(path), "epoch\n1\n");
   try {
     write_text_atomically(path, [](std::ostream& out) {
       out << "epoch\n";
@@ -80,7 +80,7 @@ TEST(OutputFile, AFailedWriteKeepsThePreviousFileWhole) {
     EXPECT_EQ(std::string(e.what()).rfind("cannot write '" + path + "'", 0), 0u) << e.what();
   }
   EXPECT_THROW(write_text_atomically(path, [](std::ostream&) { throw Error("the writer failed"); }), Error);
-  EXPECT_EQ(slurp(path), "epoch\n1\n");
+  EXPECT_EQ(read_text(path), "epoch\n1\n");
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(entry.path().filename(), "metrics.csv") << "a temporary was left";
 }

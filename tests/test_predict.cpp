@@ -179,7 +179,7 @@ TEST(PredictionFile, CsvAndHdf5HoldTheSameRows) {
   p.values = {0.25f, 0.75f, 0.1f, 0.9f, 1.0f / 3.0f, 2.0f / 3.0f};
   p.predicted = {1, 1, 1};
   write_predictions(dir.path("p.csv"), PredictionFormat::csv, p);
-  EXPECT_EQ(test::slurp(dir.path("p.csv")),
+  EXPECT_EQ(test::read_text(dir.path("p.csv")),
             "index,predicted,p_0,p_1\n0,1,0.25,0.75\n1,1,0.1,0.9\n2,1,0.33333334,0.6666667\n");
   write_predictions(dir.path("p.h5"), PredictionFormat::hdf5, p);
   auto lock = h5::lock_library();
@@ -202,7 +202,7 @@ TEST(PredictionFile, RegressionColumnsAreValues) {
   p.width = 1;
   p.values = {1.5f, -2.0f};
   write_predictions(dir.path("p.csv"), PredictionFormat::csv, p);
-  EXPECT_EQ(test::slurp(dir.path("p.csv")), "index,value\n0,1.5\n1,-2\n");
+  EXPECT_EQ(test::read_text(dir.path("p.csv")), "index,value\n0,1.5\n1,-2\n");
 }
 
 // The command through the binary: a model trained once on the suite's shards.
@@ -238,7 +238,7 @@ TEST_F(PredictCli, WritesCsvAndHdf5OfTheTestSplitInOrder) {
   EXPECT_NE(out_.find(" samples/s)"), std::string::npos) << out_;
   ASSERT_EQ(cli(predict("--input " + shards_.path("test-00000.h5") + " --out " + dir_.path("p.h5"))), 0) << err_;
   // The CSV's rows are the HDF5 file's, float for float, in the input's order.
-  std::istringstream csv(test::slurp(dir_.path("p.csv")));
+  std::istringstream csv(test::read_text(dir_.path("p.csv")));
   std::string line;
   std::getline(csv, line);
   EXPECT_EQ(line, "index,predicted,p_0,p_1,p_2");
@@ -267,7 +267,7 @@ TEST_F(PredictCli, ACheckpointPredictsAsTheSavedModel) {
                 " --out " + dir_.path("ckpt.csv")),
             0)
       << err_;
-  EXPECT_EQ(test::slurp(dir_.path("model.csv")), test::slurp(dir_.path("ckpt.csv")));
+  EXPECT_EQ(test::read_text(dir_.path("model.csv")), test::read_text(dir_.path("ckpt.csv")));
 }
 
 // The CUDA engine's predictions: the CPU's, to float rounding (its GEMMs sum in another order). Skipped,
@@ -356,7 +356,7 @@ TEST(PredictIdx, ImagesPredictAsTheirPreparedShards) {
   ASSERT_EQ(run_cli(predict + " --input " + idx + "/t10k-images-idx3-ubyte.gz --out " + dir.path("idx.csv"), &out, &err), 0)
       << err;
   EXPECT_NE(out.find("predicting 20 samples in IDX file"), std::string::npos) << out;
-  EXPECT_EQ(test::slurp(dir.path("idx.csv")), test::slurp(dir.path("shards.csv")));
+  EXPECT_EQ(test::read_text(dir.path("idx.csv")), test::read_text(dir.path("shards.csv")));
 }
 
 }  // namespace

@@ -164,17 +164,17 @@ TEST(ReportFiles, HoldTheNumbersAndReplaceOnlyTheirOwnFiles) {
   const ThreeClasses d;
   ReportSubject subject{"m.h5", "test-00000.h5", {"cat", "dog, big", "bird"}};
   write_classification_report(out, subject, classification_metrics(d.labels, d.predicted, d.probabilities, 3));
-  const std::string json = test::slurp(dir.path("report/report.json"));
+  const std::string json = test::read_text(dir.path("report/report.json"));
   EXPECT_NE(json.find("\"class_names\": [\"cat\", \"dog, big\", \"bird\"]"), std::string::npos) << json;
   EXPECT_NE(json.find("\"accuracy\": 0.66666666666666663"), std::string::npos) << json;
   EXPECT_NE(json.find("\"roc_auc\": 0.96296296296296"), std::string::npos) << json;
   EXPECT_NE(json.find("[2, 1, 0]"), std::string::npos) << json;
   // A name holding the separator is quoted in the CSV files.
-  EXPECT_EQ(test::slurp(dir.path("report/confusion_matrix.csv")),
+  EXPECT_EQ(test::read_text(dir.path("report/confusion_matrix.csv")),
             "true\\predicted,cat,\"dog, big\",bird\ncat,2,1,0\n\"dog, big\",0,2,0\nbird,1,0,0\n");
-  EXPECT_NE(test::slurp(dir.path("report/per_class.csv")).find("2,bird,0,0,0,1\n"), std::string::npos);
-  EXPECT_NE(test::slurp(dir.path("report/roc.csv")).find("0,cat,0,0,inf\n"), std::string::npos);
-  EXPECT_EQ(test::slurp(dir.path("report/notes.txt")), "mine");
+  EXPECT_NE(test::read_text(dir.path("report/per_class.csv")).find("2,bird,0,0,0,1\n"), std::string::npos);
+  EXPECT_NE(test::read_text(dir.path("report/roc.csv")).find("0,cat,0,0,inf\n"), std::string::npos);
+  EXPECT_EQ(test::read_text(dir.path("report/notes.txt")), "mine");
 }
 
 TEST(ReportFiles, ADirectoryThatIsAFileIsRefused) {

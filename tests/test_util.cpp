@@ -103,7 +103,7 @@ double gradient_error(Layer& layer, Tensor& x, Param* param, Mode mode, float ep
   return worst;
 }
 
-std::string slurp(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -116,8 +116,8 @@ int run_cli(const std::string& args, std::string* out, std::string* err, const s
   const std::string out_path = (dir / ("rt-out-" + tag)).string(), err_path = (dir / ("rt-err-" + tag)).string();
   const std::string cmd = env + (env.empty() ? "" : " ") + RINGTRAIN_BIN + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
   const int status = std::system(cmd.c_str());
-  if (out) *out = slurp(out_path);
-  if (err) *err = slurp(err_path);
+  if (out) *out = read_text(out_path);
+  if (err) *err = read_text(err_path);
   std::filesystem::remove(out_path);
   std::filesystem::remove(err_path);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

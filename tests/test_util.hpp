@@ -147,9 +147,8 @@ struct SmallRun {
 // A TrainConfig of `run` on the shards in `data_dir`; each test then sets what it is about.
 TrainConfig train_config(const std::string& data_dir, const SmallRun& run = {});
 
-// The whole text of a file ("" when it cannot be read).
-std::string slurp(const std::string& path);
-
+// The whole file; "" when it cannot be read.
+std::string read_text(const std::string& path);
 // Runs the ringtrain binary with arguments (and `env`, shell assignments such as "RINGTRAIN_CPU=portable",
 // in its environment); returns the exit code and fills stdout/stderr text.
 int run_cli(const std::string& args, std::string* out, std::string* err, const std::string& env = "");

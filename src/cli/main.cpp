@@ -1,4 +1,4 @@
-// ringtrain: prep | train | eval | predict | devices. Parses flags into config structs, starts MPI for the commands that run
+// ringtrain: prep | train | eval | predict | sweep | devices. Parses flags into config structs, starts MPI for the commands that run
 // on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +21,7 @@
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
 #include "ringtrain/train/predict.hpp"
+#include "ringtrain/train/run_dir.hpp"
 #include "ringtrain/train/trainer.hpp"
 
 namespace {
@@ -72,6 +73,7 @@ const char* kUsage =
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
     "  eval   score a saved model on a dataset split (--report DIR: metrics and plots)\n"
     "  predict  run a saved model over new data (shards or IDX images); predictions to CSV or HDF5\n"
+    "  sweep  train over a grid or random draws of settings, locally or as a SLURM job array; rank the trials\n"
     "  devices  list the CUDA devices this process can use (or why there are none)\n";
 
 // One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
@@ -120,6 +122,29 @@ int launcher_rank() {
   return 0;
 }
 
+// How the process was started, as a shell would take it back: run.json records it.
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) line += ' ';
+    line += ringtrain::shell_word(argv[i]);
+  }
+  return line;
+}
+
+// A training run, recorded in its --run-dir when it has one: run.json says how it ended, also when it failed.
+void train_in_run_dir(const ringtrain::TrainConfig& config, ringtrain::Communicator& world, std::ostream& log,
+                      const std::string& job) {
+  ringtrain::RunDir run_dir(config, world, job);
+  try {
+    ringtrain::Trainer trainer(config, world);
+    run_dir.finish(trainer.run(run_dir.log(log)));
+  } catch (const std::exception& e) {
+    run_dir.fail(e.what());
+    throw;
+  }
+}
+
 // Prep, train, eval and predict run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
 // progress and errors that every rank meets alike.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
@@ -129,6 +154,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   std::optional<ringtrain::PredictConfig> predict;
   if (command == "prep" && !(prep = ringtrain::cli::parse_prep(args))) return 0;
   if (command == "train" && !(train = ringtrain::cli::parse_train(args))) return 0;
+  if (train) train->run_dir.command_line = command_line(*argc, *argv);
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
   if (command == "predict" && !(predict = ringtrain::cli::parse_predict(args))) return 0;
   ringtrain::MpiSession mpi(argc, argv);
@@ -145,14 +171,17 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
       if (launch.rank <= 0) print_error(e.what());
       return kExitError;
     }
+    std::string job;
     if (train) {
-      const std::string job = ringtrain::output_job_id(launch, world);
+      job = ringtrain::output_job_id(launch, world);
       train->metrics_csv = ringtrain::expand_output_name(train->metrics_csv, job);
       train->save_model = ringtrain::expand_output_name(train->save_model, job);
       train->save_best = ringtrain::expand_output_name(train->save_best, job);
       train->timeline = ringtrain::expand_output_name(train->timeline, job);
       train->checkpoint_dir = ringtrain::expand_output_name(train->checkpoint_dir, job);
       train->tensorboard_dir = ringtrain::expand_output_name(train->tensorboard_dir, job);
+      train->run_dir.dir = ringtrain::expand_output_name(train->run_dir.dir, job);
+      ringtrain::use_run_dir_outputs(*train);
     }
     std::ostringstream quiet;
     std::ostream& log = mpi.rank() == 0 ? std::cout : quiet;
@@ -161,7 +190,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     } else if (train) {
       ringtrain::install_stop_handlers();  // SIGTERM: checkpoint at the next step, exit 0
       const ringtrain::Heartbeat heartbeat(MPI_COMM_WORLD, train->peer_timeout_s);  // a rank lost stops the job
-      ringtrain::Trainer(*train, world).run(log);
+      train_in_run_dir(*train, world, log, job);
     } else if (eval) {
       ringtrain::evaluate_saved_model(*eval, world, log);
     } else {
@@ -191,9 +220,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "devices") return run_devices(args);
+    if (command == "sweep") return ringtrain::cli::run_sweep(args);
     if (command == "prep" || command == "train" || command == "eval" || command == "predict")
       return run_on_ranks(command, args, &argc, &argv);
-    print_error("unknown command '" + command + "' (expected prep, train, eval, predict or devices)");
+    print_error("unknown command '" + command + "' (expected prep, train, eval, predict, sweep or devices)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.

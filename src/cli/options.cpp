@@ -56,6 +56,7 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
 #include <sstream>
 
 #include "ringtrain/tensor/error.hpp"
+#include "settings_ini.hpp"
 
 namespace po = boost::program_options;
 
@@ -125,22 +126,40 @@ void keep_last_occurrence(po::parsed_options& parsed, const po::options_descript
   flags.assign(kept.rbegin(), kept.rend());
 }
 
-// Parses flags, then the --config INI file (keys are the long option names); flags win over the file.
-// Returns false when --help was asked for (and printed).
+po::parsed_options parse_flags(const std::vector<std::string>& args, const po::options_description& options) {
+  for (const std::string& arg : args) refuse_placeholders(arg, "argument '" + arg + "'");
+  po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+  keep_last_occurrence(parsed, options);
+  // A word no flag takes ("--lr 0.1 0.2", "--nesterov yes") would be dropped without a word.
+  for (const std::string& stray : po::collect_unrecognized(parsed.options, po::include_positional))
+    throw UsageError("unexpected argument '" + stray + "' (each flag takes at most one value; switches such as "
+                     "--nesterov take none)");
+  return parsed;
+}
+
+}  // namespace
+
+void store_flags(const std::vector<std::string>& args, const po::options_description& options, po::variables_map& vm) {
+  po::store(parse_flags(args, options), vm);
+}
+
+namespace {
+
+// Parses flags, then the --config INI file (keys are the long option names); flags win over the file, and
+// `overrides` (INI text: a sweep's trial values) over both. Returns false when --help was asked for (and
+// printed).
 bool parse(const std::string& command, const std::vector<std::string>& args, po::options_description& options,
-           po::variables_map& vm) {
+           po::variables_map& vm, const std::string& overrides = "") {
   std::string config_file;
   options.add_options()("help,h", "show this help")("config", po::value(&config_file),
                                                      "INI file of option = value lines (flags override it)");
-  for (const std::string& arg : args) refuse_placeholders(arg, "argument '" + arg + "'");
   try {
-    po::parsed_options parsed = po::command_line_parser(args).options(options).run();
-    keep_last_occurrence(parsed, options);
-    // A word no flag takes ("--lr 0.1 0.2", "--nesterov yes") would be dropped without a word.
-    for (const std::string& stray : po::collect_unrecognized(parsed.options, po::include_positional))
-      throw UsageError("unexpected argument '" + stray + "' (each flag takes at most one value; switches such as "
-                       "--nesterov take none)");
-    po::store(parsed, vm);
+    // Stored first, so that they win: a value already stored is kept.
+    if (!overrides.empty()) {
+      std::istringstream text(overrides);
+      po::store(po::parse_config_file(text, options), vm);
+    }
+    store_flags(args, options, vm);
     if (vm.count("help")) {
       std::cout << "usage: ringtrain " << command << " [options]\n\n" << options << std::endl;
       return false;
@@ -542,12 +561,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.monitor = parse_choice<Monitor>("--monitor", text.monitor);
 }
 
-}  // namespace
-
-std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
-  TrainConfig c;
-  TrainFlags text;
-  po::options_description o("train options");
+void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
   o.add_options()
       ("model", po::value(&c.model)->default_value("mlp"), "preset (linreg, mlp, cnn) or layer spec, e.g. "
        "\"flatten,linear(128),relu,linear(out)\"");
@@ -560,12 +574,56 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) {
   add_parallel_options(o, c, text);
   add_reliability_options(o, c, text);
   add_early_stop_options(o, c, text);
+  // Run directories (train/run_dir.hpp).
+  o.add_options()("run-dir", po::value(&c.run_dir.dir), "one directory for the run (\"%j\": the job id): "
+                  "settings.ini (which --config reads to repeat the run), log.txt, metrics.csv, model.h5, "
+                  "checkpoints/ (with --checkpoint-every or --resume) and run.json; --metrics, --save and "
+                  "--checkpoint-dir still name their own");
+}
+
+// Not settings of the run but where its files go and where it starts: a run directory's settings.ini leaves
+// them out, so that --config of it repeats the run wherever --run-dir puts it (run.json keeps the command line).
+const std::set<std::string> kNotSettings = {"help", "config", "run-dir", "resume"};
+
+// Train's flags, and `overrides` (INI text) winning over them and the --config file. `record`: the settings
+// as settings.ini holds them go into run_dir.settings, as they do for a run with --run-dir.
+std::optional<TrainConfig> read_train(const std::vector<std::string>& args, const std::string& overrides,
+                                      bool record) {
+  TrainConfig c;
+  TrainFlags text;
+  po::options_description o("train options");
+  add_train_options(o, c, text);
   po::variables_map vm;
-  if (!parse("train", args, o, vm)) return std::nullopt;
+  if (!parse("train", args, o, vm, overrides)) return std::nullopt;
   if (vm.count("config")) c.config_file = vm["config"].as<std::string>();
   read_data_sources(c.data);
   read_train_flags(text, c);
+  if (record || vm.count("run-dir"))
+    c.run_dir.settings = "# The settings of a ringtrain train run, every option's value, defaults included:\n"
+                         "# `ringtrain train --config settings.ini --run-dir NEW_DIR` repeats the run.\n" +
+                         settings_ini(o, vm, kNotSettings);
   return c;
+}
+
+}  // namespace
+
+std::optional<TrainConfig> parse_train(const std::vector<std::string>& args) { return read_train(args, "", false); }
+
+TrainConfig parse_trial(const std::vector<std::string>& args, const std::string& overrides) {
+  std::optional<TrainConfig> c = read_train(args, overrides, true);
+  if (!c) throw UsageError("--help is not a setting of a trial");
+  return *c;
+}
+
+std::set<std::string> train_settings() {
+  TrainConfig c;
+  TrainFlags text;
+  po::options_description o;
+  add_train_options(o, c, text);
+  std::set<std::string> names;
+  for (const auto& option : o.options())
+    if (!kNotSettings.count(option->long_name())) names.insert(option->long_name());
+  return names;
 }
 
 std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args) {

@@ -1,7 +1,9 @@
-// Words for numbers and quotes of user text in what the program prints: "1 thread", "2 threads".
+// Words for numbers and quotes of user text in what the program prints and writes: "1 thread", "2 threads",
+// a JSON string.
 #pragma once
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -22,13 +24,31 @@ inline std::string excerpt(std::string_view text, size_t max = 120) {
   return std::string(text.substr(0, max - 3)) + "...";
 }
 
-// `text` as a JSON string, quoted; control characters are left out (names in a trace or a report).
+// `word` as one word of a POSIX shell's command line: as it is when that is safe, else in single quotes.
+inline std::string shell_word(std::string_view word) {
+  const bool plain = !word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                             "0123456789_-+=.,/:@%") == std::string_view::npos;
+  if (plain) return std::string(word);
+  std::string quoted = "'";
+  for (const char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// `text` as a JSON string, quotes included: '"' and '\\' escaped, control bytes as \u00XX (other bytes, UTF-8
+// among them, as they are).
 inline std::string json_string(std::string_view text) {
   std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }

@@ -89,6 +89,13 @@ struct StepRange {
   int64_t first = 0, last = 0;
 };
 
+// --run-dir (run_dir.hpp): one directory holding a run's settings, log, metrics, model, checkpoints and record.
+struct RunDirConfig {
+  std::string dir;           // "" = none; "%j" expanded by the CLI
+  std::string settings;      // settings.ini: every option of the run as `key = value` lines that --config reads
+  std::string command_line;  // as the process was started, for run.json
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
@@ -130,6 +137,7 @@ struct TrainConfig {
   double min_delta = 0.0;
   std::string save_best;        // "" = none; else the best epoch's model, written when an epoch improves
   float label_smoothing = 0.0f; // cross-entropy's targets: (1 - eps) * onehot + eps / classes
+  RunDirConfig run_dir;
 };
 
 struct EvalConfig {
