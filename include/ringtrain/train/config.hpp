@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/shard_set.hpp"
@@ -74,6 +75,20 @@ struct StepRange {
   int64_t first = 0, last = 0;
 };
 
+// Fine-tuning (train/fine_tune.hpp). One item of --freeze: top-level layers by name, a glob ("conv*", as
+// fnmatch matches), or by index, layers [first, end) (end -1: to the last layer).
+struct LayerSelector {
+  std::string text;  // as given, for messages
+  std::string glob;  // "" for an index range
+  int64_t first = 0, end = 0;
+};
+
+struct FineTuneConfig {
+  std::string init_from;                // a model file or checkpoint whose matching tensors start the model
+  std::vector<LayerSelector> freeze;    // layers whose parameters take no updates
+  bool reset_head = false;              // the last linear layer starts new (another number of classes)
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
@@ -106,6 +121,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   ResumeFrom resume;
   double peer_timeout_s = 10.0;   // the CLI's heartbeat (comm/heartbeat.hpp); 0 = none
+  FineTuneConfig fine_tune;
 };
 
 struct EvalConfig {
