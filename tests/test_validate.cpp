@@ -95,6 +95,13 @@ TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
       {[](TrainConfig& c) { c.data.window_shards = -3; }, "--shuffle-window must not be negative, got -3"},
       {[](TrainConfig& c) { c.device.gpu = -2; }, "--gpu must be a GPU index, or -1 for the node-local rank's, got -2"},
       {[](TrainConfig& c) { c.parallel.engine.cycle_ms = std::nan(""); }, "--cycle-ms must be positive, got nan"},
+      // Fine-tuning (train/init_from.hpp).
+      {[](TrainConfig& c) { c.fine_tune.reset_head = true; },
+       "--reset-head needs --init-from (the trained model whose output layer it starts anew)"},
+      {[](TrainConfig& c) { c.fine_tune.init_from = "m.h5", c.resume = {ResumeFrom::file, "step-1.h5"}; },
+       "--init-from and --resume both give the starting weights: a resumed run continues its checkpoint's"},
+      {[](TrainConfig& c) { c.fine_tune.init_from = "m.h5", c.resume = {ResumeFrom::newest, ""}, c.checkpoint_dir = "c"; },
+       "--init-from and --resume both give the starting weights"},
   };
   for (const auto& [set, says] : cases) {
     TrainConfig c;
