@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <sstream>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
@@ -142,6 +145,42 @@ TEST(FineTune, FrozenLayersGradientsStayOffTheWire) {
   EXPECT_EQ(whole, 3 * 4 * all);
   EXPECT_EQ(frozen, 3 * 4 * trained);
   EXPECT_LT(trained, all);
+}
+
+// What --timeline shows: rank 0's allreduce spans, each ending in its bytes, add up to the trained layers'
+// gradients a step.
+int64_t timeline_bytes_per_step(const std::string& path) {
+  std::ifstream in(path);
+  const std::string trace((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  static const std::regex allreduce(R"re("name":"ALLREDUCE [^"]*?(\d+) bytes","ph":"X","pid":0,)re");
+  static const std::regex step(R"re("name":"step \d+","ph":"X","pid":0,)re");
+  int64_t bytes = 0;
+  for (std::sregex_iterator it(trace.begin(), trace.end(), allreduce), end; it != end; ++it) bytes += std::stoll((*it)[1]);
+  const auto steps = std::distance(std::sregex_iterator(trace.begin(), trace.end(), step), std::sregex_iterator());
+  return steps > 0 ? bytes / steps : -1;
+}
+
+TEST(FineTune, TheTimelineShowsTheFrozenGradientsOffTheWire) {
+  test::SharedDataset data({2, 6, 6});
+  int64_t bytes[2] = {0, 0}, expected[2] = {0, 0};
+  for (const bool freeze : {false, true}) {
+    TrainConfig c = frozen_run(data.path());
+    if (!freeze) c.fine_tune.freeze.clear();
+    c.save_model.clear();
+    c.max_steps = 3;
+    c.timeline = data.path() + "/trace.json";
+    std::ostringstream quiet;
+    Trainer trainer(c, test::world());
+    for (const NamedParam& p : trainer.model().trained_params(trainer.model().all_layers()))
+      expected[freeze] += 4 * p.param->value.numel();
+    trainer.run(quiet);
+    if (test::world().rank() == 0) bytes[freeze] = timeline_bytes_per_step(c.timeline);
+    test::world().barrier();
+  }
+  if (test::world().rank() != 0) return;
+  EXPECT_EQ(bytes[false], expected[false]);
+  EXPECT_EQ(bytes[true], expected[true]);
+  EXPECT_LT(expected[true], expected[false]);
 }
 
 }  // namespace
