@@ -56,6 +56,7 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
 #include <sstream>
 
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 
 namespace po = boost::program_options;
 
@@ -414,14 +415,16 @@ void add_fine_tune_options(po::options_description& o, TrainConfig& c, TrainFlag
 // A layer index of --freeze: digits only (a layer's name starts with a letter).
 int64_t layer_index(const std::string& item, const std::string& text) {
   if (item.empty() || item.size() > 9 || item.find_first_not_of("0123456789") != std::string::npos)
-    throw UsageError("--freeze '" + text + "': '" + item + "' is not a layer index (0 to 999999999)");
+    throw UsageError("--freeze '" + excerpt(text) + "': '" + excerpt(item) +
+                     "' is not a layer index (0 to 999999999)");
   return std::stoll(item);
 }
 
 // One comma-separated item of --freeze: N, A-B (inclusive), A:B, :B or A: (B excluded, as in Python), or
 // else a name or glob, which the trainer matches against the model's layers.
 LayerSelector parse_layer_selector(const std::string& item, const std::string& text) {
-  if (item.empty()) throw UsageError("--freeze '" + text + "' holds an empty item (two commas, or one at an end)");
+  if (item.empty())
+    throw UsageError("--freeze '" + excerpt(text) + "' holds an empty item (two commas, or one at an end)");
   LayerSelector s{item, "", 0, 0};
   const size_t dash = item.find('-'), colon = item.find(':');
   const bool numeric = std::isdigit(static_cast<unsigned char>(item[0])) || item[0] == ':';
@@ -438,7 +441,8 @@ LayerSelector parse_layer_selector(const std::string& item, const std::string& t
     s.end = s.first + 1;
   }
   if (numeric && s.end >= 0 && s.end <= s.first)
-    throw UsageError("--freeze '" + text + "': the range '" + item + "' holds no layer (A-B includes B, A:B does not)");
+    throw UsageError("--freeze '" + excerpt(text) + "': the range '" + excerpt(item) +
+                     "' holds no layer (A-B includes B, A:B does not)");
   return s;
 }
 

@@ -23,7 +23,7 @@ std::vector<size_t> in_range(const LayerSelector& selector, const Model& model) 
   const auto layers = static_cast<int64_t>(model.size());
   const int64_t end = selector.end < 0 ? layers : selector.end;
   if (selector.first >= layers || end > layers)
-    throw Error("--freeze '" + selector.text + "': the model has " + counted(layers, "layer") + ", 0.." +
+    throw Error("--freeze '" + excerpt(selector.text) + "': the model has " + counted(layers, "layer") + ", 0.." +
                 std::to_string(layers - 1));
   std::vector<size_t> out;
   for (int64_t i = selector.first; i < end; ++i) out.push_back(static_cast<size_t>(i));
@@ -35,7 +35,7 @@ std::vector<size_t> matching(const LayerSelector& selector, const Model& model) 
   for (size_t i = 0; i < model.size(); ++i)
     if (fnmatch(selector.glob.c_str(), model.layer_name(i).c_str(), 0) == 0) out.push_back(i);
   if (out.empty())
-    throw Error("--freeze '" + selector.text + "' matches no layer of the model (" + layer_list(model) + ")");
+    throw Error("--freeze '" + excerpt(selector.text) + "' matches no layer of the model (" + layer_list(model) + ")");
   return out;
 }
 
@@ -66,7 +66,7 @@ std::vector<size_t> select_layers(const std::vector<LayerSelector>& selectors, c
 void freeze_layers(const std::vector<LayerSelector>& selectors, Model& model, size_t head) {
   if (selectors.empty()) return;  // the model as built: backward through every layer
   const std::vector<size_t> layers = select_layers(selectors, model);
-  const std::string flag = "--freeze '" + flag_text(selectors) + "'";
+  const std::string flag = "--freeze '" + excerpt(flag_text(selectors)) + "'";
   if (std::binary_search(layers.begin(), layers.end(), head))
     throw Error(flag + " freezes " + model.layer_name(head) +
                 ", the output layer --reset-head starts anew: it would never train");
