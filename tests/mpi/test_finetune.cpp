@@ -1,8 +1,9 @@
-// Fine-tuning under mpirun (mpi.np2..np4), with the first layers frozen (--freeze): data parallel on N ranks
-// ends where one rank with N x the batch ends (1e-5 after 20 steps), as do a pipeline of every rank and
-// parameter servers at staleness 0, and in each the frozen layers end where they began, bit for bit; only the
-// gradients of the layers that train reach the allreduce engine (the bytes it counts); a pipeline's checkpoint
-// holds no optimizer state for the frozen parameters.
+// Fine-tuning under mpirun (mpi.np2..np4), from a saved model (--init-from) with the first layers frozen
+// (--freeze): data parallel on N ranks ends where one rank with N x the batch ends (1e-5 after 20 steps), as do
+// a pipeline of every rank and parameter servers at staleness 0, and in each the frozen layers end where they
+// began (the file's values), bit for bit; only the gradients of the layers that train reach the allreduce
+// engine (the bytes it counts, and the timeline's allreduce spans); a pipeline's checkpoint holds no optimizer
+// state for the frozen parameters.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,15 +48,23 @@ Weights weights_of(Model& m) {
   return out;
 }
 
+// Starts from another model of the same architecture (rank 0 writes it; collective), the first layers frozen.
 TrainConfig frozen_run(const std::string& data) {
   TrainConfig c = test::train_config(data, {.model = kNet, .epochs = 2, .steps = 20, .weight_decay = 1e-3f});
+  c.fine_tune.init_from = data + "/trained.h5";
+  if (test::world().rank() == 0) {
+    Model trained(kNet, {2, 6, 6}, 3, 99);
+    save_model(c.fine_tune.init_from, trained, TargetSpace{true});
+  }
+  test::world().barrier();
   c.fine_tune.freeze = {{":4", "", 0, static_cast<int64_t>(kFrozen)}};
   c.save_model = data + "/model.h5";
   return c;
 }
 
 // Trains `parallel` on every rank; on rank 0, compares the model it saved with `alone` trained on one rank:
-// the trained layers to 1e-5, the frozen ones bit for bit to where both began.
+// the trained layers to 1e-5, the frozen ones bit for bit to where both began (the file's values: every rank,
+// each pipeline stage and each parameter server loaded it).
 void expect_like_one_rank(const TrainConfig& parallel, const TrainConfig& alone) {
   Communicator& world = test::world();
   std::ostringstream quiet;
@@ -67,6 +76,8 @@ void expect_like_one_rank(const TrainConfig& parallel, const TrainConfig& alone)
   reference.run(quiet);
   const Weights want = weights_of(reference.model()), got = weights_of(*load_model(parallel.save_model).model);
   EXPECT_TRUE(got.frozen == before.frozen && want.frozen == before.frozen) << "a frozen layer moved";
+  Model trained(kNet, {2, 6, 6}, 3, 99);
+  EXPECT_EQ(before.frozen, weights_of(trained).frozen) << "not the file's weights";
   ASSERT_EQ(got.trained.size(), want.trained.size());
   double worst = 0.0;
   for (size_t i = 0; i < got.trained.size(); ++i) worst = std::max(worst, std::fabs(double(got.trained[i]) - want.trained[i]));
