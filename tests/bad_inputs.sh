@@ -296,4 +296,39 @@ row 2 "is not a directory" --data "$dir/good" "${model[@]}" --run-dir "$dir/note
 row 2 "cannot create --run-dir" --data "$dir/good" "${model[@]}" --run-dir "$dir/readonly/run"
 row 2 "cannot be recorded in settings.ini: an INI value holds no '#' or line break" --data "$dir/shards#1" "${model[@]}" \
   --run-dir "$dir/hash"
+# Fine-tuning (--init-from, --freeze, --reset-head): a model trained on 2 classes, and a run with a frozen layer.
+/usr/bin/python3 - "$dir/two/train-00000.h5" <<'PY' || fail "could not write the 2-class shard"
+import os, sys, h5py, numpy as np
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+with h5py.File(sys.argv[1], "w") as f:
+    f["x"] = np.random.default_rng(1).normal(size=(64, 1, 4, 4)).astype(np.float32); f["y"] = np.arange(64) % 2
+    f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 2
+PY
+timeout 60 "$bin" train --data "$dir/two" "${model[@]}" --save "$dir/two.h5" >/dev/null 2>&1 ||
+  fail "could not write the 2-class model"
+timeout 60 "$mpirun" --oversubscribe -np 2 "$bin" train --data "$dir/good" "${model[@]}" --freeze linear1 \
+  --checkpoint-dir "$dir/frozen" >/dev/null 2>&1 || fail "could not write a fine-tuning checkpoint on 2 ranks"
+row 2 "--init-from: no such file '" --data "$dir/good" "${model[@]}" --init-from "$dir/nothing.h5"
+row 2 "' is not a ringtrain model file or checkpoint (no format attribute 'ringtrain-model-1')" --data "$dir/good" \
+  "${model[@]}" --init-from "$dir/good/train-00000.h5"
+row 2 "holds none of this model's 4 parameters and buffers under its name and shape (the file's model is" \
+  --data "$dir/good" --batch 8 --epochs 1 --model "conv(2,3),flatten,linear(out)" --init-from "$dir/two.h5" --reset-head
+row 2 "was trained for 2 classes, this data has 3 classes: add --reset-head to start a new output layer for them" \
+  --data "$dir/good" "${model[@]}" --init-from "$dir/two.h5"
+row 2 "--reset-head needs --init-from" --data "$dir/good" "${model[@]}" --reset-head
+row 2 "--init-from and --resume both give the starting weights" --data "$dir/good" "${model[@]}" --init-from "$dir/two.h5" \
+  --resume auto --checkpoint-dir "$dir/frozen"
+row 2 "--freeze 'conv*' matches no layer of the model (flatten1, linear1, relu1, linear2)" --data "$dir/good" "${model[@]}" \
+  --freeze 'conv*'
+row 2 "--freeze '9': the model has 4 layers, 0..3" --data "$dir/good" "${model[@]}" --freeze 9
+row 2 "freezes every layer with parameters: nothing would train" --data "$dir/good" "${model[@]}" --freeze 'linear*'
+row 2 "the output layer --reset-head starts anew: it would never train" --data "$dir/good" "${model[@]}" \
+  --init-from "$dir/two.h5" --reset-head --freeze linear2
+row 2 "backward through a frozen batchnorm (on its running statistics) is not supported" --data "$dir/good" \
+  --batch 8 --epochs 1 --model "flatten,linear(8),batchnorm,linear(out)" --freeze batchnorm1
+row 2 "holds an empty item" --data "$dir/good" "${model[@]}" --freeze linear1,,relu1
+row 2 "the range '3-1' holds no layer (A-B includes B, A:B does not)" --data "$dir/good" "${model[@]}" --freeze 3-1
+row 2 "'x' is not a layer index" --data "$dir/good" "${model[@]}" --freeze 1:x
+row 2 "--freeze is 'linear1' in the checkpoint but 'flatten1' in this run" --data "$dir/good" "${model[@]}" --freeze 0 \
+  --resume "$dir/frozen/step-000000000004.h5"
 echo "PASS: $checked rows"

@@ -134,6 +134,14 @@ def split(d):
                              "1" * 5000, "," * 5000] + CONTROL)])
 
 
+def freeze(d):
+    """--freeze: layer names, globs and index ranges of BASE_FLAGS' model (flatten1, linear1, relu1, linear2)."""
+    return pools(d, [(50, ["0", "1", ":2", "linear1", "relu?", "0-1", "2:", "linear1,relu1", "flatten*"]),
+                     (35, ["", ",", "3-1", "4", "99999999999", "conv*", "1:x", "linear1,,relu1", "-1", ":", "0:0",
+                           "linear*", "1-", "[", "*"]),
+                     (15, JUNK_WORDS + HUGE + CONTROL)])
+
+
 # The flags of `ringtrain train --help`, each with its value generator ("@x": the fixture's path x).
 FLAGS = {
     "--model": model,
@@ -205,6 +213,9 @@ FLAGS = {
     "--save-best": path("@out/best.h5", "@out/best-%j.h5", "best.h5", "@out/model.h5", "@data/val-00000.h5"),
     "--l1": real(0, 1e-5, 1e-3, 1e30),
     "--label-smoothing": real(0, 0.1, 0.5, boundary=FLOAT_BOUNDARY + ["1", "0.9999999"]),
+    "--init-from": path("@ckpt/step-000000000016.h5", "@ckpt-other/step-000000000016.h5", "@data/train-00000.h5"),
+    "--freeze": freeze,
+    "--reset-head": switch,
     "--config": path("@cfg/good.ini", "@cfg/outputs.ini", "@cfg/junk.ini", "@cfg/unknown.ini", "@cfg/badvalue.ini",
                      "@cfg/control.ini", "@cfg/placeholder.ini", "@cfg/huge.ini", "@cfg/dup.ini", "@cfg/empty.ini",
                      "@cfg/nested.ini", "@cfg/section.ini"),
@@ -218,6 +229,8 @@ GROUPS = {
     "parallel": ["--mode", "--pipeline-stages", "--micro-batches", "--schedule", "--split", "--ps-servers",
                  "--staleness", "--ps-timeout-s", "--allreduce", "--fusion-mb", "--cycle-ms", "--straggler-rank",
                  "--straggler-ms", "--peer-timeout-s", "--batch", "--steps", "--threads", "--prefetch"],
+    "finetune": ["--init-from", "--freeze", "--reset-head", "--resume", "--model", "--save", "--checkpoint-dir",
+                 "--optimizer", "--weight-decay", "--pipeline-stages", "--mode"],
     "optimizer": ["--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay", "--beta1", "--beta2", "--eps",
                   "--alpha", "--lr-schedule", "--warmup-epochs", "--lr-step-epochs", "--lr-gamma", "--lr-min",
                   "--lr-scaling", "--skip-nonfinite", "--epochs", "--steps", "--model"],

@@ -112,6 +112,13 @@ TEST(Validate, NamesEachBrokenRuleOfATrainingRun) {
       {[](TrainConfig& c) { c.label_smoothing = 1.0f; }, "--label-smoothing must be in [0, 1), got 1"},
       {[](TrainConfig& c) { c.label_smoothing = -0.1f; }, "--label-smoothing must be in [0, 1), got -0.1"},
       {[](TrainConfig& c) { c.label_smoothing = std::nanf(""); }, "--label-smoothing must be in [0, 1), got nan"},
+      // Fine-tuning (train/init_from.hpp).
+      {[](TrainConfig& c) { c.fine_tune.reset_head = true; },
+       "--reset-head needs --init-from (the trained model whose output layer it starts anew)"},
+      {[](TrainConfig& c) { c.fine_tune.init_from = "m.h5", c.resume = {ResumeFrom::file, "step-1.h5"}; },
+       "--init-from and --resume both give the starting weights: a resumed run continues its checkpoint's"},
+      {[](TrainConfig& c) { c.fine_tune.init_from = "m.h5", c.resume = {ResumeFrom::newest, ""}, c.checkpoint_dir = "c"; },
+       "--init-from and --resume both give the starting weights"},
   };
   for (const auto& [set, says] : cases) {
     TrainConfig c;

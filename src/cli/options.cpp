@@ -57,6 +57,7 @@ inline void validate(boost::any& out, const std::vector<std::string>& texts, flo
 
 #include "ringtrain/tensor/error.hpp"
 #include "settings_ini.hpp"
+#include "ringtrain/tensor/text.hpp"
 
 namespace po = boost::program_options;
 
@@ -428,7 +429,60 @@ struct TrainFlags {
   std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps, monitor;
   std::string progress;
   double fusion_mb = 64.0;
+  std::string freeze;
 };
+
+// --- fine-tuning: --init-from, --freeze, --reset-head ---
+
+void add_fine_tune_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
+  o.add_options()
+      ("init-from", po::value(&c.fine_tune.init_from), "start from a saved model or checkpoint: every parameter and "
+       "buffer whose name and shape match is loaded, the rest start new (rank 0 lists which)")
+      ("freeze", po::value(&text.freeze), "top-level layers whose parameters take no updates: names or globs "
+       "(conv*), indices and ranges (3, 0-3 inclusive, :5 = 0..4, 5: = 5 to the last), comma-separated")
+      ("reset-head", po::bool_switch(&c.fine_tune.reset_head), "with --init-from: the output layer (the last "
+       "linear) starts new, for data with other classes than the model was trained on");
+}
+
+// A layer index of --freeze: digits only (a layer's name starts with a letter).
+int64_t layer_index(const std::string& item, const std::string& text) {
+  if (item.empty() || item.size() > 9 || item.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError("--freeze '" + excerpt(text) + "': '" + excerpt(item) +
+                     "' is not a layer index (0 to 999999999)");
+  return std::stoll(item);
+}
+
+// One comma-separated item of --freeze: N, A-B (inclusive), A:B, :B or A: (B excluded, as in Python), or
+// else a name or glob, which the trainer matches against the model's layers.
+LayerSelector parse_layer_selector(const std::string& item, const std::string& text) {
+  if (item.empty())
+    throw UsageError("--freeze '" + excerpt(text) + "' holds an empty item (two commas, or one at an end)");
+  LayerSelector s{item, "", 0, 0};
+  const size_t dash = item.find('-'), colon = item.find(':');
+  const bool numeric = std::isdigit(static_cast<unsigned char>(item[0])) || item[0] == ':';
+  if (!numeric) {
+    s.glob = item;
+  } else if (colon != std::string::npos) {
+    s.first = colon == 0 ? 0 : layer_index(item.substr(0, colon), text);
+    s.end = colon + 1 == item.size() ? -1 : layer_index(item.substr(colon + 1), text);
+  } else if (dash != std::string::npos) {
+    s.first = layer_index(item.substr(0, dash), text);
+    s.end = layer_index(item.substr(dash + 1), text) + 1;
+  } else {
+    s.first = layer_index(item, text);
+    s.end = s.first + 1;
+  }
+  if (numeric && s.end >= 0 && s.end <= s.first)
+    throw UsageError("--freeze '" + excerpt(text) + "': the range '" + excerpt(item) +
+                     "' holds no layer (A-B includes B, A:B does not)");
+  return s;
+}
+
+std::vector<LayerSelector> parse_freeze(const std::string& text) {
+  std::vector<LayerSelector> out;
+  for (const std::string& item : split_list(text)) out.push_back(parse_layer_selector(item, text));
+  return out;
+}
 
 void add_optimizer_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
   OptimizerConfig& opt = c.optimizer;
@@ -559,6 +613,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.timeline_steps = parse_step_range("--timeline-steps", text.timeline_steps);
   c.progress = parse_choice<ProgressKind>("--progress", text.progress);
   c.monitor = parse_choice<Monitor>("--monitor", text.monitor);
+  c.fine_tune.freeze = parse_freeze(text.freeze);
 }
 
 void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
@@ -574,6 +629,7 @@ void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& t
   add_parallel_options(o, c, text);
   add_reliability_options(o, c, text);
   add_early_stop_options(o, c, text);
+  add_fine_tune_options(o, c, text);
   // Run directories (train/run_dir.hpp).
   o.add_options()("run-dir", po::value(&c.run_dir.dir), "one directory for the run (\"%j\": the job id): "
                   "settings.ini (which --config reads to repeat the run), log.txt, metrics.csv, model.h5, "

@@ -311,7 +311,9 @@ void AllreduceEngine::State::grow_fusion(size_t elements) {
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {
   if (group.size() == 1) {  // alone: reduced in place, no copies
     Submitted& s = *group.front();
-    Timeline::Scope span(timeline, Timeline::communication, "ALLREDUCE " + s.name);
+    // Every allreduce span ends in its bytes, so that a trace adds up a step's traffic.
+    Timeline::Scope span(timeline, Timeline::communication,
+                         "ALLREDUCE " + s.name + ", " + std::to_string(s.count * sizeof(float)) + " bytes");
     data->allreduce_sum(s.data, s.count);
   } else {
     if (static_cast<size_t>(fusion.numel()) < elements) grow_fusion(elements);

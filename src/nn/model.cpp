@@ -39,6 +39,7 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
   layers_.front()->set_input_grad_needed(false);
   fold_relus(layers_);
   names_ = stack_layer_names(layers_);
+  frozen_.assign(layers_.size(), false);
 }
 
 void Model::to(Device device) { to(device, all_layers()); }
@@ -58,7 +59,7 @@ const Tensor& Model::forward(const Tensor& x, Mode mode, LayerRange layers) {
   const Tensor* h = &x;
   for (size_t i = layers.begin; i < layers.end; ++i) {
     for (LayerObserver* o : observers_) o->forward_begin(i, mode);
-    h = &layers_[i]->forward(*h, mode);
+    h = &layers_[i]->forward(*h, frozen_[i] ? Mode::eval : mode);
     for (LayerObserver* o : observers_) o->forward_end(i, mode);
   }
   return *h;
@@ -67,13 +68,47 @@ const Tensor& Model::forward(const Tensor& x, Mode mode, LayerRange layers) {
 void Model::backward(const Tensor& dout) { backward(dout, all_layers()); }
 
 const Tensor& Model::backward(const Tensor& dout, LayerRange layers) {
+  const size_t lowest = std::max(layers.begin, first_trained_);
   const Tensor* g = &dout;
-  for (size_t i = layers.end; i-- > layers.begin;) {
+  for (size_t i = layers.end; i-- > lowest;) {
     for (LayerObserver* o : observers_) o->backward_begin(i);
     g = &layers_[i]->backward(*g);
     for (LayerObserver* o : observers_) o->backward_end(i);
   }
-  return *g;
+  return lowest == layers.begin && lowest < layers.end ? *g : no_gradient_;
+}
+
+void Model::freeze(const std::vector<size_t>& layers) {
+  for (size_t i : layers) frozen_.at(i) = true;
+  first_trained_ = 0;
+  while (first_trained_ < layers_.size() &&
+         (frozen_[first_trained_] || layers_[first_trained_]->params().empty()))
+    ++first_trained_;
+  if (first_trained_ < layers_.size()) layers_[first_trained_]->set_input_grad_needed(false);
+}
+
+std::vector<NamedParam> Model::trained_params(LayerRange layers) {
+  std::vector<NamedParam> out;
+  for (size_t i = layers.begin; i < layers.end; ++i)
+    if (!frozen_[i]) std::ranges::move(named_params(i), std::back_inserter(out));
+  return out;
+}
+
+std::vector<size_t> Model::trained_positions(LayerRange layers) {
+  std::vector<size_t> out;
+  size_t position = params({0, layers.begin}).size();
+  for (size_t i = layers.begin; i < layers.end; ++i) {
+    const size_t count = layers_[i]->params().size();
+    for (size_t k = 0; k < count; ++k, ++position)
+      if (!frozen_[i]) out.push_back(position);
+  }
+  return out;
+}
+
+std::vector<Param*> params_of(const std::vector<NamedParam>& named) {
+  std::vector<Param*> out;
+  for (const NamedParam& p : named) out.push_back(p.param);
+  return out;
 }
 
 void Model::share_batch_statistics(CrossReplicaSum* sum) {
@@ -109,8 +144,10 @@ ForwardState Model::forward_state(LayerRange layers) {
 
 void Model::zero_grad() { zero_grad(all_layers()); }
 
+// Only where backward runs: the layers below it keep the zero gradients they were built with.
 void Model::zero_grad(LayerRange layers) {
-  for (Param* p : params(layers)) p->grad.fill(0.0f);
+  for (Param* p : params({std::max(layers.begin, std::min(first_trained_, layers.end)), layers.end}))
+    p->grad.fill(0.0f);
 }
 
 std::vector<Param*> Model::params() { return params(all_layers()); }

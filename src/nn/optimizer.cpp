@@ -205,21 +205,39 @@ OptimizerState zero_optimizer_state(const std::vector<std::string>& names, const
   return state;
 }
 
+namespace {
+std::vector<size_t> consecutive(size_t first, size_t count) {
+  std::vector<size_t> out(count);
+  for (size_t i = 0; i < count; ++i) out[i] = first + i;
+  return out;
+}
+}  // namespace
+
 void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& params, OptimizerState& state,
                               size_t first) {
-  const auto tensors = optimizer.state(params);
-  for (size_t i = 0; i < params.size(); ++i)
-    for (size_t k = 0; k < tensors[i].size(); ++k) state.tensors.at(first + i).at(k).copy_from(*tensors[i][k]);
-  state.steps = optimizer.steps();
+  copy_optimizer_state_out(optimizer, params, state, consecutive(first, params.size()));
 }
 
 void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimizer& optimizer,
+                             const std::vector<Param*>& params) {
+  copy_optimizer_state_in(state, consecutive(first, params.size()), optimizer, params);
+}
+
+void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& params, OptimizerState& state,
+                              const std::vector<size_t>& positions) {
+  const auto tensors = optimizer.state(params);
+  for (size_t i = 0; i < params.size(); ++i)
+    for (size_t k = 0; k < tensors[i].size(); ++k) state.tensors.at(positions.at(i)).at(k).copy_from(*tensors[i][k]);
+  state.steps = optimizer.steps();
+}
+
+void copy_optimizer_state_in(const OptimizerState& state, const std::vector<size_t>& positions, Optimizer& optimizer,
                              const std::vector<Param*>& params) {
   if (state.names != optimizer.state_names())
     throw Error("the checkpoint's optimizer state does not fit this optimizer");
   const auto tensors = optimizer.state(params);
   for (size_t i = 0; i < params.size(); ++i)
-    for (size_t k = 0; k < tensors[i].size(); ++k) tensors[i][k]->copy_from(state.tensors.at(first + i).at(k));
+    for (size_t k = 0; k < tensors[i].size(); ++k) tensors[i][k]->copy_from(state.tensors.at(positions.at(i)).at(k));
   optimizer.set_steps(state.steps);
 }
 

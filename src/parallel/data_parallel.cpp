@@ -3,12 +3,14 @@
 namespace ringtrain {
 
 DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
-    : ParallelMode(world, parts.loss), model_(parts.model), optimizer_(parts.optimizer), params_(parts.model.params()),
-      timeline_(parts.timeline), step_(parts.resume.step), stop_vote_(world) {
-  if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, 0, optimizer_, params_);
+    : ParallelMode(world, parts.loss), model_(parts.model), optimizer_(parts.optimizer),
+      params_(params_of(parts.model.trained_params(parts.model.all_layers()))),
+      positions_(parts.model.trained_positions(parts.model.all_layers())), timeline_(parts.timeline),
+      step_(parts.resume.step), stop_vote_(world) {
+  if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, positions_, optimizer_, params_);
   // Every rank holds the same averaged gradients, so every rank decides alike without a word.
   guard_ = std::make_unique<NonfiniteGuard>(parts.device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
-                                            model_.named_params(), nullptr, nullptr);
+                                            model_.trained_params(model_.all_layers()), nullptr, nullptr);
   optimizer_.skip_update_when(guard_->skip_flag());
   if (world.size() == 1) return;
   if (config.sync_batchnorm) batch_statistics_ = std::make_unique<SharedBatchStatistics>(model_, world);
@@ -47,7 +49,7 @@ bool DataParallel::agree_to_stop(bool requested) {
 
 void DataParallel::gather_state(OptimizerState& optimizer) {
   // Every rank's optimizer holds the same state; rank 0's is the one written.
-  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer);
+  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer, positions_);
 }
 
 }  // namespace ringtrain

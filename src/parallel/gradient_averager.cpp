@@ -9,9 +9,10 @@ GradientAverager::GradientAverager(Communicator& group, Model& model, LayerRange
                                    Timeline* timeline, std::ostream& warnings)
     : group_(group), model_(model), layers_(layers) {
   for (size_t i = layers.begin; i < layers.end; ++i) {
-    layer_params_.push_back(model.named_params(i));
-    for (const NamedParam& p : layer_params_.back()) broadcast_tensor(group, p.param->value, 0);
+    for (const NamedParam& p : model.named_params(i)) broadcast_tensor(group, p.param->value, 0);
     for (const NamedTensor& b : model.named_buffers(i)) broadcast_tensor(group, *b.tensor, 0);
+    // A frozen layer's gradients stay off the wire: the engine never hears of them.
+    layer_params_.push_back(model.trained_params({i, i + 1}));
   }
   // Negotiation stays on MPI (small host messages); the gradients travel where they live.
   std::unique_ptr<Communicator> control = group.split_off();
@@ -33,8 +34,12 @@ void GradientAverager::finish() {
 }
 
 void GradientAverager::average_buffers() {
+  // A frozen layer's buffers are the same everywhere and stay so; averaging could change their last bits.
   for (size_t i = layers_.begin; i < layers_.end; ++i)
-    for (const NamedTensor& b : model_.named_buffers(i)) average_tensor(group_, *b.tensor);
+    if (!model_.frozen(i))
+      for (const NamedTensor& b : model_.named_buffers(i)) average_tensor(group_, *b.tensor);
 }
+
+EngineStats GradientAverager::stats() const { return engine_->stats(); }
 
 }  // namespace ringtrain

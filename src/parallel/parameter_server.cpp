@@ -58,7 +58,8 @@ ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communica
   comm_ = world.split_off();
   workers_comm_ = world.split(serving ? 1 : 0, world.rank());
 
-  const std::vector<Param*> host_params = model_.params();
+  // The flat vector holds the parameters that train: a frozen layer's (Model::freeze) never travel.
+  const std::vector<Param*> host_params = params_of(model_.trained_params(model_.all_layers()));
   int64_t total = 0;
   for (Param* p : host_params) total += p->value.numel();
   for (int k = 0; k <= config_.servers; ++k) shard_begin_.push_back(ps::shard_begin(total, config_.servers, k));
@@ -70,9 +71,9 @@ ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communica
     return;
   }
   model_.to(device_);
-  params_ = model_.params();
+  params_ = params_of(model_.trained_params(model_.all_layers()));
   guard_ = std::make_unique<NonfiniteGuard>(device_, config.skip_nonfinite, NonfiniteGuard::Verdict::this_rank,
-                                            model_.named_params(), nullptr, nullptr);
+                                            model_.trained_params(model_.all_layers()), nullptr, nullptr);
   const size_t wire = static_cast<size_t>(config_.servers) * kHeaderFloats + static_cast<size_t>(total);
   pull_wire_.assign(wire, 0.0f);
   push_wire_.assign(wire, 0.0f);
@@ -257,11 +258,12 @@ void ParameterServerMode::gather_state(OptimizerState& optimizer) {
   std::memcpy(&header, states[0].data(), sizeof header);
   optimizer.steps = header.step;
   // Server k's message: state name j's values at the header + j x its shard + the piece's place in it.
-  for_each_piece(model_.params(), shard_begin_, [&](const Piece& piece) {
+  const std::vector<size_t> positions = model_.trained_positions(model_.all_layers());
+  for_each_piece(params_, shard_begin_, [&](const Piece& piece) {
     const std::vector<float>& state = states[piece.server];
     const int64_t shard = shard_begin_[piece.server + 1] - shard_begin_[piece.server];
     for (size_t j = 0; j < names; ++j)
-      std::memcpy(optimizer.tensors[piece.param][j].data() + piece.offset,
+      std::memcpy(optimizer.tensors[positions[piece.param]][j].data() + piece.offset,
                   state.data() + kHeaderFloats + static_cast<int64_t>(j) * shard + piece.in_shard,
                   sizeof(float) * static_cast<size_t>(piece.count));
   });
@@ -275,7 +277,9 @@ Score ParameterServerMode::evaluate(BatchLoader& loader) {
 
 void ParameterServerMode::sync_buffers() {
   if (server_ || workers_ == 1) return;
-  for (const NamedTensor& b : model_.named_buffers()) average_tensor(*workers_comm_, *b.tensor);
+  for (size_t i = 0; i < model_.size(); ++i)
+    if (!model_.frozen(i))  // the same on every worker, and averaging could change their last bits
+      for (const NamedTensor& b : model_.named_buffers(i)) average_tensor(*workers_comm_, *b.tensor);
 }
 
 void ParameterServerMode::gather_model() {

@@ -64,9 +64,13 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   loss_scale_ = 1.0f / static_cast<float>(micro_batches_ * replicas_);
 
   model.to(device, layers_);
-  params_ = model.params(layers_);
-  if (parts.resume.optimizer)
-    copy_optimizer_state_in(*parts.resume.optimizer, model.params({0, layers_.begin}).size(), optimizer_, params_);
+  params_ = params_of(model.trained_params(layers_));
+  positions_ = model.trained_positions(layers_);
+  if (parts.resume.optimizer) copy_optimizer_state_in(*parts.resume.optimizer, positions_, optimizer_, params_);
+  // Backward stops at the model's first trained layer (Model::freeze): a stage wholly below it runs none, and
+  // the stage that holds it sends no gradient back. Both sides of each boundary read this from one model.
+  backward_needed_ = model.first_trained_layer() < layers_.end;
+  sends_gradient_ = stage_ > 0 && model.first_trained_layer() < layers_.begin;
   pipe_ = world.split(replica_, stage_);
   stage_group_ = world.split(stage_, replica_);
   if (device == Device::cuda) {
@@ -104,11 +108,8 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   // Each stage sees only its own gradients: the stages of a replica agree on the verdict (on GPUs over
   // NCCL, on the device), so any stage's non-finite gradient skips, or stops, every stage's step. The
   // replicas of a stage hold the same averaged gradients and so reach the same verdict.
-  std::vector<NamedParam> named;
-  for (size_t layer = layers_.begin; layer < layers_.end; ++layer)
-    for (NamedParam& p : model.named_params(layer)) named.push_back(std::move(p));
   guard_ = std::make_unique<NonfiniteGuard>(device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
-                                            std::move(named), pipe_.get(), activations_.get());
+                                            model.trained_params(layers_), pipe_.get(), activations_.get());
   optimizer_.skip_update_when(guard_->skip_flag());
   model.add_observer(this);
 }
@@ -130,7 +131,7 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
   micro_rows_ = batch.size() / micro_batches_;
   model_.zero_grad(layers_);
   if (prefetch_ && stage_ > 0) receive_activation(0);
-  if (prefetch_ && stage_ + 1 < stages_) receive_gradient(0);
+  if (prefetch_ && stage_ + 1 < stages_ && backward_needed_) receive_gradient(0);
   for (size_t i = 0; i < ops_.size(); ++i) {
     last_backward_ = i + 1 == ops_.size();
     if (ops_[i].kind == PipelineOp::forward) forward(batch, ops_[i].micro);
@@ -198,6 +199,11 @@ void PipelineParallel::backward(int micro) {
     wait_for(*slot.sent_activation);
     slot.sent_activation.reset();
   }
+  if (!backward_needed_) {  // frozen below the first trained layer: nothing to compute or send
+    trade(state_, slot.stash);
+    release(micro);
+    return;
+  }
   if (stage_ + 1 < stages_) {
     const Timeline::Scope wait(timeline_, Timeline::communication, "wait gradient " + std::to_string(micro));
     if (!gradient_in_) receive_gradient(micro);
@@ -209,7 +215,7 @@ void PipelineParallel::backward(int micro) {
   const Timeline::Clock::time_point begin = Timeline::Clock::now();
   trade(state_, slot.stash);
   const Tensor& input_grad = model_.backward(slot.output_grad, layers_);
-  if (stage_ > 0) {
+  if (sends_gradient_) {
     slot.input_grad.copy_from(input_grad);
     slot.sent_gradient = gradients_->isend(slot.input_grad.data(), bytes_of(slot.input_grad), stage_ - 1, tag_of(micro));
   }
@@ -335,7 +341,7 @@ void PipelineParallel::gather_state(OptimizerState& optimizer) {
   gather_model();
   // Then each stage's optimizer state, from replica 0's rank of the stage; rank 0's own stage is a copy.
   constexpr int kTag = 8;
-  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer);
+  if (world_.rank() == 0) copy_optimizer_state_out(optimizer_, params_, optimizer, positions_);
   for (int s = 1; s < stages_; ++s) {
     const int sender = s * replicas_;
     if (world_.rank() != 0 && world_.rank() != sender) continue;
@@ -345,8 +351,7 @@ void PipelineParallel::gather_state(OptimizerState& optimizer) {
       for (const std::vector<Tensor*>& of_param : optimizer_.state(params_))
         tensors.insert(tensors.end(), of_param.begin(), of_param.end());
     } else {
-      const size_t first = model_.params({0, range.begin}).size(), count = model_.params(range).size();
-      for (size_t i = first; i < first + count; ++i)
+      for (size_t i : model_.trained_positions(range))
         for (Tensor& t : optimizer.tensors[i]) tensors.push_back(&t);
     }
     send_to_rank0(world_, tensors, sender, kTag);

@@ -20,8 +20,10 @@ Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig&
                const ResumePoint& resume, Timeline* timeline)
     : comm_(std::move(comm)), config_(config), workers_(workers), index_(index),
       updates_per_epoch_(updates_per_epoch), timeline_(timeline), optimizer_(make_optimizer(optimizer)) {
-  // The shard: every parameter's overlap with [begin_, end_) of the flat vector, with its starting values.
-  const std::vector<NamedParam> params = model.named_params();
+  // The shard: every trained parameter's overlap with [begin_, end_) of the flat vector, with its starting
+  // values (a frozen layer's parameters are not in the flat vector: Model::freeze).
+  const std::vector<NamedParam> params = model.trained_params(model.all_layers());
+  const std::vector<size_t> positions = model.trained_positions(model.all_layers());
   int64_t total = 0;
   for (const NamedParam& p : params) total += p.param->value.numel();
   begin_ = shard_begin(total, config.servers, index);
@@ -35,7 +37,7 @@ Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig&
       Param slice{params[i].name, Tensor({hi - lo}), Tensor({hi - lo}), p.kernel};
       std::memcpy(slice.value.data(), p.value.data() + (lo - offset), sizeof(float) * static_cast<size_t>(hi - lo));
       shard_.push_back(std::move(slice));
-      shard_param_.push_back(i);
+      shard_param_.push_back(positions[i]);
       shard_offset_.push_back(lo - offset);
     }
     offset += n;

@@ -10,9 +10,11 @@ namespace ringtrain {
 
 namespace {
 
-// What a run reads besides its shards: the checkpoint it resumes and its --config file.
+// What a run reads besides its shards: the checkpoint it resumes or the model it starts from, and its
+// --config file.
 void add_run_inputs(const TrainConfig& c, std::vector<std::string>& inputs) {
   if (c.resume.kind == ResumeFrom::file) inputs.push_back(c.resume.path);
+  if (!c.fine_tune.init_from.empty()) inputs.push_back(c.fine_tune.init_from);
   if (!c.config_file.empty()) inputs.push_back(c.config_file);
 }
 

@@ -20,6 +20,8 @@
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/device_choice.hpp"
 #include "ringtrain/train/event_file.hpp"
+#include "ringtrain/train/freeze.hpp"
+#include "ringtrain/train/init_from.hpp"
 #include "ringtrain/train/output_file.hpp"
 #include "ringtrain/train/run_files.hpp"
 #include "ringtrain/train/validate.hpp"
@@ -160,6 +162,12 @@ void Trainer::open() {
   // device, so every device and every pipeline split starts from the same weights.
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
   validate_stages(config_.parallel.pipeline, model_->size());
+  // Fine-tuning: the built model takes a trained one's tensors and freezes layers before a mode moves or shards it.
+  const FineTuneConfig& tune = config_.fine_tune;
+  if (!tune.init_from.empty())
+    fine_tune_note_ = describe(init_from(tune.init_from, tune.reset_head, *model_, meta.target_space()), *model_);
+  freeze_layers(tune.freeze, *model_, tune.reset_head ? head_layer(*model_) : model_->size());
+  fine_tune_note_ += describe_frozen(*model_);
   const bool serving =
       config_.parallel.mode == ModeKind::ps && world_.rank() >= world_.size() - config_.parallel.ps.servers;
   device_ = serving ? Device::cpu : start_device(config_.device, &device_note_);  // servers work on the host
@@ -180,7 +188,7 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
     split += std::to_string(first);
   }
   // "--flag" lines hold a flag's value as given; the lines without dashes describe the job.
-  return {{"--model", model_->spec()},
+  std::vector<std::pair<std::string, std::string>> s = {{"--model", model_->spec()},
           {"training data", counted(train_set_->samples(), "sample") + " of " + shape_str(meta.sample_shape) + " " +
                                 train_set_->origin()},
           {"--batch", std::to_string(config_.batch)},
@@ -231,6 +239,15 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--save-best", config_.save_best},
           {"--l1", num(o.l1)},
           {"--label-smoothing", num(config_.label_smoothing)}};
+  // Fine-tuning: ranks starting from other weights, or freezing other layers, would drift apart (and wait
+  // for gradients the others never send). The lines are there only when used, so that checkpoints of runs
+  // without them stay comparable (checkpoint_mismatch).
+  if (!config_.fine_tune.init_from.empty()) {
+    s.emplace_back("--init-from", config_.fine_tune.init_from);
+    s.emplace_back("--reset-head", config_.fine_tune.reset_head ? "true" : "false");
+  }
+  if (const std::string frozen = frozen_names(*model_); !frozen.empty()) s.emplace_back("--freeze", frozen);
+  return s;
 }
 
 Settings Trainer::checkpoint_settings() const {
@@ -309,6 +326,7 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
       << counted(steps_per_epoch, "step") << " per epoch, batch " << config_.batch
       << replicated << ", " << device_description() << "\n";
   if (!device_note_.empty()) out << "  " << device_note_ << "\n";
+  out << fine_tune_note_;
   if (config_.max_steps > 0 && config_.max_steps < config_.epochs * steps_per_epoch)
     out << "  --steps " << config_.max_steps << " ends the run in epoch "
         << (config_.max_steps + steps_per_epoch - 1) / steps_per_epoch << " of " << config_.epochs

@@ -204,6 +204,16 @@ void validate_servers(const ParallelConfig& c, int world) {
                              "no global batch to share statistics over");
 }
 
+// --init-from and --reset-head choose a run's first weights; a resumed run has its checkpoint's.
+void validate_fine_tune(const TrainConfig& c) {
+  const FineTuneConfig& f = c.fine_tune;
+  require(!f.reset_head || !f.init_from.empty(),
+          "--reset-head needs --init-from (the trained model whose output layer it starts anew)");
+  require(f.init_from.empty() || c.resume.kind == ResumeFrom::nothing,
+          "--init-from and --resume both give the starting weights: a resumed run continues its checkpoint's "
+          "(give --freeze again, without --init-from)");
+}
+
 }  // namespace
 
 void validate(const TrainConfig& c, int world) {
@@ -215,6 +225,7 @@ void validate(const TrainConfig& c, int world) {
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
   validate_servers(c.parallel, world);
+  validate_fine_tune(c);
   require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
                                   std::to_string(c.device.gpu));
   require(c.straggler_rank >= -1 && c.straggler_rank < world,

@@ -2,8 +2,9 @@
 # Checkpoints, early stops and lost ranks through the CLI under mpirun.
 # - Resume: a run cut at step 25 (checkpoints every 9 steps, one of them deferred to an epoch's end) and
 #   continued with --resume auto ends with weights bitwise identical to an uninterrupted run: data parallel
-#   on 2 and 3 ranks, a 2-stage pipeline, parameter servers (2 workers + 1 server, staleness 0); and with
-#   early stopping, which stops the resumed run after the same epoch, its best model the same.
+#   on 2 and 3 ranks, a 2-stage pipeline, parameter servers (2 workers + 1 server, staleness 0); the same
+#   with a frozen layer (--freeze); and with early stopping, which stops the resumed run after the same
+#   epoch, its best model the same.
 # - SIGTERM to one rank (a data-parallel rank, a pipeline stage, a parameter-server worker, the server):
 #   every rank stops at the same step, a checkpoint is written, every rank exits 0, and resuming finishes
 #   bitwise like the uninterrupted run.
@@ -49,6 +50,10 @@ resume_case sync2 2
 resume_case sync3 3
 resume_case pipeline 2 --pipeline-stages 2 --micro-batches 2
 resume_case ps 3 --mode ps --staleness 0
+# Fine-tuning runs too: a frozen layer keeps no optimizer state, so the state of the others is placed by position.
+resume_case sync2-frozen 2 --freeze linear1
+resume_case pipeline-frozen 2 --pipeline-stages 2 --micro-batches 2 --freeze linear1
+resume_case ps-frozen 3 --mode ps --staleness 0 --freeze linear1
 
 # Early stopping (val_accuracy, patience 2) with --save-best: the uninterrupted run stops after epoch 9 of 10,
 # its best epoch the 7th. A run cut in the 8th (its best model written, one epoch counted) and resumed stops

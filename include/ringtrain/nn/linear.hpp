@@ -13,7 +13,7 @@ class Linear : public Layer {
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
-  ForwardState forward_state() override { return {{&y_}}; }
+  ForwardState forward_state() override { return {{&y_}, {}, {}}; }
   std::vector<Param*> params() override;
   double flops_per_sample() const override { return 6.0 * static_cast<double>(in_ * out_); }
   bool fold_relu() override { return relu_ = true; }

@@ -19,6 +19,7 @@ struct NamedParam {
   std::string name;  // "<layer>/<param>", e.g. "conv2/weight": layer = kind + ordinal among that kind
   Param* param;
 };
+std::vector<Param*> params_of(const std::vector<NamedParam>& named);
 
 // Told when each layer starts and ends a pass. Data parallel hands a layer's gradients to the communicator
 // the moment its backward ends (overlapping the backward of the layers before it); the timeline records spans.
@@ -51,7 +52,8 @@ class Model {
   const Tensor& forward(const Tensor& x, Mode mode, LayerRange layers);
   // dout: gradient of the loss w.r.t. the output; adds into every parameter's gradient. With a range,
   // dout is the gradient w.r.t. layer `end - 1`'s output, and the result that w.r.t. layer `begin`'s input
-  // (empty for the first layer, whose input gradient is never needed).
+  // (empty for the first layer, whose input gradient is never needed, and where the range begins at or below
+  // first_trained_layer(), where backward stops).
   void backward(const Tensor& dout);
   const Tensor& backward(const Tensor& dout, LayerRange layers);
   void zero_grad();
@@ -80,6 +82,21 @@ class Model {
   Layer& layer(size_t i) { return *layers_[i]; }
   const std::string& layer_name(size_t i) const { return names_[i]; }  // "conv2"
 
+  // Fine-tuning: frozen layers keep their parameters, as Keras' `trainable = False` does. A frozen layer runs
+  // as in evaluation whatever the mode (a batchnorm normalises by its running statistics and leaves them as
+  // they are; dropout passes values through), and backward starts no lower than the first layer that trains
+  // (first_trained_layer), since nothing below it needs a gradient: that layer's input gradient is not
+  // computed either. Call once, before moving the model to a device.
+  void freeze(const std::vector<size_t>& layers);
+  bool frozen(size_t layer) const { return frozen_[layer]; }
+  // The first layer with parameters that is not frozen; size() when there is none. 0 in a model without
+  // frozen layers (backward then runs through every layer, as before freezing existed).
+  size_t first_trained_layer() const { return first_trained_; }
+  // The parameters the optimizer updates (those of the layers in the range that are not frozen), and each
+  // one's position in params(): where the whole model's OptimizerState keeps its state.
+  std::vector<NamedParam> trained_params(LayerRange layers);
+  std::vector<size_t> trained_positions(LayerRange layers);
+
   // Layer::share_batch_statistics for every layer (sync batchnorm); `sum` must outlive its use. While a sum
   // is shared, forward in training mode and backward are collective over the replicas: every replica must
   // run them, in the same order.
@@ -97,6 +114,9 @@ class Model {
   std::vector<Shape> layer_shapes_;
   std::vector<std::string> names_;  // each layer's, made once: a spec of thousands of layers asks for them often  // layer i's input; the last is the model's output
   Device device_ = Device::cpu;
+  std::vector<bool> frozen_;   // per layer
+  size_t first_trained_ = 0;   // backward's lowest layer
+  Tensor no_gradient_;         // what backward returns for an input gradient nobody computed
 };
 
 }  // namespace ringtrain

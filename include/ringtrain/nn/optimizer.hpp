@@ -68,6 +68,12 @@ void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& p
                               size_t first = 0);
 void copy_optimizer_state_in(const OptimizerState& state, size_t first, Optimizer& optimizer,
                              const std::vector<Param*>& params);
+// The same where params[i] is the state's parameter positions[i] (an optimizer of a model's trained
+// parameters, Model::trained_positions: a frozen one's state stays as it is, zero).
+void copy_optimizer_state_out(Optimizer& optimizer, const std::vector<Param*>& params, OptimizerState& state,
+                              const std::vector<size_t>& positions);
+void copy_optimizer_state_in(const OptimizerState& state, const std::vector<size_t>& positions, Optimizer& optimizer,
+                             const std::vector<Param*>& params);
 
 // The optimizer for parameters on `device` (on the GPU: fused kernels/, one launch per step).
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, Device device = Device::cpu);

@@ -4,6 +4,7 @@
 // soon as its backward ends, so communication overlaps the backward of the layers below it. On the GPU the
 // engine's data communicator is NCCL: gradients are reduced on the communication stream, which waits for
 // each layer's backward by an event, and the optimizer's kernels wait for the reductions the same way.
+// Frozen layers (Model::freeze) are neither updated nor averaged: their gradients never reach the engine.
 #pragma once
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/parallel/gradient_averager.hpp"
@@ -25,13 +26,16 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   void gather_model() override {}  // every rank holds the whole model, the same after sync_buffers
   bool agree_to_stop(bool requested) override;
   void gather_state(OptimizerState& optimizer) override;
+  // The gradients reduced so far (none on one rank): only those of layers that train (Model::freeze).
+  EngineStats gradient_traffic() const { return averager_ ? averager_->stats() : EngineStats{}; }
 
  private:
   void backward_end(size_t layer) override;
 
   Model& model_;
   Optimizer& optimizer_;
-  std::vector<Param*> params_;
+  std::vector<Param*> params_;     // those that train (Model::trained_params)
+  std::vector<size_t> positions_;  // theirs among the model's, for checkpoints
   Timeline* timeline_;  // null without --timeline
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world
   std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm on more than one rank

@@ -1,7 +1,8 @@
 // Averages the gradients of a group of ranks that hold the same layers, through the allreduce engine
 // (Horovod's path): each layer's gradients are handed to the engine the moment that layer's backward ends, so
 // communication overlaps the backward of the layers below it. Data parallel averages over the whole world;
-// a pipeline stage over the ranks that hold the same stage in the other data-parallel replicas.
+// a pipeline stage over the ranks that hold the same stage in the other data-parallel replicas. Frozen
+// layers' gradients (Model::freeze) are never handed over: fewer bytes cross the wire each step.
 #pragma once
 #include <iosfwd>
 #include <memory>
@@ -26,8 +27,11 @@ class GradientAverager {
   void layer_done(size_t layer);
   // Blocks until every submitted gradient holds the group's average (GPU: the optimizer's stream waits).
   void finish();
-  // Collective: BatchNorm statistics and other buffers replaced by the group's mean.
+  // Collective: BatchNorm statistics and other buffers replaced by the group's mean (a frozen layer's are
+  // left as they are).
   void average_buffers();
+  // What the engine has reduced so far: only the gradients of layers that train (Model::freeze).
+  EngineStats stats() const;
 
  private:
   Communicator& group_;

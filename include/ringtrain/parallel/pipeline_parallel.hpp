@@ -89,7 +89,10 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm with more than one replica
   bool last_backward_ = false;
 
-  std::vector<Param*> params_;
+  std::vector<Param*> params_;     // the stage's that train (Model::trained_params)
+  std::vector<size_t> positions_;  // theirs among the model's, for checkpoints
+  bool backward_needed_ = true;    // some layer up to this stage's last trains
+  bool sends_gradient_ = false;    // and some layer before this stage's first
   int64_t step_ = 0;
   StopVote stop_vote_;
   bool stopping_ = false;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
 #include "ringtrain/data/prep.hpp"
@@ -96,6 +97,20 @@ struct RunDirConfig {
   std::string command_line;  // as the process was started, for run.json
 };
 
+// Fine-tuning (train/fine_tune.hpp). One item of --freeze: top-level layers by name, a glob ("conv*", as
+// fnmatch matches), or by index, layers [first, end) (end -1: to the last layer).
+struct LayerSelector {
+  std::string text;  // as given, for messages
+  std::string glob;  // "" for an index range
+  int64_t first = 0, end = 0;
+};
+
+struct FineTuneConfig {
+  std::string init_from;                // a model file or checkpoint whose matching tensors start the model
+  std::vector<LayerSelector> freeze;    // layers whose parameters take no updates
+  bool reset_head = false;              // the last linear layer starts new (another number of classes)
+};
+
 struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
@@ -138,6 +153,7 @@ struct TrainConfig {
   std::string save_best;        // "" = none; else the best epoch's model, written when an epoch improves
   float label_smoothing = 0.0f; // cross-entropy's targets: (1 - eps) * onehot + eps / classes
   RunDirConfig run_dir;
+  FineTuneConfig fine_tune;
 };
 
 struct EvalConfig {

@@ -60,6 +60,7 @@ class Trainer {
   std::unique_ptr<SampleSource> val_set_, test_set_;
   Device device_ = Device::cpu;
   std::string device_note_;  // --device auto fell back to the CPU from a GPU precision
+  std::string fine_tune_note_;  // the header's lines on --init-from and --freeze
   std::unique_ptr<Model> model_;
   std::unique_ptr<Loss> loss_;
   std::unique_ptr<Optimizer> optimizer_;
