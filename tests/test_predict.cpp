@@ -311,26 +311,6 @@ TEST_F(PredictCli, InputsThatDoNotFit) {
   EXPECT_NE(err_.find("is not a ringtrain model file"), std::string::npos) << err_;
 }
 
-// A model file from before models recorded their input standardisation cannot standardise IDX images.
-TEST_F(PredictCli, IdxImagesNeedTheModelsStandardisation) {
-  LoadedModel loaded = load_model(shards_.path("m.h5"));
-  write_sealed_hdf5(dir_.path("old.h5"), [&](hid_t file) {
-    write_model(file, *loaded.model, loaded.targets, loaded.inputs);
-    H5Adelete(file, "x_scale");
-    H5Adelete(file, "x_shift");
-  });
-  write_idx(dir_.path("four.gz"), {2, 4, 4}, std::vector<uint8_t>(32, 3));
-  EXPECT_EQ(cli("predict --model-file " + dir_.path("old.h5") + " --input " + dir_.path("four.gz") + " --out " +
-                dir_.path("p.csv")),
-            1);
-  EXPECT_NE(err_.find("does not record how its training data was standardised"), std::string::npos) << err_;
-  // Its shards carry their own: they still predict.
-  EXPECT_EQ(cli("predict --model-file " + dir_.path("old.h5") + " --input " + shards_.path() + " --out " +
-                dir_.path("p.csv")),
-            0)
-      << err_;
-}
-
 // IDX files read directly are standardised as prep standardised them: the same predictions as on the
 // shards prep made of them.
 TEST(PredictIdx, ImagesPredictAsTheirPreparedShards) {

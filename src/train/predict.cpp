@@ -36,16 +36,13 @@ std::string shards_in(const std::string& dir, Split split) {
 }
 
 // IDX images standardised as the model's training data was: prep of IDX files stores one scale and shift
-// (x_scale, x_shift) in the shards, and the model file copies them (1 and 0 in a file from before it did,
-// which no prep of images gives).
+// (x_scale, x_shift) in the shards, and the model file copies them (1 and 0: data taken as it is, as a
+// model file from before files recorded it reads).
 std::unique_ptr<SampleSource> open_idx(const std::string& path, const LoadedModel& loaded, const std::string& model_file) {
   const InputTransform& t = loaded.inputs;
   if (t.csv || t.x_scale.size() != 1 || t.x_shift.size() != 1)
     throw Error("'" + model_file + "' was trained on data standardised feature by feature (a CSV's), not on images "
                 "prepared from IDX files");
-  if (t.x_scale[0] == 1.0f && t.x_shift[0] == 0.0f)
-    throw Error("'" + model_file + "' does not record how its training data was standardised (a model saved before "
-                "ringtrain recorded it): predict on shards that prep made of the images instead");
   return std::make_unique<IdxImages>(path, t.x_scale[0], t.x_shift[0]);
 }
 
