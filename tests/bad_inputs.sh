@@ -198,6 +198,11 @@ row 2 "--l1 must be a finite number, got inf" --data "$dir/good" "${model[@]}" -
 row 2 "--label-smoothing must be in [0, 1), got 1" --data "$dir/good" "${model[@]}" --label-smoothing 1
 row 2 "--label-smoothing is for classification (it smooths class labels); this data is for regression" \
   --train "$dir/good/regression-00000.h5" "${model[@]}" --label-smoothing 0.1
+row 2 "--augment 'crop:2,rotate': 'rotate' is not an augmentation; they are crop:PADDING and flip" \
+  --data "$dir/good" "${model[@]}" --augment crop:2,rotate
+row 2 "--augment crop:5: the padding is larger than the images (4x4)" --data "$dir/good" "${model[@]}" --augment crop:5
+row 2 "--augment flip is for images ([C, H, W] or [H, W] samples); this data's samples are [784]" \
+  --data synthetic:784:3:64 "${model[@]}" --augment flip
 # A full disk (a 64 KiB tmpfs, as root): the save fails naming the path, and the model saved there before stays.
 if [[ $(id -u) == 0 ]] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmpfs "$dir/full"; then
   full_dir="$dir/full"
@@ -331,4 +336,6 @@ row 2 "the range '3-1' holds no layer (A-B includes B, A:B does not)" --data "$d
 row 2 "'x' is not a layer index" --data "$dir/good" "${model[@]}" --freeze 1:x
 row 2 "--freeze is 'linear1' in the checkpoint but 'flatten1' in this run" --data "$dir/good" "${model[@]}" --freeze 0 \
   --resume "$dir/frozen/step-000000000004.h5"
+row 2 "--augment is '(none)' in the checkpoint but 'crop:1' in this run" --data "$dir/good" "${model[@]}" \
+  --augment crop:1 --resume "$dir/frozen/step-000000000004.h5" --freeze linear1
 echo "PASS: $checked rows"

@@ -129,6 +129,9 @@ TEST(CheckpointFile, MismatchNamesTheFirstSettingThatMustNotChange) {
   EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.5"}, {"ranks", "2"}}), "");
   EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"ranks", "4"}}),
             "ranks is '2' in the checkpoint but '4' in this run");
+  // A setting that is there only when used (--augment, --freeze) is "(none)" where it is not.
+  EXPECT_EQ(checkpoint_mismatch({{"--augment", "crop:4,flip"}}, {}), "--augment is 'crop:4,flip' in the checkpoint but '(none)' in this run");
+  EXPECT_EQ(checkpoint_mismatch({}, {{"--augment", "flip"}}), "--augment is '(none)' in the checkpoint but 'flip' in this run");
 }
 
 TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {

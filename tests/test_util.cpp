@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <map>
@@ -114,7 +115,10 @@ int run_cli(const std::string& args, std::string* out, std::string* err, const s
   const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(std::rand());
   const auto dir = std::filesystem::temp_directory_path();
   const std::string out_path = (dir / ("rt-out-" + tag)).string(), err_path = (dir / ("rt-err-" + tag)).string();
-  const std::string cmd = env + (env.empty() ? "" : " ") + RINGTRAIN_BIN + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
+  // RINGTRAIN_BIN in the environment wins over the build tree's path: the GPU bundle runs these tests on a
+  // machine where only the bundle's copy of the program exists.
+  const char* bin = std::getenv("RINGTRAIN_BIN");
+  const std::string cmd = env + (env.empty() ? "" : " ") + (bin && *bin ? bin : RINGTRAIN_BIN) + " " + args + " >" + out_path + " 2>" + err_path + " </dev/null";
   const int status = std::system(cmd.c_str());
   if (out) *out = read_text(out_path);
   if (err) *err = read_text(err_path);

@@ -429,8 +429,34 @@ struct TrainFlags {
   std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps, monitor;
   std::string progress;
   double fusion_mb = 64.0;
-  std::string freeze;
+  std::string freeze, augment;
 };
+
+// --- augmentation: --augment crop:4,flip ---
+
+constexpr const char* kAugmentForm = "crop:PADDING and flip, comma-separated (e.g. crop:4,flip), or none";
+
+Augmentation parse_augment(const std::string& text) {
+  Augmentation a;
+  if (text.empty() || text == "none") return a;
+  const std::string at = "--augment '" + excerpt(text) + "': ";
+  for (const std::string& item : split_list(text)) {
+    if (item == "flip") {
+      if (a.flip) throw UsageError(at + "flip is given twice");
+      a.flip = true;
+    } else if (item == "crop" || item.starts_with("crop:")) {
+      if (a.crop_padding) throw UsageError(at + "crop is given twice");
+      const std::string pixels = item.size() > 5 ? item.substr(5) : "";
+      if (pixels.empty() || pixels.size() > 4 || pixels.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(pixels) < 1)
+        throw UsageError(at + "crop takes its padding in pixels, a whole number from 1 to 9999, e.g. crop:4");
+      a.crop_padding = std::stoi(pixels);
+    } else {
+      throw UsageError(at + "'" + excerpt(item) + "' is not an augmentation; they are " + kAugmentForm);
+    }
+  }
+  return a;
+}
 
 // --- fine-tuning: --init-from, --freeze, --reset-head ---
 
@@ -614,6 +640,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   c.progress = parse_choice<ProgressKind>("--progress", text.progress);
   c.monitor = parse_choice<Monitor>("--monitor", text.monitor);
   c.fine_tune.freeze = parse_freeze(text.freeze);
+  c.augment = parse_augment(text.augment);
 }
 
 void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
@@ -621,6 +648,9 @@ void add_train_options(po::options_description& o, TrainConfig& c, TrainFlags& t
       ("model", po::value(&c.model)->default_value("mlp"), "preset (linreg, mlp, cnn) or layer spec, e.g. "
        "\"flatten,linear(128),relu,linear(out)\"");
   add_data_options(o, c.data);
+  o.add_options()("augment", po::value(&text.augment), "training images, as each is read: crop:P (pad every side "
+                  "by P black pixels, crop back at random) and flip (mirror left-right at random), e.g. "
+                  "crop:4,flip; seeded by --seed, the same samples on any number of ranks");
   add_run_options(o, c);
   add_watch_options(o, c, text);
   add_optimizer_options(o, c, text);

@@ -44,6 +44,8 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& shard_sizes, bool s
 BatchLoader::BatchLoader(const SampleSource& data, LoaderConfig config) : data_(data), config_(config) {
   if (config_.batch < 1) throw Error("batch size must be at least 1");
   reader_ = data_.reader(config_.window_shards);
+  if (config_.augment.any())
+    augmenter_.emplace(config_.augment, data_.meta().sample_shape, data_.meta().x_shift, config_.seed);
 }
 
 BatchLoader::~BatchLoader() { stop(); }
@@ -108,7 +110,7 @@ void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
         if (stopping_) return;
         if (!spare_.empty()) batch = std::move(spare_.front()), spare_.pop_front();
       }
-      assemble(order, begin, end, batch);
+      assemble(order, begin, end, epoch, batch);
       {
         std::lock_guard lock(mu_);
         ready_.push_back(std::move(batch));
@@ -126,7 +128,8 @@ void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
   cv_.notify_all();
 }
 
-void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out) {
+void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t epoch,
+                           Batch& out) {
   const ShardMeta& meta = data_.meta();
   const int64_t n = end - begin, features = meta.features();
   Shape xs = {n};
@@ -134,8 +137,11 @@ void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int
   out.x.resize(xs);
   if (meta.classification()) out.y.labels.resize(static_cast<size_t>(n));
   else out.y.values.resize({n, meta.target_dim});
-  for (int64_t r = 0; r < n; ++r)
-    reader_->read(order[static_cast<size_t>(begin + r)], out.x.data() + r * features, out.y, r);
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t index = order[static_cast<size_t>(begin + r)];
+    reader_->read(index, out.x.data() + r * features, out.y, r);
+    if (augmenter_) augmenter_->apply(out.x.data() + r * features, epoch, index);
+  }
 }
 
 }  // namespace ringtrain

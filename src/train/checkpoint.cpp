@@ -173,7 +173,7 @@ void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const
 std::string checkpoint_mismatch(const Settings& saved, const Settings& now) {
   static const std::vector<std::string> fixed = {
       "--model", "training data", "--batch", "--seed", "--shuffle-window", "--optimizer", "ranks", "--mode",
-      "--pipeline-stages", "--micro-batches", "--split", "--ps-servers", "--freeze"};
+      "--pipeline-stages", "--micro-batches", "--split", "--ps-servers", "--freeze", "--augment"};
   for (const std::string& flag : fixed) {
     auto find = [&](const Settings& s) {
       auto it = std::find_if(s.begin(), s.end(), [&](const auto& kv) { return kv.first == flag; });

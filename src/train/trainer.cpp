@@ -147,6 +147,7 @@ void Trainer::open() {
   val_set_ = open_optional(config_.data, Split::val, train_set_->meta());
   test_set_ = open_optional(config_.data, Split::test, train_set_->meta());
   validate_for_data(config_, train_set_->meta().classification(), val_set_ != nullptr);
+  check_augmentation(config_.augment, train_set_->meta().sample_shape);
   if (world_.rank() == 0) {
     check_outputs(config_, input_files({train_set_.get(), val_set_.get(), test_set_.get()}, config_));
     if (!config_.checkpoint_dir.empty()) {
@@ -247,6 +248,7 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
     s.emplace_back("--reset-head", config_.fine_tune.reset_head ? "true" : "false");
   }
   if (const std::string frozen = frozen_names(*model_); !frozen.empty()) s.emplace_back("--freeze", frozen);
+  if (config_.augment.any()) s.emplace_back("--augment", to_string(config_.augment));  // the samples it sees
   return s;
 }
 
@@ -379,6 +381,7 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   lc.world = share.replicas;
   lc.window_shards = config_.data.window_shards;
   lc.prefetch = config_.data.prefetch;
+  lc.augment = config_.augment;
   auto run = std::make_unique<Run>(*train_set_, lc, device_);
   const int64_t steps_per_epoch = run->loader.batches_per_epoch();  // the same on every rank (drop_last)
   if (steps_per_epoch == 0)

@@ -61,7 +61,7 @@ part_cpu() {  # the bundled programs run on the CPU: help, prep, CPU unit tests,
   "$rt" prep --input "$RT_IDX" --out "$RT_WORK/data" --shards 4 | tee "$RT_WORK/prep.txt"
   "$RT_BUNDLE/bin/ringtrain_tests" --gtest_filter="$cpu_filter" | tee "$RT_WORK/cpu-tests.txt"
   local train=(train --data "$RT_WORK/data" --model mlp --epochs 1 --steps 20 --batch 32)
-  "$rt" "${train[@]}"   # alone: a one-rank MPI job (Open MPI starts the bundle's orted)
+  "$rt" "${train[@]}"   # alone: a one-rank MPI job (an isolated singleton: no orted)
   "$RT_BUNDLE/bin/mpirun" --oversubscribe -np 2 "$rt" "${train[@]}"
   echo "RESULT help, prep ($(sed -n 's/.*: \([0-9]*\) train.*/\1/p' "$RT_WORK/prep.txt") train samples)," \
        "$(gtest_counts "$RT_WORK/cpu-tests.txt") CPU tests, a 1-rank and a 2-rank (mpirun) train"
@@ -152,6 +152,7 @@ xz=$(command -v xz || echo "$bundle/tools/xz")
 LD_LIBRARY_PATH=$bundle/tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$xz" -dc "$archive" | tar -C "$work" -xf - ||
   die "cannot unpack $archive"
 export RT_BUNDLE=$work/ringtrain-gpu RT_WORK=$work RT_IDX=$bundle/fashion-mnist RT_STRICT=${RT_STRICT:-0}
+export RINGTRAIN_BIN=$RT_BUNDLE/bin/ringtrain  # the unit tests that run the program (test_util.cpp run_cli)
 export PYTHON=${PYTHON:-python3}
 sed -n '1,5p' "$RT_BUNDLE/MANIFEST.txt"
 

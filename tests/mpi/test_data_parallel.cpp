@@ -34,13 +34,14 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
 
 // The largest difference between the weights (and batchnorm statistics) N ranks reach and one rank's.
 double n_ranks_vs_one(const std::string& model, const Shape& sample_shape, OptimizerKind optimizer, DeviceKind device,
-                      bool sync_batchnorm) {
+                      bool sync_batchnorm, const Augmentation& augment = {}) {
   Communicator& world = test::world();
   SharedDataset data(sample_shape);
   TrainConfig c = test::train_config(
       data.path(), {.model = model, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
   c.device.kind = device;
   c.parallel.sync_batchnorm = sync_batchnorm;
+  c.augment = augment;
   const std::vector<float> parallel = trained_weights(c, world);
 
   TrainConfig one = c;
@@ -88,6 +89,13 @@ TEST(DataParallel, SyncBatchnormOnNRanksEqualsOneRank) {
   if (test::world().size() > 1)
     EXPECT_GT(n_ranks_vs_one(kBatchNormResidualNet, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cpu, false), 1e-3)
       << "per-rank statistics should differ from the whole batch's";
+}
+
+// --augment: a sample's crop and flip follow from the seed, the epoch and the sample alone, so N ranks still
+// train on exactly what one rank trains on (test_augment.cpp checks that the samples do change).
+TEST(DataParallel, AugmentedImagesOnNRanksEqualOneRank) {
+  const char* net = "conv(4,3,pad=1),relu,maxpool(2),flatten,linear(out)";
+  EXPECT_LT(n_ranks_vs_one(net, {2, 6, 6}, OptimizerKind::sgd, DeviceKind::cpu, false, {2, true}), 1e-5);
 }
 
 // The same on GPUs, gradients over NCCL: each rank's reference run is on its own GPU too.

@@ -14,9 +14,11 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "ringtrain/data/augment.hpp"
 #include "ringtrain/data/sample_source.hpp"
 #include "ringtrain/tensor/targets.hpp"
 
@@ -36,6 +38,7 @@ struct LoaderConfig {
   int rank = 0, world = 1;
   int64_t window_shards = 0;  // shuffle window in shards; 0 = all shards
   int prefetch = 4;           // batches ready ahead of the training thread; 0: each read when it is asked for
+  Augmentation augment;       // training only: applied to each sample as it is read (augment.hpp)
 };
 
 // The job-wide sample order for an epoch: indices into the shards' concatenation.
@@ -60,11 +63,12 @@ class BatchLoader {
  private:
   void produce(int64_t epoch, int64_t first_batch);
   void stop();
-  void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, Batch& out);
+  void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t epoch, Batch& out);
 
   const SampleSource& data_;
   LoaderConfig config_;
   std::unique_ptr<SampleReader> reader_;  // used by the worker thread only
+  std::optional<SampleAugmenter> augmenter_;  // likewise; empty without augmentation
 
   std::thread worker_;
   std::mutex mu_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
+#include "ringtrain/data/augment.hpp"
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
 #include "ringtrain/data/synthetic.hpp"
@@ -115,6 +116,7 @@ struct TrainConfig {
   std::string model = "mlp";  // preset or layer spec (nn/model_spec.hpp)
   std::string config_file;    // the --config file the settings came from, if any: an input no output may replace
   DataSources data;
+  Augmentation augment;       // of the training samples (data/augment.hpp)
   int64_t batch = 64;         // per rank: the global batch is batch x ranks
   int64_t epochs = 5;
   int64_t max_steps = 0;      // > 0: stop after this many steps (tests, quick studies)
