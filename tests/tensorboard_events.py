@@ -11,7 +11,10 @@ ringtrain's. Two runs on a small dataset made here:
      last step equal to the --metrics CSV's row;
   2. two ranks under mpirun, --tensorboard DIR-%j without --log-every: only rank 0 writes, into the directory
      %j names; a step point at every step (about 100 an epoch: here an epoch is 16 steps); epoch points equal
-     that run's CSV; and a rank without --tensorboard beside one with it is an error, not a hang.
+     that run's CSV; and a rank without --tensorboard beside one with it is an error, not a hang;
+  3. a run resumed from a checkpoint: a file of its own, starting with session_log START one step past the
+     checkpoint, so that TensorBoard (which then drops the earlier files' points from that step on) shows
+     every step once.
 
 usage: tensorboard_events.py RINGTRAIN MPIRUN       the test
        tensorboard_events.py --print DIR            every scalar of the event files in DIR (tag, step, value)
@@ -91,8 +94,9 @@ def records(path):
     return out
 
 
-def read_events(event_pb2, path):
-    """file_version, and {tag: {step: value}}."""
+def read_events(event_pb2, path, starts=None):
+    """file_version, and {tag: {step: value}}; a resumed run's session_log START steps go into `starts`
+    (refused where it is None), each before any summary."""
     events = []
     for data in records(path):
         event = event_pb2.Event()
@@ -102,6 +106,11 @@ def read_events(event_pb2, path):
         fail(f"{path}: the first event is not file_version 'brain.Event:2': {events[:1]}")
     scalars = {}
     for event in events[1:]:
+        if event.WhichOneof("what") == "session_log" and starts is not None and not scalars:
+            if event.session_log.status != event_pb2.SessionLog.START:
+                fail(f"{path}: a session_log that is not START: {event}")
+            starts.append(event.step)
+            continue
         if event.WhichOneof("what") != "summary":
             fail(f"{path}: an event that is not a summary: {event}")
         if not 1.5e9 < event.wall_time < 4e9:
@@ -217,6 +226,36 @@ def two_ranks(bin_, mpirun, event_pb2, work):
           "disagree are an error")
 
 
+def resumed(bin_, event_pb2, work):
+    """A run resumed from its step-40 checkpoint: its own file, which starts with session_log START at step 41
+    (TensorBoard then drops the first file's points from 41 on) and holds points after step 40 only; the two
+    files, read as TensorBoard reads them, give every step once."""
+    tb, ckpt = os.path.join(work, "tb", "resumed"), os.path.join(work, "ckpt")
+    common = [bin_, "train", "--data", work, "--model", "flatten,linear(16),relu,linear(out)", "--batch", "16",
+              "--epochs", "2", "--log-every", "4", "--progress", "lines", "--tensorboard", tb]
+    run(common + ["--checkpoint-dir", ckpt, "--checkpoint-every", "8", "--keep-checkpoints", "10"], "the first run")
+    first = one_event_file(tb)
+    # Its checkpoints go elsewhere: the first run's newer ones would mix two histories (ringtrain refuses).
+    run(common + ["--resume", os.path.join(ckpt, "step-000000000040.h5"), "--checkpoint-dir", ckpt + "-resumed"],
+        "the resumed run")
+    files = [os.path.join(tb, f) for f in os.listdir(tb)]
+    if len(files) != 2:
+        fail(f"{tb} holds {files}, not the first run's file and the resumed run's")
+    second = [f for f in files if f != first][0]
+    starts_first, starts = [], []
+    before = read_events(event_pb2, first, starts_first)
+    after = read_events(event_pb2, second, starts)
+    if starts_first or starts != [41]:
+        fail(f"session_log START in the first file at {starts_first}, in the resumed run's at {starts}, not [] and [41]")
+    if min(min(points) for points in after.values()) <= 40:
+        fail(f"the resumed run's file holds points at or before its checkpoint's step 40: {after}")
+    for tag, points in before.items():
+        merged = sorted([s for s in points if s < 41] + list(after.get(tag, {})))
+        if merged != sorted(points):
+            fail(f"{tag}: TensorBoard would show steps {merged}, the uninterrupted run has {sorted(points)}")
+    print("ok: a resumed run: its own file, START at step 41, every step shown once")
+
+
 def print_scalars(tb_dir, work):
     event_pb2 = compile_protos(work)
     for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
@@ -239,6 +278,7 @@ def main():
         make_data(work)
         one_rank(bin_, event_pb2, work)
         two_ranks(bin_, mpirun, event_pb2, work)
+        resumed(bin_, event_pb2, work)
     print("PASS")
 
 

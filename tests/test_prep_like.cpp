@@ -306,8 +306,8 @@ TEST(PrepLike, ColumnsCategoriesAndMissingValuesThatDoNotFitAreNamed) {
   EXPECT_EQ(like_error("id,colour,kind,price\n1,red,cat,3\n"),
             "CSV file '" + file + "' has no column 'size', a feature of the training data");
   EXPECT_EQ(like_error("id,size,colour,note,kind,price\n1,2,red,hi,cat,3\n"),
-            "CSV file '" + file + "' has column 'note', which the training data has no feature for (--drop note "
-            "leaves it out)");
+            "CSV file '" + file + "' has column 'note', which the training data has no feature for (remove it "
+            "from the file, or leave it out with prep --like --drop note; predict takes the file's columns as they are)");
   EXPECT_EQ(like_error("id,size,colour,note,kind,price\n1,2,red,hi,cat,3\n",
                        [](PrepConfig& c) { c.drop_columns = {"note"}; }), "");
   EXPECT_EQ(like_error("id,size,colour,kind,price\n1,2,red,cat,3\n2,2,purple,cat,3\n"),

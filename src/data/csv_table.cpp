@@ -313,7 +313,8 @@ ColumnMap map_columns(CsvFile& csv, const CsvTransform& t) {
   for (size_t j = 0; j < csv.header.size(); ++j)
     if (!used[j])
       throw Error("CSV file '" + csv.path + "' has column '" + csv.header[j] + "', which the training data has no "
-                  "feature for (--drop " + csv.header[j] + " leaves it out)");
+                  "feature for (remove it from the file, or leave it out with prep --like --drop " + csv.header[j] +
+                  "; predict takes the file's columns as they are)");
   return map;
 }
 

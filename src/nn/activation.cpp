@@ -46,11 +46,12 @@ const Tensor& Activation::forward(const Tensor& x, Mode) {
   if (folded_) return x;
   y_.resize(x.shape());
   const int64_t n = x.numel();
-  const float* __restrict in = x.data();
-  float* __restrict out = y_.data();
-  const float a = param_;
   if (act_ == ActivationKind::gelu) x_.copy_from(x);  // its derivative needs x, which y does not give back
   for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    // Locals, not the lambda's captured references, which a loop may reload on every element (residual.cpp).
+    const float* __restrict in = x.data();
+    float* __restrict out = y_.data();
+    const float a = param_;
     switch (act_) {
       case ActivationKind::relu:
         for (int64_t i = begin; i < end; ++i) out[i] = std::max(in[i], 0.0f);
@@ -80,11 +81,11 @@ const Tensor& Activation::backward(const Tensor& dy) {
   if (!input_grad_needed_) return dx_;
   dx_.resize(dy.shape());
   const int64_t n = dy.numel();
-  const float* __restrict y = y_.data();
-  const float* __restrict g = dy.data();
-  float* __restrict dx = dx_.data();
-  const float a = param_;
   for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    const float* __restrict y = y_.data();
+    const float* __restrict g = dy.data();
+    float* __restrict dx = dx_.data();
+    const float a = param_;
     switch (act_) {
       case ActivationKind::relu:
         for (int64_t i = begin; i < end; ++i) dx[i] = y[i] > 0.0f ? g[i] : 0.0f;

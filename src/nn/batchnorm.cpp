@@ -66,6 +66,18 @@ void add_row_gradient_sums(const float* dy, const float* xhat, const float* y, b
   }, sum_dy, sum_dy_xhat);
 }
 
+// One row of forward: xhat = (x - mean) * inv_std, y = max(gamma * xhat + beta, floor). The values come in as
+// parameters: read through a lambda's captured references, every element reloaded them (a store to a float
+// may change a captured float) and the loop stayed scalar, 15% of a ResNet-20 step.
+void normalise_row(const float* __restrict in, float* __restrict xhat, float* __restrict out, int64_t n, float mean,
+                   float inv_std, float gamma, float beta, float floor) {
+  for (int64_t s = 0; s < n; ++s) {
+    xhat[s] = (in[s] - mean) * inv_std;
+    const float v = gamma * xhat[s] + beta;
+    out[s] = v < floor ? floor : v;
+  }
+}
+
 }  // namespace
 
 // Element (n, c, s) of a [N, C, S] view lives at (n * C + c) * S + s.
@@ -143,14 +155,7 @@ const Tensor& BatchNorm::forward(const Tensor& x, Mode mode) {
     run_vectorised([&] {
       for (int64_t b = 0; b < n; ++b) {
         const int64_t off = (b * channels_ + c) * spatial_;
-        const float* __restrict in = x.data() + off;
-        float* __restrict xh = xhat_.data() + off;
-        float* __restrict out = y_.data() + off;
-        for (int64_t s = 0; s < spatial_; ++s) {
-          xh[s] = (in[s] - m) * inv_std;
-          const float v = gamma * xh[s] + beta;
-          out[s] = v < floor ? floor : v;
-        }
+        normalise_row(x.data() + off, xhat_.data() + off, y_.data() + off, spatial_, m, inv_std, gamma, beta, floor);
       }
     });
   }

@@ -168,13 +168,15 @@ void Residual::share_batch_statistics(CrossReplicaSum* sum) {
   for (const auto& [name, layer] : sublayers()) layer->share_batch_statistics(sum);
 }
 
-// Branch-free element-wise loops (selects, not ifs), so that they vectorise.
+// Branch-free element-wise loops (selects, not ifs), so that they vectorise. Each chunk copies the pointers
+// into restrict locals: through the lambda's captured references a loop may reload them on every element
+// and stay scalar.
 void Residual::add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
   out.resize(a.shape());
-  const float* __restrict pa = a.data();
-  const float* __restrict pb = b.data();
-  float* __restrict o = out.data();
   for_each_chunk(out.numel(), [&](int64_t begin, int64_t end) {
+    const float* __restrict pa = a.data();
+    const float* __restrict pb = b.data();
+    float* __restrict o = out.data();
     if (!relu) {
       for (int64_t i = begin; i < end; ++i) o[i] = pa[i] + pb[i];
       return;
@@ -188,11 +190,14 @@ void Residual::add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) {
 
 void Residual::relu_gradient(const Tensor& dy, const Tensor& y, Tensor& out) {
   out.resize(dy.shape());
-  const float* __restrict g = dy.data();
-  const float* __restrict v = y.data();
-  float* __restrict o = out.data();
   for_each_chunk(out.numel(), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) o[i] = v[i] > 0.0f ? g[i] : 0.0f;
+    const float* __restrict g = dy.data();
+    const float* __restrict v = y.data();
+    float* __restrict o = out.data();
+    for (int64_t i = begin; i < end; ++i) {
+      const float gi = g[i];  // read unconditionally: a select, not a branch
+      o[i] = v[i] > 0.0f ? gi : 0.0f;
+    }
   });
 }
 

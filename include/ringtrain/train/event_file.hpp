@@ -4,7 +4,8 @@
 //   length (uint64), the masked CRC-32C of those 8 bytes (uint32), the data, the masked CRC-32C of the data
 //   (uint32), little-endian;
 // - each record's data is a tensorflow.Event protobuf (tensorflow/core/util/event.proto): the first holds
-//   file_version "brain.Event:2", each later one wall_time, step and summary { value { tag, simple_value } }.
+//   file_version "brain.Event:2", each later one wall_time, step and summary { value { tag, simple_value } }
+//   (or, first in a resumed run's file, session_log { status: START }).
 // The few protobuf fields are encoded here by hand (a varint, fixed64, fixed32 and length-delimited writer)
 // rather than with libprotobuf: four fields do not justify a code generator in the build and a library every
 // build and install needs. tests/tensorboard_events.py decodes the files with the protobuf library itself.
@@ -36,6 +37,9 @@ std::string tfrecord(std::string_view data);
 using Scalars = std::vector<std::pair<std::string, double>>;
 std::string file_version_event(double wall_time);
 std::string scalars_event(double wall_time, int64_t step, const Scalars& scalars);
+// session_log { status: START } at `step`: TensorBoard then drops every point of the directory's earlier
+// files from `step` on, as it does when a TensorFlow job restarts from a checkpoint.
+std::string session_start_event(double wall_time, int64_t step);
 
 // Creates `dir` (and its parents) if need be and proves a file can be made in it: an error naming it
 // otherwise (a file, no permission). Before training, so that a bad directory costs no training.
@@ -49,6 +53,8 @@ class EventFile {
   const std::string& path() const { return path_; }
   // One record of `scalars` at `step`, stamped with the time now. Buffered until flush.
   void add(int64_t step, const Scalars& scalars);
+  // A resumed run's mark (session_start_event), before its first point.
+  void start_session(int64_t step);
   // Hands what was added to the file system, for a TensorBoard watching the directory.
   void flush();
 

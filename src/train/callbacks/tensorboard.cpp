@@ -6,7 +6,9 @@
 //   epoch/<metric>, epoch/val_loss and epoch/val_<metric> (with a validation split), epoch/lr,
 //   epoch/img_per_s, epoch/seconds.
 // The file is flushed as each epoch ends and as the run ends (also when stopped), so that a TensorBoard
-// watching DIR follows the run. A resumed run adds a file of its own beside the first.
+// watching DIR follows the run. A resumed run adds a file of its own beside the first, which starts with a
+// SessionLog START one step past the checkpoint: TensorBoard then drops the interrupted run's points after the
+// checkpoint (the steps the resumed run trains again), and the plot shows each step once.
 #include "ringtrain/train/callbacks.hpp"
 #include "ringtrain/train/event_file.hpp"
 
@@ -18,6 +20,10 @@ class TensorBoard final : public Callback {
  public:
   explicit TensorBoard(const TrainContext& context)
       : file_(context.config.tensorboard_dir), metric_(context.loss.metric_name()), rate_(tag_word(context)) {}
+
+  void on_train_begin(TrainState& state) override {
+    if (state.step > 0) file_.start_session(state.step + 1);  // START at S drops points from S on: keep S's
+  }
 
   void on_step_end(TrainState& state) override {
     if (state.running.step != state.step) return;

@@ -62,7 +62,9 @@ class ProtoWriter {
 };
 
 // tensorflow.Event's fields (event.proto), Summary's and Summary.Value's (summary.proto).
-enum EventField { kWallTime = 1, kStep = 2, kFileVersion = 3, kSummary = 5 };
+enum EventField { kWallTime = 1, kStep = 2, kFileVersion = 3, kSummary = 5, kSessionLog = 7 };
+enum SessionLogField { kStatus = 1 };
+constexpr uint64_t kSessionStart = 1;  // SessionLog.SessionStatus.START
 enum SummaryField { kValue = 1 };
 enum ValueField { kTag = 1, kSimpleValue = 2 };
 
@@ -126,6 +128,16 @@ std::string scalars_event(double wall_time, int64_t step, const Scalars& scalars
   return event.encoding();
 }
 
+std::string session_start_event(double wall_time, int64_t step) {
+  ProtoWriter log;
+  log.varint(kStatus, kSessionStart);
+  ProtoWriter event;
+  event.fixed64(kWallTime, wall_time);
+  event.varint(kStep, static_cast<uint64_t>(step));
+  event.bytes(kSessionLog, log.encoding());
+  return event.encoding();
+}
+
 void prepare_event_dir(const std::string& dir) {
   const std::string cannot = "cannot write TensorBoard events to '" + dir + "': ";
   std::error_code ec;
@@ -144,6 +156,8 @@ EventFile::EventFile(const std::string& dir)
 }
 
 void EventFile::add(int64_t step, const Scalars& scalars) { write(tfrecord(scalars_event(seconds_since_epoch(), step, scalars))); }
+
+void EventFile::start_session(int64_t step) { write(tfrecord(session_start_event(seconds_since_epoch(), step))); }
 
 void EventFile::flush() {
   if (std::fflush(file_.get()) != 0)
