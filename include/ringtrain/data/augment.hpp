@@ -20,7 +20,7 @@ struct Augmentation {
   bool operator==(const Augmentation&) const = default;
 };
 
-// As --augment takes it: "crop:4,flip", "flip", "none" ("" for no augmentation).
+// As --augment takes it ("crop:4,flip", "flip"); "" for none (the flag's `none`).
 std::string to_string(const Augmentation& augmentation);
 
 // Throws Error, naming the flag, when samples of this shape cannot take it: not images ([C, H, W] or
