@@ -1,15 +1,22 @@
-// Allreduce bus bandwidth, ours (segmented ring over MPI point-to-point) beside MPI_Allreduce, in one run,
-// with the nccl-tests definitions: algbw = bytes / time, busbw = algbw * 2(n-1)/n.
-// usage: mpirun -np N build/bench/allreduce [MIN_BYTES] [MAX_BYTES] [ROUNDS]
-// Each size is timed in ROUNDS interleaved blocks (ring, mpi, ring, mpi, ...), the rounds sweeping all sizes,
-// and the best block of each is kept, so both see the same machine noise. Buffers come from the allocator
-// of ringtrain's tensors (huge pages from 2 MiB), for both. Every result is checked against the exact sum ("wrong" column).
+// Allreduce bus bandwidth of several algorithms side by side in one run, with the nccl-tests definitions:
+// algbw = bytes / time, busbw = algbw * 2(n-1)/n (bytes are float32 bytes, whatever crosses the wire).
+// usage: mpirun -np N build/bench/allreduce [MIN_BYTES] [MAX_BYTES] [ROUNDS] [ALGORITHMS]
+//   ALGORITHMS: comma-separated, default ring,mpi. ring (ringtrain's flat ring), hierarchical (ringtrain's
+//   node-aware ring), mpi (MPI_Allreduce, as shared/peers/mpi_allreduce.c calls it), auto; each may end in
+//   +bf16 or +fp16 (16-bit floats on the wire). RINGTRAIN_RANKS_PER_NODE=k groups consecutive ranks into
+//   emulated nodes (default: the nodes MPI sees).
+// Each size is timed in ROUNDS interleaved blocks (one per algorithm, in turn), the rounds sweeping all sizes,
+// and the best block of each is kept, so all see the same machine noise. Buffers come from the allocator
+// of ringtrain's tensors (huge pages from 2 MiB). Every result is checked against the exact sum ("wrong").
 #include <mpi.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
@@ -22,23 +29,17 @@ namespace {
 
 using Buffer = std::vector<float, HostAllocator<float>>;
 
-// The peer exactly as shared/peers/mpi_allreduce.c calls it: blocking MPI_Allreduce, in place.
-void mpi_allreduce(Buffer& buf) {
-  MPI_Allreduce(MPI_IN_PLACE, buf.data(), static_cast<int>(buf.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-}
-
 // Mean seconds per allreduce over `iters`, the slowest rank's.
-template <class Allreduce>
-double time_block(Allreduce allreduce, Buffer& buf, int iters) {
+double time_block(Communicator& comm, Buffer& buf, int iters) {
   MPI_Barrier(MPI_COMM_WORLD);
   const double start = MPI_Wtime();
-  for (int i = 0; i < iters; ++i) allreduce(buf);
+  for (int i = 0; i < iters; ++i) comm.allreduce_sum(buf.data(), buf.size());
   double t = (MPI_Wtime() - start) / iters;
   MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return t;
 }
 
-// Values whose sums are exact in float: rank r contributes r + 1 + (i % 7).
+// Values whose sums are exact in float (and in bf16 and fp16): rank r contributes r + 1 + (i % 7).
 void fill(Buffer& buf, int rank) {
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<float>(rank + 1 + static_cast<int>(i % 7));
 }
@@ -52,6 +53,30 @@ long wrong_elements(const Buffer& buf, int n) {
   return wrong;
 }
 
+struct Variant {
+  std::string name;
+  std::unique_ptr<MpiCommunicator> comm;
+};
+
+// "hierarchical+bf16" -> a communicator running it. Exits on a name it does not know (every rank alike).
+Variant make_variant(const std::string& name, int ranks_per_node) {
+  const size_t plus = name.find('+');
+  const std::string algorithm = name.substr(0, plus), wire = plus == std::string::npos ? "" : name.substr(plus + 1);
+  MpiCommunicatorConfig config;
+  config.ranks_per_node = ranks_per_node;
+  if (const char* kb = std::getenv("RINGTRAIN_SEGMENT_KB")) config.segment_bytes = std::atol(kb) << 10;
+  const auto chosen = enum_from_name<AllreduceAlgorithm>(algorithm);
+  const auto format = enum_from_name<HalfFormat>(wire);
+  if (!chosen || (!wire.empty() && !format)) {
+    std::fprintf(stderr, "allreduce: unknown algorithm '%s' (ring, hierarchical, mpi or auto, +bf16 or +fp16)\n",
+                 name.c_str());
+    std::exit(2);
+  }
+  config.allreduce = *chosen;
+  if (format) config.compress = *format;
+  return {name, std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, config)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,21 +84,22 @@ int main(int argc, char** argv) {
   const long min_bytes = argc > 1 ? std::atol(argv[1]) : 4096;
   const long max_bytes = argc > 2 ? std::atol(argv[2]) : 256L << 20;
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 3;
-  MpiCommunicatorConfig config;
-  if (const char* kb = std::getenv("RINGTRAIN_SEGMENT_KB")) config.segment_bytes = std::atol(kb) << 10;
-  MpiCommunicator ring(MPI_COMM_WORLD, config);
-  auto ours = [&](Buffer& b) { ring.allreduce_sum(b.data(), b.size()); };
-  const int n = ring.size(), rank = ring.rank();
+  const std::string list = argc > 4 ? argv[4] : "ring,mpi";
+  const char* per_node = std::getenv("RINGTRAIN_RANKS_PER_NODE");
+  std::vector<Variant> variants;
+  std::istringstream names(list);
+  for (std::string name; std::getline(names, name, ',');) variants.push_back(make_variant(name, per_node ? std::atoi(per_node) : 0));
+  const int n = variants.front().comm->size(), rank = variants.front().comm->rank();
   const double bus = 2.0 * (n - 1) / n;
   if (rank == 0) {
-    std::printf("# allreduce, float32 sum, %d ranks; ring = ringtrain's, mpi = MPI_Allreduce; best of %d blocks\n",
-                n, rounds);
-    std::printf("%12s %12s | %10s %9s %9s | %10s %9s %9s | %9s %6s\n", "bytes", "count", "ring_us", "algbw",
-                "busbw", "mpi_us", "algbw", "busbw", "ring/mpi", "wrong");
+    std::printf("# allreduce, float32 sum, %d ranks; best of %d blocks; busbw in GB/s of float32 data\n", n, rounds);
+    std::printf("%12s %12s", "bytes", "count");
+    for (const Variant& v : variants) std::printf(" | %18s %9s", (v.name + "_us").c_str(), (v.name + "_busbw").c_str());
+    std::printf(" | %6s\n", "wrong");
   }
   std::vector<long> sizes;
   for (long bytes = min_bytes; bytes <= max_bytes; bytes *= 4) sizes.push_back(bytes);
-  std::vector<double> best_ring(sizes.size(), INFINITY), best_mpi(sizes.size(), INFINITY);
+  std::vector<std::vector<double>> best(variants.size(), std::vector<double>(sizes.size(), INFINITY));
   std::vector<long> wrong(sizes.size(), 0);
   // Rounds outermost: a slow spell of this shared machine then hits one sample of many sizes, not every
   // sample of one size.
@@ -83,25 +109,23 @@ int main(int argc, char** argv) {
       const long bytes = sizes[k];
       buf.assign(bytes / sizeof(float), 0.0f);
       const int iters = bytes < (1 << 20) ? 200 : (bytes < (32 << 20) ? 20 : 5);
-      if (r == 0) {
-        fill(buf, rank);
-        ours(buf);
-        wrong[k] += wrong_elements(buf, n);
-        fill(buf, rank);
-        mpi_allreduce(buf);
-        wrong[k] += wrong_elements(buf, n);
+      for (size_t a = 0; a < variants.size(); ++a) {
+        if (r == 0) {
+          fill(buf, rank);
+          variants[a].comm->allreduce_sum(buf.data(), buf.size());
+          wrong[k] += wrong_elements(buf, n);
+        }
+        best[a][k] = std::min(best[a][k], time_block(*variants[a].comm, buf, iters));
       }
-      best_ring[k] = std::min(best_ring[k], time_block(ours, buf, iters));
-      best_mpi[k] = std::min(best_mpi[k], time_block(mpi_allreduce, buf, iters));
     }
   }
   MPI_Allreduce(MPI_IN_PLACE, wrong.data(), static_cast<int>(wrong.size()), MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
   for (size_t k = 0; k < sizes.size() && rank == 0; ++k) {
     const long bytes = sizes[k];
-    const double ring_alg = bytes / best_ring[k] / 1e9, mpi_alg = bytes / best_mpi[k] / 1e9;
-    std::printf("%12ld %12ld | %10.1f %9.2f %9.2f | %10.1f %9.2f %9.2f | %9.2f %6ld\n", bytes,
-                bytes / static_cast<long>(sizeof(float)), best_ring[k] * 1e6, ring_alg, ring_alg * bus,
-                best_mpi[k] * 1e6, mpi_alg, mpi_alg * bus, best_mpi[k] / best_ring[k], wrong[k]);
+    std::printf("%12ld %12ld", bytes, bytes / static_cast<long>(sizeof(float)));
+    for (size_t a = 0; a < variants.size(); ++a)
+      std::printf(" | %18.1f %9.3f", best[a][k] * 1e6, bytes / best[a][k] / 1e9 * bus);
+    std::printf(" | %6ld\n", wrong[k]);
   }
   return 0;
 }

@@ -18,7 +18,7 @@ if [[ -f $peers/gloo_allreduce.sh ]] && /usr/bin/python3 -c "import torch" 2>/de
   bash "$peers/gloo_allreduce.sh" | tee "$gloo"
   echo "# ours vs both peers (busbw ratio)"
   printf "%12s %10s %10s %10s %9s %9s\n" bytes ring_busbw mpi_busbw gloo_busbw ring/mpi ring/gloo
-  awk 'NR == FNR { if ($1 ~ /^[0-9]+$/) { ring[$1] = $6; mpi[$1] = $10 } next }
+  awk 'NR == FNR { if ($1 ~ /^[0-9]+$/) { ring[$1] = $5; mpi[$1] = $8 } next }
        $1 ~ /^[0-9]+$/ && ($1 in ring) { printf "%12d %10.2f %10.2f %10.2f %9.2f %9.2f\n", $1, ring[$1], mpi[$1], $4,
                                          ring[$1] / mpi[$1], ring[$1] / $4 }' "$ours" "$gloo"
 else

@@ -161,6 +161,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   try {
     ringtrain::MpiCommunicatorConfig comm;
     if (!prep) comm.allreduce = train ? train->allreduce : eval ? eval->allreduce : predict->allreduce;
+    if (train) comm.compress = train->compress;
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
     const ringtrain::Launch launch = ringtrain::launch_from_environment();

@@ -226,9 +226,10 @@ void add_device_options(po::options_description& o, DeviceConfig& d, ChoiceFlags
 }
 
 void add_rank_options(po::options_description& o, ChoiceFlags& text) {
-  o.add_options()("allreduce", po::value(&text.allreduce)->default_value("ring"),
-                  "CPU gradients: ring (ringtrain's segmented ring over MPI point-to-point) or mpi (MPI_Allreduce); "
-                  "GPU gradients always go over NCCL");
+  o.add_options()("allreduce", po::value(&text.allreduce)->default_value("auto"),
+                  "CPU gradients: ring (ringtrain's segmented ring over MPI point-to-point), hierarchical (a ring inside "
+                  "each node, then across nodes), mpi (MPI_Allreduce), or auto (hierarchical when the ranks span "
+                  "nodes, at least 2 on each and the same number on all; else ring); GPU gradients always go over NCCL");
 }
 
 void read_choices(const ChoiceFlags& text, DeviceConfig& device, AllreduceAlgorithm& allreduce) {
@@ -427,7 +428,7 @@ namespace {
 struct TrainFlags {
   ChoiceFlags choices;
   std::string optimizer, lr_schedule, lr_scaling, mode, schedule, split, stage_to, resume, timeline_steps, monitor;
-  std::string progress;
+  std::string progress, compress;
   double fusion_mb = 64.0;
   std::string freeze, augment;
 };
@@ -563,6 +564,8 @@ void add_parallel_options(po::options_description& o, TrainConfig& c, TrainFlags
       ("mode", po::value(&text.mode)->default_value("sync"), "sync: gradients averaged every step (data "
        "parallel, or a pipeline); ps: parameter servers, workers bounded by --staleness")
       ("fusion-mb", with_default(&text.fusion_mb, 64.0), "fusion buffer: ready gradients reduced together up to this size")
+      ("compress", po::value(&text.compress)->default_value("none"), "gradients cross the network as bf16 or fp16 "
+       "(half the bytes; sums kept in float32), or none; CPU gradients (--allreduce auto, ring or hierarchical)")
       ("cycle-ms", with_default(&engine.cycle_ms, 1.0), "how often ranks agree on which gradients are ready")
       ("stall-warn-s", with_default(&engine.stall_warn_s, 60.0), "warn when a gradient waits this long for "
        "other ranks (0 = never)")
@@ -621,6 +624,7 @@ void add_early_stop_options(po::options_description& o, TrainConfig& c, TrainFla
 // The typed values of the flags kept as text; the rules between values are validate's (train/validate.hpp).
 void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   read_choices(text.choices, c.device, c.allreduce);
+  if (text.compress != "none") c.compress = parse_choice<HalfFormat>("--compress", text.compress);
   c.optimizer.kind = parse_choice<OptimizerKind>("--optimizer", text.optimizer);
   c.lr_schedule = parse_choice<LrScheduleKind>("--lr-schedule", text.lr_schedule);
   c.lr_scaling = parse_choice<LrScaling>("--lr-scaling", text.lr_scaling);

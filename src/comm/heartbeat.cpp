@@ -64,13 +64,20 @@ Heartbeat::Heartbeat(MPI_Comm world, double timeout_s) : timeout_s_(timeout_s), 
   if (timeout_s_ <= 0.0) return;
   const Whereabouts& previous = all[static_cast<size_t>((rank_ + size_ - 1) % size_)];
   if (std::strcmp(previous.host, mine.host) == 0) previous_pid_here_ = previous.pid;
+  // A node that dropped off the network takes all its ranks: the error names the node and them.
+  std::string node_ranks;
+  for (int r = 0; r < size_; ++r)
+    if (std::strcmp(all[static_cast<size_t>(r)].host, previous.host) == 0)
+      node_ranks += (node_ranks.empty() ? "" : ",") + std::to_string(r);
+  previous_node_ = std::string(previous.host) + " (ranks " + node_ranks + ")";
   thread_ = std::thread([this] { run(); });
 }
 
 std::string Heartbeat::why_silent(int previous, double silent) const {
-  char text[96];
-  std::snprintf(text, sizeof text, "rank %d has sent no heartbeat for %.0f s: ", previous, silent);
-  const std::string head = text;
+  // A rank of another node is named with the node: when the node dropped off the network, all its ranks did.
+  const std::string where = previous_pid_here_ == 0 ? " on node " + previous_node_ : "";
+  const std::string head = "rank " + std::to_string(previous) + where + " has sent no heartbeat for " +
+                           std::to_string(std::lround(silent)) + " s: ";
   const std::string tail = "; rank " + std::to_string(rank_) + " stops the job (--peer-timeout-s " +
                            format_seconds(timeout_s_) +
                            "; 0 turns the heartbeat off, as a debugger session needs)";

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "ringtrain/comm/backoff.hpp"
+#include "ringtrain/comm/hierarchical_allreduce.hpp"
 #include "ringtrain/comm/ring_allreduce.hpp"
 #include "ringtrain/tensor/error.hpp"
 
@@ -84,18 +85,44 @@ MpiComm::~MpiComm() {
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-MpiCommunicator::MpiCommunicator(MPI_Comm parent, MpiCommunicatorConfig config) : comm_(parent), config_(config) {
+MpiCommunicator::MpiCommunicator(MPI_Comm parent, MpiCommunicatorConfig config)
+    : comm_(parent), config_(config), algorithm_(config.allreduce) {
   MPI_Comm_rank(comm_.get(), &rank_);
   MPI_Comm_size(comm_.get(), &size_);
+  // Every rank learns the node layout whatever it asked for: ranks given different --allreduce values still
+  // meet in the same collectives, and reach the settings check that names the difference.
+  hierarchical_ = std::make_unique<HierarchicalAllreduce>(comm_.get(), config_.ranks_per_node);
+  const NodeLayout& nodes = hierarchical_->layout();
+  if (config_.compress && algorithm_ == AllreduceAlgorithm::mpi)
+    throw Error("--compress needs ringtrain's ring (--allreduce auto, ring or hierarchical): MPI_Allreduce would "
+                "add in 16 bits");
+  if (algorithm_ == AllreduceAlgorithm::hierarchical && nodes.ranks_per_node == 0)
+    throw Error("--allreduce hierarchical needs the same number of ranks on every node, and this job's " +
+                std::to_string(size_) + " ranks are spread unevenly over " + std::to_string(nodes.nodes) +
+                " nodes (use --allreduce ring)");
+  if (algorithm_ == AllreduceAlgorithm::automatic)
+    algorithm_ = nodes.nodes > 1 && nodes.ranks_per_node > 1 ? AllreduceAlgorithm::hierarchical
+                                                              : AllreduceAlgorithm::ring;
+  if (algorithm_ != AllreduceAlgorithm::hierarchical) hierarchical_.reset();
 }
 
+MpiCommunicator::~MpiCommunicator() = default;
+
 std::string MpiCommunicator::backend() const {
-  return name_of(config_.allreduce);  // as --allreduce names it
+  return name_of(algorithm_);  // as --allreduce names it
+}
+
+size_t MpiCommunicator::wire_bytes_per_float() const {
+  return config_.compress ? sizeof(uint16_t) : sizeof(float);
 }
 
 void MpiCommunicator::allreduce_sum(float* data, size_t count) {
-  if (config_.allreduce == AllreduceAlgorithm::ring) {
-    ring_allreduce(comm_.get(), data, count, config_.segment_bytes / sizeof(float), ring_scratch_);
+  if (algorithm_ == AllreduceAlgorithm::ring) {
+    ring_allreduce(comm_.get(), data, count, ring_config(), ring_buffers_);
+    return;
+  }
+  if (algorithm_ == AllreduceAlgorithm::hierarchical) {
+    hierarchical_->allreduce(data, count, ring_config(), ring_buffers_);
     return;
   }
   // As the peer benchmark and Horovod's MPI path call it: blocking, MPI's own algorithm choice.
@@ -170,7 +197,11 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) const {
   MPI_Comm part = MPI_COMM_NULL;
   check_mpi(MPI_Comm_split(comm_.get(), color, key, &part), "MPI_Comm_split");
   const MpiComm owned = MpiComm::adopt(part);  // the new communicator duplicates it; this frees it
-  return std::make_unique<MpiCommunicator>(owned.get(), config_);
+  // A part of the job (a pipeline stage's replicas) may sit unevenly on nodes that hold the whole job evenly:
+  // it chooses its own algorithm.
+  MpiCommunicatorConfig config = config_;
+  if (config.allreduce == AllreduceAlgorithm::hierarchical) config.allreduce = AllreduceAlgorithm::automatic;
+  return std::make_unique<MpiCommunicator>(owned.get(), config);
 }
 
 }  // namespace ringtrain

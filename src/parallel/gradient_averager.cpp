@@ -2,6 +2,7 @@
 
 #include "ringtrain/comm/nccl_communicator.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
+#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
 
@@ -14,6 +15,9 @@ GradientAverager::GradientAverager(Communicator& group, Model& model, LayerRange
     // A frozen layer's gradients stay off the wire: the engine never hears of them.
     layer_params_.push_back(model.trained_params({i, i + 1}));
   }
+  if (model.device() == Device::cuda && group.wire_bytes_per_float() != sizeof(float))
+    throw Error("--compress applies to CPU gradients (ringtrain's ring); GPU gradients go over NCCL as float32: "
+                "leave --compress out with --device cuda");
   // Negotiation stays on MPI (small host messages); the gradients travel where they live.
   std::unique_ptr<Communicator> control = group.split_off();
   std::unique_ptr<Communicator> data =

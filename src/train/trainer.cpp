@@ -227,6 +227,7 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"device", servers ? name_of(config_.device.kind) : name_of(device_)},
           {"--precision", name_of(config_.device.precision)},
           {"--allreduce", name_of(config_.allreduce)},
+          {"--compress", config_.compress ? name_of(*config_.compress) : "none"},
           {"gradient averaging", gradient_backend()},
           {"--fusion-mb", num(static_cast<double>(config_.parallel.engine.fusion_bytes) / (1 << 20))},
           // The steps at which the running score is summed over the ranks follow these (score_every).
@@ -310,10 +311,11 @@ std::string Trainer::device_description() const {
 std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSchedule& lr) const {
   const int ranks = world_.size(), replicas = share.replicas;
   const bool servers = config_.parallel.mode == ModeKind::ps;
+  const std::string wire = config_.compress && device_ == Device::cpu ? ", " + name_of(*config_.compress) + " on the wire" : "";
   std::ostringstream out;
   const std::string replicated = replicas > 1 && !servers ? " x " + std::to_string(replicas) +
                                                                  (replicas == ranks ? " ranks (" : " replicas (") +
-                                                                 gradient_backend() + " allreduce)"
+                                                                 gradient_backend() + " allreduce" + wire + ")"
                                                            : std::string();
   // A ResNet's canonical spec runs to kilobytes: a preset that long goes by its name, a spec by its start.
   const std::string spec = model_->spec();

@@ -225,6 +225,8 @@ void validate(const TrainConfig& c, int world) {
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
   validate_servers(c.parallel, world);
+  require(!c.compress || c.parallel.mode != ModeKind::ps,
+          "--compress applies to the allreduce of --mode sync; parameter servers exchange float32 gradients");
   validate_fine_tune(c);
   require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
                                   std::to_string(c.device.gpu));

@@ -1,9 +1,13 @@
 // The communicator under mpirun (2, 3 and 4 ranks): allreduce equals the exact sum for every edge size, with
-// the ring and with MPI_Allreduce; broadcast, allgather, point-to-point (blocking and not), splits and the
-// agreement checks.
+// the ring (flat and hierarchical, on every layout of emulated nodes the rank count allows; float32 or 16-bit
+// floats on the wire) and with MPI_Allreduce; broadcast, allgather, point-to-point (blocking and not),
+// splits and the agreement checks.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <numeric>
+#include <random>
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/comm/mpi_communicator.hpp"
@@ -37,6 +41,7 @@ std::vector<size_t> edge_counts(int n) {
 
 TEST(Allreduce, RingEqualsTheExactSumForEdgeSizes) {
   MpiCommunicator ring(MPI_COMM_WORLD, {AllreduceAlgorithm::ring});
+  ASSERT_EQ(ring.backend(), "ring");
   for (size_t count : edge_counts(ring.size())) expect_exact_sums(ring, count);
 }
 
@@ -46,6 +51,122 @@ TEST(Allreduce, RingWithTinySegmentsPipelinesCorrectly) {
   config.segment_bytes = 16;
   MpiCommunicator ring(MPI_COMM_WORLD, config);
   for (size_t count : {size_t{5}, size_t{63}, size_t{64}, size_t{1000}, size_t{4099}}) expect_exact_sums(ring, count);
+}
+
+// Every way of cutting the world into equal emulated nodes: 1 x n, ..., n x 1.
+std::vector<int> ranks_per_node_choices(int n) {
+  std::vector<int> out;
+  for (int k = 1; k <= n; ++k)
+    if (n % k == 0) out.push_back(k);
+  return out;
+}
+
+MpiCommunicatorConfig hierarchical(int ranks_per_node, std::optional<HalfFormat> wire = std::nullopt) {
+  MpiCommunicatorConfig config;
+  config.allreduce = AllreduceAlgorithm::hierarchical;
+  config.ranks_per_node = ranks_per_node;
+  config.compress = wire;
+  return config;
+}
+
+TEST(Allreduce, HierarchicalEqualsTheExactSumForEdgeSizes) {
+  for (int per_node : ranks_per_node_choices(test::world().size())) {
+    SCOPED_TRACE(std::to_string(per_node) + " ranks a node");
+    MpiCommunicator comm(MPI_COMM_WORLD, hierarchical(per_node));
+    ASSERT_EQ(comm.backend(), "hierarchical");
+    for (size_t count : edge_counts(comm.size())) expect_exact_sums(comm, count);
+  }
+}
+
+TEST(Allreduce, HierarchicalWithTinySegmentsPipelinesCorrectly) {
+  for (int per_node : ranks_per_node_choices(test::world().size())) {
+    MpiCommunicatorConfig config = hierarchical(per_node);
+    config.segment_bytes = 16;
+    MpiCommunicator comm(MPI_COMM_WORLD, config);
+    for (size_t count : {size_t{5}, size_t{63}, size_t{1000}, size_t{4099}}) expect_exact_sums(comm, count);
+  }
+}
+
+// auto takes the hierarchical allreduce where it moves fewer bytes across nodes: several nodes, the same
+// number of ranks on each, at least two.
+TEST(Allreduce, AutoChoosesHierarchicalOnlyForSeveralEvenNodesOfSeveralRanks) {
+  const int n = test::world().size();
+  for (int per_node = 1; per_node <= n; ++per_node) {
+    MpiCommunicatorConfig config;
+    config.ranks_per_node = per_node;
+    MpiCommunicator comm(MPI_COMM_WORLD, config);
+    const bool pays = n % per_node == 0 && per_node > 1 && n / per_node > 1;
+    EXPECT_EQ(comm.backend(), pays ? "hierarchical" : "ring") << n << " ranks, " << per_node << " a node";
+  }
+}
+
+TEST(Allreduce, HierarchicalOnUnevenNodesIsRefusedOnEveryRank) {
+  const int n = test::world().size();
+  if (n != 3) GTEST_SKIP() << "needs 3 ranks (nodes of 2 and 1)";
+  try {
+    MpiCommunicator comm(MPI_COMM_WORLD, hierarchical(2));
+    FAIL() << "an uneven layout was accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "--allreduce hierarchical needs the same number of ranks on every node, and this job's 3 "
+                           "ranks are spread unevenly over 2 nodes (use --allreduce ring)");
+  }
+}
+
+// Small integers are exact in bf16 and fp16, and so are their partial sums here: the 16-bit wire must then
+// give the exact sum, flat and hierarchical.
+TEST(Allreduce, CompressedRingsSumExactlyWhatTheFormatHolds) {
+  const int n = test::world().size();
+  for (HalfFormat wire : {HalfFormat::bf16, HalfFormat::fp16}) {
+    MpiCommunicatorConfig flat;
+    flat.allreduce = AllreduceAlgorithm::ring;
+    flat.compress = wire;
+    flat.segment_bytes = 64;
+    MpiCommunicator ring(MPI_COMM_WORLD, flat);
+    EXPECT_EQ(ring.wire_bytes_per_float(), 2u);
+    for (size_t count : edge_counts(n)) expect_exact_sums(ring, count);
+    for (int per_node : ranks_per_node_choices(n)) {
+      MpiCommunicator comm(MPI_COMM_WORLD, hierarchical(per_node, wire));
+      for (size_t count : edge_counts(n)) expect_exact_sums(comm, count);
+    }
+  }
+}
+
+// Values that 16 bits cannot hold: every rank must still end with the same bits (each reduced chunk is
+// rounded once, by its owner, and forwarded as it is), within the format's rounding of the float32 sum.
+TEST(Allreduce, CompressedRingsLeaveEveryRankTheSameBitsNearTheSum) {
+  Communicator& world = test::world();
+  const int n = world.size();
+  const size_t count = 100003;
+  auto value = [](int rank, size_t i) {
+    return std::sin(static_cast<float>(i) * 0.37f + static_cast<float>(rank)) * (1.0f + static_cast<float>(i % 5));
+  };
+  for (HalfFormat wire : {HalfFormat::bf16, HalfFormat::fp16}) {
+    for (int per_node : ranks_per_node_choices(n)) {
+      MpiCommunicator comm(MPI_COMM_WORLD, hierarchical(per_node, wire));
+      std::vector<float> buf(count);
+      for (size_t i = 0; i < count; ++i) buf[i] = value(comm.rank(), i);
+      comm.allreduce_sum(buf.data(), count);
+      std::vector<float> root = buf;
+      world.broadcast(root.data(), count * sizeof(float), 0);
+      EXPECT_EQ(std::memcmp(root.data(), buf.data(), count * sizeof(float)), 0) << "ranks differ";
+      // Each of the ~n roundings of a partial sum errs by at most half a unit in the last place.
+      const double unit = wire == HalfFormat::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+      double worst = 0;
+      for (size_t i = 0; i < count; ++i) {
+        double exact = 0, magnitude = 0;
+        for (int r = 0; r < n; ++r) exact += value(r, i), magnitude += std::fabs(value(r, i));
+        worst = std::max(worst, std::fabs(buf[i] - exact) / (magnitude * unit));
+      }
+      EXPECT_LE(worst, n + 1.0) << name_of(wire) << ", " << per_node << " ranks a node";
+    }
+  }
+}
+
+TEST(Allreduce, CompressionWithMpiAllreduceIsRefused) {
+  MpiCommunicatorConfig config;
+  config.allreduce = AllreduceAlgorithm::mpi;
+  config.compress = HalfFormat::bf16;
+  EXPECT_THROW(MpiCommunicator(MPI_COMM_WORLD, config), Error);
 }
 
 TEST(Allreduce, MpiAllreduceEqualsTheExactSum) {

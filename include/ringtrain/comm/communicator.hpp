@@ -41,6 +41,8 @@ class Communicator {
   virtual std::string backend() const = 0;  // "ring" (ours over MPI), "mpi" (MPI_Allreduce), "nccl"
   // Where the buffers passed to this communicator live.
   virtual Device device() const { return Device::cpu; }
+  // What a float of allreduce_sum costs on the wire (2 when it travels as a 16-bit float).
+  virtual size_t wire_bytes_per_float() const { return sizeof(float); }
 
   // Element-wise sum over all ranks, in place. Any count, 0 included.
   virtual void allreduce_sum(float* data, size_t count) = 0;

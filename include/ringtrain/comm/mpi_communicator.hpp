@@ -1,9 +1,12 @@
 // The MPI backend: host buffers, over a communicator of its own (MPI_Comm_dup), so its messages never mix
-// with any other. allreduce_sum runs our segmented ring (ring_allreduce.hpp) or MPI_Allreduce.
+// with any other. allreduce_sum runs our segmented ring (ring_allreduce.hpp), flat or node-aware
+// (hierarchical_allreduce.hpp), or MPI_Allreduce.
 #pragma once
 #include <mpi.h>
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "ringtrain/comm/communicator.hpp"
@@ -12,10 +15,16 @@
 
 namespace ringtrain {
 
-// How MpiCommunicator sums: ringtrain's segmented ring over point-to-point, or the library's MPI_Allreduce.
-enum class AllreduceAlgorithm { ring, mpi };
-inline constexpr EnumNames<AllreduceAlgorithm, 2> kAllreduceAlgorithmNames{
-    {{AllreduceAlgorithm::ring, "ring"}, {AllreduceAlgorithm::mpi, "mpi"}}};
+// How MpiCommunicator sums floats: ringtrain's segmented ring over point-to-point, flat or hierarchical
+// (inside nodes, then across them), the library's MPI_Allreduce, or automatic: hierarchical where the ranks
+// span nodes with the same number, at least 2, on each (where it moves fewer bytes across the network),
+// else the flat ring.
+enum class AllreduceAlgorithm { automatic, ring, hierarchical, mpi };
+inline constexpr EnumNames<AllreduceAlgorithm, 4> kAllreduceAlgorithmNames{
+    {{AllreduceAlgorithm::automatic, "auto"},
+     {AllreduceAlgorithm::ring, "ring"},
+     {AllreduceAlgorithm::hierarchical, "hierarchical"},
+     {AllreduceAlgorithm::mpi, "mpi"}}};
 constexpr const auto& enum_names(AllreduceAlgorithm) { return kAllreduceAlgorithmNames; }
 
 // Owns a duplicated MPI communicator; frees it on destruction (MPI must still be initialised).
@@ -36,9 +45,16 @@ class MpiComm {
 };
 
 struct MpiCommunicatorConfig {
-  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::automatic;
   size_t segment_bytes = 1 << 20;  // ring pipeline segment (bench/allreduce: 1 MiB is best here)
+  // Float sums cross the wire as 16-bit floats (accumulated in float32); only our rings do this.
+  std::optional<HalfFormat> compress;
+  // Which ranks make a node (HierarchicalAllreduce): 0, the ranks that share memory; n, consecutive groups
+  // of n ranks (tests emulating nodes on one host).
+  int ranks_per_node = 0;
 };
+
+class HierarchicalAllreduce;
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -46,7 +62,9 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  ~MpiCommunicator() override;
   std::string backend() const override;
+  size_t wire_bytes_per_float() const override;
   void allreduce_sum(float* data, size_t count) override;
   void allreduce_sum(double* data, size_t count) override;
   std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) override;
@@ -61,10 +79,14 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int color, int key) const override;
 
  private:
+  RingConfig ring_config() const { return {config_.segment_bytes, config_.compress}; }
+
   MpiComm comm_;
   MpiCommunicatorConfig config_;
   int rank_ = 0, size_ = 1;
-  RingScratch ring_scratch_;
+  AllreduceAlgorithm algorithm_;  // never automatic: what it resolved to
+  std::unique_ptr<HierarchicalAllreduce> hierarchical_;
+  RingBuffers ring_buffers_;
 };
 
 // Throws Error("<what> failed: <MPI's message>") unless rc is MPI_SUCCESS.

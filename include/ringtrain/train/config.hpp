@@ -136,7 +136,8 @@ struct TrainConfig {
   int64_t log_every = 0;     // > 0: also print every this many steps
   std::string timeline;      // "" = none; else a Chrome trace JSON written by rank 0
   StepRange timeline_steps;  // --timeline-steps A:B; first 0 = every step
-  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;  // the world communicator's (the CLI builds it)
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::automatic;  // the world communicator's (the CLI builds it)
+  std::optional<HalfFormat> compress;  // --compress: the world communicator's too
   DeviceConfig device;
   int straggler_rank = -1;    // this rank sleeps straggler_ms before every step (studies of slow workers)
   double straggler_ms = 0.0;
@@ -164,7 +165,7 @@ struct EvalConfig {
   Split split = Split::test;
   int64_t batch = 256;
   int threads = 1;
-  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::automatic;
   DeviceConfig device;
   std::string report_dir;  // --report: "" = none (train/report/report.hpp)
 };
@@ -184,7 +185,7 @@ struct PredictConfig {
   int64_t batch = 256;
   int threads = 1;
   int prefetch = 4;
-  AllreduceAlgorithm allreduce = AllreduceAlgorithm::ring;  // the world communicator's (the CLI builds it)
+  AllreduceAlgorithm allreduce = AllreduceAlgorithm::automatic;  // the world communicator's (the CLI builds it)
   DeviceConfig device;
 };
 

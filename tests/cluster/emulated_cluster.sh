@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# An emulated cluster of several "nodes" on this one machine, for tests and benchmarks of what crosses a
+# network: each node is a Linux network namespace with a host name of its own (a UTS namespace per launch),
+# an address on a bridge, and a link shaped by `tc tbf` to a chosen rate in both directions. Ranks on one
+# node talk over shared memory, ranks on different nodes over TCP through the shaped links, as on a real
+# cluster. Needs root (CAP_NET_ADMIN), iproute2 and util-linux.
+#
+#   emulated_cluster.sh up [--nodes N] [--rate RATE]   builds nodes rtnode1..N (default 2 nodes, 10gbit)
+#   emulated_cluster.sh down                           removes everything `up` made (safe to repeat)
+#   emulated_cluster.sh mpirun [--ranks-per-node K] ARGS...
+#                                                      mpirun across the nodes (K slots each, default 2)
+#   emulated_cluster.sh link NODE down|up              cuts or restores a node's link
+#   emulated_cluster.sh link NODE rate RATE            reshapes a node's link (both directions)
+#   emulated_cluster.sh exec NODE CMD...               runs CMD on a node, under its host name
+#
+# Only addresses the script itself made are used: 10.231.0.0/24 on the bridge rtbr0 (10.231.0.1 on this
+# machine, 10.231.0.10+i on node i). RINGTRAIN_CLUSTER_DIR (default /tmp/ringtrain-cluster) keeps the state:
+# the hostfile and each node's local scratch directory (its TMPDIR, standing in for node-local disk).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+state=${RINGTRAIN_CLUSTER_DIR:-/tmp/ringtrain-cluster}
+bridge=rtbr0 subnet=10.231.0 prefix=rtnode
+
+usage() { sed -n '7,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "emulated_cluster: $*" >&2; exit 1; }
+
+node_names() { [[ -f $state/nodes ]] && cat "$state/nodes"; true; }
+node_of_address() { [[ $1 == "$subnet".* ]] && echo "$prefix$(( ${1##*.} - 10 ))" || echo "$1"; }
+
+# A token bucket on the device's egress: `rate` bytes through, queued up to 50 ms, then dropped as a
+# switch would. The burst must hold at least one timer tick of traffic at the rate.
+shape() {  # shape NETNS_OR_- DEVICE RATE
+  local ns=$1 dev=$2 rate=$3 run=()
+  [[ $ns != - ]] && run=(ip netns exec "$ns")
+  "${run[@]}" tc qdisc replace dev "$dev" root tbf rate "$rate" burst 4mb latency 50ms
+}
+
+up() {
+  local nodes=2 rate=10gbit
+  while (($#)); do
+    case $1 in
+      --nodes) nodes=${2:?}; shift 2 ;;
+      --rate) rate=${2:?}; shift 2 ;;
+      *) usage ;;
+    esac
+  done
+  [[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 1 && nodes <= 8)) || die "--nodes must be 1 to 8, not '$nodes'"
+  # Exit 77 (CTest's skip) where no cluster can be made here, saying why.
+  [[ $(id -u) -eq 0 ]] || { echo "SKIP: the emulated cluster needs root (network namespaces)" >&2; exit 77; }
+  for tool in ip tc unshare; do
+    command -v $tool >/dev/null || { echo "SKIP: no $tool (install iproute2 and util-linux)" >&2; exit 77; }
+  done
+  down  # what an earlier run left
+  mkdir -p "$state"
+  ip link add "$bridge" type bridge
+  ip addr add "$subnet.1/24" dev "$bridge"
+  ip link set "$bridge" up
+  local hostfile=$state/hostfile
+  : >"$hostfile"
+  for ((i = 1; i <= nodes; ++i)); do
+    local ns=$prefix$i
+    ip netns add "$ns"
+    ip link add "rtveth$i" type veth peer name eth0 netns "$ns"
+    ip link set "rtveth$i" master "$bridge" up
+    ip netns exec "$ns" ip addr add "$subnet.$((10 + i))/24" dev eth0
+    ip netns exec "$ns" ip link set eth0 up
+    ip netns exec "$ns" ip link set lo up
+    shape "$ns" eth0 "$rate"    # what the node sends
+    shape - "rtveth$i" "$rate"  # what it receives
+    mkdir -p "$state/$ns/tmp"
+    echo "$ns" >>"$state/nodes"
+    echo "$subnet.$((10 + i))" >>"$hostfile"
+  done
+  echo "$rate" >"$state/rate"
+  echo "emulated cluster up: $nodes nodes at $rate (hostfile $hostfile)"
+}
+
+down() {
+  for ns in $(node_names) $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix[0-9]*$" || true); do
+    # Processes left on the node (a test that failed midway) would keep its namespace alive.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  # The kernel frees a namespace, and the veth ends in it, in the background: remove this side at once, so
+  # that an `up` right after finds the names free.
+  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^rtveth[0-9]*$' || true); do
+    ip link del "$link" 2>/dev/null || true
+  done
+  ip link del "$bridge" 2>/dev/null || true
+  rm -rf "$state"
+}
+
+# Runs a command on a node: in its network namespace, in a UTS namespace of its own named after the node,
+# with the node's scratch directory as TMPDIR. mpirun's launch agent: Open MPI calls it as
+# `enter HOST COMMAND...`, as it would call ssh, with the command written for a shell.
+enter() {
+  local ns
+  ns=$(node_of_address "${1:?}")
+  shift
+  [[ -d $state/$ns ]] || die "no node '$ns' (is the cluster up?)"
+  exec ip netns exec "$ns" unshare --uts sh -c "hostname $ns && export TMPDIR=$state/$ns/tmp && $*"
+}
+
+run_mpirun() {
+  local per_node=2
+  [[ ${1:-} == --ranks-per-node ]] && { per_node=${2:?}; shift 2; }
+  # 77 (CTest's skip): the tests after a cluster.up that skipped skip too.
+  [[ -f $state/hostfile ]] || { echo "emulated_cluster: the cluster is not up (emulated_cluster.sh up)" >&2; exit 77; }
+  sed "s/\$/ slots=$per_node/" "$state/hostfile" >"$state/hostfile.slots"
+  # Daemons and ranks only on the nodes (none on this machine), TCP only on the bridge's subnet, shared
+  # memory (vader) between ranks of one node. mpirun notices a node gone by TCP keepalives on its idle
+  # connection to the node's daemon: after 2 + 3 x 1 s here, instead of Open MPI's default 8 minutes.
+  exec mpirun --hostfile "$state/hostfile.slots" --mca plm_rsh_agent "$here/enter-node" \
+    --mca plm_rsh_no_tree_spawn 1 --mca btl self,vader,tcp --mca btl_tcp_if_include "$subnet.0/24" \
+    --mca oob_tcp_if_include "$subnet.0/24" --mca orte_keep_fqdn_hostnames 1 \
+    --mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3 "$@"
+}
+
+link() {
+  local ns=${1:?} what=${2:?} i
+  [[ -d $state/$ns ]] || die "no node '$ns'"
+  i=${ns#"$prefix"}
+  case $what in
+    down) ip link set "rtveth$i" down ;;
+    up) ip link set "rtveth$i" up ;;
+    rate) shape "$ns" eth0 "${3:?}"; shape - "rtveth$i" "${3:?}" ;;
+    *) usage ;;
+  esac
+}
+
+case ${1:-} in
+  up) shift; up "$@" ;;
+  down) down ;;
+  mpirun) shift; run_mpirun "$@" ;;
+  link) shift; link "$@" ;;
+  exec|enter) shift; enter "$@" ;;
+  *) usage ;;
+esac

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Training across the emulated cluster (2 nodes of 2 ranks, links shaped to 2 Gbit/s; the cluster.up fixture
+# builds it): ranks on two nodes choose the hierarchical allreduce, stage the shards once per node, and send
+# half the bytes with --compress bf16 (the timeline's spans say so). Then a node's link is cut mid-run: the
+# job ends within --peer-timeout-s plus mpirun's keepalive, one line naming the node and its ranks, every
+# checkpoint written before the cut intact.
+# usage: train.sh RINGTRAIN
+set -uo pipefail
+bin=$1 mpirun=mpirun
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../mpi/common.sh"
+cluster=$here/emulated_cluster.sh
+state=${RINGTRAIN_CLUSTER_DIR:-/tmp/ringtrain-cluster}
+[[ -f $state/hostfile ]] || { echo "SKIP: the emulated cluster is not up (cluster.up needs root)"; exit 77; }
+make_test_dir
+write_shards "$dir/data" train-00000.h5:400 train-00001.h5:400 test-00000.h5:100
+train=(train --data "$dir/data" --model "flatten,linear(8),relu,linear(out)" --batch 8 --stage-to "$dir/stage-%n")
+across() { timeout 120 "$cluster" mpirun -np 4 "$bin" "$@"; }
+
+# Two nodes: hierarchical by itself, one copy of the shards per node, half the bytes on the wire with bf16.
+across "${train[@]}" --epochs 2 --compress bf16 --timeline "$dir/t.json" >"$dir/out" 2>"$dir/err" ||
+  fail "the run across two nodes failed: $(cat "$dir/err")"
+grep -q "batch 8 x 4 ranks (hierarchical allreduce, bf16 on the wire)" "$dir/out" || fail "not hierarchical: $(cat "$dir/out")"
+grep -q "^  staged 3 shards to $dir/stage-0 on 2 nodes: 6 copied" "$dir/out" || fail "not staged per node: $(cat "$dir/out")"
+grep -q '^test  test_loss' "$dir/out" || fail "the run did not finish: $(cat "$dir/out")"
+/usr/bin/python3 - "$dir/t.json" <<'PY' || fail "the timeline does not show 16-bit gradients"
+import json, re, sys
+spans = [e["name"] for e in json.load(open(sys.argv[1]))["traceEvents"] if e.get("name", "").startswith("ALLREDUCE ")]
+halves = [re.fullmatch(r"ALLREDUCE .*, (\d+) bytes, 16-bit on the wire: (\d+) bytes", s) for s in spans]
+assert spans and all(m and int(m.group(1)) == 2 * int(m.group(2)) for m in halves), spans[:3]
+PY
+echo "2 nodes x 2 ranks: hierarchical allreduce, staged once per node, bf16 on the wire (half the bytes)"
+
+# A node's link cut mid-run.
+"$cluster" link rtnode2 up
+across "${train[@]}" --epochs 1000 --checkpoint-dir "$dir/ck" --checkpoint-every 20 --peer-timeout-s 5 \
+  >"$dir/cut.out" 2>"$dir/cut.err" &
+job=$!
+for _ in $(seq 200); do [[ -n $(ls "$dir/ck" 2>/dev/null) ]] && break; sleep 0.1; done
+sleep 1
+"$cluster" link rtnode2 down
+start=$(date +%s)
+wait "$job"
+rc=$? took=$(($(date +%s) - start))
+"$cluster" link rtnode2 up
+[[ $rc != 0 && $rc != 124 ]] || fail "link cut: exit code $rc (124: the job hung)"
+((took <= 20)) || fail "link cut: the job took $took s to end"
+grep -Eq "^ringtrain: error: rank [0-9] on node rtnode[12] \(ranks [0-9],[0-9]\) has sent no heartbeat for [0-9]+ s: dead, stopped or its node unreachable" "$dir/cut.err" ||
+  grep -q "ORTE has lost communication with a remote daemon" "$dir/cut.err" ||
+  fail "link cut: no line names the node: $(cat "$dir/cut.err")"
+for f in $(ls "$dir/ck"); do
+  "$bin" eval --model-file "$dir/ck/$f" --data "$dir/data" >/dev/null 2>&1 || fail "link cut: checkpoint $f is damaged"
+done
+echo "link of rtnode2 cut: the job ended in $took s: $(grep -m1 -o 'rank [0-9] on node [^:]*' "$dir/cut.err" || echo 'mpirun lost the node')"
+echo "PASS"
