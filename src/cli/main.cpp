@@ -1,5 +1,5 @@
-// ringtrain: prep | train | eval | predict | sweep | devices. Parses flags into config structs, starts MPI for the commands that run
-// on ranks, and turns every failure into one line on stderr and a non-zero exit.
+// ringtrain: prep | train | eval | predict | sweep | devices | doctor. Parses flags into config structs, starts MPI
+// for the commands that run on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -18,6 +18,7 @@
 #include "ringtrain/tensor/text.hpp"
 #include "ringtrain/stop_request.hpp"
 #include "ringtrain/tensor/device.hpp"
+#include "ringtrain/train/doctor.hpp"
 #include "ringtrain/train/eval.hpp"
 #include "ringtrain/train/launch.hpp"
 #include "ringtrain/train/predict.hpp"
@@ -26,7 +27,8 @@
 
 namespace {
 
-constexpr int kExitError = 1, kExitUsage = 2;
+// kExitWarnings: doctor found problems (and printed them), which a script tells apart from doctor failing.
+constexpr int kExitError = 1, kExitUsage = 2, kExitWarnings = 3;
 
 // The length of the UTF-8 sequence at `s`, or 0 when it is not a valid one or encodes a C1 control character
 // (U+0080..U+009F, which terminals obey as ESC sequences).
@@ -74,7 +76,8 @@ const char* kUsage =
     "  eval   score a saved model on a dataset split (--report DIR: metrics and plots)\n"
     "  predict  run a saved model over new data (shards or IDX images); predictions to CSV or HDF5\n"
     "  sweep  train over a grid or random draws of settings, locally or as a SLURM job array; rank the trials\n"
-    "  devices  list the CUDA devices this process can use (or why there are none)\n";
+    "  devices  list the CUDA devices this process can use (or why there are none)\n"
+    "  doctor  under a job's srun/mpirun: each rank's host, GPU, CPUs, threads, network; its problems (exit 3)\n";
 
 // One line per GPU; "cuda: none (<reason>)" without one. Scripts and tests read the first line.
 int run_devices(const std::vector<std::string>& args) {
@@ -145,8 +148,8 @@ void train_in_run_dir(const ringtrain::TrainConfig& config, ringtrain::Communica
   }
 }
 
-// Prep, train, eval and predict run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone prints
-// progress and errors that every rank meets alike.
+// Prep, train, eval, predict and doctor run on MPI ranks (prep on one, unless a launcher starts more); rank 0 alone
+// prints progress and errors that every rank meets alike.
 int run_on_ranks(const std::string& command, const std::vector<std::string>& args, int* argc, char*** argv) {
   std::optional<ringtrain::PrepConfig> prep;
   std::optional<ringtrain::TrainConfig> train;
@@ -157,12 +160,21 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
   if (train) train->run_dir.command_line = command_line(*argc, *argv);
   if (command == "eval" && !(eval = ringtrain::cli::parse_eval(args))) return 0;
   if (command == "predict" && !(predict = ringtrain::cli::parse_predict(args))) return 0;
-  ringtrain::MpiSession mpi(argc, argv);
+  std::optional<ringtrain::DoctorConfig> doctor;
+  if (command == "doctor" && !(doctor = ringtrain::cli::parse_doctor(args))) return 0;
+  // doctor reports an MPI without MPI_THREAD_MULTIPLE, which the others refuse.
+  ringtrain::MpiSession mpi(argc, argv, /*require_thread_multiple=*/!doctor);
   try {
     ringtrain::MpiCommunicatorConfig comm;
-    if (!prep) comm.allreduce = train ? train->allreduce : eval ? eval->allreduce : predict->allreduce;
+    if (train || eval || predict)
+      comm.allreduce = train ? train->allreduce : eval ? eval->allreduce : predict->allreduce;
     if (train) comm.compress = train->compress;
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
+    // Before check_launch: a launch MPI did not join is one of the problems doctor is there to report.
+    if (doctor) {
+      const size_t warnings = ringtrain::run_doctor(*doctor, world, mpi.thread_level(), std::cout);
+      return warnings == 0 ? 0 : kExitWarnings;
+    }
     // Outside what MPI says: a launch MPI did not see, and the job id that names outputs.
     const ringtrain::Launch launch = ringtrain::launch_from_environment();
     try {
@@ -222,9 +234,9 @@ int main(int argc, char** argv) {
   try {
     if (command == "devices") return run_devices(args);
     if (command == "sweep") return ringtrain::cli::run_sweep(args);
-    if (command == "prep" || command == "train" || command == "eval" || command == "predict")
+    if (command == "prep" || command == "train" || command == "eval" || command == "predict" || command == "doctor")
       return run_on_ranks(command, args, &argc, &argv);
-    print_error("unknown command '" + command + "' (expected prep, train, eval, predict, sweep or devices)");
+    print_error("unknown command '" + command + "' (expected prep, train, eval, predict, sweep, devices or doctor)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.

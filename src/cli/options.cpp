@@ -216,11 +216,16 @@ struct ChoiceFlags {
   std::string device, precision, allreduce;
 };
 
+void add_gpu_option(po::options_description& o, int& gpu) {
+  o.add_options()("gpu", po::value(&gpu)->default_value(-1), "GPU index on this node (default: the rank's local "
+                  "rank, from SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK)");
+}
+
 void add_device_options(po::options_description& o, DeviceConfig& d, ChoiceFlags& text) {
+  o.add_options()("device", po::value(&text.device)->default_value("cpu"),
+                  "cpu, cuda, or auto (cuda where a GPU is present)");
+  add_gpu_option(o, d.gpu);
   o.add_options()
-      ("device", po::value(&text.device)->default_value("cpu"), "cpu, cuda, or auto (cuda where a GPU is present)")
-      ("gpu", po::value(&d.gpu)->default_value(-1), "GPU index on this node (default: the rank's local rank, from "
-       "SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK)")
       ("precision", po::value(&text.precision)->default_value("fp32"), "CUDA math: fp32, tf32 (tensor cores), or "
        "bf16 (bf16 GEMMs, fp32 master weights)");
 }
@@ -780,6 +785,16 @@ std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args)
   c.split = parse_choice<Split>("--split", split);
   c.missing = parse_choice<MissingValues>("--missing", missing);
   c.format = prediction_format(c.out);
+  return c;
+}
+
+std::optional<DoctorConfig> parse_doctor(const std::vector<std::string>& args) {
+  DoctorConfig c;
+  po::options_description o("doctor options (give the ones the training will run with)");
+  o.add_options()("threads", po::value(&c.threads)->default_value(c.threads), "compute threads per rank, as train's");
+  add_gpu_option(o, c.gpu);
+  po::variables_map vm;
+  if (!parse("doctor", args, o, vm)) return std::nullopt;
   return c;
 }
 

@@ -22,6 +22,7 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args);
 std::optional<TrainConfig> parse_train(const std::vector<std::string>& args);
 std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args);
 std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args);
+std::optional<DoctorConfig> parse_doctor(const std::vector<std::string>& args);
 
 // `ringtrain sweep` (sweep_options.cpp): parses its flags and does what they ask; returns the exit code.
 int run_sweep(const std::vector<std::string>& args);

@@ -12,7 +12,17 @@
 
 namespace ringtrain {
 
-MpiSession::MpiSession(int* argc, char*** argv) {
+namespace {
+
+MpiThreadLevel thread_level_of(int provided) {
+  if (provided >= MPI_THREAD_MULTIPLE) return MpiThreadLevel::multiple;
+  if (provided >= MPI_THREAD_SERIALIZED) return MpiThreadLevel::serialized;
+  return provided >= MPI_THREAD_FUNNELED ? MpiThreadLevel::funneled : MpiThreadLevel::single;
+}
+
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv, bool require_thread_multiple) {
   // The communicator's background thread and the training thread both call MPI.
   int provided = 0;
   // Started alone (no mpirun or srun), Open MPI 4 forks an orted daemon for the one process: half a second
@@ -21,7 +31,8 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   ::setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
   if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
     throw Error("MPI_Init_thread failed");
-  if (provided < MPI_THREAD_MULTIPLE) {
+  thread_level_ = thread_level_of(provided);
+  if (require_thread_multiple && thread_level_ != MpiThreadLevel::multiple) {
     MPI_Finalize();
     throw Error("this MPI library does not provide MPI_THREAD_MULTIPLE, which the allreduce engine's thread needs");
   }

@@ -16,6 +16,7 @@ void use_cuda_device(int, Precision) { throw Error(std::string("--device cuda: "
 bool cuda_device_in_use() { return false; }
 int cuda_gpu() { return -1; }
 std::string cuda_gpu_pci_bus_id() { return ""; }
+std::string cuda_pci_bus_id(int) { return ""; }
 void synchronize_device() {}
 void comm_stream_waits_for_compute() {}
 void compute_stream_waits_for_comm() {}

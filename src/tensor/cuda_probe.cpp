@@ -52,14 +52,15 @@ CudaProbe probe_cuda() {
   return probe;
 }
 
-std::string cuda_gpu_pci_bus_id() {
-  if (!cuda_device_in_use()) return "";
+std::string cuda_pci_bus_id(int gpu) {
   char id[32] = {};  // "domain:bus:device.function", 13 characters and the terminator
-  if (cudaDeviceGetPCIBusId(id, sizeof id, cuda_gpu()) != cudaSuccess) {
+  if (gpu < 0 || cudaDeviceGetPCIBusId(id, sizeof id, gpu) != cudaSuccess) {
     cudaGetLastError();
     return "";
   }
   return id;
 }
+
+std::string cuda_gpu_pci_bus_id() { return cuda_device_in_use() ? cuda_pci_bus_id(cuda_gpu()) : ""; }
 
 }  // namespace ringtrain

@@ -21,6 +21,12 @@ int choose_gpu(int requested, int local_rank, int device_count, bool own_gpu) {
               std::to_string(device_count) + " CUDA device(s): start one rank per GPU, or choose one with --gpu");
 }
 
+int gpu_for_this_rank(int requested, const CudaProbe& probe) {
+  if (probe.device_count == 0) return -1;
+  const bool own_gpu = probe.device_count == 1 && std::getenv("CUDA_VISIBLE_DEVICES");
+  return choose_gpu(requested, local_rank_from_environment(), probe.device_count, own_gpu);
+}
+
 namespace {
 
 Device resolve(const DeviceConfig& config) {
@@ -30,9 +36,7 @@ Device resolve(const DeviceConfig& config) {
     if (config.kind == DeviceKind::automatic) return Device::cpu;
     throw Error("--device cuda: " + probe.reason);
   }
-  const bool own_gpu = probe.device_count == 1 && std::getenv("CUDA_VISIBLE_DEVICES");
-  use_cuda_device(choose_gpu(config.gpu, local_rank_from_environment(), probe.device_count, own_gpu),
-                  config.precision);
+  use_cuda_device(gpu_for_this_rank(config.gpu, probe), config.precision);
   return Device::cuda;
 }
 

@@ -77,12 +77,18 @@ std::string expand_output_name(const std::string& path, const std::string& job_i
   return replace_placeholder(path, 'j', job_id);
 }
 
+std::string launch_problem(const Launch& launch, int world_size) {
+  if (launch.tasks <= 1 || world_size == launch.tasks) return "";
+  return (launch.launcher == Launch::slurm ? "srun started " : "the launcher started ") +
+         std::to_string(launch.tasks) + " tasks but MPI sees a world of " + std::to_string(world_size) +
+         (world_size == 1 ? " rank" : " ranks") +
+         ": each would train alone. Launch with srun --mpi=pmix (or MpiDefault=pmix in slurm.conf), or with "
+         "mpirun inside the allocation";
+}
+
 void check_launch(const Launch& launch, int world_size) {
-  if (launch.tasks > 1 && world_size != launch.tasks)
-    throw Error((launch.launcher == Launch::slurm ? "srun started " : "the launcher started ") + std::to_string(launch.tasks) +
-                " tasks but MPI sees a world of " + std::to_string(world_size) + (world_size == 1 ? " rank" : " ranks") +
-                ": each would train alone. Launch with srun --mpi=pmix (or MpiDefault=pmix in slurm.conf), or with "
-                "mpirun inside the allocation");
+  const std::string problem = launch_problem(launch, world_size);
+  if (!problem.empty()) throw Error(problem);
 }
 
 }  // namespace ringtrain

@@ -49,14 +49,22 @@ constexpr double kMaxSeconds = 1e6;  // about 11 days: a debugger session, not a
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
 constexpr int64_t kMaxThreads = 4096;
 
+void validate_threads(int threads) {
+  require(threads >= 1, "--threads must be at least 1");
+  at_most(int64_t{threads}, kMaxThreads, "--threads");
+}
+
+void validate_gpu(int gpu) {
+  require(gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " + std::to_string(gpu));
+}
+
 void validate_schedule(const TrainConfig& c) {
   require(c.batch >= 1, "--batch must be at least 1");
   at_most(c.batch, kMaxBatch, "--batch");
   require(c.epochs >= 1, "--epochs must be at least 1");
   at_most(c.epochs, kMaxEpochs, "--epochs");
   require(c.max_steps >= 0, "--steps must not be negative, got " + std::to_string(c.max_steps));
-  require(c.threads >= 1, "--threads must be at least 1");
-  at_most(int64_t{c.threads}, kMaxThreads, "--threads");
+  validate_threads(c.threads);
   require(c.log_every >= 0, "--log-every must not be negative, got " + std::to_string(c.log_every));
   if (c.timeline_steps.first > 0) {
     require(!c.timeline.empty(), "--timeline-steps needs --timeline FILE (the trace it limits)");
@@ -228,8 +236,7 @@ void validate(const TrainConfig& c, int world) {
   require(!c.compress || c.parallel.mode != ModeKind::ps,
           "--compress applies to the allreduce of --mode sync; parameter servers exchange float32 gradients");
   validate_fine_tune(c);
-  require(c.device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
-                                  std::to_string(c.device.gpu));
+  validate_gpu(c.device.gpu);
   require(c.straggler_rank >= -1 && c.straggler_rank < world,
           "--straggler-rank " + std::to_string(c.straggler_rank) + " is outside the job's ranks 0.." +
               std::to_string(world - 1) + " (-1: none)");
@@ -272,10 +279,8 @@ namespace {
 void validate_inference(int64_t batch, int threads, const DeviceConfig& device) {
   require(batch >= 1, "--batch must be at least 1");
   at_most(batch, kMaxBatch, "--batch");
-  require(threads >= 1, "--threads must be at least 1");
-  at_most(int64_t{threads}, kMaxThreads, "--threads");
-  require(device.gpu >= -1, "--gpu must be a GPU index, or -1 for the node-local rank's, got " +
-                                std::to_string(device.gpu));
+  validate_threads(threads);
+  validate_gpu(device.gpu);
 }
 
 }  // namespace
@@ -288,6 +293,11 @@ void validate(const EvalConfig& c) {
 void validate(const PredictConfig& c) {
   validate_inference(c.batch, c.threads, c.device);
   validate_prefetch(c.prefetch);
+}
+
+void validate(const DoctorConfig& c) {
+  validate_threads(c.threads);
+  validate_gpu(c.gpu);
 }
 
 }  // namespace ringtrain

@@ -42,6 +42,8 @@ int cuda_gpu();  // the GPU in use, -1 when none
 // The PCI address of the GPU in use ("0000:1b:00.0"), which names the physical GPU however
 // CUDA_VISIBLE_DEVICES renumbered it; "" when none is in use.
 std::string cuda_gpu_pci_bus_id();
+// The same for visible GPU `gpu`, without making it this process's device; "" when there is no such GPU.
+std::string cuda_pci_bus_id(int gpu);
 
 // Device memory, from a caching allocator over cudaMalloc: freed blocks are kept and handed out again for
 // requests of the same rounded size, so a training step allocates nothing after the first. Buffers belong to

@@ -189,4 +189,10 @@ struct PredictConfig {
   DeviceConfig device;
 };
 
+// `ringtrain doctor` (doctor.hpp): the settings of the training it checks the job for, as train takes them.
+struct DoctorConfig {
+  int threads = 1;  // --threads: compute threads per rank
+  int gpu = -1;     // --gpu: -1 = the node-local rank's, as --device cuda picks it
+};
+
 }  // namespace ringtrain

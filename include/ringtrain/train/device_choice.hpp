@@ -17,6 +17,11 @@ int local_rank_from_environment();
 // not exist.
 int choose_gpu(int requested, int local_rank, int device_count, bool own_gpu = false);
 
+// The GPU start_device would start for this rank among the `probe`'s devices: `requested` (--gpu) when >= 0,
+// else as choose_gpu picks it from the launcher's environment; -1 when the probe found none. Throws Error as
+// choose_gpu does.
+int gpu_for_this_rank(int requested, const CudaProbe& probe);
+
 // Resolves config.kind (auto -> cuda when a GPU is present) and, for cuda, starts the CUDA engine on the
 // chosen GPU: --gpu, else GPU 0 when the launcher left the rank one GPU of its own (CUDA_VISIBLE_DEVICES
 // naming one), else the local rank's. Throws Error naming why there is no usable GPU. A GPU-only precision

@@ -31,8 +31,10 @@ std::string output_job_id(const Launch& launch, Communicator& world);
 // run-4242.csv.
 std::string expand_output_name(const std::string& path, const std::string& job_id);
 
-// Throws Error when the launcher started more tasks than the MPI world holds: srun without PMI support
+// What is wrong when the launcher started more tasks than the MPI world holds, or "": srun without PMI support
 // (--mpi=pmix) starts each task as an MPI job of its own, and each would train alone, writing the same files.
+std::string launch_problem(const Launch& launch, int world_size);
+// Throws Error saying launch_problem's text when there is one (training refuses; `ringtrain doctor` reports it).
 void check_launch(const Launch& launch, int world_size);
 
 }  // namespace ringtrain

@@ -17,5 +17,6 @@ void validate_for_data(const TrainConfig& config, bool classification, bool vali
 void validate_stages(const PipelineConfig& pipeline, size_t layers);
 void validate(const EvalConfig& config);
 void validate(const PredictConfig& config);
+void validate(const DoctorConfig& config);
 
 }  // namespace ringtrain
