@@ -423,6 +423,8 @@ size_t run_doctor(const DoctorConfig& config, Communicator& world, MpiThreadLeve
   const std::vector<std::string> warnings = doctor_warnings(ranks);
   if (world.rank() == 0) {
     out << facts_table(ranks);
+    // What the nodes above make of the CPU gradients' allreduce (--allreduce auto).
+    out << "allreduce: " << world.backend() << " (--allreduce auto over these nodes)\n";
     for (const std::string& w : warnings) out << "warning: " << w << "\n";
     out << (warnings.empty() ? "no warnings" : counted(warnings.size(), "warning")) << std::endl;
   }
