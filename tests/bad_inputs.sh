@@ -338,4 +338,32 @@ row 2 "--freeze is 'linear1' in the checkpoint but 'flatten1' in this run" --dat
   --resume "$dir/frozen/step-000000000004.h5"
 row 2 "--augment is '(none)' in the checkpoint but 'crop:1' in this run" --data "$dir/good" "${model[@]}" \
   --augment crop:1 --resume "$dir/frozen/step-000000000004.h5" --freeze linear1
+# Resuming on another number of ranks: data parallel and a pipeline's replicas may change (tests/mpi/resume_ranks.sh);
+# parameter servers' workers and servers, a pipeline's stages, and the ranks of a checkpoint that records no
+# global sample position (as written before it was: the attributes taken out, the seal made again) may not.
+timeout 60 "$mpirun" --oversubscribe -np 2 "$bin" train --data "$dir/good" "${model[@]}" --mode ps \
+  --checkpoint-dir "$dir/ps" >/dev/null 2>&1 || fail "could not write a parameter-server checkpoint"
+timeout 60 "$mpirun" --oversubscribe -np 2 "$bin" train --data "$dir/good" "${model[@]}" --pipeline-stages 2 \
+  --checkpoint-dir "$dir/pipeline" >/dev/null 2>&1 || fail "could not write a pipeline checkpoint"
+timeout 60 "$bin" train --data "$dir/good" "${model[@]}" --checkpoint-dir "$dir/old" >/dev/null 2>&1 ||
+  fail "could not write a checkpoint to make old"
+/usr/bin/python3 - "$dir/old/step-000000000008.h5" <<'PY' || fail "could not make a checkpoint of the old kind"
+import sys, zlib, h5py
+path = sys.argv[1]
+with h5py.File(path, "r+") as f:
+    for name in ("pass_sample", "replicas", "global_batch"):
+        del f.attrs[name]
+raw = bytearray(open(path, "rb").read())
+seal = b"ringtrain-seal-1 crc32=%08x bytes=%d\n" % (zlib.crc32(bytes(raw[512:])), len(raw) - 512)
+raw[:512] = seal + bytes(512 - len(seal))
+open(path, "wb").write(raw)
+PY
+row 3 "it was written by 1 worker x --batch 8 and this run has 2 workers x --batch 8: parameter servers resume only on as many workers" \
+  --data "$dir/good" "${model[@]}" --mode ps --resume "$dir/ps/step-000000000008.h5"
+row 3 "--ps-servers is '1' in the checkpoint but '2' in this run (parameter servers resume on as many servers and workers)" \
+  --data "$dir/good" "${model[@]}" --mode ps --ps-servers 2 --resume "$dir/ps/step-000000000008.h5"
+row 2 "--pipeline-stages is '2' in the checkpoint but '1' in this run (a pipeline resumes on as many stages" \
+  --data "$dir/good" "${model[@]}" --resume "$dir/pipeline/step-000000000008.h5"
+row 2 "ranks is '1' in the checkpoint but '2' in this run (the checkpoint records no global sample position" \
+  --data "$dir/good" "${model[@]}" --resume "$dir/old/step-000000000008.h5"
 echo "PASS: $checked rows"

@@ -141,7 +141,7 @@ TEST(Augment, OnlyImagesAndPaddingsThatFitThem) {
   EXPECT_EQ(to_string(Augmentation{}), "");
 }
 
-// The inputs of every batch of an epoch, from batch `first` on.
+// The inputs of every batch of an epoch, from position `first` of its order on.
 std::vector<float> inputs_seen(const ShardSet& set, LoaderConfig c, int64_t epoch, int64_t first = 0) {
   BatchLoader loader(set, c);
   loader.start_epoch(epoch, first);
@@ -176,7 +176,7 @@ TEST(Augment, RanksAndAResumedEpochSeeWhatOneRankSees) {
       for (size_t i = 0; i < 3 * 25; ++i)
         ASSERT_EQ(mine[k * 75 + i], whole[(k * 6 + static_cast<size_t>(two.rank) * 3) * 25 + i]);
   }
-  const std::vector<float> resumed = inputs_seen(set, one, 2, 2);
+  const std::vector<float> resumed = inputs_seen(set, one, 2, 2 * 6);
   EXPECT_EQ(resumed, std::vector<float>(whole.begin() + 2 * 6 * 25, whole.end()));
 }
 

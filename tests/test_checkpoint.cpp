@@ -31,6 +31,15 @@ void set_gradients(Model& model, uint64_t seed) {
   for (Param* p : model.params()) p->grad = test::random_tensor(p->value.shape(), seed++);
 }
 
+void expect_error(const std::function<void()>& load, const std::string& expected) {
+  try {
+    load();
+    FAIL() << "loaded; expected the error '" << expected << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
+}
+
 // Every optimizer: three steps, a copy of its state into a fresh optimizer, then two more steps on each from
 // the same weights give the same bits.
 TEST(OptimizerState, AFreshOptimizerLoadedFromTheStateContinuesBitwise) {
@@ -91,6 +100,8 @@ TEST(CheckpointFile, RoundTripsModelOptimizerRandomStreamsAndProgress) {
   EXPECT_EQ(back.progress.epoch, 1);
   EXPECT_EQ(back.progress.pass, 2);
   EXPECT_EQ(back.progress.pass_batch, 3);
+  EXPECT_EQ(back.progress.pass_sample, -1);  // not given: not recorded, as in a checkpoint from before
+  EXPECT_FALSE(back.progress.layout.recorded());
   EXPECT_EQ(back.settings, (Settings{{"--model", spec}, {"--batch", "8"}}));
   EXPECT_EQ(back.optimizer.steps, 1);
   EXPECT_EQ(*loaded.named_random_streams().at(0).second, 41u);
@@ -126,12 +137,91 @@ TEST(CheckpointFile, OlderSettingsNamesAreReadAsTodays) {
 
 TEST(CheckpointFile, MismatchNamesTheFirstSettingThatMustNotChange) {
   const Settings saved{{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"ranks", "2"}};
-  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.5"}, {"ranks", "2"}}), "");
-  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.1"}, {"ranks", "4"}}),
-            "ranks is '2' in the checkpoint but '4' in this run");
+  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"--lr", "0.5"}, {"ranks", "2"}}, true),
+            "");
+  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "cnn"}, {"--batch", "8"}, {"--lr", "0.1"}, {"ranks", "2"}}, true),
+            "--model is 'mlp' in the checkpoint but 'cnn' in this run");
+  // The ranks and --batch may change where the checkpoint records its global sample position (resume_place
+  // continues there); one from before resumes only as it was laid out.
+  const Settings four_ranks{{"--model", "mlp"}, {"--batch", "4"}, {"--lr", "0.1"}, {"ranks", "4"}};
+  EXPECT_EQ(checkpoint_mismatch(saved, four_ranks, true), "");
+  EXPECT_EQ(checkpoint_mismatch(saved, four_ranks, false),
+            "--batch is '8' in the checkpoint but '4' in this run (the checkpoint records no global sample "
+            "position, as before ringtrain recorded one: it resumes only on as many ranks, with the same --batch)");
+  EXPECT_EQ(checkpoint_mismatch(saved, {{"--model", "mlp"}, {"--batch", "8"}, {"ranks", "4"}}, false).substr(0, 51),
+            "ranks is '2' in the checkpoint but '4' in this run ");
+  // The stages of a pipeline, and the servers, must not change (nor may the mode).
+  EXPECT_EQ(checkpoint_mismatch({{"--pipeline-stages", "2"}}, {{"--pipeline-stages", "4"}}, true),
+            "--pipeline-stages is '2' in the checkpoint but '4' in this run (a pipeline resumes on as many stages, "
+            "split alike; the number of its replicas may change)");
+  EXPECT_EQ(checkpoint_mismatch({{"--ps-servers", "1"}}, {{"--ps-servers", "2"}}, true),
+            "--ps-servers is '1' in the checkpoint but '2' in this run (parameter servers resume on as many servers "
+            "and workers)");
   // A setting that is there only when used (--augment, --freeze) is "(none)" where it is not.
-  EXPECT_EQ(checkpoint_mismatch({{"--augment", "crop:4,flip"}}, {}), "--augment is 'crop:4,flip' in the checkpoint but '(none)' in this run");
-  EXPECT_EQ(checkpoint_mismatch({}, {{"--augment", "flip"}}), "--augment is '(none)' in the checkpoint but 'flip' in this run");
+  EXPECT_EQ(checkpoint_mismatch({{"--augment", "crop:4,flip"}}, {}, true),
+            "--augment is 'crop:4,flip' in the checkpoint but '(none)' in this run");
+  EXPECT_EQ(checkpoint_mismatch({}, {{"--augment", "flip"}}, true),
+            "--augment is '(none)' in the checkpoint but 'flip' in this run");
+}
+
+TEST(CheckpointFile, RecordsTheGlobalSamplePositionAndTheLayout) {
+  TempDir dir;
+  Model model("flatten,linear(out)", {4}, 3, 7);
+  const std::string path = dir.path("c.h5");
+  TrainProgress at{40, 1, 1, 1, {}, 52, {3, 24}};
+  write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, at, {{"--model", model.spec()}});
+  const TrainProgress back = read_checkpoint(path, model, {}).progress;
+  EXPECT_EQ(back.pass_sample, 52);
+  EXPECT_EQ(back.layout, (BatchLayout{3, 24}));
+  EXPECT_EQ(back.pass_batch, 1);
+  // Fewer samples in a global batch than replicas: damaged.
+  at.layout = {3, 2};
+  write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, at, {{"--model", model.spec()}});
+  expect_error([&] { read_checkpoint(path, model, {}); },
+               "its progress does not add up (step 40, epoch 1, pass 1, pass_batch 1, pass_sample 52, replicas 3, "
+               "global_batch 2,");
+}
+
+// Where a run continues: 200 samples, written by steps of 8 (25 an epoch), 6 steps into the second epoch.
+TEST(ResumePlace, FollowsTheSamplesOntoAnotherGlobalBatch) {
+  const TrainProgress at{31, 1, 1, 6, {}, 48, {2, 8}};
+  // The same global batch on other ranks: the same place, step for step.
+  const ResumePlace same = resume_place(at, {4, 8}, 25, 200, true, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{same.pass, same.sample, same.epoch_steps, same.schedule_step}),
+            (std::vector<int64_t>{1, 48, 6, 31}));
+  // Steps of 12 (16 an epoch): 152 samples left are 12 steps, so 4 are counted as taken; the schedule is at the
+  // 20th of its steps (16 + 4), the step count at 31.
+  const ResumePlace wider = resume_place(at, {3, 12}, 16, 200, true, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{wider.pass, wider.sample, wider.epoch_steps, wider.schedule_step}),
+            (std::vector<int64_t>{1, 48, 4, 20}));
+  // Steps of 5 (40 an epoch): 30 left.
+  const ResumePlace narrower = resume_place(at, {1, 5}, 40, 200, true, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{narrower.epoch_steps, narrower.schedule_step}), (std::vector<int64_t>{10, 50}));
+  // At a pass's end (fewer than a global batch left) the epoch's steps are all taken: the run first ends it.
+  const ResumePlace end = resume_place({50, 1, 1, 25, {}, 200, {2, 8}}, {3, 12}, 16, 200, true, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{end.epoch_steps, end.schedule_step}), (std::vector<int64_t>{16, 32}));
+  // Parameter servers (epochs counted in steps): the step count places the run.
+  const ResumePlace servers = resume_place({31, 1, 1, 6}, {2, 8}, 25, 200, false, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{servers.pass, servers.sample, servers.epoch_steps, servers.schedule_step}),
+            (std::vector<int64_t>{1, 48, 6, 31}));
+  // A checkpoint from before the position was recorded: its batch, in this run's global batch.
+  const ResumePlace old = resume_place({31, 1, 1, 6}, {2, 8}, 25, 200, true, "c.h5");
+  EXPECT_EQ((std::vector<int64_t>{old.sample, old.epoch_steps, old.schedule_step}), (std::vector<int64_t>{48, 6, 31}));
+  // Places no run of this data has.
+  expect_error([&] { resume_place({31, 1, 1, 6, {}, 248, {2, 8}}, {2, 8}, 25, 200, true, "c.h5"); },
+               "'c.h5' does not fit this run: epoch 1, pass 1 at its sample 248, with 200 training samples");
+  expect_error([&] { resume_place({31, 1, 2, 6, {}, 48, {2, 8}}, {2, 8}, 25, 200, true, "c.h5"); },
+               "does not fit this run");
+}
+
+TEST(ResumePlace, ParameterServersKeepTheirWorkersAndGlobalBatch) {
+  EXPECT_EQ(layout_refusal({2, 16}, {3, 24}, true),
+            "it was written by 2 workers x --batch 8 and this run has 3 workers x --batch 8: parameter servers resume "
+            "only on as many workers with the same --batch (their epochs and staleness count every worker's steps)");
+  EXPECT_NE(layout_refusal({2, 16}, {2, 32}, true), "");
+  EXPECT_EQ(layout_refusal({2, 16}, {2, 16}, true), "");
+  EXPECT_EQ(layout_refusal({2, 16}, {3, 24}, false), "");  // data parallel, a pipeline's replicas
+  EXPECT_EQ(layout_refusal({}, {3, 24}, true), "");          // not recorded: checkpoint_mismatch's
 }
 
 TEST(CheckpointDirectory, KeepsTheNewestAndPassesOverDamagedOnes) {
@@ -173,15 +263,6 @@ void flip_sign_on_disk(const std::string& path, const Tensor& t) {
   ASSERT_NE(at, std::string::npos) << "the tensor's bytes are not in " << path;
   file.seekp(static_cast<std::streamoff>(at + 3));  // little-endian: the sign bit is in the 4th byte
   file.put(static_cast<char>(bytes[at + 3] ^ 0x80));
-}
-
-void expect_error(const std::function<void()>& load, const std::string& expected) {
-  try {
-    load();
-    FAIL() << "loaded; expected the error '" << expected << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-  }
 }
 
 // Checkpoints and model files are sealed with a checksum of the whole file: changed data is named, never
@@ -254,9 +335,10 @@ TEST(CheckpointFile, ProgressAndShapesOutOfRangeAreRefused) {
     Model loaded(model.spec(), {4}, 3, 1);
     expect_error([&] { read_checkpoint(path, loaded, {}); }, "is damaged: its progress does not add up");
   }
-  expect_error([] { check_progress_fits({30, 1, 1, 5}, 10, "c.h5"); }, "'c.h5' does not fit this run: step 30, epoch 1");
-  expect_error([] { check_progress_fits({12, 1, 1, 11}, 10, "c.h5"); }, "does not fit this run");
-  EXPECT_NO_THROW(check_progress_fits({12, 1, 1, 2}, 10, "c.h5"));
+  expect_error([] { resume_place({30, 1, 1, 5}, {1, 8}, 10, 80, false, "c.h5"); },
+               "'c.h5' does not fit this run: step 30, epoch 1");
+  expect_error([] { resume_place({12, 1, 1, 11}, {1, 8}, 10, 80, false, "c.h5"); }, "does not fit this run");
+  EXPECT_NO_THROW(resume_place({12, 1, 1, 2}, {1, 8}, 10, 80, false, "c.h5"));
 
   write_checkpoint(path, model, TargetSpace{}, InputTransform{}, {}, {10, 0, 0, 10}, {{"--model", model.spec()}});
   Model wider(model.spec(), {5}, 3, 1);  // the same spec for another input
@@ -433,6 +515,61 @@ TEST(Resume, SaysWhatItTrainsAndWhenTheScheduleMoved) {
             std::string::npos)
       << more.str();
   EXPECT_NE(more.str().find("trained 5 steps (steps 11 to 15)"), std::string::npos) << more.str();
+}
+
+// Another global batch (here --batch 8, then 12, on one rank; other rank counts alike): the epoch goes on from
+// the sample the checkpoint reached, neither reading one again nor passing one over, and the schedule from
+// where those samples put it; a checkpoint of that run continues it bitwise.
+TEST(Resume, AnotherGlobalBatchGoesOnFromTheSamplePosition) {
+  TempDir dir;
+  write_data(dir);  // 200 samples: 25 steps of 8 an epoch, 16 of 12
+  TrainConfig c = small_run(dir.path());
+  c.epochs = 3;
+  c.lr_schedule = LrScheduleKind::cosine;
+  c.checkpoint_dir = dir.path("cut");
+  c.max_steps = 31;  // 6 steps (48 samples) into the second epoch
+  std::ostringstream log;
+  Trainer(c, test::world()).run(log);
+  std::filesystem::create_directories(dir.path("whole"));
+  std::filesystem::copy_file(CheckpointDir(c.checkpoint_dir, 3).path(31), CheckpointDir(dir.path("whole"), 3).path(31));
+
+  TrainConfig wider = c;
+  wider.batch = 12;
+  wider.max_steps = 0;
+  wider.checkpoint_dir = dir.path("whole");
+  wider.resume = {ResumeFrom::newest, ""};
+  std::ostringstream wider_log;
+  Trainer whole(wider, test::world());
+  const TrainResult result = whole.run(wider_log);
+  EXPECT_NE(wider_log.str().find("the global batch changed from 8 (1 replica x --batch 8) to 12 (1 replica x --batch "
+                                 "12): the epoch goes on from its sample 48 of 200, and the learning-rate schedule "
+                                 "from its step 20 of 48, where those samples put it"),
+            std::string::npos)
+      << wider_log.str();
+  // The second epoch's 152 samples left are 12 steps of 12; then the third epoch's 16.
+  EXPECT_EQ(result.steps, 31 + 12 + 16);
+  ASSERT_EQ(result.epochs.size(), 2u);
+  EXPECT_EQ(result.epochs[0].step, 43);
+  EXPECT_EQ(result.epochs[1].step, 59);
+  LrSchedule schedule;
+  schedule.kind = LrScheduleKind::cosine;
+  schedule.base_lr = c.lr;
+  schedule.min_lr = c.lr_min;
+  schedule.total_steps = 48;
+  EXPECT_FLOAT_EQ(static_cast<float>(result.epochs[0].lr), schedule.at(31));  // the second epoch's last step
+  EXPECT_FLOAT_EQ(static_cast<float>(result.epochs[1].lr), schedule.at(47));
+
+  // Stopped again, at step 45 (by a stop, not --steps, which would fit the schedule to it), and resumed with
+  // the same --batch: bitwise the run above.
+  wider.checkpoint_dir = c.checkpoint_dir;
+  {
+    Trainer stopped(wider, test::world());
+    stopped.add_callback(std::make_unique<InterruptAt>(45));
+    EXPECT_TRUE(stopped.run(log).stopped_early);
+  }
+  Trainer resumed(wider, test::world());
+  EXPECT_EQ(resumed.run(log).steps, 59);
+  expect_same_weights(whole, resumed);
 }
 
 TEST(Resume, AStopRequestCheckpointsWithinAStepAndEndsEarly) {

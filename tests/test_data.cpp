@@ -277,6 +277,39 @@ TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
       for (size_t i = 0; i < 2; ++i) EXPECT_EQ(per_rank[rank][k * 2 + i], whole[k * 6 + rank * 2 + i]);
 }
 
+// A resumed pass starts at a position of the job's order that another global batch left (a checkpoint of
+// another number of ranks): the ranks read on from there, global batch after global batch, until fewer than
+// one are left; no sample is read twice or passed over.
+TEST(BatchLoader, APassStartedAtAnyPositionReadsOnInTheSameOrder) {
+  TempDir dir;
+  test::write_classification_shard(dir.path("a.h5"), 13, {2}, 1000, 1, 0);
+  test::write_classification_shard(dir.path("b.h5"), 11, {2}, 1000, 2, 13);
+  const ShardSet set = ShardSet::open(dir.path());
+  LoaderConfig one;
+  one.batch = 6;
+  one.seed = 9;
+  const auto whole = labels_seen(set, one, 3);
+  ASSERT_EQ(whole.size(), 24u);
+  // 3 ranks of batch 3 from position 6 (one rank's second batch): 2 global batches of 9, samples 6..23.
+  LoaderConfig r = one;
+  r.batch = 3;
+  r.world = 3;
+  for (r.rank = 0; r.rank < 3; ++r.rank) {
+    BatchLoader loader(set, r);
+    EXPECT_EQ(loader.global_batch(), 9);
+    EXPECT_EQ(loader.batches_per_epoch(), 2);
+    EXPECT_EQ(loader.batches_from(6), 2);
+    EXPECT_EQ(loader.batches_from(16), 0);  // 8 left: less than a global batch
+    loader.start_epoch(3, 6);
+    Batch b;
+    for (size_t k = 0; k < 2; ++k) {
+      ASSERT_TRUE(loader.next(b));
+      for (size_t i = 0; i < 3; ++i) EXPECT_EQ(b.y.labels[i], whole[6 + k * 9 + static_cast<size_t>(r.rank) * 3 + i]);
+    }
+    EXPECT_FALSE(loader.next(b));
+  }
+}
+
 // --prefetch 0: no batch read ahead, each read when it is asked for; the same batches as with read-ahead.
 TEST(BatchLoader, WithoutPrefetchEachBatchIsReadWhenAskedFor) {
   TempDir dir;

@@ -50,11 +50,11 @@ BatchLoader::BatchLoader(const SampleSource& data, LoaderConfig config) : data_(
 
 BatchLoader::~BatchLoader() { stop(); }
 
-int64_t BatchLoader::batches_per_epoch() const {
-  const int64_t global = config_.batch * config_.world, total = data_.samples();
-  if (config_.drop_last) return total / global;
+int64_t BatchLoader::batches_from(int64_t first_sample) const {
+  const int64_t global = global_batch(), left = std::max<int64_t>(data_.samples() - first_sample, 0);
+  if (config_.drop_last) return left / global;
   // Partial last global batch: this rank has a batch there only if its slice starts inside it.
-  const int64_t full = total / global, rest = total % global;
+  const int64_t full = left / global, rest = left % global;
   return full + (rest > config_.rank * config_.batch ? 1 : 0);
 }
 
@@ -67,13 +67,13 @@ void BatchLoader::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_sample) {
   stop();
   std::lock_guard lock(mu_);
   while (!ready_.empty()) spare_.push_back(std::move(ready_.front())), ready_.pop_front();
   finished_ = stopping_ = false;
   error_ = nullptr;
-  worker_ = std::thread([this, epoch, first_batch] { produce(epoch, first_batch); });
+  worker_ = std::thread([this, epoch, first_sample] { produce(epoch, first_sample); });
 }
 
 bool BatchLoader::next(Batch& batch) {
@@ -93,13 +93,14 @@ bool BatchLoader::next(Batch& batch) {
   return true;
 }
 
-void BatchLoader::produce(int64_t epoch, int64_t first_batch) {
+void BatchLoader::produce(int64_t epoch, int64_t first_sample) {
   try {
     const std::vector<int64_t> order =
         epoch_order(data_.block_sizes(), config_.shuffle, config_.seed, epoch, config_.window_shards);
-    const int64_t global = config_.batch * config_.world, total = static_cast<int64_t>(order.size());
-    for (int64_t k = first_batch; k < batches_per_epoch(); ++k) {
-      const int64_t begin = k * global + config_.rank * config_.batch;
+    const int64_t global = global_batch(), total = static_cast<int64_t>(order.size());
+    const int64_t batches = batches_from(first_sample);
+    for (int64_t k = 0; k < batches; ++k) {
+      const int64_t begin = first_sample + k * global + config_.rank * config_.batch;
       const int64_t end = std::min(begin + config_.batch, total);
       Batch batch;
       {

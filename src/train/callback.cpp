@@ -5,13 +5,14 @@
 namespace ringtrain {
 
 TrainProgress TrainState::progress() const {
+  TrainProgress at{step, epochs_done, stream->pass(), 0, best, stream->sample(), layout};
   // A pass taken to its last batch, whose epoch has ended, is done: the next step reads the next pass. Where
   // the epoch has not ended (a stop at the boundary after its last step), the place stays at the pass's end,
   // so that a resumed run first ends that epoch. (Parameter servers, whose epochs are not passes, read on
   // from either place alike.)
-  if (stream->batch() == steps_per_epoch && epoch_steps < steps_per_epoch)
-    return {step, epochs_done, stream->pass() + 1, 0, best};
-  return {step, epochs_done, stream->pass(), stream->batch(), best};
+  if (stream->pass_done() && epoch_steps < steps_per_epoch) ++at.pass, at.pass_sample = 0;
+  at.pass_batch = at.pass_sample / layout.global_batch;  // for a reader of the place in batches
+  return at;
 }
 
 void CallbackList::add(std::unique_ptr<Callback> callback) {

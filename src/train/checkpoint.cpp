@@ -14,6 +14,7 @@
 
 #include "ringtrain/data/hdf5.hpp"
 #include "ringtrain/tensor/error.hpp"
+#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/model_file.hpp"
 
 namespace ringtrain {
@@ -67,17 +68,61 @@ BestEpoch read_best_epoch(hid_t f, const std::string& path) {
   return {*monitor, h5::read_attr_i64(f, "best_epoch"), value[0], h5::read_attr_i64(f, "epochs_since_best")};
 }
 
-// The attributes that place the run, checked before anything is positioned by them.
+// The global sample position and the layout that wrote it, where recorded (a checkpoint from before has
+// neither).
+void write_sample_position(hid_t f, const TrainProgress& at) {
+  if (at.pass_sample < 0 || !at.layout.recorded()) return;
+  h5::write_attr(f, "pass_sample", at.pass_sample);
+  h5::write_attr(f, "replicas", at.layout.replicas);
+  h5::write_attr(f, "global_batch", at.layout.global_batch);
+}
+
+void read_sample_position(hid_t f, TrainProgress& at) {
+  if (!h5::has_attr(f, "pass_sample")) return;
+  at.pass_sample = h5::read_attr_i64(f, "pass_sample");
+  at.layout = {h5::read_attr_i64(f, "replicas"), h5::read_attr_i64(f, "global_batch")};
+}
+
+// The attributes that place the run, checked before anything is positioned by them. A recorded sample position
+// may lie beyond the step count's batches (a resumed run with a smaller global batch counts them in larger ones).
 void check_progress(const TrainProgress& at, int64_t optimizer_steps, const std::string& path) {
+  const bool recorded = at.pass_sample >= 0 || at.layout.recorded();
+  const bool position = recorded ? at.pass_sample >= 0 && at.layout.replicas >= 1 &&
+                                       at.layout.global_batch >= at.layout.replicas && at.pass_batch >= 0
+                                 : at.pass_batch >= 0 && at.pass_batch <= at.step;
   const bool fits = at.step >= 0 && at.epoch >= 0 && at.epoch <= at.step && at.pass >= 0 && at.pass <= at.step &&
-                    at.pass_batch >= 0 && at.pass_batch <= at.step && optimizer_steps >= 0 && at.best.epoch >= 0 &&
-                    at.best.epoch <= at.epoch && at.best.epochs_since >= 0 && at.best.epochs_since <= at.epoch;
+                    position && optimizer_steps >= 0 && at.best.epoch >= 0 && at.best.epoch <= at.epoch &&
+                    at.best.epochs_since >= 0 && at.best.epochs_since <= at.epoch;
   if (!fits)
     throw Error("'" + path + "' is damaged: its progress does not add up (step " + std::to_string(at.step) +
                 ", epoch " + std::to_string(at.epoch) + ", pass " + std::to_string(at.pass) + ", pass_batch " +
-                std::to_string(at.pass_batch) + ", optimizer_steps " + std::to_string(optimizer_steps) +
-                ", best_epoch " + std::to_string(at.best.epoch) + ", epochs_since_best " +
-                std::to_string(at.best.epochs_since) + ")");
+                std::to_string(at.pass_batch) +
+                (recorded ? ", pass_sample " + std::to_string(at.pass_sample) + ", replicas " +
+                                std::to_string(at.layout.replicas) + ", global_batch " +
+                                std::to_string(at.layout.global_batch)
+                          : std::string()) +
+                ", optimizer_steps " + std::to_string(optimizer_steps) + ", best_epoch " +
+                std::to_string(at.best.epoch) + ", epochs_since_best " + std::to_string(at.best.epochs_since) + ")");
+}
+
+// Error naming `path` unless the step count places `at` in a run of `steps_per_epoch` steps per epoch.
+void check_steps_fit(const TrainProgress& at, int64_t steps_per_epoch, const std::string& path) {
+  const int64_t into_epoch = at.step - at.epoch * steps_per_epoch;
+  if (at.pass_batch > steps_per_epoch || into_epoch < 0 || into_epoch > steps_per_epoch)
+    throw Error("'" + path + "' does not fit this run: step " + std::to_string(at.step) + ", epoch " +
+                std::to_string(at.epoch) + " and batch " + std::to_string(at.pass_batch) + " of the pass, with " +
+                std::to_string(steps_per_epoch) + " steps per epoch (was the data changed?)");
+}
+
+// Why a setting must match, where the line alone would not say: the ones that lay out the ranks.
+std::string why_fixed(const std::string& flag) {
+  if (flag == "--pipeline-stages" || flag == "--split")
+    return " (a pipeline resumes on as many stages, split alike; the number of its replicas may change)";
+  if (flag == "--ps-servers") return " (parameter servers resume on as many servers and workers)";
+  if (flag == "--batch" || flag == "ranks")
+    return " (the checkpoint records no global sample position, as before ringtrain recorded one: it resumes "
+           "only on as many ranks, with the same --batch)";
+  return "";
 }
 
 }  // namespace
@@ -91,6 +136,7 @@ void write_checkpoint(const std::string& path, Model& model, const TargetSpace& 
     h5::write_attr(f, "epoch", progress.epoch);
     h5::write_attr(f, "pass", progress.pass);
     h5::write_attr(f, "pass_batch", progress.pass_batch);
+    write_sample_position(f, progress);
     h5::write_attr(f, "optimizer_steps", optimizer.steps);
     write_best_epoch(f, progress.best);
     std::vector<std::string> lines;
@@ -137,6 +183,7 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   out.progress.epoch = h5::read_attr_i64(f, "epoch");
   out.progress.pass = h5::read_attr_i64(f, "pass");
   out.progress.pass_batch = h5::read_attr_i64(f, "pass_batch");
+  read_sample_position(f, out.progress);
   out.progress.best = read_best_epoch(f, path);
   read_model_into(f, path, model);
   const std::vector<NamedParam> params = model.named_params();
@@ -162,27 +209,54 @@ CheckpointContents read_checkpoint(const std::string& path, Model& model, const 
   return out;
 }
 
-void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const std::string& path) {
-  const int64_t into_epoch = at.step - at.epoch * steps_per_epoch;
-  if (at.pass_batch > steps_per_epoch || into_epoch < 0 || into_epoch > steps_per_epoch)
-    throw Error("'" + path + "' does not fit this run: step " + std::to_string(at.step) + ", epoch " +
-                std::to_string(at.epoch) + " and batch " + std::to_string(at.pass_batch) + " of the pass, with " +
-                std::to_string(steps_per_epoch) + " steps per epoch (was the data changed?)");
+std::string describe(const BatchLayout& layout, std::string_view unit) {
+  return counted(layout.replicas, unit) + " x --batch " + std::to_string(layout.global_batch / layout.replicas);
 }
 
-std::string checkpoint_mismatch(const Settings& saved, const Settings& now) {
+ResumePlace resume_place(const TrainProgress& at, const BatchLayout& now, int64_t steps_per_epoch, int64_t samples,
+                         bool epochs_are_passes, const std::string& path) {
+  // Without a recorded position the checkpoint's run had this layout (checkpoint_mismatch): its batch places it.
+  const bool recorded = at.pass_sample >= 0;
+  const int64_t sample = recorded ? at.pass_sample : at.pass_batch * now.global_batch;
+  if (!recorded || !epochs_are_passes) check_steps_fit(at, steps_per_epoch, path);
+  if (!epochs_are_passes) return {at.pass, sample, at.step - at.epoch * steps_per_epoch, at.step};
+  // The epoch has taken as many of its steps as the pass has fewer left: with another global batch the epoch has
+  // another number of steps, and this is where its samples put this run in it. (A pass runs alongside its
+  // epoch: the epoch ends with it.)
+  if (at.pass != at.epoch || sample > samples)
+    throw Error("'" + path + "' does not fit this run: epoch " + std::to_string(at.epoch) + ", pass " +
+                std::to_string(at.pass) + " at its sample " + std::to_string(sample) + ", with " +
+                counted(samples, "training sample") + " (was the data changed?)");
+  const int64_t epoch_steps = steps_per_epoch - (samples - sample) / now.global_batch;
+  return {at.pass, sample, epoch_steps, at.epoch * steps_per_epoch + epoch_steps};
+}
+
+std::string layout_refusal(const BatchLayout& saved, const BatchLayout& now, bool servers) {
+  if (!servers || !saved.recorded() || saved == now) return "";
+  return "it was written by " + describe(saved, "worker") + " and this run has " + describe(now, "worker") +
+         ": parameter servers resume only on as many workers with the same --batch (their epochs and staleness "
+         "count every worker's steps)";
+}
+
+std::string checkpoint_mismatch(const Settings& saved, const Settings& now, bool layout_recorded) {
   static const std::vector<std::string> fixed = {
-      "--model", "training data", "--batch", "--seed", "--shuffle-window", "--optimizer", "ranks", "--mode",
-      "--pipeline-stages", "--micro-batches", "--split", "--ps-servers", "--freeze", "--augment"};
-  for (const std::string& flag : fixed) {
-    auto find = [&](const Settings& s) {
-      auto it = std::find_if(s.begin(), s.end(), [&](const auto& kv) { return kv.first == flag; });
-      return it == s.end() ? std::string("(none)") : it->second;
-    };
-    const std::string a = find(saved), b = find(now);
-    if (a != b) return flag + " is '" + a + "' in the checkpoint but '" + b + "' in this run";
-  }
-  return "";
+      "--model", "training data", "--seed", "--shuffle-window", "--optimizer", "--mode", "--pipeline-stages",
+      "--micro-batches", "--split", "--ps-servers", "--freeze", "--augment"};
+  // The global batch may change with them: resume_place continues at the recorded global sample position.
+  static const std::vector<std::string> laid_out = {"--batch", "ranks"};
+  auto value = [](const Settings& s, const std::string& flag) {
+    auto it = std::find_if(s.begin(), s.end(), [&](const auto& kv) { return kv.first == flag; });
+    return it == s.end() ? std::string("(none)") : it->second;
+  };
+  auto first_difference = [&](const std::vector<std::string>& flags) -> std::string {
+    for (const std::string& flag : flags) {
+      const std::string a = value(saved, flag), b = value(now, flag);
+      if (a != b) return flag + " is '" + a + "' in the checkpoint but '" + b + "' in this run" + why_fixed(flag);
+    }
+    return "";
+  };
+  const std::string differs = first_difference(fixed);
+  return differs.empty() && !layout_recorded ? first_difference(laid_out) : differs;
 }
 
 std::string CheckpointDir::path(int64_t step) const {

@@ -80,6 +80,21 @@ std::unique_ptr<SampleSource> open_optional(const DataSources& data, Split split
 // The settings line of a checkpoint that records how many steps its run's learning-rate schedule spans.
 constexpr const char* kScheduleSteps = "lr schedule steps";
 
+// The line that tells a resumed run's replicas or global batch from its checkpoint's; "" when neither differs
+// (or the checkpoint does not say).
+std::string layout_change(const BatchLayout& saved, const BatchLayout& now, const ResumePlace& place,
+                          int64_t samples, const LrSchedule& lr) {
+  if (!saved.recorded() || saved == now) return "";
+  if (saved.global_batch == now.global_batch)
+    return "the checkpoint's run had " + describe(saved) + ", this one has " + describe(now) +
+           ": the same global batch of " + std::to_string(now.global_batch) + ", so the same samples at every step";
+  return "the global batch changed from " + std::to_string(saved.global_batch) + " (" + describe(saved) + ") to " +
+         std::to_string(now.global_batch) + " (" + describe(now) + "): the epoch goes on from its sample " +
+         std::to_string(place.sample) + " of " + std::to_string(samples) +
+         ", and the learning-rate schedule from its step " + std::to_string(place.schedule_step) + " of " +
+         std::to_string(lr.total_steps) + ", where those samples put it";
+}
+
 // A setting as every rank prints it, at float precision: 0.05, not 0.0500000007.
 std::string num(double v) {
   char buf[32];
@@ -97,6 +112,9 @@ struct Trainer::Run {
   BatchLoader loader;
   DeviceBatches batches;
   std::optional<BatchStream> stream;  // once the resumed place is known
+  // The learning-rate schedule's step less the run's: not 0 after a resume onto another global batch, since the
+  // schedule follows the samples seen (resume_place).
+  int64_t schedule_offset = 0;
   std::unique_ptr<Timeline> timeline;
   std::unique_ptr<LayerSpans> spans;
   std::unique_ptr<ParallelMode> mode;
@@ -259,21 +277,27 @@ Settings Trainer::checkpoint_settings() const {
   return s;
 }
 
-bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
+std::optional<ResumePlace> Trainer::load_checkpoint(const BatchLayout& layout, int64_t steps_per_epoch,
+                                                   std::ostream& log) {
   std::string path = config_.resume.path;
   if (config_.resume.kind == ResumeFrom::newest) {
     if (world_.rank() == 0) path = checkpoints_->newest_valid(log);
     path = allgather_strings(world_, path)[0];  // every rank reads the one rank 0 chose
     if (path.empty()) {
       log << "no checkpoint in " << checkpoints_->dir() << " to resume from: starting afresh" << std::endl;
-      return false;
+      return std::nullopt;
     }
   }
   std::string failure;
+  ResumePlace place;
   try {
     resumed_ = read_checkpoint(path, *model_, optimizer_->state_names());
-    const std::string mismatch = checkpoint_mismatch(resumed_->settings, checkpoint_settings());
+    const TrainProgress& at = resumed_->progress;
+    const std::string mismatch = checkpoint_mismatch(resumed_->settings, checkpoint_settings(), at.layout.recorded());
     if (!mismatch.empty()) throw Error("'" + path + "' is another run's: " + mismatch);
+    const bool servers = config_.parallel.mode == ModeKind::ps;
+    if (const std::string refused = layout_refusal(at.layout, layout, servers); !refused.empty())
+      throw Error("'" + path + "': " + refused);
     const TargetSpace data = train_set_->meta().target_space();
     if (resumed_->targets.classification != data.classification)
       throw Error("'" + path + "' was trained for " + (data.classification ? "regression" : "classification") +
@@ -281,7 +305,7 @@ bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
     if (resumed_->targets != data)
       throw Error("'" + path + "' was trained on targets standardised otherwise (y_scale and y_shift differ from "
                   "this data's): resume on the data of the prep run it was trained on");
-    check_progress_fits(resumed_->progress, steps_per_epoch, path);
+    place = resume_place(at, layout, steps_per_epoch, train_set_->samples(), !servers, path);
     // --resume auto chose the newest valid one: anything newer is damaged, and is replaced in time.
     const bool chosen = config_.resume.kind == ResumeFrom::file;
     const std::string newer =
@@ -295,7 +319,7 @@ bool Trainer::load_checkpoint(int64_t steps_per_epoch, std::ostream& log) {
   raise_if_any_failed(world_, failure);
   log << "resuming from " << path << " (step " << resumed_->progress.step << ", "
       << counted(resumed_->progress.epoch, "epoch") << " done)" << std::endl;
-  return true;
+  return place;
 }
 
 std::string Trainer::gradient_backend() const {
@@ -331,9 +355,11 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
       << replicated << ", " << device_description() << "\n";
   if (!device_note_.empty()) out << "  " << device_note_ << "\n";
   out << fine_tune_note_;
-  if (config_.max_steps > 0 && config_.max_steps < config_.epochs * steps_per_epoch)
+  // The schedule's steps (lr.total_steps) place --steps in the epochs: after a change of global batch they are
+  // not the run's (Run::schedule_offset).
+  if (config_.max_steps > 0 && lr.total_steps < config_.epochs * steps_per_epoch)
     out << "  --steps " << config_.max_steps << " ends the run in epoch "
-        << (config_.max_steps + steps_per_epoch - 1) / steps_per_epoch << " of " << config_.epochs
+        << (lr.total_steps + steps_per_epoch - 1) / steps_per_epoch << " of " << config_.epochs
         << "; the learning-rate schedule spans those steps\n";
   if (config_.lr_scaling == LrScaling::linear)
     out << "  --lr-scaling linear: learning rate " << num(lr.base_lr) << " (--lr " << num(config_.lr) << " x "
@@ -352,7 +378,7 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
   return out.str();
 }
 
-LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas) const {
+LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas, int64_t offset) const {
   LrSchedule s;
   s.kind = config_.lr_schedule;
   s.base_lr = config_.lr;
@@ -364,7 +390,7 @@ LrSchedule Trainer::schedule(int64_t steps_per_epoch, int replicas) const {
   // decays to --lr-min over the run's steps, and warm-up and step decay keep their share of the run (an epoch
   // of the schedule is then steps / epochs).
   s.total_steps = config_.epochs * steps_per_epoch;
-  if (config_.max_steps > 0) s.total_steps = std::min(s.total_steps, config_.max_steps);
+  if (config_.max_steps > 0) s.total_steps = std::min(s.total_steps, config_.max_steps + offset);
   const double epoch = static_cast<double>(s.total_steps) / static_cast<double>(config_.epochs);
   s.warmup_steps = std::llround(config_.warmup_epochs * epoch);
   s.decay_every = std::max<int64_t>(1, std::llround(config_.lr_step_epochs * epoch));
@@ -393,16 +419,24 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
                                                     std::to_string(config_.batch) + ")"
                                               : std::string()));
   // A checkpoint goes into the host model before the mode moves it to the device.
+  const BatchLayout layout{share.replicas, run->loader.global_batch()};
   TrainProgress at;
+  ResumePlace place;
   ResumePoint resume;
   std::string planned_schedule;  // the resumed run's schedule length, as its checkpoint records it
-  if (config_.resume.kind != ResumeFrom::nothing && load_checkpoint(steps_per_epoch, log)) {
-    at = resumed_->progress;
-    resume = {&resumed_->optimizer, at.step, at.epoch};
-    for (const auto& [name, value] : resumed_->settings)
-      if (name == kScheduleSteps) planned_schedule = value;
+  if (config_.resume.kind != ResumeFrom::nothing) {
+    if (const std::optional<ResumePlace> found = load_checkpoint(layout, steps_per_epoch, log)) {
+      place = *found;
+      at = resumed_->progress;
+      resume = {&resumed_->optimizer, at.step, at.epoch};
+      // Another global batch has other steps: the lengths are not comparable (layout_change says what changed).
+      const bool same_steps = !at.layout.recorded() || at.layout.global_batch == layout.global_batch;
+      for (const auto& [name, value] : resumed_->settings)
+        if (name == kScheduleSteps && same_steps) planned_schedule = value;
+    }
   }
-  run->stream.emplace(run->batches, at.pass, at.pass_batch);
+  run->stream.emplace(run->batches, place.pass, place.sample);
+  run->schedule_offset = place.schedule_step - at.step;
   if (!config_.timeline.empty()) {
     world_.barrier();  // one time origin for every rank
     run->timeline = std::make_unique<Timeline>(config_.timeline_steps.first, config_.timeline_steps.last);
@@ -411,8 +445,12 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   run->mode = make_parallel_mode(config_.parallel, world_,
                                  {*model_, device_, *loss_, *optimizer_, config_.optimizer, config_.batch,
                                   steps_per_epoch, run->timeline.get(), std::cerr, resume});
+  const BatchLayout saved_layout = at.layout;
   resumed_.reset();  // the mode has taken its part of the optimizer state
-  run->lr = schedule(steps_per_epoch, share.replicas);
+  run->lr = schedule(steps_per_epoch, share.replicas, run->schedule_offset);
+  if (const std::string change = layout_change(saved_layout, layout, place, train_set_->samples(), run->lr);
+      !change.empty())
+    log << change << std::endl;
   Settings saved = checkpoint_settings();
   saved.emplace_back(kScheduleSteps, std::to_string(run->lr.total_steps));
   // Another --epochs or --steps moves the schedule under a resumed run: say so rather than let its rate jump.
@@ -425,8 +463,9 @@ std::unique_ptr<Trainer::Run> Trainer::start(std::ostream& log) {
   state.step = at.step;
   state.epoch = state.epochs_done = at.epoch;
   state.epochs = config_.epochs;
-  state.epoch_steps = at.step - at.epoch * steps_per_epoch;
+  state.epoch_steps = place.epoch_steps;
   state.steps_per_epoch = steps_per_epoch;
+  state.layout = layout;
   state.best = at.best;
   state.stream = &*run->stream;
   // A checkpoint at or beyond --steps: nothing is left to train (the test split is still scored).
@@ -482,7 +521,7 @@ bool Trainer::train_epoch(Run& run) {
       batch = run.mode->next_batch(*run.stream);
     }
     if (!batch) break;
-    state.lr = run.lr.at(state.step);
+    state.lr = run.lr.at(state.step + run.schedule_offset);
     run.mode->train_step(*batch, static_cast<float>(state.lr));
     ++state.step, ++state.epoch_steps;
     run.callbacks.step_end(state);

@@ -1,5 +1,8 @@
-// This rank's training batches, pass after pass over its share of the data (pass k shuffled by the seed and
-// k), remembering where it stands so that a checkpoint can record the place and a resumed run restart there.
+// This rank's training batches, pass after pass over the data (pass k shuffled by the seed and k), remembering
+// where the job stands so that a checkpoint can record the place and a resumed run restart there. The place
+// is the job's, not the rank's: the pass, and the samples of the pass's order taken so far by all ranks
+// together (the loader's order does not depend on the number of ranks, loader.hpp), so that a run on another
+// number of ranks can continue it.
 // Where an epoch ends is the parallel mode's to say: at the end of a pass (next_in_pass gives null), or after
 // as many steps as the servers count (next runs on into the following pass).
 #pragma once
@@ -11,17 +14,17 @@ namespace ringtrain {
 
 class BatchStream {
  public:
-  // Starts at batch `batch` of pass `pass` (a resumed run's place).
-  BatchStream(DeviceBatches& batches, int64_t pass, int64_t batch) : batches_(batches), pass_(pass), batch_(batch) {}
+  // Starts at position `sample` of pass `pass`'s order (a resumed run's place).
+  BatchStream(DeviceBatches& batches, int64_t pass, int64_t sample) : batches_(batches), pass_(pass), sample_(sample) {}
 
   // The next batch of the current pass, or null at its end; the call after that starts the next pass.
   const Batch* next_in_pass() {
-    if (!started_) batches_.start_epoch(pass_, batch_), started_ = true;
+    if (!started_) batches_.start_epoch(pass_, sample_), started_ = true;
     const Batch* batch = batches_.next();
     if (batch) {
-      ++batch_;
+      sample_ += batches_.loader().global_batch();
     } else {
-      started_ = false, ++pass_, batch_ = 0;
+      started_ = false, ++pass_, sample_ = 0;
     }
     return batch;
   }
@@ -32,11 +35,14 @@ class BatchStream {
   }
 
   int64_t pass() const { return pass_; }
-  int64_t batch() const { return batch_; }  // within the pass: the one taken next
+  // Within the pass, all ranks together: where the next global batch starts.
+  int64_t sample() const { return sample_; }
+  // Fewer samples than a global batch are left in the pass: the next batch is the next pass's.
+  bool pass_done() const { return batches_.loader().batches_from(sample_) == 0; }
 
  private:
   DeviceBatches& batches_;
-  int64_t pass_ = 0, batch_ = 0;
+  int64_t pass_ = 0, sample_ = 0;
   bool started_ = false;
 };
 

@@ -22,7 +22,8 @@ std::unique_ptr<BatchUpload> make_cuda_batch_upload();
 class DeviceBatches {
  public:
   DeviceBatches(BatchLoader& loader, Device device);
-  void start_epoch(int64_t epoch, int64_t first_batch = 0) { loader_.start_epoch(epoch, first_batch); }
+  void start_epoch(int64_t epoch, int64_t first_sample = 0) { loader_.start_epoch(epoch, first_sample); }
+  const BatchLoader& loader() const { return loader_; }
   // The next batch on the device, or null at the end of the epoch. Valid until the call after next.
   const Batch* next();
 

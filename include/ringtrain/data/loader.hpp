@@ -6,7 +6,9 @@
 // shards), and permutes the samples inside each window. Global batch k is positions [k*B, (k+1)*B) of that
 // order with B = batch * world, and rank r takes the contiguous slice [k*B + r*batch, k*B + (r+1)*batch). So
 // N ranks with batch b see exactly the samples one rank with batch N*b sees, and a rank reads only the
-// shards its slices touch.
+// shards its slices touch. Because the order does not depend on the number of ranks, a place in it (the pass
+// and the samples of it taken, all ranks together) is the same place on any number of ranks: a resumed run
+// starts its pass there (start_epoch), whatever its global batch.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -52,16 +54,20 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  int64_t batches_per_epoch() const;  // this rank's
-  // Starts producing the given epoch from its batch `first_batch` (a resumed run skips those it trained on),
-  // stopping any epoch still in progress.
-  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  int64_t batches_per_epoch() const { return batches_from(0); }  // this rank's
+  // This rank's batches of an epoch started at position `first_sample` of its order.
+  int64_t batches_from(int64_t first_sample) const;
+  int64_t global_batch() const { return config_.batch * config_.world; }  // samples a step takes, all ranks together
+  // Starts producing the given epoch from position `first_sample` of its order (a resumed run skips the
+  // samples it trained on; global batch k then starts at first_sample + k * global_batch()), stopping any
+  // epoch still in progress.
+  void start_epoch(int64_t epoch, int64_t first_sample = 0);
   // Moves the next batch into `batch` (its old buffers are recycled); false at the end of the epoch.
   // Rethrows any error the reader thread hit, naming the file.
   bool next(Batch& batch);
 
  private:
-  void produce(int64_t epoch, int64_t first_batch);
+  void produce(int64_t epoch, int64_t first_sample);
   void stop();
   void assemble(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t epoch, Batch& out);
 

@@ -24,6 +24,7 @@ struct TrainState {
   int64_t epochs = 0;           // the run's --epochs
   int64_t epoch_steps = 0;      // steps taken in this epoch
   int64_t steps_per_epoch = 0;  // of this rank's data share
+  BatchLayout layout;           // how the steps take the samples (replicas, global batch)
   double lr = 0.0;              // of the last step
   Score epoch_score;            // this rank's running score since the epoch began (Loss::take_score adds to it)
   BestEpoch best;               // by --monitor, kept while early stopping or --save-best watch it
@@ -38,7 +39,7 @@ struct TrainState {
     double samples_per_s = 0.0;
   } running;
 
-  // The place a checkpoint records: the steps and epochs done, and where rank 0's data stream continues.
+  // The place a checkpoint records: the steps and epochs done, and where the job's data stream continues.
   TrainProgress progress() const;
 };
 

@@ -4,16 +4,22 @@
 //   /<layer>/<param>, /<layer>/<buffer>          the model, as a saved model has it
 //   /optimizer/<layer>/<param>/<state>           optimizer state ("momentum", "exp_avg", ...)
 //   /rng/<layer>/stream<k>                       random stream positions (dropout), int64[1]
-//   root attributes                              checkpoint (format), step, epoch, pass, pass_batch,
-//                                                optimizer_steps, settings ("--flag=value" lines),
-//                                                monitor, best_epoch, best_value, epochs_since_best (the
-//                                                best epoch so far by --monitor: monitor.hpp)
+//   root attributes                              checkpoint (format), step, epoch, pass, pass_sample
+//                                                (the global sample position), pass_batch, replicas,
+//                                                global_batch, optimizer_steps, settings ("--flag=value"
+//                                                lines), monitor, best_epoch, best_value, epochs_since_best
+//                                                (the best epoch so far by --monitor: monitor.hpp)
 // Files are sealed and written atomically (model_file.hpp write_sealed_hdf5: built in memory, then temporary
 // file, fsync, rename, directory fsync): a job killed mid-write leaves the previous checkpoints as they were.
 // The newest `keep` are kept.
+//
+// The model and the optimizer state are whole (every stage's layers, named by parameter), and the data's place
+// is the job's (the pass and the samples of it taken, all replicas together), so a run on another number of
+// ranks can continue a checkpoint: resume_place says where, layout_refusal where it cannot.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,13 +33,28 @@ namespace ringtrain {
 
 inline constexpr const char* kCheckpointFormat = "ringtrain-checkpoint-1";
 
+// How a run's steps take the job's samples: `replicas` of the model (data parallel: the ranks; a pipeline: its
+// replicas; parameter servers: the workers) split each global batch of `global_batch` samples.
+struct BatchLayout {
+  int64_t replicas = 0;      // 0: not recorded (a checkpoint from before the global sample position was)
+  int64_t global_batch = 0;
+  bool recorded() const { return replicas > 0; }
+  bool operator==(const BatchLayout&) const = default;
+};
+// "2 replicas x --batch 8": a recorded layout in the words of the flags; `unit` names a replica ("worker").
+std::string describe(const BatchLayout& layout, std::string_view unit = "replica");
+
 // Where training stands at a checkpoint.
 struct TrainProgress {
-  int64_t step = 0;        // steps taken
+  int64_t step = 0;        // steps taken (of whatever size: a resumed run may take other global batches)
   int64_t epoch = 0;       // epochs finished
-  int64_t pass = 0;        // rank 0's data stream: the pass over its share of the data
-  int64_t pass_batch = 0;  // and the batch within it that the next step reads
+  int64_t pass = 0;        // the data stream: the pass over the data (its order shuffled by --seed and the pass)
+  int64_t pass_batch = 0;  // the global batch of the pass the next step reads: pass_sample / global_batch
   BestEpoch best;          // what early stopping and --save-best have seen (none before it was kept)
+  // The global sample position: the samples of the pass's order taken so far, all replicas together, where the
+  // next global batch starts. The same place on any number of ranks. -1: not recorded (pass_batch places it).
+  int64_t pass_sample = -1;
+  BatchLayout layout;      // the run's that wrote it
 };
 
 using Settings = std::vector<std::pair<std::string, std::string>>;
@@ -60,14 +81,35 @@ void check_checkpoint(const std::string& path);
 // ones the run's optimizer keeps.
 CheckpointContents read_checkpoint(const std::string& path, Model& model, const std::vector<std::string>& state_names);
 
-// Error naming `path` unless `at` is a place in a run of `steps_per_epoch` steps per epoch (read_checkpoint
-// checks what needs no run: nothing negative, no epoch beyond the step).
-void check_progress_fits(const TrainProgress& at, int64_t steps_per_epoch, const std::string& path);
+// Where a run continues a checkpoint.
+struct ResumePlace {
+  int64_t pass = 0, sample = 0;  // the data stream starts at position `sample` of pass `pass`'s order
+  int64_t epoch_steps = 0;       // the steps of the epoch under way counted as taken (of this run's size)
+  int64_t schedule_step = 0;     // the learning-rate schedule's step for the checkpoint's step
+};
 
-// The settings that must match for a run to continue a checkpoint (the model, the data, the batch, the
-// optimizer, the layout of ranks): the first that differs, as "--flag is 'a' in the checkpoint, 'b' here",
-// or "" when none does. Others (--epochs, --lr, ...) may change on resume.
-std::string checkpoint_mismatch(const Settings& saved, const Settings& now);
+// Where a run of layout `now`, `steps_per_epoch` steps per epoch over `samples` training samples, continues
+// `at`; an Error naming `path` when `at` is no place in such a run (read_checkpoint checks what needs no run:
+// nothing negative, no epoch beyond the step). `epochs_are_passes`: an epoch is a pass over the data (every
+// mode but parameter servers, whose servers count an epoch in steps): the epoch's steps and the schedule then
+// follow the sample position, which another global batch reaches in other steps; with the same global batch
+// that is the step count. Otherwise they follow the step count, and the global batch must be the checkpoint's.
+ResumePlace resume_place(const TrainProgress& at, const BatchLayout& now, int64_t steps_per_epoch, int64_t samples,
+                         bool epochs_are_passes, const std::string& path);
+
+// Why a run of layout `now` cannot continue a checkpoint of layout `saved`, as one line naming both; "" when it
+// can. Data parallel and a pipeline's replicas may change in number and in global batch; parameter servers
+// (`servers`) count epochs and staleness in every worker's steps, so they continue only on as many workers
+// with the same global batch. A layout not recorded is left to checkpoint_mismatch.
+std::string layout_refusal(const BatchLayout& saved, const BatchLayout& now, bool servers);
+
+// The settings that must match for a run to continue a checkpoint (the model, the data, the order of the
+// samples, the optimizer, the mode and its stages): the first that differs, as "--flag is 'a' in the
+// checkpoint but 'b' in this run", or "" when none does. Others (--epochs, --lr, ...) may change on resume;
+// so may --batch and the number of ranks (layout_refusal says where not), except for a checkpoint that does
+// not record its layout (`layout_recorded` false), which holds no global sample position: it resumes only on
+// as many ranks with the same --batch.
+std::string checkpoint_mismatch(const Settings& saved, const Settings& now, bool layout_recorded);
 
 class CheckpointDir {
  public:

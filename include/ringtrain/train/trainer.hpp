@@ -42,8 +42,9 @@ class Trainer {
   std::vector<std::pair<std::string, std::string>> settings() const;
   Settings checkpoint_settings() const;  // settings() and the world size
   // Collective: loads config.resume's checkpoint (auto: the newest valid one rank 0 finds) into the host
-  // model on every rank, keeping the rest in resumed_. False when auto finds none.
-  bool load_checkpoint(int64_t steps_per_epoch, std::ostream& log);
+  // model on every rank, keeping the rest in resumed_, and returns where a run of `layout` continues it
+  // (resume_place). Nothing when auto finds none.
+  std::optional<ResumePlace> load_checkpoint(const BatchLayout& layout, int64_t steps_per_epoch, std::ostream& log);
   std::unique_ptr<Run> start(std::ostream& log);
   bool train_epoch(Run& run);
   void end_epoch(Run& run);
@@ -51,7 +52,8 @@ class Trainer {
   std::string header(int64_t steps_per_epoch, DataShare share, const LrSchedule& lr) const;
   std::string gradient_backend() const;    // "ring", "mpi", "nccl", "parameter servers"
   std::string device_description() const;  // "1 thread", "GPU 0 (fp32)"
-  LrSchedule schedule(int64_t steps_per_epoch, int replicas) const;
+  // `offset`: the schedule's step less the run's (Run::schedule_offset), which moves where --steps ends it.
+  LrSchedule schedule(int64_t steps_per_epoch, int replicas, int64_t offset) const;
 
   TrainConfig config_;  // with the data sources of staged copies when staging
   StagingSummary staging_;
