@@ -2,7 +2,9 @@
 # Allreduce busbw on the emulated cluster (tests/cluster/emulated_cluster.sh: 2 nodes of 2 ranks, links
 # shaped to RATE): ringtrain's flat ring, its hierarchical ring (float32 and bf16 on the wire) and
 # MPI_Allreduce in one mpirun across the nodes, then the gloo peer (torch.distributed, 4 ranks placed the
-# same way, over the same links), and the ratios size by size. Needs root (network namespaces).
+# same way, over the same links), and the ratios size by size. Last, the two-level alpha-beta model
+# (bench/two_level_model.py), fitted on 2 ranks inside a node and on 2 ranks across nodes, beside the
+# measured flat and hierarchical times. Needs root (network namespaces).
 # usage: bench/allreduce_cluster.sh [ROUNDS] [RATE]    (default 3 rounds, 2gbit; run .ci/setup --no-run first)
 # 2 Gbit/s rather than 10: on this 2-core machine the kernel's TCP stack tops out near 4 Gbit/s between
 # namespaces, and at 10 Gbit/s the measurement would be of the CPU, not of the link.
@@ -14,8 +16,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 allreduce=${ALLREDUCE:-build/bench/allreduce}
 [[ -x $allreduce ]] || { echo "run .ci/setup --no-run first (or set ALLREDUCE)"; exit 1; }
 cluster=tests/cluster/emulated_cluster.sh
-ours=$(mktemp) gloo=$(mktemp)
-trap '$cluster down; rm -f "$ours" "$gloo"' EXIT
+ours=$(mktemp) gloo=$(mktemp) one_node=$(mktemp) two_nodes=$(mktemp)
+trap '$cluster down; rm -f "$ours" "$gloo" "$one_node" "$two_nodes"' EXIT
 $cluster up --nodes 2 --rate "$rate"
 $cluster mpirun --ranks-per-node 2 -np 4 "$allreduce" $((1 << 20)) $((256 << 20)) "$rounds" \
   ring,hierarchical,hierarchical+bf16,mpi | tee "$ours"
@@ -40,3 +42,7 @@ if [[ -f $peers/gloo_allreduce.py ]] && /usr/bin/python3 -c "import torch" 2>/de
 else
   echo "# gloo peer skipped: no $peers/gloo_allreduce.py or no python3-torch"
 fi
+echo "# the two-level model: fits on 2 ranks inside one node and on 1 rank on each of 2 nodes"
+$cluster mpirun --nodes 1 --ranks-per-node 2 -np 2 "$allreduce" $((1 << 20)) $((64 << 20)) "$rounds" ring >"$one_node"
+$cluster mpirun --ranks-per-node 1 -np 2 "$allreduce" $((1 << 20)) $((64 << 20)) "$rounds" ring >"$two_nodes"
+/usr/bin/python3 bench/two_level_model.py "$one_node" "$two_nodes" "$ours" 2 2

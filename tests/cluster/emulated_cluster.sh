@@ -5,13 +5,15 @@
 # node talk over shared memory, ranks on different nodes over TCP through the shaped links, as on a real
 # cluster. Needs root (CAP_NET_ADMIN), iproute2 and util-linux.
 #
-#   emulated_cluster.sh up [--nodes N] [--rate RATE]   builds nodes rtnode1..N (default 2 nodes, 10gbit)
+#   emulated_cluster.sh up [--nodes N] [--rate RATE]   builds nodes rtnode1..N (default 2 nodes, 2gbit)
 #   emulated_cluster.sh down                           removes everything `up` made (safe to repeat)
-#   emulated_cluster.sh mpirun [--ranks-per-node K] ARGS...
-#                                                      mpirun across the nodes (K slots each, default 2)
+#   emulated_cluster.sh mpirun [--ranks-per-node K] [--nodes M] ARGS...
+#                                                      mpirun across the first M nodes (default all), K slots
+#                                                      each (default 2)
 #   emulated_cluster.sh link NODE down|up              cuts or restores a node's link
 #   emulated_cluster.sh link NODE rate RATE            reshapes a node's link (both directions)
 #   emulated_cluster.sh exec NODE CMD...               runs CMD on a node, under its host name
+#                                                      (RINGTRAIN_NODE_PRIVATE_TMP=1: with a /tmp of its own)
 #
 # Only addresses the script itself made are used: 10.231.0.0/24 on the bridge rtbr0 (10.231.0.1 on this
 # machine, 10.231.0.10+i on node i). RINGTRAIN_CLUSTER_DIR (default /tmp/ringtrain-cluster) keeps the state:
@@ -21,7 +23,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state=${RINGTRAIN_CLUSTER_DIR:-/tmp/ringtrain-cluster}
 bridge=rtbr0 subnet=10.231.0 prefix=rtnode
 
-usage() { sed -n '7,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '8,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "emulated_cluster: $*" >&2; exit 1; }
 
 node_names() { [[ -f $state/nodes ]] && cat "$state/nodes"; true; }
@@ -36,7 +38,7 @@ shape() {  # shape NETNS_OR_- DEVICE RATE
 }
 
 up() {
-  local nodes=2 rate=10gbit
+  local nodes=2 rate=2gbit
   while (($#)); do
     case $1 in
       --nodes) nodes=${2:?}; shift 2 ;;
@@ -98,15 +100,26 @@ enter() {
   ns=$(node_of_address "${1:?}")
   shift
   [[ -d $state/$ns ]] || die "no node '$ns' (is the cluster up?)"
-  exec ip netns exec "$ns" unshare --uts sh -c "hostname $ns && export TMPDIR=$state/$ns/tmp && $*"
+  # nsenter rather than `ip netns exec`, which remounts /sys: slurmd needs the host's cgroup mount.
+  if [[ ${RINGTRAIN_NODE_PRIVATE_TMP:-0} == 1 ]]; then
+    # /tmp itself node-local (the node's scratch directory mounted over it), as on a real cluster: for
+    # daemons such as slurmd, whose paths under /tmp (PMIx's) would clash between nodes. What the tests
+    # share with the nodes must then live outside /tmp.
+    exec nsenter --net="/run/netns/$ns" unshare --uts --mount sh -c \
+      "mount --bind $state/$ns/tmp /tmp && hostname $ns && export TMPDIR=/tmp && $*"
+  fi
+  exec nsenter --net="/run/netns/$ns" unshare --uts sh -c "hostname $ns && export TMPDIR=$state/$ns/tmp && $*"
 }
 
 run_mpirun() {
-  local per_node=2
-  [[ ${1:-} == --ranks-per-node ]] && { per_node=${2:?}; shift 2; }
+  local per_node=2 nodes=1000
+  while [[ ${1:-} == --ranks-per-node || ${1:-} == --nodes ]]; do
+    [[ $1 == --nodes ]] && nodes=${2:?} || per_node=${2:?}
+    shift 2
+  done
   # 77 (CTest's skip): the tests after a cluster.up that skipped skip too.
   [[ -f $state/hostfile ]] || { echo "emulated_cluster: the cluster is not up (emulated_cluster.sh up)" >&2; exit 77; }
-  sed "s/\$/ slots=$per_node/" "$state/hostfile" >"$state/hostfile.slots"
+  head -n "$nodes" "$state/hostfile" | sed "s/\$/ slots=$per_node/" >"$state/hostfile.slots"
   # Daemons and ranks only on the nodes (none on this machine), TCP only on the bridge's subnet, shared
   # memory (vader) between ranks of one node. mpirun notices a node gone by TCP keepalives on its idle
   # connection to the node's daemon: after 2 + 3 x 1 s here, instead of Open MPI's default 8 minutes.

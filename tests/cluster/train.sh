@@ -3,7 +3,8 @@
 # builds it): ranks on two nodes choose the hierarchical allreduce, stage the shards once per node, and send
 # half the bytes with --compress bf16 (the timeline's spans say so). Then a node's link is cut mid-run: the
 # job ends within --peer-timeout-s plus mpirun's keepalive, one line naming the node and its ranks, every
-# checkpoint written before the cut intact.
+# checkpoint written before the cut intact; the run then resumes from the last of them on the node left
+# (2 ranks x batch 16: the same global batch as 4 x 8, so the same samples at every step).
 # usage: train.sh RINGTRAIN
 set -uo pipefail
 bin=$1 mpirun=mpirun
@@ -14,7 +15,8 @@ state=${RINGTRAIN_CLUSTER_DIR:-/tmp/ringtrain-cluster}
 [[ -f $state/hostfile ]] || { echo "SKIP: the emulated cluster is not up (cluster.up needs root)"; exit 77; }
 make_test_dir
 write_shards "$dir/data" train-00000.h5:400 train-00001.h5:400 test-00000.h5:100
-train=(train --data "$dir/data" --model "flatten,linear(8),relu,linear(out)" --batch 8 --stage-to "$dir/stage-%n")
+job=(train --data "$dir/data" --model "flatten,linear(8),relu,linear(out)" --stage-to "$dir/stage-%n")
+train=("${job[@]}" --batch 8)
 across() { timeout 120 "$cluster" mpirun -np 4 "$bin" "$@"; }
 
 # Two nodes: hierarchical by itself, one copy of the shards per node, half the bytes on the wire with bf16.
@@ -52,4 +54,13 @@ for f in $(ls "$dir/ck"); do
   "$bin" eval --model-file "$dir/ck/$f" --data "$dir/data" >/dev/null 2>&1 || fail "link cut: checkpoint $f is damaged"
 done
 echo "link of rtnode2 cut: the job ended in $took s: $(grep -m1 -o 'rank [0-9] on node [^:]*' "$dir/cut.err" || echo 'mpirun lost the node')"
+
+last=$(ls "$dir/ck" | tail -1)
+step=$((10#$(sed 's/step-0*\([0-9]*\)\.h5/\1/' <<<"$last")))
+timeout 120 "$cluster" mpirun --nodes 1 -np 2 "$bin" "${job[@]}" --batch 16 --checkpoint-dir "$dir/ck" --resume auto \
+  --steps $((step + 10)) >"$dir/resumed.out" 2>"$dir/resumed.err" || fail "resuming on rtnode1 failed: $(cat "$dir/resumed.err")"
+grep -q "^resuming from $dir/ck/$last" "$dir/resumed.out" || fail "did not resume from $last: $(cat "$dir/resumed.out")"
+grep -q "the same global batch of 32" "$dir/resumed.out" || fail "no line on the new layout: $(cat "$dir/resumed.out")"
+grep -q "^trained " "$dir/resumed.out" || fail "the resumed run did not finish: $(cat "$dir/resumed.out")"
+echo "resumed from $last on rtnode1 alone (2 ranks x 16), to step $((step + 10))"
 echo "PASS"

@@ -50,3 +50,19 @@ pid_of() {
     if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$p"; return; fi
   done
 }
+
+# as_written_before_positions CHECKPOINT: the checkpoint as ringtrain wrote it before it recorded the global
+# sample position (pass_sample, replicas, global_batch taken out, the seal made again over the rest).
+as_written_before_positions() {
+  /usr/bin/python3 - "$1" <<'PY' || fail "could not make a checkpoint of the old kind"
+import sys, zlib, h5py
+path = sys.argv[1]
+with h5py.File(path, "r+") as f:
+    for name in ("pass_sample", "replicas", "global_batch"):
+        del f.attrs[name]
+raw = bytearray(open(path, "rb").read())
+seal = b"ringtrain-seal-1 crc32=%08x bytes=%d\n" % (zlib.crc32(bytes(raw[512:])), len(raw) - 512)
+raw[:512] = seal + bytes(512 - len(seal))
+open(path, "wb").write(raw)
+PY
+}
