@@ -137,6 +137,14 @@ row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2
 row 2 "--mode must be sync or ps, got 'async'" --data "$dir/good" "${model[@]}" --mode async
 row 2 "--mode ps does not combine with --pipeline-stages or --micro-batches" --data "$dir/good" "${model[@]}" --mode ps \
   --pipeline-stages 2
+row 2 "--compress applies to the allreduce of --mode sync; parameter servers exchange float32 gradients" \
+  --data "$dir/good" "${model[@]}" --mode ps --compress bf16
+row 2 "--compress needs ringtrain's ring (--allreduce auto, ring or hierarchical): MPI_Allreduce would add in 16 bits" \
+  --data "$dir/good" "${model[@]}" --allreduce mpi --compress bf16
+row 2 "--compress must be none, bf16 or fp16, got 'int8'" --data "$dir/good" "${model[@]}" --compress int8
+# Nodes of 2 and 1 ranks, emulated (RINGTRAIN_RANKS_PER_NODE groups consecutive ranks into nodes).
+RINGTRAIN_RANKS_PER_NODE=2 row 3 "--allreduce hierarchical needs the same number of ranks on every node" \
+  --data "$dir/good" "${model[@]}" --allreduce hierarchical
 row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
 row 2 "--timeline-steps 5:3 ends before it begins" --data "$dir/good" "${model[@]}" --timeline "$dir/t.json" \
   --timeline-steps 5:3

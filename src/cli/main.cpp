@@ -125,6 +125,19 @@ int launcher_rank() {
   return 0;
 }
 
+// RINGTRAIN_RANKS_PER_NODE=k: consecutive groups of k ranks count as one node for the hierarchical allreduce
+// (tests and studies that emulate nodes on one host); unset: the nodes MPI sees (ranks sharing memory).
+int ranks_per_node_from_environment() {
+  const char* text = std::getenv("RINGTRAIN_RANKS_PER_NODE");
+  if (!text || !*text) return 0;
+  char* end = nullptr;
+  const long k = std::strtol(text, &end, 10);
+  if (*end || k < 1 || k > 1 << 20)
+    throw ringtrain::CollectiveError(  // every rank reads the same environment
+        std::string("RINGTRAIN_RANKS_PER_NODE must be a whole number of ranks from 1, got '") + text + "'");
+  return static_cast<int>(k);
+}
+
 // How the process was started, as a shell would take it back: run.json records it.
 std::string command_line(int argc, char** argv) {
   std::string line;
@@ -169,6 +182,7 @@ int run_on_ranks(const std::string& command, const std::vector<std::string>& arg
     if (train || eval || predict)
       comm.allreduce = train ? train->allreduce : eval ? eval->allreduce : predict->allreduce;
     if (train) comm.compress = train->compress;
+    comm.ranks_per_node = ranks_per_node_from_environment();
     ringtrain::MpiCommunicator world(MPI_COMM_WORLD, comm);
     // Before check_launch: a launch MPI did not join is one of the problems doctor is there to report.
     if (doctor) {

@@ -629,7 +629,11 @@ void add_early_stop_options(po::options_description& o, TrainConfig& c, TrainFla
 // The typed values of the flags kept as text; the rules between values are validate's (train/validate.hpp).
 void read_train_flags(const TrainFlags& text, TrainConfig& c) {
   read_choices(text.choices, c.device, c.allreduce);
-  if (text.compress != "none") c.compress = parse_choice<HalfFormat>("--compress", text.compress);
+  if (text.compress != "none") {
+    const std::optional<HalfFormat> format = enum_from_name<HalfFormat>(text.compress);
+    if (!format) throw UsageError("--compress must be none, " + choices_of<HalfFormat>() + ", got '" + text.compress + "'");
+    c.compress = *format;
+  }
   c.optimizer.kind = parse_choice<OptimizerKind>("--optimizer", text.optimizer);
   c.lr_schedule = parse_choice<LrScheduleKind>("--lr-schedule", text.lr_schedule);
   c.lr_scaling = parse_choice<LrScaling>("--lr-scaling", text.lr_scaling);

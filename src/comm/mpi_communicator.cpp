@@ -90,14 +90,15 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, MpiCommunicatorConfig config)
   MPI_Comm_rank(comm_.get(), &rank_);
   MPI_Comm_size(comm_.get(), &size_);
   // Every rank learns the node layout whatever it asked for: ranks given different --allreduce values still
-  // meet in the same collectives, and reach the settings check that names the difference.
+  // meet in the same collectives, and reach the settings check that names the difference. The errors below
+  // are every rank's (the layout is agreed; the flags are the job's), so CollectiveError: one line.
   hierarchical_ = std::make_unique<HierarchicalAllreduce>(comm_.get(), config_.ranks_per_node);
   const NodeLayout& nodes = hierarchical_->layout();
   if (config_.compress && algorithm_ == AllreduceAlgorithm::mpi)
-    throw Error("--compress needs ringtrain's ring (--allreduce auto, ring or hierarchical): MPI_Allreduce would "
+    throw CollectiveError("--compress needs ringtrain's ring (--allreduce auto, ring or hierarchical): MPI_Allreduce would "
                 "add in 16 bits");
   if (algorithm_ == AllreduceAlgorithm::hierarchical && nodes.ranks_per_node == 0)
-    throw Error("--allreduce hierarchical needs the same number of ranks on every node, and this job's " +
+    throw CollectiveError("--allreduce hierarchical needs the same number of ranks on every node, and this job's " +
                 std::to_string(size_) + " ranks are spread unevenly over " + std::to_string(nodes.nodes) +
                 " nodes (use --allreduce ring)");
   if (algorithm_ == AllreduceAlgorithm::automatic)
