@@ -1,4 +1,5 @@
 #include "ringtrain/comm/allreduce_engine.hpp"
+#include "ringtrain/comm/link_watch.hpp"
 #include "ringtrain/comm/mpi_session.hpp"
 
 #include <sys/prctl.h>
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <unordered_map>
@@ -40,11 +42,9 @@ struct Cached {
   size_t count;
 };
 
-// The fixed part of each rank's message per cycle, followed by one bit per cached tensor.
-struct Header {
-  uint64_t shutdown;
-  uint64_t new_request_bytes;
-};
+// The fixed part of each rank's message per cycle (words: shutdown, the bytes of new names, a link probe
+// wanted), followed by one bit per cached tensor.
+constexpr size_t kHeaderWords = 3;
 
 std::string join_ranks(const std::vector<int>& ranks) {
   std::string s;
@@ -92,18 +92,25 @@ struct AllreduceEngine::State {
   std::vector<Clock::time_point> partial_since;      // replicated, per cached id: first seen on some ranks
   std::vector<char> partial_warned;
   Tensor fusion;  // in the data communicator's memory (host or GPU)
+  // Host allreduces only: a device communicator returns before the GPU has moved the bytes.
+  std::optional<LinkWatch> links;
+  bool probe_agreed = false;  // replicated: some rank asked for a link probe this cycle
 
   State(std::unique_ptr<Communicator> c, std::unique_ptr<Communicator> d, EngineConfig cfg, Timeline* t,
         std::ostream& w)
       : control(std::move(c)), data(std::move(d)), config(cfg), timeline(t), warnings(w), rank(control->rank()),
-        size(control->size()) {}
+        size(control->size()) {
+    if (config.stall_warn_s > 0 && data->device() == Device::cpu) links.emplace(config.stall_warn_s);
+  }
 
   void loop();
   bool cycle();  // false once every rank has asked to stop
   std::vector<std::string> negotiate(std::vector<std::string>& fresh, bool& all_stopping);
   void check_stalls(const std::vector<std::vector<uint64_t>>& bits, size_t cached_before);
+  void probe_links();
   void reduce(const std::vector<std::string>& ready);
   void reduce_group(const std::vector<Submitted*>& group, size_t elements);
+  void timed_allreduce(float* buffer, size_t elements);
   void grow_fusion(size_t elements);
   void finish(size_t tensors);
 };
@@ -162,6 +169,7 @@ bool AllreduceEngine::State::cycle() {
   }
   bool all_stopping = stop_requested;
   const std::vector<std::string> ready = negotiate(fresh, all_stopping);
+  if (probe_agreed) probe_links();
   reduce(ready);
   return !all_stopping;
 }
@@ -175,12 +183,13 @@ std::vector<std::string> AllreduceEngine::State::negotiate(std::vector<std::stri
   for (const std::string& name : fresh) fresh_text << name << '\t' << local.at(name).count << '\n';
   const std::string announce = fresh_text.str();
 
-  std::vector<uint64_t> mine(2 + words, 0);
+  std::vector<uint64_t> mine(kHeaderWords + words, 0);
   mine[0] = all_stopping ? 1 : 0;
   mine[1] = announce.size();
+  mine[2] = links && links->wants_probe() ? 1 : 0;
   for (auto& [name, s] : local) {
     auto id = cache_ids.find(name);
-    if (id != cache_ids.end()) mine[2 + id->second / 64] |= uint64_t{1} << (id->second % 64);
+    if (id != cache_ids.end()) mine[kHeaderWords + id->second / 64] |= uint64_t{1} << (id->second % 64);
   }
   const bool busy = !local.empty();
   Timeline::Scope span(busy ? timeline.load() : nullptr, Timeline::communication, "NEGOTIATE_ALLREDUCE");
@@ -190,11 +199,13 @@ std::vector<std::string> AllreduceEngine::State::negotiate(std::vector<std::stri
   std::vector<std::vector<uint64_t>> bits(size);
   bool any_new = false;
   all_stopping = true;
+  probe_agreed = false;
   for (int r = 0; r < size; ++r) {
     const uint64_t* m = all.data() + r * mine.size();
     all_stopping = all_stopping && m[0] != 0;
     any_new = any_new || m[1] != 0;
-    bits[r].assign(m + 2, m + 2 + words);
+    probe_agreed = probe_agreed || m[2] != 0;
+    bits[r].assign(m + kHeaderWords, m + kHeaderWords + words);
   }
 
   // Cached tensors ready everywhere, by id: the order they were first reduced in (backward order).
@@ -284,6 +295,14 @@ void AllreduceEngine::State::check_stalls(const std::vector<std::vector<uint64_t
   }
 }
 
+// Every rank probes (some asked in the negotiation); all get the same verdict, and rank 0 says it.
+void AllreduceEngine::State::probe_links() {
+  if (!links) links.emplace(config.stall_warn_s);  // a rank that watches nothing still takes part
+  Timeline::Scope span(timeline, Timeline::communication, "PROBE_LINKS");
+  const std::string warning = links->probe(*control);
+  if (!warning.empty() && rank == 0) warnings << "ringtrain: warning: " << warning << std::endl;
+}
+
 void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
   // Fusion saves per-collective latency; a tensor of kAloneBytes or more already amortises it, and copying
   // it in and out of the buffer would cost more memory traffic than the allreduce itself saves.
@@ -317,12 +336,18 @@ void AllreduceEngine::State::grow_fusion(size_t elements) {
   // one's previous owner (cuda_allocator.hpp). No wait on the host.
 }
 
+void AllreduceEngine::State::timed_allreduce(float* buffer, size_t elements) {
+  const Clock::time_point start = Clock::now();
+  data->allreduce_sum(buffer, elements);
+  if (links) links->allreduce_took(elements * sizeof(float), std::chrono::duration<double>(Clock::now() - start).count());
+}
+
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {
   if (group.size() == 1) {  // alone: reduced in place, no copies
     Submitted& s = *group.front();
     Timeline::Scope span(timeline, Timeline::communication,
                          allreduce_span(s.name, s.count, data->wire_bytes_per_float()));
-    data->allreduce_sum(s.data, s.count);
+    timed_allreduce(s.data, s.count);
   } else {
     if (static_cast<size_t>(fusion.numel()) < elements) grow_fusion(elements);
     {
@@ -334,7 +359,7 @@ void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, 
       Timeline::Scope span(timeline, Timeline::communication,
                            allreduce_span(std::to_string(group.size()) + " tensors", elements,
                                           data->wire_bytes_per_float()));
-      data->allreduce_sum(fusion.data(), elements);
+      timed_allreduce(fusion.data(), elements);
     }
     Timeline::Scope span(timeline, Timeline::communication, "MEMCPY_OUT_FUSION_BUFFER");
     size_t at = 0;

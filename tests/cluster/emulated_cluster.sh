@@ -29,12 +29,16 @@ die() { echo "emulated_cluster: $*" >&2; exit 1; }
 node_names() { [[ -f $state/nodes ]] && cat "$state/nodes"; true; }
 node_of_address() { [[ $1 == "$subnet".* ]] && echo "$prefix$(( ${1##*.} - 10 ))" || echo "$1"; }
 
-# A token bucket on the device's egress: `rate` bytes through, queued up to 50 ms, then dropped as a
-# switch would. The burst must hold at least one timer tick of traffic at the rate.
+# A token bucket on the device's egress: `rate` through, queued up to 50 ms, then dropped as a switch would.
+# The bucket holds 10 ms of traffic at the rate (at least 16 KiB): more than a timer tick's, which tbf
+# needs, and little enough that a slowed link is slow for a message of a few hundred KiB too.
 shape() {  # shape NETNS_OR_- DEVICE RATE
-  local ns=$1 dev=$2 rate=$3 run=()
+  local ns=$1 dev=$2 rate=$3 run=() bits
   [[ $ns != - ]] && run=(ip netns exec "$ns")
-  "${run[@]}" tc qdisc replace dev "$dev" root tbf rate "$rate" burst 4mb latency 50ms
+  bits=$(awk -v r="${rate,,}" 'BEGIN { n = r + 0; u = substr(r, length(n "") + 1)
+    m = u == "kbit" ? 1e3 : u == "mbit" ? 1e6 : u == "gbit" ? 1e9 : u == "bit" ? 1 : 0; print int(n * m) }')
+  ((bits > 0)) || die "a rate is a number and kbit, mbit or gbit (e.g. 2gbit), not '$rate'"
+  "${run[@]}" tc qdisc replace dev "$dev" root tbf rate "$rate" burst $((bits / 800 > 16384 ? bits / 800 : 16384)) latency 50ms
 }
 
 up() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training across the emulated cluster (2 nodes of 2 ranks, links shaped to 2 Gbit/s; the cluster.up fixture
 # builds it): ranks on two nodes choose the hierarchical allreduce, stage the shards once per node, and send
-# half the bytes with --compress bf16 (the timeline's spans say so). Then a node's link is cut mid-run: the
+# half the bytes with --compress bf16 (the timeline's spans say so). A node's link slowed 100x mid-run is
+# named by the engine's link probe (one warning). Then a node's link is cut mid-run: the
 # job ends within --peer-timeout-s, mpirun naming the node it lost (its keepalive, 3 s here, is set to see it
 # first; else the ranks' heartbeat names the node and its ranks), every
 # checkpoint written before the cut intact; the run then resumes from the last of them on the node left
@@ -33,6 +34,20 @@ halves = [re.fullmatch(r"ALLREDUCE .*, (\d+) bytes, 16-bit on the wire: (\d+) by
 assert spans and all(m and int(m.group(1)) == 2 * int(m.group(2)) for m in halves), spans[:3]
 PY
 echo "2 nodes x 2 ranks: hierarchical allreduce, staged once per node, bf16 on the wire (half the bytes)"
+
+# A node's link slowed 100x mid-run (2 Gbit/s to 20 Mbit/s, both ways): the engine's link probe names the node.
+wide=(train --data "$dir/data" --model "flatten,linear(1024),relu,linear(256),relu,linear(out)" --batch 8)
+across "${wide[@]}" --epochs 1000 --stall-warn-s 2 >"$dir/slow.out" 2>"$dir/slow.err" &
+running=$!
+for _ in $(seq 200); do grep -q "^epoch 2/" "$dir/slow.out" && break; sleep 0.1; done
+"$cluster" link rtnode2 rate 20mbit
+for _ in $(seq 300); do grep -q "slow link" "$dir/slow.err" && break; sleep 0.1; done
+kill -TERM "$running" 2>/dev/null
+wait "$running"
+"$cluster" link rtnode2 rate 2gbit
+grep -Eq "^ringtrain: warning: slow links: .*every slow link touches node rtnode2" "$dir/slow.err" ||
+  fail "the slowed link was not named: $(cat "$dir/slow.err")"
+echo "link of rtnode2 slowed 100x: $(grep -o 'every slow link touches node rtnode2' "$dir/slow.err")"
 
 # A node's link cut mid-run.
 "$cluster" link rtnode2 up
