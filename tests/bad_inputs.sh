@@ -145,6 +145,14 @@ row 2 "--compress must be none, bf16 or fp16, got 'int8'" --data "$dir/good" "${
 # Nodes of 2 and 1 ranks, emulated (RINGTRAIN_RANKS_PER_NODE groups consecutive ranks into nodes).
 RINGTRAIN_RANKS_PER_NODE=2 row 3 "--allreduce hierarchical needs the same number of ranks on every node" \
   --data "$dir/good" "${model[@]}" --allreduce hierarchical
+row 2 "--shard-optimizer needs --mode sync: parameter servers already split the optimizer's state between them" \
+  --data "$dir/good" "${model[@]}" --mode ps --shard-optimizer
+row 2 "--shard-optimizer is for data parallel: pipeline stages (--pipeline-stages, --micro-batches) keep their optimizer whole" \
+  --data "$dir/good" "${model[@]}" --pipeline-stages 2 --shard-optimizer
+row 2 "--shard-optimizer reduce-scatters float32 gradients: leave --compress out" --data "$dir/good" "${model[@]}" \
+  --compress bf16 --shard-optimizer
+row 2 "--shard-optimizer runs on the CPU: leave it out with --device cuda (GPU gradients are averaged by NCCL's allreduce)" \
+  --data "$dir/good" "${model[@]}" --device cuda --shard-optimizer
 row 2 "--checkpoint-every needs --checkpoint-dir" --data "$dir/good" "${model[@]}" --checkpoint-every 100
 row 2 "--timeline-steps 5:3 ends before it begins" --data "$dir/good" "${model[@]}" --timeline "$dir/t.json" \
   --timeline-steps 5:3

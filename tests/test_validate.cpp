@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "ringtrain/tensor/error.hpp"
@@ -145,6 +146,26 @@ TEST(Validate, NamesLayoutsTheWorldCannotRun) {
   EXPECT_NE(error_of(c, 1).find("--ps-servers 1 leaves no worker among 1 rank"), std::string::npos);
   c.parallel.ps.servers = 2;
   EXPECT_NE(error_of(c, 2).find("--ps-servers 2 leaves no worker among 2 ranks"), std::string::npos);
+}
+
+// --shard-optimizer: plain data parallel on CPUs, float32 on the wire.
+TEST(Validate, ShardOptimizerOnlyWhereItShards) {
+  TrainConfig c;
+  c.parallel.shard_optimizer = true;
+  EXPECT_EQ(error_of(c, 4), "");
+  c.device.kind = DeviceKind::automatic;  // a GPU chosen at start is refused by the mode, alike
+  EXPECT_EQ(error_of(c, 4), "");
+  const std::vector<std::pair<std::function<void(TrainConfig&)>, std::string>> refused = {
+      {[](TrainConfig& t) { t.parallel.mode = ModeKind::ps; }, "--shard-optimizer needs --mode sync"},
+      {[](TrainConfig& t) { t.parallel.pipeline.stages = 2; }, "--shard-optimizer is for data parallel"},
+      {[](TrainConfig& t) { t.parallel.pipeline.micro_batches = 2; }, "--shard-optimizer is for data parallel"},
+      {[](TrainConfig& t) { t.compress = HalfFormat::bf16; }, "--shard-optimizer reduce-scatters float32 gradients"},
+      {[](TrainConfig& t) { t.device.kind = DeviceKind::cuda; }, "--shard-optimizer runs on the CPU"}};
+  for (const auto& [change, says] : refused) {
+    TrainConfig bad = c;
+    change(bad);
+    EXPECT_NE(error_of(bad, 4).find(says), std::string::npos) << says << ": got '" << error_of(bad, 4) << "'";
+  }
 }
 
 TEST(Validate, StagesAndSplitAgainstTheModel) {

@@ -586,6 +586,8 @@ void add_parallel_options(po::options_description& o, TrainConfig& c, TrainFlags
       ("split", po::value(&text.split), "first layer of stages 1.., e.g. 3,7 (default: balance estimated cost)")
       ("sync-batchnorm", po::bool_switch(&c.parallel.sync_batchnorm), "batchnorm statistics over the whole global "
        "batch, every replica's samples (PyTorch's SyncBatchNorm), not each rank's own")
+      ("shard-optimizer", po::bool_switch(&c.parallel.shard_optimizer), "ZeRO stage 1: each rank keeps and updates "
+       "1/N of the optimizer's state (gradients reduce-scattered, parameters allgathered; data parallel on CPUs)")
       ("stage-to", po::value(&text.stage_to), "copy the shards to this node-local directory first, one rank per node "
        "(\"%n\": the node's index); default in a SLURM job with TMPDIR: $TMPDIR/ringtrain-stage-<user>-<job id>, "
        "removed when the run ends normally; none: read in place")

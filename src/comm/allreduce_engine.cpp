@@ -303,27 +303,46 @@ void AllreduceEngine::State::probe_links() {
   if (!warning.empty() && rank == 0) warnings << "ringtrain: warning: " << warning << std::endl;
 }
 
-void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
+std::vector<std::vector<size_t>> fusion_groups(const std::vector<size_t>& counts, size_t fusion_bytes) {
   // Fusion saves per-collective latency; a tensor of kAloneBytes or more already amortises it, and copying
   // it in and out of the buffer would cost more memory traffic than the allreduce itself saves.
   constexpr size_t kAloneBytes = 1 << 20;
-  const size_t limit = std::max<size_t>(1, config.fusion_bytes / sizeof(float));
-  std::vector<Submitted*> group;
+  const size_t limit = std::max<size_t>(1, fusion_bytes / sizeof(float));
+  std::vector<std::vector<size_t>> groups;
+  std::vector<size_t> group;
   size_t elements = 0;
-  for (const std::string& name : ready) {
-    Submitted* s = &local.at(name);
-    if (s->count * sizeof(float) >= kAloneBytes || s->count >= limit) {
-      reduce_group({s}, s->count);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] * sizeof(float) >= kAloneBytes || counts[i] >= limit) {
+      groups.push_back({i});
       continue;
     }
-    if (!group.empty() && elements + s->count > limit) {
-      reduce_group(group, elements);
+    if (!group.empty() && elements + counts[i] > limit) {
+      groups.push_back(std::move(group));
       group.clear(), elements = 0;
     }
-    group.push_back(s);
-    elements += s->count;
+    group.push_back(i);
+    elements += counts[i];
   }
-  if (!group.empty()) reduce_group(group, elements);
+  if (!group.empty()) groups.push_back(std::move(group));
+  return groups;
+}
+
+void AllreduceEngine::State::reduce(const std::vector<std::string>& ready) {
+  std::vector<Submitted*> tensors;
+  std::vector<size_t> counts;
+  for (const std::string& name : ready) {
+    tensors.push_back(&local.at(name));
+    counts.push_back(tensors.back()->count);
+  }
+  for (const std::vector<size_t>& group : fusion_groups(counts, config.fusion_bytes)) {
+    std::vector<Submitted*> members;
+    size_t elements = 0;
+    for (size_t i : group) {
+      members.push_back(tensors[i]);
+      elements += tensors[i]->count;
+    }
+    reduce_group(members, elements);
+  }
 }
 
 void AllreduceEngine::State::grow_fusion(size_t elements) {

@@ -4,11 +4,23 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ringtrain/tensor/error.hpp"
+
 namespace ringtrain {
 
 void Communicator::copy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
+
+namespace {
+[[noreturn]] void no_sharding(const std::string& backend) {
+  throw Error("the " + backend + " communicator has no reduce-scatter and allgather (--shard-optimizer)");
+}
+}  // namespace
+
+ElementRange Communicator::owned_range(size_t) const { no_sharding(backend()); }
+void Communicator::reduce_scatter_sum(float*, size_t) { no_sharding(backend()); }
+void Communicator::allgather_owned(float*, size_t) { no_sharding(backend()); }
 
 std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
   const int n = comm.size();

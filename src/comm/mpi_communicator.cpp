@@ -145,6 +145,53 @@ std::unique_ptr<Transfer> MpiCommunicator::iallreduce_sum(double* data, size_t c
   return std::make_unique<MpiTransfer>(request, MpiTransfer::collective);
 }
 
+ElementRange MpiCommunicator::owned_range(size_t count) const {
+  return algorithm_ == AllreduceAlgorithm::mpi ? even_chunk(count, size_, rank_)
+                                               : ring_owned_chunk(count, size_, rank_);
+}
+
+void MpiCommunicator::mpi_chunks(size_t count, std::vector<int>& counts, std::vector<int>& displs) const {
+  counts.resize(size_);
+  displs.resize(size_);
+  for (int r = 0; r < size_; ++r) {
+    const ElementRange chunk = even_chunk(count, size_, r);
+    counts[r] = as_int(chunk.size(), "MPI_Reduce_scatter");
+    displs[r] = as_int(chunk.begin, "MPI_Reduce_scatter");
+  }
+}
+
+void MpiCommunicator::reduce_scatter_sum(float* data, size_t count) {
+  if (algorithm_ != AllreduceAlgorithm::mpi) {
+    // The hierarchical allreduce's halves run inside nodes; a shard over all ranks takes the flat ring.
+    ring_reduce_scatter(comm_.get(), data, count, ring_config(), ring_buffers_);
+    return;
+  }
+  std::vector<int> counts, displs;
+  mpi_chunks(count, counts, displs);
+  // MPI_IN_PLACE would leave this rank's sums at the start of `data`: receive them beside it instead.
+  std::vector<float>& mine = mpi_scratch_;
+  mine.resize(static_cast<size_t>(counts[rank_]));
+  MPI_Request request;
+  check_mpi(MPI_Ireduce_scatter(data, mine.data(), counts.data(), MPI_FLOAT, MPI_SUM, comm_.get(), &request),
+            "MPI_Reduce_scatter");
+  wait_requests(&request, 1);
+  std::copy(mine.begin(), mine.end(), data + displs[rank_]);
+}
+
+void MpiCommunicator::allgather_owned(float* data, size_t count) {
+  if (algorithm_ != AllreduceAlgorithm::mpi) {
+    ring_allgather(comm_.get(), data, count, ring_config(), ring_buffers_);
+    return;
+  }
+  std::vector<int> counts, displs;
+  mpi_chunks(count, counts, displs);
+  MPI_Request request;
+  check_mpi(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
+                            comm_.get(), &request),
+            "MPI_Allgatherv");
+  wait_requests(&request, 1);
+}
+
 void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   MPI_Request request;
   check_mpi(MPI_Ibcast(data, as_int(bytes, "MPI_Bcast"), MPI_BYTE, root, comm_.get(), &request), "MPI_Bcast");

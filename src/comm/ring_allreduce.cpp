@@ -183,10 +183,13 @@ void ring_allgather(MPI_Comm comm, float* data, size_t count, const RingConfig& 
   run_ring(comm, data, count, float32_wire(config), buffers, RingPart::allgather);
 }
 
+ElementRange even_chunk(size_t count, int ranks, int chunk) {
+  return {chunk_begin(count, ranks, chunk), chunk_begin(count, ranks, chunk + 1)};
+}
+
 ElementRange ring_owned_chunk(size_t count, int ranks, int rank) {
   // After n-1 reduce-scatter steps rank r has reduced the chunk it received last: (r + 1) mod n.
-  const int chunk = (rank + 1) % ranks;
-  return {chunk_begin(count, ranks, chunk), chunk_begin(count, ranks, chunk + 1)};
+  return even_chunk(count, ranks, (rank + 1) % ranks);
 }
 
 }  // namespace ringtrain

@@ -9,26 +9,33 @@
 namespace ringtrain {
 namespace {
 
-// Lazily creates one zeroed state tensor per parameter, matching its shape.
-void ensure_state(std::vector<Tensor>& state, const std::vector<Param*>& params) {
-  if (state.size() == params.size()) return;
+// Lazily creates one zeroed state tensor per position, shaped as `shapes` says.
+void ensure_state(std::vector<Tensor>& state, const std::vector<Shape>& shapes) {
+  if (state.size() == shapes.size()) return;
   state.clear();
   try {
-    for (const Param* p : params) state.emplace_back(p->value.shape());
+    for (const Shape& shape : shapes) state.emplace_back(shape);
   } catch (const OutOfMemory& e) {
     throw OutOfMemory(std::string("the optimizer's state (one value per parameter for each of its states): ") +
                       e.what());
   }
 }
 
-// state[i][k] = &slots[k][i], each slot's tensors created for `params` first.
-std::vector<std::vector<Tensor*>> per_param(const std::vector<std::vector<Tensor>*>& slots,
-                                            const std::vector<Param*>& params) {
-  std::vector<std::vector<Tensor*>> out(params.size());
-  for (std::vector<Tensor>* slot : slots) {
-    ensure_state(*slot, params);
-    for (size_t i = 0; i < params.size(); ++i) out[i].push_back(&(*slot)[i]);
-  }
+std::vector<Shape> shapes_of(const std::vector<Param*>& params) {
+  std::vector<Shape> out;
+  for (const Param* p : params) out.push_back(p->value.shape());
+  return out;
+}
+
+std::vector<Shape> shapes_of(const std::vector<ParamSpan>& spans) {
+  std::vector<Shape> out;
+  for (const ParamSpan& s : spans) out.push_back({s.size});
+  return out;
+}
+
+std::vector<ParamSpan> spans_of(const std::vector<Param*>& params) {
+  std::vector<ParamSpan> out;
+  for (Param* p : params) out.push_back({p->value.data(), p->grad.data(), p->value.numel(), p->kernel});
   return out;
 }
 
@@ -94,22 +101,65 @@ void rmsprop_update(float* __restrict w, const float* __restrict g, float* __res
 }
 
 // The L1 penalty's factor for a parameter: the config's on kernels, none on the rest.
-float l1_of(const Param& p, const OptimizerConfig& c) { return p.kernel ? c.l1 : 0.0f; }
+float l1_of(const ParamSpan& p, const OptimizerConfig& c) { return p.kernel ? c.l1 : 0.0f; }
 
-class Sgd : public Optimizer {
+// What the host optimizers share: whole parameters and spans of them take the same update (update(), over
+// spans), with state tensors shaped like the parameters or the spans.
+class HostOptimizer : public Optimizer {
+ public:
+  void step(const std::vector<Param*>& params, float lr) final { step_over(spans_of(params), shapes_of(params), lr); }
+  void step_spans(const std::vector<ParamSpan>& spans, float lr) final { step_over(spans, shapes_of(spans), lr); }
+  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) final {
+    return state_for(shapes_of(params));
+  }
+  std::vector<std::vector<Tensor*>> span_state(const std::vector<ParamSpan>& spans) final {
+    return state_for(shapes_of(spans));
+  }
+
+ protected:
+  // The state kept, one vector of tensors per state name in state_names() order, each indexed by position.
+  virtual std::vector<std::vector<Tensor>*> slots() = 0;
+  // The update rules, over spans whose state tensors exist.
+  virtual void update(const std::vector<ParamSpan>& spans, float lr) = 0;
+
+ private:
+  void step_over(const std::vector<ParamSpan>& spans, const std::vector<Shape>& shapes, float lr) {
+    for (std::vector<Tensor>* slot : slots()) ensure_state(*slot, shapes);
+    ++steps_;
+    update(spans, lr);
+  }
+  // state[i][k] = &slots()[k][i], created for `shapes` first.
+  std::vector<std::vector<Tensor*>> state_for(const std::vector<Shape>& shapes) {
+    std::vector<std::vector<Tensor*>> out(shapes.size());
+    for (std::vector<Tensor>* slot : slots()) {
+      ensure_state(*slot, shapes);
+      for (size_t i = 0; i < shapes.size(); ++i) out[i].push_back(&(*slot)[i]);
+    }
+    return out;
+  }
+};
+
+class Sgd final : public HostOptimizer {
  public:
   explicit Sgd(const OptimizerConfig& c) : c_(c) {}
-  void step(const std::vector<Param*>& params, float lr) override {
-    if (c_.momentum > 0.0f) ensure_state(velocity_, params);
-    ++steps_;
+  std::vector<std::string> state_names() const override {
+    return c_.momentum > 0.0f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
+  }
+
+ private:
+  std::vector<std::vector<Tensor>*> slots() override {
+    if (c_.momentum > 0.0f) return {&velocity_};
+    return {};
+  }
+  void update(const std::vector<ParamSpan>& spans, float lr) override {
     const float wd = c_.weight_decay, mu = c_.momentum;
     const bool nesterov = c_.nesterov;
-    for (size_t i = 0; i < params.size(); ++i) {
-      float* w = params[i]->value.data();
-      const float* g = params[i]->grad.data();
-      const int64_t n = params[i]->value.numel();
+    for (size_t i = 0; i < spans.size(); ++i) {
+      float* w = spans[i].value;
+      const float* g = spans[i].grad;
+      const int64_t n = spans[i].size;
       float* v = mu > 0.0f ? velocity_[i].data() : nullptr;
-      const float l1 = l1_of(*params[i], c_);
+      const float l1 = l1_of(spans[i], c_);
       run_vectorised([=] {
         if (!v) return sgd_update(w, g, n, lr, wd, l1);
         if (nesterov) return sgd_nesterov_update(w, g, v, n, lr, wd, l1, mu);
@@ -117,82 +167,76 @@ class Sgd : public Optimizer {
       });
     }
   }
-  std::vector<std::string> state_names() const override {
-    return c_.momentum > 0.0f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
-  }
-  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
-    if (c_.momentum == 0.0f) return std::vector<std::vector<Tensor*>>(params.size());
-    return per_param({&velocity_}, params);
-  }
 
- private:
   OptimizerConfig c_;
   std::vector<Tensor> velocity_;
 };
 
-class Adam : public Optimizer {
+class Adam final : public HostOptimizer {
  public:
   explicit Adam(const OptimizerConfig& c) : c_(c) {}
-  void step(const std::vector<Param*>& params, float lr) override {
-    ensure_state(m_, params);
-    ensure_state(v_, params);
-    ++steps_;
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
+
+ private:
+  std::vector<std::vector<Tensor>*> slots() override { return {&m_, &v_}; }
+  void update(const std::vector<ParamSpan>& spans, float lr) override {
     const float bc1 = 1.0f - std::pow(c_.beta1, static_cast<float>(steps_));
     const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_));
     const float step_size = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
     const OptimizerConfig c = c_;
-    for (size_t i = 0; i < params.size(); ++i) {
-      float* w = params[i]->value.data();
-      const float* g = params[i]->grad.data();
+    for (size_t i = 0; i < spans.size(); ++i) {
+      float* w = spans[i].value;
+      const float* g = spans[i].grad;
       float *m = m_[i].data(), *v = v_[i].data();
-      const int64_t n = params[i]->value.numel();
-      const float l1 = l1_of(*params[i], c);
+      const int64_t n = spans[i].size;
+      const float l1 = l1_of(spans[i], c);
       run_vectorised([=] { adam_update(w, g, m, v, n, c, l1, step_size, inv_sqrt_bc2); });
     }
   }
-  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
-  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
-    return per_param({&m_, &v_}, params);
-  }
 
- private:
   OptimizerConfig c_;
   std::vector<Tensor> m_, v_;
 };
 
-class RmsProp : public Optimizer {
+class RmsProp final : public HostOptimizer {
  public:
   explicit RmsProp(const OptimizerConfig& c) : c_(c) {}
-  void step(const std::vector<Param*>& params, float lr) override {
-    ensure_state(square_avg_, params);
-    if (c_.momentum > 0.0f) ensure_state(buf_, params);
-    ++steps_;
-    const OptimizerConfig c = c_;
-    for (size_t i = 0; i < params.size(); ++i) {
-      float* w = params[i]->value.data();
-      const float* g = params[i]->grad.data();
-      float* s = square_avg_[i].data();
-      float* b = c.momentum > 0.0f ? buf_[i].data() : nullptr;
-      const int64_t n = params[i]->value.numel();
-      const float l1 = l1_of(*params[i], c);
-      run_vectorised([=] { rmsprop_update(w, g, s, b, n, c, l1, lr); });
-    }
-  }
   std::vector<std::string> state_names() const override {
     return c_.momentum > 0.0f ? std::vector<std::string>{"square_avg", "momentum"}
                               : std::vector<std::string>{"square_avg"};
   }
-  std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) override {
-    if (c_.momentum > 0.0f) return per_param({&square_avg_, &buf_}, params);
-    return per_param({&square_avg_}, params);
-  }
 
  private:
+  std::vector<std::vector<Tensor>*> slots() override {
+    if (c_.momentum > 0.0f) return {&square_avg_, &buf_};
+    return {&square_avg_};
+  }
+  void update(const std::vector<ParamSpan>& spans, float lr) override {
+    const OptimizerConfig c = c_;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      float* w = spans[i].value;
+      const float* g = spans[i].grad;
+      float* s = square_avg_[i].data();
+      float* b = c.momentum > 0.0f ? buf_[i].data() : nullptr;
+      const int64_t n = spans[i].size;
+      const float l1 = l1_of(spans[i], c);
+      run_vectorised([=] { rmsprop_update(w, g, s, b, n, c, l1, lr); });
+    }
+  }
+
   OptimizerConfig c_;
   std::vector<Tensor> square_avg_, buf_;
 };
 
 }  // namespace
+
+void Optimizer::step_spans(const std::vector<ParamSpan>&, float) {
+  throw Error("this optimizer steps whole parameters only (--shard-optimizer needs a host optimizer)");
+}
+
+std::vector<std::vector<Tensor*>> Optimizer::span_state(const std::vector<ParamSpan>&) {
+  throw Error("this optimizer keeps state for whole parameters only (--shard-optimizer needs a host optimizer)");
+}
 
 OptimizerState zero_optimizer_state(const std::vector<std::string>& names, const std::vector<Param*>& params) {
   OptimizerState state;

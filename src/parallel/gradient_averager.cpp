@@ -6,15 +6,26 @@
 
 namespace ringtrain {
 
-GradientAverager::GradientAverager(Communicator& group, Model& model, LayerRange layers, const EngineConfig& engine,
-                                   Timeline* timeline, std::ostream& warnings)
-    : group_(group), model_(model), layers_(layers) {
+void start_from_first(Communicator& group, Model& model, LayerRange layers) {
   for (size_t i = layers.begin; i < layers.end; ++i) {
     for (const NamedParam& p : model.named_params(i)) broadcast_tensor(group, p.param->value, 0);
     for (const NamedTensor& b : model.named_buffers(i)) broadcast_tensor(group, *b.tensor, 0);
-    // A frozen layer's gradients stay off the wire: the engine never hears of them.
-    layer_params_.push_back(model.trained_params({i, i + 1}));
   }
+}
+
+void average_buffers(Communicator& group, Model& model, LayerRange layers) {
+  // A frozen layer's buffers are the same everywhere and stay so; averaging could change their last bits.
+  for (size_t i = layers.begin; i < layers.end; ++i)
+    if (!model.frozen(i))
+      for (const NamedTensor& b : model.named_buffers(i)) average_tensor(group, *b.tensor);
+}
+
+GradientAverager::GradientAverager(Communicator& group, Model& model, LayerRange layers, const EngineConfig& engine,
+                                   Timeline* timeline, std::ostream& warnings)
+    : group_(group), model_(model), layers_(layers) {
+  start_from_first(group, model, layers);
+  // A frozen layer's gradients stay off the wire: the engine never hears of them.
+  for (size_t i = layers.begin; i < layers.end; ++i) layer_params_.push_back(model.trained_params({i, i + 1}));
   if (model.device() == Device::cuda && group.wire_bytes_per_float() != sizeof(float))
     throw Error("--compress applies to CPU gradients (ringtrain's ring); GPU gradients go over NCCL as float32: "
                 "leave --compress out with --device cuda");
@@ -37,12 +48,7 @@ void GradientAverager::finish() {
   compute_stream_waits_for_comm();
 }
 
-void GradientAverager::average_buffers() {
-  // A frozen layer's buffers are the same everywhere and stay so; averaging could change their last bits.
-  for (size_t i = layers_.begin; i < layers_.end; ++i)
-    if (!model_.frozen(i))
-      for (const NamedTensor& b : model_.named_buffers(i)) average_tensor(group_, *b.tensor);
-}
+void GradientAverager::average_buffers() { ringtrain::average_buffers(group_, model_, layers_); }
 
 EngineStats GradientAverager::stats() const { return engine_->stats(); }
 

@@ -239,6 +239,8 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
           {"--staleness", std::to_string(config_.parallel.ps.staleness)},
           // Sync batchnorm adds allreduces inside every batchnorm's forward and backward.
           {"--sync-batchnorm", config_.parallel.sync_batchnorm ? "true" : "false"},
+          // Sharded and unsharded ranks would meet in different collectives (a checkpoint resumes either way).
+          {"--shard-optimizer", config_.parallel.shard_optimizer ? "true" : "false"},
           {"--device", name_of(config_.device.kind)},
           // The device in use (what --device auto chose); parameter servers work on the host whatever the
           // workers use, so with them every rank gives the flag's value.
@@ -336,10 +338,12 @@ std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSc
   const int ranks = world_.size(), replicas = share.replicas;
   const bool servers = config_.parallel.mode == ModeKind::ps;
   const std::string wire = config_.compress && device_ == Device::cpu ? ", " + name_of(*config_.compress) + " on the wire" : "";
+  // --shard-optimizer exchanges the halves of an allreduce, with the optimizer's step between them.
+  const std::string exchange = config_.parallel.shard_optimizer ? " reduce-scatter + allgather" : " allreduce";
   std::ostringstream out;
   const std::string replicated = replicas > 1 && !servers ? " x " + std::to_string(replicas) +
                                                                  (replicas == ranks ? " ranks (" : " replicas (") +
-                                                                 gradient_backend() + " allreduce" + wire + ")"
+                                                                 gradient_backend() + exchange + wire + ")"
                                                            : std::string();
   // A ResNet's canonical spec runs to kilobytes: a preset that long goes by its name, a spec by its start.
   const std::string spec = model_->spec();

@@ -212,6 +212,18 @@ void validate_servers(const ParallelConfig& c, int world) {
                              "no global batch to share statistics over");
 }
 
+// ZeRO stage 1 shards the optimizer of plain data parallel, whose exchange is float32 on the host.
+void validate_sharding(const TrainConfig& c) {
+  if (!c.parallel.shard_optimizer) return;
+  require(c.parallel.mode != ModeKind::ps, "--shard-optimizer needs --mode sync: parameter servers already split "
+                                           "the optimizer's state between them");
+  require(!c.parallel.pipeline.pipelined(), "--shard-optimizer is for data parallel: pipeline stages "
+                                            "(--pipeline-stages, --micro-batches) keep their optimizer whole");
+  require(!c.compress, "--shard-optimizer reduce-scatters float32 gradients: leave --compress out");
+  require(c.device.kind != DeviceKind::cuda, "--shard-optimizer runs on the CPU: leave it out with --device cuda "
+                                             "(GPU gradients are averaged by NCCL's allreduce)");
+}
+
 // --init-from and --reset-head choose a run's first weights; a resumed run has its checkpoint's.
 void validate_fine_tune(const TrainConfig& c) {
   const FineTuneConfig& f = c.fine_tune;
@@ -233,6 +245,7 @@ void validate(const TrainConfig& c, int world) {
   validate_engine(c.parallel.engine);
   validate_pipeline(c.parallel.pipeline, c.batch, world);
   validate_servers(c.parallel, world);
+  validate_sharding(c);
   require(!c.compress || c.parallel.mode != ModeKind::ps,
           "--compress applies to the allreduce of --mode sync; parameter servers exchange float32 gradients");
   validate_fine_tune(c);

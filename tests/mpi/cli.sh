@@ -65,6 +65,10 @@ grep -q "^ringtrain: error: ranks disagree on --lr: rank 0 has '0.05', rank 1 ha
 expect_error 1 "ranks disagree on --sync-batchnorm: rank 0 has 'true', rank 1 has 'false'" "${common[@]}" \
   --sync-batchnorm : -np 1 "$bin" "${common[@]}"
 
+# A sharded rank reduce-scatters while an unsharded one's engine allreduces: they would never meet.
+expect_error 1 "ranks disagree on --shard-optimizer: rank 0 has 'true', rank 1 has 'false'" "${common[@]}" \
+  --shard-optimizer : -np 1 "$bin" "${common[@]}"
+
 # A rank without a heartbeat would look dead to its neighbour: ranks that disagree on it are one error.
 expect_error 1 "ranks disagree on --peer-timeout-s: 0 and 10" "${common[@]}" --peer-timeout-s 0 : -np 1 "$bin" "${common[@]}"
 

@@ -64,6 +64,17 @@ TEST(Engine, TensorsLargerThanTheFusionBufferGoAlone) {
   EXPECT_EQ(engine->stats().allreduces, 3);
 }
 
+// The grouping the engine reduces by (and --shard-optimizer's buckets follow): big tensors alone at once,
+// small ones packed in order across them, a group closed before it would pass the fusion size.
+TEST(Engine, FusionGroups) {
+  const size_t big = (1 << 20) / sizeof(float);
+  EXPECT_EQ(fusion_groups({10, big, 20, 30, 50, 5}, 60 * sizeof(float)),
+            (std::vector<std::vector<size_t>>{{1}, {0, 2, 3}, {4, 5}}));
+  EXPECT_EQ(fusion_groups({10, 70, 20}, 60 * sizeof(float)), (std::vector<std::vector<size_t>>{{1}, {0, 2}}));
+  EXPECT_EQ(fusion_groups({3, 4}, 1), (std::vector<std::vector<size_t>>{{0}, {1}}));  // below the smallest: alone
+  EXPECT_TRUE(fusion_groups({}, 64 << 20).empty());
+}
+
 TEST(Engine, MismatchedSizesAreACollectiveError) {
   Communicator& world = test::world();
   std::ostringstream warnings;

@@ -32,6 +32,12 @@ struct EngineConfig {
   double stall_warn_s = 60.0;      // warn when a tensor waits this long for some ranks (0 = never)
 };
 
+// How tensors of `counts` elements (in the order they are ready) are reduced: one of 1 MiB or more, or of
+// fusion_bytes or more, alone and in place, at once; the smaller ones packed together in order, a group
+// closed when the next would take it past fusion_bytes. Each group: indices into counts, in the order the
+// groups are reduced. The engine reduces by it, and --shard-optimizer's exchange buckets follow it.
+std::vector<std::vector<size_t>> fusion_groups(const std::vector<size_t>& counts, size_t fusion_bytes);
+
 struct EngineStats {
   int64_t cycles = 0;      // negotiation rounds
   int64_t allreduces = 0;  // collective calls on the data communicator

@@ -29,6 +29,12 @@ class Transfer {
   virtual int tag() const { return -1; }
 };
 
+// The elements [begin, end) of a buffer.
+struct ElementRange {
+  size_t begin = 0, end = 0;
+  size_t size() const { return end - begin; }
+};
+
 // irecv's tag for "the next message from that peer, whatever its tag" (host backends).
 inline constexpr int kAnyTag = -1;
 
@@ -50,6 +56,15 @@ class Communicator {
   // The same, started and left to run: the sums are in `data` once the transfer has finished. For small
   // agreements kept off a step's critical path (a stop vote); a transfer dropped unfinished is left to run.
   virtual std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) = 0;
+  // The two halves of an allreduce, for ZeRO (--shard-optimizer): together they put the same bytes on the
+  // wire as allreduce_sum, float32 always. owned_range(count): the part of a count-element buffer this rank
+  // owns; the ranks' parts cut the buffer without gaps or overlap, in sizes that differ by one at most.
+  // reduce_scatter_sum leaves the sum over all ranks in this rank's owned range of `data` (the rest is
+  // scratch); allgather_owned copies every rank's owned range into the same range of every rank's `data`.
+  // A backend without them throws.
+  virtual ElementRange owned_range(size_t count) const;
+  virtual void reduce_scatter_sum(float* data, size_t count);
+  virtual void allgather_owned(float* data, size_t count);
   // Copies root's `bytes` into every rank's `data`.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // Concatenates every rank's `bytes` in rank order into `out` (size() * bytes).

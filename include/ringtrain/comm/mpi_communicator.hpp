@@ -68,6 +68,11 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(float* data, size_t count) override;
   void allreduce_sum(double* data, size_t count) override;
   std::unique_ptr<Transfer> iallreduce_sum(double* data, size_t count) override;
+  // Ring and hierarchical: the ring's halves (over all ranks, flat), whose owned range is ring_owned_chunk;
+  // --allreduce mpi: MPI_Reduce_scatter and MPI_Allgatherv, rank r owning even_chunk r.
+  ElementRange owned_range(size_t count) const override;
+  void reduce_scatter_sum(float* data, size_t count) override;
+  void allgather_owned(float* data, size_t count) override;
   void broadcast(void* data, size_t bytes, int root) override;
   void allgather(const void* in, void* out, size_t bytes) override;
   void send(const void* data, size_t bytes, int peer, int tag) override;
@@ -80,6 +85,8 @@ class MpiCommunicator final : public Communicator {
 
  private:
   RingConfig ring_config() const { return {config_.segment_bytes, config_.compress}; }
+  // --allreduce mpi's layout: every rank's even_chunk, as MPI's counts and displacements.
+  void mpi_chunks(size_t count, std::vector<int>& counts, std::vector<int>& displs) const;
 
   MpiComm comm_;
   MpiCommunicatorConfig config_;
@@ -87,6 +94,7 @@ class MpiCommunicator final : public Communicator {
   AllreduceAlgorithm algorithm_;  // never automatic: what it resolved to
   std::unique_ptr<HierarchicalAllreduce> hierarchical_;
   RingBuffers ring_buffers_;
+  std::vector<float> mpi_scratch_;  // reduce_scatter_sum's receive buffer under --allreduce mpi
 };
 
 // Throws Error("<what> failed: <MPI's message>") unless rc is MPI_SUCCESS.

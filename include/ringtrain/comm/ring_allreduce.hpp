@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/tensor/half.hpp"
 #include "ringtrain/tensor/host_allocator.hpp"
 
@@ -42,11 +43,10 @@ void ring_reduce_scatter(MPI_Comm comm, float* data, size_t count, const RingCon
 // The second half alone: each rank's ring_owned_chunk is copied to every rank. Float32 on the wire.
 void ring_allgather(MPI_Comm comm, float* data, size_t count, const RingConfig& config, RingBuffers& buffers);
 
+// Chunk `chunk` of a count-element buffer cut into `ranks` chunks whose sizes differ by one at most.
+ElementRange even_chunk(size_t count, int ranks, int chunk);
 // The elements [begin, end) of a count-element buffer that `rank` of `ranks` holds reduced after
-// ring_reduce_scatter (and contributes to ring_allgather).
-struct ElementRange {
-  size_t begin = 0, end = 0;
-};
+// ring_reduce_scatter (and contributes to ring_allgather): even_chunk (rank + 1) mod ranks.
 ElementRange ring_owned_chunk(size_t count, int ranks, int rank);
 
 }  // namespace ringtrain

@@ -27,12 +27,25 @@ struct OptimizerConfig {
   float eps = 1e-8f;                   // adam, rmsprop
 };
 
+// A run of one parameter's elements: where its values and gradient are, how many, and whether the parameter is
+// a kernel (--l1). ZeRO (--shard-optimizer) steps a rank's share of the parameters as such spans.
+struct ParamSpan {
+  float* value = nullptr;
+  const float* grad = nullptr;
+  int64_t size = 0;
+  bool kernel = false;
+};
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // Updates every parameter from its gradient with learning rate lr. The parameter list must be the same
   // (same order, same shapes) on every call: state is kept per position.
   virtual void step(const std::vector<Param*>& params, float lr) = 0;
+  // The same update over spans of parameters (ZeRO: this rank's share), state kept per position as 1-D
+  // tensors of each span's size. Every update rule here is element-wise, so stepping a parameter in spans
+  // equals stepping it whole, bit for bit. Host optimizers; the GPU's throws.
+  virtual void step_spans(const std::vector<ParamSpan>& spans, float lr);
   // On a GPU: the device float that step's kernels read first, skipping the update when it is not 0 (the
   // non-finite check's verdict, nn/gradient_check.hpp, left on the device so the host never waits inside a
   // step). A host optimizer is simply not called for a skipped step, so it takes none.
@@ -44,6 +57,8 @@ class Optimizer {
   // state(params)[i][k]: params[i]'s tensor named state_names()[k], on the optimizer's device. Created
   // zeroed when the optimizer has not stepped yet, so a fresh optimizer can be loaded from a checkpoint.
   virtual std::vector<std::vector<Tensor*>> state(const std::vector<Param*>& params) = 0;
+  // The same for step_spans' state (span_state(spans)[i][k]: spans[i]'s, [size]).
+  virtual std::vector<std::vector<Tensor*>> span_state(const std::vector<ParamSpan>& spans);
   // Updates applied (Adam's bias correction counts them); a checkpoint saves and restores it. On a GPU the
   // count lives on the device, which alone knows which updates were skipped: reading it waits for the GPU.
   virtual int64_t steps() const { return steps_; }

@@ -15,6 +15,12 @@
 
 namespace ringtrain {
 
+// Collective over `group`: every member starts from member 0's parameters and buffers of `layers`.
+void start_from_first(Communicator& group, Model& model, LayerRange layers);
+// Collective over `group`: the buffers (BatchNorm statistics) of `layers` replaced by the group's mean; a
+// frozen layer's are left as they are.
+void average_buffers(Communicator& group, Model& model, LayerRange layers);
+
 class GradientAverager {
  public:
   // Collective over `group` (size > 1): starts every member from member 0's parameters and buffers of

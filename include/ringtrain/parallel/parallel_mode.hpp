@@ -53,6 +53,9 @@ struct ParallelConfig {
   bool skip_nonfinite = false;
   // Batchnorm statistics over the whole global batch (every replica's samples), not each rank's own.
   bool sync_batchnorm = false;
+  // ZeRO stage 1 (data parallel, host): each rank keeps and updates 1/N of the optimizer's state
+  // (parallel/sharded_optimizer.hpp).
+  bool shard_optimizer = false;
 };
 
 // Where a resumed run picks up (a checkpoint's): the optimizer's state for the whole model, the steps
