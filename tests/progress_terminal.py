@@ -123,8 +123,9 @@ def auto_on_a_wide_terminal(bin_, work):
     if not 3 <= len(drawn) <= 10 * seconds + 2:
         fail(f"{len(drawn)} drawings in {seconds} s of training: not several, at most 10 a second")
     kept = [line for line in screen(text) if line]
-    header, rest = kept[:2], kept[2:]
-    if not header[0].startswith("model ") or not header[1].startswith("  input "):
+    header, rest = kept[:3], kept[3:]
+    if (not header[0].startswith("model ") or not header[1].startswith("  input ")
+            or not header[2].startswith("  optimizer state ")):
         fail(f"the header is not on the screen: {kept}")
     checkpoints = [line for line in rest if line.startswith("  checkpoint ")]
     epochs = [line for line in rest if EPOCH_LINE.match(line)]

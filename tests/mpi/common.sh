@@ -66,3 +66,12 @@ raw[:512] = seal + bytes(512 - len(seal))
 open(path, "wb").write(raw)
 PY
 }
+
+# run NP NAME ARGS...: a job of "${base[@]}" ARGS on NP ranks that must succeed (the caller sets the array
+# base); its output in $dir/NAME.out and $dir/NAME.err.
+run() {
+  local np=$1 name=$2
+  shift 2
+  timeout 120 "$mpirun" --oversubscribe -np "$np" "$bin" "${base[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" ||
+    fail "$name: exit $?: $(cat "$dir/$name.err")"
+}

@@ -26,14 +26,6 @@ base=(train --data "$dir" --model "flatten,linear(16),relu,dropout(0.2),linear(o
 # same FILE_A FILE_B WHAT: every dataset bitwise equal (h5diff without a tolerance compares exactly).
 same() { h5diff "$1" "$2" >/dev/null || fail "$3: the weights differ from the uninterrupted run's: $(h5diff "$1" "$2" | head -5)"; }
 
-# run NP NAME ARGS...: a job that must succeed; its output in $dir/NAME.out.
-run() {
-  local np=$1 name=$2
-  shift 2
-  timeout 120 "$mpirun" --oversubscribe -np "$np" "$bin" "${base[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" ||
-    fail "$name: exit $?: $(cat "$dir/$name.err")"
-}
-
 # resume_case NAME NP MODE_ARGS...: cut at step 25, resume, compare with the uninterrupted run.
 resume_case() {
   local name=$1 np=$2

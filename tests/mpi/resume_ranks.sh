@@ -21,14 +21,6 @@ write_shards "$dir" train-00000.h5:300 train-00001.h5:300
 base=(train --data "$dir" --model "flatten,linear(16),relu,linear(out)" --epochs 2 --optimizer adam --lr 0.01)
 tolerance=1e-6
 
-# run NP NAME ARGS...: a job that must succeed; its output in $dir/NAME.out.
-run() {
-  local np=$1 name=$2
-  shift 2
-  timeout 120 "$mpirun" --oversubscribe -np "$np" "$bin" "${base[@]}" "$@" >"$dir/$name.out" 2>"$dir/$name.err" ||
-    fail "$name: exit $?: $(cat "$dir/$name.err")"
-}
-
 # max_diff A B: the largest difference between the two model files' tensors.
 max_diff() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
