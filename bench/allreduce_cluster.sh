@@ -25,11 +25,11 @@ if [[ -f $peers/gloo_allreduce.py ]] && /usr/bin/python3 -c "import torch" 2>/de
   echo "# gloo peer (torch.distributed, 4 ranks, 2 a node)"
   pids=()
   for rank in 3 2 1; do
-    $cluster exec rtnode$((rank / 2 + 1)) env RANK=$rank WORLD_SIZE=4 MASTER_ADDR=10.231.0.11 MASTER_PORT=29578 \
-      GLOO_SOCKET_IFNAME=eth0 OMP_NUM_THREADS=1 /usr/bin/python3 "$peers/gloo_allreduce.py" >/dev/null &
+    $cluster exec rtnode$((rank / 2 + 1)) env RANK=$rank WORLD_SIZE=4 MASTER_ADDR=10.232.0.11 MASTER_PORT=29578 \
+      GLOO_SOCKET_IFNAME=eth1 OMP_NUM_THREADS=1 /usr/bin/python3 "$peers/gloo_allreduce.py" >/dev/null &
     pids+=($!)
   done
-  $cluster exec rtnode1 env RANK=0 WORLD_SIZE=4 MASTER_ADDR=10.231.0.11 MASTER_PORT=29578 GLOO_SOCKET_IFNAME=eth0 \
+  $cluster exec rtnode1 env RANK=0 WORLD_SIZE=4 MASTER_ADDR=10.232.0.11 MASTER_PORT=29578 GLOO_SOCKET_IFNAME=eth1 \
     OMP_NUM_THREADS=1 /usr/bin/python3 "$peers/gloo_allreduce.py" | tee "$gloo"
   wait "${pids[@]}"
   echo "# ratios of busbw (hier = hierarchical, float32 on the wire unless +bf16)"

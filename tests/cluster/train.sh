@@ -2,9 +2,9 @@
 # Training across the emulated cluster (2 nodes of 2 ranks, links shaped to 2 Gbit/s; the cluster.up fixture
 # builds it): ranks on two nodes choose the hierarchical allreduce, stage the shards once per node, and send
 # half the bytes with --compress bf16 (the timeline's spans say so). A node's link slowed 100x mid-run is
-# named by the engine's link probe (one warning). Then a node's link is cut mid-run: the
-# job ends within --peer-timeout-s, mpirun naming the node it lost (its keepalive, 3 s here, is set to see it
-# first; else the ranks' heartbeat names the node and its ranks), every
+# named by the engine's link probe. Then a node's data network link is cut mid-run (the ranks' heartbeat
+# names the node and its ranks), and then the whole node (mpirun names the node it lost): each time the job
+# ends within --peer-timeout-s and a few seconds, every
 # checkpoint written before the cut intact; the run then resumes from the last of them on the node left
 # (2 ranks x batch 16: the same global batch as 4 x 8, so the same samples at every step).
 # usage: train.sh RINGTRAIN
@@ -49,27 +49,42 @@ grep -Eq "^ringtrain: warning: slow links: .*every slow link touches node rtnode
   fail "the slowed link was not named: $(cat "$dir/slow.err")"
 echo "link of rtnode2 slowed 100x: $(grep -o 'every slow link touches node rtnode2' "$dir/slow.err")"
 
-# A node's link cut mid-run.
-"$cluster" link rtnode2 up
-across "${train[@]}" --epochs 1000 --checkpoint-dir "$dir/ck" --checkpoint-every 20 --peer-timeout-s 8 \
-  >"$dir/cut.out" 2>"$dir/cut.err" &
-running=$!
-for _ in $(seq 200); do [[ -n $(ls "$dir/ck" 2>/dev/null) ]] && break; sleep 0.1; done
-sleep 1
-"$cluster" link rtnode2 down
-start=$(date +%s)
-wait "$running"
-rc=$? took=$(($(date +%s) - start))
-"$cluster" link rtnode2 up
-[[ $rc != 0 && $rc != 124 ]] || fail "link cut: exit code $rc (124: the job hung)"
-((took <= 10)) || fail "link cut: the job took $took s to end (--peer-timeout-s 8)"
+# cut LINKS PEER_TIMEOUT: a long run with checkpoints, rtnode2's links (down: both; data-down: the data
+# network's) cut once it has written one; sets rc and took (seconds from the cut to the job's end).
+cut() {
+  rm -rf "$dir/ck"
+  across "${train[@]}" --epochs 1000 --checkpoint-dir "$dir/ck" --checkpoint-every 20 --peer-timeout-s "$2" \
+    >"$dir/cut.out" 2>"$dir/cut.err" &
+  local running=$!
+  for _ in $(seq 200); do [[ -n $(ls "$dir/ck" 2>/dev/null) ]] && break; sleep 0.1; done
+  sleep 1
+  "$cluster" link rtnode2 "$1"
+  local start=$SECONDS
+  wait "$running"
+  rc=$? took=$((SECONDS - start))
+  "$cluster" link rtnode2 up
+  [[ $rc != 0 && $rc != 124 ]] || fail "$1: exit code $rc (124: the job hung)"
+  for f in $(ls "$dir/ck"); do
+    "$bin" eval --model-file "$dir/ck/$f" --data "$dir/data" >/dev/null 2>&1 || fail "$1: checkpoint $f is damaged"
+  done
+}
+
+# The data network cut (the management network up, as when a fabric fails): the ranks' heartbeat names the
+# node and its ranks, and mpirun, which still reaches every node, ends the job.
+cut data-down 5
+((took <= 10)) || fail "data network cut: the job took $took s to end (--peer-timeout-s 5)"
 grep -Eq "^ringtrain: error: rank [0-9] on node rtnode[12] \(ranks [0-9],[0-9]\) has sent no heartbeat for [0-9]+ s: dead, stopped or its node unreachable" "$dir/cut.err" ||
-  grep -q "ORTE has lost communication with a remote daemon" "$dir/cut.err" ||
-  fail "link cut: no line names the node: $(cat "$dir/cut.err")"
-for f in $(ls "$dir/ck"); do
-  "$bin" eval --model-file "$dir/ck/$f" --data "$dir/data" >/dev/null 2>&1 || fail "link cut: checkpoint $f is damaged"
-done
-echo "link of rtnode2 cut: the job ended in $took s: $(grep -m1 -o 'rank [0-9] on node [^:]*' "$dir/cut.err" || echo 'mpirun lost the node')"
+  fail "data network cut: no line names the node and its ranks: $(cat "$dir/cut.err")"
+echo "data link of rtnode2 cut: the job ended in $took s: $(grep -m1 -o 'rank [0-9] on node [^:]*' "$dir/cut.err")"
+
+# The whole node cut off: mpirun loses its daemon there. Its keepalive (3 s) is set below the heartbeat's
+# timeout, so it notices first, names the node, and ends the job.
+cut down 8
+((took <= 10)) || fail "node cut off: the job took $took s to end (--peer-timeout-s 8)"
+grep -q "ORTE has lost communication with a remote daemon" "$dir/cut.err" ||
+  grep -Eq "^ringtrain: error: rank [0-9] on node rtnode[12] \(ranks [0-9],[0-9]\)" "$dir/cut.err" ||
+  fail "node cut off: no line names the node: $(cat "$dir/cut.err")"
+echo "rtnode2 cut off: the job ended in $took s"
 
 last=$(ls "$dir/ck" | tail -1)
 step=$((10#$(sed 's/step-0*\([0-9]*\)\.h5/\1/' <<<"$last")))
