@@ -255,12 +255,16 @@ std::vector<int32_t> labels_seen(const ShardSet& set, LoaderConfig c, int64_t ep
   return out;
 }
 
-TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
-  TempDir dir;
-  // Labels are the global sample index, so batches can be compared by label.
+// Two shards of 13 and 11 samples whose labels are the global sample index, so batches compare by label.
+ShardSet index_labelled_shards(const TempDir& dir) {
   test::write_classification_shard(dir.path("a.h5"), 13, {2}, 1000, 1, 0);
   test::write_classification_shard(dir.path("b.h5"), 11, {2}, 1000, 2, 13);
-  const ShardSet set = ShardSet::open(dir.path());
+  return ShardSet::open(dir.path());
+}
+
+TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
+  TempDir dir;
+  const ShardSet set = index_labelled_shards(dir);
   LoaderConfig one;
   one.batch = 6;
   one.seed = 9;
@@ -282,9 +286,7 @@ TEST(BatchLoader, RanksSplitEachGlobalBatchExactlyAsOneRankSeesIt) {
 // one are left; no sample is read twice or passed over.
 TEST(BatchLoader, APassStartedAtAnyPositionReadsOnInTheSameOrder) {
   TempDir dir;
-  test::write_classification_shard(dir.path("a.h5"), 13, {2}, 1000, 1, 0);
-  test::write_classification_shard(dir.path("b.h5"), 11, {2}, 1000, 2, 13);
-  const ShardSet set = ShardSet::open(dir.path());
+  const ShardSet set = index_labelled_shards(dir);
   LoaderConfig one;
   one.batch = 6;
   one.seed = 9;
