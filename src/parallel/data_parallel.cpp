@@ -71,19 +71,26 @@ bool DataParallel::agree_to_stop(bool requested) {
 }
 
 std::string DataParallel::description() const {
-  auto megabytes = [](size_t floats) {
+  // In the unit that keeps 2-3 significant digits: a small model's state is bytes or kilobytes.
+  auto size_text = [](size_t floats) {
+    const double bytes = static_cast<double>(floats * sizeof(float));
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    int unit = 0;
+    double shown = bytes;
+    for (; shown >= 1000 && unit < 4; ++unit) shown /= 1000;
     char text[32];
-    std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(floats * sizeof(float)) / 1e6);
+    std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", shown, units[unit]);
     return std::string(text);
   };
   const size_t states = optimizer_.state_names().size();
+  if (states == 0) return "  optimizer state none (this optimizer keeps no state per parameter)\n";
   if (!sharded_) {
     size_t elements = 0;
     for (const Param* p : params_) elements += static_cast<size_t>(p->value.numel());
-    return "  optimizer state " + megabytes(states * elements) + " a rank\n";
+    return "  optimizer state " + size_text(states * elements) + " a rank\n";
   }
-  return "  optimizer state " + megabytes(states * sharded_->share_size()) + " a rank (1/" +
-         std::to_string(world_.size()) + " of " + megabytes(states * sharded_->total_size()) +
+  return "  optimizer state " + size_text(states * sharded_->share_size()) + " a rank (1/" +
+         std::to_string(world_.size()) + " of " + size_text(states * sharded_->total_size()) +
          ": --shard-optimizer)\n";
 }
 
