@@ -58,6 +58,15 @@ up() {
   for tool in ip tc unshare; do
     command -v $tool >/dev/null || { echo "SKIP: no $tool (install iproute2 and util-linux)" >&2; exit 77; }
   done
+  # A container may forbid namespaces or lack the tbf qdisc: a skip that says so, not a failure midway.
+  ip netns del rtprobe 2>/dev/null || true
+  if ! ip netns add rtprobe 2>/dev/null ||
+     ! ip netns exec rtprobe tc qdisc add dev lo root tbf rate 1gbit burst 32kb latency 50ms 2>/dev/null; then
+    ip netns del rtprobe 2>/dev/null || true
+    echo "SKIP: this machine does not allow network namespaces with tc tbf (a container without CAP_NET_ADMIN?)" >&2
+    exit 77
+  fi
+  ip netns del rtprobe
   down  # what an earlier run left
   mkdir -p "$state"
   for net in "$bridge:$subnet" "$data_bridge:$data_subnet"; do
