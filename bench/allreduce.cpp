@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
   const char* per_node = std::getenv("RINGTRAIN_RANKS_PER_NODE");
   std::vector<Variant> variants;
   std::istringstream names(list);
-  for (std::string name; std::getline(names, name, ',');) variants.push_back(make_variant(name, per_node ? std::atoi(per_node) : 0));
+  const int ranks_per_node = per_node ? std::atoi(per_node) : 0;
+  for (std::string name; std::getline(names, name, ',');) variants.push_back(make_variant(name, ranks_per_node));
   const int n = variants.front().comm->size(), rank = variants.front().comm->rank();
   const double bus = 2.0 * (n - 1) / n;
   if (rank == 0) {

@@ -358,7 +358,8 @@ void AllreduceEngine::State::grow_fusion(size_t elements) {
 void AllreduceEngine::State::timed_allreduce(float* buffer, size_t elements) {
   const Clock::time_point start = Clock::now();
   data->allreduce_sum(buffer, elements);
-  if (links) links->allreduce_took(elements * sizeof(float), std::chrono::duration<double>(Clock::now() - start).count());
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (links) links->allreduce_took(elements * sizeof(float), seconds);
 }
 
 void AllreduceEngine::State::reduce_group(const std::vector<Submitted*>& group, size_t elements) {

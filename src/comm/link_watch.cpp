@@ -46,7 +46,8 @@ std::string slow_link_warning(const std::vector<double>& seconds, const std::vec
   const int n = static_cast<int>(seconds.size());
   std::vector<int> slow;  // by receiving rank: the link from rank r-1 into rank r
   for (int r = 0; r < n; ++r)
-    if (seconds[r] >= LinkWatch::kProbeFloorSeconds && seconds[r] >= LinkWatch::kSlowdown * baseline[r]) slow.push_back(r);
+    if (seconds[r] >= LinkWatch::kProbeFloorSeconds && seconds[r] >= LinkWatch::kSlowdown * baseline[r])
+      slow.push_back(r);
   if (slow.empty()) return "";
   std::string links;
   for (int r : slow) {

@@ -337,7 +337,8 @@ std::string Trainer::device_description() const {
 std::string Trainer::header(int64_t steps_per_epoch, DataShare share, const LrSchedule& lr) const {
   const int ranks = world_.size(), replicas = share.replicas;
   const bool servers = config_.parallel.mode == ModeKind::ps;
-  const std::string wire = config_.compress && device_ == Device::cpu ? ", " + name_of(*config_.compress) + " on the wire" : "";
+  const std::string wire =
+      config_.compress && device_ == Device::cpu ? ", " + name_of(*config_.compress) + " on the wire" : "";
   // --shard-optimizer exchanges the halves of an allreduce, with the optimizer's step between them.
   const std::string exchange = config_.parallel.shard_optimizer ? " reduce-scatter + allgather" : " allreduce";
   std::ostringstream out;

@@ -1,11 +1,13 @@
 // Liveness of the ranks, apart from training. A rank killed by SIGKILL, or whose node died, never joins the
 // collective the others wait in; MPI itself may wait forever. Each rank's heartbeat thread sends a one-byte
 // beat to the next rank of a ring every period and watches the previous rank's: when that rank has been
-// silent for `timeout_s`, the thread prints one line naming it, its node and that node's ranks, and saying what it knows (a rank on the same
-// node is looked up in /proc: died, stopped by a signal or a debugger, or running but starved; one on another
-// node is "dead, stopped or its node unreachable") and aborts the job (MPI_Abort), so every survivor stops. The thread runs beside compute and MPI waits, so a busy rank still beats. A rank that
-// finishes says goodbye first; the destructor then waits for the previous rank's goodbye, so no message is
-// left unreceived.
+// silent for `timeout_s`, the thread prints one line naming it and saying what it knows, and aborts the job
+// (MPI_Abort), so every survivor stops. A rank on the same node is looked up in /proc: died, stopped by a
+// signal or a debugger, or running but starved. One on another node is "dead, stopped or its node
+// unreachable", and the line names that node and all its ranks, which a node dropping off the network takes
+// with it. The thread runs beside compute and MPI waits, so a busy rank still beats. A rank that finishes
+// says goodbye first; the destructor then waits for the previous rank's goodbye, so no message is left
+// unreceived.
 #pragma once
 #include <atomic>
 #include <condition_variable>
