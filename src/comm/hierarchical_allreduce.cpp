@@ -1,6 +1,5 @@
 #include "ringtrain/comm/hierarchical_allreduce.hpp"
 
-#include <algorithm>
 #include <vector>
 
 #include "ringtrain/tensor/error.hpp"
@@ -39,17 +38,18 @@ HierarchicalAllreduce::HierarchicalAllreduce(MPI_Comm comm, int ranks_per_node)
   MPI_Comm_size(comm, &size);
   MPI_Comm_rank(node_.get(), &layout_.local_rank);
   MPI_Comm_size(node_.get(), &layout_.node_size);
-  // Every rank learns every node's size, so all agree on the layout (and on refusing an uneven one).
-  std::vector<int> sizes(size);
-  check_mpi(MPI_Allgather(&layout_.node_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm), "MPI_Allgather");
-  const bool even = std::all_of(sizes.begin(), sizes.end(), [&](int s) { return s == sizes.front(); });
-  int leaders = 0;  // local rank 0 of each node
-  {
-    const int leader = layout_.local_rank == 0 ? 1 : 0;
-    check_mpi(MPI_Allreduce(&leader, &leaders, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce");
+  // One allgather of every rank's node size and local rank: every rank then knows the layout (and refuses an
+  // uneven one alike), and the nodes are counted by their local rank 0s.
+  const int mine[2] = {layout_.node_size, layout_.local_rank};
+  std::vector<int> all(2 * static_cast<size_t>(size));
+  check_mpi(MPI_Allgather(mine, 2, MPI_INT, all.data(), 2, MPI_INT, comm), "MPI_Allgather");
+  bool even = true;
+  layout_.nodes = 0;
+  for (int r = 0; r < size; ++r) {
+    even = even && all[2 * r] == all[0];
+    layout_.nodes += all[2 * r + 1] == 0 ? 1 : 0;
   }
-  layout_.nodes = leaders;
-  layout_.ranks_per_node = even ? sizes.front() : 0;
+  layout_.ranks_per_node = even ? all[0] : 0;
 }
 
 void HierarchicalAllreduce::allreduce(float* data, size_t count, const RingConfig& config, RingBuffers& buffers) {
