@@ -126,14 +126,15 @@ enter() {
   shift
   [[ -d $state/$ns ]] || die "no node '$ns' (is the cluster up?)"
   # nsenter rather than `ip netns exec`, which remounts /sys: slurmd needs the host's cgroup mount.
+  local namespaces=(--uts) setup="hostname $ns && export TMPDIR=$state/$ns/tmp"
   if [[ ${RINGTRAIN_NODE_PRIVATE_TMP:-0} == 1 ]]; then
     # /tmp itself node-local (the node's scratch directory mounted over it), as on a real cluster: for
     # daemons such as slurmd, whose paths under /tmp (PMIx's) would clash between nodes. What the tests
     # share with the nodes must then live outside /tmp.
-    exec nsenter --net="/run/netns/$ns" unshare --uts --mount sh -c \
-      "mount --bind $state/$ns/tmp /tmp && hostname $ns && export TMPDIR=/tmp && $*"
+    namespaces+=(--mount)
+    setup="mount --bind $state/$ns/tmp /tmp && hostname $ns && export TMPDIR=/tmp"
   fi
-  exec nsenter --net="/run/netns/$ns" unshare --uts sh -c "hostname $ns && export TMPDIR=$state/$ns/tmp && $*"
+  exec nsenter --net="/run/netns/$ns" unshare "${namespaces[@]}" sh -c "$setup && $*"
 }
 
 run_mpirun() {
