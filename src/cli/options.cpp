@@ -804,4 +804,22 @@ std::optional<DoctorConfig> parse_doctor(const std::vector<std::string>& args) {
   return c;
 }
 
+std::optional<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
+  GenerateConfig c;
+  po::options_description o("generate options");
+  o.add_options()
+      ("model-file", po::value(&c.model_file)->required(), "a byte-level language model saved by `ringtrain train "
+       "--save` (trained on `prep --format text` shards), or a checkpoint")
+      ("prompt", po::value(&c.prompt)->default_value(""), "UTF-8 text to continue (empty: start a new line)")
+      ("tokens", po::value(&c.tokens)->default_value(c.tokens), "bytes to generate")
+      ("temperature", with_default(&c.temperature, c.temperature), "below 1 sharper, above 1 flatter; 0 always "
+       "takes the most likely byte")
+      ("top-k", po::value(&c.top_k)->default_value(c.top_k), "draw from the K most likely bytes only (0: from all)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "the same seed gives the same text")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "compute threads");
+  po::variables_map vm;
+  if (!parse("generate", args, o, vm)) return std::nullopt;
+  return c;
+}
+
 }  // namespace ringtrain::cli

@@ -48,6 +48,8 @@ constexpr int64_t kMaxEpochs = 1000000;
 constexpr double kMaxSeconds = 1e6;  // about 11 days: a debugger session, not an overflow
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
 constexpr int64_t kMaxThreads = 4096;
+constexpr int64_t kMaxGeneratedTokens = int64_t{1} << 24;
+constexpr float kMaxTemperature = 100.0f;
 
 void validate_threads(int threads) {
   require(threads >= 1, "--threads must be at least 1");
@@ -311,6 +313,21 @@ void validate(const PredictConfig& c) {
 void validate(const DoctorConfig& c) {
   validate_threads(c.threads);
   validate_gpu(c.gpu);
+}
+
+void validate(const GenerateConfig& c) {
+  require(c.tokens >= 1, "--tokens must be at least 1, got " + std::to_string(c.tokens));
+  at_most(c.tokens, kMaxGeneratedTokens, "--tokens");
+  require(std::isfinite(c.temperature) && c.temperature >= 0.0f && c.temperature <= kMaxTemperature,
+          "--temperature must be from 0 (always the most likely byte) to " + float_text(kMaxTemperature) + ", got " +
+              float_text(c.temperature));
+  require(c.top_k >= 0, "--top-k must not be negative (0: every byte may be drawn), got " + std::to_string(c.top_k));
+  validate_threads(c.threads);
+  if (const auto at = invalid_utf8_at(c.prompt)) {
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(c.prompt[*at]));
+    throw Error("--prompt is not valid UTF-8: byte " + std::to_string(*at) + " (" + byte + ") starts no character");
+  }
 }
 
 }  // namespace ringtrain
