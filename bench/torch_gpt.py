@@ -1,12 +1,13 @@
 """Peer: the GPT that ringtrain's presets build, in torch.nn, trained the way `ringtrain train` trains it.
 
 usage: torch_gpt.py --data DIR|synthetic-tokens:T:V --threads N --batch B --steps S
-                    [--layers L --heads H --channels C --context K] [--lr LR --weight-decay WD --seed S]
+                    [--layers L --heads H --channels C --context K --tied] [--lr LR --weight-decay WD --seed S]
+                    [--device cpu|cuda --math fp32|tf32|bf16]
 
 The model is ringtrain's `embedding(V,C,context=K),block(H) x L,layernorm,linear(V,per_token=1,bias=0)`
 (gpt-tiny by default): token and learned position embeddings, pre-LayerNorm blocks with causal multi-head
 attention (one qkv projection with bias, an output projection with bias) and a 4C MLP with exact GELU, a final
-LayerNorm and an untied output layer. Initialisation follows ringtrain's (tables and weights N(0, 0.02)...
+LayerNorm and an output layer, untied or (--tied, gpt2-124m) sharing the token table. Initialisation follows ringtrain's (tables and weights N(0, 0.02)...
 though what matters for a comparison of trained losses is only that both are sensible).
 Optimizer: torch.optim.AdamW, decay on every 2-D parameter (ringtrain's kernels) and none on biases and norms.
 Data: the HDF5 token shards of `ringtrain prep --format text` (x [N, T] uint8, y [N, T] int64): training windows
@@ -27,6 +28,9 @@ ap.add_argument("--context", type=int, default=128)
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--weight-decay", type=float, default=0.01)
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--tied", action="store_true")
+ap.add_argument("--device", default="cpu")
+ap.add_argument("--math", default="fp32", choices=("fp32", "tf32", "bf16"))
 a = ap.parse_args()
 # BLAS and OpenMP pools are sized before torch loads, or OpenBLAS takes every core whatever --threads says.
 for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -35,6 +39,8 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
+dev = torch.device(a.device)
+torch.backends.cuda.matmul.allow_tf32 = a.math == "tf32"
 
 
 class Block(nn.Module):
@@ -50,7 +56,7 @@ class Block(nn.Module):
         q, k, v = self.qkv(x).split(c, dim=2)
         q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)
-        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
         y = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
         return self.attn_proj(y.transpose(1, 2).reshape(b, t, c))
 
@@ -60,7 +66,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab, c, context, layers, heads):
+    def __init__(self, vocab, c, context, layers, heads, tied):
         super().__init__()
         self.token, self.position = nn.Embedding(vocab, c), nn.Embedding(context, c)
         self.blocks = nn.ModuleList(Block(c, heads) for _ in range(layers))
@@ -69,9 +75,10 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if p.dim() >= 2: nn.init.normal_(p, 0.0, 0.02)
             elif name.endswith("bias"): nn.init.zeros_(p)
+        if tied: self.head.weight = self.token.weight
 
     def forward(self, idx):
-        x = self.token(idx) + self.position(torch.arange(idx.shape[1]))
+        x = self.token(idx) + self.position(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks: x = block(x)
         return self.head(self.ln(x))
 
@@ -96,7 +103,8 @@ else:
     xtr, ytr = load_split(os.path.join(a.data, "train-*.h5"))
     xva, yva = load_split(os.path.join(a.data, "val-*.h5"))
     vocab = 256
-net = GPT(vocab, a.channels, a.context, a.layers, a.heads)
+xtr, ytr = xtr.to(dev), ytr.to(dev)
+net = GPT(vocab, a.channels, a.context, a.layers, a.heads, a.tied).to(dev)
 decay = [p for p in net.parameters() if p.dim() >= 2]
 no_decay = [p for p in net.parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -107,17 +115,23 @@ g = torch.Generator().manual_seed(a.seed)
 order, pos, losses = torch.randperm(n, generator=g), 0, []
 t0, tokens = None, 0
 for step in range(a.steps):
-    if step == 3: t0, tokens = time.perf_counter(), 0
+    if step == 3:
+        if a.device == "cuda": torch.cuda.synchronize()
+        t0, tokens = time.perf_counter(), 0
     if pos + a.batch > n: order, pos = torch.randperm(n, generator=g), 0
-    i = order[pos:pos + a.batch]; pos += a.batch
-    logits = net(xtr[i])
-    loss = F.cross_entropy(logits.view(-1, vocab), ytr[i].view(-1))
+    i = order[pos:pos + a.batch].to(dev); pos += a.batch
+    with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.math == "bf16"):
+        logits = net(xtr[i])
+        loss = F.cross_entropy(logits.float().view(-1, vocab), ytr[i].view(-1))
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    losses.append(loss.item()); tokens += a.batch * t
+    losses.append(loss.detach()); tokens += a.batch * t
+if a.device == "cuda": torch.cuda.synchronize()
 dt = time.perf_counter() - t0 if t0 else float("nan")
+losses = [z.item() for z in losses]
 tail = losses[-max(1, len(losses) // 10):]
 val = float("nan")
 if xva is not None:
+    xva, yva = xva.to(dev), yva.to(dev)
     net.eval(); total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, xva.shape[0], 64):
