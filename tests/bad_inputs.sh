@@ -130,7 +130,7 @@ row 2 "bad model spec 'residual(conv(8,3,pad=1)': missing ')' for the '(' at cha
   --model "residual(conv(8,3,pad=1)"
 row 2 "which an identity shortcut cannot add to; give a projection shortcut" --data "$dir/good" \
   --model "residual(conv(8,3,pad=1)),flatten,linear(out)"
-row 2 "bad model spec 'resnet34': unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101, resnet18," \
+row 2 "bad model spec 'resnet34': unknown preset 'resnet34' (presets: cnn, gpt-tiny, gpt2-124m, linreg, mlp, resnet101, resnet18," \
   --data "$dir/good" --model resnet34
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
 row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2

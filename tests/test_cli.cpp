@@ -132,7 +132,7 @@ const BadInput kBadInputs[] = {
     {"UnclosedModelSpec", "train --data DIR --model \"conv(32,5\"", "missing ')'"},
     {"UnclosedResidualBlock", "train --data DIR --model \"residual(conv(8,3,pad=1)\"",
      "missing ')' for the '(' at character 9"},
-    {"UnknownPreset", "train --data DIR --model resnet34", "unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101"},
+    {"UnknownPreset", "train --data DIR --model resnet34", "unknown preset 'resnet34' (presets: cnn, gpt-tiny, gpt2-124m, linreg, mlp, resnet101"},
     {"ModelOfTheWrongWidth", "train --data DIR --model \"flatten,linear(7)\"",
      "produces 7 outputs per sample but the data needs 3"},
     {"MissingShard", "train --train DIR/missing.h5", "no such file"},
