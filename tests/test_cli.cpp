@@ -137,7 +137,7 @@ const BadInput kBadInputs[] = {
      "produces 7 outputs per sample but the data needs 3"},
     {"MissingShard", "train --train DIR/missing.h5", "no such file"},
     {"NotHdf5", "train --train DIR/junk.h5", "is not an HDF5 file"},
-    {"UnknownOptimizer", "train --data DIR --optimizer lion", "--optimizer must be sgd, adam or rmsprop, got 'lion'"},
+    {"UnknownOptimizer", "train --data DIR --optimizer lion", "--optimizer must be sgd, adam, adamw or rmsprop, got 'lion'"},
     {"UnknownLrSchedule", "train --data DIR --lr-schedule zigzag",
      "--lr-schedule must be constant, step or cosine, got 'zigzag'"},
     {"UnknownDevice", "train --data DIR --device tpu", "--device must be cpu, cuda or auto, got 'tpu'"},
