@@ -2,7 +2,8 @@
 // the averaged gradient's, so data parallel (whole or with --shard-optimizer, whose ranks each hold a share),
 // a pipeline (whose stages each hold some layers; the 2 x 2 hybrid on np4) and parameter servers with
 // staleness 0 (two servers on np4, which sum their shards' squares) clip as one rank does. With a staleness
-// bound above 0 each push is its own update: no update moves the weights by more than lr x the norm.
+// bound above 0 each push is its own update: no update moves the weights by more than lr x the norm. On GPUs
+// (skipping, saying why, without one per rank) data parallel and the pipeline clip on the device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,6 +99,21 @@ TEST(Clipping, PipelineNormSpansTheStages) {
   if (test::world().rank() != 0) return;
   EXPECT_LT(largest_difference(piped, one_rank_weights(c, test::world().size() / stages)), 1e-5)
       << stages << " stages on " << test::world().size() << " ranks";
+}
+
+// On GPUs the norm stays on the device: summed there, added over the stages by NCCL, read by the scaling.
+TEST(Clipping, OnGpusDataParallelAndPipelineClipLikeOneGpu) {
+  if (const std::string why = test::start_gpu_per_rank(test::world()); !why.empty()) GTEST_SKIP() << why;
+  test::SharedDataset data({2, 4, 4});
+  TrainConfig c = clipped_run(data.path(), OptimizerKind::adamw);
+  c.device.kind = DeviceKind::cuda;
+  const std::vector<float> ranks = saved_weights(c);
+  if (test::world().rank() == 0)
+    EXPECT_LT(largest_difference(ranks, one_rank_weights(c, test::world().size())), 1e-4) << "data parallel";
+  c.parallel.pipeline.stages = test::world().size();
+  c.parallel.pipeline.micro_batches = 2;
+  const std::vector<float> piped = saved_weights(c);
+  if (test::world().rank() == 0) EXPECT_LT(largest_difference(piped, one_rank_weights(c, 1)), 1e-4) << "pipeline";
 }
 
 TrainConfig served(TrainConfig c, int staleness) {
