@@ -211,6 +211,10 @@ row 2 "--save and --save-best name the same path" --data "$dir/good" "${val[@]}"
   --save-best "$dir/./m.h5"
 row 2 "--l1 must not be negative, got -0.01" --data "$dir/good" "${model[@]}" --l1 -0.01
 row 2 "--l1 must be a finite number, got inf" --data "$dir/good" "${model[@]}" --l1 inf
+row 2 "--clip-grad-norm must be a finite norm above 0 (0 = off), got -1" --data "$dir/good" "${model[@]}" \
+  --clip-grad-norm -1
+row 2 "--clip-grad-norm must be a finite norm above 0 (0 = off), got nan" --data "$dir/good" "${model[@]}" \
+  --clip-grad-norm nan
 row 2 "--label-smoothing must be in [0, 1), got 1" --data "$dir/good" "${model[@]}" --label-smoothing 1
 row 2 "--label-smoothing is for classification (it smooths class labels); this data is for regression" \
   --train "$dir/good/regression-00000.h5" "${model[@]}" --label-smoothing 0.1

@@ -96,6 +96,12 @@ void validate_optimizer(const OptimizerConfig& o) {
   positive(o.eps, "--eps");
 }
 
+// --clip-grad-norm: a norm above 0 (0 is off); NaN fails every comparison, so it is refused too.
+void validate_clipping(float max_norm) {
+  require(max_norm >= 0.0f && std::isfinite(max_norm),
+          "--clip-grad-norm must be a finite norm above 0 (0 = off), got " + number(max_norm));
+}
+
 // The sample shape of --data synthetic:...: 1 to 3 dimensions, each at least 1, their product within the
 // per-sample limit (checked before multiplying, so that it cannot overflow).
 void validate_synthetic_shape(const Shape& sample, const std::string& flag) {
@@ -241,6 +247,7 @@ void validate_fine_tune(const TrainConfig& c) {
 void validate(const TrainConfig& c, int world) {
   validate_schedule(c);
   validate_optimizer(c.optimizer);
+  validate_clipping(c.parallel.clip_grad_norm);
   validate_data(c.data, Split::train);
   validate_checkpoints(c);
   validate_early_stop(c);
