@@ -98,14 +98,14 @@ double Attention::flops_per_sample() const {
 
 void Attention::dropped_row(const float* att_row, int64_t b, int64_t h, int64_t i, float* out) const {
   const float keep_scale = 1.0f / (1.0f - p_);
-  const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * time_ + i) * time_);
+  const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * pass_time_ + i) * pass_time_);
   for (int64_t j = 0; j <= i; ++j)
     out[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : att_row[j] * keep_scale;
-  std::fill(out + i + 1, out + time_, 0.0f);
+  std::fill(out + i + 1, out + pass_time_, 0.0f);
 }
 
 void Attention::head_forward(int64_t b, int64_t h, bool drop) {
-  const int64_t t_len = time_, c = channels_, d = head_dim_, ld = 3 * c;
+  const int64_t t_len = pass_time_, c = channels_, d = head_dim_, ld = 3 * c;
   const float* q = qkv_.data() + b * t_len * ld + h * d;
   const float* k = q + c;
   const float* v = q + 2 * c;
@@ -140,7 +140,8 @@ void Attention::head_forward(int64_t b, int64_t h, bool drop) {
 const Tensor& Attention::forward(const Tensor& x, Mode mode) {
   x_ = &x;
   const int64_t batch = x.dim(0), t_len = x.dim(1), c = channels_, rows = batch * t_len;
-  if (t_len != time_) throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
+  if (t_len > time_) throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
+  pass_time_ = t_len;
   dropped_ = mode == Mode::train && p_ > 0.0f;
   if (dropped_) forward_call_ = calls_++;
   qkv_.resize({batch, t_len, 3 * c});
@@ -166,7 +167,7 @@ const Tensor& Attention::forward(const Tensor& x, Mode mode) {
 // mask to dA, then the softmax: dS_ij = A_ij (dA_ij - sum_k A_ik dA_ik), scaled by 1/sqrt(d) as the scores
 // were; dQ = dS K, dK = dS^T Q.
 void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool drop) {
-  const int64_t t_len = time_, c = channels_, d = head_dim_, ld = 3 * c;
+  const int64_t t_len = pass_time_, c = channels_, d = head_dim_, ld = 3 * c;
   const float* q = qkv_.data() + b * t_len * ld + h * d;
   const float* k = q + c;
   const float* v = q + 2 * c;
@@ -210,7 +211,8 @@ void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool dr
 }
 
 const Tensor& Attention::backward(const Tensor& dy) {
-  const int64_t batch = dy.dim(0), t_len = time_, c = channels_, rows = batch * t_len;
+  const int64_t batch = dy.dim(0), t_len = dy.dim(1), c = channels_, rows = batch * t_len;
+  pass_time_ = t_len;  // a pipeline runs the backward of an earlier micro-batch after later forwards
   // The output projection.
   gemm(Trans::yes, Trans::no, c, c, rows, 1.0f, dy.data(), c, heads_out_.data(), c, 1.0f, proj_weight_.grad.data(), c);
   add_column_sums(dy.data(), rows, c, proj_bias_.grad.data());
