@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "exp_nonpositive.hpp"
 #include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/counter_rng.hpp"
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 #ifdef _OPENMP
@@ -116,16 +118,23 @@ void Attention::head_forward(int64_t b, int64_t h, bool drop) {
     gemm(Trans::no, Trans::yes, i1 - i0, i1, d, scale, q + i0 * ld, ld, k, ld, 0.0f, att + i0 * t_len, t_len);
   });
   // Softmax over the keys up to the query's own position; zeros after it, where the blocks' products read.
-  for (int64_t i = 0; i < t_len; ++i) {
-    float* __restrict row = att + i * t_len;
-    float top = row[0];
-    for (int64_t j = 1; j <= i; ++j) top = std::max(top, row[j]);
-    float sum = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] - top);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-    std::fill(row + i + 1, row + t_len, 0.0f);
-  }
+  run_vectorised([&] {
+    for (int64_t i = 0; i < t_len; ++i) {
+      float* __restrict row = att + i * t_len;
+      float top = row[0];
+#pragma omp simd reduction(max : top)
+      for (int64_t j = 1; j <= i; ++j) top = std::max(top, row[j]);
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j <= i; ++j) {
+        row[j] = exp_nonpositive(row[j] - top);
+        sum += row[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+      std::fill(row + i + 1, row + t_len, 0.0f);
+    }
+  });
   const float* probs = att;
   if (drop) {
     float* dropped = scratch_[static_cast<size_t>(thread_index())].data();
@@ -190,19 +199,23 @@ void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool dr
     gemm(Trans::no, Trans::yes, i1 - i0, i1, d, 1.0f, dout + i0 * c, c, v, ld, 0.0f, work + i0 * t_len, t_len);
   });
   const float scale = 1.0f / std::sqrt(static_cast<float>(d)), keep_scale = 1.0f / (1.0f - p_);
-  for (int64_t i = 0; i < t_len; ++i) {
-    const float* __restrict a = att + i * t_len;
-    float* __restrict g = work + i * t_len;
-    if (drop) {
-      const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * t_len + i) * t_len);
-      for (int64_t j = 0; j <= i; ++j)
-        g[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : g[j] * keep_scale;
+  run_vectorised([&] {
+    for (int64_t i = 0; i < t_len; ++i) {
+      const float* __restrict a = att + i * t_len;
+      float* __restrict g = work + i * t_len;
+      if (drop) {
+        const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * t_len + i) * t_len);
+        for (int64_t j = 0; j <= i; ++j)
+          g[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : g[j] * keep_scale;
+      }
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t j = 0; j <= i; ++j) dot += a[j] * g[j];
+      for (int64_t j = 0; j <= i; ++j) g[j] = a[j] * (g[j] - dot) * scale;
+      std::fill(g + i + 1, g + t_len, 0.0f);
     }
-    float dot = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) dot += a[j] * g[j];
-    for (int64_t j = 0; j <= i; ++j) g[j] = a[j] * (g[j] - dot) * scale;
-    std::fill(g + i + 1, g + t_len, 0.0f);
-  }
+  });
+
   for_each_row_block_last_first(t_len, [&](int64_t i0, int64_t i1, bool first) {
     gemm(Trans::no, Trans::no, i1 - i0, d, i1, 1.0f, work + i0 * t_len, t_len, k, ld, 0.0f, dq + i0 * ld, ld);
     gemm(Trans::yes, Trans::no, i1, d, i1 - i0, 1.0f, work + i0 * t_len, t_len, q + i0 * ld, ld,
