@@ -35,11 +35,15 @@ Strided qkv_heads(const float* qkv, int64_t b, int part, int64_t t_len, int64_t 
 
 }  // namespace
 
-const float* CudaAttention::dropped_probabilities() {
+float* CudaAttention::scratch_like_att(DeviceBuffer& scratch) const {
+  return static_cast<float*>(scratch.reserve(sizeof(float) * static_cast<size_t>(att_.numel())));
+}
+
+const float* CudaAttention::dropped_probabilities(DeviceBuffer& scratch) const {
   if (!dropped_) return att_.data();
-  scratch_.resize(att_.shape());
-  kernels::dropout(att_.data(), scratch_.data(), att_.numel(), p_, seed_, forward_call_, stream());
-  return scratch_.data();
+  float* dropped = scratch_like_att(scratch);
+  kernels::dropout(att_.data(), dropped, att_.numel(), p_, seed_, forward_call_, stream());
+  return dropped;
 }
 
 const Tensor& CudaAttention::forward(const Tensor& x, Mode mode) {
@@ -57,7 +61,8 @@ const Tensor& CudaAttention::forward(const Tensor& x, Mode mode) {
     gemm_batched(false, true, t_len, t_len, d, scale, qkv_heads(qkv_.data(), b, 0, t_len, c, d),
                  qkv_heads(qkv_.data(), b, 1, t_len, c, d), 0.0f, att_.data() + b * h * square, t_len, square, h);
   kernels::causal_softmax(att_.data(), batch * h * t_len, t_len, stream());
-  const float* probs = dropped_probabilities();
+  DeviceBuffer scratch;
+  const float* probs = dropped_probabilities(scratch);
   heads_out_.resize({batch, t_len, c});
   for (int64_t b = 0; b < batch; ++b)  // out = att v
     gemm_batched(false, false, t_len, d, t_len, 1.0f, {probs + b * h * square, t_len, square},
@@ -76,16 +81,16 @@ const Tensor& CudaAttention::backward(const Tensor& dy) {
   dheads_.resize({batch, t_len, c});
   proj_map_.backward(dy.data(), heads_out_.data(), rows, proj_weight_, &proj_bias_, dheads_.data());
   dqkv_.resize({batch, t_len, 3 * c});
-  const float* probs = dropped_probabilities();  // in scratch_ when dropped: used up before dP overwrites it
+  DeviceBuffer scratch;
+  const float* probs = dropped_probabilities(scratch);  // in scratch when dropped: used up before dP overwrites it
   for (int64_t b = 0; b < batch; ++b)  // dV = P^T dO
     gemm_batched(true, false, t_len, d, t_len, 1.0f, {probs + b * h * square, t_len, square},
                  {dheads_.data() + b * t_len * c, c, d}, 0.0f, dqkv_.data() + b * t_len * 3 * c + 2 * c, 3 * c, d, h);
-  scratch_.resize(att_.shape());
-  float* grad = scratch_.data();
+  float* grad = scratch_like_att(scratch);
   for (int64_t b = 0; b < batch; ++b)  // dP = dO V^T
     gemm_batched(false, true, t_len, t_len, d, 1.0f, {dheads_.data() + b * t_len * c, c, d},
                  qkv_heads(qkv_.data(), b, 2, t_len, c, d), 0.0f, grad + b * h * square, t_len, square, h);
-  if (dropped_) kernels::dropout(grad, grad, scratch_.numel(), p_, seed_, forward_call_, stream());
+  if (dropped_) kernels::dropout(grad, grad, att_.numel(), p_, seed_, forward_call_, stream());
   kernels::causal_softmax_backward(att_.data(), grad, batch * h * t_len, t_len,
                                    1.0f / std::sqrt(static_cast<float>(d)), stream());
   for (int64_t b = 0; b < batch; ++b) {

@@ -300,8 +300,11 @@ class CudaAttention final : public CudaLayer {
   std::vector<uint64_t*> random_streams() override { return {&calls_}; }
 
  private:
-  // att_ through the dropout mask of forward_call_ into scratch_ (or att_ itself when nothing drops).
-  const float* dropped_probabilities();
+  // Room for a [batch, H, T, T] tensor in `scratch`: a local buffer of forward or backward, whose block the
+  // caching allocator hands to the next layer's (one for all layers, not one each).
+  float* scratch_like_att(DeviceBuffer& scratch) const;
+  // att_ through the dropout mask of forward_call_ into `scratch` (or att_ itself when nothing drops).
+  const float* dropped_probabilities(DeviceBuffer& scratch) const;
 
   int64_t heads_, time_, channels_, head_dim_;
   float p_;
@@ -315,7 +318,6 @@ class CudaAttention final : public CudaLayer {
   DeviceTensor att_;        // [batch, H, T, T] probabilities before dropout; 0 above the diagonal
   DeviceTensor heads_out_;  // [batch, T, C]: att v, heads side by side
   DeviceTensor y_, dx_, dheads_, dqkv_;
-  DeviceTensor scratch_;  // [batch, H, T, T]: the dropped probabilities, then the scores' gradient
 };
 
 // A GPT block on the GPU: the CPU block's own forward and backward (TransformerBlock) over its parts made CUDA
