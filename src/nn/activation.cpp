@@ -1,7 +1,9 @@
 #include "ringtrain/nn/activation.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <numbers>
 
@@ -11,11 +13,42 @@ namespace ringtrain {
 
 namespace {
 
+// e^x for x <= 0 (Cephes' expf: x = n ln 2 + r, |r| <= ln 2 / 2, a degree-6 polynomial for e^r, 2^n built
+// in the exponent bits), within 2 ulp; 0 below -87. Plain arithmetic with no library call, so that the
+// element-wise loops below vectorise (glibc's vector expf and erff need -ffast-math).
+float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+  const float n = (x * std::numbers::log2e_v<float> + kRound) - kRound;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // max(-126, n) is n for every x here, and -126 for a NaN, which p carries instead: no NaN cast to an integer.
+  return p * std::bit_cast<float>((static_cast<int32_t>(std::max(-126.0f, n)) + 127) << 23);
+}
+
+// erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, float's own rounding at erf's scale).
+float erf_approx(float x) {
+  const float a = std::fabs(x), t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.0f - p * t * exp_nonpositive(-a * a);
+  return x < 0.0f ? -y : y;
+}
+
 // GELU(x) = x Phi(x), with Phi the standard normal CDF; its derivative Phi(x) + x phi(x).
-float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f)); }
+float gelu(float x) { return 0.5f * x * (1.0f + erf_approx(x * std::numbers::sqrt2_v<float> * 0.5f)); }
 float gelu_derivative(float x) {
-  const float cdf = 0.5f * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f));
-  const float pdf = std::exp(-0.5f * x * x) * (std::numbers::inv_sqrtpi_v<float> * std::numbers::sqrt2_v<float> * 0.5f);
+  const float cdf = 0.5f * (1.0f + erf_approx(x * std::numbers::sqrt2_v<float> * 0.5f));
+  const float pdf = exp_nonpositive(-0.5f * x * x) * (std::numbers::inv_sqrtpi_v<float> * std::numbers::sqrt2_v<float> * 0.5f);
   return cdf + x * pdf;
 }
 

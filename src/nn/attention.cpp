@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/counter_rng.hpp"
 #include "ringtrain/tensor/error.hpp"
@@ -78,7 +79,7 @@ Shape Attention::build(const Shape& sample_in, Rng& rng) {
   for (auto [param, rows] : {std::pair{&qkv_weight_, 3 * c}, std::pair{&proj_weight_, c}}) {
     param->value = Tensor({rows, c});
     param->grad = Tensor({rows, c});
-    for (int64_t i = 0; i < param->value.numel(); ++i) param->value[i] = 0.02f * rng.normal();
+    fill_normal(param->value, 0.02f, rng);
   }
   qkv_bias_.value = Tensor({3 * c});
   qkv_bias_.grad = Tensor({3 * c});
