@@ -145,7 +145,10 @@ __global__ void layernorm_param_sum_kernel(const float* partial, int64_t chunks,
                                            float* dbias) {
   RINGTRAIN_GRID_STRIDE(j, channels) {
     float wx = 0.0f, b = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) wx += partial[c * 2 * channels + j], b += partial[c * 2 * channels + channels + j];
+    for (int64_t c = 0; c < chunks; ++c) {
+      wx += partial[c * 2 * channels + j];
+      b += partial[c * 2 * channels + channels + j];
+    }
     dweight[j] += wx;
     dbias[j] += b;
   }

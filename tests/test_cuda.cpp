@@ -926,7 +926,8 @@ TEST_F(CudaEngine, TiedHeadReadsAndTrainsTheEmbeddingTwinsTable) {
   table->value.copy_from(doubled);
   const Tensor after = m.gpu.forward(x, Mode::eval).to(Device::cpu);
   double change = 0.0;
-  for (int64_t i = 0; i < after.numel(); ++i) change = std::max(change, std::fabs(static_cast<double>(after[i]) - before[i]));
+  for (int64_t i = 0; i < after.numel(); ++i)
+    change = std::max(change, std::fabs(static_cast<double>(after[i]) - before[i]));
   EXPECT_GT(change, 1e-3);
 }
 

@@ -49,7 +49,8 @@ const float* CudaAttention::dropped_probabilities(DeviceBuffer& scratch) const {
 const Tensor& CudaAttention::forward(const Tensor& x, Mode mode) {
   x_ = &x;
   const int64_t batch = x.dim(0), t_len = x.dim(1), c = channels_, h = heads_, d = head_dim_, rows = batch * t_len;
-  if (t_len != time_) throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
+  if (t_len != time_)
+    throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
   dropped_ = mode == Mode::train && p_ > 0.0f;
   if (dropped_) forward_call_ = calls_++;
   qkv_.resize({batch, t_len, 3 * c});
