@@ -219,6 +219,12 @@ TEST(TransformerModel, LaterTokensDoNotChangeEarlierOutputs) {
   bool changed = false;
   for (int64_t i = 66 * 13; i < 70 * 13; ++i) changed |= before[i] != after[i];
   EXPECT_TRUE(changed);
+  // A shorter window (generation's prompt) runs through the same model and gives the same first positions.
+  Tensor first({1, 66});
+  for (int64_t i = 0; i < 66; ++i) first[i] = x[i];
+  const Tensor& shorter = model.forward(first, Mode::eval);
+  ASSERT_EQ(shorter.shape(), (Shape{1, 66, 13}));
+  for (int64_t i = 0; i < 66 * 13; ++i) ASSERT_NEAR(before[i], shorter[i], 1e-5) << "position " << i / 13;
 }
 
 TEST(TransformerModel, RefusesTokensOutsideTheVocabularyAndLongContexts) {

@@ -46,6 +46,9 @@ namespace {
 
 const Tensor& Embedding::forward(const Tensor& x, Mode) {
   const int64_t batch = x.dim(0), t_len = x.numel() / batch, c = channels_;
+  if (t_len > context_)
+    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
+                std::to_string(context_));
   ids_.resize(static_cast<size_t>(x.numel()));
   for (int64_t i = 0; i < x.numel(); ++i) {
     const float id = x[i];
