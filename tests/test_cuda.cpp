@@ -931,6 +931,13 @@ TEST_F(CudaEngine, TiedHeadReadsAndTrainsTheEmbeddingTwinsTable) {
   EXPECT_GT(change, 1e-3);
 }
 
+// A model built for 9 tokens on windows of 5 (generation's shorter prompts), forward and backward, dropout
+// masks included (their counters index [batch, H, 5, 5]).
+TEST_F(CudaEngine, ShorterWindowsAgree) {
+  ModelPair m("embedding(out,12,context=16),block(3,dropout=0.2),layernorm,linear(out,per_token=1)", {9}, 13, sharpen);
+  expect_token_models_agree(m, 2, 5, 13);
+}
+
 TEST_F(CudaEngine, EmbeddingRefusesTokensOutsideTheVocabularyWithTheCpusLine) {
   Model model("embedding(256,4,context=8)", {8}, 0, 1);
   model.to(Device::cuda);

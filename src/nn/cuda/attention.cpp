@@ -49,7 +49,7 @@ const float* CudaAttention::dropped_probabilities(DeviceBuffer& scratch) const {
 const Tensor& CudaAttention::forward(const Tensor& x, Mode mode) {
   x_ = &x;
   const int64_t batch = x.dim(0), t_len = x.dim(1), c = channels_, h = heads_, d = head_dim_, rows = batch * t_len;
-  if (t_len != time_)
+  if (t_len > time_)  // shorter windows pass (generation's prompts), as on the CPU
     throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
   dropped_ = mode == Mode::train && p_ > 0.0f;
   if (dropped_) forward_call_ = calls_++;
@@ -77,7 +77,8 @@ const Tensor& CudaAttention::forward(const Tensor& x, Mode mode) {
 // dP = dO V^T; through the mask and the softmax to the scores' gradient dS (scaled by 1/sqrt(D) as the scores
 // were); dQ = dS K, dK = dS^T Q.
 const Tensor& CudaAttention::backward(const Tensor& dy) {
-  const int64_t batch = dy.dim(0), t_len = time_, c = channels_, h = heads_, d = head_dim_, rows = batch * t_len;
+  // T from dy: a pipeline runs an earlier micro-batch's backward after later forwards.
+  const int64_t batch = dy.dim(0), t_len = dy.dim(1), c = channels_, h = heads_, d = head_dim_, rows = batch * t_len;
   const int64_t square = t_len * t_len;
   dheads_.resize({batch, t_len, c});
   proj_map_.backward(dy.data(), heads_out_.data(), rows, proj_weight_, &proj_bias_, dheads_.data());

@@ -259,7 +259,7 @@ class CudaEmbedding final : public CudaLayer {
   Param* tied_weight_source() override { return &token_; }
 
  private:
-  int64_t vocabulary_, channels_;
+  int64_t vocabulary_, channels_, context_;
   Param token_, position_;
   DeviceTensor y_, ids_, no_input_gradient_;  // ids_: [batch, T] token ids as floats
   DeviceBuffer first_bad_;

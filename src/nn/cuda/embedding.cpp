@@ -11,12 +11,16 @@ CudaEmbedding::CudaEmbedding(Embedding& source)
     : CudaLayer(source),
       vocabulary_(source.vocabulary()),
       channels_(source.channels()),
+      context_(source.context()),
       token_(to_device(*source.params()[0])),
       position_(to_device(*source.params()[1])),
       first_bad_(sizeof(unsigned)) {}
 
 const Tensor& CudaEmbedding::forward(const Tensor& x, Mode) {
   const int64_t batch = x.dim(0), t_len = x.numel() / batch;
+  if (t_len > context_)
+    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
+                std::to_string(context_));
   ids_.resize({batch, t_len});
   y_.resize({batch, t_len, channels_});
   auto* first_bad = static_cast<unsigned*>(first_bad_.get());
