@@ -98,8 +98,38 @@ void activation_backward(Activation kind, float param, const float* saved, const
                          cudaStream_t stream);
 
 // Inverted dropout with the mask of counter_uniform(seed, call, i) < p: y = x * (keep ? 1/(1-p) : 0).
-// Backward is the same function of dy.
+// Backward is the same function of dy. y may be x. Attention's dropout (nn/cuda/attention.cpp) runs it over
+// [batch, heads, T, T] probabilities, whose flat index is the CPU's mask counter ((b * H + h) * T + i) * T + j.
 void dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t call, cudaStream_t stream);
+
+// ---- the GPT layers (kernels/transformer.cu) ----
+// Embedding: y[r] = token[ids[r]] + position[r % time] over `rows` token positions of `channels` values; the
+// ids (floats, as the model reads them) are copied to `ids` for backward. An id that is not an integer in
+// [0, vocabulary) gives zeros and its row goes to *first_bad (atomicMin: the caller sets it to UINT_MAX
+// first and reads it back).
+void embedding_forward(const float* x, const float* token, const float* position, float* ids, float* y, int64_t rows,
+                       int64_t time, int64_t channels, int64_t vocabulary, unsigned* first_bad, cudaStream_t stream);
+// dtoken[ids[r]] += dy[r] (atomics: ids repeat), dposition[t] += the sum over the batch of dy[b, t].
+void embedding_backward(const float* dy, const float* ids, float* dtoken, float* dposition, int64_t batch, int64_t time,
+                        int64_t channels, cudaStream_t stream);
+// LayerNorm over rows of `channels`: y = (x - mean) * inv_std * weight + bias, with each row's mean and
+// inv_std = 1 / sqrt(var + eps) (biased variance) saved for backward.
+void layernorm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* inv_std,
+                       int64_t rows, int64_t channels, float eps, cudaStream_t stream);
+// Backward's scratch for the parameter gradients' partial sums.
+size_t layernorm_scratch_floats(int64_t rows, int64_t channels);
+// dweight += sum over rows of dy * xhat, dbias += sum of dy (in a fixed order), and dx (skipped when null) =
+// (g - mean(g) - xhat * mean(g * xhat)) * inv_std with g = dy * weight.
+void layernorm_backward(const float* x, const float* dy, const float* weight, const float* mean, const float* inv_std,
+                        float* dx, float* dweight, float* dbias, float* scratch, int64_t rows, int64_t channels,
+                        cudaStream_t stream);
+// Causal attention over `rows` rows of [time, time] score matrices (row r is query r % time): in place, the
+// softmax over keys 0..i and zeros after them.
+void causal_softmax(float* scores, int64_t rows, int64_t time, cudaStream_t stream);
+// In place: grad_ij = probs_ij (grad_ij - sum_k probs_ik grad_ik) * scale for j <= i, 0 after: the scores'
+// gradient from the probabilities' (already through attention dropout's mask), times the scores' scale.
+void causal_softmax_backward(const float* probs, float* grad, int64_t rows, int64_t time, float scale,
+                             cudaStream_t stream);
 
 // ---- losses ----
 // Per row r: probs = softmax(logits[r]), row_loss[r] = -sum_j target_j log probs[j], row_hit[r] = argmax ==

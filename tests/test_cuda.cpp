@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <tuple>
@@ -320,9 +321,8 @@ Shape batch_of(int64_t batch, const Shape& sample) {
 // Both models run a training forward and backward through every layer (input gradients included) on the
 // same input of `batch` samples and output gradient, then an evaluation forward, and must agree on outputs,
 // input gradients, parameter gradients and buffers.
-void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t batch, double tol) {
-  SCOPED_TRACE("batch " + std::to_string(batch));
-  const Tensor x = test::spaced_tensor(batch_of(batch, sample), 11);  // distinct values: no ties at kinks
+// On input x: the same, where x is the models' input (token ids for a language model).
+void expect_models_agree_on(Model& cpu, Model& gpu, const Tensor& x, double tol) {
   const Tensor x_gpu = x.to(Device::cuda);  // named: layers keep a pointer to their input until backward
   auto forward = [&](Mode mode) {
     const Tensor *hc = &x, *hg = &x_gpu;
@@ -335,7 +335,10 @@ void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t ba
   const Tensor dy_gpu = dy.to(Device::cuda);
   const Tensor *gc = &dy, *gg = &dy_gpu;
   for (size_t i = cpu.size(); i-- > 0;) gc = &cpu.layer(i).backward(*gc), gg = &gpu.layer(i).backward(*gg);
-  EXPECT_LT(relative_error(*gg, *gc), tol) << "input gradient";
+  if (gc->numel() > 0)
+    EXPECT_LT(relative_error(*gg, *gc), tol) << "input gradient";
+  else
+    EXPECT_EQ(gg->numel(), 0) << "an embedding computes no input gradient";  // token ids have none
   const auto pc = cpu.named_params(), pg = gpu.named_params();
   ASSERT_EQ(pc.size(), pg.size());
   for (size_t i = 0; i < pc.size(); ++i) {
@@ -348,12 +351,21 @@ void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t ba
   forward(Mode::eval);  // BatchNorm on its running statistics, dropout as identity
 }
 
-// The same spec built twice from one seed, once moved to the GPU, every input gradient switched on.
+void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t batch, double tol) {
+  SCOPED_TRACE("batch " + std::to_string(batch));
+  expect_models_agree_on(cpu, gpu, test::spaced_tensor(batch_of(batch, sample), 11), tol);  // no ties at kinks
+}
+
+// The same spec built twice from one seed, once moved to the GPU, every input gradient switched on; `prepare`
+// changes both alike before the move.
 struct ModelPair {
-  ModelPair(const std::string& spec, const Shape& sample, int64_t outputs = 0)
+  ModelPair(const std::string& spec, const Shape& sample, int64_t outputs = 0,
+            const std::function<void(Model&)>& prepare = nullptr)
       : cpu(spec, sample, outputs, 7), gpu(spec, sample, outputs, 7) {
-    for (Model* m : {&cpu, &gpu})
+    for (Model* m : {&cpu, &gpu}) {
       for (size_t i = 0; i < m->size(); ++i) m->layer(i).set_input_grad_needed(true);
+      if (prepare) prepare(*m);
+    }
     gpu.to(Device::cuda);
   }
   Model cpu, gpu;
@@ -824,6 +836,7 @@ TEST_F(CudaEngine, Tf32AndBf16StayCloseToFp32) {
     SCOPED_TRACE(name_of(p));
     expect_devices_agree("linear(64),relu,linear(10)", {256}, 32, 2e-2);
     expect_devices_agree("conv(8,3,pad=1),relu", {4, 12, 12}, 4, 2e-2);
+    expect_devices_agree("block(4),layernorm,linear(10,per_token=1)", {32, 64}, 4, 2e-2);  // attention's too
   }
 }
 
@@ -880,6 +893,129 @@ TEST_F(CudaEngine, StashedMicroBatchesThroughResidualBlocksAgree) {
       "shortcut=conv(6,1,stride=2,bias=0),batchnorm),relu,"
       "maxpool(3,stride=2,pad=1),globalavgpool,linear(out)",
       {2, 8, 8});
+}
+
+// ---- the GPT layers ----
+
+// Token ids in [0, vocabulary) as a language model reads them: floats, [batch, T].
+Tensor token_batch(int64_t batch, int64_t t_len, int64_t vocabulary, uint64_t seed) {
+  Rng rng(seed);
+  Tensor x({batch, t_len});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.below(static_cast<uint64_t>(vocabulary)));
+  return x;
+}
+
+// GPT-2's N(0, 0.02) weights scaled up (attention far from uniform, so that its softmax matters), and norms and
+// biases moved off 1 and 0 by varying amounts.
+void sharpen(Model& model) {
+  for (Param* p : model.params())
+    for (int64_t i = 0; i < p->value.numel(); ++i)
+      p->value[i] = p->kernel ? 10.0f * p->value[i] : p->value[i] + 0.05f * static_cast<float>(i % 7 - 3);
+}
+
+void expect_token_models_agree(ModelPair& m, int64_t batch, int64_t t_len, int64_t vocabulary) {
+  expect_models_agree_on(m.cpu, m.gpu, token_batch(batch, t_len, vocabulary, 5), 1e-4);
+}
+
+// Each GPT layer alone against the CPU's on the same weights: outputs, input gradients and every parameter
+// gradient. 37 tokens: causal rows longer than a warp, and not a multiple of it; 3 heads of 4 channels.
+TEST_F(CudaEngine, TransformerLayersAgree) {
+  for (const char* spec : {"embedding(50,12,context=40)"}) {
+    SCOPED_TRACE(spec);
+    ModelPair m(spec, {37}, 0, sharpen);
+    expect_token_models_agree(m, 3, 37, 50);
+  }
+  const Shape sample{37, 12};
+  for (const char* spec : {"layernorm", "attention(3)", "attention(3,dropout=0.3)", "linear(7,per_token=1)",
+                           "linear(5,per_token=1,bias=0)", "block(3)", "block(3,dropout=0.2)"}) {
+    SCOPED_TRACE(spec);
+    ModelPair m(spec, sample, 0, sharpen);
+    expect_models_agree(m.cpu, m.gpu, sample, 3, 1e-4);
+  }
+}
+
+// The output head tied to the embedding's token table: on the GPU it reads the embedding twin's table (Model::to
+// links them again), lists no weight of its own, and adds its gradient into the table's.
+TEST_F(CudaEngine, TiedHeadReadsAndTrainsTheEmbeddingTwinsTable) {
+  const std::string spec = "embedding(out,12,context=16),block(2),layernorm,linear(out,per_token=1,bias=0,tied=1)";
+  ModelPair m(spec, {9}, 13, sharpen);
+  ASSERT_TRUE(m.gpu.has_tied_weights());
+  EXPECT_EQ(m.gpu.parameter_count(), m.cpu.parameter_count());
+  expect_token_models_agree(m, 2, 9, 13);  // the table's gradient: the embedding's scatter and the head's GEMM
+  Param* table = m.gpu.named_params().front().param;
+  ASSERT_EQ(m.gpu.named_params().front().name, "embedding1/token");
+  EXPECT_EQ(relative_error(table->value, m.cpu.named_params().front().param->value), 0.0) << "round trip";
+  // A table changed on the device changes the head's output: it reads the twin's table, not a copy.
+  const Tensor x = token_batch(2, 9, 13, 6).to(Device::cuda);
+  const Tensor before = m.gpu.forward(x, Mode::eval).to(Device::cpu);
+  Tensor doubled = table->value.to(Device::cpu);
+  for (int64_t i = 0; i < doubled.numel(); ++i) doubled[i] *= 2.0f;
+  table->value.copy_from(doubled);
+  const Tensor after = m.gpu.forward(x, Mode::eval).to(Device::cpu);
+  double change = 0.0;
+  for (int64_t i = 0; i < after.numel(); ++i)
+    change = std::max(change, std::fabs(static_cast<double>(after[i]) - before[i]));
+  EXPECT_GT(change, 1e-3);
+}
+
+// A model built for 9 tokens on windows of 5 (generation's shorter prompts), forward and backward, dropout
+// masks included (their counters index [batch, H, 5, 5]).
+TEST_F(CudaEngine, ShorterWindowsAgree) {
+  ModelPair m("embedding(out,12,context=16),block(3,dropout=0.2),layernorm,linear(out,per_token=1)", {9}, 13, sharpen);
+  expect_token_models_agree(m, 2, 5, 13);
+}
+
+TEST_F(CudaEngine, EmbeddingRefusesTokensOutsideTheVocabularyWithTheCpusLine) {
+  Model model("embedding(256,4,context=8)", {8}, 0, 1);
+  model.to(Device::cuda);
+  Tensor x = token_batch(2, 8, 256, 1);
+  x[13] = 300.0f;
+  const Tensor x_gpu = x.to(Device::cuda);
+  EXPECT_EQ(test::error_of([&] { model.forward(x_gpu, Mode::train); }),
+            "token id 300 at position 5 is outside the vocabulary of 256");
+  x[13] = 2.5f;
+  x[14] = -1.0f;
+  const Tensor x2_gpu = x.to(Device::cuda);
+  EXPECT_EQ(test::error_of([&] { model.forward(x2_gpu, Mode::train); }),
+            "token id 2.5 at position 5 is outside the vocabulary of 256") << "the first bad id";
+}
+
+// gpt-tiny (4 blocks, 4 heads, 128 channels) on a [2, 32] batch of bytes: logits, the cross-entropy over every
+// position, and every parameter gradient of that loss.
+TEST_F(CudaEngine, GptTinyForwardBackwardAndLossAgree) {
+  constexpr int64_t kBatch = 2, kTime = 32, kVocabulary = 256;
+  Model cpu("gpt-tiny", {kTime}, kVocabulary, 3), gpu("gpt-tiny", {kTime}, kVocabulary, 3);
+  gpu.to(Device::cuda);
+  const Tensor x = token_batch(kBatch, kTime, kVocabulary, 8);
+  const Tensor x_gpu = x.to(Device::cuda);
+  Targets t;
+  const Tensor next = token_batch(kBatch, kTime, kVocabulary, 9);
+  for (int64_t i = 0; i < next.numel(); ++i) t.labels.push_back(static_cast<int32_t>(next[i]));
+  auto lc = make_loss(true), lg = make_loss(true, Device::cuda);
+  cpu.zero_grad(), gpu.zero_grad();
+  const Tensor& yc = cpu.forward(x, Mode::train);
+  const Tensor& yg = gpu.forward(x_gpu, Mode::train);
+  ASSERT_EQ(yg.shape(), (Shape{kBatch, kTime, kVocabulary}));
+  EXPECT_LT(relative_error(yg, yc), 1e-4) << "logits";
+  lc->forward(yc, t);
+  lg->forward(yg, t);
+  cpu.backward(lc->backward(1.0f));
+  gpu.backward(lg->backward(1.0f));
+  const Score sc = lc->take_score(), sg = lg->take_score();
+  EXPECT_EQ(sg.samples, kBatch * kTime) << "tokens are the samples";
+  EXPECT_NEAR(sg.loss_sum, sc.loss_sum, 1e-4 * sc.loss_sum);
+  const auto pc = cpu.named_params(), pg = gpu.named_params();
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) {
+    EXPECT_EQ(pg[i].name, pc[i].name);
+    EXPECT_LT(relative_error(pg[i].param->grad, pc[i].param->grad), 1e-4) << pc[i].name << " gradient";
+  }
+}
+
+// A pipeline stage's micro-batches through blocks with dropout: each backward follows its own forward's masks,
+// probabilities and statistics.
+TEST_F(CudaEngine, StashedMicroBatchesThroughTransformerBlocksAgree) {
+  expect_stashed_round_trips_agree("block(2,dropout=0.2),layernorm,block(2),linear(4)", {6, 8});
 }
 
 #ifdef RINGTRAIN_HAVE_CUDA

@@ -5,12 +5,16 @@
 #include "cuda_layers.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/attention.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/dropout.hpp"
+#include "ringtrain/nn/embedding.hpp"
+#include "ringtrain/nn/layernorm.hpp"
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/pool2d.hpp"
 #include "ringtrain/nn/residual.hpp"
+#include "ringtrain/nn/transformer_block.hpp"
 
 namespace ringtrain::cuda {
 
@@ -28,10 +32,10 @@ Param CudaLayer::to_device(const Param& p) {
 }
 
 std::unique_ptr<Layer> make_cuda_layer(Layer& source) {
-  if (auto* l = dynamic_cast<Linear*>(&source)) {
-    if (l->per_token()) throw Error("layer 'linear(per_token=1)' has no CUDA version yet");
-    return std::make_unique<CudaLinear>(*l);
-  }
+  if (auto* l = dynamic_cast<Linear*>(&source)) return std::make_unique<CudaLinear>(*l);
+  if (auto* l = dynamic_cast<Embedding*>(&source)) return std::make_unique<CudaEmbedding>(*l);
+  if (auto* l = dynamic_cast<LayerNorm*>(&source)) return std::make_unique<CudaLayerNorm>(*l);
+  if (auto* l = dynamic_cast<Attention*>(&source)) return std::make_unique<CudaAttention>(*l);
   if (auto* l = dynamic_cast<Conv2d*>(&source)) return std::make_unique<CudaConv2d>(*l);
   if (auto* l = dynamic_cast<Pool2d*>(&source)) return std::make_unique<CudaPool2d>(*l);
   if (auto* l = dynamic_cast<Activation*>(&source)) return std::make_unique<CudaActivation>(*l);
@@ -39,9 +43,10 @@ std::unique_ptr<Layer> make_cuda_layer(Layer& source) {
   if (auto* l = dynamic_cast<Flatten*>(&source)) return std::make_unique<CudaFlatten>(*l);
   if (auto* l = dynamic_cast<BatchNorm*>(&source)) return std::make_unique<CudaBatchNorm>(*l);
   if (auto* l = dynamic_cast<GlobalAvgPool*>(&source)) return std::make_unique<CudaGlobalAvgPool>(*l);
-  // A block converts its parts with this same function (nested blocks included); the result is a Residual,
-  // not a CudaLayer.
+  // A block converts its parts with this same function (nested blocks included); the result is a Residual or
+  // a TransformerBlock, not a CudaLayer.
   if (auto* l = dynamic_cast<Residual*>(&source)) return std::make_unique<CudaResidual>(*l);
+  if (auto* l = dynamic_cast<TransformerBlock*>(&source)) return std::make_unique<CudaTransformerBlock>(*l);
   throw Error("layer '" + source.kind() + "' has no CUDA version yet");
 }
 
@@ -58,6 +63,21 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const voi
                      static_cast<int>(trans_b ? k : n), a, ab, static_cast<int>(trans_a ? m : k), &beta, c, CUDA_R_32F,
                      static_cast<int>(n), compute, CUBLAS_GEMM_DEFAULT),
         "cublasGemmEx");
+}
+
+void gemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, Strided a, Strided b,
+                  float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  // As gemm: the column-major product C^T = op(B)^T op(A)^T.
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  if (context().precision() == Precision::tf32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (context().precision() == Precision::bf16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+  check(cublasGemmStridedBatchedEx(context().cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                                   static_cast<int>(k), &alpha, b.data, CUDA_R_32F, static_cast<int>(b.ld), b.stride,
+                                   a.data, CUDA_R_32F, static_cast<int>(a.ld), a.stride, &beta, c, CUDA_R_32F,
+                                   static_cast<int>(ldc), stride_c, static_cast<int>(batch), compute,
+                                   CUBLAS_GEMM_DEFAULT),
+        "cublasGemmStridedBatchedEx");
 }
 
 void describe(cudnnTensorDescriptor_t d, int64_t n, int64_t c, int64_t h, int64_t w) {

@@ -46,6 +46,21 @@ std::unique_ptr<Layer> make_cuda_layer(Layer& source);
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, const void* b, bool bf16,
           float* c, float beta);
 
+// One row-major fp32 operand of a batched product: matrix i starts at data + i * stride, and its rows are ld
+// floats apart. Attention reads its heads in place this way: head h of q in a [T, 3C] qkv row block is the
+// [T, C/H] matrix at offset h * C/H with ld 3C.
+struct Strided {
+  const float* data;
+  int64_t ld, stride;
+};
+
+// `batch` row-major products C_i = alpha op(A_i) op(B_i) + beta C_i, with op(A_i) [m, k] and op(B_i) [k, n]
+// (trans_a: A_i stored [k, m]; trans_b: B_i stored [n, k]), fp32 in and out, summed in fp32. Under
+// --precision tf32 cuBLAS may run them on TF32 tensor cores, under bf16 on bf16 ones (operands rounded to
+// bf16 inside cuBLAS: the same math as gemm's bf16 copies, without making them).
+void gemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, Strided a, Strided b,
+                  float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch);
+
 // RAII for cuDNN descriptors.
 template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
 class Descriptor {

@@ -3,19 +3,40 @@
 #include "cuda_layer.hpp"
 #include "kernels/kernels.hpp"
 #include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/attention.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/dropout.hpp"
+#include "ringtrain/nn/embedding.hpp"
+#include "ringtrain/nn/layernorm.hpp"
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/per_batch_algorithms.hpp"
 #include "ringtrain/nn/pool2d.hpp"
 #include "ringtrain/nn/residual.hpp"
+#include "ringtrain/nn/transformer_block.hpp"
 
 namespace ringtrain::cuda {
 
-// cuBLAS GEMMs; bias and a folded ReLU in one epilogue kernel. Under bf16 the GEMMs read bf16 copies of
-// x, W and dy (made each pass from the fp32 values; backward converts x again rather than keep forward's
-// copy, so a pipeline stage can interleave micro-batches) and write fp32.
+// y = x W^T + b over rows of a matrix, and its backward: the GEMMs of every CUDA linear map (CudaLinear,
+// attention's projections). cuBLAS GEMMs; bias and a folded ReLU in one epilogue kernel. Under bf16 the GEMMs
+// read bf16 copies of x, W and dy (made each pass from the fp32 values; backward converts x again rather than
+// keep forward's copy, so a pipeline stage can interleave micro-batches) and write fp32.
+class Dense {
+ public:
+  // y [rows, out] = x [rows, in] W^T (+ bias unless null), clamped at 0 when relu; W is [out, in].
+  void forward(const float* x, int64_t rows, const Param& weight, const Param* bias, bool relu, float* y);
+  // weight.grad += dy^T x, bias->grad += dy's column sums (unless null), and dx [rows, in] = dy W unless dx is
+  // null. Reads forward's bf16 copy of W (weights change only in the optimizer step).
+  void backward(const float* dy, const float* x, int64_t rows, Param& weight, Param* bias, float* dx);
+
+ private:
+  DeviceTensor ones_;
+  DeviceBuffer x16_, w16_, dy16_;
+};
+
+// A linear layer over its input's rows: samples (the input flattened), or with per_token the tokens of
+// [T, C] inputs. A tied layer's weight is its embedding twin's token table (Layer::tie, relinked by Model::to),
+// whose gradient its backward adds into.
 class CudaLinear final : public CudaLayer {
  public:
   explicit CudaLinear(Linear& source);
@@ -23,14 +44,19 @@ class CudaLinear final : public CudaLayer {
   const Tensor& backward(const Tensor& dy) override;
   ForwardState forward_state() override { return {{&y_}}; }
   std::vector<Param*> params() override;
+  Shape tied_weight_shape() const override { return tied_flag_ ? Shape{out_, in_} : Shape{}; }
+  void tie(Param* source) override { tied_ = source; }
 
  private:
+  Param& weight() { return tied_flag_ ? *tied_ : weight_; }
+
   int64_t in_, out_;
-  bool has_bias_, relu_;
+  bool has_bias_, relu_, per_token_, tied_flag_;
   Param weight_, bias_;
+  Param* tied_ = nullptr;
   const Tensor* x_ = nullptr;
-  DeviceTensor y_, dx_, dy_relu_, ones_;
-  DeviceBuffer x16_, w16_, dy16_;
+  Dense dense_;
+  DeviceTensor y_, dx_, dy_relu_;
 };
 
 // cuDNN convolution; algorithms found by cudnnFind* (measured, like torch.backends.cudnn.benchmark) once
@@ -217,6 +243,92 @@ class CudaResidual final : public Residual {
  private:
   void add(const Tensor& a, const Tensor& b, Tensor& out, bool relu) override;
   void relu_gradient(const Tensor& dy, const Tensor& y, Tensor& out) override;
+};
+
+// The token and position tables (kernels/transformer.cu): a gather forward, a scatter-add backward. The ids are
+// checked on the device, and forward reads back the first bad one's row (a 4-byte copy that waits for the
+// GPU, once per batch at the model's first layer) to stop with the CPU layer's error line.
+class CudaEmbedding final : public CudaLayer {
+ public:
+  explicit CudaEmbedding(Embedding& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  // The ids as forward read them (backward scatters into their rows), and the output.
+  ForwardState forward_state() override { return {{&y_, &ids_}}; }
+  std::vector<Param*> params() override { return {&token_, &position_}; }
+  Param* tied_weight_source() override { return &token_; }
+
+ private:
+  int64_t vocabulary_, channels_, context_;
+  Param token_, position_;
+  DeviceTensor y_, ids_, no_input_gradient_;  // ids_: [batch, T] token ids as floats
+  DeviceBuffer first_bad_;
+};
+
+// One warp per row for the statistics and the input gradient; the parameter gradients as column sums in a
+// fixed order (kernels/transformer.cu).
+class CudaLayerNorm final : public CudaLayer {
+ public:
+  explicit CudaLayerNorm(LayerNorm& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&y_, &mean_, &inv_std_}}; }
+  std::vector<Param*> params() override { return {&weight_, &bias_}; }
+
+ private:
+  float eps_;
+  int64_t channels_;
+  Param weight_, bias_;
+  const Tensor* x_ = nullptr;
+  DeviceTensor y_, mean_, inv_std_, dx_;
+  DeviceBuffer scratch_;
+};
+
+// Causal self-attention: the projections are Dense GEMMs; per sample, strided-batched cuBLAS GEMMs over the
+// heads read q, k and v in place in the qkv rows (no copies into [B, H, T, D]) for q k^T and att v and their
+// gradients; the mask, softmax and its backward are our kernels; the attention dropout is the Dropout
+// kernel over the probabilities (the CPU's counters), drawn again in backward as the CPU does. The full T x T
+// products are computed and masked (the CPU skips blocks above the diagonal). Not cuDNN's fused attention:
+// every intermediate here can be compared with the CPU's.
+class CudaAttention final : public CudaLayer {
+ public:
+  explicit CudaAttention(Attention& source);
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  ForwardState forward_state() override { return {{&qkv_, &att_, &heads_out_, &y_}, {}, {&forward_call_}}; }
+  std::vector<Param*> params() override { return {&qkv_weight_, &qkv_bias_, &proj_weight_, &proj_bias_}; }
+  std::vector<uint64_t*> random_streams() override { return {&calls_}; }
+
+ private:
+  // Room for a [batch, H, T, T] tensor in `scratch`: a local buffer of forward or backward, whose block the
+  // caching allocator hands to the next layer's (one for all layers, not one each).
+  float* scratch_like_att(DeviceBuffer& scratch) const;
+  // att_ through the dropout mask of forward_call_ into `scratch` (or att_ itself when nothing drops).
+  const float* dropped_probabilities(DeviceBuffer& scratch) const;
+
+  int64_t heads_, time_, channels_, head_dim_;
+  float p_;
+  uint64_t seed_, calls_;
+  uint64_t forward_call_ = 0;  // the mask stream of the forward that backward follows
+  bool dropped_ = false;       // whether that forward dropped (training, p > 0)
+  Param qkv_weight_, qkv_bias_, proj_weight_, proj_bias_;
+  Dense qkv_map_, proj_map_;
+  const Tensor* x_ = nullptr;
+  DeviceTensor qkv_;        // [batch, T, 3C]
+  DeviceTensor att_;        // [batch, H, T, T] probabilities before dropout; 0 above the diagonal
+  DeviceTensor heads_out_;  // [batch, T, C]: att v, heads side by side
+  DeviceTensor y_, dx_, dheads_, dqkv_;
+};
+
+// A GPT block on the GPU: the CPU block's own forward and backward (TransformerBlock) over its parts made CUDA
+// layers by make_cuda_layer, with its tensors on the device and its residual sums as a kernel. Not a
+// CudaLayer, as CudaResidual.
+class CudaTransformerBlock final : public TransformerBlock {
+ public:
+  explicit CudaTransformerBlock(TransformerBlock& source);
+
+ private:
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
 };
 
 }  // namespace ringtrain::cuda
