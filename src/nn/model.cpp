@@ -34,8 +34,9 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
   layer_shapes_.push_back(shape);
   output_shape_ = shape;
   // A language model predicts at every position: [T] tokens in, [T, outputs] out.
-  const bool per_position = sample_in.size() == 1 && output_shape_ == Shape{sample_in[0], outputs};
-  if (outputs > 0 && shape_numel(output_shape_) != outputs && !per_position)
+  per_position_ = outputs > 0 && shape_numel(output_shape_) != outputs && sample_in.size() == 1 &&
+                  output_shape_ == Shape{sample_in[0], outputs};
+  if (outputs > 0 && shape_numel(output_shape_) != outputs && !per_position_)
     throw Error(quoted + "the model produces " + std::to_string(shape_numel(output_shape_)) +
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
   link_tied_weights(quoted);

@@ -47,7 +47,7 @@ void open_split(const EvalConfig& config, int ranks, Evaluation& e) {
 
 // A report scores classes against each other: one class alone has no precision, recall or ROC curve.
 void check_reportable(const EvalConfig& config, const LoadedModel& loaded) {
-  const int64_t outputs = shape_numel(loaded.model->output_shape());
+  const int64_t outputs = loaded.model->outputs();
   if (!config.report_dir.empty() && loaded.targets.classification && outputs < 2)
     throw Error("--report: the model has 1 class, and its classification metrics (precision, recall, ROC curves) "
                 "compare 2 classes or more");
@@ -62,9 +62,9 @@ Evaluation open_evaluation(const EvalConfig& config, int ranks) {
   const Model& model = *e.loaded.model;
   check_input_shape(meta, model);
   const TargetSpace& trained = e.loaded.targets;
-  if (meta.classification() != trained.classification || meta.outputs() != shape_numel(model.output_shape()))
+  if (meta.classification() != trained.classification || meta.outputs() != model.outputs())
     throw Error("the data has " + std::to_string(meta.outputs()) + (meta.classification() ? " classes" : " targets") +
-                " but the model was trained for " + std::to_string(shape_numel(model.output_shape())) +
+                " but the model was trained for " + std::to_string(model.outputs()) +
                 (trained.classification ? " classes" : " targets"));
   // The model's outputs are targets standardised as its training data's were; other data's would be scored
   // on another scale.

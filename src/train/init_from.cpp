@@ -21,7 +21,7 @@ std::string what_it_predicts(bool classification, int64_t outputs) {
 // Without --reset-head the output layer is loaded too, so it must mean what this data's outputs mean.
 void check_same_outputs(hid_t file, const std::string& path, const Model& model, const TargetSpace& data) {
   const TargetSpace trained = read_target_space(file, path);
-  const int64_t theirs = h5::read_attr_i64(file, "outputs"), ours = shape_numel(model.output_shape());
+  const int64_t theirs = h5::read_attr_i64(file, "outputs"), ours = model.outputs();
   if (trained.classification == data.classification && theirs == ours) return;
   throw Error(quoted(path) + " was trained for " + what_it_predicts(trained.classification, theirs) +
               ", this data has " + what_it_predicts(data.classification, ours) +

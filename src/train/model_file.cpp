@@ -17,7 +17,7 @@ void write_model(hid_t file, Model& model, const TargetSpace& targets, const Inp
   h5::write_attr(file, "format", std::string(kModelFormat));
   h5::write_attr(file, "model_spec", model.spec());
   h5::write_attr(file, "input_shape", model.input_shape());
-  h5::write_attr(file, "outputs", shape_numel(model.output_shape()));
+  h5::write_attr(file, "outputs", model.outputs());
   h5::write_attr(file, "task", name_of(targets.classification ? TaskKind::classification : TaskKind::regression));
   if (!targets.classification) write_target_standardisation(file, targets.scale, targets.shift);
   write_input_transform(file, inputs);
@@ -70,10 +70,10 @@ TargetSpace read_target_space(hid_t file, const std::string& path) {
 void read_model_into(hid_t file, const std::string& path, Model& model) {
   const Shape input = checked_input_shape(file, path);
   const int64_t outputs = checked_outputs(file, path);
-  if (input != model.input_shape() || outputs != shape_numel(model.output_shape()))
+  if (input != model.input_shape() || outputs != model.outputs())
     throw Error("'" + path + "' holds a model for input " + shape_str(input) + " and " + std::to_string(outputs) +
                 " outputs, not this run's " + shape_str(model.input_shape()) + " and " +
-                std::to_string(shape_numel(model.output_shape())));
+                std::to_string(model.outputs()));
   for (const NamedParam& p : model.named_params())
     h5::read_f32_exact(file, path, p.name, p.param->value.shape(), p.param->value.data());
   for (const NamedTensor& b : model.named_buffers())

@@ -76,6 +76,10 @@ class Model {
   std::string spec() const;  // canonical, rebuilds the same architecture
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
+  // The data's classes or targets the model was built for: a language model ([T] tokens in, [T, V] out)
+  // predicts V classes at each of its positions; any other model's outputs are its output values.
+  int64_t outputs() const { return per_position_ ? output_shape_.back() : shape_numel(output_shape_); }
+  bool per_position() const { return per_position_; }
   // Per-sample input shape of layer i; layer_input_shape(size()) is the output shape.
   const Shape& layer_input_shape(size_t i) const { return layer_shapes_[i]; }
   double flops_per_sample() const;
@@ -120,6 +124,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<LayerObserver*> observers_;
   Shape input_shape_, output_shape_;
+  bool per_position_ = false;
   std::vector<Shape> layer_shapes_;
   std::vector<std::string> names_;  // each layer's, made once: a spec of thousands of layers asks for them often  // layer i's input; the last is the model's output
   Device device_ = Device::cpu;
