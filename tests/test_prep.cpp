@@ -625,6 +625,11 @@ TEST(PrepText, BadTextAndContextsAreOneLineErrors) {
   EXPECT_EQ(prep_error(text_config(in, out, sample_text(100), int64_t{1} << 40)),
             "--context may be at most 1048576 tokens, got 1099511627776");
   c = text_config(in, out, sample_text(100), 8);
+  c.input = in.path("missing.txt");
+  EXPECT_EQ(prep_error(c), "--input '" + in.path("missing.txt") + "' does not exist");
+  c.input = out.path();
+  EXPECT_EQ(prep_error(c), "--input '" + out.path() + "' holds no text files (it is read as a directory of them)");
+  c.input = in.path("book.txt");
   c.format = PrepFormat::csv;
   EXPECT_EQ(prep_error(c).rfind("--context is for --format text", 0), 0u);
   EXPECT_FALSE(std::filesystem::exists(out.path("train-00000.h5")));
