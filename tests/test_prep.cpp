@@ -608,7 +608,11 @@ TEST(PrepText, BadTextAndContextsAreOneLineErrors) {
   EXPECT_EQ(prep_error(text_config(in, out, sample_text(60), 8)),
             "the validation split has 5 bytes of text but one window needs 9 (--context 8 + 1): give more text, a "
             "shorter --context, or --val-fraction 0");
-  PrepConfig c = text_config(in, out, sample_text(40), 8);
+  PrepConfig c = text_config(in, out, sample_text(12), 8);
+  c.test_fraction = 0.5;
+  EXPECT_EQ(prep_error(c), "the training split has 5 bytes of text but one window needs 9 (--context 8 + 1): give "
+                           "more text, a shorter --context");
+  c = text_config(in, out, sample_text(40), 8);
   c.val_fraction = 0.0;
   c.test_fraction = 0.1;
   EXPECT_EQ(prep_error(c), "the test split has 4 bytes of text but one window needs 9 (--context 8 + 1): give more "
