@@ -30,6 +30,17 @@ void summarize_nonfinite(const int* flags, int count, NonfiniteStatus* status, c
 // keep_skipping for every step since the first bad one).
 void record_nonfinite(NonfiniteStatus* status, long long step, bool keep_skipping, cudaStream_t stream);
 
+// ---- gradient clipping by global norm (nn/cuda/gradient_clip.cpp) ----
+// A gradient's slice [begin, end), one block each.
+struct GradChunk {
+  float* g;
+  int64_t begin, end;
+};
+// partial[i]: chunk i's sum of squares (count doubles); *total: their sum, in chunk order.
+void sum_squares(const GradChunk* chunks, int count, double* partial, float* total, cudaStream_t stream);
+// Scales the chunks by max_norm / (sqrt(*sum_squares) + 1e-6) where that is below 1 (clip_grad_norm_).
+void clip_to_norm(const GradChunk* chunks, int count, const float* sum_squares, float max_norm, cudaStream_t stream);
+
 // ---- layers ----
 // y[i] += bias[(i / inner) % channels] (bias may be null), then max(y, 0) when relu: the epilogue of a
 // linear layer (inner = 1) or a convolution (inner = height * width).
@@ -107,7 +118,8 @@ void accumulate_sums(const double* a, const double* b, int64_t n, double* sums, 
 
 // ---- optimizers: one launch updates every parameter ----
 // A parameter tensor's slice [begin, end) with its gradient and state (s1, s2 may be null when unused), and
-// the L1 penalty's factor for it (OptimizerConfig::l1 on kernels, 0 on the other parameters).
+// the L1 penalty's factor for it (OptimizerConfig::l1 on kernels, 0 on the other parameters), and AdamW's
+// decoupled decay for it (OptimizerConfig::weight_decay on kernels with AdamW, else 0: w *= 1 - lr * decay).
 struct ParamChunk {
   float* w;
   const float* g;
@@ -115,6 +127,7 @@ struct ParamChunk {
   float* s2;
   int64_t begin, end;
   float l1;
+  float decoupled_decay;
 };
 // Each optimizer reads `skip` (a device float, may be null) first and leaves everything as it is when it
 // is not 0: the step's gradients were not finite (NonfiniteStatus::skip).
@@ -124,7 +137,8 @@ struct SgdArgs {
   const float* skip;
 };
 // Adam's bias corrections 1 - beta^t count the updates applied, which only the device knows once steps
-// can be skipped there: t = *steps + 1, and count_step advances *steps after the update.
+// can be skipped there: t = *steps + 1, and count_step advances *steps after the update. AdamW: the chunks'
+// decoupled_decay, and weight_decay (the coupled one) 0.
 struct AdamArgs {
   float lr, beta1, beta2, eps, weight_decay;
   const long long* steps;

@@ -38,13 +38,15 @@ __global__ void adam_kernel(const ParamChunk* chunks, AdamArgs a) {
   const float t = static_cast<float>(*a.steps + 1);
   const float step_size = a.lr / (1.0f - powf(a.beta1, t));
   const float inv_sqrt_bc2 = rsqrtf(1.0f - powf(a.beta2, t));
+  const float keep = 1.0f - a.lr * c.decoupled_decay;  // AdamW's decay, as decoupled_keep on the CPU
   for (int64_t j = c.begin + threadIdx.x; j < c.end; j += blockDim.x) {
-    const float d = penalised(c.g[j], c.w[j], a.weight_decay, c.l1);
+    const float w = __fmul_rn(c.w[j], keep);  // not fused into what follows: the CPU rounds it alone
+    const float d = penalised(c.g[j], w, a.weight_decay, c.l1);
     const float m = a.beta1 * c.s1[j] + (1.0f - a.beta1) * d;
     const float v = a.beta2 * c.s2[j] + (1.0f - a.beta2) * d * d;
     c.s1[j] = m;
     c.s2[j] = v;
-    c.w[j] -= step_size * m / (sqrtf(v) * inv_sqrt_bc2 + a.eps);
+    c.w[j] = w - step_size * m / (sqrtf(v) * inv_sqrt_bc2 + a.eps);
   }
 }
 

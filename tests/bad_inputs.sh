@@ -138,7 +138,7 @@ row 2 "bad model spec 'residual(conv(8,3,pad=1)': missing ')' for the '(' at cha
   --model "residual(conv(8,3,pad=1)"
 row 2 "which an identity shortcut cannot add to; give a projection shortcut" --data "$dir/good" \
   --model "residual(conv(8,3,pad=1)),flatten,linear(out)"
-row 2 "bad model spec 'resnet34': unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101, resnet18," \
+row 2 "bad model spec 'resnet34': unknown preset 'resnet34' (presets: cnn, gpt-tiny, gpt2-124m, linreg, mlp, resnet101, resnet18," \
   --data "$dir/good" --model resnet34
 row 2 "unrecognised option '--learning-rate'" --data "$dir/good" "${model[@]}" --learning-rate 0.1
 row 2 "unexpected argument '0.2'" --data "$dir/good" "${model[@]}" --lr 0.1 0.2
@@ -219,6 +219,10 @@ row 2 "--save and --save-best name the same path" --data "$dir/good" "${val[@]}"
   --save-best "$dir/./m.h5"
 row 2 "--l1 must not be negative, got -0.01" --data "$dir/good" "${model[@]}" --l1 -0.01
 row 2 "--l1 must be a finite number, got inf" --data "$dir/good" "${model[@]}" --l1 inf
+row 2 "--clip-grad-norm must be a finite norm above 0 (0 = off), got -1" --data "$dir/good" "${model[@]}" \
+  --clip-grad-norm -1
+row 2 "--clip-grad-norm must be a finite norm above 0 (0 = off), got nan" --data "$dir/good" "${model[@]}" \
+  --clip-grad-norm nan
 row 2 "--label-smoothing must be in [0, 1), got 1" --data "$dir/good" "${model[@]}" --label-smoothing 1
 row 2 "--label-smoothing is for classification (it smooths class labels); this data is for regression" \
   --train "$dir/good/regression-00000.h5" "${model[@]}" --label-smoothing 0.1

@@ -37,7 +37,7 @@ row 2 "--grid 'lr' must be KEY=VALUE,VALUE,..." "${sweep[@]}" --grid lr
 row 2 "--grid lr=0.1,,0.01: value 2 is empty" "${sweep[@]}" --grid lr=0.1,,0.01
 row 2 "--grid lr=: no values after '='" "${sweep[@]}" --grid lr=
 row 2 "--grid lr=0.1,0.1: '0.1' is listed twice" "${sweep[@]}" --grid lr=0.1,0.1
-row 2 "--grid optimizer=lion: --optimizer must be sgd, adam or rmsprop, got 'lion'" "${sweep[@]}" --grid optimizer=sgd,lion
+row 2 "--grid optimizer=lion: --optimizer must be sgd, adam, adamw or rmsprop, got 'lion'" "${sweep[@]}" --grid optimizer=sgd,lion
 row 2 "--grid batch=big: the argument ('big') for option 'batch' is invalid" "${sweep[@]}" --grid batch=16,big
 row 2 "--grid model=a#b: a value cannot hold '#' or a line break" "${sweep[@]}" --grid "model=mlp,a#b"
 row 2 "--random lr=normal(0,1): the distribution must be uniform(LOW,HIGH) or loguniform(LOW,HIGH)" \

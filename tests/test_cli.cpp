@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "ringtrain/train/model_file.hpp"
 #include "test_util.hpp"
 
 namespace ringtrain {
@@ -70,6 +71,23 @@ TEST_F(Cli, ALaterFlagOverridesAnEarlierOne) {
   EXPECT_NE(o.out.find("epoch 1/1"), std::string::npos) << o.out;
 }
 
+// --weight-decay's default is each optimizer's PyTorch default: 0.01 for AdamW (0 for the others).
+TEST_F(Cli, AdamWDecaysByPyTorchsDefaultUnlessTold) {
+  auto weights = [&](const std::string& flags, const std::string& file) {
+    const Outcome o = cli("train --data " + dir_.path() + " --model 'flatten,linear(out)' --epochs 1 --batch 8 "
+                          "--optimizer adamw --lr 0.1 " + flags + " --save " + dir_.path(file));
+    EXPECT_EQ(o.code, 0) << o.err;
+    std::vector<float> out;
+    const LoadedModel saved = load_model(dir_.path(file));
+    for (Param* p : saved.model->params())
+      out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
+    return out;
+  };
+  const std::vector<float> by_default = weights("", "a.h5");
+  EXPECT_EQ(by_default, weights("--weight-decay 0.01", "b.h5"));
+  EXPECT_NE(by_default, weights("--weight-decay 0", "c.h5"));
+}
+
 TEST_F(Cli, AConfigFileErrorNamesTheFile) {
   std::ofstream(dir_.path("bad.ini")) << "[run]\nlr = 0.1\n";
   const Outcome o = cli("train --config " + dir_.path("bad.ini") + " --data " + dir_.path());
@@ -132,12 +150,12 @@ const BadInput kBadInputs[] = {
     {"UnclosedModelSpec", "train --data DIR --model \"conv(32,5\"", "missing ')'"},
     {"UnclosedResidualBlock", "train --data DIR --model \"residual(conv(8,3,pad=1)\"",
      "missing ')' for the '(' at character 9"},
-    {"UnknownPreset", "train --data DIR --model resnet34", "unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101"},
+    {"UnknownPreset", "train --data DIR --model resnet34", "unknown preset 'resnet34' (presets: cnn, gpt-tiny, gpt2-124m, linreg, mlp, resnet101"},
     {"ModelOfTheWrongWidth", "train --data DIR --model \"flatten,linear(7)\"",
      "produces 7 outputs per sample but the data needs 3"},
     {"MissingShard", "train --train DIR/missing.h5", "no such file"},
     {"NotHdf5", "train --train DIR/junk.h5", "is not an HDF5 file"},
-    {"UnknownOptimizer", "train --data DIR --optimizer lion", "--optimizer must be sgd, adam or rmsprop, got 'lion'"},
+    {"UnknownOptimizer", "train --data DIR --optimizer lion", "--optimizer must be sgd, adam, adamw or rmsprop, got 'lion'"},
     {"UnknownLrSchedule", "train --data DIR --lr-schedule zigzag",
      "--lr-schedule must be constant, step or cosine, got 'zigzag'"},
     {"UnknownDevice", "train --data DIR --device tpu", "--device must be cpu, cuda or auto, got 'tpu'"},

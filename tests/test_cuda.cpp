@@ -13,6 +13,7 @@
 
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
+#include "ringtrain/nn/gradient_clip.hpp"
 #include "ringtrain/nn/loss.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
@@ -614,14 +615,16 @@ TEST_F(CudaEngine, CrossEntropyRejectsLabelsOutOfRangeOnTheHost) {
 }
 
 TEST_F(CudaEngine, FusedOptimizersAgree) {
-  OptimizerConfig sgd, nesterov, adam, rmsprop;
+  OptimizerConfig sgd, nesterov, adam, adamw, rmsprop;
   sgd.weight_decay = 0.01f;
   nesterov.nesterov = true;
   adam.kind = OptimizerKind::adam;
   adam.weight_decay = 0.01f;
+  adamw.kind = OptimizerKind::adamw;  // decoupled decay: on the kernel (the long tensor) alone
+  adamw.weight_decay = 0.5f;
   rmsprop.kind = OptimizerKind::rmsprop;
-  for (OptimizerConfig* c : {&sgd, &nesterov, &adam, &rmsprop}) c->l1 = 0.02f;
-  for (const OptimizerConfig& c : {sgd, nesterov, adam, rmsprop}) {
+  for (OptimizerConfig* c : {&sgd, &nesterov, &adam, &adamw, &rmsprop}) c->l1 = 0.02f;
+  for (const OptimizerConfig& c : {sgd, nesterov, adam, adamw, rmsprop}) {
     SCOPED_TRACE(name_of(c.kind) + (c.nesterov ? " nesterov" : ""));
     // Two tensors, one spanning several of the kernel's chunks: that one a kernel, which --l1 penalises.
     std::vector<Param> cpu, gpu;
@@ -646,6 +649,30 @@ TEST_F(CudaEngine, FusedOptimizersAgree) {
     for (size_t i = 0; i < sc.size(); ++i)
       for (size_t k = 0; k < sc[i].size(); ++k)
         EXPECT_LT(relative_error(*sg[i][k], *sc[i][k]), 1e-5) << oc->state_names()[k] << " of parameter " << i;
+  }
+}
+
+// Clipping by global norm on the device (the sum of squares kept there) scales as the CPU's does, over
+// tensors spanning several chunks; a norm within the bound leaves the gradients as they are.
+TEST_F(CudaEngine, GradientClipAgrees) {
+  for (float max_norm : {0.5f, 1e6f}) {
+    SCOPED_TRACE(max_norm);
+    std::vector<Tensor> cpu, gpu;
+    for (int64_t n : {int64_t{37}, int64_t{200003}}) {
+      cpu.push_back(test::random_tensor({n}, n));
+      gpu.push_back(cpu.back().to(Device::cuda));
+    }
+    const std::vector<GradSpan> sc{{cpu[0].data(), 37}, {cpu[1].data(), 200003}},
+        sg{{gpu[0].data(), 37}, {gpu[1].data(), 200003}};
+    auto hc = make_gradient_clip(Device::cpu), hg = make_gradient_clip(Device::cuda);
+    hc->measure(sc);
+    hg->measure(sg);
+    float sum_gpu = 0.0f;
+    copy_bytes(&sum_gpu, Device::cpu, hg->sum_squares(), Device::cuda, sizeof sum_gpu);
+    EXPECT_NEAR(sum_gpu, *hc->sum_squares(), 1e-5 * *hc->sum_squares());
+    hc->clip(sc, max_norm);
+    hg->clip(sg, max_norm);
+    for (size_t i = 0; i < cpu.size(); ++i) EXPECT_LT(relative_error(gpu[i], cpu[i]), 1e-5) << i;
   }
 }
 

@@ -101,7 +101,8 @@ TEST(ModelSpec, BadResidualSpecsSayWhereTheProblemIs) {
             std::string::npos);
   EXPECT_NE(error_of("residual(relu,shortcut=relu,shortcut=relu)").find("a second 'shortcut='"), std::string::npos);
   EXPECT_NE(error_of("residual(relu,stride=2)").find("residual has no argument 'stride'"), std::string::npos);
-  EXPECT_NE(error_of("resnet34").find("unknown preset 'resnet34' (presets: cnn, linreg, mlp, resnet101, resnet18, "
+  EXPECT_NE(error_of("resnet34").find("unknown preset 'resnet34' (presets: cnn, gpt-tiny, gpt2-124m, linreg, mlp, "
+                                      "resnet101, resnet18, "
                                       "resnet20, resnet50, vgg16)"),
             std::string::npos);
   EXPECT_NE(error_of("flatten,resnet34").find("unknown layer 'resnet34'"), std::string::npos);

@@ -105,6 +105,10 @@ TEST(OptimizerSpans, SgdOverSpansEqualsWholeTensors) {
 
 TEST(OptimizerSpans, AdamOverSpansEqualsWholeTensors) { expect_spans_step_like_the_whole(with(OptimizerKind::adam, 0.0f)); }
 
+TEST(OptimizerSpans, AdamWOverSpansEqualsWholeTensors) {  // the decoupled decay follows each span's kernel flag
+  expect_spans_step_like_the_whole(with(OptimizerKind::adamw, 0.0f));
+}
+
 TEST(OptimizerSpans, RmsPropOverSpansEqualsWholeTensors) {
   expect_spans_step_like_the_whole(with(OptimizerKind::rmsprop, 0.0f));
   expect_spans_step_like_the_whole(with(OptimizerKind::rmsprop, 0.5f));

@@ -71,6 +71,49 @@ TEST(Optimizer, Adam) {
   EXPECT_NEAR(w[1], 0.99 - 0.01 * mhat / std::sqrt(vhat), 1e-6);
 }
 
+// AdamW: w *= 1 - lr * wd on kernels (never on other parameters), then Adam's step on the loss's gradient.
+TEST(Optimizer, AdamWDecaysKernelsOnly) {
+  OptimizerConfig c;
+  c.kind = OptimizerKind::adamw;
+  c.weight_decay = 0.5f;
+  // step 1 moves by lr against the sign of g, after the decay: 2 * (1 - 0.1 * 0.5) - 0.1 = 1.8
+  EXPECT_NEAR(run(c, 2.0f, {3.0f}, 0.1f, true)[0], 1.8f, 1e-6);
+  EXPECT_NEAR(run(c, 2.0f, {3.0f}, 0.1f, false)[0], 1.9f, 1e-6) << "not a kernel: no decay";
+  // Unlike Adam's coupled decay, AdamW's does not pass through the moments: with g = 0 Adam's step 1 moves
+  // by lr (d = wd * w normalised), AdamW's by lr * wd * w (then 0 / (0 + eps) adds nothing).
+  EXPECT_NEAR(run(c, 4.0f, {0.0f}, 0.01f, true)[0], 3.98f, 1e-6);
+  EXPECT_NEAR(run(c, 4.0f, {0.0f, 0.0f}, 0.01f, true)[1], 4.0f * 0.995f * 0.995f, 1e-6);
+  c.kind = OptimizerKind::adam;
+  EXPECT_NEAR(run(c, 4.0f, {0.0f}, 0.01f, true)[0], 3.99f, 1e-6);
+}
+
+// Three steps of torch.optim.AdamW (torch 1.13) on a weight (decayed, param group weight_decay=0.1) and a bias
+// (weight_decay=0), lr 0.05: the values printed by /usr/bin/python3 with the same tensors.
+TEST(Optimizer, AdamWMatchesPyTorch) {
+  OptimizerConfig c;
+  c.kind = OptimizerKind::adamw;
+  c.weight_decay = 0.1f;
+  Param w{"weight", Tensor({2, 3}), Tensor({2, 3}), true}, b{"bias", Tensor({3}), Tensor({3}), false};
+  const float w0[] = {0.5f, -1.0f, 2.0f, 0.25f, -0.75f, 1.5f}, b0[] = {0.3f, -0.2f, 0.1f};
+  const float gw[3][6] = {{0.1f, -0.2f, 0.3f, 0.4f, 0.0f, -0.6f},
+                          {-0.3f, 0.2f, 0.1f, 0.05f, 0.5f, -0.1f},
+                          {0.2f, 0.2f, -0.2f, 0.1f, -0.3f, 0.4f}};
+  const float gb[3][3] = {{1.0f, -0.5f, 0.25f}, {-0.2f, 0.3f, 0.0f}, {0.7f, 0.1f, -0.4f}};
+  for (int i = 0; i < 6; ++i) w.value[i] = w0[i];
+  for (int i = 0; i < 3; ++i) b.value[i] = b0[i];
+  auto opt = make_optimizer(c);
+  for (int step = 0; step < 3; ++step) {
+    for (int i = 0; i < 6; ++i) w.grad[i] = gw[step][i];
+    for (int i = 0; i < 3; ++i) b.grad[i] = gb[step][i];
+    opt->step({&w, &b}, 0.05f);
+  }
+  const double torch_w[] = {0.466682762, -0.958302796, 1.8659519, 0.122993857, -0.78404671, 1.57381129};
+  const double torch_b[] = {0.190081894, -0.138533875, 0.0298743919};
+  for (int i = 0; i < 6; ++i) EXPECT_NEAR(w.value[i], torch_w[i], 2e-6) << "weight " << i;
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(b.value[i], torch_b[i], 2e-6) << "bias " << i;
+  EXPECT_EQ(opt->state_names(), (std::vector<std::string>{"exp_avg", "exp_avg_sq"})) << "Adam's, for checkpoints";
+}
+
 TEST(Optimizer, RmsProp) {
   OptimizerConfig c;
   c.kind = OptimizerKind::rmsprop;

@@ -1,4 +1,4 @@
-// ringtrain: prep | train | eval | predict | sweep | devices | doctor. Parses flags into config structs, starts MPI
+// ringtrain: prep | train | eval | predict | generate | sweep | devices | doctor. Parses flags into config structs, starts MPI
 // for the commands that run on ranks, and turns every failure into one line on stderr and a non-zero exit.
 #include <cstdio>
 #include <cstdlib>
@@ -20,10 +20,12 @@
 #include "ringtrain/tensor/device.hpp"
 #include "ringtrain/train/doctor.hpp"
 #include "ringtrain/train/eval.hpp"
+#include "ringtrain/train/generate.hpp"
 #include "ringtrain/train/launch.hpp"
 #include "ringtrain/train/predict.hpp"
 #include "ringtrain/train/run_dir.hpp"
 #include "ringtrain/train/trainer.hpp"
+#include "ringtrain/train/validate.hpp"
 
 namespace {
 
@@ -33,10 +35,7 @@ constexpr int kExitError = 1, kExitUsage = 2, kExitWarnings = 3;
 // The length of the UTF-8 sequence at `s`, or 0 when it is not a valid one or encodes a C1 control character
 // (U+0080..U+009F, which terminals obey as ESC sequences).
 size_t printable_utf8(const unsigned char* s, size_t left) {
-  const size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-  if (n == 0 || n > left) return 0;
-  for (size_t i = 1; i < n; ++i)
-    if ((s[i] & 0xc0) != 0x80) return 0;
+  const size_t n = ringtrain::utf8_sequence_length({reinterpret_cast<const char*>(s), left});
   return n == 2 && s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
 }
 
@@ -75,6 +74,7 @@ const char* kUsage =
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
     "  eval   score a saved model on a dataset split (--report DIR: metrics and plots)\n"
     "  predict  run a saved model over new data (shards or IDX images); predictions to CSV or HDF5\n"
+    "  generate  continue a prompt with a byte-level language model trained on `prep --format text` shards\n"
     "  sweep  train over a grid or random draws of settings, locally or as a SLURM job array; rank the trials\n"
     "  devices  list the CUDA devices this process can use (or why there are none)\n"
     "  doctor  under a job's srun/mpirun: each rank's host, GPU, CPUs, threads, network; its problems (exit 3)\n";
@@ -94,6 +94,16 @@ int run_devices(const std::vector<std::string>& args) {
   }
   std::cout << "cuda: " << probe.device_count << " device(s)" << std::endl;
   for (size_t i = 0; i < probe.devices.size(); ++i) std::cout << "  gpu " << i << ": " << probe.devices[i] << std::endl;
+  return 0;
+}
+
+// One process, no MPI: sampling is sequential, a byte at a time.
+int run_generate(const std::vector<std::string>& args) {
+  const std::optional<ringtrain::GenerateConfig> config = ringtrain::cli::parse_generate(args);
+  if (!config) return 0;
+  ringtrain::validate(*config);
+  ringtrain::generate_text(*config, std::cout);
+  std::cout << std::endl;
   return 0;
 }
 
@@ -253,9 +263,10 @@ int main(int argc, char** argv) {
   try {
     if (command == "devices") return run_devices(args);
     if (command == "sweep") return ringtrain::cli::run_sweep(args);
+    if (command == "generate") return run_generate(args);
     if (command == "prep" || command == "train" || command == "eval" || command == "predict" || command == "doctor")
       return run_on_ranks(command, args, &argc, &argv);
-    print_error("unknown command '" + command + "' (expected prep, train, eval, predict, sweep, devices or doctor)");
+    print_error("unknown command '" + command + "' (expected prep, train, eval, predict, generate, sweep, devices or doctor)");
     return kExitUsage;
   } catch (const ringtrain::cli::UsageError& e) {
     // Flags are read before MPI starts, so every rank finds the same mistake: the first says it.

@@ -468,6 +468,7 @@ struct TrainFlags {
   std::string progress, compress;
   double fusion_mb = 64.0;
   std::string freeze, augment;
+  std::optional<float> weight_decay;  // absent: the optimizer's own default (default_weight_decay)
 };
 
 // --- augmentation: --augment crop:4,flip ---
@@ -548,14 +549,21 @@ std::vector<LayerSelector> parse_freeze(const std::string& text) {
   return out;
 }
 
+// PyTorch's defaults: torch.optim.AdamW decays by 0.01, SGD, Adam and RMSprop not at all.
+float default_weight_decay(OptimizerKind kind) { return kind == OptimizerKind::adamw ? 0.01f : 0.0f; }
+
 void add_optimizer_options(po::options_description& o, TrainConfig& c, TrainFlags& text) {
   OptimizerConfig& opt = c.optimizer;
   o.add_options()
-      ("optimizer", po::value(&text.optimizer)->default_value("sgd"), "sgd, adam or rmsprop")
+      ("optimizer", po::value(&text.optimizer)->default_value("sgd"), "sgd, adam, adamw or rmsprop")
       ("lr", with_default(&c.lr, 0.05f), "base learning rate")
       ("momentum", with_default(&opt.momentum, 0.9f), "sgd/rmsprop momentum (PyTorch's default is 0)")
       ("nesterov", po::bool_switch(&opt.nesterov), "sgd: Nesterov momentum")
-      ("weight-decay", with_default(&opt.weight_decay, 0.0f), "L2 penalty")
+      ("weight-decay", po::value<float>()->notifier([&text](float v) { text.weight_decay = v; }),
+       "sgd, adam, rmsprop: L2 penalty on every parameter (default 0); adamw: decoupled decay of the weights of "
+       "linear and conv layers and embeddings, not biases or norms (default 0.01, PyTorch's)")
+      ("clip-grad-norm", with_default(&c.parallel.clip_grad_norm, 0.0f), "clip the averaged gradient to this global "
+       "L2 norm before each update (torch.nn.utils.clip_grad_norm_; 0 = off)")
       ("l1", with_default(&opt.l1, 0.0f), "L1 penalty on the weights of linear and conv layers (not biases or "
        "batchnorm): LAMBDA x sum |w|, added to the reported loss as Keras does")
       ("beta1", with_default(&opt.beta1, 0.9f), "adam")
@@ -669,6 +677,7 @@ void read_train_flags(const TrainFlags& text, TrainConfig& c) {
     c.compress = *format;
   }
   c.optimizer.kind = parse_choice<OptimizerKind>("--optimizer", text.optimizer);
+  c.optimizer.weight_decay = text.weight_decay.value_or(default_weight_decay(c.optimizer.kind));
   c.lr_schedule = parse_choice<LrScheduleKind>("--lr-schedule", text.lr_schedule);
   c.lr_scaling = parse_choice<LrScaling>("--lr-scaling", text.lr_scaling);
   c.parallel.mode = parse_choice<ModeKind>("--mode", text.mode);
@@ -833,6 +842,24 @@ std::optional<DoctorConfig> parse_doctor(const std::vector<std::string>& args) {
   add_gpu_option(o, c.gpu);
   po::variables_map vm;
   if (!parse("doctor", args, o, vm)) return std::nullopt;
+  return c;
+}
+
+std::optional<GenerateConfig> parse_generate(const std::vector<std::string>& args) {
+  GenerateConfig c;
+  po::options_description o("generate options");
+  o.add_options()
+      ("model-file", po::value(&c.model_file)->required(), "a byte-level language model saved by `ringtrain train "
+       "--save` (trained on `prep --format text` shards), or a checkpoint")
+      ("prompt", po::value(&c.prompt)->default_value(""), "UTF-8 text to continue (empty: start a new line)")
+      ("tokens", po::value(&c.tokens)->default_value(c.tokens), "bytes to generate")
+      ("temperature", with_default(&c.temperature, c.temperature), "below 1 sharper, above 1 flatter; 0 always "
+       "takes the most likely byte")
+      ("top-k", po::value(&c.top_k)->default_value(c.top_k), "draw from the K most likely bytes only (0: from all)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "the same seed gives the same text")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "compute threads");
+  po::variables_map vm;
+  if (!parse("generate", args, o, vm)) return std::nullopt;
   return c;
 }
 

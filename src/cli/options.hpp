@@ -8,6 +8,7 @@
 
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/train/config.hpp"
+#include "ringtrain/train/generate.hpp"
 
 // Included after options.cpp's own float parser, which Boost's headers must not precede.
 namespace boost::program_options {
@@ -23,6 +24,7 @@ std::optional<TrainConfig> parse_train(const std::vector<std::string>& args);
 std::optional<EvalConfig> parse_eval(const std::vector<std::string>& args);
 std::optional<PredictConfig> parse_predict(const std::vector<std::string>& args);
 std::optional<DoctorConfig> parse_doctor(const std::vector<std::string>& args);
+std::optional<GenerateConfig> parse_generate(const std::vector<std::string>& args);
 
 // `ringtrain sweep` (sweep_options.cpp): parses its flags and does what they ask; returns the exit code.
 int run_sweep(const std::vector<std::string>& args);

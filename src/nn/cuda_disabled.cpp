@@ -12,5 +12,6 @@ std::unique_ptr<Layer> make_cuda_layer(Layer&) { no_cuda(); }
 std::unique_ptr<Loss> make_cuda_loss(const TargetSpace&, float) { no_cuda(); }
 std::unique_ptr<Optimizer> make_cuda_optimizer(const OptimizerConfig&) { no_cuda(); }
 std::unique_ptr<GradientCheck> make_cuda_gradient_check(bool) { no_cuda(); }
+std::unique_ptr<GradientClip> make_cuda_gradient_clip() { no_cuda(); }
 
 }  // namespace ringtrain::cuda

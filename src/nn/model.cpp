@@ -33,9 +33,12 @@ Model::Model(const std::string& spec, const Shape& sample_in, int64_t outputs, u
   }
   layer_shapes_.push_back(shape);
   output_shape_ = shape;
-  if (outputs > 0 && shape_numel(output_shape_) != outputs)
+  // A language model predicts at every position: [T] tokens in, [T, outputs] out.
+  const bool per_position = sample_in.size() == 1 && output_shape_ == Shape{sample_in[0], outputs};
+  if (outputs > 0 && shape_numel(output_shape_) != outputs && !per_position)
     throw Error(quoted + "the model produces " + std::to_string(shape_numel(output_shape_)) +
                 " outputs per sample but the data needs " + std::to_string(outputs) + " (end with linear(out))");
+  link_tied_weights(quoted);
   layers_.front()->set_input_grad_needed(false);
   fold_relus(layers_);
   names_ = stack_layer_names(layers_);
@@ -47,8 +50,43 @@ void Model::to(Device device) { to(device, all_layers()); }
 void Model::to(Device device, LayerRange layers) {
   if (device == device_) return;
   if (device == Device::cpu) throw Error("a model on the GPU is read back with Tensor::to, not moved back");
+  auto moves = [&](size_t i) { return i >= layers.begin && i < layers.end; };
+  for (const auto& [borrower, owner] : tied_)
+    if (moves(borrower) != moves(owner))
+      throw Error("layers " + names_[owner] + " and " + names_[borrower] +
+                  " share a weight (tied=1): they must move to a device together");
   for (size_t i = layers.begin; i < layers.end; ++i) layers_[i] = cuda::make_cuda_layer(*layers_[i]);
+  relink_tied_weights(layers);
   device_ = device;
+}
+
+void Model::link_tied_weights(const std::string& quoted) {
+  std::vector<size_t> owners;
+  for (size_t j = 0; j < layers_.size(); ++j)
+    if (layers_[j]->tied_weight_source()) owners.push_back(j);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Shape needed = layers_[i]->tied_weight_shape();
+    if (needed.empty()) continue;
+    const std::string borrower = "layer " + std::to_string(i + 1) + " '" + excerpt(layers_[i]->spec()) + "'";
+    if (owners.size() != 1)
+      throw Error(quoted + borrower + " is tied (tied=1) to the embedding's token table, but the model has " +
+                  std::to_string(owners.size()) + " embedding layers (it needs exactly one)");
+    const size_t owner = owners.front();
+    Param* source = layers_[owner]->tied_weight_source();
+    const std::string owner_name = "layer " + std::to_string(owner + 1) + " '" + excerpt(layers_[owner]->spec()) + "'";
+    if (owner > i) throw Error(quoted + borrower + " is tied to " + owner_name + ", which must come before it");
+    if (source->value.shape() != needed)
+      throw Error(quoted + borrower + " needs a weight of " + shape_str(needed) + " (outputs x inputs) but " +
+                  owner_name + " has a token table of " + shape_str(source->value.shape()) +
+                  " (vocabulary x channels): tied=1 needs them equal");
+    layers_[i]->tie(source);
+    tied_.emplace_back(i, owner);
+  }
+}
+
+void Model::relink_tied_weights(LayerRange moved) {
+  for (const auto& [borrower, owner] : tied_)
+    if (borrower >= moved.begin && borrower < moved.end) layers_[borrower]->tie(layers_[owner]->tied_weight_source());
 }
 
 const Tensor& Model::forward(const Tensor& x, Mode mode) { return forward(x, mode, all_layers()); }

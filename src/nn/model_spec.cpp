@@ -9,12 +9,16 @@
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/tensor/text.hpp"
 #include "ringtrain/nn/activation.hpp"
+#include "ringtrain/nn/attention.hpp"
 #include "ringtrain/nn/batchnorm.hpp"
 #include "ringtrain/nn/conv2d.hpp"
 #include "ringtrain/nn/dropout.hpp"
+#include "ringtrain/nn/embedding.hpp"
+#include "ringtrain/nn/layernorm.hpp"
 #include "ringtrain/nn/linear.hpp"
 #include "ringtrain/nn/pool2d.hpp"
 #include "ringtrain/nn/residual.hpp"
+#include "ringtrain/nn/transformer_block.hpp"
 
 namespace ringtrain {
 namespace {
@@ -75,6 +79,14 @@ std::string vgg16() {
   return s + "flatten,linear(4096),relu,dropout(0.5),linear(4096),relu,dropout(0.5),linear(out)";
 }
 
+// GPT-2-style decoders: token and position embedding, `layers` pre-LayerNorm blocks, a final LayerNorm and a
+// per-token output layer over the vocabulary (`out`), tied to the token table as GPT-2's when `tied`.
+std::string gpt(int64_t channels, int64_t context, int layers, int64_t heads, bool tied) {
+  std::string s = "embedding(out," + std::to_string(channels) + ",context=" + std::to_string(context) + ")";
+  for (int i = 0; i < layers; ++i) s += ",block(" + std::to_string(heads) + ")";
+  return s + ",layernorm,linear(out,per_token=1,bias=0" + (tied ? ",tied=1" : "") + ")";
+}
+
 const std::map<std::string, std::string>& presets() {
   static const std::map<std::string, std::string> table = {
       {"linreg", "flatten,linear(out)"},
@@ -87,6 +99,10 @@ const std::map<std::string, std::string>& presets() {
       {"resnet50", imagenet_resnet({3, 4, 6, 3}, true)},
       {"resnet101", imagenet_resnet({3, 4, 23, 3}, true)},
       {"vgg16", vgg16()},
+      // For tests and the CPU: untied, so that a pipeline may cut anywhere between its blocks.
+      {"gpt-tiny", gpt(128, 128, 4, 4, false)},
+      // GPT-2 small: 124,439,808 parameters with its vocabulary of 50257.
+      {"gpt2-124m", gpt(768, 1024, 12, 12, true)},
   };
   return table;
 }
@@ -257,8 +273,31 @@ class Args {
 using LayerFactory = std::unique_ptr<Layer> (*)(const Args&);
 
 std::unique_ptr<Layer> make_linear(const Args& a) {
-  a.only(1, {"out", "bias"});
-  return std::make_unique<Linear>(a.integer(0, "out", -1, 1), a.integer(1, "bias", 1, 0) != 0);
+  a.only(1, {"out", "bias", "per_token", "tied"});
+  const bool per_token = a.integer(99, "per_token", 0, 0) != 0, tied = a.integer(99, "tied", 0, 0) != 0;
+  if (tied && !per_token) throw Error("linear: tied=1 needs per_token=1 (the embedding's token table maps tokens)");
+  return std::make_unique<Linear>(a.integer(0, "out", -1, 1), a.integer(1, "bias", 1, 0) != 0, per_token, tied);
+}
+
+std::unique_ptr<Layer> make_embedding(const Args& a) {
+  a.only(3, {"vocabulary", "channels", "context"});
+  return std::make_unique<Embedding>(a.integer(0, "vocabulary", -1, 1), a.integer(1, "channels", -1, 1),
+                                     a.integer(2, "context", -1, 1));
+}
+
+std::unique_ptr<Layer> make_layernorm(const Args& a) {
+  a.only(0, {"eps"});
+  return std::make_unique<LayerNorm>(a.real(99, "eps", 1e-5f, 0.0f, 1.0f));
+}
+
+std::unique_ptr<Layer> make_attention(const Args& a) {
+  a.only(1, {"heads", "dropout"});
+  return std::make_unique<Attention>(a.integer(0, "heads", -1, 1), a.real(99, "dropout", 0.0f, 0.0f, 1.0f));
+}
+
+std::unique_ptr<Layer> make_block(const Args& a) {
+  a.only(1, {"heads", "dropout"});
+  return std::make_unique<TransformerBlock>(a.integer(0, "heads", -1, 1), a.real(99, "dropout", 0.0f, 0.0f, 1.0f));
 }
 
 std::unique_ptr<Layer> make_conv(const Args& a) {
@@ -330,6 +369,10 @@ const std::map<std::string, LayerFactory, std::less<>>& layer_factories() {
       {"dropout", make_dropout},
       {"flatten", make_flatten},
       {"batchnorm", make_batchnorm},
+      {"embedding", make_embedding},
+      {"layernorm", make_layernorm},
+      {"attention", make_attention},
+      {"block", make_block},
   };
   return table;
 }

@@ -73,11 +73,13 @@ void sgd_nesterov_update(float* __restrict w, const float* __restrict g, float* 
   }
 }
 
-// step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t).
+// step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t). wd: the coupled decay (Adam's);
+// keep: AdamW's decoupled decay, w *= keep first (decoupled_keep; 1 leaves w as it is, bit for bit).
 void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
-                 OptimizerConfig c, float l1, float step_size, float inv_sqrt_bc2) {
+                 OptimizerConfig c, float wd, float keep, float l1, float step_size, float inv_sqrt_bc2) {
   for (int64_t j = 0; j < n; ++j) {
-    const float d = penalised(g[j], w[j], c.weight_decay, l1);
+    w[j] *= keep;
+    const float d = penalised(g[j], w[j], wd, l1);
     m[j] = c.beta1 * m[j] + (1.0f - c.beta1) * d;
     v[j] = c.beta2 * v[j] + (1.0f - c.beta2) * d * d;
     w[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + c.eps);
@@ -172,6 +174,7 @@ class Sgd final : public HostOptimizer {
   std::vector<Tensor> velocity_;
 };
 
+// Adam, and AdamW (c.kind == adamw), which decays the kernels decoupled instead of coupling decay into g.
 class Adam final : public HostOptimizer {
  public:
   explicit Adam(const OptimizerConfig& c) : c_(c) {}
@@ -184,13 +187,14 @@ class Adam final : public HostOptimizer {
     const float bc2 = 1.0f - std::pow(c_.beta2, static_cast<float>(steps_));
     const float step_size = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
     const OptimizerConfig c = c_;
+    const float wd = c.kind == OptimizerKind::adamw ? 0.0f : c.weight_decay;
     for (size_t i = 0; i < spans.size(); ++i) {
       float* w = spans[i].value;
       const float* g = spans[i].grad;
       float *m = m_[i].data(), *v = v_[i].data();
       const int64_t n = spans[i].size;
-      const float l1 = l1_of(spans[i], c);
-      run_vectorised([=] { adam_update(w, g, m, v, n, c, l1, step_size, inv_sqrt_bc2); });
+      const float l1 = l1_of(spans[i], c), keep = decoupled_keep(c, spans[i].kernel, lr);
+      run_vectorised([=] { adam_update(w, g, m, v, n, c, wd, keep, l1, step_size, inv_sqrt_bc2); });
     }
   }
 
@@ -229,6 +233,10 @@ class RmsProp final : public HostOptimizer {
 };
 
 }  // namespace
+
+float decoupled_keep(const OptimizerConfig& c, bool kernel, float lr) {
+  return c.kind == OptimizerKind::adamw && kernel ? 1.0f - lr * c.weight_decay : 1.0f;
+}
 
 void Optimizer::step_spans(const std::vector<ParamSpan>&, float) {
   throw Error("this optimizer steps whole parameters only (--shard-optimizer needs a host optimizer)");
@@ -289,7 +297,8 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, Device devic
   if (device == Device::cuda) return cuda::make_cuda_optimizer(c);
   switch (c.kind) {
     case OptimizerKind::sgd: return std::make_unique<Sgd>(c);
-    case OptimizerKind::adam: return std::make_unique<Adam>(c);
+    case OptimizerKind::adam:
+    case OptimizerKind::adamw: return std::make_unique<Adam>(c);
     case OptimizerKind::rmsprop: return std::make_unique<RmsProp>(c);
   }
   throw Error("unknown optimizer kind");

@@ -29,6 +29,9 @@ DataParallel::DataParallel(const ParallelConfig& config, Communicator& world, co
                                             model_.trained_params(model_.all_layers()),
                                             sharded_ ? &world : nullptr, nullptr);
   optimizer_.skip_update_when(guard_->skip_flag());
+  // Sharded, each rank holds the averaged gradient of its share alone: the norm sums the shares.
+  clipper_ = std::make_unique<GradientClipper>(parts.device, config.clip_grad_norm, sharded_ ? &world : nullptr,
+                                               nullptr);
   if (world.size() == 1) return;
   if (config.sync_batchnorm) batch_statistics_ = std::make_unique<SharedBatchStatistics>(model_, world);
   if (sharded_) return;  // no engine: the gradients are reduce-scattered once backward has ended
@@ -53,6 +56,7 @@ void DataParallel::train_step(const Batch& batch, float lr) {
     sharded_->reduce_gradients();
   }
   if (!guard_->allow_update(++step_)) return;
+  clipper_->clip(sharded_ ? sharded_->grad_spans() : grad_spans(params_));
   const Timeline::Scope span(timeline_, Timeline::training, "optimizer step");
   if (sharded_) sharded_->step(lr);  // and the allgather of the parameters
   else optimizer_.step(params_, lr);

@@ -9,6 +9,7 @@
 #include "ps_protocol.hpp"
 #include "ps_server.hpp"
 #include "ringtrain/comm/backoff.hpp"
+#include "ringtrain/nn/gradient_clip.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -50,7 +51,8 @@ void for_each_piece(const std::vector<Param*>& params, const std::vector<int64_t
 }  // namespace
 
 ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communicator& world, const ModeParts& parts)
-    : ParallelMode(world, parts.loss), config_(config.ps), batch_(parts.batch), model_(parts.model),
+    : ParallelMode(world, parts.loss), clip_grad_norm_(config.clip_grad_norm), config_(config.ps),
+      batch_(parts.batch), model_(parts.model),
       device_(parts.device), timeline_(parts.timeline), step_(parts.resume.step),
       epoch_(parts.resume.epoch) {
   workers_ = world.size() - config_.servers;
@@ -65,7 +67,9 @@ ParameterServerMode::ParameterServerMode(const ParallelConfig& config, Communica
   for (int k = 0; k <= config_.servers; ++k) shard_begin_.push_back(ps::shard_begin(total, config_.servers, k));
 
   if (serving) {
-    server_ = std::make_unique<ps::Server>(std::move(comm_), model_, config_, parts.optimizer_config, workers_,
+    std::unique_ptr<Communicator> servers = config_.servers > 1 ? workers_comm_->split_off() : nullptr;
+    server_ = std::make_unique<ps::Server>(std::move(comm_), model_, config_, parts.optimizer_config,
+                                           config.clip_grad_norm, std::move(servers), workers_,
                                            world.rank() - workers_, parts.steps_per_epoch * workers_, parts.resume,
                                            timeline_);
     return;
@@ -158,6 +162,15 @@ void ParameterServerMode::finish_pushes() {
   worker_stats_.push_s += seconds_since(start);
 }
 
+// The sum of squares of the gradient in push_wire_ (every server's shard).
+double ParameterServerMode::pushed_sum_squares() const {
+  double sum = 0.0;
+  for (int k = 0; k < config_.servers; ++k)
+    sum += sum_of_squares(push_wire_.data() + static_cast<size_t>(k + 1) * kHeaderFloats + shard_begin_[k],
+                          shard_begin_[k + 1] - shard_begin_[k]);
+  return sum;
+}
+
 void ParameterServerMode::train_step(const Batch& batch, float lr) {
   model_.zero_grad();
   loss_.forward(model_.forward(batch.x, Mode::train), batch.y);
@@ -187,6 +200,7 @@ void ParameterServerMode::train_step(const Batch& batch, float lr) {
     copy_bytes(push_wire_.data() + piece.wire(shard_begin_), Device::cpu, grad.data() + piece.offset, grad.device(),
                sizeof(float) * static_cast<size_t>(piece.count));
   });
+  if (clip_grad_norm_ > 0.0f && config_.staleness > 0) header.sum_squares = pushed_sum_squares();
   // Sent without waiting: the next pull goes out behind it (messages between two ranks stay in order), and
   // the server applies it before answering.
   for (int k = 0; k < config_.servers; ++k) {

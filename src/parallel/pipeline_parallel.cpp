@@ -111,6 +111,9 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   guard_ = std::make_unique<NonfiniteGuard>(device, config.skip_nonfinite, NonfiniteGuard::Verdict::every_rank,
                                             model.trained_params(layers_), pipe_.get(), activations_.get());
   optimizer_.skip_update_when(guard_->skip_flag());
+  // The norm spans the stages, like the verdict: each replica's stages add their sums of squares of the
+  // replicas' averaged gradients, so every rank clips alike.
+  clipper_ = std::make_unique<GradientClipper>(device, config.clip_grad_norm, pipe_.get(), activations_.get());
   model.add_observer(this);
 }
 
@@ -148,6 +151,7 @@ void PipelineParallel::train_step(const Batch& batch, float lr) {
     busy_.waiting_s += seconds_since(since);
   }
   if (guard_->allow_update(++step_)) {
+    clipper_->clip(grad_spans(params_));
     const Timeline::Scope span(timeline_, Timeline::training, "optimizer step");
     optimizer_.step(params_, lr);
   }

@@ -34,6 +34,8 @@ struct Header {
   int64_t staleness;  // reply: how many steps the slowest worker is behind; push: the same, echoed
   int64_t flags;
   double lr;          // push: the learning rate of the step
+  double sum_squares; // push with --clip-grad-norm and a staleness bound above 0: the sum of the squares of
+                      // the whole gradient pushed (every shard's), by which every server clips its shard alike
 };
 
 inline constexpr size_t kHeaderFloats = sizeof(Header) / sizeof(float);

@@ -10,16 +10,18 @@
 #include <mpi.h>
 
 #include "ringtrain/comm/backoff.hpp"
+#include "ringtrain/nn/gradient_clip.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/stop_request.hpp"
 
 namespace ringtrain::ps {
 
 Server::Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config,
-               const OptimizerConfig& optimizer, int workers, int index, int64_t updates_per_epoch,
-               const ResumePoint& resume, Timeline* timeline)
+               const OptimizerConfig& optimizer, float clip_grad_norm, std::unique_ptr<Communicator> servers,
+               int workers, int index, int64_t updates_per_epoch, const ResumePoint& resume, Timeline* timeline)
     : comm_(std::move(comm)), config_(config), workers_(workers), index_(index),
-      updates_per_epoch_(updates_per_epoch), timeline_(timeline), optimizer_(make_optimizer(optimizer)) {
+      updates_per_epoch_(updates_per_epoch), timeline_(timeline), optimizer_(make_optimizer(optimizer)),
+      clip_grad_norm_(clip_grad_norm), servers_(std::move(servers)) {
   // The shard: every trained parameter's overlap with [begin_, end_) of the flat vector, with its starting
   // values (a frozen layer's parameters are not in the flat vector: Model::freeze).
   const std::vector<NamedParam> params = model.trained_params(model.all_layers());
@@ -98,12 +100,20 @@ void Server::serve() {
         stats_.busy_s += seconds_since(begin);
         progress = true;
       }
+      if (round_norm_ && round_norm_->test()) {
+        finish_round_norm();
+        progress = true;
+      }
       if (progress) {
         backoff.reset();
       } else {
         check_for_silent_workers();
         backoff.idle();
       }
+    }
+    if (round_norm_ && !abandon_) {  // every server completes the same rounds: the sum comes
+      round_norm_->wait();
+      finish_round_norm();
     }
     for (auto& r : replying_)
       if (r && !abandon_) r->wait();
@@ -178,13 +188,46 @@ void Server::apply(int worker, const Header& header, const float* gradient) {
   // Staleness 0: the round's W gradients (each already 1/W of the loss) make one step, as in data parallel.
   // Otherwise every push is a step of its own.
   if (!whole_rounds || ++round_pushes_ == workers_) {
-    const Timeline::Scope step(timeline_, Timeline::training, "optimizer step");
-    optimizer_->step(shard_ptrs_, static_cast<float>(header.lr));
     round_pushes_ = 0;
+    // Clipping a push (staleness above 0): the worker measured the whole gradient. A round's sum only the
+    // servers together can measure.
+    if (clip_grad_norm_ > 0.0f && whole_rounds && servers_) start_round_norm(header.lr);
+    else step(header.lr, whole_rounds ? shard_sum_squares() : header.sum_squares);
   }
   std::lock_guard lock(mu_);
   ++stats_.updates;
   ++stats_.staleness[header.staleness];
+}
+
+double Server::shard_sum_squares() const {
+  if (clip_grad_norm_ == 0.0f) return 0.0;
+  double sum = 0.0;
+  for (const Param& p : shard_) sum += sum_of_squares(p.grad.data(), p.grad.numel());
+  return sum;
+}
+
+void Server::step(double lr, double sum_squares) {
+  const Timeline::Scope span(timeline_, Timeline::training, "optimizer step");
+  if (clip_grad_norm_ > 0.0f) {
+    const float factor = clip_factor(sum_squares, clip_grad_norm_);
+    if (factor != 1.0f)
+      for (Param& p : shard_) scale_gradient(p.grad.data(), p.grad.numel(), factor);
+  }
+  optimizer_->step(shard_ptrs_, static_cast<float>(lr));
+}
+
+// The servers sum their shards' sums of squares without blocking the progress thread (it goes on receiving;
+// pulls wait, answer). Every server completes the same rounds in the same order, so their allreduces pair up.
+void Server::start_round_norm(double lr) {
+  round_sum_squares_ = shard_sum_squares();
+  round_lr_ = lr;
+  round_norm_ = servers_->iallreduce_sum(&round_sum_squares_, 1);
+}
+
+void Server::finish_round_norm() {
+  round_norm_.reset();
+  step(round_lr_, round_sum_squares_);
+  answer_pulls();
 }
 
 // Every worker stops at the step the furthest one has pushed, so the last round is whole and the servers'
@@ -199,6 +242,7 @@ void Server::answer_pulls() {
 }
 
 bool Server::answer(const Pull& pull) {
+  if (round_norm_) return false;  // the last round's step waits for the servers' norm: every answer shows it
   Header reply_header{};
   reply_header.step = pull.header.step;
   reply_header.epoch = pull.header.epoch;

@@ -23,9 +23,12 @@ class Server {
  public:
   // comm: the mode's communicator, workers 0..workers-1 and this server among the ranks after them.
   // updates_per_epoch: pushes (over all workers) that make one epoch. resume: a checkpoint's optimizer
-  // state and position (every worker is taken to have pushed resume.step steps). Starts the progress thread.
+  // state and position (every worker is taken to have pushed resume.step steps). clip_grad_norm: see
+  // parameter_server.hpp; `servers`: the servers' own communicator, which the progress thread alone uses (for
+  // the norm of a round), null with one server. Starts the progress thread.
   Server(std::unique_ptr<Communicator> comm, Model& model, const PsConfig& config, const OptimizerConfig& optimizer,
-         int workers, int index, int64_t updates_per_epoch, const ResumePoint& resume, Timeline* timeline);
+         float clip_grad_norm, std::unique_ptr<Communicator> servers, int workers, int index,
+         int64_t updates_per_epoch, const ResumePoint& resume, Timeline* timeline);
   ~Server();  // joins the thread (it ends once every worker has said goodbye)
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -49,6 +52,12 @@ class Server {
   void serve();
   void handle(int worker, int tag, const float* message);
   void apply(int worker, const Header& header, const float* gradient);
+  // The optimizer's step over the shard, its gradient scaled by clip_factor(sum_squares) first when clipping.
+  void step(double lr, double sum_squares);
+  // Staleness 0 with more than one server: a round's norm sums every server's shard, over servers_.
+  void start_round_norm(double lr);
+  void finish_round_norm();
+  double shard_sum_squares() const;  // of the shard's gradient (0 when not clipping)
   void begin_halt();
   void answer_pulls();
   bool answer(const Pull& pull);  // false: it must wait (staleness bound)
@@ -68,6 +77,11 @@ class Server {
   std::vector<Param*> shard_ptrs_;
   std::unique_ptr<Optimizer> optimizer_;
   int round_pushes_ = 0;  // staleness 0: pushes of the current round summed so far
+  float clip_grad_norm_;  // 0: off
+  std::unique_ptr<Communicator> servers_;
+  // A round whose step waits for the servers' sum of squares (progress thread only); pulls wait for it.
+  std::unique_ptr<Transfer> round_norm_;
+  double round_sum_squares_ = 0.0, round_lr_ = 0.0;
   std::atomic<bool> failed_{false};
 
   // Progress thread only.

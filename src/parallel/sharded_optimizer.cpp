@@ -71,6 +71,13 @@ std::vector<ParamSpan> ShardedOptimizer::spans() const {
   return out;
 }
 
+std::vector<GradSpan> ShardedOptimizer::grad_spans() const {
+  std::vector<GradSpan> out;
+  for (const Part& part : parts_)
+    out.push_back({params_[part.param]->grad.data() + part.from, static_cast<int64_t>(part.size)});
+  return out;
+}
+
 void ShardedOptimizer::reduce_gradients() {
   for (const Bucket& b : buckets_) {
     world_.reduce_scatter_sum(buffer(b, &Param::grad), b.size);

@@ -264,6 +264,8 @@ std::vector<std::pair<std::string, std::string>> Trainer::settings() const {
   // Fine-tuning: ranks starting from other weights, or freezing other layers, would drift apart (and wait
   // for gradients the others never send). The lines are there only when used, so that checkpoints of runs
   // without them stay comparable (checkpoint_mismatch).
+  // Only when on, as the fine-tuning lines: checkpoints of runs without it stay comparable.
+  if (config_.parallel.clip_grad_norm > 0.0f) s.emplace_back("--clip-grad-norm", num(config_.parallel.clip_grad_norm));
   if (!config_.fine_tune.init_from.empty()) {
     s.emplace_back("--init-from", config_.fine_tune.init_from);
     s.emplace_back("--reset-head", config_.fine_tune.reset_head ? "true" : "false");

@@ -48,6 +48,8 @@ constexpr int64_t kMaxEpochs = 1000000;
 constexpr double kMaxSeconds = 1e6;  // about 11 days: a debugger session, not an overflow
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
 constexpr int64_t kMaxThreads = 4096;
+constexpr int64_t kMaxGeneratedTokens = int64_t{1} << 24;
+constexpr float kMaxTemperature = 100.0f;
 
 void validate_threads(int threads) {
   require(threads >= 1, "--threads must be at least 1");
@@ -92,6 +94,12 @@ void validate_optimizer(const OptimizerConfig& o) {
   fraction(o.beta2, "--beta2");
   fraction(o.alpha, "--alpha");
   positive(o.eps, "--eps");
+}
+
+// --clip-grad-norm: a norm above 0 (0 is off); NaN fails every comparison, so it is refused too.
+void validate_clipping(float max_norm) {
+  require(max_norm >= 0.0f && std::isfinite(max_norm),
+          "--clip-grad-norm must be a finite norm above 0 (0 = off), got " + number(max_norm));
 }
 
 // The sample shape of --data synthetic:...: 1 to 3 dimensions, each at least 1, their product within the
@@ -256,6 +264,7 @@ void validate_fine_tune(const TrainConfig& c) {
 void validate(const TrainConfig& c, int world) {
   validate_schedule(c);
   validate_optimizer(c.optimizer);
+  validate_clipping(c.parallel.clip_grad_norm);
   validate_data(c.data, Split::train);
   validate_checkpoints(c);
   validate_early_stop(c);
@@ -328,6 +337,21 @@ void validate(const PredictConfig& c) {
 void validate(const DoctorConfig& c) {
   validate_threads(c.threads);
   validate_gpu(c.gpu);
+}
+
+void validate(const GenerateConfig& c) {
+  require(c.tokens >= 1, "--tokens must be at least 1, got " + std::to_string(c.tokens));
+  at_most(c.tokens, kMaxGeneratedTokens, "--tokens");
+  require(std::isfinite(c.temperature) && c.temperature >= 0.0f && c.temperature <= kMaxTemperature,
+          "--temperature must be from 0 (always the most likely byte) to " + float_text(kMaxTemperature) + ", got " +
+              float_text(c.temperature));
+  require(c.top_k >= 0, "--top-k must not be negative (0: every byte may be drawn), got " + std::to_string(c.top_k));
+  validate_threads(c.threads);
+  if (const auto at = invalid_utf8_at(c.prompt)) {
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(c.prompt[*at]));
+    throw Error("--prompt is not valid UTF-8: byte " + std::to_string(*at) + " (" + byte + ") starts no character");
+  }
 }
 
 }  // namespace ringtrain

@@ -94,6 +94,16 @@ class Layer {
   // buffers() and random_streams() list theirs; a plain layer has none.
   virtual std::vector<std::pair<std::string, Layer*>> sublayers() { return {}; }
 
+  // Weight tying (GPT-2's output layer reads the token embedding's table). The layer that owns the shared
+  // weight returns it from tied_weight_source() (an embedding: its token table). A layer that borrows one
+  // returns the shape it needs from tied_weight_shape() (empty: it borrows none) and takes the owner's Param in
+  // tie(); it lists no Param of its own for it (the parameter count stays the published one) and its backward
+  // adds into the owner's grad. The owner comes first in the model, so its backward runs later and a layer's
+  // gradients are still final when its backward ends. The model links them after building and after moving.
+  virtual Param* tied_weight_source() { return nullptr; }
+  virtual Shape tied_weight_shape() const { return {}; }
+  virtual void tie(Param* /*source*/) {}
+
   // The first layer's input gradient is never used; skipping it saves a GEMM per step. A block passes the
   // setting on to its own first layers.
   virtual void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }

@@ -2,6 +2,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ringtrain/nn/layer.hpp"
@@ -102,11 +103,19 @@ class Model {
   // run them, in the same order.
   void share_batch_statistics(CrossReplicaSum* sum);
 
+  // Weight tying (Layer::tie): each pair is (borrowing layer, owning layer), e.g. GPT-2's output head and its
+  // embedding. Both must run in one place: a pipeline must not cut between them.
+  bool has_tied_weights() const { return !tied_.empty(); }
+  const std::vector<std::pair<size_t, size_t>>& tied_layers() const { return tied_; }
+
   // Observers are not owned and must outlive their registration.
   void add_observer(LayerObserver* observer) { observers_.push_back(observer); }
   void remove_observer(LayerObserver* observer);
 
  private:
+  // Finds each layer's tied-weight owner and hands it over (Layer::tie); `quoted` begins an error.
+  void link_tied_weights(const std::string& quoted);
+  void relink_tied_weights(LayerRange moved);
 
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<LayerObserver*> observers_;
@@ -117,6 +126,7 @@ class Model {
   std::vector<bool> frozen_;   // per layer
   size_t first_trained_ = 0;   // backward's lowest layer
   Tensor no_gradient_;         // what backward returns for an input gradient nobody computed
+  std::vector<std::pair<size_t, size_t>> tied_;  // (borrower, owner)
 };
 
 }  // namespace ringtrain

@@ -1,6 +1,9 @@
-// Optimizers with PyTorch's update rules (torch.optim.SGD, Adam, RMSprop), so hyper-parameters carry over.
-// Weight decay is the coupled L2 form: g += weight_decay * w, on every parameter as in PyTorch. An L1 penalty
-// l1 * sum |w| over the kernels (Param::kernel) adds its gradient likewise: g += l1 * sign(w), sign(0) = 0.
+// Optimizers with PyTorch's update rules (torch.optim.SGD, Adam, AdamW, RMSprop), so hyper-parameters carry
+// over. For SGD, Adam and RMSprop weight decay is the coupled L2 form: g += weight_decay * w, on every
+// parameter as in PyTorch. AdamW's is decoupled (Loshchilov & Hutter): w -= lr * weight_decay * w before
+// Adam's update, and only on the kernels (Param::kernel: linear and conv weights, embedding tables), never
+// on biases or norms, as nanoGPT and llm.c decay. An L1 penalty l1 * sum |w| over the kernels adds its
+// gradient to any optimizer's: g += l1 * sign(w), sign(0) = 0.
 #pragma once
 #include <memory>
 #include <string>
@@ -11,24 +14,30 @@
 
 namespace ringtrain {
 
-enum class OptimizerKind { sgd, adam, rmsprop };
-inline constexpr EnumNames<OptimizerKind, 3> kOptimizerKindNames{
-    {{OptimizerKind::sgd, "sgd"}, {OptimizerKind::adam, "adam"}, {OptimizerKind::rmsprop, "rmsprop"}}};
+enum class OptimizerKind { sgd, adam, adamw, rmsprop };
+inline constexpr EnumNames<OptimizerKind, 4> kOptimizerKindNames{{{OptimizerKind::sgd, "sgd"},
+                                                                   {OptimizerKind::adam, "adam"},
+                                                                   {OptimizerKind::adamw, "adamw"},
+                                                                   {OptimizerKind::rmsprop, "rmsprop"}}};
 constexpr const auto& enum_names(OptimizerKind) { return kOptimizerKindNames; }
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::sgd;
   float momentum = 0.9f;     // sgd, rmsprop
   bool nesterov = false;     // sgd
-  float weight_decay = 0.0f;
+  float weight_decay = 0.0f;  // adamw: decoupled, kernels only; the others: coupled L2, every parameter
   float l1 = 0.0f;           // kernels only
-  float beta1 = 0.9f, beta2 = 0.999f;  // adam
+  float beta1 = 0.9f, beta2 = 0.999f;  // adam, adamw
   float alpha = 0.99f;                 // rmsprop smoothing
-  float eps = 1e-8f;                   // adam, rmsprop
+  float eps = 1e-8f;                   // adam, adamw, rmsprop
 };
 
+// What AdamW's decoupled decay multiplies a parameter by before the step: 1 - lr * weight_decay on kernels,
+// 1 elsewhere and for the other optimizers (whose decay is coupled).
+float decoupled_keep(const OptimizerConfig& config, bool kernel, float lr);
+
 // A run of one parameter's elements: where its values and gradient are, how many, and whether the parameter is
-// a kernel (--l1). ZeRO (--shard-optimizer) steps a rank's share of the parameters as such spans.
+// a kernel (--l1, AdamW's decay). ZeRO (--shard-optimizer) steps a rank's share of the parameters as such spans.
 struct ParamSpan {
   float* value = nullptr;
   const float* grad = nullptr;
@@ -52,7 +61,7 @@ class Optimizer {
   virtual void skip_update_when(const float* device_flag) { (void)device_flag; }
 
   // Checkpoints. The names of the state tensors kept per parameter, PyTorch's: "momentum" (SGD, RMSprop
-  // with momentum), "exp_avg" and "exp_avg_sq" (Adam), "square_avg" (RMSprop). May be empty (plain SGD).
+  // with momentum), "exp_avg" and "exp_avg_sq" (Adam, AdamW), "square_avg" (RMSprop). May be empty (plain SGD).
   virtual std::vector<std::string> state_names() const = 0;
   // state(params)[i][k]: params[i]'s tensor named state_names()[k], on the optimizer's device. Created
   // zeroed when the optimizer has not stepped yet, so a fresh optimizer can be loaded from a checkpoint.

@@ -7,9 +7,11 @@
 // Frozen layers (Model::freeze) are neither updated nor averaged: their gradients never reach the engine.
 // With --shard-optimizer (ZeRO stage 1, sharded_optimizer.hpp) the engine makes way for a reduce-scatter of
 // all gradients after backward, an update of this rank's share, and an allgather of the parameters.
+// --clip-grad-norm clips the averaged gradient (sharded: the norm of every rank's share, one scalar allreduce).
 #pragma once
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/parallel/gradient_averager.hpp"
+#include "ringtrain/parallel/gradient_clipper.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/parallel/replica_sum.hpp"
 #include "ringtrain/parallel/sharded_optimizer.hpp"
@@ -45,6 +47,7 @@ class DataParallel final : public ParallelMode, private LayerObserver {
   std::unique_ptr<GradientAverager> averager_;  // none on a one-rank world, nor with sharded_
   std::unique_ptr<ShardedOptimizer> sharded_;    // --shard-optimizer on more than one rank
   std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm on more than one rank
+  std::unique_ptr<GradientClipper> clipper_;  // --clip-grad-norm (off: does nothing)
   int64_t step_ = 0;
   StopVote stop_vote_;
   bool stopping_ = false;

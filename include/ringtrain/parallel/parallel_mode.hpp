@@ -56,6 +56,9 @@ struct ParallelConfig {
   // ZeRO stage 1 (data parallel, host): each rank keeps and updates 1/N of the optimizer's state
   // (parallel/sharded_optimizer.hpp).
   bool shard_optimizer = false;
+  // --clip-grad-norm: the averaged gradient clipped to this global L2 norm before each update (0: off). In a
+  // pipeline the norm spans the stages; parameter servers clip what they apply (parameter_server.hpp).
+  float clip_grad_norm = 0.0f;
 };
 
 // Where a resumed run picks up (a checkpoint's): the optimizer's state for the whole model, the steps

@@ -10,6 +10,13 @@
 // An epoch ends when the servers have received an epoch's worth of pushes (W x the steps a worker's share
 // of the data makes): fast workers do more of them than slow ones, and a worker's data stream runs on into
 // its next pass. Non-blocking MPI throughout; each server serves from a progress thread.
+//
+// --clip-grad-norm: the servers clip the gradient they apply, by its norm over every server's shard, so all
+// servers scale alike. With S = 0 that is the round's sum (the average over the workers, as data parallel
+// clips): each server sums its shard's squares and the servers add theirs by one non-blocking scalar
+// allreduce among themselves; the round's step waits for it, and so do the pulls. With S > 0 each push is
+// an update of its own: its worker measures the whole gradient it pushes and sends the sum of squares in
+// the push's header, so the servers agree without a word between them.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -66,6 +73,9 @@ class ParameterServerMode final : public ParallelMode {
   void finish_pushes();  // waits for the last step's pushes (their buffer is reused)
   void request_halt();   // asks the servers to stop every rank at the same step (ps_server.hpp)
   void say_goodbye(int64_t flags);  // a worker is done with the servers (flags: ps::kFailed or 0)
+  double pushed_sum_squares() const;  // of the whole gradient in push_wire_
+
+  float clip_grad_norm_ = 0.0f;
 
   PsConfig config_;
   int64_t batch_ = 0;
@@ -74,7 +84,7 @@ class ParameterServerMode final : public ParallelMode {
   Timeline* timeline_;
   int workers_ = 1;
   std::unique_ptr<Communicator> comm_;     // workers and servers
-  std::unique_ptr<Communicator> workers_comm_;  // workers only (BatchNorm statistics)
+  std::unique_ptr<Communicator> workers_comm_;  // workers only (BatchNorm statistics); on a server, servers only
   std::unique_ptr<ps::Server> server_;     // on a server rank
   // Worker: messages to and from server k at k x header + begin of its shard (header, then the shard).
   std::vector<float> pull_wire_, push_wire_;

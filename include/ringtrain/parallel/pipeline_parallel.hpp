@@ -17,6 +17,7 @@
 
 #include "ringtrain/comm/agreement.hpp"
 #include "ringtrain/parallel/gradient_averager.hpp"
+#include "ringtrain/parallel/gradient_clipper.hpp"
 #include "ringtrain/parallel/parallel_mode.hpp"
 #include "ringtrain/parallel/pipeline_schedule.hpp"
 #include "ringtrain/parallel/replica_sum.hpp"
@@ -86,6 +87,7 @@ class PipelineParallel final : public ParallelMode, private LayerObserver {
   bool reduce_after_sends_ = false;  // the replicas' allreduces wait for the step's last send (NCCL; see the .cpp)
   std::unique_ptr<Communicator> stage_group_;            // this stage in every replica
   std::unique_ptr<GradientAverager> averager_;         // when there is more than one replica
+  std::unique_ptr<GradientClipper> clipper_;           // --clip-grad-norm (off: does nothing)
   std::unique_ptr<SharedBatchStatistics> batch_statistics_;  // --sync-batchnorm with more than one replica
   bool last_backward_ = false;
 

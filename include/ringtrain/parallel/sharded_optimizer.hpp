@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ringtrain/comm/communicator.hpp"
+#include "ringtrain/nn/gradient_clip.hpp"
 #include "ringtrain/nn/model.hpp"
 #include "ringtrain/nn/optimizer.hpp"
 
@@ -39,6 +40,8 @@ class ShardedOptimizer {
   // rest of each gradient holds partial sums or this rank's own: a non-finite value anywhere in them means a
   // non-finite sum (parts of a reduction's own order), so the non-finite check may look at whole gradients.
   void reduce_gradients();
+  // This rank's parts of the gradients (those that hold the sums after reduce_gradients).
+  std::vector<GradSpan> grad_spans() const;
   // Collective: the optimizer's step over this rank's parts, then every rank's parameters updated with all.
   void step(float lr);
   // Collective: on rank 0 `state` (zero_optimizer_state for the whole model) receives the full state.

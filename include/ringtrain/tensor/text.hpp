@@ -1,9 +1,10 @@
 // Words for numbers and quotes of user text in what the program prints and writes: "1 thread", "2 threads",
-// a JSON string.
+// a JSON string; and where text is not UTF-8.
 #pragma once
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -67,5 +68,11 @@ inline std::string csv_field(std::string_view text) {
   for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
+
+// The length of the well-formed UTF-8 sequence that starts `text` (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), or 0 when it starts with none.
+size_t utf8_sequence_length(std::string_view text);
+// Where `text` stops being well-formed UTF-8: the offset of the first byte of the first bad sequence, or none.
+std::optional<size_t> invalid_utf8_at(std::string_view text);
 
 }  // namespace ringtrain

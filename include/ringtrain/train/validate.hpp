@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "ringtrain/train/config.hpp"
+#include "ringtrain/train/generate.hpp"
 
 namespace ringtrain {
 
@@ -18,5 +19,7 @@ void validate_stages(const PipelineConfig& pipeline, size_t layers);
 void validate(const EvalConfig& config);
 void validate(const PredictConfig& config);
 void validate(const DoctorConfig& config);
+// Error naming the setting that is out of range, or where the prompt stops being UTF-8.
+void validate(const GenerateConfig& config);
 
 }  // namespace ringtrain

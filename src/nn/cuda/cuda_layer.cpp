@@ -28,7 +28,10 @@ Param CudaLayer::to_device(const Param& p) {
 }
 
 std::unique_ptr<Layer> make_cuda_layer(Layer& source) {
-  if (auto* l = dynamic_cast<Linear*>(&source)) return std::make_unique<CudaLinear>(*l);
+  if (auto* l = dynamic_cast<Linear*>(&source)) {
+    if (l->per_token()) throw Error("layer 'linear(per_token=1)' has no CUDA version yet");
+    return std::make_unique<CudaLinear>(*l);
+  }
   if (auto* l = dynamic_cast<Conv2d*>(&source)) return std::make_unique<CudaConv2d>(*l);
   if (auto* l = dynamic_cast<Pool2d*>(&source)) return std::make_unique<CudaPool2d>(*l);
   if (auto* l = dynamic_cast<Activation*>(&source)) return std::make_unique<CudaActivation>(*l);
@@ -39,7 +42,7 @@ std::unique_ptr<Layer> make_cuda_layer(Layer& source) {
   // A block converts its parts with this same function (nested blocks included); the result is a Residual,
   // not a CudaLayer.
   if (auto* l = dynamic_cast<Residual*>(&source)) return std::make_unique<CudaResidual>(*l);
-  throw Error("the CUDA engine has no '" + source.kind() + "' layer");
+  throw Error("layer '" + source.kind() + "' has no CUDA version yet");
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, const void* b, bool bf16,

@@ -34,9 +34,12 @@ class CudaOptimizer final : public Optimizer {
         kernels::sgd_step(chunks, chunk_count_, {lr, c_.momentum, c_.weight_decay, c_.nesterov, skip_}, stream);
         break;
       case OptimizerKind::adam:
-        kernels::adam_step(chunks, chunk_count_, {lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay, device_steps(), skip_},
+      case OptimizerKind::adamw: {
+        const float coupled = c_.kind == OptimizerKind::adam ? c_.weight_decay : 0.0f;
+        kernels::adam_step(chunks, chunk_count_, {lr, c_.beta1, c_.beta2, c_.eps, coupled, device_steps(), skip_},
                            stream);
         break;
+      }
       case OptimizerKind::rmsprop:
         kernels::rmsprop_step(chunks, chunk_count_, {lr, c_.alpha, c_.eps, c_.weight_decay, c_.momentum, skip_},
                               stream);
@@ -58,7 +61,7 @@ class CudaOptimizer final : public Optimizer {
   // The CPU optimizers' names, so checkpoints read the same on either device.
   std::vector<std::string> state_names() const override {
     std::vector<std::string> names;
-    const bool sgd = c_.kind == OptimizerKind::sgd, adam = c_.kind == OptimizerKind::adam;
+    const bool sgd = c_.kind == OptimizerKind::sgd, adam = adam_family();
     if (uses_first()) names.push_back(sgd ? "momentum" : adam ? "exp_avg" : "square_avg");
     if (uses_second()) names.push_back(adam ? "exp_avg_sq" : "momentum");
     return names;
@@ -77,9 +80,8 @@ class CudaOptimizer final : public Optimizer {
   // Creates zeroed state for the parameters and the chunk table the kernel walks; parameters keep their
   // buffers for the life of a model, so this runs once.
   bool uses_first() const { return c_.kind != OptimizerKind::sgd || c_.momentum > 0.0f; }
-  bool uses_second() const {
-    return c_.kind == OptimizerKind::adam || (c_.kind == OptimizerKind::rmsprop && c_.momentum > 0.0f);
-  }
+  bool uses_second() const { return adam_family() || (c_.kind == OptimizerKind::rmsprop && c_.momentum > 0.0f); }
+  bool adam_family() const { return c_.kind == OptimizerKind::adam || c_.kind == OptimizerKind::adamw; }
 
   void prepare(const std::vector<Param*>& params) {
     const bool uses_first = this->uses_first(), uses_second = this->uses_second();
@@ -92,9 +94,10 @@ class CudaOptimizer final : public Optimizer {
       float* s1 = uses_first ? first_.back().data() : nullptr;
       float* s2 = uses_second ? second_.back().data() : nullptr;
       const float l1 = p->kernel ? c_.l1 : 0.0f;
+      const float decay = c_.kind == OptimizerKind::adamw && p->kernel ? c_.weight_decay : 0.0f;
       for (int64_t begin = 0; begin < p->value.numel(); begin += kChunk)
         chunks.push_back(
-            {p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel()), l1});
+            {p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel()), l1, decay});
     }
     chunk_count_ = static_cast<int>(chunks.size());
     chunks_ = DeviceBuffer(sizeof(kernels::ParamChunk) * chunks.size());
