@@ -138,6 +138,10 @@ TEST(ForwardState, StashedMicroBatchesBackpropagateAsIfAlone) {
                           "residual(conv(4,3,stride=2,pad=1),batchnorm,shortcut=conv(4,1,stride=2),batchnorm),"
                           "globalavgpool,linear(out)",
                           {2, 6, 6});
+  // Transformer blocks and attention: their saved projections, probabilities, sums and dropout streams.
+  expect_stash_round_trip("block(2,dropout=0.2),layernorm,attention(2,dropout=0.1),linear(3,per_token=1),flatten,"
+                          "linear(out)",
+                          {3, 4});
 }
 
 // The CUDA twins' forward state: the same round trip on the GPU.

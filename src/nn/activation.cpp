@@ -1,21 +1,36 @@
 #include "ringtrain/nn/activation.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <numbers>
 
+#include "exp_nonpositive.hpp"
 #include "ringtrain/tensor/cpu_features.hpp"
 
 namespace ringtrain {
 
 namespace {
 
+// erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, float's own rounding at erf's scale).
+float erf_approx(float x) {
+  const float a = std::fabs(x), t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.0f - p * t * exp_nonpositive(-a * a);
+  return x < 0.0f ? -y : y;
+}
+
 // GELU(x) = x Phi(x), with Phi the standard normal CDF; its derivative Phi(x) + x phi(x).
-float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f)); }
+float gelu(float x) { return 0.5f * x * (1.0f + erf_approx(x * std::numbers::sqrt2_v<float> * 0.5f)); }
 float gelu_derivative(float x) {
-  const float cdf = 0.5f * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f));
-  const float pdf = std::exp(-0.5f * x * x) * (std::numbers::inv_sqrtpi_v<float> * std::numbers::sqrt2_v<float> * 0.5f);
+  const float cdf = 0.5f * (1.0f + erf_approx(x * std::numbers::sqrt2_v<float> * 0.5f));
+  const float pdf = exp_nonpositive(-0.5f * x * x) * (std::numbers::inv_sqrtpi_v<float> * std::numbers::sqrt2_v<float> * 0.5f);
   return cdf + x * pdf;
 }
 

@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "exp_nonpositive.hpp"
+#include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/counter_rng.hpp"
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 #ifdef _OPENMP
@@ -78,7 +81,7 @@ Shape Attention::build(const Shape& sample_in, Rng& rng) {
   for (auto [param, rows] : {std::pair{&qkv_weight_, 3 * c}, std::pair{&proj_weight_, c}}) {
     param->value = Tensor({rows, c});
     param->grad = Tensor({rows, c});
-    for (int64_t i = 0; i < param->value.numel(); ++i) param->value[i] = 0.02f * rng.normal();
+    fill_normal(param->value, 0.02f, rng);
   }
   qkv_bias_.value = Tensor({3 * c});
   qkv_bias_.grad = Tensor({3 * c});
@@ -97,14 +100,14 @@ double Attention::flops_per_sample() const {
 
 void Attention::dropped_row(const float* att_row, int64_t b, int64_t h, int64_t i, float* out) const {
   const float keep_scale = 1.0f / (1.0f - p_);
-  const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * time_ + i) * time_);
+  const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * pass_time_ + i) * pass_time_);
   for (int64_t j = 0; j <= i; ++j)
     out[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : att_row[j] * keep_scale;
-  std::fill(out + i + 1, out + time_, 0.0f);
+  std::fill(out + i + 1, out + pass_time_, 0.0f);
 }
 
 void Attention::head_forward(int64_t b, int64_t h, bool drop) {
-  const int64_t t_len = time_, c = channels_, d = head_dim_, ld = 3 * c;
+  const int64_t t_len = pass_time_, c = channels_, d = head_dim_, ld = 3 * c;
   const float* q = qkv_.data() + b * t_len * ld + h * d;
   const float* k = q + c;
   const float* v = q + 2 * c;
@@ -115,16 +118,23 @@ void Attention::head_forward(int64_t b, int64_t h, bool drop) {
     gemm(Trans::no, Trans::yes, i1 - i0, i1, d, scale, q + i0 * ld, ld, k, ld, 0.0f, att + i0 * t_len, t_len);
   });
   // Softmax over the keys up to the query's own position; zeros after it, where the blocks' products read.
-  for (int64_t i = 0; i < t_len; ++i) {
-    float* __restrict row = att + i * t_len;
-    float top = row[0];
-    for (int64_t j = 1; j <= i; ++j) top = std::max(top, row[j]);
-    float sum = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] - top);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-    std::fill(row + i + 1, row + t_len, 0.0f);
-  }
+  run_vectorised([&] {
+    for (int64_t i = 0; i < t_len; ++i) {
+      float* __restrict row = att + i * t_len;
+      float top = row[0];
+#pragma omp simd reduction(max : top)
+      for (int64_t j = 1; j <= i; ++j) top = std::max(top, row[j]);
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j <= i; ++j) {
+        row[j] = exp_nonpositive(row[j] - top);
+        sum += row[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+      std::fill(row + i + 1, row + t_len, 0.0f);
+    }
+  });
   const float* probs = att;
   if (drop) {
     float* dropped = scratch_[static_cast<size_t>(thread_index())].data();
@@ -139,7 +149,8 @@ void Attention::head_forward(int64_t b, int64_t h, bool drop) {
 const Tensor& Attention::forward(const Tensor& x, Mode mode) {
   x_ = &x;
   const int64_t batch = x.dim(0), t_len = x.dim(1), c = channels_, rows = batch * t_len;
-  if (t_len != time_) throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
+  if (t_len > time_) throw Error("attention built for " + std::to_string(time_) + " tokens got " + std::to_string(t_len));
+  pass_time_ = t_len;
   dropped_ = mode == Mode::train && p_ > 0.0f;
   if (dropped_) forward_call_ = calls_++;
   qkv_.resize({batch, t_len, 3 * c});
@@ -165,7 +176,7 @@ const Tensor& Attention::forward(const Tensor& x, Mode mode) {
 // mask to dA, then the softmax: dS_ij = A_ij (dA_ij - sum_k A_ik dA_ik), scaled by 1/sqrt(d) as the scores
 // were; dQ = dS K, dK = dS^T Q.
 void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool drop) {
-  const int64_t t_len = time_, c = channels_, d = head_dim_, ld = 3 * c;
+  const int64_t t_len = pass_time_, c = channels_, d = head_dim_, ld = 3 * c;
   const float* q = qkv_.data() + b * t_len * ld + h * d;
   const float* k = q + c;
   const float* v = q + 2 * c;
@@ -188,19 +199,23 @@ void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool dr
     gemm(Trans::no, Trans::yes, i1 - i0, i1, d, 1.0f, dout + i0 * c, c, v, ld, 0.0f, work + i0 * t_len, t_len);
   });
   const float scale = 1.0f / std::sqrt(static_cast<float>(d)), keep_scale = 1.0f / (1.0f - p_);
-  for (int64_t i = 0; i < t_len; ++i) {
-    const float* __restrict a = att + i * t_len;
-    float* __restrict g = work + i * t_len;
-    if (drop) {
-      const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * t_len + i) * t_len);
-      for (int64_t j = 0; j <= i; ++j)
-        g[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : g[j] * keep_scale;
+  run_vectorised([&] {
+    for (int64_t i = 0; i < t_len; ++i) {
+      const float* __restrict a = att + i * t_len;
+      float* __restrict g = work + i * t_len;
+      if (drop) {
+        const uint64_t base = static_cast<uint64_t>(((b * heads_ + h) * t_len + i) * t_len);
+        for (int64_t j = 0; j <= i; ++j)
+          g[j] = counter_uniform(seed_, forward_call_, base + static_cast<uint64_t>(j)) < p_ ? 0.0f : g[j] * keep_scale;
+      }
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t j = 0; j <= i; ++j) dot += a[j] * g[j];
+      for (int64_t j = 0; j <= i; ++j) g[j] = a[j] * (g[j] - dot) * scale;
+      std::fill(g + i + 1, g + t_len, 0.0f);
     }
-    float dot = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) dot += a[j] * g[j];
-    for (int64_t j = 0; j <= i; ++j) g[j] = a[j] * (g[j] - dot) * scale;
-    std::fill(g + i + 1, g + t_len, 0.0f);
-  }
+  });
+
   for_each_row_block_last_first(t_len, [&](int64_t i0, int64_t i1, bool first) {
     gemm(Trans::no, Trans::no, i1 - i0, d, i1, 1.0f, work + i0 * t_len, t_len, k, ld, 0.0f, dq + i0 * ld, ld);
     gemm(Trans::yes, Trans::no, i1, d, i1 - i0, 1.0f, work + i0 * t_len, t_len, q + i0 * ld, ld,
@@ -209,7 +224,8 @@ void Attention::head_backward(int64_t b, int64_t h, const float* dheads, bool dr
 }
 
 const Tensor& Attention::backward(const Tensor& dy) {
-  const int64_t batch = dy.dim(0), t_len = time_, c = channels_, rows = batch * t_len;
+  const int64_t batch = dy.dim(0), t_len = dy.dim(1), c = channels_, rows = batch * t_len;
+  pass_time_ = t_len;  // a pipeline runs the backward of an earlier micro-batch after later forwards
   // The output projection.
   gemm(Trans::yes, Trans::no, c, c, rows, 1.0f, dy.data(), c, heads_out_.data(), c, 1.0f, proj_weight_.grad.data(), c);
   add_column_sums(dy.data(), rows, c, proj_bias_.grad.data());

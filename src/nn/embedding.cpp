@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -27,7 +28,7 @@ Shape Embedding::build(const Shape& sample_in, Rng& rng) {
     const int64_t rows = p == &token_ ? vocabulary_ : context_;
     p->value = Tensor({rows, channels_});
     p->grad = Tensor({rows, channels_});
-    for (int64_t i = 0; i < p->value.numel(); ++i) p->value[i] = 0.02f * rng.normal();
+    fill_normal(p->value, 0.02f, rng);
   }
   return {time_, channels_};
 }
@@ -45,6 +46,9 @@ namespace {
 
 const Tensor& Embedding::forward(const Tensor& x, Mode) {
   const int64_t batch = x.dim(0), t_len = x.numel() / batch, c = channels_;
+  if (t_len > context_)
+    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
+                std::to_string(context_));
   ids_.resize(static_cast<size_t>(x.numel()));
   for (int64_t i = 0; i < x.numel(); ++i) {
     const float id = x[i];

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/error.hpp"
 
@@ -44,7 +45,7 @@ Shape Linear::build(const Shape& sample_in, Rng& rng) {
     if (!tied_flag_) {
       weight_.value = Tensor({out_, in_});
       weight_.grad = Tensor({out_, in_});
-      for (int64_t i = 0; i < weight_.value.numel(); ++i) weight_.value[i] = 0.02f * rng.normal();
+      fill_normal(weight_.value, 0.02f, rng);
     }
     return out_shape;
   }

@@ -29,6 +29,26 @@ void copy_rows(const Tensor& src, int64_t first, int64_t rows, Tensor& dst) {
   copy_bytes(dst.data(), dst.device(), src.data() + first * row, src.device(), bytes_of(dst));
 }
 
+// The stage that runs `layer`.
+size_t stage_of(const std::vector<LayerRange>& ranges, size_t layer) {
+  size_t s = 0;
+  while (layer >= ranges[s].end) ++s;
+  return s;
+}
+
+// A tied weight (GPT-2's output layer reads the embedding's table) lives in one layer's stage: a split between
+// the two would need the table, and its gradient, on both. Every rank computes the same split and refuses alike.
+void check_tied_layers_share_a_stage(Model& model, const std::vector<LayerRange>& ranges) {
+  for (const auto& [borrower, owner] : model.tied_layers()) {
+    const size_t a = stage_of(ranges, borrower), b = stage_of(ranges, owner);
+    if (a != b)
+      throw CollectiveError("layer " + std::to_string(borrower) + " '" + model.layer(borrower).spec() +
+                            "' shares its weight with layer " + std::to_string(owner) + " '" + model.layer(owner).spec() +
+                            "', and the pipeline puts them in stages " + std::to_string(a) + " and " + std::to_string(b) +
+                            ": a pipeline trains untied models (without tied=1, as gpt-tiny is)");
+  }
+}
+
 // Tags keep one micro-batch's message from matching another's receive; MPI guarantees tags up to 32767.
 int tag_of(int micro) { return micro % 32768; }
 
@@ -58,6 +78,7 @@ PipelineParallel::PipelineParallel(const ParallelConfig& config, Communicator& w
   replica_ = world.rank() % replicas_;
   ranges_ = pipeline.split.empty() ? balance_stages(layer_costs(model), stages_)
                                    : stages_at(pipeline.split, model.size());
+  check_tied_layers_share_a_stage(model, ranges_);
   layers_ = ranges_[static_cast<size_t>(stage_)];
   schedule_ = pipeline.schedule;
   ops_ = pipeline_ops(schedule_, stage_, stages_, micro_batches_);

@@ -17,7 +17,8 @@ class Attention : public Layer {
   Attention(int64_t heads, float dropout) : heads_(heads), p_(dropout) {}
   std::string kind() const override { return "attention"; }
   std::string spec() const override;
-  // Takes [T, C] with H dividing C. Weights N(0, 0.02) as GPT-2's, biases 0.
+  // Takes [T, C] with H dividing C. Weights N(0, 0.02) as GPT-2's, biases 0. Forward also takes windows
+  // shorter than T (a causal model's first positions do not depend on the later ones).
   Shape build(const Shape& sample_in, Rng& rng) override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
   const Tensor& backward(const Tensor& dy) override;
@@ -42,6 +43,7 @@ class Attention : public Layer {
   int64_t heads_;
   float p_;
   int64_t time_ = 0, channels_ = 0, head_dim_ = 0;
+  int64_t pass_time_ = 0;  // T of the pass under way: time_, or fewer (generation's shorter prompts)
   uint64_t seed_ = 0, calls_ = 0;
   uint64_t forward_call_ = 0;  // the mask stream of the forward that backward follows
   bool dropped_ = false;       // whether that forward dropped (training, p > 0)

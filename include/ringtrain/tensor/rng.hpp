@@ -2,7 +2,6 @@
 // standard libraries, and a seed must give the same run everywhere, so every random number ringtrain
 // draws comes from this class.
 #pragma once
-#include <cmath>
 #include <cstdint>
 
 namespace ringtrain {
@@ -22,13 +21,6 @@ class Rng {
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   // Uniform integer in [0, n), n > 0 (Lemire's multiply-shift; bias below 2^-32 for n < 2^32).
   uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<__uint128_t>(next_u64()) * n) >> 64); }
-
-  // Standard normal (Box-Muller over two uniforms; the first is kept away from 0 so that its log is finite).
-  float normal() {
-    const double u1 = (static_cast<double>(next_u64() >> 11) + 1.0) * 0x1.0p-53;
-    const double u2 = static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
-    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
 
   uint64_t state() const { return state_; }
   void set_state(uint64_t s) { state_ = s; }
