@@ -38,6 +38,10 @@ shard("labels/train-00000.h5", y=np.full(64, 7, np.int64))
 shard("empty/train-00000.h5", x=np.zeros((0, 1, 4, 4), np.float32), y=np.zeros(0, np.int64))
 shard("few/train-00000.h5", n=10)
 shard("nofeatures/train-00000.h5", x=np.zeros((64, 0), np.float32))
+with h5py.File(os.path.join(root, "good/tokens-00000.h5"), "w") as f:  # token data with an id outside the vocabulary
+    x = rng.integers(0, 256, (64, 8)).astype(np.float32); x[3, 5] = 300
+    f["x"] = x; f["y"] = rng.integers(0, 256, (64, 8)).astype(np.int64)
+    f.attrs["format"] = "ringtrain-shard-1"; f.attrs["num_classes"] = 256
 with h5py.File(os.path.join(root, "good/regression-00000.h5"), "w") as f:  # a regression training shard
     f["x"] = rng.normal(size=(64, 1, 4, 4)).astype(np.float32); f["y"] = rng.normal(size=64).astype(np.float32)
     f.attrs["format"] = "ringtrain-shard-1"
@@ -121,6 +125,10 @@ row 2 "--stage-to: synthetic data is made in memory on every rank; it has no sha
   --stage-to "$dir/stage" "${model[@]}"
 row 2 "does not match 'synthetic:16:3': different sample shape [1, 4, 4] vs [16]" --data synthetic:16:3 \
   --val "$dir/good/train-00000.h5" "${model[@]}"
+row 2 "--data 'synthetic-tokens:0:256': the context must be at least 1 token, got 0" --data synthetic-tokens:0:256 \
+  "${model[@]}"
+row 2 "token id 300 at sample 3 position 5 in shard" \
+  --train "$dir/good/tokens-00000.h5" "${model[@]}"
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
 row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
   --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"
@@ -298,6 +306,14 @@ command=prep row 2 "CSV line 3, column 'b': missing value ('NA')" --format csv -
 command=prep row 2 "looks like a CSV file: add --format csv" --input "$dir/na.csv" --out "$dir/never"
 [[ ! -e $dir/never ]] || fail "a failed prep left its output directory $dir/never"
 command=prep row 2 "has no such column" --format csv --input "$dir/na.csv" --out "$dir/never" --target y --drop weight
+# prep --format text: an empty file, one shorter than a window, one that is not UTF-8.
+: >"$dir/empty.txt" && printf 'too short' >"$dir/short.txt" && printf 'caf\xe9 latin-1\n' >"$dir/latin1.txt"
+command=prep row 2 "holds no text (1 file, all empty)" --format text --input "$dir/empty.txt" --context 8 --out "$dir/never"
+command=prep row 2 "has 9 bytes of text, shorter than one window of 17 bytes (--context 16 + 1)" --format text \
+  --input "$dir/short.txt" --context 16 --out "$dir/never"
+command=prep row 2 "is not UTF-8 text: the bytes at byte offset 3 (0xE9...) are not a valid character" --format text \
+  --input "$dir/latin1.txt" --context 4 --out "$dir/never"
+[[ ! -e $dir/never ]] || fail "a failed prep --format text left its output directory $dir/never"
 # prep --like: a category the training data never had; a shard of features only given to train.
 printf 'a,colour,y\n1,red,x\n2,green,y\n3,blue,x\n4,red,y\n5,green,x\n6,blue,y\n' >"$dir/like.csv"
 printf 'a,colour,y\n1,purple,x\n' >"$dir/purple.csv"

@@ -218,6 +218,103 @@ TEST(Shard, BadInputsAreOneLineErrorsNamingTheProblem) {
   EXPECT_NE(error_of([&] { read_shard_meta(dir.path("empty.h5")); }).find("is empty"), std::string::npos);
 }
 
+// Token data: x [N, T] ids, y [N, T] next-token labels; the loader hands T labels a sample, row-major.
+ShardMeta token_meta(int64_t samples, int64_t tokens) {
+  ShardMeta meta;
+  meta.samples = samples;
+  meta.sample_shape = {tokens};
+  meta.x_type = PixelType::u8;
+  meta.num_classes = 256;
+  meta.tokens = tokens;
+  meta.tokenizer = "bytes";
+  return meta;
+}
+
+TEST(Shard, TokenShardsRoundTripAndBatchAPerPositionLabel) {
+  TempDir dir;
+  const ShardMeta meta = token_meta(4, 4);
+  ShardData data;
+  for (uint8_t i = 0; i < 16; ++i) data.x_u8.push_back(static_cast<uint8_t>(100 + i));
+  for (int64_t i = 0; i < 16; ++i) data.labels.push_back(101 + i);
+  write_shard(dir.path("t.h5"), meta, data);
+  const ShardMeta back = read_shard_meta(dir.path("t.h5"));
+  EXPECT_EQ(back.tokens, 4);
+  EXPECT_EQ(back.tokenizer, "bytes");
+  EXPECT_EQ(back.labels_per_sample(), 4);
+  EXPECT_EQ(read_shard_data(back).labels, data.labels);
+
+  const std::vector<Batch> batches = batches_of(ShardSet::open(dir.path("t.h5")), 2);
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].x.shape(), (Shape{2, 4}));
+  EXPECT_EQ(batches[0].y.labels, (std::vector<int32_t>{101, 102, 103, 104, 105, 106, 107, 108}));
+  EXPECT_EQ(batches[0].x[5], 105.0f);
+  EXPECT_EQ(batches[1].y.labels, (std::vector<int32_t>{109, 110, 111, 112, 113, 114, 115, 116}));
+
+  // One label per sample and one per position are different tasks; so are two tokenizers.
+  test::write_classification_shard(dir.path("c.h5"), 3, {4}, 256, 1);
+  EXPECT_NE(error_of([&] { check_same_task(back, read_shard_meta(dir.path("c.h5"))); })
+                .find("different labels per sample"),
+            std::string::npos);
+  ShardMeta other = back;
+  other.tokenizer = "gpt2";
+  EXPECT_NE(error_of([&] { check_compatible(back, other); }).find("different tokenizer ('gpt2' vs 'bytes')"),
+            std::string::npos);
+}
+
+TEST(Shard, TokenIdsAndLabelsOutsideTheVocabularyAreRefusedNamingThePosition) {
+  TempDir dir;
+  auto write_tokens = [&](const std::string& name, const std::vector<float>& x, int64_t classes, float scale = 1.0f) {
+    write_raw(dir.path(name), [&](hid_t f) {
+      std::vector<int64_t> y(x.size(), 1);
+      h5::write_dataset(f, "x", {2, 3}, x.data());
+      h5::write_dataset(f, "y", {2, 3}, y.data());
+      h5::write_attr(f, "num_classes", classes);
+      h5::write_attr(f, "x_scale", std::vector<float>{scale});
+    });
+    return error_of([&] { read_shard_meta(dir.path(name)); });
+  };
+  EXPECT_EQ(write_tokens("ok.h5", {0, 1, 2, 3, 4, 9}, 10), "");
+  EXPECT_NE(write_tokens("half.h5", {0, 1, 2, 3, 4, 3.5f}, 10)
+                .find("token id 3.5 at sample 1 position 2 in shard '" + dir.path("half.h5") +
+                      "' is not in the vocabulary of 10 (an integer in [0, 10))"),
+            std::string::npos);
+  EXPECT_NE(write_tokens("big.h5", {0, 10, 2, 3, 4, 5}, 10).find("token id 10 at sample 0 position 1"),
+            std::string::npos);
+  EXPECT_NE(write_tokens("scaled.h5", {0, 1, 2, 3, 4, 5}, 10, 0.5f).find("x_scale/x_shift normalise them"),
+            std::string::npos);
+
+  write_raw(dir.path("bytes.h5"), [](hid_t f) {
+    std::vector<uint8_t> x = {1, 2, 3, 4, 200, 6};
+    std::vector<int64_t> y = {1, 2, 3, 4, 5, 6};
+    h5::write_dataset(f, "x", {2, 3}, x.data());
+    h5::write_dataset(f, "y", {2, 3}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{100});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("bytes.h5")); }).find("token id 200 at sample 1 position 1"),
+            std::string::npos);
+  write_raw(dir.path("label.h5"), [](hid_t f) {
+    std::vector<uint8_t> x(6);
+    std::vector<int64_t> y = {1, 2, 3, 4, 5, 300};
+    h5::write_dataset(f, "x", {2, 3}, x.data());
+    h5::write_dataset(f, "y", {2, 3}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{256});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("label.h5")); })
+                .find("label 300 at sample 1 position 2 is out of range [0, 256)"),
+            std::string::npos);
+  write_raw(dir.path("shape.h5"), [](hid_t f) {
+    std::vector<uint8_t> x(8);
+    std::vector<int64_t> y(6);
+    h5::write_dataset(f, "x", {2, 4}, x.data());
+    h5::write_dataset(f, "y", {2, 3}, y.data());
+    h5::write_attr(f, "num_classes", int64_t{256});
+  });
+  EXPECT_NE(error_of([&] { read_shard_meta(dir.path("shape.h5")); })
+                .find("dataset 'y' is int64 [2, 3] beside x [2, 4]"),
+            std::string::npos)
+      << error_of([&] { read_shard_meta(dir.path("shape.h5")); });
+}
+
 TEST(ShardSet, OpensDirectoriesAndGlobsAndRejectsMismatchedShards) {
   TempDir dir;
   test::write_classification_shard(dir.path("train-00000.h5"), 5, {3}, 2, 1);

@@ -49,6 +49,29 @@ TEST(Loss, CrossEntropyValueAndAccuracy) {
   EXPECT_EQ(s.samples, 2);
 }
 
+// A sequence model's logits [batch, T, classes] with a label per position: each position is a row, the loss
+// the mean over rows of each row's cross-entropy (nats per token) and the gradient has the logits' shape.
+TEST(Loss, CrossEntropyScoresEveryPositionOfASequence) {
+  SoftmaxCrossEntropy loss;
+  const Tensor logits = test::random_tensor({2, 3, 4}, 5, -3.0f, 3.0f);
+  Targets t;
+  t.labels = {0, 3, 2, 1, 1, 3};
+  double by_hand = 0.0;
+  for (int64_t r = 0; r < 6; ++r) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < 4; ++j) sum += std::exp(static_cast<double>(logits[r * 4 + j]));
+    by_hand += std::log(sum) - logits[r * 4 + t.labels[static_cast<size_t>(r)]];
+  }
+  const Score s = test::score_of(loss, logits, t);
+  EXPECT_EQ(s.samples, 6);
+  EXPECT_NEAR(s.loss(), by_hand / 6.0, 1e-5);
+  EXPECT_EQ(loss.backward(1.0f).shape(), (Shape{2, 3, 4}));
+  EXPECT_LT(loss_gradient_error(loss, logits, t), 1e-4);
+  t.labels.pop_back();  // one label a sample is not enough
+  EXPECT_NE(test::error_of([&] { loss.forward(logits, t); }).find("batch has 5 labels for 6 rows of outputs"),
+            std::string::npos);
+}
+
 // PyTorch's CrossEntropyLoss(label_smoothing=eps) (mean over the batch) and its gradient, computed with
 // torch 1.13 in float64 and written here:
 //   z = torch.tensor([[2, -1, .5, 3], [0, 0, 0, 0], [-2, 4, 1, -.5]], dtype=torch.float64, requires_grad=True)

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <tuple>
 
 #include "ringtrain/data/prep.hpp"
 #include "ringtrain/data/shard_set.hpp"
@@ -514,6 +515,146 @@ TEST(Prep, AFailedPrepLeavesNoOutputDirectoryAndACsvInputNamesTheFlag) {
   c.target.clear();
   EXPECT_EQ(prep_error(c).rfind("--input '" + c.input + "' looks like a CSV file: add --format csv", 0), 0u);
   EXPECT_FALSE(std::filesystem::exists(out.path("new/data")));
+}
+
+// --format text: 1000 bytes of text, context 8: test is the last 200 bytes, validation 10% of the 800 before
+// (80), training the first 720; each split's windows start 8 bytes apart and stay inside it.
+std::string sample_text(size_t bytes) {
+  std::string text;
+  for (size_t i = 0; text.size() < bytes; ++i) text += "line " + std::to_string(i * 7919 % 1000) + " of text\n";
+  return text.substr(0, bytes);
+}
+
+PrepConfig text_config(const TempDir& in, const TempDir& out, const std::string& text, int64_t context) {
+  std::ofstream(in.path("book.txt"), std::ios::binary) << text;
+  PrepConfig c;
+  c.format = PrepFormat::text;
+  c.input = in.path("book.txt");
+  c.out_dir = out.path();
+  c.context = context;
+  c.shards = 2;
+  return c;
+}
+
+TEST(PrepText, CutsContiguousSplitsIntoWindowsOfTheNextTokens) {
+  TempDir in, out;
+  const std::string text = sample_text(1000);
+  const PrepReport r = prep(text_config(in, out, text, 8));
+  EXPECT_EQ(r.train, 89);  // (720 - 1) / 8
+  EXPECT_EQ(r.val, 9);     // (80 - 1) / 8
+  EXPECT_EQ(r.test, 24);   // (200 - 1) / 8
+  EXPECT_EQ(r.tokens, 8);
+  EXPECT_EQ(r.outputs, 256);
+  for (const auto& [split, first_byte, windows] : {std::tuple{Split::train, 0, 89}, std::tuple{Split::val, 720, 9},
+                                                   std::tuple{Split::test, 800, 24}}) {
+    const ShardSet set = ShardSet::open(ShardSet::split_pattern(out.path(), split));
+    ASSERT_EQ(set.samples(), windows);
+    const ShardMeta& meta = set.meta();
+    EXPECT_EQ(meta.tokens, 8);
+    EXPECT_EQ(meta.tokenizer, "bytes");
+    EXPECT_EQ(meta.num_classes, 256);
+    EXPECT_EQ(meta.x_type, PixelType::u8);
+    auto reader = set.reader(0);
+    Targets y;
+    y.labels.resize(8);
+    std::vector<float> x(8);
+    for (int64_t w : {int64_t{0}, int64_t{windows - 1}}) {
+      reader->read(w, x.data(), y, 0);
+      for (size_t j = 0; j < 8; ++j) {
+        const size_t at = static_cast<size_t>(first_byte + w * 8) + j;
+        ASSERT_EQ(x[j], static_cast<float>(static_cast<unsigned char>(text[at])));
+        ASSERT_EQ(y.labels[j], static_cast<unsigned char>(text[at + 1]));
+      }
+    }
+  }
+  EXPECT_TRUE(std::filesystem::exists(out.path("train-00001.h5")));
+}
+
+// A directory is its files in name order, without fortune's index files (NAME.dat, NAME.u8) or hidden files.
+TEST(PrepText, ReadsADirectoryInNameOrderWithoutFortuneIndexFiles) {
+  TempDir in, out;
+  const std::string first = "héllo wörld, ", second = "then more text.";
+  std::ofstream(in.path("b")) << second;
+  std::ofstream(in.path("a")) << first;
+  std::ofstream(in.path("a.dat")) << std::string("\xff\x00\x01", 3);  // not UTF-8: read, it would be refused
+  std::filesystem::create_symlink(in.path("a"), in.path("a.u8"));
+  std::ofstream(in.path(".hidden")) << "\xff";
+  PrepConfig c = text_config(in, out, "", 4);
+  std::filesystem::remove(in.path("book.txt"));
+  c.input = in.path();
+  c.val_fraction = c.test_fraction = 0.0;
+  const PrepReport r = prep(c);
+  const std::string text = first + second;
+  EXPECT_EQ(r.train, static_cast<int64_t>((text.size() - 1) / 4));
+  EXPECT_EQ(r.val + r.test, 0);
+  EXPECT_FALSE(std::filesystem::exists(out.path("val-00000.h5")));
+  const ShardSet set = ShardSet::open(ShardSet::split_pattern(out.path(), Split::train));
+  auto reader = set.reader(0);
+  Targets y;
+  y.labels.resize(4);
+  std::vector<float> x(4);
+  reader->read(r.train - 1, x.data(), y, 0);  // the last window: second's text
+  const size_t at = static_cast<size_t>((r.train - 1) * 4);
+  EXPECT_EQ(x[0], static_cast<float>(static_cast<unsigned char>(text[at])));
+  EXPECT_EQ(y.labels[3], static_cast<unsigned char>(text[at + 4]));
+}
+
+TEST(PrepText, BadTextAndContextsAreOneLineErrors) {
+  TempDir in, out;
+  EXPECT_EQ(prep_error(text_config(in, out, "", 8)), "--input '" + in.path("book.txt") + "' holds no text (1 file, all empty)");
+  EXPECT_EQ(prep_error(text_config(in, out, "short", 8)),
+            "--input '" + in.path("book.txt") + "' has 5 bytes of text, shorter than one window of 9 bytes "
+            "(--context 8 + 1)");
+  EXPECT_EQ(prep_error(text_config(in, out, sample_text(60), 8)),
+            "the validation split has 5 bytes of text but one window needs 9 (--context 8 + 1): give more text, a "
+            "shorter --context, or --val-fraction 0");
+  PrepConfig c = text_config(in, out, sample_text(12), 8);
+  c.test_fraction = 0.5;
+  EXPECT_EQ(prep_error(c), "the training split has 5 bytes of text but one window needs 9 (--context 8 + 1): give "
+                           "more text, a shorter --context");
+  c = text_config(in, out, sample_text(40), 8);
+  c.val_fraction = 0.0;
+  c.test_fraction = 0.1;
+  EXPECT_EQ(prep_error(c), "the test split has 4 bytes of text but one window needs 9 (--context 8 + 1): give more "
+                           "text, a shorter --context, or --test-fraction 0");
+  EXPECT_EQ(prep_error(text_config(in, out, "caf\xc3\xa9 ok \xe9t\xc3\xa9", 4)),
+            "'" + in.path("book.txt") + "' is not UTF-8 text: the bytes at byte offset 9 (0xE9...) are not a valid "
+            "character");
+  EXPECT_EQ(prep_error(text_config(in, out, "ends inside \xe2\x82", 4)),
+            "'" + in.path("book.txt") + "' is not UTF-8 text: it ends inside the character at byte offset 12");
+  for (const char* bad : {"overlong \xc0\xaf", "surrogate \xed\xa0\x80", "beyond \xf4\x90\x80\x80"})
+    EXPECT_NE(prep_error(text_config(in, out, bad, 4)).find("is not UTF-8 text"), std::string::npos) << bad;
+  EXPECT_EQ(prep_error(text_config(in, out, sample_text(100), 0)), "prep --format text needs --context T (tokens per window)");
+  EXPECT_EQ(prep_error(text_config(in, out, sample_text(100), -3)), "--context must be at least 1 token, got -3");
+  EXPECT_EQ(prep_error(text_config(in, out, sample_text(100), int64_t{1} << 40)),
+            "--context may be at most 1048576 tokens, got 1099511627776");
+  c = text_config(in, out, sample_text(100), 8);
+  c.input = in.path("missing.txt");
+  EXPECT_EQ(prep_error(c), "--input '" + in.path("missing.txt") + "' does not exist");
+  c.input = out.path();
+  EXPECT_EQ(prep_error(c), "--input '" + out.path() + "' holds no text files (it is read as a directory of them)");
+  c.input = in.path("book.txt");
+  c.format = PrepFormat::csv;
+  EXPECT_EQ(prep_error(c).rfind("--context is for --format text", 0), 0u);
+  EXPECT_FALSE(std::filesystem::exists(out.path("train-00000.h5")));
+  c = text_config(in, out, "four \xf0\x9f\x98\x80 bytes", 4);  // a 4-byte character is valid
+  c.val_fraction = c.test_fraction = 0.0;
+  EXPECT_EQ(prep_error(c), "");
+}
+
+TEST(PrepText, CommandLineSaysWhatItWrote) {
+  TempDir in, out;
+  const PrepConfig c = text_config(in, out, sample_text(1000), 8);
+  std::string log, err;
+  const std::string args = "prep --format text --input " + c.input + " --context 8 --shards 2 --out " + out.path();
+  ASSERT_EQ(test::run_cli(args, &log, &err), 0) << err;
+  EXPECT_NE(log.find("text: 1000 bytes of UTF-8 from 1 file as byte tokens (vocabulary 256): 720 training, 80 "
+                     "validation, 200 test bytes\nwrote " + out.path() + ": 89 train, 9 val, 24 test windows of 8 "
+                     "tokens; vocabulary 256"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(test::run_cli(args + " --seed 3", nullptr, &err), 2);
+  EXPECT_NE(err.find("--seed has no effect with --format text"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // whatever the ranks; the loader's slices of it; training, checkpoints and eval on it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -205,6 +206,50 @@ TEST(Synthetic, EvalScoresSyntheticSamples) {
   EXPECT_EQ(evaluate_saved_model(e, test::world(), log).samples, 100);
   e.data.synthetic = SyntheticData{{3, 8, 8}, 5, 100};
   EXPECT_THROW(evaluate_saved_model(e, test::world(), log), Error);
+}
+
+// Synthetic tokens: windows of T + 1 ids in [0, V), x the first T and the labels the last T, a pure function
+// of (seed, split, index) as other synthetic samples are; the loader puts T labels a sample in the batch.
+TEST(Synthetic, TokenWindowsAreNextTokenTasks) {
+  const SyntheticData data{{16}, 50, 40, true};
+  EXPECT_EQ(synthetic_spec(data), "synthetic-tokens:16:50:40");
+  const SyntheticSource source(data, 3, Split::train, 1), again(data, 3, Split::train, 2), other(data, 3, Split::val, 1);
+  EXPECT_EQ(source.meta().tokens, 16);
+  EXPECT_EQ(source.meta().num_classes, 50);
+  EXPECT_EQ(source.meta().sample_shape, Shape{16});
+  EXPECT_EQ(source.origin(), "made in memory (synthetic-tokens:16:50:40, windows of 16 tokens, vocabulary 50)");
+  std::vector<int> seen(50);
+  for (int64_t i : {0, 7, 39}) {
+    std::vector<float> x(16), x2(16), x3(16);
+    std::vector<int32_t> y(16), y2(16), y3(16);
+    source.window(i, x.data(), y.data());
+    again.window(i, x2.data(), y2.data());
+    other.window(i, x3.data(), y3.data());
+    EXPECT_EQ(x, x2);
+    EXPECT_EQ(y, y2);
+    EXPECT_NE(x, x3);
+    for (size_t j = 0; j < 16; ++j) {
+      ASSERT_EQ(x[j], std::floor(x[j]));
+      ASSERT_GE(x[j], 0.0f);
+      ASSERT_LT(x[j], 50.0f);
+      ASSERT_GE(y[j], 0);
+      ASSERT_LT(y[j], 50);
+      if (j + 1 < 16) {
+        EXPECT_EQ(static_cast<float>(y[j]), x[j + 1]) << "label j is token j + 1";
+      }
+      ++seen[static_cast<size_t>(y[j])];
+    }
+  }
+  EXPECT_GT(std::count_if(seen.begin(), seen.end(), [](int n) { return n > 0; }), 25) << "ids spread over V";
+
+  const auto [x, labels] = epoch_of(source, 8, 0, 1);  // shuffled: each sample's labels follow its ids
+  ASSERT_EQ(labels.size(), 40u * 16u);
+  ASSERT_EQ(x.size(), 40u * 16u);
+  for (size_t k = 0; k < 40; ++k) {
+    for (size_t j = 0; j + 1 < 16; ++j) {
+      ASSERT_EQ(static_cast<float>(labels[k * 16 + j]), x[k * 16 + j + 1]);
+    }
+  }
 }
 
 }  // namespace

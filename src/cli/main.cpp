@@ -70,7 +70,7 @@ void print_error(const std::string& text) {
 
 const char* kUsage =
     "usage: ringtrain <command> [options]   (ringtrain <command> --help for its options)\n"
-    "  prep   convert IDX (MNIST, Fashion-MNIST) or CSV files into HDF5 shards\n"
+    "  prep   convert IDX (MNIST, Fashion-MNIST), CSV or text files into HDF5 shards\n"
     "  train  train a model on HDF5 shards; alone it is a one-rank job, under mpirun/srun one rank of many\n"
     "  eval   score a saved model on a dataset split (--report DIR: metrics and plots)\n"
     "  predict  run a saved model over new data (shards or IDX images); predictions to CSV or HDF5\n"
@@ -121,6 +121,11 @@ void prep_on_rank0(const ringtrain::PrepConfig& config, ringtrain::Communicator&
   failure = ringtrain::allgather_strings(world, failure)[0];
   if (!failure.empty()) throw ringtrain::CollectiveError(failure);
   if (!r.task_reason.empty()) log << r.task_reason << std::endl;
+  if (r.tokens) {
+    log << "wrote " << config.out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
+        << " test windows of " << ringtrain::counted(r.tokens, "token") << "; vocabulary " << r.outputs << std::endl;
+    return;
+  }
   log << "wrote " << config.out_dir << ": " << r.train << " train, " << r.val << " val, " << r.test
       << " test samples; " << ringtrain::counted(r.features, "feature") << ", "
       << ringtrain::counted(r.outputs, r.classification ? "class" : "target")

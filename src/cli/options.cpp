@@ -203,7 +203,8 @@ void add_data_options(po::options_description& o, DataSources& d) {
   o.add_options()
       ("data", po::value(&d.dir), "dataset directory written by `ringtrain prep` ({train,val,test}-*.h5), or "
        "synthetic:SHAPE:CLASSES[:SAMPLES] (e.g. synthetic:3x224x224:1000): random samples made in memory, 1280 "
-       "per replica by default")
+       "per replica by default, or synthetic-tokens:CONTEXT:VOCABULARY[:SAMPLES] (e.g. "
+       "synthetic-tokens:1024:50257): random token windows with next-token labels")
       ("train", po::value(&d.train), "training shards: file, directory or glob (overrides --data)")
       ("val", po::value(&d.val), "validation shards (overrides --data)")
       ("test", po::value(&d.test), "test shards (overrides --data)")
@@ -281,10 +282,17 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
   }
 }
 
-// --data synthetic:SHAPE:CLASSES[:SAMPLES] (data/synthetic.hpp): the text becomes numbers here, and
-// validate checks their ranges. A --data that does not start so is a directory.
-constexpr std::string_view kSyntheticPrefix = "synthetic:";
+// --data synthetic:SHAPE:CLASSES[:SAMPLES] or synthetic-tokens:CONTEXT:VOCABULARY[:SAMPLES]
+// (data/synthetic.hpp): the text becomes numbers here, and validate checks their ranges. A --data that does
+// not start so is a directory.
+constexpr std::string_view kSyntheticPrefix = "synthetic:", kSyntheticTokensPrefix = "synthetic-tokens:";
 constexpr const char* kSyntheticForm = "synthetic:SHAPE:CLASSES[:SAMPLES], e.g. synthetic:3x224x224:1000";
+constexpr const char* kSyntheticTokensForm =
+    "synthetic-tokens:CONTEXT:VOCABULARY[:SAMPLES], e.g. synthetic-tokens:1024:50257";
+
+bool is_synthetic(const std::string& source) {
+  return source.starts_with(kSyntheticPrefix) || source.starts_with(kSyntheticTokensPrefix);
+}
 
 int64_t synthetic_number(const std::string& text, const std::string& item, const std::string& what) {
   size_t used = 0;
@@ -318,15 +326,31 @@ SyntheticData parse_synthetic(const std::string& text) {
   return data;
 }
 
+SyntheticData parse_synthetic_tokens(const std::string& text) {
+  const std::vector<std::string> fields = split_list(text.substr(kSyntheticTokensPrefix.size()), ':');
+  if (fields.size() < 2 || fields[0].empty() || fields[1].empty())
+    throw UsageError("--data '" + text + "' needs a context and a vocabulary: synthetic tokens are " +
+                     kSyntheticTokensForm);
+  if (fields.size() > 3)
+    throw UsageError("--data '" + text + "' has " + std::to_string(fields.size()) +
+                     " fields after 'synthetic-tokens:', at most 3: synthetic tokens are " + kSyntheticTokensForm);
+  SyntheticData data;
+  data.tokens = true;
+  data.sample = {synthetic_number(text, fields[0], "the context")};
+  data.classes = synthetic_number(text, fields[1], "the vocabulary");
+  if (fields.size() == 3) data.samples = synthetic_number(text, fields[2], "the number of samples");
+  return data;
+}
+
 // After parsing: a synthetic --data into its struct. Only --data makes synthetic data; the splits' own flags
 // name shards.
 void read_data_sources(DataSources& d) {
   for (const Split split : {Split::train, Split::val, Split::test})
-    if (d.explicit_source(split).starts_with(kSyntheticPrefix))
+    if (is_synthetic(d.explicit_source(split)))
       throw UsageError("--" + name_of(split) + " '" + d.explicit_source(split) +
                        "': synthetic data is given with --data; --train, --val and --test name shards");
-  if (!d.dir.starts_with(kSyntheticPrefix)) return;
-  d.synthetic = parse_synthetic(d.dir);
+  if (!is_synthetic(d.dir)) return;
+  d.synthetic = d.dir.starts_with(kSyntheticTokensPrefix) ? parse_synthetic_tokens(d.dir) : parse_synthetic(d.dir);
   d.dir.clear();
 }
 
@@ -384,12 +408,18 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   for (std::string_view token : kMissingCellTokens) missing_cells += ", " + std::string(token);
   po::options_description o("prep options");
   o.add_options()
-      ("format", po::value(&format)->default_value("idx"), "idx (MNIST-style, .gz ok) or csv (the default with --like)")
-      ("input", po::value(&c.input)->required(), "idx: directory with {train,t10k}-*-ubyte[.gz]; csv: the file")
+      ("format", po::value(&format)->default_value("idx"), "idx (MNIST-style, .gz ok), csv (the default with --like) "
+       "or text (UTF-8 to byte tokens)")
+      ("input", po::value(&c.input)->required(), "idx: directory with {train,t10k}-*-ubyte[.gz]; csv: the file; "
+       "text: a file, or a directory whose files are read in name order (not *.dat, *.u8)")
+      ("context", po::value(&c.context)->default_value(0), "text: tokens per window (each sample T tokens, its "
+       "labels the T next ones)")
       ("out", po::value(&c.out_dir)->required(), "output directory for {train,val,test}-NNNNN.h5")
       ("shards", po::value(&c.shards)->default_value(4), "number of training shards")
-      ("val-fraction", with_default(&c.val_fraction, 0.1), "share of training samples held out for validation")
-      ("test-fraction", with_default(&c.test_fraction, 0.2), "share held out for testing (csv; idx without t10k files)")
+      ("val-fraction", with_default(&c.val_fraction, 0.1), "share of training samples held out for validation "
+       "(text: of the bytes before the test split's, the block after training's)")
+      ("test-fraction", with_default(&c.test_fraction, 0.2), "share held out for testing (csv; text: the last "
+       "bytes; idx without t10k files)")
       ("target", po::value(&c.target), "csv: target column")
       ("drop", po::value(&drop)->composing(), "csv: a column to leave out (an identifier, a column that leaks the "
        "target); repeat it or give a comma-separated list (a name that holds a comma cannot be given)")
@@ -405,6 +435,8 @@ std::optional<PrepConfig> parse_prep(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return std::nullopt;
   c.format = parse_choice<PrepFormat>("--format", format);
+  if (c.format == PrepFormat::text && !vm["seed"].defaulted())
+    throw UsageError("--seed has no effect with --format text (its splits are contiguous blocks of the text)");
   // --like takes the task and the format from the training data and puts every row in the test split.
   if (!c.like_dir.empty()) {
     for (const char* flag : {"task", "val-fraction", "test-fraction", "shards", "seed"})

@@ -136,7 +136,7 @@ void BatchLoader::assemble(const std::vector<int64_t>& order, int64_t begin, int
   Shape xs = {n};
   xs.insert(xs.end(), meta.sample_shape.begin(), meta.sample_shape.end());
   out.x.resize(xs);
-  if (meta.classification()) out.y.labels.resize(static_cast<size_t>(n));
+  if (meta.classification()) out.y.labels.resize(static_cast<size_t>(n * meta.labels_per_sample()));
   else out.y.values.resize({n, meta.target_dim});
   for (int64_t r = 0; r < n; ++r) {
     const int64_t index = order[static_cast<size_t>(begin + r)];

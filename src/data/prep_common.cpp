@@ -20,6 +20,7 @@ Table take_rows(const Table& t, const std::vector<int64_t>& rows) {
   out.meta = t.meta;
   out.meta.samples = static_cast<int64_t>(rows.size());
   const size_t f = static_cast<size_t>(t.meta.features()), k = static_cast<size_t>(t.meta.target_dim);
+  const size_t per_sample = static_cast<size_t>(t.meta.labels_per_sample());
   for (int64_t r : rows) {
     const size_t i = static_cast<size_t>(r);
     if (t.meta.x_type == PixelType::u8)
@@ -27,7 +28,9 @@ Table take_rows(const Table& t, const std::vector<int64_t>& rows) {
     else
       out.data.x_f32.insert(out.data.x_f32.end(), t.data.x_f32.begin() + i * f, t.data.x_f32.begin() + (i + 1) * f);
     if (t.meta.features_only) continue;
-    if (t.meta.classification()) out.data.labels.push_back(t.data.labels[i]);
+    if (t.meta.classification())
+      out.data.labels.insert(out.data.labels.end(), t.data.labels.begin() + i * per_sample,
+                             t.data.labels.begin() + (i + 1) * per_sample);
     else out.data.targets.insert(out.data.targets.end(), t.data.targets.begin() + i * k, t.data.targets.begin() + (i + 1) * k);
   }
   return out;

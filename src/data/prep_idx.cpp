@@ -108,11 +108,17 @@ PrepReport prep_idx(const PrepConfig& c) {
 }
 
 PrepReport prep(const PrepConfig& c) {
+  if (c.format != PrepFormat::text && c.context != 0)
+    throw Error("--context is for --format text (tokens per window); --input '" + c.input + "' is read as " +
+                (c.format == PrepFormat::csv ? "a CSV file" : "IDX files"));
   switch (c.format) {
     case PrepFormat::idx:
       if (!c.like_dir.empty()) throw Error("--like converts a CSV file (--format csv), not IDX files");
       return prep_idx(c);
     case PrepFormat::csv: return c.like_dir.empty() ? prep_csv(c) : prep_csv_like(c);
+    case PrepFormat::text:
+      if (!c.like_dir.empty()) throw Error("--like converts a CSV file (--format csv), not text");
+      return prep_text(c);
   }
   throw Error("unknown prep format");
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <tuple>
 
 #include "ringtrain/data/hdf5.hpp"
@@ -64,21 +65,60 @@ void read_targets_meta(hid_t file, const std::string& path, ShardMeta& m) {
     throw Error("x has " + std::to_string(m.samples) + " samples but y has " +
                 (y.dims.empty() ? std::string("none") : std::to_string(y.dims[0])) + in(path));
   if (m.classification()) {
-    if (y.type != h5::ElemType::i64 || y.dims.size() != 1)
-      throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +
-                  "; classification shards need int64 labels [samples]");
+    // [N, T] beside x [N, T]: token data, a label per position.
+    const bool per_position = y.dims.size() == 2 && m.sample_shape == Shape{y.dims[1]};
+    if (y.type != h5::ElemType::i64 || (y.dims.size() != 1 && !per_position)) {
+      Shape xdims = {m.samples};
+      xdims.insert(xdims.end(), m.sample_shape.begin(), m.sample_shape.end());
+      throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + " beside x " + shape_str(xdims) +
+                  in(path) + "; classification shards need int64 labels [samples], token shards int64 labels "
+                  "[samples, T] beside x [samples, T]");
+    }
+    if (per_position) m.tokens = y.dims[1];
     std::vector<int64_t> labels;
     h5::read_i64(file, "y", labels);
+    const size_t per_sample = static_cast<size_t>(m.labels_per_sample());
     for (size_t i = 0; i < labels.size(); ++i)
       if (labels[i] < 0 || labels[i] >= m.num_classes)
-        throw Error("label " + std::to_string(labels[i]) + " at sample " + std::to_string(i) + " is out of range [0, " +
-                    std::to_string(m.num_classes) + ")" + in(path));
+        throw Error("label " + std::to_string(labels[i]) + " at sample " + std::to_string(i / per_sample) +
+                    (m.tokens ? " position " + std::to_string(i % per_sample) : std::string()) +
+                    " is out of range [0, " + std::to_string(m.num_classes) + ")" + in(path));
   } else {
     if (y.type != h5::ElemType::f32 || y.dims.size() > 2)
       throw Error("dataset 'y' is " + y.type_name + " " + shape_str(y.dims) + in(path) +
                   "; regression shards need float32 targets [samples] or [samples, targets] (or set num_classes)");
     m.target_dim = y.dims.size() == 2 ? y.dims[1] : 1;
   }
+}
+
+// Token data's x holds ids that the model's embedding looks up as they are: no normalisation, and every id
+// an integer of the vocabulary, refused here naming the first that is not rather than at some step.
+void check_token_ids(hid_t file, const ShardMeta& m) {
+  if (m.x_scale != std::vector<float>{1.0f} || m.x_shift != std::vector<float>{0.0f})
+    throw Error("token shards hold token ids as they are, but x_scale/x_shift normalise them" + in(m.path) +
+                " (write x_scale 1 and x_shift 0)");
+  const int64_t vocabulary = m.num_classes;
+  auto refuse = [&](size_t i, const std::string& id) {
+    throw Error("token id " + id + " at sample " + std::to_string(static_cast<int64_t>(i) / m.tokens) + " position " +
+                std::to_string(static_cast<int64_t>(i) % m.tokens) + in(m.path) + " is not in the vocabulary of " +
+                std::to_string(vocabulary) + " (an integer in [0, " + std::to_string(vocabulary) + "))");
+  };
+  if (m.x_type == PixelType::u8) {
+    if (vocabulary >= 256) return;  // every byte is an id
+    std::vector<uint8_t> ids;
+    h5::read_u8(file, "x", ids);
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] >= vocabulary) refuse(i, std::to_string(ids[i]));
+    return;
+  }
+  std::vector<float> ids;
+  h5::read_f32(file, "x", ids);
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (!(ids[i] >= 0.0f && ids[i] < static_cast<float>(vocabulary) && ids[i] == std::floor(ids[i]))) {
+      std::ostringstream text;
+      text << ids[i];
+      refuse(i, text.str());
+    }
 }
 
 }  // namespace
@@ -111,6 +151,8 @@ ShardMeta read_shard_meta(const std::string& path) {
   m.x_shift = std::move(input.x_shift);
   m.csv = std::move(input.csv);
   if (!m.classification()) std::tie(m.y_scale, m.y_shift) = read_target_standardisation(file.get(), in(path));
+  if (m.tokens) check_token_ids(file.get(), m);
+  if (h5::has_attr(file.get(), "tokenizer")) m.tokenizer = h5::read_attr_str(file.get(), "tokenizer");
   m.feature_names = optional_strs(file.get(), "feature_names");
   m.target_names = optional_strs(file.get(), "target_names");
   m.class_names = optional_strs(file.get(), "class_names");
@@ -172,7 +214,10 @@ void sample_into_batch(const ShardMeta& meta, const ShardData& data, int64_t i, 
   else normalise(data.x_f32.data() + first, meta, x);
   if (meta.features_only) return;  // the batch's targets stay as the loader made them: predict reads none
   if (meta.classification()) {
-    y.labels[static_cast<size_t>(row)] = static_cast<int32_t>(data.labels[static_cast<size_t>(i)]);
+    const int64_t per_sample = meta.labels_per_sample();
+    for (int64_t t = 0; t < per_sample; ++t)
+      y.labels[static_cast<size_t>(row * per_sample + t)] =
+          static_cast<int32_t>(data.labels[static_cast<size_t>(i * per_sample + t)]);
     return;
   }
   for (int64_t t = 0; t < meta.target_dim; ++t)
@@ -240,7 +285,8 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   if (meta.features_only) {
     h5::write_attr(f, "features_only", int64_t{1});
   } else if (meta.classification()) {
-    h5::write_dataset(f, "y", {meta.samples}, data.labels.data());
+    const Shape ydims = meta.tokens ? Shape{meta.samples, meta.tokens} : Shape{meta.samples};
+    h5::write_dataset(f, "y", ydims, data.labels.data());
   } else {
     Shape ydims = meta.target_dim == 1 ? Shape{meta.samples} : Shape{meta.samples, meta.target_dim};
     h5::write_dataset(f, "y", ydims, data.targets.data());
@@ -255,6 +301,7 @@ void write_shard_into(hid_t f, const ShardMeta& meta, const ShardData& data) {
   if (!meta.feature_names.empty()) h5::write_attr(f, "feature_names", meta.feature_names);
   if (!meta.target_names.empty()) h5::write_attr(f, "target_names", meta.target_names);
   if (!meta.class_names.empty()) h5::write_attr(f, "class_names", meta.class_names);
+  if (!meta.tokenizer.empty()) h5::write_attr(f, "tokenizer", meta.tokenizer);
 }
 
 }  // namespace
@@ -282,6 +329,7 @@ void check_same_task(const ShardMeta& a, const ShardMeta& b) {
     mismatch(a, b, "sample shape " + shape_str(b.sample_shape) + " vs " + shape_str(a.sample_shape));
   if (a.num_classes != b.num_classes) mismatch(a, b, "num_classes");
   if (a.target_dim != b.target_dim) mismatch(a, b, "target count");
+  if (a.tokens != b.tokens) mismatch(a, b, "labels per sample (token data: one per position)");
   if (a.target_space() != b.target_space()) mismatch(a, b, "target standardisation (y_scale/y_shift)");
 }
 
@@ -290,6 +338,7 @@ void check_compatible(const ShardMeta& a, const ShardMeta& b) {
   if (a.x_type != b.x_type) mismatch(a, b, "x dtype");
   if (a.x_scale != b.x_scale || a.x_shift != b.x_shift) mismatch(a, b, "normalisation (x_scale/x_shift)");
   if (a.csv != b.csv) mismatch(a, b, "CSV transform (csv_*)");
+  if (a.tokenizer != b.tokenizer) mismatch(a, b, "tokenizer ('" + b.tokenizer + "' vs '" + a.tokenizer + "')");
   if (a.features_only != b.features_only) mismatch(a, b, "content: one has targets (y), the other features only");
 }
 

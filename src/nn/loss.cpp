@@ -10,7 +10,7 @@ namespace ringtrain {
 void check_labels(const Targets& targets, int64_t rows, int64_t classes) {
   if (static_cast<int64_t>(targets.labels.size()) != rows)
     throw Error("batch has " + std::to_string(targets.labels.size()) + " labels for " + std::to_string(rows) +
-                " outputs");
+                " rows of outputs (one a sample, or one a position of a sequence)");
   for (int32_t label : targets.labels)
     if (label < 0 || label >= classes)
       throw Error("label " + std::to_string(label) + " is out of range for a model with " + std::to_string(classes) +
@@ -23,10 +23,18 @@ void check_target_values(const Targets& targets, const Tensor& out) {
                 shape_str(out.shape()));
 }
 
+ScoredRows scored_rows(const Tensor& logits) {
+  // [batch, T, classes]: every position of a sequence is a row. A 4-D output (a conv net's [batch, C, 1, 1])
+  // is one row per sample as a 2-D one is.
+  const int64_t classes = logits.rank() == 3 ? logits.dim(2) : logits.numel() / logits.dim(0);
+  return {logits.numel() / classes, classes};
+}
+
 void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
-  const int64_t n = logits.dim(0), classes = logits.numel() / n;
+  const auto [n, classes] = scored_rows(logits);
   check_labels(targets, n, classes);
   labels_ = &targets.labels;
+  logits_shape_ = logits.shape();  // the gradient's, whatever rows the loss saw
   probs_.resize({n, classes});
   Score score;
   score.samples = n;
@@ -59,7 +67,7 @@ void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) 
 
 const Tensor& SoftmaxCrossEntropy::backward(float scale) {
   const int64_t n = probs_.dim(0), classes = probs_.dim(1);
-  grad_.resize(probs_.shape());
+  grad_.resize(logits_shape_);
   const float k = scale / static_cast<float>(n);
   // The target: eps / K everywhere and 1 - eps more on the label (1 and 0 without smoothing).
   const float off_label = smoothing_ / static_cast<float>(classes), on_label = 1.0f - smoothing_ + off_label;

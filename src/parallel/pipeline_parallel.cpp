@@ -284,16 +284,20 @@ void PipelineParallel::release(int micro) {
 
 void PipelineParallel::select_targets(const Targets& all, int micro) {
   const int64_t first = micro * micro_rows_;
+  // Token data has a label per position: a row's labels are as many as the batch has per sample.
+  const int64_t per_row = static_cast<int64_t>(all.labels.size()) / (micro_rows_ * micro_batches_);
+  const int64_t first_label = first * per_row, labels = micro_rows_ * per_row;
   if (!all.labels.empty())
-    micro_targets_.labels.assign(all.labels.begin() + first, all.labels.begin() + first + micro_rows_);
+    micro_targets_.labels.assign(all.labels.begin() + first_label, all.labels.begin() + first_label + labels);
   if (all.values.numel() > 0) {
     if (micro_targets_.values.device() != all.values.device()) micro_targets_.values = Tensor({0}, all.values.device());
     copy_rows(all.values, first, micro_rows_, micro_targets_.values);
   }
   if (all.device_labels.bytes() > 0) {
-    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(micro_rows_);
+    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(labels);
     void* dst = micro_targets_.device_labels.reserve(bytes);
-    copy_bytes(dst, Device::cuda, static_cast<const int32_t*>(all.device_labels.get()) + first, Device::cuda, bytes);
+    copy_bytes(dst, Device::cuda, static_cast<const int32_t*>(all.device_labels.get()) + first_label, Device::cuda,
+               bytes);
   }
 }
 

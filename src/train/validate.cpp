@@ -130,12 +130,29 @@ void validate_synthetic_counts(const SyntheticData& s, const std::string& flag) 
                                                   std::to_string(*s.samples));
 }
 
+// Synthetic tokens: a context of at least one token, within the per-sample limit, and a vocabulary of at least
+// 2 ids that float32 holds exactly (as a shard's num_classes allows).
+void validate_synthetic_tokens(const SyntheticData& s, const std::string& flag) {
+  const int64_t context = s.sample.at(0);
+  require(context >= 1, flag + "the context must be at least 1 token, got " + std::to_string(context));
+  require(context <= kMaxSyntheticValues, flag + "the context may be at most " + std::to_string(kMaxSyntheticValues) +
+                                              " tokens, got " + std::to_string(context));
+  require(s.classes >= 2, flag + "the vocabulary must have at least 2 tokens, got " + std::to_string(s.classes));
+  require(s.classes <= kMaxSyntheticClasses, flag + "the vocabulary may have at most " +
+                                                 std::to_string(kMaxSyntheticClasses) + " tokens, got " +
+                                                 std::to_string(s.classes));
+}
+
 // Synthetic data (data/synthetic.hpp) replaces the split it makes (`made`), and has no shards for the flags
 // about shards to act on.
 void validate_synthetic(const DataSources& d, Split made) {
   const SyntheticData& s = *d.synthetic;
   const std::string flag = "--data '" + synthetic_spec(s) + "': ";
-  validate_synthetic_shape(s.sample, flag);
+  if (s.tokens) {
+    validate_synthetic_tokens(s, flag);
+  } else {
+    validate_synthetic_shape(s.sample, flag);
+  }
   validate_synthetic_counts(s, flag);
   const char* what = made == Split::train ? "training" : made == Split::val ? "validation" : "test";
   require(d.explicit_source(made).empty(), "--" + name_of(made) + " and --data " + synthetic_spec(s) +

@@ -1,5 +1,6 @@
 // The HDF5 shard format (docs/data-format.md): datasets `x` [N, ...] (uint8 or float32) and `y` ([N] int64
-// class labels, or [N] / [N, T] float32 targets), with root attributes `format`, `num_classes` (0 for
+// class labels, or [N] / [N, T] float32 targets), or for token data `x` [N, T] token ids and `y` [N, T] int64
+// next-token labels (a label per position, num_classes the vocabulary), with root attributes `format`, `num_classes` (0 for
 // regression), `x_scale`/`x_shift` (value = raw * scale + shift, one entry or one per feature), for regression
 // `y_scale`/`y_shift` (one entry each, likewise for the targets), and optional `feature_names`, `target_names`,
 // `class_names` and, for data prep converted from a CSV, the CSV transform (csv_transform.hpp). A shard of
@@ -40,6 +41,10 @@ struct ShardMeta {
   PixelType x_type = PixelType::u8;
   int64_t num_classes = 0;   // > 0: classification with int64 labels in [0, num_classes)
   int64_t target_dim = 0;    // regression: values per sample
+  // Token data: x is [N, tokens] token ids in [0, num_classes) and y [N, tokens] labels, one per position
+  // (0: one label per sample).
+  int64_t tokens = 0;
+  std::string tokenizer;     // token data: how text became the ids ("bytes": UTF-8 bytes); "" when not said
   std::vector<float> x_scale, x_shift;
   // Regression targets are standardised like x (one scale for every target, so that a loss converts back
   // into the targets' units exactly).
@@ -56,6 +61,8 @@ struct ShardMeta {
   bool classification() const { return num_classes > 0; }
   int64_t features() const { return shape_numel(sample_shape); }
   int64_t outputs() const { return classification() ? num_classes : target_dim; }
+  // Labels in Targets.labels per sample: tokens for token data, else 1 (classification).
+  int64_t labels_per_sample() const { return tokens > 0 ? tokens : 1; }
   TargetSpace target_space() const { return {classification(), y_scale, y_shift}; }
   InputTransform input_transform() const { return {x_scale, x_shift, csv}; }
 };
@@ -68,7 +75,8 @@ struct ShardData {
   std::vector<float> targets;
 };
 
-// Opens the shard and checks format, dtypes, shapes and label range; throws Error naming file and problem.
+// Opens the shard and checks format, dtypes, shapes and label range (token data: every token id too); throws
+// Error naming file and problem.
 ShardMeta read_shard_meta(const std::string& path);
 ShardData read_shard_data(const ShardMeta& meta);
 
@@ -84,7 +92,8 @@ InputTransform read_input_transform(hid_t file, int64_t features, int64_t num_cl
 void write_input_transform(hid_t file, const InputTransform& transform);
 
 // Sample `i` of `data` as the model sees it: its meta.features() values normalised (raw * x_scale + x_shift)
-// to `x`, its label or standardised targets to row `row` of `y` (nothing for a shard of features only).
+// to `x`, its label or standardised targets to row `row` of `y` (nothing for a shard of features only); token
+// data's meta.tokens labels to y.labels[row * tokens, (row + 1) * tokens).
 void sample_into_batch(const ShardMeta& meta, const ShardData& data, int64_t i, float* x, Targets& y, int64_t row);
 
 // Writes a shard (prep and tests). x_u8 or x_f32 must hold meta.samples * meta.features() values.
@@ -93,7 +102,7 @@ void write_shard(const std::string& path, const ShardMeta& meta, const ShardData
 // Throws unless two shards of one dataset agree on everything but their sample count.
 void check_compatible(const ShardMeta& first, const ShardMeta& other);
 // Throws unless `other`'s samples fit the model that `first`'s train: sample shape, classes or target count,
-// and target standardisation (a split beside synthetic data, which shares no storage type or normalisation).
+// labels per sample, and target standardisation (a split beside synthetic data, which shares no storage type or normalisation).
 void check_same_task(const ShardMeta& first, const ShardMeta& other);
 
 }  // namespace ringtrain

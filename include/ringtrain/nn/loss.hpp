@@ -1,5 +1,5 @@
 // Losses with their metric. Softmax cross-entropy scores class labels (metric: accuracy), optionally against
-// smoothed labels; MSE scores target values (metric: mean absolute error). Scores are sums so ranks and
+// smoothed labels, one per sample or, for sequence models, one per position; MSE scores target values (metric: mean absolute error). Scores are sums so ranks and
 // batches can add them up. A loss keeps a running score that take_score() hands over: on the GPU the sums
 // stay on the device, so a training step never waits for it, and only reading the score does.
 #pragma once
@@ -58,7 +58,8 @@ class SoftmaxCrossEntropy : public Loss {
  private:
   float smoothing_;
   Score score_;
-  Tensor probs_, grad_;
+  Tensor probs_, grad_;  // probs_ [rows, classes]
+  Shape logits_shape_;
   const std::vector<int32_t>* labels_ = nullptr;
 };
 
@@ -78,6 +79,14 @@ class MeanSquaredError : public Loss {
   Score score_;
   Tensor diff_, grad_;
 };
+
+// The rows that softmax cross-entropy scores in a batch of logits, each of `classes` values: one a sample for
+// [batch, classes] (or [batch, C, H, W]), one a position for a sequence model's [batch, T, classes], whose
+// labels the batch holds per position. The score counts rows as its samples: loss per token.
+struct ScoredRows {
+  int64_t rows = 0, classes = 0;
+};
+ScoredRows scored_rows(const Tensor& logits);
 
 // What every loss checks of a batch before scoring it, on either device (the CUDA kernels index by label,
 // so these run on the host first). Throw Error naming the mismatch.

@@ -18,9 +18,9 @@ struct TargetSpace {
 };
 
 struct Targets {
-  std::vector<int32_t> labels;  // [batch] when classifying
+  std::vector<int32_t> labels;  // [batch] when classifying; [batch, T] row-major for token data (one per position)
   Tensor values;                // [batch, outputs] when regressing, on the device the model runs on
-  // The labels again, in GPU memory, when the batch was uploaded for the CUDA engine (int32 [batch]).
+  // The labels again, in GPU memory, when the batch was uploaded for the CUDA engine (int32, as `labels`).
   DeviceBuffer device_labels;
 };
 

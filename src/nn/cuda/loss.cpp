@@ -47,8 +47,9 @@ class CudaSoftmaxCrossEntropy final : public Loss {
   std::string metric_name() const override { return "accuracy"; }
 
   void forward(const Tensor& logits, const Targets& targets) override {
-    const int64_t n = logits.dim(0), classes = logits.numel() / n;
+    const auto [n, classes] = scored_rows(logits);
     check_labels(targets, n, classes);
+    logits_shape_ = logits.shape();
     labels_ = static_cast<const int32_t*>(targets.device_labels.get());
     const size_t label_bytes = sizeof(int32_t) * static_cast<size_t>(n);
     if (!labels_ || targets.device_labels.bytes() < label_bytes) {  // not uploaded with the batch: do it here
@@ -64,7 +65,7 @@ class CudaSoftmaxCrossEntropy final : public Loss {
 
   const Tensor& backward(float scale) override {
     const int64_t n = probs_.dim(0), classes = probs_.dim(1);
-    grad_.resize(probs_.shape());
+    grad_.resize(logits_shape_);
     kernels::softmax_cross_entropy_grad(probs_.data(), labels_, grad_.data(), n, classes, scale / static_cast<float>(n),
                                         smoothing_, context().compute());
     return grad_;
@@ -74,7 +75,8 @@ class CudaSoftmaxCrossEntropy final : public Loss {
 
  private:
   float smoothing_;
-  Tensor probs_{{0}, Device::cuda}, grad_{{0}, Device::cuda};
+  Tensor probs_{{0}, Device::cuda}, grad_{{0}, Device::cuda};  // probs_ [rows, classes]
+  Shape logits_shape_;
   const int32_t* labels_ = nullptr;
   DeviceBuffer uploaded_labels_;
   DeviceScore score_;
