@@ -54,48 +54,18 @@ std::string read_bytes(const std::string& path) {
   return bytes;
 }
 
-// Where a text stops being valid UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF):
-// the offset of the first character that is not valid, and whether that is only because the text ends
-// inside it.
-struct Utf8Problem {
-  int64_t offset = -1;  // -1: all of it is valid
-  bool truncated = false;
-};
-
-Utf8Problem check_utf8(const std::string& text) {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = s[i];
-    size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;  // the second byte's range
-    if (c < 0x80) length = 1;
-    else if (c >= 0xC2 && c <= 0xDF) length = 2;
-    else if (c >= 0xE0 && c <= 0xEF) length = 3, low = c == 0xE0 ? 0xA0 : 0x80, high = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) length = 4, low = c == 0xF0 ? 0x90 : 0x80, high = c == 0xF4 ? 0x8F : 0xBF;
-    else return {static_cast<int64_t>(i), false};
-    for (size_t k = 1; k < length; ++k) {
-      if (i + k >= n) return {static_cast<int64_t>(i), true};
-      const unsigned char lo = k == 1 ? low : 0x80, hi = k == 1 ? high : 0xBF;
-      if (s[i + k] < lo || s[i + k] > hi) return {static_cast<int64_t>(i), false};
-    }
-    i += length;
-  }
-  return {};
-}
-
 // The files' bytes, one after another, each checked to be UTF-8.
 std::string read_text(const std::vector<std::string>& files) {
   std::string text;
   for (const std::string& path : files) {
     const std::string bytes = read_bytes(path);
-    const Utf8Problem problem = check_utf8(bytes);
-    if (problem.offset >= 0) {
-      const std::string at = "byte offset " + std::to_string(problem.offset);
-      if (problem.truncated)
+    if (const auto bad = invalid_utf8_at(bytes)) {
+      const std::string at = "byte offset " + std::to_string(*bad);
+      const auto lead = static_cast<unsigned char>(bytes[*bad]);
+      if (utf8_length_from_lead(lead) > bytes.size() - *bad)
         throw Error("'" + path + "' is not UTF-8 text: it ends inside the character at " + at);
       char byte[8];
-      std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(bytes[static_cast<size_t>(problem.offset)]));
+      std::snprintf(byte, sizeof byte, "0x%02X", lead);
       throw Error("'" + path + "' is not UTF-8 text: the bytes at " + at + " (" + byte + "...) are not a valid character");
     }
     text += bytes;

@@ -51,6 +51,9 @@ void check_reportable(const EvalConfig& config, const LoadedModel& loaded) {
   if (!config.report_dir.empty() && loaded.targets.classification && outputs < 2)
     throw Error("--report: the model has 1 class, and its classification metrics (precision, recall, ROC curves) "
                 "compare 2 classes or more");
+  if (!config.report_dir.empty() && loaded.model->per_position())
+    throw Error("--report: '" + config.model_file + "' is a language model, scored by its loss and perplexity per "
+                "token (eval without --report); its report's per-sample metrics would mean nothing");
 }
 
 Evaluation open_evaluation(const EvalConfig& config, int ranks) {
@@ -139,8 +142,8 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
   const Score score = sum_scores(world, loss->take_score());
   // As train prints its test score: one format for both.
   const std::string split = name_of(config.split);
-  log << split << "  " << format_score(split + "_", score, loss->metric_name()) << "  ("
-      << counted(score.samples, "sample") << ")" << std::endl;
+  log << split << "  " << format_score(split + "_", score, loss->metric_name(), e->loaded.model->per_position())
+      << "  (" << counted(score.samples, e->loaded.model->per_position() ? "token" : "sample") << ")" << std::endl;
   if (report) {
     const Predictions all = gather_predictions(world, std::move(mine));
     run_agreed(world, [&] {

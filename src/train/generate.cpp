@@ -58,9 +58,7 @@ class TerminalText {
   void put(char byte) {
     pending_ += byte;
     while (!pending_.empty()) {
-      const auto lead = static_cast<unsigned char>(pending_[0]);
-      const size_t need = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3
-                                                                             : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+      const size_t need = utf8_length_from_lead(static_cast<unsigned char>(pending_[0]));
       if (need > pending_.size()) return;  // the rest of the character is still to come
       const size_t n = need ? utf8_sequence_length(pending_) : 0;
       if (n == 0 || !printable(pending_.substr(0, n))) {

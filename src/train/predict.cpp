@@ -62,6 +62,10 @@ struct Prediction {
 Prediction open_prediction(const PredictConfig& config, bool writes) {
   validate(config);
   Prediction p{load_model(config.model_file), nullptr, Device::cpu, {}};
+  if (p.loaded.model->per_position())
+    throw Error("'" + config.model_file + "' is a language model: predict writes one prediction a sample, and a "
+                "language model makes one at every position; `ringtrain generate` continues a prompt with it, and "
+                "`ringtrain eval` scores it");
   p.input = open_prediction_input(config, p.loaded);
   if (writes) {
     std::vector<std::string> inputs = p.input->paths();

@@ -80,6 +80,8 @@ class Model {
   // predicts V classes at each of its positions; any other model's outputs are its output values.
   int64_t outputs() const { return per_position_ ? output_shape_.back() : shape_numel(output_shape_); }
   bool per_position() const { return per_position_; }
+  // What the loss scores per sample: T positions of a language model, else 1.
+  int64_t predictions_per_sample() const { return per_position_ ? output_shape_.front() : 1; }
   // Per-sample input shape of layer i; layer_input_shape(size()) is the output shape.
   const Shape& layer_input_shape(size_t i) const { return layer_shapes_[i]; }
   double flops_per_sample() const;

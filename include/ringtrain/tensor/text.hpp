@@ -69,6 +69,8 @@ inline std::string csv_field(std::string_view text) {
   return out + "\"";
 }
 
+// The length of the UTF-8 sequence that a byte begins (1 to 4), or 0 when no well-formed sequence begins with it.
+size_t utf8_length_from_lead(unsigned char lead);
 // The length of the well-formed UTF-8 sequence that starts `text` (RFC 3629: no overlong forms, no surrogates,
 // nothing above U+10FFFF), or 0 when it starts with none.
 size_t utf8_sequence_length(std::string_view text);

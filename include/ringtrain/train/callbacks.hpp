@@ -63,8 +63,10 @@ std::unique_ptr<Callback> make_best_model(const TrainContext& context);   // --s
 // failed write is a CollectiveError on every rank, and the file that was there is kept. --save, --save-best.
 void save_gathered_model(const TrainContext& context, const std::string& path);
 
-// "loss 0.4123  accuracy 0.8812", with `prefix` before each name ("val_loss ...").
-std::string format_score(const std::string& prefix, const Score& score, const std::string& metric);
+// "loss 0.4123  accuracy 0.8812", with `prefix` before each name ("val_loss ..."). A language model's loss is
+// in nats per token, and its perplexity e^loss follows it: "loss 1.8123  ppl 6.12  accuracy 0.4563".
+std::string format_score(const std::string& prefix, const Score& score, const std::string& metric,
+                         bool per_token = false);
 // "12.5 img/s", "10234 img/s": a decimal below 100.
 std::string format_rate(double per_s, const std::string& unit);
 
@@ -76,8 +78,8 @@ int64_t score_every(const TrainConfig& config, int64_t steps_per_epoch);
 // when rank 0's stdout is a terminal, except under Open MPI's mpirun, which gives its ranks a pseudo-terminal
 // even when its own output goes to a file.
 ProgressKind choose_progress(ProgressKind asked, Communicator& world);
-// The unit the lines, the bar and TensorBoard's tags give a run's throughput in: "img/s", samples a second (a
-// text model's will count tokens: this is the one place that says which).
+// The unit the lines, the bar and TensorBoard's tags give a run's throughput in: "img/s", samples a second, or
+// for a language model "tokens/s" (its loss counts every position as a sample): the one place that says which.
 std::string throughput_unit(const TrainContext& context);
 
 // The evaluation loader every split is scored with: in order, whole batches of at least 256 samples.

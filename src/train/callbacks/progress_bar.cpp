@@ -178,10 +178,11 @@ class ProgressBar final : public Callback {
     std::vector<std::string> figures = {"epoch " + std::to_string(state.epoch + 1) + "/" + std::to_string(state.epochs),
                                         std::to_string(state.epoch_steps) + "/" + std::to_string(steps)};
     if (state.running.step > epoch_first)  // a score point of this epoch
-      figures.push_back(format_score("", state.running.score, metric_));
+      figures.push_back(format_score("", state.running.score, metric_, c_.model.per_position()));
     if (const int64_t taken = state.epoch_steps - steps_before_; taken > 0 && seconds > 0.0) {
-      // Every replica takes a whole --batch a step.
-      const double samples = static_cast<double>(taken * c_.config.batch * c_.share.replicas);
+      // Every replica takes a whole --batch a step (of tokens, for a language model, as the unit says).
+      const double samples =
+          static_cast<double>(taken * c_.config.batch * c_.share.replicas * c_.model.predictions_per_sample());
       figures.push_back(format_rate(samples / seconds, unit_));
       figures.push_back("ETA " + clock_text(seconds / static_cast<double>(taken) *
                                             static_cast<double>(std::max<int64_t>(steps - state.epoch_steps, 0))));

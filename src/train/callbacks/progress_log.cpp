@@ -25,8 +25,9 @@ std::string number(double v) {
 
 }  // namespace
 
-std::string format_score(const std::string& prefix, const Score& s, const std::string& metric) {
-  return prefix + "loss " + number(s.loss()) + "  " + prefix + metric + " " + number(s.metric());
+std::string format_score(const std::string& prefix, const Score& s, const std::string& metric, bool per_token) {
+  const std::string perplexity = per_token ? "  " + prefix + "ppl " + number(std::exp(s.loss())) : "";
+  return prefix + "loss " + number(s.loss()) + perplexity + "  " + prefix + metric + " " + number(s.metric());
 }
 
 std::string format_rate(double per_s, const std::string& unit) {
@@ -40,7 +41,8 @@ namespace {
 class ProgressLog final : public Callback {
  public:
   explicit ProgressLog(const TrainContext& context)
-      : c_(context), metric_(context.loss.metric_name()), unit_(throughput_unit(context)) {}
+      : c_(context), metric_(context.loss.metric_name()), unit_(throughput_unit(context)),
+        per_token_(context.model.per_position()) {}
 
   void on_train_begin(TrainState& state) override {
     first_step_ = state.step;
@@ -52,7 +54,7 @@ class ProgressLog final : public Callback {
   void on_step_end(TrainState& state) override {
     if (c_.config.progress != ProgressKind::lines || c_.config.log_every <= 0 || state.running.step != state.step)
       return;
-    c_.log << "  step " << state.step << "  " << format_score("", state.running.score, metric_) << "  "
+    c_.log << "  step " << state.step << "  " << format_score("", state.running.score, metric_, per_token_) << "  "
            << format_rate(state.running.samples_per_s, unit_) << std::endl;
   }
 
@@ -64,8 +66,8 @@ class ProgressLog final : public Callback {
                                 ? " (ended by --steps after " + std::to_string(state.epoch_steps) + " of " +
                                       std::to_string(state.steps_per_epoch) + " steps)"
                                 : "";
-    c_.log << "epoch " << r.epoch << "/" << state.epochs << cut << "  " << format_score("", r.train, metric_)
-           << (r.val.samples ? "  " + format_score("val_", r.val, metric_) : "") << tail << std::endl
+    c_.log << "epoch " << r.epoch << "/" << state.epochs << cut << "  " << format_score("", r.train, metric_, per_token_)
+           << (r.val.samples ? "  " + format_score("val_", r.val, metric_, per_token_) : "") << tail << std::endl
            << r.report;
     if (c_.mode.skipped_steps() > 0)
       c_.log << "  " << c_.mode.skipped_steps() << " steps skipped so far for non-finite gradients (--skip-nonfinite)"
@@ -92,12 +94,13 @@ class ProgressLog final : public Callback {
  private:
   const TrainContext& c_;
   std::string metric_, unit_;
+  bool per_token_;
   int64_t first_step_ = 0;  // where this run began: a resumed run's checkpoint step
 };
 
 }  // namespace
 
-std::string throughput_unit(const TrainContext&) { return "img/s"; }
+std::string throughput_unit(const TrainContext& context) { return context.model.per_position() ? "tokens/s" : "img/s"; }
 
 std::unique_ptr<Callback> make_progress_log(const TrainContext& context) {
   return std::make_unique<ProgressLog>(context);
