@@ -31,6 +31,8 @@ ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--tied", action="store_true")
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--math", default="fp32", choices=("fp32", "tf32", "bf16"))
+ap.add_argument("--init", help="start from the weights of a ringtrain model file of the same GPT")
+ap.add_argument("--print-losses", action="store_true", help="print every step's training loss")
 a = ap.parse_args()
 # BLAS and OpenMP pools are sized before torch loads, or OpenBLAS takes every core whatever --threads says.
 for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -83,6 +85,24 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
+def load_ringtrain_weights(net, path):
+    """A ringtrain model file's datasets ("block2/attention/qkv_weight", ...) into the torch modules."""
+    import h5py
+    names = {"embedding1/token": "token.weight", "embedding1/position": "position.weight",
+             "layernorm1/weight": "ln.weight", "layernorm1/bias": "ln.bias", "linear1/weight": "head.weight"}
+    ours = {"ln1/weight": "ln1.weight", "ln1/bias": "ln1.bias", "ln2/weight": "ln2.weight", "ln2/bias": "ln2.bias",
+            "attention/qkv_weight": "qkv.weight", "attention/qkv_bias": "qkv.bias",
+            "attention/proj_weight": "attn_proj.weight", "attention/proj_bias": "attn_proj.bias",
+            "fc/weight": "fc.weight", "fc/bias": "fc.bias", "proj/weight": "proj.weight", "proj/bias": "proj.bias"}
+    for i in range(len(net.blocks)):
+        names.update({f"block{i + 1}/{k}": f"blocks.{i}.{v}" for k, v in ours.items()})
+    params = dict(net.named_parameters())
+    with h5py.File(path, "r") as f, torch.no_grad():
+        for theirs, mine in names.items():
+            if theirs in f:
+                params[mine].copy_(torch.from_numpy(np.asarray(f[theirs])))
+
+
 def load_split(pattern):
     import h5py
     xs, ys = [], []
@@ -105,6 +125,7 @@ else:
     vocab = 256
 xtr, ytr = xtr.to(dev), ytr.to(dev)
 net = GPT(vocab, a.channels, a.context, a.layers, a.heads, a.tied).to(dev)
+if a.init: load_ringtrain_weights(net, a.init)
 decay = [p for p in net.parameters() if p.dim() >= 2]
 no_decay = [p for p in net.parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -125,6 +146,7 @@ for step in range(a.steps):
         loss = F.cross_entropy(logits.float().view(-1, vocab), ytr[i].view(-1))
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     losses.append(loss.detach()); tokens += a.batch * t
+    if a.print_losses: print(f"step {step + 1} loss {loss.item():.4f}")
 if a.device == "cuda": torch.cuda.synchronize()
 dt = time.perf_counter() - t0 if t0 else float("nan")
 losses = [z.item() for z in losses]
