@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every row of docs/bad-inputs.md, end to end on 2 ranks (3 where the row needs it, 1 where it is one
 # process's) under mpirun: the job fails with exactly one "ringtrain: error:" line, which says what the
-# table says; every rank exits non-zero on its own (each rank's exit code is recorded by a wrapper); it all takes at most 10 s. The
-# messages must also appear in the table, so the two cannot drift apart.
+# table says; every rank exits non-zero on its own (each rank's exit code is recorded by a wrapper); it all
+# takes at most 10 s. The messages must also appear in the table, so the two cannot drift apart.
 # usage: bad_inputs.sh RINGTRAIN MPIRUN DOCS_TABLE
 set -uo pipefail
 bin=$1 mpirun=$2 table=$3
