@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every row of docs/bad-inputs.md, end to end on 2 ranks (3 where the row needs it) under mpirun: the job
-# fails with exactly one "ringtrain: error:" line, which says what the table says; every rank exits
-# non-zero on its own (each rank's exit code is recorded by a wrapper); it all takes at most 10 s. The
-# messages must also appear in the table, so the two cannot drift apart.
+# Every row of docs/bad-inputs.md, end to end on 2 ranks (3 where the row needs it, 1 where it is one
+# process's) under mpirun: the job fails with exactly one "ringtrain: error:" line, which says what the
+# table says; every rank exits non-zero on its own (each rank's exit code is recorded by a wrapper); it all
+# takes at most 10 s. The messages must also appear in the table, so the two cannot drift apart.
 # usage: bad_inputs.sh RINGTRAIN MPIRUN DOCS_TABLE
 set -uo pipefail
 bin=$1 mpirun=$2 table=$3
@@ -129,6 +129,16 @@ row 2 "--data 'synthetic-tokens:0:256': the context must be at least 1 token, go
   "${model[@]}"
 row 2 "token id 300 at sample 3 position 5 in shard" \
   --train "$dir/good/tokens-00000.h5" "${model[@]}"
+# Token data that does not fit the model: windows longer than its context; ids past a vocabulary smaller than
+# the data's (found by the embedding as it runs: each rank finds its own batch's, so on one rank); a tied pair
+# that the pipeline would cut.
+row 2 "the data's context of 256 tokens is longer than the model's 128 (embedding context=128)" \
+  --data synthetic-tokens:256:256:32 --model gpt-tiny --batch 8
+row 1 "is outside the vocabulary of 16" --data synthetic-tokens:8:256:32 --batch 8 \
+  --model "embedding(16,8,context=8),block(2),layernorm,linear(out,per_token=1)"
+row 2 "shares its weight with layer 0 'embedding(32,8,context=16)', and the pipeline puts them in stages 1 and 0: a pipeline trains untied models" \
+  --data synthetic-tokens:16:32:64 --batch 8 --pipeline-stages 2 \
+  --model "embedding(out,8,context=16),block(2),layernorm,linear(out,per_token=1,bias=0,tied=1)"
 row 2 "bad model spec 'linear(abc)': linear: 'out' must be an integer from 1 to 2147483647, got 'abc'" --data "$dir/good" --model "linear(abc)"
 row 2 "the model's layer linear1 on input [16]: cannot allocate 128.0 GB of host memory:" --data "$dir/good" \
   --batch 8 --epochs 1 --model "flatten,linear(2000000000),linear(out)"
@@ -296,6 +306,13 @@ command=predict row 2 "must end in .csv or .h5 (.hdf5), which choose the file's 
 command=predict row 2 "cannot write the predictions to" --model-file "$m" --input "$dir/good" --out "$dir/readonly/p.csv"
 command=predict row 2 "it is one of this run's inputs" --model-file "$m" --input "$dir/good" --out "$m"
 [[ ! -e $dir/p.csv && ! -e $dir/p.txt ]] || fail "a failed predict wrote its output"
+# generate is one process (no MPI): its rows run on 1 rank.
+command=generate row 1 "--prompt is not valid UTF-8: byte 0 (0xff) starts no character" --model-file "$m" --prompt $'\xff'
+command=generate row 1 "is not a byte-level language model: it maps [1, 4, 4] to [3]" --model-file "$m"
+command=generate row 1 "--tokens must be at least 1, got 0" --model-file "$m" --tokens 0
+command=generate row 1 "--temperature must be from 0 (always the most likely byte) to 100, got -1" --model-file "$m" \
+  --temperature -1
+command=generate row 1 "--top-k must not be negative (0: every byte may be drawn), got -1" --model-file "$m" --top-k -1
 command=eval row 2 "is a file; it names the directory the report goes into" --model-file "$m" --data "$dir/good" \
   --report "$dir/na.csv"
 command=eval row 2 "cannot create the report directory" --model-file "$m" --data "$dir/good" --report "$dir/readonly/report"

@@ -66,6 +66,28 @@ void write_classification_shard(const std::string& path, int64_t samples, const 
   write_shard(path, meta, data);
 }
 
+void write_token_shard(const std::string& path, int64_t samples, int64_t context, int64_t vocabulary,
+                       uint64_t seed) {
+  ShardMeta meta;
+  meta.samples = samples;
+  meta.sample_shape = {context};
+  meta.tokens = context;
+  meta.num_classes = vocabulary;
+  // Byte ids where they fit, as prep --format text stores text; float32 ids above.
+  meta.x_type = vocabulary <= 256 ? PixelType::u8 : PixelType::f32;
+  Rng rng(seed);
+  std::vector<int64_t> stream(static_cast<size_t>(samples * context + 1));
+  for (int64_t& id : stream) id = static_cast<int64_t>(rng.below(static_cast<uint64_t>(vocabulary)));
+  ShardData data;
+  for (int64_t i = 0; i < samples * context; ++i) {
+    const int64_t id = stream[static_cast<size_t>(i)];
+    if (meta.x_type == PixelType::u8) data.x_u8.push_back(static_cast<uint8_t>(id));
+    else data.x_f32.push_back(static_cast<float>(id));
+    data.labels.push_back(stream[static_cast<size_t>(i + 1)]);
+  }
+  write_shard(path, meta, data);
+}
+
 Tensor samples_of(const Tensor& t, int64_t begin, int64_t count) {
   Shape shape = t.shape();
   shape[0] = count;
@@ -167,14 +189,24 @@ std::string start_gpu_per_rank(Communicator& world) {
   return why_not.empty() ? problem : why_not;  // a rank that failed says why
 }
 
-SharedDataset::SharedDataset(const Shape& sample_shape) {
+SharedDataset::SharedDataset(const Shape& sample_shape)
+    : SharedDataset([&](const std::string& path, int64_t samples, uint64_t seed) {
+        write_classification_shard(path, samples, sample_shape, 3, seed);
+      }) {}
+
+SharedDataset::SharedDataset(const TokenWindows& tokens)
+    : SharedDataset([&](const std::string& path, int64_t samples, uint64_t seed) {
+        write_token_shard(path, samples, tokens.context, tokens.vocabulary, seed);
+      }) {}
+
+SharedDataset::SharedDataset(const std::function<void(const std::string&, int64_t, uint64_t)>& write) {
   Communicator& comm = world();
   char path[512] = {};
   if (comm.rank() == 0) {
     dir_ = std::make_unique<TempDir>();
-    write_classification_shard(dir_->path("train-00000.h5"), 150, sample_shape, 3, 1);
-    write_classification_shard(dir_->path("train-00001.h5"), 170, sample_shape, 3, 2);
-    write_classification_shard(dir_->path("test-00000.h5"), 50, sample_shape, 3, 3);
+    write(dir_->path("train-00000.h5"), 150, 1);
+    write(dir_->path("train-00001.h5"), 170, 2);
+    write(dir_->path("test-00000.h5"), 50, 3);
     std::snprintf(path, sizeof path, "%s", dir_->path().c_str());
   }
   comm.broadcast(path, sizeof path, 0);

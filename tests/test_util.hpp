@@ -58,6 +58,9 @@ Tensor spaced_tensor(const Shape& shape, uint64_t seed);
 // A classification shard of `samples` float samples of shape `sample_shape` with labels i % classes.
 void write_classification_shard(const std::string& path, int64_t samples, const Shape& sample_shape,
                                 int64_t classes, uint64_t seed, int64_t first_label = 0);
+// A token shard of `samples` windows of `context` token ids below `vocabulary`, cut from one random stream,
+// each labelled with the next token at every position (y [samples, context]), as prep --format text writes.
+void write_token_shard(const std::string& path, int64_t samples, int64_t context, int64_t vocabulary, uint64_t seed);
 
 // Max relative error between the analytic gradient of L = sum(w .* f(x)) w.r.t. `wrt` and central
 // differences, where f = the layer's forward and w is fixed random. Param gradients are compared when
@@ -110,15 +113,25 @@ std::string gpu_per_rank_problem(const std::vector<std::string>& placements);
 MpiCommunicator& world();
 void release_world();
 
-// A dataset every rank can read (3 classes; train 320 samples in two shards, test 50): rank 0 writes it,
-// the path is broadcast, rank 0 removes it at the end. Collective.
+// Token windows for the language-model tests: `context` ids below `vocabulary` per sample.
+struct TokenWindows {
+  int64_t context = 8;
+  int64_t vocabulary = 16;
+};
+
+// A dataset every rank can read (train 320 samples in two shards, test 50): rank 0 writes it, the path is
+// broadcast, rank 0 removes it at the end. Collective. Samples of `sample_shape` in 3 classes, or token windows.
 class SharedDataset {
  public:
   explicit SharedDataset(const Shape& sample_shape);
+  explicit SharedDataset(const TokenWindows& tokens);
   ~SharedDataset();
   const std::string& path() const { return path_; }
 
  private:
+  // Rank 0 writes each shard with write(path, samples, seed).
+  explicit SharedDataset(const std::function<void(const std::string&, int64_t, uint64_t)>& write);
+
   std::unique_ptr<TempDir> dir_;
   std::string path_;
 };
@@ -132,6 +145,13 @@ Tensor samples_of(const Tensor& t, int64_t begin, int64_t count);
 inline constexpr const char* kResidualNet =
     "conv(4,3,pad=1),relu,residual(conv(4,3,pad=1),relu,conv(4,3,pad=1)),relu,"
     "residual(conv(6,3,stride=2,pad=1),tanh,conv(6,3,pad=1),shortcut=conv(6,1,stride=2)),globalavgpool,linear(out)";
+
+// A small GPT for TokenWindows{} (context 8): two pre-LayerNorm blocks of 2 heads, each a layer of its own to
+// the pipeline's balancer, and a head per position. kTinyTiedGpt reads its output weights from the embedding.
+inline constexpr const char* kTinyGpt =
+    "embedding(out,8,context=8),block(2),block(2),layernorm,linear(out,per_token=1)";
+inline constexpr const char* kTinyTiedGpt =
+    "embedding(out,8,context=8),block(2),block(2),layernorm,linear(out,per_token=1,bias=0,tied=1)";
 
 // What the training tests vary; the rest of their TrainConfig is the same small run.
 struct SmallRun {

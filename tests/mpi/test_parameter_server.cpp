@@ -58,10 +58,12 @@ std::vector<std::string> csv_column(const std::string& path, const std::string& 
   return out;
 }
 
-void expect_staleness_zero_equals_synchronous(const std::string& model, const Shape& sample) {
+// `steps` > 0 ends the run there (--steps), else it runs 2 epochs.
+void expect_staleness_zero_equals_synchronous(const std::string& model, const test::SharedDataset& data,
+                                              int64_t steps = 0) {
   Communicator& world = test::world();
-  test::SharedDataset data(sample);
   TrainConfig c = ps_config(data.path(), 0, model);
+  c.max_steps = steps;
   c.save_model = data.path() + "/ps.h5";
   std::ostringstream quiet;
   const TrainResult served = Trainer(c, world).run(quiet);
@@ -87,11 +89,19 @@ void expect_staleness_zero_equals_synchronous(const std::string& model, const Sh
 }
 
 TEST(ParameterServer, StalenessZeroEqualsSynchronousDataParallel) {
-  expect_staleness_zero_equals_synchronous("flatten,linear(16),relu,linear(out)", {2, 4, 4});
+  expect_staleness_zero_equals_synchronous("flatten,linear(16),relu,linear(out)", test::SharedDataset({2, 4, 4}));
 }
 
 TEST(ParameterServer, ResidualNetWithStalenessZeroEqualsSynchronousDataParallel) {
-  expect_staleness_zero_equals_synchronous(test::kResidualNet, {2, 6, 6});
+  expect_staleness_zero_equals_synchronous(test::kResidualNet, test::SharedDataset({2, 6, 6}));
+}
+
+// A GPT on token windows, its parameters sharded over the servers on np4; and tied to its embedding, whose
+// one table the servers update with both ends' gradients.
+TEST(ParameterServer, TransformerWithStalenessZeroEqualsSynchronousDataParallel) {
+  const test::SharedDataset data(test::TokenWindows{});
+  expect_staleness_zero_equals_synchronous(test::kTinyGpt, data, 20);
+  expect_staleness_zero_equals_synchronous(test::kTinyTiedGpt, data, 20);
 }
 
 TEST(ParameterServer, EveryPushIsAppliedOnceAndNoneIsStalerThanTheBound) {

@@ -1,11 +1,13 @@
 // Pipeline model parallel under mpirun. With P = the world's size (2, 3, 4 under mpi.np2..np4), a P-stage
 // pipeline ends with the weights one rank reaches on the same global batch (1e-5 after 10 steps), for gpipe
-// and 1f1b, and 1F1B never holds more than P micro-batches of activations on a stage. Through the trainer:
-// all ranks as stages, and the 2 x 2 hybrid (2 replicas of 2 stages) on 4 ranks, each equal to one rank,
-// with rank 0 saving the whole model and the test split scored through the pipeline.
+// and 1f1b (a GPT among the models, cut between its blocks), and 1F1B never holds more than P micro-batches of
+// activations on a stage. Through the trainer: all ranks as stages, and the 2 x 2 hybrid (2 replicas of 2
+// stages) on 4 ranks, each equal to one rank (the GPT on token shards too), with rank 0 saving the whole
+// model and the test split scored through the pipeline.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "ringtrain/comm/mpi_communicator.hpp"
@@ -19,23 +21,34 @@ namespace {
 
 constexpr int kClasses = 3;
 
-// The same batch on every rank for a given step.
-Batch synthetic_batch(int step, int64_t rows, const Shape& sample) {
-  Batch b;
-  Shape shape{rows};
-  shape.insert(shape.end(), sample.begin(), sample.end());
-  b.x = test::random_tensor(shape, 1000 + static_cast<uint64_t>(step));
-  for (int64_t i = 0; i < rows; ++i) b.y.labels.push_back(static_cast<int32_t>((i * 7 + step) % kClasses));
-  return b;
-}
-
 struct PipelineCase {
   std::string spec;
   Shape sample;
   PipelineSchedule schedule;
   int micro_batches;
   OptimizerKind optimizer = OptimizerKind::sgd;
+  int64_t vocabulary = 0;  // > 0: samples are windows of sample[0] token ids below it, a label per position
 };
+
+// The same batch on every rank for a given step: random samples of kClasses classes, or random token windows.
+Batch synthetic_batch(int step, int64_t rows, const PipelineCase& c) {
+  Batch b;
+  Shape shape{rows};
+  shape.insert(shape.end(), c.sample.begin(), c.sample.end());
+  const uint64_t seed = 1000 + static_cast<uint64_t>(step);
+  if (c.vocabulary == 0) {
+    b.x = test::random_tensor(shape, seed);
+    for (int64_t i = 0; i < rows; ++i) b.y.labels.push_back(static_cast<int32_t>((i * 7 + step) % kClasses));
+    return b;
+  }
+  b.x = Tensor(shape);
+  Rng rng(seed);
+  for (int64_t i = 0; i < b.x.numel(); ++i) {
+    b.x[i] = static_cast<float>(rng.below(static_cast<uint64_t>(c.vocabulary)));
+    b.y.labels.push_back(static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocabulary))));
+  }
+  return b;
+}
 
 // Trains 10 steps through the pipeline and, on every rank, the whole model alone on the same batches;
 // compares the layers this rank's stage holds. Returns the pipeline for further checks.
@@ -52,17 +65,18 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
   oc.weight_decay = 1e-4f;
   const int64_t rows = 12;
 
-  Model model(c.spec, c.sample, kClasses, 5);
+  const int64_t classes = c.vocabulary > 0 ? c.vocabulary : kClasses;
+  Model model(c.spec, c.sample, classes, 5);
   auto loss = make_loss(true);
   auto optimizer = make_optimizer(oc);
   std::ostringstream warnings;
   PipelineParallel pipeline(config, world, {model, Device::cpu, *loss, *optimizer, oc, 4, 1, nullptr, warnings, {}});
 
-  Model alone(c.spec, c.sample, kClasses, 5);
+  Model alone(c.spec, c.sample, classes, 5);
   auto alone_loss = make_loss(true);
   auto alone_optimizer = make_optimizer(oc);
   for (int step = 0; step < 10; ++step) {
-    const Batch batch = synthetic_batch(step, rows, c.sample);
+    const Batch batch = synthetic_batch(step, rows, c);
     pipeline.train_step(batch, 0.05f);
     alone.zero_grad();
     alone_loss->forward(alone.forward(batch.x, Mode::train), batch.y);
@@ -82,7 +96,7 @@ void expect_stages_equal_one_rank(const PipelineCase& c, int* peak_held = nullpt
                          << pipeline.stage() << " of " << world.size();
   const Score mine = loss->take_score(), expect = alone_loss->take_score();
   if (pipeline.stage() + 1 == world.size()) {  // the last stage scores the loss
-    EXPECT_EQ(mine.samples, 10 * rows);
+    EXPECT_EQ(mine.samples, 10 * rows * model.predictions_per_sample());  // a language model's are tokens
     EXPECT_NEAR(mine.loss_sum, expect.loss_sum, 1e-5 * expect.loss_sum);
   } else {
     EXPECT_EQ(mine.samples, 0);
@@ -104,6 +118,14 @@ TEST(Pipeline, OneFOneBStagesEqualOneRank) {
 TEST(Pipeline, ConvNetWithAdamEqualsOneRankUnderBothSchedules) {
   expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, PipelineSchedule::one_f_one_b, 4, OptimizerKind::adam});
   expect_stages_equal_one_rank({kConvNet, {2, 6, 6}, PipelineSchedule::gpipe, 3, OptimizerKind::adam});
+}
+
+// A GPT with stages cut between its transformer blocks (each block is one layer to the balancer), a label per
+// position. SGD: at this lr Adam would scale the key bias's gradient, 0 but for rounding, into steps that differ
+// with the order of the sums (data parallel checks AdamW at a small lr).
+TEST(Pipeline, TransformerEqualsOneRankUnderBothSchedules) {
+  expect_stages_equal_one_rank({test::kTinyGpt, {8}, PipelineSchedule::one_f_one_b, 4, OptimizerKind::sgd, 16});
+  expect_stages_equal_one_rank({test::kTinyGpt, {8}, PipelineSchedule::gpipe, 3, OptimizerKind::sgd, 16});
 }
 
 // Stages cut between residual blocks (each block is one layer to the balancer).
@@ -131,13 +153,17 @@ struct TrainerRun {
   Shape sample = {2, 4, 4};
   int micro_batches = 2;
   bool sync_batchnorm = false;
+  bool tokens = false;  // test::TokenWindows{} instead of `sample`s of 3 classes
 };
 
 void expect_trainer_equals_one_rank(const TrainerRun& run) {
   const int stages = run.stages;
   const DeviceKind device = run.device;
   Communicator& world = test::world();
-  test::SharedDataset data(run.sample);
+  std::optional<test::SharedDataset> shared;
+  if (run.tokens) shared.emplace(test::TokenWindows{});
+  else shared.emplace(run.sample);
+  const test::SharedDataset& data = *shared;
   TrainConfig c = test::train_config(data.path(), {.model = run.model, .steps = 10});
   c.save_model = data.path() + "/pipeline.h5";
   c.parallel.pipeline.stages = stages;
@@ -172,7 +198,7 @@ void expect_trainer_equals_one_rank(const TrainerRun& run) {
       worst = std::max(worst, std::fabs(double((*got[p].tensor)[k]) - expect[k]));
   }
   EXPECT_LT(worst, device == DeviceKind::cpu ? 1e-5 : 1e-4) << stages << " stages on " << world.size() << " ranks";
-  EXPECT_EQ(piped.test.samples, 50);
+  EXPECT_EQ(piped.test.samples, 50 * saved.model->predictions_per_sample());  // a language model's are tokens
   EXPECT_NEAR(piped.test.loss_sum, alone.test.loss_sum, 1e-4 * alone.test.loss_sum);
 }
 
@@ -181,6 +207,11 @@ TEST(Pipeline, TrainerWithEveryRankAStageEqualsOneRank) { expect_trainer_equals_
 TEST(Pipeline, HybridTwoReplicasOfTwoStagesEqualsOneRank) {
   if (test::world().size() != 4) GTEST_SKIP() << "the 2 x 2 hybrid needs 4 ranks (mpi.np4)";
   expect_trainer_equals_one_rank({2});
+}
+
+TEST(Pipeline, TransformerThroughTheTrainerEqualsOneRank) {
+  expect_trainer_equals_one_rank({.stages = test::world().size(), .model = test::kTinyGpt, .tokens = true});
+  if (test::world().size() == 4) expect_trainer_equals_one_rank({.stages = 2, .model = test::kTinyGpt, .tokens = true});
 }
 
 // --sync-batchnorm in the hybrid: each stage's batchnorms sum over the same stage of the other replica, so
