@@ -2,6 +2,7 @@
 
 usage: torch_gpt.py --data DIR|synthetic-tokens:T:V --threads N --batch B --steps S
                     [--layers L --heads H --channels C --context K --tied] [--lr LR --weight-decay WD --seed S]
+                    [--warmup-steps W --clip-grad-norm X --init MODEL.h5 --print-losses]
                     [--device cpu|cuda --math fp32|tf32|bf16]
 
 The model is ringtrain's `embedding(V,C,context=K),block(H) x L,layernorm,linear(V,per_token=1,bias=0)`
@@ -27,6 +28,8 @@ ap.add_argument("--channels", type=int, default=128)
 ap.add_argument("--context", type=int, default=128)
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--weight-decay", type=float, default=0.01)
+ap.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up from 0, as ringtrain's --warmup-epochs")
+ap.add_argument("--clip-grad-norm", type=float, default=0.0, help="as ringtrain's (0: off)")
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--tied", action="store_true")
 ap.add_argument("--device", default="cpu")
@@ -144,13 +147,17 @@ for step in range(a.steps):
     with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.math == "bf16"):
         logits = net(xtr[i])
         loss = F.cross_entropy(logits.float().view(-1, vocab), ytr[i].view(-1))
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    for group in opt.param_groups:
+        group["lr"] = a.lr * min(1.0, (step + 1) / a.warmup_steps) if a.warmup_steps else a.lr
+    opt.zero_grad(set_to_none=True); loss.backward()
+    if a.clip_grad_norm > 0: torch.nn.utils.clip_grad_norm_(net.parameters(), a.clip_grad_norm)
+    opt.step()
     losses.append(loss.detach()); tokens += a.batch * t
     if a.print_losses: print(f"step {step + 1} loss {loss.item():.4f}")
 if a.device == "cuda": torch.cuda.synchronize()
 dt = time.perf_counter() - t0 if t0 else float("nan")
 losses = [z.item() for z in losses]
-tail = losses[-max(1, len(losses) // 10):]
+tail = losses[-max(1, len(losses) // 10):] or [float("nan")]
 val = float("nan")
 if xva is not None:
     xva, yva = xva.to(dev), yva.to(dev)

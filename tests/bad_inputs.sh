@@ -129,12 +129,12 @@ row 2 "--data 'synthetic-tokens:0:256': the context must be at least 1 token, go
   "${model[@]}"
 row 2 "token id 300 at sample 3 position 5 in shard" \
   --train "$dir/good/tokens-00000.h5" "${model[@]}"
-# Token data that does not fit the model: windows longer than its context; ids past a vocabulary smaller than
-# the data's (found by the embedding as it runs: each rank finds its own batch's, so on one rank); a tied pair
-# that the pipeline would cut.
+# Token data that does not fit the model: windows longer than its context; an embedding whose vocabulary is
+# smaller than the data's; a tied pair that the pipeline would cut.
 row 2 "the data's context of 256 tokens is longer than the model's 128 (embedding context=128)" \
   --data synthetic-tokens:256:256:32 --model gpt-tiny --batch 8
-row 1 "is outside the vocabulary of 16" --data synthetic-tokens:8:256:32 --batch 8 \
+row 2 "'embedding(16,8,context=8)' takes token ids below 16, but the data's vocabulary has 256 tokens" \
+  --data synthetic-tokens:8:256:32 --batch 8 \
   --model "embedding(16,8,context=8),block(2),layernorm,linear(out,per_token=1)"
 row 2 "shares its weight with layer 0 'embedding(32,8,context=16)', and the pipeline puts them in stages 1 and 0: a pipeline trains untied models" \
   --data synthetic-tokens:16:32:64 --batch 8 --pipeline-stages 2 \

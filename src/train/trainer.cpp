@@ -13,6 +13,7 @@
 #include "ringtrain/comm/timeline.hpp"
 #include "ringtrain/data/device_batches.hpp"
 #include "ringtrain/data/synthetic.hpp"
+#include "ringtrain/nn/embedding.hpp"
 #include "ringtrain/nn/model_spec.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/error.hpp"
@@ -29,6 +30,17 @@
 namespace ringtrain {
 
 namespace {
+
+// Token data's ids run over the vocabulary its shards declare: an embedding with a smaller table would meet an id
+// past it mid-run, on whichever rank's batch held one. Refused before training, alike on every rank.
+void check_embedding_vocabulary(Model& model, const ShardMeta& data) {
+  if (data.tokens == 0) return;
+  for (size_t i = 0; i < model.size(); ++i)
+    if (const auto* e = dynamic_cast<const Embedding*>(&model.layer(i)); e && e->vocabulary() < data.num_classes)
+      throw CollectiveError("layer " + std::to_string(i) + " '" + e->spec() + "' takes token ids below " +
+                            std::to_string(e->vocabulary()) + ", but the data's vocabulary has " +
+                            std::to_string(data.num_classes) + " tokens (embedding(out,...) takes the data's)");
+}
 
 using Clock = Timeline::Clock;
 
@@ -181,6 +193,7 @@ void Trainer::open() {
   // device, so every device and every pipeline split starts from the same weights.
   model_ = std::make_unique<Model>(config_.model, meta.sample_shape, meta.outputs(), derive_seed(config_.seed, 0));
   validate_stages(config_.parallel.pipeline, model_->size());
+  check_embedding_vocabulary(*model_, meta);
   // Fine-tuning: the built model takes a trained one's tensors and freezes layers before a mode moves or shards it.
   const FineTuneConfig& tune = config_.fine_tune;
   if (!tune.init_from.empty())
