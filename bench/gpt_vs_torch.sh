@@ -4,11 +4,18 @@
 # side by side in one run. Models: gpt-tiny (4 layers, 4 heads, 128 channels, context 128, byte vocabulary)
 # and a mid-size one (6 layers, 6 heads, 384 channels, context 256). Each pair runs REPEAT times interleaved
 # (ours, peer, ours, peer, ...) and the best of each is kept, since this 2-core machine is noisy.
+# Both sides measure the same thing: STEPS steps after 3 warm-up steps (start-up, the first touch of every
+# buffer, OpenBLAS's thread pool), wall time from the end of step 3 to the end of the last step. The warm-up
+# is not small: on gpt-tiny ringtrain's first 3 steps run at half speed, and a figure that counted them (the
+# epoch's tokens/s) read 10-25% low at 12 steps. Ours comes from the step lines (--log-every 3): each gives
+# the tokens/s since the line before, and the intervals after step 3 add up to the measured span.
 # Prints tokens/s for both and the ratio ours / peer.
 # usage: bench/gpt_vs_torch.sh [STEPS] [REPEAT]     (run .ci/setup first; env RINGTRAIN, MODELS="tiny mid")
+# STEPS is rounded up to a multiple of 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-12} repeat=${2:-2}
+steps=$(((steps + 2) / 3 * 3))
 bin=${RINGTRAIN:-build/src/ringtrain}
 [[ -x $bin ]] || { echo "run .ci/setup --no-run first (or set RINGTRAIN)"; exit 1; }
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -21,10 +28,11 @@ spec() {  # layers heads channels context -> ringtrain's model spec of that GPT
   for ((i = 0; i < $1; ++i)); do s+=",block($2)"; done
   echo "$s,layernorm,linear(out,per_token=1,bias=0)"
 }
-ours() {  # layers heads channels context batch threads -> tokens/s of the run's epoch
+ours() {  # layers heads channels context batch threads -> tokens/s after 3 warm-up steps
   "$bin" train --data "synthetic-tokens:$4:256" --model "$(spec "$1" "$2" "$3" "$4")" --optimizer adamw --lr 1e-3 \
-    --batch "$5" --threads "$6" --epochs 1 --steps "$steps" --prefetch 4 |
-    sed -n 's/^epoch 1\/1 .*  \([0-9]*\) tokens\/s.*/\1/p'
+    --batch "$5" --threads "$6" --epochs 1 --steps $((steps + 3)) --prefetch 4 --progress lines --log-every 3 |
+    awk -v tokens=$((3 * $4 * $5)) '$1 == "step" && $2 > 3 && $(NF) == "tokens/s" { n += tokens; s += tokens / $(NF - 1) }
+      END { if (s > 0) printf "%.0f\n", n / s }'
 }
 peer() {  # layers heads channels context batch threads -> tokens/s after its 3 warm-up steps
   /usr/bin/python3 bench/torch_gpt.py --data "synthetic-tokens:$4:256" --layers "$1" --heads "$2" --channels "$3" \

@@ -1,8 +1,12 @@
 #include "ringtrain/nn/loss.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cuda_factories.hpp"
+#include "exp_nonpositive.hpp"
+#include "ringtrain/tensor/cpu_features.hpp"
 #include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain {
@@ -30,37 +34,69 @@ ScoredRows scored_rows(const Tensor& logits) {
   return {logits.numel() / classes, classes};
 }
 
+namespace {
+
+// One row's softmax into p and its loss and hit: -sum_j target_j log p_j with log p_j = z_j - zmax - log(sum):
+// the label's share on_label of its z, and per_class of every class's (left out without smoothing, where an
+// infinite logit would make it 0 * inf). exp_nonpositive rather than std::exp so that the loop vectorises: a
+// language model's loss runs it on every position over the whole vocabulary.
+struct RowScore {
+  double loss;
+  bool hit;
+};
+RowScore softmax_row(const float* __restrict z, float* __restrict p, int64_t classes, int32_t label,
+                     double on_label, double per_class) {
+  float zmax = z[0];
+#pragma omp simd reduction(max : zmax)
+  for (int64_t j = 1; j < classes; ++j) zmax = std::max(zmax, z[j]);
+  int64_t best = 0;  // the first class at the maximum, as a strict > scan finds it
+  while (best + 1 < classes && z[best] != zmax) ++best;
+  double sum = 0.0, shifted = 0.0;
+#pragma omp simd reduction(+ : sum, shifted)
+  for (int64_t j = 0; j < classes; ++j) {
+    p[j] = exp_nonpositive(z[j] - zmax);
+    sum += p[j];
+    shifted += static_cast<double>(z[j] - zmax);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+#pragma omp simd
+  for (int64_t j = 0; j < classes; ++j) p[j] *= inv;
+  double loss = std::log(sum) - on_label * static_cast<double>(z[label] - zmax);
+  if (per_class > 0.0) loss -= per_class * shifted;
+  return {loss, best == label};
+}
+
+constexpr int64_t kParallelFrom = int64_t{1} << 15;  // elements: below, a thread team costs more than it saves
+
+}  // namespace
+
+// Rows in parallel, each row's loss kept and summed in order afterwards, so that the score is the same
+// whatever the thread count.
 void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
   const auto [n, classes] = scored_rows(logits);
   check_labels(targets, n, classes);
   labels_ = &targets.labels;
   logits_shape_ = logits.shape();  // the gradient's, whatever rows the loss saw
   probs_.resize({n, classes});
-  Score score;
-  score.samples = n;
-  // -sum_j target_j log p_j with log p_j = z_j - zmax - log(sum): the label's share (1 - eps) of its z, and
-  // eps / K of every class's (left out without smoothing, where an infinite logit would make it 0 * inf).
+  std::vector<double> row_loss(static_cast<size_t>(n));  // each row's, summed in order after the parallel rows
+  std::vector<char> row_hit(static_cast<size_t>(n));
   const double on_label = 1.0 - static_cast<double>(smoothing_);
   const double per_class = static_cast<double>(smoothing_) / static_cast<double>(classes);
+  const float* z = logits.data();
+  float* p = probs_.data();
+  const int32_t* labels = targets.labels.data();
+#pragma omp parallel for schedule(static) if (n * classes >= kParallelFrom)
   for (int64_t r = 0; r < n; ++r) {
-    const float* z = logits.data() + r * classes;
-    float* p = probs_.data() + r * classes;
-    const int32_t label = targets.labels[static_cast<size_t>(r)];
-    int64_t best = 0;
-    float zmax = z[0];
-    for (int64_t j = 1; j < classes; ++j)
-      if (z[j] > zmax) zmax = z[j], best = j;
-    double sum = 0.0, shifted = 0.0;
-    for (int64_t j = 0; j < classes; ++j) {
-      sum += (p[j] = std::exp(z[j] - zmax));
-      shifted += static_cast<double>(z[j] - zmax);
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int64_t j = 0; j < classes; ++j) p[j] *= inv;
-    double loss = std::log(sum) - on_label * static_cast<double>(z[label] - zmax);
-    if (smoothing_ > 0.0f) loss -= per_class * shifted;
-    score.loss_sum += loss;
-    score.metric_sum += best == label ? 1.0 : 0.0;
+    RowScore row{};
+    run_vectorised([&] { row = softmax_row(z + r * classes, p + r * classes, classes, labels[r], on_label, per_class); });
+    row_loss[static_cast<size_t>(r)] = row.loss;
+    row_hit[static_cast<size_t>(r)] = row.hit;
+  }
+  Score score;
+  score.samples = n;
+  for (int64_t r = 0; r < n; ++r) {
+    score.loss_sum += row_loss[static_cast<size_t>(r)];
+    score.metric_sum += row_hit[static_cast<size_t>(r)] ? 1.0 : 0.0;
   }
   score_ += score;
 }
@@ -71,10 +107,15 @@ const Tensor& SoftmaxCrossEntropy::backward(float scale) {
   const float k = scale / static_cast<float>(n);
   // The target: eps / K everywhere and 1 - eps more on the label (1 and 0 without smoothing).
   const float off_label = smoothing_ / static_cast<float>(classes), on_label = 1.0f - smoothing_ + off_label;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t j = 0; j < classes; ++j)
-      grad_[r * classes + j] =
-          k * (probs_[r * classes + j] - (j == (*labels_)[static_cast<size_t>(r)] ? on_label : off_label));
+  const float* p = probs_.data();
+  float* g = grad_.data();
+  const int32_t* labels = labels_->data();
+  for_each_chunk(n * classes, [&](int64_t begin, int64_t end) {
+    const float* __restrict pp = p;
+    float* __restrict gg = g;
+    for (int64_t i = begin; i < end; ++i) gg[i] = k * (pp[i] - off_label);
+  });
+  for (int64_t r = 0; r < n; ++r) g[r * classes + labels[r]] = k * (p[r * classes + labels[r]] - on_label);
   return grad_;
 }
 
