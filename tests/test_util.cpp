@@ -301,4 +301,21 @@ void PairedReplicas::run(const std::function<void()>& first, const std::function
     if (e) std::rethrow_exception(e);
 }
 
+std::vector<float> flat_weights(const std::vector<Param*>& params) {
+  std::vector<float> out;
+  for (Param* p : params) {
+    const Tensor host = p->value.to(Device::cpu);
+    out.insert(out.end(), host.data(), host.data() + host.numel());
+  }
+  return out;
+}
+
+double largest_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+  return worst;
+}
+
 }  // namespace ringtrain::test

@@ -173,4 +173,10 @@ std::string read_text(const std::string& path);
 // in its environment); returns the exit code and fills stdout/stderr text.
 int run_cli(const std::string& args, std::string* out, std::string* err, const std::string& env = "");
 
+// Every parameter's values, in model order, as one host vector (from any device).
+std::vector<float> flat_weights(const std::vector<Param*>& params);
+// The largest element-wise difference of two such vectors (a failed expectation, and infinity, when their
+// sizes differ).
+double largest_difference(const std::vector<float>& a, const std::vector<float>& b);
+
 }  // namespace ringtrain::test

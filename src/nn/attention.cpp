@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "exp_nonpositive.hpp"
+#include "heads_spec.hpp"
 #include "ringtrain/nn/init.hpp"
 #include "ringtrain/tensor/blas.hpp"
 #include "ringtrain/tensor/counter_rng.hpp"
@@ -60,13 +61,7 @@ void for_each_row_block_last_first(int64_t t_len, const F& f) {
 
 }  // namespace
 
-std::string Attention::spec() const {
-  if (p_ == 0.0f) return "attention(" + std::to_string(heads_) + ")";
-  char text[64];
-  std::snprintf(text, sizeof text, "attention(%lld,dropout=%.9g)", static_cast<long long>(heads_),
-                static_cast<double>(p_));
-  return text;
-}
+std::string Attention::spec() const { return heads_spec("attention", heads_, p_); }
 
 Shape Attention::build(const Shape& sample_in, Rng& rng) {
   if (sample_in.size() != 2)

@@ -36,23 +36,23 @@ Shape Linear::build(const Shape& sample_in, Rng& rng) {
   } else {
     in_ = shape_numel(sample_in);
   }
+  // The weight first: a layer too large for memory fails there at once, before its bias's zeroed pages cost
+  // seconds of a machine that has only just enough for them.
+  if (!tied_flag_) {
+    weight_.value = Tensor({out_, in_});
+    weight_.grad = Tensor({out_, in_});
+  }
   if (has_bias_) {
     bias_.value = Tensor({out_});
     bias_.grad = Tensor({out_});
   }
   if (per_token_) {
     // GPT-2's: weights N(0, 0.02), biases 0.
-    if (!tied_flag_) {
-      weight_.value = Tensor({out_, in_});
-      weight_.grad = Tensor({out_, in_});
-      fill_normal(weight_.value, 0.02f, rng);
-    }
+    if (!tied_flag_) fill_normal(weight_.value, 0.02f, rng);
     return out_shape;
   }
   // PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
-  weight_.value = Tensor({out_, in_});
-  weight_.grad = Tensor({out_, in_});
   for (int64_t i = 0; i < weight_.value.numel(); ++i) weight_.value[i] = rng.uniform(-bound, bound);
   if (has_bias_)
     for (int64_t i = 0; i < out_; ++i) bias_.value[i] = rng.uniform(-bound, bound);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iterator>
 
+#include "heads_spec.hpp"
 #include "ringtrain/nn/activation.hpp"
 #include "ringtrain/nn/attention.hpp"
 #include "ringtrain/nn/dropout.hpp"
@@ -44,13 +45,7 @@ TransformerBlock::TransformerBlock(TransformerBlock& source,
   input_grad_needed_ = source.input_grad_needed_;
 }
 
-std::string TransformerBlock::spec() const {
-  if (p_ == 0.0f) return "block(" + std::to_string(heads_) + ")";
-  char text[64];
-  std::snprintf(text, sizeof text, "block(%lld,dropout=%.9g)", static_cast<long long>(heads_),
-                static_cast<double>(p_));
-  return text;
-}
+std::string TransformerBlock::spec() const { return heads_spec("block", heads_, p_); }
 
 Shape TransformerBlock::build(const Shape& in, Rng& rng) {
   if (in.size() != 2)

@@ -27,14 +27,7 @@ TrainConfig clipped_run(const std::string& data, OptimizerKind optimizer = Optim
   return c;
 }
 
-std::vector<float> weights_of(Model& model) {
-  std::vector<float> out;
-  for (Param* p : model.params()) {
-    const Tensor host = p->value.to(Device::cpu);
-    out.insert(out.end(), host.data(), host.data() + host.numel());
-  }
-  return out;
-}
+std::vector<float> weights_of(Model& model) { return test::flat_weights(model.params()); }
 
 // The weights rank 0 saves after `c` on every rank (gathered: every mode's whole model); empty elsewhere.
 std::vector<float> saved_weights(const TrainConfig& c) {
@@ -56,24 +49,16 @@ std::vector<float> one_rank_weights(TrainConfig c, int replicas) {
   return weights_of(trainer.model());
 }
 
-double largest_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  if (a.size() != b.size()) return INFINITY;
-  double worst = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
-  return worst;
-}
-
 TEST(Clipping, DataParallelClipsLikeOneRank) {
   test::SharedDataset data({2, 4, 4});
   const TrainConfig c = clipped_run(data.path());
   const std::vector<float> ranks = saved_weights(c);
   if (test::world().rank() != 0) return;
   const std::vector<float> one = one_rank_weights(c, test::world().size());
-  EXPECT_LT(largest_difference(ranks, one), 1e-5) << test::world().size() << " ranks";
+  EXPECT_LT(test::largest_difference(ranks, one), 1e-5) << test::world().size() << " ranks";
   TrainConfig unclipped = c;
   unclipped.parallel.clip_grad_norm = 0.0f;
-  EXPECT_GT(largest_difference(one_rank_weights(unclipped, test::world().size()), one), 1e-3)
+  EXPECT_GT(test::largest_difference(one_rank_weights(unclipped, test::world().size()), one), 1e-3)
       << "the clip should change these steps";
 }
 
@@ -86,7 +71,7 @@ TEST(Clipping, ShardedOptimizerClipsLikeOneRank) {
   c.parallel.engine.fusion_bytes = 4;  // each gradient reduced alone, as on one rank
   const std::vector<float> ranks = saved_weights(c);
   if (test::world().rank() != 0) return;
-  EXPECT_LT(largest_difference(ranks, one_rank_weights(c, test::world().size())), 1e-5);
+  EXPECT_LT(test::largest_difference(ranks, one_rank_weights(c, test::world().size())), 1e-5);
 }
 
 TEST(Clipping, PipelineNormSpansTheStages) {
@@ -97,7 +82,7 @@ TEST(Clipping, PipelineNormSpansTheStages) {
   c.parallel.pipeline.micro_batches = 2;
   const std::vector<float> piped = saved_weights(c);
   if (test::world().rank() != 0) return;
-  EXPECT_LT(largest_difference(piped, one_rank_weights(c, test::world().size() / stages)), 1e-5)
+  EXPECT_LT(test::largest_difference(piped, one_rank_weights(c, test::world().size() / stages)), 1e-5)
       << stages << " stages on " << test::world().size() << " ranks";
 }
 
@@ -109,11 +94,11 @@ TEST(Clipping, OnGpusDataParallelAndPipelineClipLikeOneGpu) {
   c.device.kind = DeviceKind::cuda;
   const std::vector<float> ranks = saved_weights(c);
   if (test::world().rank() == 0)
-    EXPECT_LT(largest_difference(ranks, one_rank_weights(c, test::world().size())), 1e-4) << "data parallel";
+    EXPECT_LT(test::largest_difference(ranks, one_rank_weights(c, test::world().size())), 1e-4) << "data parallel";
   c.parallel.pipeline.stages = test::world().size();
   c.parallel.pipeline.micro_batches = 2;
   const std::vector<float> piped = saved_weights(c);
-  if (test::world().rank() == 0) EXPECT_LT(largest_difference(piped, one_rank_weights(c, 1)), 1e-4) << "pipeline";
+  if (test::world().rank() == 0) EXPECT_LT(test::largest_difference(piped, one_rank_weights(c, 1)), 1e-4) << "pipeline";
 }
 
 TrainConfig served(TrainConfig c, int staleness) {
@@ -130,7 +115,7 @@ TEST(Clipping, ParameterServersWithStalenessZeroClipLikeOneRank) {
   const std::vector<float> ps = saved_weights(c);
   if (test::world().rank() != 0) return;
   const int workers = test::world().size() - c.parallel.ps.servers;
-  EXPECT_LT(largest_difference(ps, one_rank_weights(c, workers)), 1e-5)
+  EXPECT_LT(test::largest_difference(ps, one_rank_weights(c, workers)), 1e-5)
       << workers << " workers, " << c.parallel.ps.servers << " servers";
 }
 

@@ -29,14 +29,7 @@ TrainConfig ps_config(const std::string& data, int staleness,
   return c;
 }
 
-std::vector<float> weights_of(Model& model) {
-  std::vector<float> out;
-  for (Param* p : model.params()) {
-    const Tensor host = p->value.to(Device::cpu);
-    out.insert(out.end(), host.data(), host.data() + host.numel());
-  }
-  return out;
-}
+std::vector<float> weights_of(Model& model) { return test::flat_weights(model.params()); }
 
 // One column of the metrics CSV, every epoch.
 std::vector<std::string> csv_column(const std::string& path, const std::string& name) {

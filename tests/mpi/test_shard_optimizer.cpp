@@ -33,14 +33,6 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
   return weights;
 }
 
-double largest_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  if (a.size() != b.size()) return INFINITY;
-  double worst = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
-  return worst;
-}
-
 TrainConfig twenty_steps(const std::string& data, OptimizerKind optimizer) {
   TrainConfig c = test::train_config(
       data, {.model = kNet, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
@@ -59,7 +51,7 @@ double sharded_vs_whole(OptimizerKind optimizer, Communicator& world, bool alone
   std::string log;
   const std::vector<float> sharded = trained_weights(c, world, &log);
   EXPECT_NE(log.find(" a rank (1/" + std::to_string(world.size()) + " of "), std::string::npos) << log;
-  return largest_difference(sharded, whole);
+  return test::largest_difference(sharded, whole);
 }
 
 // Each gradient alone, summed around the ring in the same order either way: the same sums, the same update
@@ -132,7 +124,7 @@ void expect_resume_across(bool first_sharded, OptimizerKind optimizer) {
   TrainConfig second = whole;
   second.parallel.shard_optimizer = !first_sharded;
   second.resume = {ResumeFrom::file, CheckpointDir(first.checkpoint_dir, 3).path(10)};
-  EXPECT_LT(largest_difference(trained_weights(second, world), reference), 1e-6)
+  EXPECT_LT(test::largest_difference(trained_weights(second, world), reference), 1e-6)
       << (first_sharded ? "sharded, then unsharded" : "unsharded, then sharded") << " with " << name_of(optimizer);
 }
 
@@ -159,7 +151,7 @@ TEST(ShardOptimizer, ShardedCheckpointResumesOnOneRank) {
   alone.batch = whole.batch * world.size();
   alone.resume = {ResumeFrom::file, CheckpointDir(first.checkpoint_dir, 3).path(10)};
   MpiCommunicator self(MPI_COMM_SELF);
-  EXPECT_LT(largest_difference(trained_weights(alone, self), reference), 1e-5);
+  EXPECT_LT(test::largest_difference(trained_weights(alone, self), reference), 1e-5);
   world.barrier();  // every rank has read the checkpoint before rank 0 removes the data
 }
 
