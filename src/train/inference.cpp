@@ -107,10 +107,14 @@ Predictions predict_share(Model& model, const TargetSpace& task, const SampleSou
   DeviceBatches batches(loader, model.device());
   batches.start_epoch(0);
   const bool labelled = source.meta().classification();
-  p.values.reserve(static_cast<size_t>((end - begin) * p.width));
+  // A language model's rows would be T x V scores a sample (GPT-2's: 200 MB): predict refuses one, and eval
+  // scores it through `observe` alone, so none are kept.
+  const bool keep = !model.per_position();
+  if (keep) p.values.reserve(static_cast<size_t>((end - begin) * p.width));
   while (const Batch* batch = batches.next()) {
     const Tensor& out = model.forward(batch->x, Mode::eval);
     if (observe) observe(out, *batch);
+    if (!keep) continue;
     append_rows(out.device() == Device::cpu ? out : out.to(Device::cpu), task, p);
     if (labelled) p.labels.insert(p.labels.end(), batch->y.labels.begin(), batch->y.labels.end());
   }
