@@ -84,21 +84,21 @@ Shape Residual::build(const Shape& in, Rng& rng) {
               "; both paths must give the same shape to be added");
 }
 
-const Tensor& Residual::run_forward(LayerStack& stack, const Tensor& x, Mode mode) {
+const Tensor& forward_stack(LayerStack& stack, const Tensor& x, Mode mode) {
   const Tensor* h = &x;
   for (auto& layer : stack) h = &layer->forward(*h, mode);
   return *h;
 }
 
-const Tensor& Residual::run_backward(LayerStack& stack, const Tensor& dy) {
+const Tensor& backward_stack(LayerStack& stack, const Tensor& dy) {
   const Tensor* g = &dy;
   for (size_t i = stack.size(); i-- > 0;) g = &stack[i]->backward(*g);
   return *g;
 }
 
 const Tensor& Residual::forward(const Tensor& x, Mode mode) {
-  const Tensor& body = run_forward(body_, x, mode);
-  const Tensor& shortcut = shortcut_.empty() ? x : run_forward(shortcut_, x, mode);
+  const Tensor& body = forward_stack(body_, x, mode);
+  const Tensor& shortcut = shortcut_.empty() ? x : forward_stack(shortcut_, x, mode);
   add(body, shortcut, y_, relu_);
   return y_;
 }
@@ -110,8 +110,8 @@ const Tensor& Residual::backward(const Tensor& dy) {
     g = &dy_relu_;
   }
   // Both paths run backward whatever happens to dx: their parameters need their gradients.
-  const Tensor& through_body = run_backward(body_, *g);
-  const Tensor& through_shortcut = shortcut_.empty() ? *g : run_backward(shortcut_, *g);
+  const Tensor& through_body = backward_stack(body_, *g);
+  const Tensor& through_shortcut = shortcut_.empty() ? *g : backward_stack(shortcut_, *g);
   if (!input_grad_needed_) return dx_;
   add(through_body, through_shortcut, dx_, false);
   return dx_;

@@ -60,28 +60,16 @@ Shape TransformerBlock::build(const Shape& in, Rng& rng) {
   return in;
 }
 
-const Tensor& TransformerBlock::run_forward(LayerStack& stack, const Tensor& x, Mode mode) {
-  const Tensor* h = &x;
-  for (auto& layer : stack) h = &layer->forward(*h, mode);
-  return *h;
-}
-
-const Tensor& TransformerBlock::run_backward(LayerStack& stack, const Tensor& dy) {
-  const Tensor* g = &dy;
-  for (size_t i = stack.size(); i-- > 0;) g = &stack[i]->backward(*g);
-  return *g;
-}
-
 const Tensor& TransformerBlock::forward(const Tensor& x, Mode mode) {
-  add(x, run_forward(attention_branch_, x, mode), h_);
-  add(h_, run_forward(mlp_branch_, h_, mode), y_);
+  add(x, forward_stack(attention_branch_, x, mode), h_);
+  add(h_, forward_stack(mlp_branch_, h_, mode), y_);
   return y_;
 }
 
 // The residual paths add the gradients through each branch to the gradient that passes it by.
 const Tensor& TransformerBlock::backward(const Tensor& dy) {
-  add(dy, run_backward(mlp_branch_, dy), dh_);
-  const Tensor& through_attention = run_backward(attention_branch_, dh_);
+  add(dy, backward_stack(mlp_branch_, dy), dh_);
+  const Tensor& through_attention = backward_stack(attention_branch_, dh_);
   if (!input_grad_needed_) return dx_;
   add(dh_, through_attention, dx_);
   return dx_;

@@ -19,6 +19,10 @@ using LayerStack = std::vector<std::unique_ptr<Layer>>;
 std::vector<std::string> stack_layer_names(const LayerStack& stack);
 // Lets each layer that has a ReLU epilogue (Layer::fold_relu) take over a ReLU right after it.
 void fold_relus(LayerStack& stack);
+// A stack's forward (its last layer's output) and backward (its first layer's input gradient): the paths of a
+// block of layers (Residual, TransformerBlock).
+const Tensor& forward_stack(LayerStack& stack, const Tensor& x, Mode mode);
+const Tensor& backward_stack(LayerStack& stack, const Tensor& dy);
 
 class Residual : public Layer {
  public:
@@ -55,8 +59,6 @@ class Residual : public Layer {
   virtual void relu_gradient(const Tensor& dy, const Tensor& y, Tensor& out);
 
  private:
-  static const Tensor& run_forward(LayerStack& stack, const Tensor& x, Mode mode);
-  static const Tensor& run_backward(LayerStack& stack, const Tensor& dy);
 
   LayerStack body_, shortcut_;
   bool relu_ = false;

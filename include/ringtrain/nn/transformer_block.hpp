@@ -43,8 +43,6 @@ class TransformerBlock : public Layer {
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out);
 
  private:
-  static const Tensor& run_forward(LayerStack& stack, const Tensor& x, Mode mode);
-  static const Tensor& run_backward(LayerStack& stack, const Tensor& dy);
 
   int64_t heads_;
   float p_;
