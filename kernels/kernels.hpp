@@ -11,6 +11,10 @@
 
 namespace ringtrain::kernels {
 
+// Elements per block of the kernels that walk every parameter in chunks (the fused optimizers, gradient
+// clipping): big enough to amortise a block, small enough that a few large tensors still spread over every SM.
+constexpr int64_t kChunkElements = int64_t{1} << 16;
+
 void to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, cudaStream_t stream);
 // *flag = 1 when any of x[0..n) is NaN or infinite (flag is left alone otherwise).
 void flag_nonfinite(const float* x, int64_t n, int* flag, cudaStream_t stream);

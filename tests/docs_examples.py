@@ -19,7 +19,9 @@ To keep the run short, commands are changed, each change printed as a NOTE:
   - mpirun/srun/sbatch rank counts above 4 become 4 (CI has 2 cores; no command is about a count above 4);
   - sbatch waits for its job (`--wait`), so that the job's own exit code counts;
   - the Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist) become the first 6000 training and 1000
-    test images of the same files, so that a cnn epoch's evaluation takes a second, not a minute.
+    test images of the same files, so that a cnn epoch's evaluation takes a second, not a minute;
+  - the fortunes text (/usr/share/games/fortunes) becomes a directory holding its first 64 KB, for the same
+    reason.
 Commands are skipped, each printed as `SKIP file:line: reason`, only when they need a GPU this machine lacks
 (--device cuda, --precision tf32/bf16/fp16, --gpus*, NCCL; they run where `ringtrain devices` finds one), more
 than one node (--nodes/-N above 1, on the command line or in the sbatch template), optional software that is
@@ -63,6 +65,10 @@ MAX_RANKS = 4
 COMMAND_TIMEOUT_S = 120
 FMNIST_IDX = "/usr/share/datasets/fashion-mnist"
 IDX_SUBSET = {"train": 6000, "t10k": 1000}  # images per IDX file prefix
+FORTUNES = "/usr/share/games/fortunes"
+# Bytes of it the docs' commands read: 400 windows of 129 bytes or so, enough for every split to hold some at
+# context 128, where the whole 2.6 MB made every `train` evaluate 720k tokens (over a minute of CI a document).
+TEXT_SUBSET_BYTES = 64 * 1024
 LAUNCHERS = {"mpirun", "mpiexec", "srun", "sbatch", "salloc"}
 SLURM_PROGRAMS = {"srun", "sbatch", "salloc", "squeue", "scancel", "sinfo", "sacct", "scontrol"}
 # Software a document may use that a machine need not have; a command naming one that is missing is skipped.
@@ -404,6 +410,9 @@ def rewrite(command, scratch, shell, fixtures, machine):
         text = text.replace(FMNIST_IDX, fixtures.idx)
         notes.append(f"{FMNIST_IDX} -> the first {IDX_SUBSET['train']} training and {IDX_SUBSET['t10k']} test "
                      "images of it")
+    if FORTUNES in text:
+        text = text.replace(FORTUNES, fixtures.text)
+        notes.append(f"{FORTUNES} -> a directory of its first {TEXT_SUBSET_BYTES // 1024} KB")
     if machine.slurm_conf and re.search(r"(^|\s)SLURM_CONF=", text):
         text = re.sub(r"SLURM_CONF=\S+", f"SLURM_CONF={machine.slurm_conf}", text)
         notes.append("SLURM_CONF is the test's SLURM")
@@ -421,6 +430,7 @@ def rewrite(command, scratch, shell, fixtures, machine):
 @dataclass
 class Fixtures:
     idx: str  # a directory of IDX files: a subset of Fashion-MNIST's
+    text: str  # a directory of one text file: the start of the fortunes
     files: dict  # name in a scratch directory -> path of the fixture
 
 
@@ -435,6 +445,21 @@ def write_idx_subset(source, target, count):
         body = f.read(count * item)  # the files hold unsigned bytes (IDX type 0x08)
     with gzip.GzipFile(target, "wb", compresslevel=1, mtime=0) as f:
         f.write(head + struct.pack(f">{head[3]}I", count, *dims[1:]) + body)
+
+
+def write_text_subset(source_dir, target_dir, size):
+    """The first `size` bytes of the text files of source_dir, in name order as prep reads them (fortune's .dat
+    and .u8 index files left out), cut at a line break so that no UTF-8 sequence is split, as one file."""
+    text = b""
+    for name in sorted(os.listdir(source_dir)):
+        path = os.path.join(source_dir, name)
+        if len(text) >= size or name.endswith((".dat", ".u8")) or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            text += f.read(size - len(text))
+    os.makedirs(target_dir)
+    with open(os.path.join(target_dir, "fortunes"), "wb") as f:
+        f.write(text[:text.rfind(b"\n") + 1])
 
 
 def write_houses_csv(path, rows=400):
@@ -484,7 +509,9 @@ def make_fixtures(work, ringtrain):
     with open(run_ini, "w", encoding="utf-8") as f:
         f.write(RUN_INI)
     files = {"data/fmnist": shards, "d": shards, "houses.csv": houses, "run.ini": run_ini}
-    return Fixtures(idx, files)
+    text = os.path.join(work, "fixtures", "fortunes")
+    write_text_subset(FORTUNES, text, TEXT_SUBSET_BYTES)
+    return Fixtures(idx, text, files)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -654,7 +681,7 @@ def main():
     args = parse_args()
     build = os.path.abspath(args.build)
     ringtrain = os.path.join(build, "src", "ringtrain")
-    for needed in (ringtrain, os.path.join(build, "data", "fashion-mnist", "test-00000.h5"), FMNIST_IDX):
+    for needed in (ringtrain, os.path.join(build, "data", "fashion-mnist", "test-00000.h5"), FMNIST_IDX, FORTUNES):
         if not os.path.exists(needed):
             sys.exit(f"docs_examples: {needed} is missing (bash .ci/setup installs, builds and prepares it)")
     if args.slurm_conf and not os.path.isfile(args.slurm_conf):

@@ -358,8 +358,8 @@ void expect_models_agree(Model& cpu, Model& gpu, const Shape& sample, int64_t ba
 
 // The same spec built twice from one seed, once moved to the GPU, every input gradient switched on; `prepare`
 // changes both alike before the move.
-struct ModelPair {
-  ModelPair(const std::string& spec, const Shape& sample, int64_t outputs = 0,
+struct CpuGpuModels {
+  CpuGpuModels(const std::string& spec, const Shape& sample, int64_t outputs = 0,
             const std::function<void(Model&)>& prepare = nullptr)
       : cpu(spec, sample, outputs, 7), gpu(spec, sample, outputs, 7) {
     for (Model* m : {&cpu, &gpu}) {
@@ -374,7 +374,7 @@ struct ModelPair {
 void expect_devices_agree(const std::string& spec, const Shape& sample, int64_t batch = 6, double tol = 1e-4,
                           int64_t outputs = 0) {
   SCOPED_TRACE(spec);
-  ModelPair m(spec, sample, outputs);
+  CpuGpuModels m(spec, sample, outputs);
   expect_models_agree(m.cpu, m.gpu, sample, batch, tol);
 }
 
@@ -410,7 +410,7 @@ TEST_F(CudaEngine, ConvAgrees) {
 // descriptors and measured algorithms, and a backward uses its forward's.
 TEST_F(CudaEngine, ConvAgreesAcrossAlternatingBatchSizes) {
   const Shape sample{2, 9, 9};
-  ModelPair m("conv(4,3,pad=1),relu,conv(3,3,stride=2),maxpool(2),batchnorm", sample);
+  CpuGpuModels m("conv(4,3,pad=1),relu,conv(3,3,stride=2),maxpool(2),batchnorm", sample);
   for (int64_t batch : {6, 4, 6, 2, 4}) expect_models_agree(m.cpu, m.gpu, sample, batch, 1e-4);
 }
 
@@ -464,7 +464,7 @@ TEST_F(CudaEngine, BatchNormWithFoldedReluAgrees) {
                                                 Case{"batchnorm,relu", {3, 4, 4}, 5, 0},
                                                 Case{"conv(4,3,pad=1,bias=0),batchnorm,relu,conv(3,3,pad=1)", {2, 6, 6}, 4, 1}}) {
     SCOPED_TRACE(spec);
-    ModelPair m(spec, sample);
+    CpuGpuModels m(spec, sample);
     const auto* folded = dynamic_cast<const BatchNorm*>(&m.cpu.layer(bn));
     ASSERT_NE(folded, nullptr);
     ASSERT_TRUE(folded->relu_folded()) << "the model did not fold the ReLU into its batchnorm";
@@ -572,7 +572,7 @@ TEST_F(CudaEngine, ResidualBlocksAgree) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.spec);
-    ModelPair m(c.spec, c.sample);
+    CpuGpuModels m(c.spec, c.sample);
     const auto* block = dynamic_cast<const Residual*>(&m.gpu.layer(0));
     ASSERT_NE(block, nullptr) << "the CUDA twin of a residual block is a Residual";
     const Layer& source = m.cpu.layer(0);
@@ -868,7 +868,7 @@ std::vector<Tensor> stashed_round_trip(Model& model, Device device, const Shape&
 
 void expect_stashed_round_trips_agree(const std::string& spec, const Shape& sample) {
   SCOPED_TRACE(spec);
-  ModelPair m(spec, sample, 4);
+  CpuGpuModels m(spec, sample, 4);
   const std::vector<Tensor> cpu = stashed_round_trip(m.cpu, Device::cpu, sample),
                             gpu = stashed_round_trip(m.gpu, Device::cuda, sample);
   ASSERT_EQ(cpu.size(), gpu.size());
@@ -913,7 +913,7 @@ void sharpen(Model& model) {
       p->value[i] = p->kernel ? 10.0f * p->value[i] : p->value[i] + 0.05f * static_cast<float>(i % 7 - 3);
 }
 
-void expect_token_models_agree(ModelPair& m, int64_t batch, int64_t t_len, int64_t vocabulary) {
+void expect_token_models_agree(CpuGpuModels& m, int64_t batch, int64_t t_len, int64_t vocabulary) {
   expect_models_agree_on(m.cpu, m.gpu, token_batch(batch, t_len, vocabulary, 5), 1e-4);
 }
 
@@ -922,14 +922,14 @@ void expect_token_models_agree(ModelPair& m, int64_t batch, int64_t t_len, int64
 TEST_F(CudaEngine, TransformerLayersAgree) {
   for (const char* spec : {"embedding(50,12,context=40)"}) {
     SCOPED_TRACE(spec);
-    ModelPair m(spec, {37}, 0, sharpen);
+    CpuGpuModels m(spec, {37}, 0, sharpen);
     expect_token_models_agree(m, 3, 37, 50);
   }
   const Shape sample{37, 12};
   for (const char* spec : {"layernorm", "attention(3)", "attention(3,dropout=0.3)", "linear(7,per_token=1)",
                            "linear(5,per_token=1,bias=0)", "block(3)", "block(3,dropout=0.2)"}) {
     SCOPED_TRACE(spec);
-    ModelPair m(spec, sample, 0, sharpen);
+    CpuGpuModels m(spec, sample, 0, sharpen);
     expect_models_agree(m.cpu, m.gpu, sample, 3, 1e-4);
   }
 }
@@ -938,7 +938,7 @@ TEST_F(CudaEngine, TransformerLayersAgree) {
 // links them again), lists no weight of its own, and adds its gradient into the table's.
 TEST_F(CudaEngine, TiedHeadReadsAndTrainsTheEmbeddingTwinsTable) {
   const std::string spec = "embedding(out,12,context=16),block(2),layernorm,linear(out,per_token=1,bias=0,tied=1)";
-  ModelPair m(spec, {9}, 13, sharpen);
+  CpuGpuModels m(spec, {9}, 13, sharpen);
   ASSERT_TRUE(m.gpu.has_tied_weights());
   EXPECT_EQ(m.gpu.parameter_count(), m.cpu.parameter_count());
   expect_token_models_agree(m, 2, 9, 13);  // the table's gradient: the embedding's scatter and the head's GEMM
@@ -961,7 +961,8 @@ TEST_F(CudaEngine, TiedHeadReadsAndTrainsTheEmbeddingTwinsTable) {
 // A model built for 9 tokens on windows of 5 (generation's shorter prompts), forward and backward, dropout
 // masks included (their counters index [batch, H, 5, 5]).
 TEST_F(CudaEngine, ShorterWindowsAgree) {
-  ModelPair m("embedding(out,12,context=16),block(3,dropout=0.2),layernorm,linear(out,per_token=1)", {9}, 13, sharpen);
+  CpuGpuModels m("embedding(out,12,context=16),block(3,dropout=0.2),layernorm,linear(out,per_token=1)", {9}, 13,
+                 sharpen);
   expect_token_models_agree(m, 2, 5, 13);
 }
 

@@ -21,9 +21,9 @@ namespace ringtrain {
 namespace {
 
 using test::gradient_error;
+using test::kGradientTolerance;
 using test::random_tensor;
 
-constexpr double kTol = 2e-3;
 
 Shape batched(int64_t n, const Shape& sample) {
   Shape s = {n};
@@ -36,8 +36,10 @@ void check_all_gradients(Layer& layer, const Shape& sample_in, int64_t batch = 3
   layer.build(sample_in, init);
   Tensor x = test::spaced_tensor(batched(batch, sample_in), 11);
   const float eps = std::min(1e-2f, 0.8f / static_cast<float>(x.numel()));  // under half the spacing
-  EXPECT_LT(gradient_error(layer, x, nullptr, Mode::train, eps), kTol) << layer.spec() << " input gradient";
-  for (Param* p : layer.params()) EXPECT_LT(gradient_error(layer, x, p), kTol) << layer.spec() << " " << p->name;
+  EXPECT_LT(gradient_error(layer, x, nullptr, Mode::train, eps), kGradientTolerance)
+      << layer.spec() << " input gradient";
+  for (Param* p : layer.params())
+    EXPECT_LT(gradient_error(layer, x, p), kGradientTolerance) << layer.spec() << " " << p->name;
 }
 
 TEST(LayerGradients, Linear) {

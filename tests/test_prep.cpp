@@ -226,7 +226,7 @@ struct Samples {
   std::vector<std::vector<float>> x;  // features per sample, as stored
 };
 
-Samples read_split(const std::string& dir, Split split) {
+Samples read_split_features(const std::string& dir, Split split) {
   const ShardSet set = ShardSet::open(ShardSet::split_pattern(dir, split));
   Samples s{set.meta(), {}};
   for (const ShardMeta& m : set.shards()) {
@@ -241,9 +241,9 @@ Samples read_split(const std::string& dir, Split split) {
 
 // The samples of train, val and test together.
 Samples read_all(const std::string& dir) {
-  Samples all = read_split(dir, Split::train);
+  Samples all = read_split_features(dir, Split::train);
   for (Split split : {Split::val, Split::test})
-    for (auto& x : read_split(dir, split).x) all.x.push_back(std::move(x));
+    for (auto& x : read_split_features(dir, split).x) all.x.push_back(std::move(x));
   return all;
 }
 
@@ -259,7 +259,7 @@ TEST(PrepCsv, ByteOrderMarkIsNotPartOfTheFirstColumnName) {
   const std::string rows = numbered_csv("y", 10, [](int i) { return std::to_string(2 * i); });
   const PrepConfig c = csv_config(in, out, "\xEF\xBB\xBF" + rows, "y");
   EXPECT_EQ(prep(c).features, 1);
-  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names, (std::vector<std::string>{"id"}));
+  EXPECT_EQ(read_split_features(out.path(), Split::train).meta.feature_names, (std::vector<std::string>{"id"}));
   PrepConfig by_first = c;
   by_first.target = "id";
   EXPECT_EQ(prep_error(by_first), "");
@@ -305,7 +305,7 @@ TEST(PrepCsv, TextCellInANumericColumnIsAnErrorButAFewNumbersDoNotMakeTextNumeri
       numbered_csv("colour,y", 20, [](int i) { return std::string(i == 5 ? "7" : i % 2 ? "red" : "blue") + ",1"; });
   c = csv_config(in, out, colours, "y");
   ASSERT_EQ(prep_error(c), "");
-  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names,
+  EXPECT_EQ(read_split_features(out.path(), Split::train).meta.feature_names,
             (std::vector<std::string>{"id", "colour=7", "colour=blue", "colour=red"}));
 }
 
@@ -360,7 +360,7 @@ TEST(PrepCsv, MissingMeanImputesTheTrainingMeanWhichStandardisesToZero) {
   EXPECT_EQ(r.train + r.val + r.test, 40);
   double sum = 0.0;
   int n = 0;
-  for (const auto& x : read_split(out.path(), Split::train).x)
+  for (const auto& x : read_split_features(out.path(), Split::train).x)
     if (static_cast<int>(x[0]) % 5 != 0) sum += x[1], ++n;
   const Samples all = read_all(out.path());
   int imputed = 0;
@@ -473,7 +473,7 @@ TEST(PrepCsv, AColumnThatVariesTooLittleForFloat32IsNamed) {
   PrepConfig c = csv_config(in, out, offset, "y");
   c.task = TaskKind::regression;  // two integer values: --task auto would take them for classes
   prep(c);
-  const float y_scale = read_split(out.path(), Split::train).meta.y_scale;  // 1 / 32 for an even split; was 1
+  const float y_scale = read_split_features(out.path(), Split::train).meta.y_scale;  // 1 / 32 for an even split; was 1
   EXPECT_GT(y_scale, 0.02f);
   EXPECT_LT(y_scale, 0.05f);
 }
@@ -487,7 +487,7 @@ TEST(PrepCsv, DropLeavesColumnsOutAndNamesOnesThatAreNotThere) {
   PrepConfig c = csv_config(in, out, text, "y");
   c.drop_columns = {"id", "leak"};
   EXPECT_EQ(prep(c).features, 1);
-  EXPECT_EQ(read_split(out.path(), Split::train).meta.feature_names, std::vector<std::string>{"size"});
+  EXPECT_EQ(read_split_features(out.path(), Split::train).meta.feature_names, std::vector<std::string>{"size"});
   c.drop_columns = {"size", "weight"};
   EXPECT_EQ(prep_error(c), "--drop 'weight': CSV file '" + c.input + "' has no such column");
   c.drop_columns = {"y"};

@@ -32,7 +32,7 @@ using test::prep_error;
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // A header and one line per i in [0, rows).
-std::string numbered_csv(const std::string& header, int rows, const std::function<std::string(int)>& line) {
+std::string lines_csv(const std::string& header, int rows, const std::function<std::string(int)>& line) {
   std::string text = header + "\n";
   for (int i = 0; i < rows; ++i) text += line(i) + "\n";
   return text;
@@ -59,7 +59,7 @@ struct SplitData {
   ShardData data;
 };
 
-SplitData read_split(const std::string& dir, Split split, TargetsNeeded targets = TargetsNeeded::yes) {
+SplitData read_whole_split(const std::string& dir, Split split, TargetsNeeded targets = TargetsNeeded::yes) {
   const ShardSet set = ShardSet::open(ShardSet::split_pattern(dir, split), targets);
   SplitData out{set.meta(), {}};
   out.meta.samples = set.samples();
@@ -110,41 +110,41 @@ TEST(PrepCsvTask, AutoTakesFewIntegerValuesForClassesAndKeepsPricesRegression) {
     c.task = task;
     return prep(c);
   };
-  const std::string digits = numbered_csv("pixel,digit", 200, [](int i) {
+  const std::string digits = lines_csv("pixel,digit", 200, [](int i) {
     return std::to_string(i * 0.5) + "," + std::to_string(i % 10);
   });
   PrepReport r = decide(digits, "digit");
   EXPECT_TRUE(r.classification);
   EXPECT_EQ(r.outputs, 10);
   EXPECT_EQ(r.task_reason, "target 'digit': 10 distinct integer values -> classification; --task regression overrides");
-  EXPECT_EQ(read_split(out.path(), Split::train).meta.class_names,
+  EXPECT_EQ(read_whole_split(out.path(), Split::train).meta.class_names,
             (std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}));
   r = decide(digits, "digit", TaskKind::regression);
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'digit': --task regression");
 
   // Whole-euro prices: integers, but hundreds of them.
-  r = decide(numbered_csv("area,price", 100, [](int i) {
+  r = decide(lines_csv("area,price", 100, [](int i) {
     return std::to_string(40 + i) + "," + std::to_string(100000 + 1234 * i);
   }), "price");
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'price': 100 distinct integer values (more than 20) -> regression; --task "
                            "classification overrides");
   // Few integers, but as many as half the rows: counts, not classes.
-  r = decide(numbered_csv("a,n", 12, [](int i) { return std::to_string(i) + "," + std::to_string(i % 8); }), "n");
+  r = decide(lines_csv("a,n", 12, [](int i) { return std::to_string(i) + "," + std::to_string(i % 8); }), "n");
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'n': 8 distinct integer values in 12 rows (not fewer than half) -> regression; "
                            "--task classification overrides");
-  r = decide(numbered_csv("a,y", 30, [](int i) { return std::to_string(i) + "," + std::to_string(i % 3) + ".5"; }), "y");
+  r = decide(lines_csv("a,y", 30, [](int i) { return std::to_string(i) + "," + std::to_string(i % 3) + ".5"; }), "y");
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'y': 3 distinct values, not all integers -> regression");
-  r = decide(numbered_csv("a,flag", 30, [](int i) { return std::to_string(i) + "," + std::to_string(i % 2); }), "flag");
+  r = decide(lines_csv("a,flag", 30, [](int i) { return std::to_string(i) + "," + std::to_string(i % 2); }), "flag");
   EXPECT_TRUE(r.classification);
   EXPECT_EQ(r.outputs, 2);
-  r = decide(numbered_csv("a,y", 30, [](int i) { return std::to_string(i) + ",7"; }), "y");
+  r = decide(lines_csv("a,y", 30, [](int i) { return std::to_string(i) + ",7"; }), "y");
   EXPECT_FALSE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'y': one value, no classes to tell apart -> regression");
-  r = decide(numbered_csv("a,kind", 30, [](int i) { return std::to_string(i) + "," + (i % 2 ? "cat" : "dog"); }), "kind");
+  r = decide(lines_csv("a,kind", 30, [](int i) { return std::to_string(i) + "," + (i % 2 ? "cat" : "dog"); }), "kind");
   EXPECT_TRUE(r.classification);
   EXPECT_EQ(r.task_reason, "target 'kind': not numeric -> classification");
 
@@ -204,7 +204,8 @@ void expect_like_round_trip(const std::string& target) {
   whole.test_fraction = 0.25;
   whole.seed = 5;
   prep(whole);
-  const SplitData whole_train = read_split(whole.out_dir, Split::train), whole_test = read_split(whole.out_dir, Split::test);
+  const SplitData whole_train = read_whole_split(whole.out_dir, Split::train);
+  const SplitData whole_test = read_whole_split(whole.out_dir, Split::test);
   const std::vector<int> train_ids = ids_of(whole_train), test_ids = ids_of(whole_test);
   ASSERT_TRUE(std::any_of(test_ids.begin(), test_ids.end(), [](int i) { return i % 13 == 5; }))
       << "a test row with a missing size, which --like imputes with the training mean";
@@ -215,7 +216,7 @@ void expect_like_round_trip(const std::string& target) {
   first.missing = MissingValues::mean;
   first.val_fraction = first.test_fraction = 0.0;
   prep(first);
-  expect_same_split(read_split(first.out_dir, Split::train), whole_train);  // the premise: the same training rows
+  expect_same_split(read_whole_split(first.out_dir, Split::train), whole_train);  // the premise: the same training rows
 
   PrepConfig like = like_prep(in.path("test.csv"), out.path("like"), first.out_dir);
   like.missing = MissingValues::mean;
@@ -224,7 +225,7 @@ void expect_like_round_trip(const std::string& target) {
   EXPECT_EQ(r.test, static_cast<int64_t>(test_ids.size()));
   EXPECT_FALSE(r.features_only);
   EXPECT_EQ(r.task_reason, "target '" + target + "' as in '" + first.out_dir + "'");
-  expect_same_split(read_split(like.out_dir, Split::test), whole_test);
+  expect_same_split(read_whole_split(like.out_dir, Split::test), whole_test);
 }
 
 TEST(PrepLike, ASecondFileGetsTheFeaturesPrepOfTheWholeFileGivesItsRows) {
@@ -267,8 +268,8 @@ TEST(PrepLike, AFileWithoutTheTargetColumnBecomesFeaturesOnly) {
   EXPECT_EQ(error_of([&] { ShardSet::open(pattern); }),
             "shard '" + ShardSet::files(pattern).at(0) + "' holds features only, no targets (prep --like of a CSV "
             "without the target column): only predict reads it");
-  const SplitData features = read_split(like.out_dir, Split::test, TargetsNeeded::no);
-  const SplitData labelled = read_split(out.path("labelled"), Split::test);
+  const SplitData features = read_whole_split(like.out_dir, Split::test, TargetsNeeded::no);
+  const SplitData labelled = read_whole_split(out.path("labelled"), Split::test);
   EXPECT_TRUE(features.meta.features_only);
   EXPECT_EQ(features.meta.num_classes, 3);  // the task is still the training data's
   EXPECT_EQ(features.data.x_f32, labelled.data.x_f32);
@@ -331,7 +332,7 @@ TEST(PrepLike, ColumnsCategoriesAndMissingValuesThatDoNotFitAreNamed) {
             "--target 'price' is not the target of the training data in '" + train.out_dir + "' ('kind')");
   EXPECT_EQ(like_error("id,size,colour,kind,price\n1,2,red,cat,3\n", [&](PrepConfig& c) { c.out_dir = train.out_dir; }),
             "--out '" + train.out_dir + "' is the --like directory: its training shards would be replaced");
-  EXPECT_EQ(read_split(train.out_dir, Split::train).meta.csv->target, "kind");
+  EXPECT_EQ(read_whole_split(train.out_dir, Split::train).meta.csv->target, "kind");
   EXPECT_EQ(like_error("id,size,colour,kind,price\n1,2,red,cat,3\n", [&](PrepConfig& c) { c.like_dir = in.path("no"); }),
             "--like '" + in.path("no") + "': no shards match '" + ShardSet::split_pattern(in.path("no"), Split::train) +
                 "'");

@@ -21,9 +21,9 @@ namespace ringtrain {
 namespace {
 
 using test::gradient_error;
+using test::kGradientTolerance;
 using test::random_tensor;
 
-constexpr double kTol = 2e-3;
 
 // Token ids in [0, vocabulary) as the model reads them: floats, [batch, T].
 Tensor tokens(int64_t batch, int64_t t_len, int64_t vocabulary, uint64_t seed) {
@@ -34,8 +34,9 @@ Tensor tokens(int64_t batch, int64_t t_len, int64_t vocabulary, uint64_t seed) {
 }
 
 void check_all_gradients(Layer& layer, Tensor& x) {
-  EXPECT_LT(gradient_error(layer, x, nullptr), kTol) << layer.spec() << " input gradient";
-  for (Param* p : layer.params()) EXPECT_LT(gradient_error(layer, x, p), kTol) << layer.spec() << " " << p->name;
+  EXPECT_LT(gradient_error(layer, x, nullptr), kGradientTolerance) << layer.spec() << " input gradient";
+  for (Param* p : layer.params())
+    EXPECT_LT(gradient_error(layer, x, p), kGradientTolerance) << layer.spec() << " " << p->name;
 }
 
 // Draws the same dropout masks on every forward (its streams rewound first), so that a layer with dropout can
@@ -63,7 +64,7 @@ TEST(TransformerGradients, EmbeddingTables) {
   Rng init(1);
   EXPECT_EQ(layer.build({5}, init), (Shape{5, 4}));
   Tensor x = tokens(3, 5, 7, 2);
-  for (Param* p : layer.params()) EXPECT_LT(gradient_error(layer, x, p), kTol) << p->name;
+  for (Param* p : layer.params()) EXPECT_LT(gradient_error(layer, x, p), kGradientTolerance) << p->name;
   EXPECT_EQ(layer.params()[0]->name, "token");
   EXPECT_EQ(layer.params()[1]->value.shape(), (Shape{6, 4}));
   EXPECT_TRUE(layer.params()[0]->kernel && layer.params()[1]->kernel);
@@ -154,8 +155,8 @@ TEST(TransformerGradients, TiedHeadAddsIntoTheTokenTable) {
   Param* table = embedding.tied_weight_source();
   head.tie(table);
   Tensor x = random_tensor({2, 5, 4}, 3);
-  EXPECT_LT(gradient_error(head, x, nullptr), kTol);
-  EXPECT_LT(gradient_error(head, x, table), kTol);
+  EXPECT_LT(gradient_error(head, x, nullptr), kGradientTolerance);
+  EXPECT_LT(gradient_error(head, x, table), kGradientTolerance);
 }
 
 // sum(w .* model(x)) against central differences for every `stride`-th element of every parameter.
@@ -205,7 +206,7 @@ TEST(TransformerModel, TiedModelGradientsAndNames) {
                        "block1/fc/bias", "block1/proj/weight", "block1/proj/bias", "layernorm1/weight",
                        "layernorm1/bias"}));
   sharpen(model.layer(0).params(), 25.0f);  // LayerNorm's inputs of order 1: its curvature small for the step
-  EXPECT_LT(model_gradient_error(model, tokens(2, 6, 11, 5), 3), kTol);
+  EXPECT_LT(model_gradient_error(model, tokens(2, 6, 11, 5), 3), kGradientTolerance);
   EXPECT_EQ(Model(model.spec(), {6}, 11, 4).spec(), model.spec());
 }
 

@@ -1,5 +1,7 @@
 #include "ringtrain/comm/communicator.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +37,12 @@ std::vector<std::string> allgather_strings(Communicator& comm, const std::string
   std::vector<std::string> out(n);
   for (int r = 0; r < n; ++r) out[r] = all.substr(r * width, lengths[r]);
   return out;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || !*name) return "localhost";
+  return name;
 }
 
 }  // namespace ringtrain

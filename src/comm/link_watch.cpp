@@ -1,7 +1,5 @@
 #include "ringtrain/comm/link_watch.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 
@@ -10,12 +8,6 @@ namespace ringtrain {
 namespace {
 
 constexpr int kProbeTag = 4242;
-
-std::string host_name() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
 
 std::string rate_text(size_t bytes, double seconds) {
   char text[64];

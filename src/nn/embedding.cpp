@@ -33,28 +33,28 @@ Shape Embedding::build(const Shape& sample_in, Rng& rng) {
   return {time_, channels_};
 }
 
-namespace {
+void check_window_length(int64_t t_len, int64_t context) {
+  if (t_len > context)
+    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
+                std::to_string(context));
+}
 
-[[noreturn]] void bad_token(float id, int64_t position, int64_t vocabulary) {
+void throw_token_outside_vocabulary(float id, int64_t position, int64_t vocabulary) {
   char value[32];
   std::snprintf(value, sizeof value, "%.9g", static_cast<double>(id));
   throw Error("token id " + std::string(value) + " at position " + std::to_string(position) +
               " is outside the vocabulary of " + std::to_string(vocabulary));
 }
 
-}  // namespace
-
 const Tensor& Embedding::forward(const Tensor& x, Mode) {
   const int64_t batch = x.dim(0), t_len = x.numel() / batch, c = channels_;
-  if (t_len > context_)
-    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
-                std::to_string(context_));
+  check_window_length(t_len, context_);
   ids_.resize(static_cast<size_t>(x.numel()));
   for (int64_t i = 0; i < x.numel(); ++i) {
     const float id = x[i];
     // A float holds every id below 2^24 exactly; anything else (a fraction, NaN, out of range) is refused.
     if (!(id >= 0.0f && id < static_cast<float>(vocabulary_) && id == std::floor(id)))
-      bad_token(id, i % t_len, vocabulary_);
+      throw_token_outside_vocabulary(id, i % t_len, vocabulary_);
     ids_[static_cast<size_t>(i)] = static_cast<int32_t>(id);
   }
   y_.resize({batch, t_len, c});

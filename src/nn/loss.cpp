@@ -73,7 +73,10 @@ constexpr int64_t kParallelFrom = int64_t{1} << 15;  // elements: below, a threa
 // Rows in parallel, each row's loss kept and summed in order afterwards, so that the score is the same
 // whatever the thread count.
 void SoftmaxCrossEntropy::forward(const Tensor& logits, const Targets& targets) {
-  const auto [n, classes] = scored_rows(logits);
+  // Named copies, not a structured binding: clang 14 (the sanitized build) cannot capture a binding in the
+  // OpenMP region or the lambda below.
+  const ScoredRows rows = scored_rows(logits);
+  const int64_t n = rows.rows, classes = rows.classes;
   check_labels(targets, n, classes);
   labels_ = &targets.labels;
   logits_shape_ = logits.shape();  // the gradient's, whatever rows the loss saw

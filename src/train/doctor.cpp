@@ -363,12 +363,6 @@ std::vector<int> affinity() {
   return cpus;
 }
 
-std::string host_name() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
-
 // Sets the threads as Trainer::run does and reads back what took effect.
 int training_threads(int threads) {
   set_compute_threads(threads);

@@ -63,12 +63,10 @@ std::string output_job_id(const Launch& launch, Communicator& world) {
   if (!launch.job_id.empty()) return launch.job_id;
   std::string id;
   if (world.rank() == 0) {
-    char host[256] = "host";
-    ::gethostname(host, sizeof host - 1);
     const std::time_t now = std::time(nullptr);
     char when[32];
     std::strftime(when, sizeof when, "%Y%m%d-%H%M%S", std::localtime(&now));
-    id = std::string("local-") + host + "-" + when + "-" + std::to_string(::getpid());
+    id = "local-" + host_name() + "-" + when + "-" + std::to_string(::getpid());
   }
   return allgather_strings(world, id)[0];
 }

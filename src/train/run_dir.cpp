@@ -1,7 +1,5 @@
 #include "ringtrain/train/run_dir.hpp"
 
-#include <unistd.h>
-
 #include <ctime>
 #include <filesystem>
 #include <optional>
@@ -31,12 +29,6 @@ std::string now_iso8601() {
   char text[40];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S%z", &local);
   return text;
-}
-
-std::string host_name() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
 }
 
 // The value of "key": "..." in run.json as write_record writes it (one key per line), unescaped; "" when absent.

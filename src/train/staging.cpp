@@ -23,9 +23,7 @@ namespace {
 
 std::string node_name() {
   if (const char* id = std::getenv("RINGTRAIN_NODE_ID"); id && *id) return std::string("node ") + id;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
+  return host_name();
 }
 
 bool same_file(int fd, const std::string& path) {

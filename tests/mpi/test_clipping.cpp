@@ -17,24 +17,24 @@
 namespace ringtrain {
 namespace {
 
-const char* kMlp = "flatten,linear(16),relu,linear(out)";
+const char* kClippedMlp = "flatten,linear(16),relu,linear(out)";
 constexpr float kClip = 0.05f;  // well below these gradients' norms: every step is clipped
 
 TrainConfig clipped_run(const std::string& data, OptimizerKind optimizer = OptimizerKind::sgd) {
-  TrainConfig c = test::train_config(data, {.model = kMlp, .epochs = 2, .steps = 12, .optimizer = optimizer});
+  TrainConfig c = test::train_config(data, {.model = kClippedMlp, .epochs = 2, .steps = 12, .optimizer = optimizer});
   c.parallel.clip_grad_norm = kClip;
   c.save_model = data + "/clipped.h5";
   return c;
 }
 
-std::vector<float> weights_of(Model& model) { return test::flat_weights(model.params()); }
+std::vector<float> flat_weights_of(Model& model) { return test::flat_weights(model.params()); }
 
 // The weights rank 0 saves after `c` on every rank (gathered: every mode's whole model); empty elsewhere.
 std::vector<float> saved_weights(const TrainConfig& c) {
   std::ostringstream quiet;
   Trainer(c, test::world()).run(quiet);
   if (test::world().rank() != 0) return {};
-  return weights_of(*load_model(c.save_model).model);
+  return flat_weights_of(*load_model(c.save_model).model);
 }
 
 // On rank 0 alone, `c` as plain data parallel with the batch of `replicas` replicas.
@@ -46,7 +46,7 @@ std::vector<float> one_rank_weights(TrainConfig c, int replicas) {
   std::ostringstream quiet;
   Trainer trainer(c, self);
   trainer.run(quiet);
-  return weights_of(trainer.model());
+  return flat_weights_of(trainer.model());
 }
 
 TEST(Clipping, DataParallelClipsLikeOneRank) {
@@ -129,7 +129,7 @@ TEST(Clipping, ParameterServersWithStalenessClipEveryPush) {
   TrainConfig start = c;  // the initial weights: the same seed, no steps
   start.parallel = {};
   MpiCommunicator self(MPI_COMM_SELF);
-  const std::vector<float> initial = weights_of(Trainer(start, self).model());
+  const std::vector<float> initial = flat_weights_of(Trainer(start, self).model());
   ASSERT_EQ(ps.size(), initial.size());
   double moved = 0.0;
   for (size_t i = 0; i < ps.size(); ++i) moved += (double(ps[i]) - initial[i]) * (double(ps[i]) - initial[i]);

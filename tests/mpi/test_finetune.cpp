@@ -26,15 +26,15 @@ namespace {
 
 // The frozen batchnorm runs on its running statistics, which every replica shares: N ranks then equal one
 // rank with it, where a training batchnorm's per-rank statistics would not.
-constexpr const char* kNet = "conv(4,3,pad=1),batchnorm,relu,maxpool(2),flatten,linear(8),relu,linear(out)";
+constexpr const char* kFinetunedNet = "conv(4,3,pad=1),batchnorm,relu,maxpool(2),flatten,linear(8),relu,linear(out)";
 constexpr size_t kFrozen = 4;  // conv1, batchnorm1, relu1, maxpool1
 
-struct Weights {
+struct FinetunedWeights {
   std::vector<float> frozen, trained;  // parameters and buffers of the frozen layers, of the others
 };
 
-Weights weights_of(Model& m) {
-  Weights out;
+FinetunedWeights finetuned_weights_of(Model& m) {
+  FinetunedWeights out;
   for (size_t i = 0; i < m.size(); ++i) {
     std::vector<Tensor*> tensors;
     for (Param* p : m.layer(i).params()) tensors.push_back(&p->value);
@@ -50,10 +50,10 @@ Weights weights_of(Model& m) {
 
 // Starts from another model of the same architecture (rank 0 writes it; collective), the first layers frozen.
 TrainConfig frozen_run(const std::string& data) {
-  TrainConfig c = test::train_config(data, {.model = kNet, .epochs = 2, .steps = 20, .weight_decay = 1e-3f});
+  TrainConfig c = test::train_config(data, {.model = kFinetunedNet, .epochs = 2, .steps = 20, .weight_decay = 1e-3f});
   c.fine_tune.init_from = data + "/trained.h5";
   if (test::world().rank() == 0) {
-    Model trained(kNet, {2, 6, 6}, 3, 99);
+    Model trained(kFinetunedNet, {2, 6, 6}, 3, 99);
     save_model(c.fine_tune.init_from, trained, TargetSpace{true}, InputTransform{});
   }
   test::world().barrier();
@@ -72,12 +72,13 @@ void expect_like_one_rank(const TrainConfig& parallel, const TrainConfig& alone)
   if (world.rank() != 0) return;
   MpiCommunicator self(MPI_COMM_SELF);
   Trainer reference(alone, self);
-  const Weights before = weights_of(reference.model());
+  const FinetunedWeights before = finetuned_weights_of(reference.model());
   reference.run(quiet);
-  const Weights want = weights_of(reference.model()), got = weights_of(*load_model(parallel.save_model).model);
+  const FinetunedWeights want = finetuned_weights_of(reference.model());
+  const FinetunedWeights got = finetuned_weights_of(*load_model(parallel.save_model).model);
   EXPECT_TRUE(got.frozen == before.frozen && want.frozen == before.frozen) << "a frozen layer moved";
-  Model trained(kNet, {2, 6, 6}, 3, 99);
-  EXPECT_EQ(before.frozen, weights_of(trained).frozen) << "not the file's weights";
+  Model trained(kFinetunedNet, {2, 6, 6}, 3, 99);
+  EXPECT_EQ(before.frozen, finetuned_weights_of(trained).frozen) << "not the file's weights";
   ASSERT_EQ(got.trained.size(), want.trained.size());
   double worst = 0.0;
   for (size_t i = 0; i < got.trained.size(); ++i) worst = std::max(worst, std::fabs(double(got.trained[i]) - want.trained[i]));
@@ -104,7 +105,7 @@ TEST(FineTune, APipelineWithFrozenStagesEqualsOneRankAndCheckpointsNoStateForThe
   alone.save_model.clear();
   expect_like_one_rank(c, alone);
   if (test::world().rank() != 0) return;
-  Model m(kNet, {2, 6, 6}, 3, 0);
+  Model m(kFinetunedNet, {2, 6, 6}, 3, 0);
   const CheckpointContents saved = read_checkpoint(CheckpointDir(c.checkpoint_dir, 3).path(20), m, {"momentum"});
   const std::vector<NamedParam> params = m.named_params();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -137,7 +138,7 @@ Batch batch_of(int step) {
 // The engine's byte count over 3 steps, with and without the first layers frozen.
 int64_t bytes_allreduced(bool freeze, int64_t* trained_values) {
   Communicator& world = test::world();
-  Model model(kNet, {2, 6, 6}, 3, 1);
+  Model model(kFinetunedNet, {2, 6, 6}, 3, 1);
   if (freeze) model.freeze({0, 1, 2, 3});
   *trained_values = 0;
   for (const NamedParam& p : model.trained_params(model.all_layers())) *trained_values += p.param->value.numel();

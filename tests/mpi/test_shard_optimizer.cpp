@@ -19,10 +19,10 @@ namespace {
 using test::SharedDataset;
 
 // linear1/weight (36 x 8192 floats, over 1 MiB) is exchanged in place, alone; the other parameters together.
-const char* kNet = "conv(4,3,pad=1),relu,maxpool(2),flatten,linear(8192),relu,linear(out)";
+const char* kShardedNet = "conv(4,3,pad=1),relu,maxpool(2),flatten,linear(8192),relu,linear(out)";
 
 // The weights after `config`'s run on `comm`, and its log.
-std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm, std::string* log = nullptr) {
+std::vector<float> sharded_run_weights(const TrainConfig& config, Communicator& comm, std::string* log = nullptr) {
   std::ostringstream out;
   Trainer trainer(config, comm);
   trainer.run(out);
@@ -35,7 +35,7 @@ std::vector<float> trained_weights(const TrainConfig& config, Communicator& comm
 
 TrainConfig twenty_steps(const std::string& data, OptimizerKind optimizer) {
   TrainConfig c = test::train_config(
-      data, {.model = kNet, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
+      data, {.model = kShardedNet, .epochs = 2, .steps = 20, .optimizer = optimizer, .weight_decay = 1e-4f});
   c.optimizer.l1 = 1e-5f;
   return c;
 }
@@ -46,10 +46,10 @@ double sharded_vs_whole(OptimizerKind optimizer, Communicator& world, bool alone
   SharedDataset data({2, 6, 6});
   TrainConfig c = twenty_steps(data.path(), optimizer);
   if (alone) c.parallel.engine.fusion_bytes = 4;
-  const std::vector<float> whole = trained_weights(c, world);
+  const std::vector<float> whole = sharded_run_weights(c, world);
   c.parallel.shard_optimizer = true;
   std::string log;
-  const std::vector<float> sharded = trained_weights(c, world, &log);
+  const std::vector<float> sharded = sharded_run_weights(c, world, &log);
   EXPECT_NE(log.find(" a rank (1/" + std::to_string(world.size()) + " of "), std::string::npos) << log;
   return test::largest_difference(sharded, whole);
 }
@@ -114,17 +114,17 @@ void expect_resume_across(bool first_sharded, OptimizerKind optimizer) {
   SharedDataset data({2, 6, 6});
   TrainConfig whole = twenty_steps(data.path(), optimizer);
   whole.parallel.engine.fusion_bytes = 4;  // each gradient alone: the same sums either way
-  const std::vector<float> reference = trained_weights(whole, world);
+  const std::vector<float> reference = sharded_run_weights(whole, world);
 
   TrainConfig first = whole;
   first.max_steps = 10;
   first.parallel.shard_optimizer = first_sharded;
   first.checkpoint_dir = data.path() + (first_sharded ? "/from-sharded" : "/from-whole");
-  trained_weights(first, world);
+  sharded_run_weights(first, world);
   TrainConfig second = whole;
   second.parallel.shard_optimizer = !first_sharded;
   second.resume = {ResumeFrom::file, CheckpointDir(first.checkpoint_dir, 3).path(10)};
-  EXPECT_LT(test::largest_difference(trained_weights(second, world), reference), 1e-6)
+  EXPECT_LT(test::largest_difference(sharded_run_weights(second, world), reference), 1e-6)
       << (first_sharded ? "sharded, then unsharded" : "unsharded, then sharded") << " with " << name_of(optimizer);
 }
 
@@ -141,17 +141,17 @@ TEST(ShardOptimizer, ShardedCheckpointResumesOnOneRank) {
   Communicator& world = test::world();
   SharedDataset data({2, 6, 6});
   TrainConfig whole = twenty_steps(data.path(), OptimizerKind::sgd);
-  const std::vector<float> reference = trained_weights(whole, world);
+  const std::vector<float> reference = sharded_run_weights(whole, world);
   TrainConfig first = whole;
   first.max_steps = 10;
   first.parallel.shard_optimizer = true;
   first.checkpoint_dir = data.path() + "/sharded";
-  trained_weights(first, world);
+  sharded_run_weights(first, world);
   TrainConfig alone = whole;
   alone.batch = whole.batch * world.size();
   alone.resume = {ResumeFrom::file, CheckpointDir(first.checkpoint_dir, 3).path(10)};
   MpiCommunicator self(MPI_COMM_SELF);
-  EXPECT_LT(test::largest_difference(trained_weights(alone, self), reference), 1e-5);
+  EXPECT_LT(test::largest_difference(sharded_run_weights(alone, self), reference), 1e-5);
   world.barrier();  // every rank has read the checkpoint before rank 0 removes the data
 }
 

@@ -90,4 +90,8 @@ class Communicator {
 // Every rank's string, in rank order (lengths may differ).
 std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine);
 
+// This machine's name (gethostname), "localhost" when it has none: how ranks name their nodes to each other
+// and to the user.
+std::string host_name();
+
 }  // namespace ringtrain

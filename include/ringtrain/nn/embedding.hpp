@@ -38,4 +38,9 @@ class Embedding : public Layer {
   Tensor y_, no_input_gradient_;
 };
 
+// The errors of a window an embedding cannot read, one text for the CPU and the GPU layer: a window longer
+// than its `context`, and an id that is not an integer in [0, vocabulary).
+void check_window_length(int64_t t_len, int64_t context);
+[[noreturn]] void throw_token_outside_vocabulary(float id, int64_t position, int64_t vocabulary);
+
 }  // namespace ringtrain

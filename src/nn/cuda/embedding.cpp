@@ -1,9 +1,7 @@
 // The embedding on the GPU (CudaEmbedding, cuda_layers.hpp).
 #include <climits>
-#include <cstdio>
 
 #include "cuda_layers.hpp"
-#include "ringtrain/tensor/error.hpp"
 
 namespace ringtrain::cuda {
 
@@ -18,9 +16,7 @@ CudaEmbedding::CudaEmbedding(Embedding& source)
 
 const Tensor& CudaEmbedding::forward(const Tensor& x, Mode) {
   const int64_t batch = x.dim(0), t_len = x.numel() / batch;
-  if (t_len > context_)
-    throw Error("a window of " + std::to_string(t_len) + " tokens is longer than the model's context of " +
-                std::to_string(context_));
+  check_window_length(t_len, context_);
   ids_.resize({batch, t_len});
   y_.resize({batch, t_len, channels_});
   auto* first_bad = static_cast<unsigned*>(first_bad_.get());
@@ -33,10 +29,7 @@ const Tensor& CudaEmbedding::forward(const Tensor& x, Mode) {
   if (bad != UINT_MAX) {
     float id = 0.0f;
     copy_bytes(&id, Device::cpu, ids_.data() + bad, Device::cuda, sizeof id);
-    char value[32];
-    std::snprintf(value, sizeof value, "%.9g", static_cast<double>(id));
-    throw Error("token id " + std::string(value) + " at position " + std::to_string(static_cast<int64_t>(bad) % t_len) +
-                " is outside the vocabulary of " + std::to_string(vocabulary_));
+    throw_token_outside_vocabulary(id, static_cast<int64_t>(bad) % t_len, vocabulary_);
   }
   return y_;
 }

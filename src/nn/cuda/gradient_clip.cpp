@@ -10,9 +10,6 @@ namespace ringtrain::cuda {
 
 namespace {
 
-// Elements per block, as the fused optimizer's.
-constexpr int64_t kChunk = 1 << 16;
-
 class CudaGradientClip final : public GradientClip {
  public:
   CudaGradientClip() : total_(sizeof(float)) {}
@@ -34,8 +31,8 @@ class CudaGradientClip final : public GradientClip {
   void prepare(const std::vector<GradSpan>& spans) {
     std::vector<kernels::GradChunk> table;
     for (const GradSpan& s : spans)
-      for (int64_t begin = 0; begin < s.size; begin += kChunk)
-        table.push_back({s.grad, begin, std::min(begin + kChunk, s.size)});
+      for (int64_t begin = 0; begin < s.size; begin += kernels::kChunkElements)
+        table.push_back({s.grad, begin, std::min(begin + kernels::kChunkElements, s.size)});
     const bool same = table.size() == table_.size() &&
                       std::equal(table.begin(), table.end(), table_.begin(), [](const auto& a, const auto& b) {
                         return a.g == b.g && a.begin == b.begin && a.end == b.end;

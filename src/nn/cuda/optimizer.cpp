@@ -9,10 +9,6 @@ namespace ringtrain::cuda {
 
 namespace {
 
-// Elements per block: big enough to amortise a block, small enough that a few large tensors still spread
-// over every SM.
-constexpr int64_t kChunk = 1 << 16;
-
 // A device counter at 0.
 DeviceBuffer zeroed_steps() {
   DeviceBuffer counter(sizeof(long long));
@@ -95,9 +91,10 @@ class CudaOptimizer final : public Optimizer {
       float* s2 = uses_second ? second_.back().data() : nullptr;
       const float l1 = p->kernel ? c_.l1 : 0.0f;
       const float decay = c_.kind == OptimizerKind::adamw && p->kernel ? c_.weight_decay : 0.0f;
-      for (int64_t begin = 0; begin < p->value.numel(); begin += kChunk)
+      const int64_t n = p->value.numel();
+      for (int64_t begin = 0; begin < n; begin += kernels::kChunkElements)
         chunks.push_back(
-            {p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kChunk, p->value.numel()), l1, decay});
+            {p->value.data(), p->grad.data(), s1, s2, begin, std::min(begin + kernels::kChunkElements, n), l1, decay});
     }
     chunk_count_ = static_cast<int>(chunks.size());
     chunks_ = DeviceBuffer(sizeof(kernels::ParamChunk) * chunks.size());

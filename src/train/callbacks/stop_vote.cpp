@@ -7,9 +7,9 @@ namespace ringtrain {
 
 namespace {
 
-class StopVote final : public Callback {
+class StopOnRequest final : public Callback {
  public:
-  explicit StopVote(ParallelMode& mode) : mode_(mode) {}
+  explicit StopOnRequest(ParallelMode& mode) : mode_(mode) {}
   void on_step_begin(TrainState& state) override {
     if (mode_.agree_to_stop(stop_requested())) state.interrupted = true;
   }
@@ -21,7 +21,7 @@ class StopVote final : public Callback {
 }  // namespace
 
 std::unique_ptr<Callback> make_stop_vote(const TrainContext& context) {
-  return std::make_unique<StopVote>(context.mode);
+  return std::make_unique<StopOnRequest>(context.mode);
 }
 
 }  // namespace ringtrain

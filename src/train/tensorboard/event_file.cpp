@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ringtrain/comm/communicator.hpp"
 #include "ringtrain/tensor/error.hpp"
 #include "ringtrain/train/output_file.hpp"
 
@@ -70,12 +71,6 @@ enum ValueField { kTag = 1, kSimpleValue = 2 };
 
 double seconds_since_epoch() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || !*name) return "localhost";
-  return name;
 }
 
 // TensorFlow's name for the file, with a number that keeps two writers of one process in one second apart.
