@@ -66,7 +66,7 @@ COMMAND_TIMEOUT_S = 120
 FMNIST_IDX = "/usr/share/datasets/fashion-mnist"
 IDX_SUBSET = {"train": 6000, "t10k": 1000}  # images per IDX file prefix
 FORTUNES = "/usr/share/games/fortunes"
-# Bytes of it the docs' commands read: 400 windows of 129 bytes or so, enough for every split to hold some at
+# Bytes of it the docs' commands read: about 500 windows of 129 bytes, enough for every split to hold some at
 # context 128, where the whole 2.6 MB made every `train` evaluate 720k tokens (over a minute of CI a document).
 TEXT_SUBSET_BYTES = 64 * 1024
 LAUNCHERS = {"mpirun", "mpiexec", "srun", "sbatch", "salloc"}
