@@ -22,4 +22,10 @@ __device__ T warp_sum(T v) {
   return v;
 }
 
+// The maximum of v over the 32 lanes of a full warp, in every lane.
+__device__ inline float warp_max(float v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
 }  // namespace ringtrain::kernels

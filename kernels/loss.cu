@@ -12,11 +12,6 @@ using cuda::kThreads;
 
 namespace {
 
-__device__ float warp_max(float v) {
-  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
 // One warp per row. The arg-max is the first index of the maximum, as on the CPU.
 __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t* labels, float* probs, double* row_loss,
                                              double* row_hit, int64_t rows, int64_t classes, float smoothing) {

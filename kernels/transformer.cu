@@ -21,11 +21,6 @@ unsigned row_blocks(int64_t rows) {
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
-__device__ float warp_max(float v) {
-  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
 // ---- embedding ----
 
 // Element (r, j) of [rows, channels]: token[id_r, j] + position[r % time, j]. An id that is not an integer in
