@@ -622,6 +622,10 @@ TEST(PrepText, BadTextAndContextsAreOneLineErrors) {
             "character");
   EXPECT_EQ(prep_error(text_config(in, out, "ends inside \xe2\x82", 4)),
             "'" + in.path("book.txt") + "' is not UTF-8 text: it ends inside the character at byte offset 12");
+  // Too short for its lead's sequence, but with a byte that no sequence has there: bad, not cut short.
+  EXPECT_EQ(prep_error(text_config(in, out, "ends badly \xe2" "A", 4)),
+            "'" + in.path("book.txt") + "' is not UTF-8 text: the bytes at byte offset 11 (0xE2...) are not a valid "
+            "character");
   for (const char* bad : {"overlong \xc0\xaf", "surrogate \xed\xa0\x80", "beyond \xf4\x90\x80\x80"})
     EXPECT_NE(prep_error(text_config(in, out, bad, 4)).find("is not UTF-8 text"), std::string::npos) << bad;
   EXPECT_EQ(prep_error(text_config(in, out, sample_text(100), 0)), "prep --format text needs --context T (tokens per window)");

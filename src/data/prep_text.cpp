@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "prep_common.hpp"
@@ -61,11 +62,10 @@ std::string read_text(const std::vector<std::string>& files) {
     const std::string bytes = read_bytes(path);
     if (const auto bad = invalid_utf8_at(bytes)) {
       const std::string at = "byte offset " + std::to_string(*bad);
-      const auto lead = static_cast<unsigned char>(bytes[*bad]);
-      if (utf8_length_from_lead(lead) > bytes.size() - *bad)
+      if (utf8_cut_short(std::string_view(bytes).substr(*bad)))
         throw Error("'" + path + "' is not UTF-8 text: it ends inside the character at " + at);
       char byte[8];
-      std::snprintf(byte, sizeof byte, "0x%02X", lead);
+      std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(bytes[*bad]));
       throw Error("'" + path + "' is not UTF-8 text: the bytes at " + at + " (" + byte + "...) are not a valid character");
     }
     text += bytes;

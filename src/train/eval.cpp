@@ -140,10 +140,8 @@ Score evaluate_saved_model(const EvalConfig& config, Communicator& world, std::o
                          });
   });
   const Score score = sum_scores(world, loss->take_score());
-  // As train prints its test score: one format for both.
-  const std::string split = name_of(config.split);
-  log << split << "  " << format_score(split + "_", score, loss->metric_name(), e->loaded.model->per_position())
-      << "  (" << counted(score.samples, e->loaded.model->per_position() ? "token" : "sample") << ")" << std::endl;
+  log << format_split_score(name_of(config.split), score, loss->metric_name(), e->loaded.model->per_position())
+      << std::endl;
   if (report) {
     const Predictions all = gather_predictions(world, std::move(mine));
     run_agreed(world, [&] {

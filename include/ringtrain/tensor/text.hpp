@@ -74,6 +74,9 @@ size_t utf8_length_from_lead(unsigned char lead);
 // The length of the well-formed UTF-8 sequence that starts `text` (RFC 3629: no overlong forms, no surrogates,
 // nothing above U+10FFFF), or 0 when it starts with none.
 size_t utf8_sequence_length(std::string_view text);
+// Whether all of `text` is the start of a well-formed sequence that it ends before finishing: a file cut inside
+// a character, rather than one holding a byte that no character has there.
+bool utf8_cut_short(std::string_view text);
 // Where `text` stops being well-formed UTF-8: the offset of the first byte of the first bad sequence, or none.
 std::optional<size_t> invalid_utf8_at(std::string_view text);
 

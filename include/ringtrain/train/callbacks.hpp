@@ -67,6 +67,10 @@ void save_gathered_model(const TrainContext& context, const std::string& path);
 // in nats per token, and its perplexity e^loss follows it: "loss 1.8123  ppl 6.12  accuracy 0.4563".
 std::string format_score(const std::string& prefix, const Score& score, const std::string& metric,
                          bool per_token = false);
+// A split's line as train prints its test score and eval the split it scores, one format for both:
+// "test  test_loss 0.4123  test_accuracy 0.8812  (10000 samples)"; a language model's counts tokens.
+std::string format_split_score(const std::string& split, const Score& score, const std::string& metric,
+                               bool per_token);
 // "12.5 img/s", "10234 img/s": a decimal below 100.
 std::string format_rate(double per_s, const std::string& unit);
 

@@ -30,6 +30,12 @@ std::string format_score(const std::string& prefix, const Score& s, const std::s
   return prefix + "loss " + number(s.loss()) + perplexity + "  " + prefix + metric + " " + number(s.metric());
 }
 
+std::string format_split_score(const std::string& split, const Score& score, const std::string& metric,
+                               bool per_token) {
+  return split + "  " + format_score(split + "_", score, metric, per_token) + "  (" +
+         counted(score.samples, per_token ? "token" : "sample") + ")";
+}
+
 std::string format_rate(double per_s, const std::string& unit) {
   char buf[48];
   std::snprintf(buf, sizeof buf, per_s < 100.0 ? "%.1f " : "%.0f ", per_s);

@@ -1,5 +1,4 @@
 // At the end of a run that was not interrupted: the test split's score, into the result and the log.
-#include "ringtrain/tensor/text.hpp"
 #include "ringtrain/train/callbacks.hpp"
 
 namespace ringtrain {
@@ -14,8 +13,7 @@ class TestScore final : public Callback {
     const Timeline::Scope span(c_.timeline, Timeline::training, "evaluate test");
     auto loader = make_eval_loader(*c_.test_set, c_.config, c_.share);
     result.test = c_.mode.sum_over_ranks(c_.mode.evaluate(*loader));
-    c_.log << "test  " << format_score("test_", result.test, c_.loss.metric_name(), c_.model.per_position()) << "  ("
-           << counted(result.test.samples, c_.model.per_position() ? "token" : "sample") << ")" << std::endl;
+    c_.log << format_split_score("test", result.test, c_.loss.metric_name(), c_.model.per_position()) << std::endl;
   }
 
  private:
